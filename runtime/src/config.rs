@@ -1,0 +1,111 @@
+//! Configuration loading: defaults, then an optional TOML file, then
+//! `AGENTOPS_*` environment variables (highest precedence).
+//!
+//! The file comes from `--config PATH` (passed by the binary) or the
+//! `AGENTOPS_CONFIG` environment variable. Nested keys use `__` in the
+//! environment: `AGENTOPS_KAFKA__BROKERS=127.0.0.1:9092`.
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+
+use crate::{Error, Result};
+
+/// Load a component's configuration.
+pub fn load<T>(file: Option<&str>) -> Result<T>
+where
+    T: DeserializeOwned + Serialize + Default,
+{
+    let mut figment = Figment::from(Serialized::defaults(T::default()));
+    let env_file = std::env::var("AGENTOPS_CONFIG").ok();
+    if let Some(path) = file.or(env_file.as_deref()) {
+        if !std::path::Path::new(path).exists() {
+            return Err(Error::Config(format!("config file {path} does not exist")));
+        }
+        figment = figment.merge(Toml::file(path));
+    }
+    figment = figment.merge(Env::prefixed("AGENTOPS_").ignore(&["config"]).split("__"));
+    figment.extract().map_err(|e| Error::Config(e.to_string()))
+}
+
+/// Kafka connection settings shared by every component.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct KafkaConfig {
+    /// Bootstrap servers, comma separated.
+    pub brokers: String,
+    /// Topic the gateway writes and the processors read.
+    pub topic_raw: String,
+    /// Topic the processors write and the projections read.
+    pub topic_enriched: String,
+    /// Topic carrying alerts from processors to the notifier.
+    pub topic_alerts: String,
+    /// Dead-letter topic for records that cannot be processed.
+    pub topic_dlq: String,
+    /// Partitions used when a component creates a missing topic.
+    pub partitions: i32,
+    /// Consumer group session timeout (ms).
+    pub session_timeout_ms: u32,
+}
+
+impl Default for KafkaConfig {
+    fn default() -> Self {
+        Self {
+            brokers: "127.0.0.1:9092".into(),
+            topic_raw: "agentops.events.raw".into(),
+            topic_enriched: "agentops.events.enriched".into(),
+            topic_alerts: "agentops.alerts".into(),
+            topic_dlq: "agentops.dlq".into(),
+            partitions: 4,
+            session_timeout_ms: 10_000,
+        }
+    }
+}
+
+/// Postgres connection settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DatabaseConfig {
+    pub url: String,
+    pub max_connections: u32,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            url: "postgres://agentops:agentops@127.0.0.1:5432/agentops".into(),
+            max_connections: 8,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Default, Serialize, Deserialize)]
+    #[serde(default)]
+    struct Sample {
+        listen: String,
+        kafka: KafkaConfig,
+    }
+
+    #[test]
+    fn env_overrides_file_and_defaults() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("c.toml", "listen = \"0.0.0.0:1\"\n[kafka]\nbrokers = \"file:1\"\n")?;
+            jail.set_env("AGENTOPS_KAFKA__BROKERS", "env:2");
+            let c: Sample = load(Some("c.toml")).expect("load");
+            assert_eq!(c.listen, "0.0.0.0:1");
+            assert_eq!(c.kafka.brokers, "env:2");
+            assert_eq!(c.kafka.topic_raw, "agentops.events.raw");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn missing_file_is_an_error() {
+        let err = load::<Sample>(Some("/nonexistent/agentops.toml")).unwrap_err();
+        assert!(err.to_string().contains("does not exist"), "{err}");
+    }
+}

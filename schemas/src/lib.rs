@@ -1,0 +1,15 @@
+//! The AgentOps v1 event contract.
+//!
+//! `avro/agent_event.v1.avsc` is the source of truth; [`AgentEvent`] mirrors it.
+//! [`validate`] turns client JSON into events with per-field errors, [`codec`]
+//! writes and reads Kafka records, [`histogram`] defines the latency buckets
+//! the aggregates store.
+
+pub mod codec;
+pub mod event;
+pub mod histogram;
+pub mod validate;
+
+pub use codec::{Codec, CodecError};
+pub use event::{AgentEvent, EventType};
+pub use validate::{FieldError, ValidationLimits};

@@ -1,0 +1,371 @@
+//! Client JSON → [`AgentEvent`], one event at a time, with errors that name
+//! the offending field. Never panics on any input.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::event::{AgentEvent, EventType};
+
+/// Why one event was rejected.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldError {
+    pub field: String,
+    pub error: String,
+}
+
+impl FieldError {
+    fn new(field: &str, error: impl Into<String>) -> Self {
+        Self { field: field.to_owned(), error: error.into() }
+    }
+}
+
+impl std::fmt::Display for FieldError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "field `{}`: {}", self.field, self.error)
+    }
+}
+
+/// Bounds applied to every event.
+#[derive(Debug, Clone)]
+pub struct ValidationLimits {
+    /// Reject events older than this (late-data window), in seconds.
+    pub max_age_secs: i64,
+    /// Reject events further in the future than this, in seconds.
+    pub max_future_secs: i64,
+    pub max_string_len: usize,
+    pub max_message_len: usize,
+    pub max_attributes: usize,
+}
+
+impl Default for ValidationLimits {
+    fn default() -> Self {
+        Self {
+            max_age_secs: 7 * 24 * 3600,
+            max_future_secs: 300,
+            max_string_len: 256,
+            max_message_len: 4096,
+            max_attributes: 64,
+        }
+    }
+}
+
+/// Validate one JSON event for `org_id`; `now_us` is the gateway's clock.
+pub fn event_from_json(
+    value: &Value,
+    org_id: &str,
+    now_us: i64,
+    limits: &ValidationLimits,
+) -> Result<AgentEvent, FieldError> {
+    let obj = value
+        .as_object()
+        .ok_or_else(|| FieldError::new("(event)", "expected a JSON object"))?;
+    let f = Fields { obj, limits };
+
+    let event_id = f.required_str("event_id")?;
+    let event_id = uuid::Uuid::parse_str(event_id)
+        .map_err(|_| FieldError::new("event_id", "expected a UUID"))?
+        .hyphenated()
+        .to_string();
+    let type_str = f.required_str("type")?;
+    let kind = EventType::parse(type_str).ok_or_else(|| {
+        let known: Vec<&str> = EventType::ALL.iter().map(|t| t.as_str()).collect();
+        FieldError::new("type", format!("unknown event type; expected one of {}", known.join(", ")))
+    })?;
+    let agent_id = f.required_str("agent_id")?.to_owned();
+    let timestamp = f.timestamp("timestamp")?;
+    if timestamp > now_us + limits.max_future_secs * 1_000_000 {
+        return Err(FieldError::new(
+            "timestamp",
+            format!("more than {} s in the future", limits.max_future_secs),
+        ));
+    }
+    if timestamp < now_us - limits.max_age_secs * 1_000_000 {
+        return Err(FieldError::new(
+            "timestamp",
+            format!("older than the late-data window of {} s", limits.max_age_secs),
+        ));
+    }
+    let run_id = f.opt_str("run_id")?;
+    if kind.needs_run_id() && run_id.is_none() {
+        return Err(FieldError::new("run_id", format!("required for {} events", kind.as_str())));
+    }
+    let cost_usd = f.opt_cost("cost_usd")?;
+    Ok(AgentEvent {
+        event_id,
+        org_id: org_id.to_owned(),
+        timestamp,
+        agent_id,
+        workflow_id: f.opt_str("workflow_id")?,
+        run_id,
+        event_type: kind.as_str().to_owned(),
+        status: f.opt_str("status")?,
+        latency_ms: f.opt_count("latency_ms")?,
+        provider: f.opt_str("provider")?,
+        model: f.opt_str("model")?,
+        input_tokens: f.opt_count("input_tokens")?,
+        output_tokens: f.opt_count("output_tokens")?,
+        cache_read_tokens: f.opt_count("cache_read_tokens")?,
+        cache_write_tokens: f.opt_count("cache_write_tokens")?,
+        reasoning_tokens: f.opt_count("reasoning_tokens")?,
+        cost_source: cost_usd.map(|_| "client".to_owned()),
+        cost_usd,
+        tool_name: f.opt_str("tool_name")?,
+        error_type: f.opt_str("error_type")?,
+        error_message: f.opt_message("error_message")?,
+        trace_id: f.opt_str("trace_id")?,
+        span_id: f.opt_str("span_id")?,
+        attributes: f.attributes("attributes")?,
+        ingested_at: Some(now_us),
+    })
+}
+
+struct Fields<'a> {
+    obj: &'a Map<String, Value>,
+    limits: &'a ValidationLimits,
+}
+
+impl<'a> Fields<'a> {
+    fn present(&self, name: &str) -> Option<&'a Value> {
+        self.obj.get(name).filter(|v| !v.is_null())
+    }
+
+    fn required_str(&self, name: &str) -> Result<&'a str, FieldError> {
+        let v = self.present(name).ok_or_else(|| FieldError::new(name, "is required"))?;
+        let s = v.as_str().ok_or_else(|| FieldError::new(name, "expected a string"))?;
+        if s.is_empty() {
+            return Err(FieldError::new(name, "must not be empty"));
+        }
+        if s.len() > self.limits.max_string_len {
+            return Err(FieldError::new(
+                name,
+                format!("longer than {} bytes", self.limits.max_string_len),
+            ));
+        }
+        Ok(s)
+    }
+
+    fn opt_str(&self, name: &str) -> Result<Option<String>, FieldError> {
+        match self.present(name) {
+            None => Ok(None),
+            Some(_) => self.required_str(name).map(|s| Some(s.to_owned())),
+        }
+    }
+
+    fn opt_message(&self, name: &str) -> Result<Option<String>, FieldError> {
+        match self.present(name) {
+            None => Ok(None),
+            Some(v) => {
+                let s = v.as_str().ok_or_else(|| FieldError::new(name, "expected a string"))?;
+                Ok(Some(truncate(s, self.limits.max_message_len)))
+            }
+        }
+    }
+
+    fn opt_count(&self, name: &str) -> Result<Option<i64>, FieldError> {
+        let Some(v) = self.present(name) else { return Ok(None) };
+        let err = || FieldError::new(name, "expected a non-negative integer");
+        if let Some(n) = v.as_i64() {
+            return if n >= 0 { Ok(Some(n)) } else { Err(err()) };
+        }
+        match v.as_f64() {
+            Some(x) if x >= 0.0 && x.fract() == 0.0 && x < 9.0e15 => Ok(Some(x as i64)),
+            _ => Err(err()),
+        }
+    }
+
+    fn opt_cost(&self, name: &str) -> Result<Option<f64>, FieldError> {
+        let Some(v) = self.present(name) else { return Ok(None) };
+        match v.as_f64() {
+            Some(x) if x.is_finite() && x >= 0.0 => Ok(Some(x)),
+            _ => Err(FieldError::new(name, "expected a non-negative number")),
+        }
+    }
+
+    /// RFC 3339 string, or integer milliseconds since the Unix epoch.
+    fn timestamp(&self, name: &str) -> Result<i64, FieldError> {
+        let v = self.present(name).ok_or_else(|| FieldError::new(name, "is required"))?;
+        let err = || FieldError::new(name, "expected an RFC 3339 time or epoch milliseconds");
+        if let Some(s) = v.as_str() {
+            let t = chrono::DateTime::parse_from_rfc3339(s).map_err(|_| err())?;
+            return Ok(t.timestamp_micros());
+        }
+        match v.as_i64() {
+            Some(ms) if (0..=i64::MAX / 1000).contains(&ms) => Ok(ms * 1000),
+            _ => Err(err()),
+        }
+    }
+
+    fn attributes(&self, name: &str) -> Result<HashMap<String, String>, FieldError> {
+        let Some(v) = self.present(name) else { return Ok(HashMap::new()) };
+        let obj = v
+            .as_object()
+            .ok_or_else(|| FieldError::new(name, "expected an object of string values"))?;
+        if obj.len() > self.limits.max_attributes {
+            return Err(FieldError::new(
+                name,
+                format!("more than {} attributes", self.limits.max_attributes),
+            ));
+        }
+        let mut out = HashMap::with_capacity(obj.len());
+        for (k, v) in obj {
+            let s = match v {
+                Value::String(s) => s.clone(),
+                Value::Number(n) => n.to_string(),
+                Value::Bool(b) => b.to_string(),
+                _ => {
+                    return Err(FieldError::new(
+                        &format!("{name}.{}", truncate(k, 64)),
+                        "expected a string, number or boolean",
+                    ))
+                }
+            };
+            out.insert(truncate(k, self.limits.max_string_len), truncate(&s, self.limits.max_message_len));
+        }
+        Ok(out)
+    }
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_owned();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    const NOW: i64 = 1_790_000_000_000_000;
+
+    fn good() -> Value {
+        json!({
+            "event_id": "6f1c1f0e-8a47-4a0b-9f57-3f6f0c7c2b11",
+            "type": "llm_call",
+            "agent_id": "agent-1",
+            "timestamp": chrono::DateTime::from_timestamp_micros(NOW).unwrap().to_rfc3339(),
+            "model": "gpt-4o",
+            "input_tokens": 100,
+            "output_tokens": 20,
+            "attributes": {"team": "search", "n": 3}
+        })
+    }
+
+    fn check(v: Value) -> Result<AgentEvent, FieldError> {
+        event_from_json(&v, "org", NOW, &ValidationLimits::default())
+    }
+
+    #[test]
+    fn accepts_a_good_event() {
+        let e = check(good()).unwrap();
+        assert_eq!(e.org_id, "org");
+        assert_eq!(e.timestamp, NOW);
+        assert_eq!(e.input_tokens, Some(100));
+        assert_eq!(e.attributes["n"], "3");
+        assert_eq!(e.cost_usd, None);
+        assert_eq!(e.cost_source, None);
+    }
+
+    #[test]
+    fn org_in_body_is_ignored() {
+        let mut v = good();
+        v["org_id"] = json!("someone-else");
+        assert_eq!(check(v).unwrap().org_id, "org");
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let cases = [
+            ("agent_id", Value::Null, "is required"),
+            ("event_id", json!("nope"), "expected a UUID"),
+            ("input_tokens", json!("ten"), "non-negative integer"),
+            ("input_tokens", json!(-1), "non-negative integer"),
+            ("type", json!("dance"), "unknown event type"),
+            ("timestamp", json!("yesterday"), "RFC 3339"),
+            ("cost_usd", json!(-0.5), "non-negative number"),
+            ("attributes", json!([1]), "object"),
+        ];
+        for (field, value, msg) in cases {
+            let mut v = good();
+            v[field] = value;
+            let err = check(v).unwrap_err();
+            assert_eq!(err.field, field, "{err}");
+            assert!(err.error.contains(msg), "{field}: {err}");
+        }
+    }
+
+    #[test]
+    fn run_events_need_a_run_id() {
+        let mut v = good();
+        v["type"] = json!("run_failed");
+        assert_eq!(check(v).unwrap_err().field, "run_id");
+    }
+
+    #[test]
+    fn rejects_future_and_too_old() {
+        let mut v = good();
+        v["timestamp"] = json!((NOW / 1000) + 301_000);
+        assert!(check(v.clone()).unwrap_err().error.contains("future"));
+        v["timestamp"] = json!((NOW / 1000) - 8 * 24 * 3_600_000);
+        assert!(check(v).unwrap_err().error.contains("late-data"));
+    }
+
+    #[test]
+    fn client_cost_is_marked() {
+        let mut v = good();
+        v["cost_usd"] = json!(0.25);
+        let e = check(v).unwrap();
+        assert_eq!(e.cost_usd, Some(0.25));
+        assert_eq!(e.cost_source.as_deref(), Some("client"));
+    }
+
+    fn arb_json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(|n| json!(n)),
+            any::<f64>().prop_map(|n| json!(n)),
+            ".{0,40}".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(3, 32, 8, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                proptest::collection::hash_map(
+                    prop_oneof![Just("event_id".to_string()), Just("type".to_string()),
+                                Just("agent_id".to_string()), Just("timestamp".to_string()),
+                                Just("attributes".to_string()), Just("input_tokens".to_string()),
+                                ".{0,8}".prop_map(|s: String| s)],
+                    inner, 0..8)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn never_panics_and_accepted_events_are_well_formed(v in arb_json()) {
+            if let Ok(e) = check(v) {
+                prop_assert!(uuid::Uuid::parse_str(&e.event_id).is_ok());
+                prop_assert!(!e.agent_id.is_empty());
+                prop_assert!(EventType::parse(&e.event_type).is_some());
+            }
+        }
+
+        #[test]
+        fn any_single_field_corruption_is_named(field in prop::sample::select(vec!["event_id", "agent_id", "type", "timestamp"]),
+                                                junk in prop_oneof![Just(json!(42.5)), Just(json!([])), Just(json!({})), Just(json!(true))]) {
+            let mut v = good();
+            v[field] = junk;
+            let err = check(v).unwrap_err();
+            prop_assert_eq!(err.field, field);
+        }
+    }
+}
