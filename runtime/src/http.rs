@@ -84,3 +84,12 @@ pub async fn serve(
         .await?;
     Ok(())
 }
+
+/// [`serve`] taking owned arguments, for `tokio::spawn`.
+pub async fn serve_owned(
+    listen: String,
+    router: Router,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> crate::Result<()> {
+    serve(&listen, router, shutdown).await
+}

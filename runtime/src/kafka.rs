@@ -13,13 +13,15 @@ use crate::config::KafkaConfig;
 use crate::Result;
 
 /// An idempotent producer that waits for all in-sync replicas (`acks=all`).
-pub fn producer(cfg: &KafkaConfig) -> Result<FutureProducer> {
+/// A record not acknowledged within `delivery_timeout` fails (the caller
+/// answers 503 or retries; it never counts it as written).
+pub fn producer(cfg: &KafkaConfig, delivery_timeout: Duration) -> Result<FutureProducer> {
     Ok(ClientConfig::new()
         .set("bootstrap.servers", &cfg.brokers)
         .set("acks", "all")
         .set("enable.idempotence", "true")
         .set("linger.ms", "5")
-        .set("message.timeout.ms", "30000")
+        .set("message.timeout.ms", delivery_timeout.as_millis().max(1).to_string())
         .set("queue.buffering.max.messages", "200000")
         .create()?)
 }
@@ -66,4 +68,116 @@ pub async fn ensure_topics(cfg: &KafkaConfig, topics: &[&str]) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Wait for the next batch: block for the first message, then take whatever
+/// else arrives within `linger`, up to `max`. `None` once `shutdown` fires.
+pub async fn next_batch<C: ConsumerContext + 'static>(
+    consumer: &rdkafka::consumer::StreamConsumer<C>,
+    max: usize,
+    linger: Duration,
+    shutdown: &tokio_util::sync::CancellationToken,
+) -> Option<KafkaBatch> {
+    let mut batch = Vec::with_capacity(max.min(4096));
+    loop {
+        let first = tokio::select! {
+            _ = shutdown.cancelled() => return None,
+            m = consumer.recv() => m,
+        };
+        match first {
+            Ok(m) => {
+                batch.push(m.detach());
+                break;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "kafka receive error");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+    let deadline = tokio::time::Instant::now() + linger;
+    while batch.len() < max {
+        match tokio::time::timeout_at(deadline, consumer.recv()).await {
+            Ok(Ok(m)) => batch.push(m.detach()),
+            Ok(Err(e)) => tracing::warn!(error = %e, "kafka receive error"),
+            Err(_) => break,
+        }
+    }
+    Some(batch)
+}
+
+pub type KafkaBatch = Vec<rdkafka::message::OwnedMessage>;
+
+/// Highest `offset + 1` per (topic, partition) of a batch: what to store once it is durable.
+pub fn next_offsets(batch: &[rdkafka::message::OwnedMessage]) -> Vec<(String, i32, i64)> {
+    use rdkafka::Message;
+    let mut out: std::collections::BTreeMap<(String, i32), i64> = Default::default();
+    for m in batch {
+        let e = out.entry((m.topic().to_owned(), m.partition())).or_insert(0);
+        *e = (*e).max(m.offset() + 1);
+    }
+    out.into_iter().map(|((t, p), o)| (t, p, o)).collect()
+}
+
+/// Store offsets for the next background commit (at-least-once: call only
+/// after the work they cover is durable).
+pub fn store_offsets<C: ConsumerContext>(
+    consumer: &rdkafka::consumer::StreamConsumer<C>,
+    offsets: &[(String, i32, i64)],
+) {
+    use rdkafka::consumer::Consumer;
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for (t, p, o) in offsets {
+        if let Err(e) = tpl.add_partition_offset(t, *p, rdkafka::Offset::Offset(*o)) {
+            tracing::warn!(error = %e, topic = %t, partition = p, "bad offset");
+        }
+    }
+    if let Err(e) = consumer.store_offsets(&tpl) {
+        // A partition revoked meanwhile: its new owner re-reads; sinks are idempotent.
+        tracing::debug!(error = %e, "storing offsets failed");
+    }
+}
+
+/// Send a record that cannot be processed to the dead-letter topic, with the
+/// reason and its origin in headers. Retries until the broker takes it or
+/// `shutdown` fires (returns false then): a poison record is never dropped.
+pub async fn dead_letter(
+    producer: &rdkafka::producer::FutureProducer,
+    dlq_topic: &str,
+    msg: &rdkafka::message::OwnedMessage,
+    reason: &str,
+    shutdown: &tokio_util::sync::CancellationToken,
+) -> bool {
+    use rdkafka::message::{Header, OwnedHeaders};
+    use rdkafka::Message;
+    let partition = msg.partition().to_string();
+    let offset = msg.offset().to_string();
+    loop {
+        let headers = OwnedHeaders::new()
+            .insert(Header { key: "dlq.reason", value: Some(reason) })
+            .insert(Header { key: "dlq.topic", value: Some(msg.topic()) })
+            .insert(Header { key: "dlq.partition", value: Some(partition.as_str()) })
+            .insert(Header { key: "dlq.offset", value: Some(offset.as_str()) });
+        let mut record = rdkafka::producer::FutureRecord::<[u8], [u8]>::to(dlq_topic).headers(headers);
+        if let Some(k) = msg.key() {
+            record = record.key(k);
+        }
+        if let Some(p) = msg.payload() {
+            record = record.payload(p);
+        }
+        match producer.send(record, Duration::from_secs(10)).await {
+            Ok(_) => {
+                metrics::counter!("agentops_dead_letters_total").increment(1);
+                tracing::warn!(topic = msg.topic(), partition = msg.partition(), offset = msg.offset(), reason, "record dead-lettered");
+                return true;
+            }
+            Err((e, _)) => {
+                tracing::warn!(error = %e, "dead-letter produce failed, retrying");
+                tokio::select! {
+                    _ = shutdown.cancelled() => return false,
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+            }
+        }
+    }
 }

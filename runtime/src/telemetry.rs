@@ -4,7 +4,8 @@
 //! (`AGENTOPS_LOG_FORMAT=text` for humans), filtered by `RUST_LOG`
 //! (default `info`).
 
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::PrometheusBuilder;
+pub use metrics_exporter_prometheus::PrometheusHandle;
 use tracing_subscriber::EnvFilter;
 
 use crate::{Error, Result};

@@ -95,6 +95,17 @@ after(async () => {
   if (browser) await browser.close();
 });
 
+// Await a page wait; on timeout fail with what the operator would see (banner / key form).
+async function waitOrExplain(page, what, promise) {
+  try {
+    await promise;
+  } catch (e) {
+    const s = await readPage(page).catch(() => ({}));
+    assert.fail(`timed out waiting for ${what}; error banner: ${JSON.stringify(s.banner || '')}, ` +
+      `key form: ${JSON.stringify(s.authMsg || '')} (${e.message.split('\n')[0]})`);
+  }
+}
+
 async function withPage(fn) {
   const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
   const page = await context.newPage();
@@ -119,16 +130,15 @@ async function withPage(fn) {
 
 test('dashboard shows the overview KPIs and recent failures from the API', { timeout: TEST_TIMEOUT }, async () => {
   await withPage(async (page) => {
-    await page.goto(`${BASE}/?key=${encodeURIComponent(KEY)}`, { waitUntil: 'domcontentloaded' });
     try {
-      await page.waitForSelector('#kpi-runs[data-value]', { state: 'attached', timeout: STEP_TIMEOUT });
-    } catch (e) {
-      const s = await readPage(page).catch(() => ({}));
-      assert.fail(`#kpi-runs never got a data-value (banner: ${JSON.stringify(s.banner)}, ` +
-        `auth: ${JSON.stringify(s.authMsg)}): ${e.message.split('\n')[0]}`);
+      await page.goto(`${BASE}/?key=${encodeURIComponent(KEY)}`, { waitUntil: 'domcontentloaded' });
+    } catch (e) { // keep the key out of the test output
+      assert.fail(`could not open ${BASE}/: ${e.message.split('\n')[0].replaceAll(encodeURIComponent(KEY), '***')}`);
     }
-    await page.waitForFunction(() => document.getElementById('last-updated')?.textContent.trim() !== '',
-      null, { timeout: STEP_TIMEOUT });
+    await waitOrExplain(page, '#kpi-runs to get a data-value',
+      page.waitForSelector('#kpi-runs[data-value]', { state: 'attached' }));
+    await waitOrExplain(page, '#last-updated to be filled (a fully successful refresh)',
+      page.waitForFunction(() => document.getElementById('last-updated')?.textContent.trim() !== ''));
 
     // Data may move between our fetch and the page's; re-read both until they agree (the
     // page refreshes every 5 s), and report the last mismatch if they never do.

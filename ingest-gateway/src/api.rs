@@ -1,0 +1,165 @@
+//! HTTP handlers of the gateway.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use agentops_runtime::keys::{self, KeyCache, KeyInfo, Scope};
+use agentops_schemas::validate::{event_from_json, ValidationLimits};
+use agentops_schemas::{AgentEvent, Codec};
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use crate::config::Config;
+use crate::error::ApiError;
+use crate::telemetry;
+
+pub(crate) struct AppState {
+    pub(crate) keys: KeyCache,
+    pub(crate) producer: FutureProducer,
+    pub(crate) codec: Codec,
+    pub(crate) config: Config,
+}
+
+/// One rejected event of a batch.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Rejected {
+    index: usize,
+    field: String,
+    error: String,
+}
+
+pub(crate) fn router(state: Arc<AppState>) -> Router {
+    Router::new().route("/v1/events", post(post_events)).with_state(state)
+}
+
+async fn authenticate(state: &AppState, headers: &HeaderMap, scope: Scope) -> Result<KeyInfo, ApiError> {
+    let raw = keys::from_headers(headers).ok_or(ApiError::MissingKey)?;
+    let key = state
+        .keys
+        .authenticate(raw)
+        .await
+        .map_err(|e| ApiError::Unavailable(format!("key store: {e}")))?
+        .ok_or(ApiError::BadKey)?;
+    if !key.allows(scope) {
+        return Err(ApiError::Forbidden(scope.as_str()));
+    }
+    Ok(key)
+}
+
+async fn read_body(body: Body, limit: usize) -> Result<axum::body::Bytes, ApiError> {
+    axum::body::to_bytes(body, limit).await.map_err(|_| ApiError::BodyTooLarge(limit))
+}
+
+/// Split a request body into its event values.
+fn batch_of(value: Value, max: usize) -> Result<Vec<Value>, ApiError> {
+    let events = match value {
+        Value::Object(mut obj) if obj.contains_key("events") => match obj.remove("events") {
+            Some(Value::Array(events)) => events,
+            _ => return Err(ApiError::BadShape("field `events`: expected an array".into())),
+        },
+        Value::Object(obj) => vec![Value::Object(obj)],
+        Value::Array(events) => events,
+        _ => {
+            return Err(ApiError::BadShape(
+                "expected an event object, {\"events\":[...]} or an array of events".into(),
+            ))
+        }
+    };
+    if events.is_empty() {
+        return Err(ApiError::BadShape("field `events`: the batch is empty".into()));
+    }
+    if events.len() > max {
+        return Err(ApiError::BatchTooLarge { got: events.len(), max });
+    }
+    Ok(events)
+}
+
+async fn post_events(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let key = authenticate(&state, &headers, Scope::Ingest).await?;
+    let bytes = read_body(body, state.config.max_body_bytes).await?;
+    let value: Value = serde_json::from_slice(&bytes).map_err(|e| ApiError::BadJson(e.to_string()))?;
+    let values = batch_of(value, state.config.max_batch_events)?;
+
+    let limits = ValidationLimits {
+        max_age_secs: state.config.max_event_age_secs,
+        max_future_secs: state.config.max_event_future_secs,
+        ..ValidationLimits::default()
+    };
+    let now_us = chrono::Utc::now().timestamp_micros();
+    let mut accepted = Vec::with_capacity(values.len());
+    let mut rejected = Vec::new();
+    for (index, v) in values.iter().enumerate() {
+        match event_from_json(v, &key.org_id, now_us, &limits) {
+            Ok(e) => accepted.push(e),
+            Err(e) => rejected.push(Rejected { index, field: e.field, error: e.error }),
+        }
+    }
+    telemetry::events_rejected(rejected.len());
+    if accepted.is_empty() {
+        return Err(ApiError::AllRejected(rejected));
+    }
+    produce_all(&state, &accepted).await?;
+    telemetry::events_accepted(accepted.len());
+    let body = json!({"accepted": accepted.len(), "rejected": rejected});
+    Ok((StatusCode::ACCEPTED, Json(body)).into_response())
+}
+
+/// Produce every event and wait until the broker acknowledged all of them.
+async fn produce_all(state: &AppState, events: &[AgentEvent]) -> Result<(), ApiError> {
+    let started = Instant::now();
+    let timeout = Duration::from_millis(state.config.produce_timeout_ms);
+    let fp = state.codec.fingerprint_hex();
+    let mut pending = Vec::with_capacity(events.len());
+    for e in events {
+        let payload = state.codec.encode(e).map_err(|e| ApiError::Internal(e.to_string()))?;
+        let key = e.partition_key();
+        let headers = OwnedHeaders::new().insert(Header {
+            key: agentops_schemas::codec::SCHEMA_HEADER,
+            value: Some(fp.as_str()),
+        });
+        let producer = state.producer.clone();
+        let topic = state.config.kafka.topic_raw.clone();
+        pending.push(async move {
+            let record = FutureRecord::to(&topic).key(&key).payload(&payload).headers(headers);
+            producer.send(record, timeout).await.map(|_| ()).map_err(|(e, _)| e)
+        });
+    }
+    let results = futures::future::join_all(pending).await;
+    telemetry::produce_seconds(started.elapsed().as_secs_f64());
+    if let Some(Err(e)) = results.into_iter().find(Result::is_err) {
+        tracing::warn!(error = %e, events = events.len(), "broker did not acknowledge the batch");
+        return Err(ApiError::Unavailable(e.to_string()));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batch_shapes() {
+        assert_eq!(batch_of(json!({"events": [{}, {}]}), 10).unwrap().len(), 2);
+        assert_eq!(batch_of(json!({"event_id": "x"}), 10).unwrap().len(), 1);
+        assert_eq!(batch_of(json!([{}, {}, {}]), 10).unwrap().len(), 3);
+        assert!(matches!(batch_of(json!({"events": 3}), 10), Err(ApiError::BadShape(_))));
+        assert!(matches!(batch_of(json!({"events": []}), 10), Err(ApiError::BadShape(_))));
+        assert!(matches!(batch_of(json!("x"), 10), Err(ApiError::BadShape(_))));
+        assert!(matches!(
+            batch_of(json!([{}, {}, {}]), 2),
+            Err(ApiError::BatchTooLarge { got: 3, max: 2 })
+        ));
+    }
+}

@@ -1,0 +1,41 @@
+use agentops_runtime::config::{DatabaseConfig, KafkaConfig};
+use serde::{Deserialize, Serialize};
+
+/// Gateway configuration. Every key can be set as `AGENTOPS_<KEY>`
+/// (nested: `AGENTOPS_KAFKA__BROKERS`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    /// Address for the API, `/metrics` and `/healthz`.
+    pub listen: String,
+    pub kafka: KafkaConfig,
+    pub database: DatabaseConfig,
+    /// Largest accepted request body (bytes).
+    pub max_body_bytes: usize,
+    /// Most events in one request.
+    pub max_batch_events: usize,
+    /// How long a request waits for the broker before answering 503.
+    pub produce_timeout_ms: u64,
+    /// How long an API key lookup is cached (a revoked key is refused after at most this).
+    pub key_cache_ttl_ms: u64,
+    /// Events older than this are rejected (late-data window), seconds.
+    pub max_event_age_secs: i64,
+    /// Events further than this in the future are rejected, seconds.
+    pub max_event_future_secs: i64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".into(),
+            kafka: KafkaConfig::default(),
+            database: DatabaseConfig::default(),
+            max_body_bytes: 1024 * 1024,
+            max_batch_events: 1000,
+            produce_timeout_ms: 10_000,
+            key_cache_ttl_ms: 5_000,
+            max_event_age_secs: 7 * 24 * 3600,
+            max_event_future_secs: 300,
+        }
+    }
+}

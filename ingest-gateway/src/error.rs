@@ -1,0 +1,82 @@
+//! The one place domain errors become HTTP status codes and JSON bodies.
+
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ApiError {
+    #[error("missing API key: send `Authorization: Bearer <key>` or `x-api-key`")]
+    MissingKey,
+    #[error("unknown or revoked API key")]
+    BadKey,
+    #[error("this API key lacks the `{0}` scope")]
+    Forbidden(&'static str),
+    #[error("request body is larger than {0} bytes")]
+    BodyTooLarge(usize),
+    #[error("batch has {got} events; at most {max} per request")]
+    BatchTooLarge { got: usize, max: usize },
+    #[error("body is not valid JSON: {0}")]
+    BadJson(String),
+    #[error("{0}")]
+    BadShape(String),
+    #[error("no event in the batch is valid")]
+    AllRejected(Vec<crate::api::Rejected>),
+    #[error("the event log is unavailable; retry later ({0})")]
+    Unavailable(String),
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl ApiError {
+    fn status(&self) -> StatusCode {
+        match self {
+            ApiError::MissingKey | ApiError::BadKey => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::BodyTooLarge(_) | ApiError::BatchTooLarge { .. } => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
+            ApiError::BadJson(_) | ApiError::BadShape(_) | ApiError::AllRejected(_) => {
+                StatusCode::BAD_REQUEST
+            }
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn code(&self) -> &'static str {
+        match self {
+            ApiError::MissingKey => "missing_api_key",
+            ApiError::BadKey => "invalid_api_key",
+            ApiError::Forbidden(_) => "forbidden",
+            ApiError::BodyTooLarge(_) => "body_too_large",
+            ApiError::BatchTooLarge { .. } => "batch_too_large",
+            ApiError::BadJson(_) => "invalid_json",
+            ApiError::BadShape(_) => "invalid_request",
+            ApiError::AllRejected(_) => "all_events_rejected",
+            ApiError::Unavailable(_) => "unavailable",
+            ApiError::Internal(_) => "internal",
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        crate::telemetry::request_failed(self.code());
+        if let ApiError::Internal(detail) = &self {
+            tracing::error!(detail, "internal error");
+        }
+        let mut body = json!({"error": {"code": self.code(), "message": self.to_string()}});
+        if let ApiError::AllRejected(rejected) = &self {
+            body["accepted"] = json!(0);
+            body["rejected"] = json!(rejected);
+        }
+        let mut resp = (status, Json(body)).into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            resp.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+        }
+        resp
+    }
+}

@@ -1,0 +1,51 @@
+//! The ingest gateway: authenticate, validate, append to Kafka, then acknowledge.
+//!
+//! `POST /v1/events` takes one event object, `{"events":[...]}`, or a bare
+//! array. Each event is validated on its own: valid events are produced
+//! (acks=all, idempotent producer, keyed by org/agent) and the 202 is sent
+//! only after the broker acknowledged every one of them.
+
+mod api;
+mod config;
+mod error;
+mod telemetry;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use agentops_runtime::http::Health;
+use agentops_runtime::keys::KeyCache;
+use agentops_runtime::shutdown::CancellationToken;
+use agentops_runtime::telemetry::PrometheusHandle;
+
+pub use config::Config;
+
+/// Run the gateway until `shutdown` is cancelled.
+pub async fn run(
+    config: Config,
+    metrics: PrometheusHandle,
+    shutdown: CancellationToken,
+) -> agentops_runtime::Result<()> {
+    let pool = agentops_runtime::db::connect(&config.database, Duration::from_secs(60)).await?;
+    agentops_runtime::db::migrate(&pool).await?;
+    agentops_runtime::kafka::ensure_topics(&config.kafka, &[&config.kafka.topic_raw]).await?;
+    let producer = agentops_runtime::kafka::producer(&config.kafka, Duration::from_millis(config.produce_timeout_ms))?;
+    let health = Health::default();
+    let state = Arc::new(api::AppState {
+        keys: KeyCache::new(pool, Duration::from_millis(config.key_cache_ttl_ms)),
+        producer: producer.clone(),
+        codec: agentops_schemas::Codec::v1(),
+        config: config.clone(),
+    });
+    let router = api::router(state)
+        .merge(agentops_runtime::http::ops_router("ingest-gateway", metrics, health.clone()));
+    health.set_ready(true).await;
+    agentops_runtime::http::serve(&config.listen, router, shutdown).await?;
+    // In-flight requests have finished; flush anything librdkafka still holds.
+    use rdkafka::producer::Producer;
+    if let Err(e) = producer.flush(Duration::from_secs(10)) {
+        tracing::warn!(error = %e, "producer flush at shutdown failed");
+    }
+    tracing::info!("ingest gateway stopped");
+    Ok(())
+}

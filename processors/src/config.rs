@@ -1,0 +1,53 @@
+use agentops_runtime::config::{DatabaseConfig, KafkaConfig};
+use serde::{Deserialize, Serialize};
+
+/// Processor configuration. Every key can be set as `AGENTOPS_<KEY>`
+/// (nested: `AGENTOPS_KAFKA__BROKERS`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    /// Address for `/metrics` and `/healthz`.
+    pub listen: String,
+    pub kafka: KafkaConfig,
+    pub database: DatabaseConfig,
+    /// Consumer group of the enrich stage.
+    pub group: String,
+    /// Consumer group of the notifier.
+    pub notifier_group: String,
+    /// Price table file; the bundled `prices.toml` when unset.
+    pub price_file: Option<String>,
+    /// Most records per enrich batch.
+    pub batch_max: usize,
+    /// How long a batch waits for more records (ms).
+    pub batch_linger_ms: u64,
+    /// How often touched orgs' budgets are checked (ms).
+    pub budget_check_interval_ms: u64,
+    /// How long after its last event an org's budget keeps being checked (s).
+    pub budget_watch_secs: u64,
+    /// Webhook delivery attempts before an alert is left undelivered.
+    pub webhook_max_attempts: u32,
+    /// First retry delay (ms); doubles each attempt.
+    pub webhook_backoff_ms: u64,
+    /// Base URL of the dashboard, used in notification links.
+    pub dashboard_url: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:9101".into(),
+            kafka: KafkaConfig::default(),
+            database: DatabaseConfig::default(),
+            group: "agentops-processors".into(),
+            notifier_group: "agentops-notifier".into(),
+            price_file: None,
+            batch_max: 1000,
+            batch_linger_ms: 5,
+            budget_check_interval_ms: 500,
+            budget_watch_secs: 30,
+            webhook_max_attempts: 8,
+            webhook_backoff_ms: 250,
+            dashboard_url: "http://127.0.0.1:8081".into(),
+        }
+    }
+}

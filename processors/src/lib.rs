@@ -1,0 +1,78 @@
+//! Processors: stateless consumers, scaled as a consumer group.
+//!
+//! - **enrich**: `events.raw` → price each event → `events.enriched`
+//!   (undecodable records → dead-letter topic with their reason and origin).
+//! - **budget**: daily spend per org from the projection store; a crossing
+//!   emits one alert with a deterministic id to the alerts topic.
+//! - **notifier**: alerts topic → Slack-compatible webhook, exactly one
+//!   delivery per alert id across instances and restarts (claimed in Postgres).
+
+mod budget;
+mod config;
+mod enrich;
+mod notifier;
+pub mod pricing;
+mod telemetry;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use agentops_runtime::http::Health;
+use agentops_runtime::shutdown::CancellationToken;
+use agentops_runtime::telemetry::PrometheusHandle;
+
+pub use config::Config;
+
+/// Run every processor task until `shutdown` is cancelled.
+pub async fn run(
+    config: Config,
+    metrics: PrometheusHandle,
+    shutdown: CancellationToken,
+) -> agentops_runtime::Result<()> {
+    let prices = match &config.price_file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)?;
+            pricing::PriceTable::parse(&text)
+                .map_err(|e| agentops_runtime::Error::Config(format!("price file {path}: {e}")))?
+        }
+        None => pricing::PriceTable::bundled(),
+    };
+    let pool = agentops_runtime::db::connect(&config.database, Duration::from_secs(60)).await?;
+    agentops_runtime::db::migrate(&pool).await?;
+    let k = &config.kafka;
+    agentops_runtime::kafka::ensure_topics(k, &[&k.topic_raw, &k.topic_enriched, &k.topic_alerts, &k.topic_dlq])
+        .await?;
+    let producer = agentops_runtime::kafka::producer(k, Duration::from_secs(30))?;
+    let health = Health::default();
+    let ops = agentops_runtime::http::ops_router("processors", metrics, health.clone());
+    let http = tokio::spawn(agentops_runtime::http::serve_owned(config.listen.clone(), ops, shutdown.clone()));
+
+    let (dirty_tx, dirty_rx) = tokio::sync::mpsc::unbounded_channel();
+    let config = Arc::new(config);
+    let enrich = tokio::spawn(enrich::run(
+        config.clone(),
+        prices,
+        producer.clone(),
+        dirty_tx,
+        shutdown.clone(),
+    ));
+    let budget = tokio::spawn(budget::run(config.clone(), pool.clone(), producer.clone(), dirty_rx, shutdown.clone()));
+    let notify = tokio::spawn(notifier::run(config.clone(), pool, producer, shutdown.clone()));
+    health.set_ready(true).await;
+    for (name, task) in [("enrich", enrich), ("budget", budget), ("notifier", notify)] {
+        match task.await {
+            Ok(Ok(())) => tracing::info!(task = name, "task stopped"),
+            Ok(Err(e)) => {
+                tracing::error!(task = name, error = %e, "task failed");
+                shutdown.cancel();
+            }
+            Err(e) => {
+                tracing::error!(task = name, error = %e, "task panicked");
+                shutdown.cancel();
+            }
+        }
+    }
+    let _ = http.await;
+    tracing::info!("processors stopped");
+    Ok(())
+}

@@ -1,0 +1,32 @@
+use agentops_runtime::config::{DatabaseConfig, KafkaConfig};
+use serde::{Deserialize, Serialize};
+
+/// Projection configuration. Every key can be set as `AGENTOPS_<KEY>`
+/// (nested: `AGENTOPS_KAFKA__BROKERS`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    /// Address for `/metrics` and `/healthz`.
+    pub listen: String,
+    pub kafka: KafkaConfig,
+    pub database: DatabaseConfig,
+    /// Consumer group (also the key of the offsets stored in Postgres).
+    pub group: String,
+    /// Flush a batch at this many records ...
+    pub batch_max: usize,
+    /// ... or after this long (ms), whichever comes first.
+    pub batch_linger_ms: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:9102".into(),
+            kafka: KafkaConfig::default(),
+            database: DatabaseConfig::default(),
+            group: "agentops-projections".into(),
+            batch_max: 2000,
+            batch_linger_ms: 50,
+        }
+    }
+}

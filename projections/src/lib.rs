@@ -1,0 +1,44 @@
+//! Projections: `events.enriched` → Postgres, every event counted exactly once.
+//!
+//! Each batch is written in one transaction: new events (deduplicated on
+//! event_id), the runs and per-minute aggregates derived from the events that
+//! were actually new, and the next Kafka offset of every partition in the
+//! batch. When partitions are assigned the worker seeks to the offsets stored
+//! in Postgres and skips anything below them, so a crash at any point neither
+//! loses nor double-counts an event.
+
+mod config;
+mod store;
+mod worker;
+
+use std::time::Duration;
+
+use agentops_runtime::http::Health;
+use agentops_runtime::shutdown::CancellationToken;
+use agentops_runtime::telemetry::PrometheusHandle;
+
+pub use config::Config;
+pub use store::{apply_batch, Applied};
+
+/// Run the projection worker until `shutdown` is cancelled.
+pub async fn run(
+    config: Config,
+    metrics: PrometheusHandle,
+    shutdown: CancellationToken,
+) -> agentops_runtime::Result<()> {
+    let pool = agentops_runtime::db::connect(&config.database, Duration::from_secs(60)).await?;
+    agentops_runtime::db::migrate(&pool).await?;
+    let k = &config.kafka;
+    agentops_runtime::kafka::ensure_topics(k, &[&k.topic_enriched, &k.topic_dlq]).await?;
+    let health = Health::default();
+    health.set_detail("storage_mode", serde_json::json!("postgres")).await;
+    tracing::info!(storage_mode = "postgres", "projection storage mode");
+    let ops = agentops_runtime::http::ops_router("projections", metrics, health.clone());
+    let http = tokio::spawn(agentops_runtime::http::serve_owned(config.listen.clone(), ops, shutdown.clone()));
+    health.set_ready(true).await;
+    let result = worker::run(&config, pool, shutdown.clone()).await;
+    shutdown.cancel();
+    let _ = http.await;
+    tracing::info!("projections stopped");
+    result
+}

@@ -1,0 +1,269 @@
+//! HTTP handlers of the query API. Every query is scoped to the key's org.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use agentops_runtime::keys::{self, KeyCache, KeyInfo, Scope};
+use agentops_schemas::histogram;
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::response::Html;
+use axum::routing::{get, put};
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use sqlx::PgPool;
+
+use crate::error::ApiError;
+use crate::window::parse_secs;
+
+pub(crate) struct AppState {
+    pub(crate) keys: KeyCache,
+    pub(crate) pool: PgPool,
+}
+
+type Shared = State<Arc<AppState>>;
+
+pub(crate) fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/", get(dashboard))
+        .route("/v1/metrics/overview", get(overview))
+        .route("/v1/metrics/timeseries", get(timeseries))
+        .route("/v1/failures/recent", get(recent_failures))
+        .route("/v1/runs/{run_id}", get(run_detail))
+        .route("/v1/admin/budget", put(put_budget))
+        .with_state(state)
+}
+
+async fn dashboard() -> Html<&'static str> {
+    Html(include_str!("../dashboard/index.html"))
+}
+
+async fn authenticate(state: &AppState, headers: &HeaderMap, scope: Scope) -> Result<KeyInfo, ApiError> {
+    let raw = keys::from_headers(headers).ok_or(ApiError::MissingKey)?;
+    let key = state
+        .keys
+        .authenticate(raw)
+        .await
+        .map_err(|e| match e {
+            agentops_runtime::Error::Database(e) => ApiError::Database(e),
+            other => ApiError::Database(sqlx::Error::Protocol(other.to_string())),
+        })?
+        .ok_or(ApiError::BadKey)?;
+    if !key.allows(scope) {
+        return Err(ApiError::Forbidden(scope.as_str()));
+    }
+    Ok(key)
+}
+
+fn window_param(raw: Option<&str>, field: &'static str, default: &str) -> Result<(String, i64), ApiError> {
+    let s = raw.unwrap_or(default);
+    let secs = parse_secs(s).ok_or_else(|| ApiError::BadParam {
+        field,
+        message: format!("`{s}` is not a duration like 15m, 24h or 7d (at most 90d)"),
+    })?;
+    Ok((s.to_owned(), secs))
+}
+
+#[derive(Deserialize)]
+struct OverviewQuery {
+    window: Option<String>,
+}
+
+async fn overview(State(s): Shared, headers: HeaderMap, Query(q): Query<OverviewQuery>) -> Result<Json<Value>, ApiError> {
+    let key = authenticate(&s, &headers, Scope::Read).await?;
+    let (window, secs) = window_param(q.window.as_deref(), "window", "24h")?;
+    let row: (i64, i64, f64, i64, i64, i64) = sqlx::query_as(
+        "SELECT COALESCE(sum(runs_completed) FILTER (WHERE in_window), 0)::int8,
+                COALESCE(sum(runs_failed) FILTER (WHERE in_window), 0)::int8,
+                COALESCE(sum(cost_usd) FILTER (WHERE in_window), 0)::float8,
+                COALESCE(sum(events) FILTER (WHERE in_window), 0)::int8,
+                count(DISTINCT agent_id) FILTER (WHERE in_window)::int8,
+                COALESCE(sum(errors) FILTER (WHERE bucket >= now() - interval '1 hour'), 0)::int8
+         FROM (SELECT *, bucket >= now() - $2 * interval '1 second' AS in_window
+               FROM agg_minute
+               WHERE org_id = $1 AND bucket >= now() - GREATEST($2, 3600) * interval '1 second') a",
+    )
+    .bind(&key.org_id)
+    .bind(secs)
+    .fetch_one(&s.pool)
+    .await?;
+    let (completed, failed, cost, events, agents, errors_last_hour) = row;
+    let hist: Vec<(i32, i64)> = sqlx::query_as(
+        "SELECT (u.i - 1)::int4, sum(u.v)::int8
+         FROM agg_minute a, unnest(a.latency_hist) WITH ORDINALITY AS u(v, i)
+         WHERE a.org_id = $1 AND a.bucket >= now() - $2 * interval '1 second'
+         GROUP BY u.i",
+    )
+    .bind(&key.org_id)
+    .bind(secs)
+    .fetch_all(&s.pool)
+    .await?;
+    let mut h = vec![0i64; histogram::BUCKETS];
+    for (i, c) in hist {
+        if let Some(slot) = h.get_mut(i as usize) {
+            *slot += c;
+        }
+    }
+    let runs = completed + failed;
+    Ok(Json(json!({
+        "window": window,
+        "runs": runs,
+        "succeeded": completed,
+        "failed": failed,
+        "success_rate": if runs > 0 { Some(completed as f64 / runs as f64) } else { None },
+        "cost_usd": cost,
+        "latency_ms": {
+            "p50": histogram::quantile(&h, 0.50),
+            "p95": histogram::quantile(&h, 0.95),
+            "p99": histogram::quantile(&h, 0.99),
+        },
+        "errors_last_hour": errors_last_hour,
+        "active_agents": agents,
+        "events": events,
+    })))
+}
+
+#[derive(Deserialize)]
+struct SeriesQuery {
+    metric: Option<String>,
+    bucket: Option<String>,
+    window: Option<String>,
+}
+
+async fn timeseries(State(s): Shared, headers: HeaderMap, Query(q): Query<SeriesQuery>) -> Result<Json<Value>, ApiError> {
+    let key = authenticate(&s, &headers, Scope::Read).await?;
+    let metric = q.metric.as_deref().unwrap_or("runs");
+    let expr = match metric {
+        "runs" => "runs_completed + runs_failed",
+        "errors" => "errors",
+        "cost" => "cost_usd",
+        "events" => "events",
+        "llm_calls" => "llm_calls",
+        _ => {
+            return Err(ApiError::BadParam {
+                field: "metric",
+                message: format!("`{metric}` is not one of runs, errors, cost, events, llm_calls"),
+            })
+        }
+    };
+    let (window, secs) = window_param(q.window.as_deref(), "window", "24h")?;
+    let bucket = q.bucket.as_deref().unwrap_or("1h");
+    let bucket_secs = match bucket {
+        "1m" | "5m" | "15m" | "1h" | "1d" => parse_secs(bucket).unwrap_or(3600),
+        _ => {
+            return Err(ApiError::BadParam { field: "bucket", message: format!("`{bucket}` is not one of 1m, 5m, 15m, 1h, 1d") })
+        }
+    };
+    if secs / bucket_secs > 5000 {
+        return Err(ApiError::BadParam { field: "bucket", message: "more than 5000 points; use a larger bucket".into() });
+    }
+    let sql = format!(
+        "WITH s AS (
+            SELECT generate_series(
+                date_bin($3 * interval '1 second', now() - $2 * interval '1 second', TIMESTAMPTZ '2000-01-01'),
+                now(), $3 * interval '1 second') AS ts
+         ), a AS (
+            SELECT date_bin($3 * interval '1 second', bucket, TIMESTAMPTZ '2000-01-01') AS ts,
+                   sum({expr})::float8 AS v
+            FROM agg_minute
+            WHERE org_id = $1 AND bucket >= (SELECT min(ts) FROM s)
+            GROUP BY 1
+         )
+         SELECT s.ts, COALESCE(a.v, 0)::float8 FROM s LEFT JOIN a USING (ts) ORDER BY s.ts"
+    );
+    let rows: Vec<(DateTime<Utc>, f64)> =
+        sqlx::query_as(&sql).bind(&key.org_id).bind(secs).bind(bucket_secs).fetch_all(&s.pool).await?;
+    let points: Vec<Value> = rows.into_iter().map(|(ts, v)| json!({"ts": ts, "value": v})).collect();
+    Ok(Json(json!({"metric": metric, "bucket": bucket, "window": window, "points": points})))
+}
+
+#[derive(Deserialize)]
+struct FailuresQuery {
+    limit: Option<String>,
+}
+
+type FailureRow = (uuid::Uuid, DateTime<Utc>, String, Option<String>, Option<String>, String, Option<String>, Option<String>, Option<String>);
+
+async fn recent_failures(State(s): Shared, headers: HeaderMap, Query(q): Query<FailuresQuery>) -> Result<Json<Value>, ApiError> {
+    let key = authenticate(&s, &headers, Scope::Read).await?;
+    let limit = match q.limit.as_deref() {
+        None => 20,
+        Some(l) => l.parse::<i64>().ok().filter(|n| (1..=500).contains(n)).ok_or_else(|| ApiError::BadParam {
+            field: "limit",
+            message: "expected an integer between 1 and 500".into(),
+        })?,
+    };
+    let rows: Vec<FailureRow> = sqlx::query_as(
+        "SELECT event_id, ts, agent_id, workflow_id, run_id, type, error_type, error_message, model
+         FROM events
+         WHERE org_id = $1 AND (type = 'run_failed' OR status IN ('error', 'failed'))
+         ORDER BY ts DESC LIMIT $2",
+    )
+    .bind(&key.org_id)
+    .bind(limit)
+    .fetch_all(&s.pool)
+    .await?;
+    let failures: Vec<Value> = rows
+        .into_iter()
+        .map(|(id, ts, agent, wf, run, ty, et, em, model)| {
+            json!({"event_id": id, "timestamp": ts, "agent_id": agent, "workflow_id": wf, "run_id": run,
+                   "type": ty, "error_type": et, "error_message": em, "model": model})
+        })
+        .collect();
+    Ok(Json(json!({ "failures": failures })))
+}
+
+type RunRow = (String, String, Option<String>, String, Option<DateTime<Utc>>, Option<DateTime<Utc>>, Option<i64>, f64, i64, i64, i64, i64, Option<String>, Option<String>);
+
+async fn run_detail(State(s): Shared, headers: HeaderMap, Path(run_id): Path<String>) -> Result<Json<Value>, ApiError> {
+    let key = authenticate(&s, &headers, Scope::Read).await?;
+    let row: Option<RunRow> = sqlx::query_as(
+        "SELECT run_id, agent_id, workflow_id, status, started_at, ended_at, latency_ms, cost_usd,
+                input_tokens, output_tokens, llm_calls, tool_calls, error_type, error_message
+         FROM runs WHERE org_id = $1 AND run_id = $2",
+    )
+    .bind(&key.org_id)
+    .bind(&run_id)
+    .fetch_optional(&s.pool)
+    .await?;
+    let Some((run_id, agent, wf, status, started, ended, latency, cost, inp, out, llm, tools, et, em)) = row else {
+        return Err(ApiError::NotFound);
+    };
+    let events: Vec<(uuid::Uuid, DateTime<Utc>, String, Option<String>, Option<i64>, Option<f64>, Option<String>)> =
+        sqlx::query_as(
+            "SELECT event_id, ts, type, model, latency_ms, cost_usd, tool_name FROM events
+             WHERE org_id = $1 AND run_id = $2 ORDER BY ts LIMIT 1000",
+        )
+        .bind(&key.org_id)
+        .bind(&run_id)
+        .fetch_all(&s.pool)
+        .await?;
+    let timeline: Vec<Value> = events
+        .into_iter()
+        .map(|(id, ts, ty, model, lat, cost, tool)| {
+            json!({"event_id": id, "timestamp": ts, "type": ty, "model": model, "latency_ms": lat, "cost_usd": cost, "tool_name": tool})
+        })
+        .collect();
+    Ok(Json(json!({
+        "run_id": run_id, "agent_id": agent, "workflow_id": wf, "status": status,
+        "started_at": started, "ended_at": ended, "latency_ms": latency, "cost_usd": cost,
+        "input_tokens": inp, "output_tokens": out, "llm_calls": llm, "tool_calls": tools,
+        "error_type": et, "error_message": em, "events": timeline,
+    })))
+}
+
+async fn put_budget(State(s): Shared, headers: HeaderMap, Json(body): Json<HashMap<String, Value>>) -> Result<Json<Value>, ApiError> {
+    let key = authenticate(&s, &headers, Scope::Admin).await?;
+    let daily = body.get("daily_usd").and_then(Value::as_f64).filter(|v| v.is_finite() && *v > 0.0).ok_or(
+        ApiError::BadParam { field: "daily_usd", message: "expected a positive number".into() },
+    )?;
+    let webhook = match body.get("webhook_url") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(u)) if u.starts_with("http://") || u.starts_with("https://") => Some(u.as_str()),
+        Some(_) => return Err(ApiError::BadParam { field: "webhook_url", message: "expected an http(s) URL".into() }),
+    };
+    crate::admin::set_budget(&s.pool, &key.org_id, daily, webhook).await?;
+    Ok(Json(json!({"org_id": key.org_id, "daily_usd": daily, "webhook_url": webhook})))
+}

@@ -1,0 +1,20 @@
+use agentops_runtime::config::DatabaseConfig;
+use serde::{Deserialize, Serialize};
+
+/// Query API configuration. Every key can be set as `AGENTOPS_<KEY>`
+/// (nested: `AGENTOPS_DATABASE__URL`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    /// Address for the API, the dashboard, `/metrics` and `/healthz`.
+    pub listen: String,
+    pub database: DatabaseConfig,
+    /// How long an API key lookup is cached (a revoked key is refused after at most this).
+    pub key_cache_ttl_ms: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self { listen: "127.0.0.1:8081".into(), database: DatabaseConfig::default(), key_cache_ttl_ms: 5_000 }
+    }
+}

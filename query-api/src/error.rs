@@ -1,0 +1,43 @@
+//! The one place domain errors become HTTP status codes and JSON bodies.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ApiError {
+    #[error("missing API key: send `Authorization: Bearer <key>` or `x-api-key`")]
+    MissingKey,
+    #[error("unknown or revoked API key")]
+    BadKey,
+    #[error("this API key lacks the `{0}` scope")]
+    Forbidden(&'static str),
+    #[error("parameter `{field}`: {message}")]
+    BadParam { field: &'static str, message: String },
+    #[error("not found")]
+    NotFound,
+    #[error("database unavailable")]
+    Database(#[from] sqlx::Error),
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = match &self {
+            ApiError::MissingKey => (StatusCode::UNAUTHORIZED, "missing_api_key"),
+            ApiError::BadKey => (StatusCode::UNAUTHORIZED, "invalid_api_key"),
+            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            ApiError::BadParam { .. } => (StatusCode::BAD_REQUEST, "invalid_parameter"),
+            ApiError::NotFound => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::Database(e) => {
+                tracing::error!(error = %e, "query failed");
+                (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
+            }
+        };
+        let mut body = json!({"error": {"code": code, "message": self.to_string()}});
+        if let ApiError::BadParam { field, .. } = &self {
+            body["error"]["field"] = json!(field);
+        }
+        (status, Json(body)).into_response()
+    }
+}
