@@ -28,7 +28,10 @@ pub async fn run(
 ) -> agentops_runtime::Result<()> {
     let pool = agentops_runtime::db::connect(&config.database, Duration::from_secs(60)).await?;
     agentops_runtime::db::migrate(&pool).await?;
-    agentops_runtime::kafka::ensure_topics(&config.kafka, &[&config.kafka.topic_raw]).await?;
+    if let Err(e) = agentops_runtime::kafka::ensure_topics(&config.kafka, &[&config.kafka.topic_raw]).await {
+        // Serve anyway: requests answer 503 until the broker is reachable.
+        tracing::warn!(error = %e, "cannot ensure the raw topic exists (broker down?)");
+    }
     let producer = agentops_runtime::kafka::producer(&config.kafka, Duration::from_millis(config.produce_timeout_ms))?;
     let health = Health::default();
     let state = Arc::new(api::AppState {

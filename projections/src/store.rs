@@ -105,7 +105,7 @@ fn ts(us: i64) -> DateTime<Utc> {
 }
 
 /// Stored next offsets of a consumer group for the given topic.
-pub async fn load_offsets(pool: &PgPool, group: &str, topic: &str) -> Result<Vec<(i32, i64)>, sqlx::Error> {
+pub(crate) async fn load_offsets(pool: &PgPool, group: &str, topic: &str) -> Result<Vec<(i32, i64)>, sqlx::Error> {
     sqlx::query_as("SELECT partition, next_offset FROM consumer_offsets WHERE consumer_group = $1 AND topic = $2")
         .bind(group)
         .bind(topic)

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Run the whole test suite: starts its own PostgreSQL and tansu (SQLite engine)
+# on separate ports, builds the workspace, runs every test, stops everything.
+# Installs what is missing first (PostgreSQL, tansu, chromium, npm helpers).
+#   ./deploy/local/test.sh                 # everything
+#   ./deploy/local/test.sh -E 'test(overview)'   # extra args go to cargo nextest
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+cd "$ROOT"
+
+PG_PORT=${AGENTOPS_TEST_PG_PORT:-15433}
+KAFKA_PORT=${AGENTOPS_TEST_KAFKA_PORT:-19092}
+STATE="$ROOT/target/test-state"
+
+ensure_postgres
+ensure_tansu
+ensure_browser
+
+cleanup() {
+  stop_pidfile "$STATE/tansu/tansu.pid"
+  stop_postgres "$STATE/pg"
+}
+trap cleanup EXIT
+cleanup
+rm -rf "$STATE"
+mkdir -p "$STATE"
+AGENTOPS_PG_FSYNC=off start_postgres "$STATE/pg" "$PG_PORT"
+start_tansu "$STATE/tansu" "$KAFKA_PORT" sqlite
+
+log "building the workspace"
+cargo build --workspace --bins --tests
+
+export AGENTOPS_TEST_KAFKA="127.0.0.1:$KAFKA_PORT"
+export AGENTOPS_TEST_PG="postgres://agentops:agentops@127.0.0.1:$PG_PORT/postgres"
+export AGENTOPS_BIN_DIR="$ROOT/target/debug"
+log "running the tests"
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --no-fail-fast --test-threads "${AGENTOPS_TEST_THREADS:-2}" "$@"
+else
+  cargo test --workspace --no-fail-fast -- --test-threads "${AGENTOPS_TEST_THREADS:-2}"
+fi

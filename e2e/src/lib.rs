@@ -1,0 +1,333 @@
+//! Harness for the end-to-end suite.
+//!
+//! Each test gets its own database, its own topics and its own ports, then
+//! starts every component as a separate process (the binaries built in
+//! `AGENTOPS_BIN_DIR`, default `target/debug`) against the broker at
+//! `AGENTOPS_TEST_KAFKA` and the Postgres server at `AGENTOPS_TEST_PG`
+//! (an admin URL whose database is replaced per test). `deploy/local/test.sh`
+//! starts both and sets these variables.
+
+pub mod events;
+pub mod webhook;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use serde_json::Value;
+use sqlx::PgPool;
+
+pub use agentops_runtime::keys::NewKey;
+
+/// The components a stack runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Component {
+    Gateway,
+    Processors,
+    Projections,
+    QueryApi,
+}
+
+impl Component {
+    fn binary(self) -> &'static str {
+        match self {
+            Component::Gateway => "agentops-ingest-gateway",
+            Component::Processors => "agentops-processors",
+            Component::Projections => "agentops-projections",
+            Component::QueryApi => "agentops-query-api",
+        }
+    }
+}
+
+fn env_or(name: &str, default: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| default.to_owned())
+}
+
+pub fn kafka_brokers() -> String {
+    env_or("AGENTOPS_TEST_KAFKA", "127.0.0.1:19092")
+}
+
+fn pg_admin_url() -> String {
+    env_or("AGENTOPS_TEST_PG", "postgres://agentops:agentops@127.0.0.1:5432/postgres")
+}
+
+fn bin_dir() -> PathBuf {
+    match std::env::var("AGENTOPS_BIN_DIR") {
+        Ok(d) => PathBuf::from(d),
+        Err(_) => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/debug"),
+    }
+}
+
+fn log_dir() -> PathBuf {
+    let d = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/e2e-logs");
+    let _ = std::fs::create_dir_all(&d);
+    d
+}
+
+/// A free loopback port (bound then released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+}
+
+/// A database and topics of one test, with every component running.
+pub struct Stack {
+    pub name: String,
+    pub db_url: String,
+    pub pool: PgPool,
+    pub org_id: String,
+    pub ingest_key: String,
+    pub read_key: String,
+    pub admin_key: String,
+    pub gateway_url: String,
+    pub query_url: String,
+    pub http: reqwest::Client,
+    ports: HashMap<Component, Vec<u16>>,
+    children: Vec<(Component, usize, Child)>,
+    extra_env: Vec<(String, String)>,
+}
+
+/// Options for [`Stack::start`].
+#[derive(Default, Clone)]
+pub struct StackOptions {
+    /// How many processor instances (default 1).
+    pub processors: usize,
+    /// Extra environment for every component.
+    pub env: Vec<(String, String)>,
+    /// Do not start these components.
+    pub skip: Vec<Component>,
+}
+
+impl Stack {
+    pub async fn start(name: &str, opts: StackOptions) -> Result<Stack> {
+        let suffix = uuid::Uuid::new_v4().simple().to_string()[..10].to_owned();
+        let name = format!("{name}_{suffix}");
+        let admin = PgPool::connect(&pg_admin_url()).await.context("connect to the test Postgres (AGENTOPS_TEST_PG)")?;
+        sqlx::query(&format!("CREATE DATABASE \"{name}\"")).execute(&admin).await?;
+        admin.close().await;
+        let mut db_url = reqwest::Url::parse(&pg_admin_url())?;
+        db_url.set_path(&name);
+        let db_url = db_url.to_string();
+        let pool = sqlx::postgres::PgPoolOptions::new().max_connections(4).connect(&db_url).await?;
+        agentops_runtime::db::migrate(&pool).await?;
+        let org_id = format!("org-{suffix}");
+        let keys = agentops_query_api::admin::create_org_with_keys(&pool, &org_id, "Test org", "e2e").await?;
+        let key = |i: usize| keys[i].secret.clone();
+
+        let mut env = vec![
+            ("AGENTOPS_KAFKA__BROKERS".to_owned(), kafka_brokers()),
+            ("AGENTOPS_KAFKA__TOPIC_RAW".to_owned(), format!("raw.{name}")),
+            ("AGENTOPS_KAFKA__TOPIC_ENRICHED".to_owned(), format!("enriched.{name}")),
+            ("AGENTOPS_KAFKA__TOPIC_ALERTS".to_owned(), format!("alerts.{name}")),
+            ("AGENTOPS_KAFKA__TOPIC_DLQ".to_owned(), format!("dlq.{name}")),
+            ("AGENTOPS_KAFKA__PARTITIONS".to_owned(), "4".to_owned()),
+            ("AGENTOPS_KAFKA__SESSION_TIMEOUT_MS".to_owned(), "6000".to_owned()),
+            ("AGENTOPS_DATABASE__URL".to_owned(), db_url.clone()),
+            ("AGENTOPS_GROUP".to_owned(), format!("g.{name}")),
+            ("AGENTOPS_NOTIFIER_GROUP".to_owned(), format!("n.{name}")),
+            ("AGENTOPS_WEBHOOK_BACKOFF_MS".to_owned(), "100".to_owned()),
+        ];
+        env.extend(opts.env.iter().cloned());
+        // Topics up front, so every consumer joins a topic that exists.
+        let kcfg = agentops_runtime::config::KafkaConfig {
+            brokers: kafka_brokers(),
+            partitions: 4,
+            ..Default::default()
+        };
+        let topics: Vec<String> = ["raw", "enriched", "alerts", "dlq"].iter().map(|t| format!("{t}.{name}")).collect();
+        let refs: Vec<&str> = topics.iter().map(String::as_str).collect();
+        agentops_runtime::kafka::ensure_topics(&kcfg, &refs).await?;
+
+        let gw_port = free_port();
+        let q_port = free_port();
+        let mut stack = Stack {
+            name,
+            db_url,
+            pool,
+            org_id,
+            ingest_key: key(0),
+            read_key: key(1),
+            admin_key: key(2),
+            gateway_url: format!("http://127.0.0.1:{gw_port}"),
+            query_url: format!("http://127.0.0.1:{q_port}"),
+            http: reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?,
+            ports: HashMap::new(),
+            children: Vec::new(),
+            extra_env: env,
+        };
+        stack.ports.insert(Component::Gateway, vec![gw_port]);
+        stack.ports.insert(Component::QueryApi, vec![q_port]);
+        let n_proc = opts.processors.max(1);
+        stack.ports.insert(Component::Processors, (0..n_proc).map(|_| free_port()).collect());
+        stack.ports.insert(Component::Projections, vec![free_port()]);
+        for c in [Component::Gateway, Component::Processors, Component::Projections, Component::QueryApi] {
+            if opts.skip.contains(&c) {
+                continue;
+            }
+            for i in 0..stack.ports[&c].len() {
+                stack.spawn(c, i)?;
+            }
+        }
+        for c in [Component::Gateway, Component::Processors, Component::Projections, Component::QueryApi] {
+            if opts.skip.contains(&c) {
+                continue;
+            }
+            for i in 0..stack.ports[&c].len() {
+                stack.wait_healthy(c, i).await?;
+            }
+        }
+        Ok(stack)
+    }
+
+    fn spawn(&mut self, c: Component, instance: usize) -> Result<()> {
+        let port = self.ports[&c][instance];
+        let path = bin_dir().join(c.binary());
+        let log = log_dir().join(format!("{}-{:?}-{instance}.log", self.name, c));
+        let out = std::fs::OpenOptions::new().create(true).append(true).open(&log)?;
+        let child = Command::new(&path)
+            .envs(self.extra_env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .env("AGENTOPS_LISTEN", format!("127.0.0.1:{port}"))
+            .env("RUST_LOG", env_or("AGENTOPS_TEST_LOG", "info"))
+            .stdin(Stdio::null())
+            .stdout(out.try_clone()?)
+            .stderr(out)
+            .spawn()
+            .with_context(|| format!("spawn {} (build the workspace binaries first)", path.display()))?;
+        self.children.push((c, instance, child));
+        Ok(())
+    }
+
+    /// Wait until a component's `/healthz` answers 200.
+    pub async fn wait_healthy(&self, c: Component, instance: usize) -> Result<()> {
+        let url = format!("http://127.0.0.1:{}/healthz", self.ports[&c][instance]);
+        let deadline = Instant::now() + Duration::from_secs(90);
+        while Instant::now() < deadline {
+            if let Ok(r) = self.http.get(&url).timeout(Duration::from_secs(2)).send().await {
+                if r.status().is_success() {
+                    return Ok(());
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        bail!("{c:?}[{instance}] not healthy within 90 s (logs in target/e2e-logs/{}-*)", self.name)
+    }
+
+    /// SIGKILL one instance of a component (no shutdown hooks run).
+    pub fn kill(&mut self, c: Component, instance: usize) -> Result<()> {
+        let pos = self
+            .children
+            .iter()
+            .position(|(cc, i, _)| *cc == c && *i == instance)
+            .context("no such running component")?;
+        let (_, _, mut child) = self.children.remove(pos);
+        child.kill()?;
+        child.wait()?;
+        Ok(())
+    }
+
+    /// SIGTERM one instance and wait for it to exit; returns its exit status.
+    pub fn terminate(&mut self, c: Component, instance: usize) -> Result<std::process::ExitStatus> {
+        let pos = self
+            .children
+            .iter()
+            .position(|(cc, i, _)| *cc == c && *i == instance)
+            .context("no such running component")?;
+        let (_, _, mut child) = self.children.remove(pos);
+        Command::new("kill").arg("-TERM").arg(child.id().to_string()).status()?;
+        Ok(child.wait()?)
+    }
+
+    /// Start an instance again (after `kill`) and wait until it is healthy.
+    pub async fn restart(&mut self, c: Component, instance: usize) -> Result<()> {
+        self.spawn(c, instance)?;
+        self.wait_healthy(c, instance).await
+    }
+
+    pub fn metrics_url(&self, c: Component, instance: usize) -> String {
+        format!("http://127.0.0.1:{}/metrics", self.ports[&c][instance])
+    }
+
+    /// POST a JSON body to the gateway with the ingest key; returns (status, body).
+    pub async fn post_events(&self, body: &Value) -> Result<(u16, Value)> {
+        self.post_raw("/v1/events", serde_json::to_vec(body)?, Some(&self.ingest_key)).await
+    }
+
+    pub async fn post_raw(&self, path: &str, body: Vec<u8>, key: Option<&str>) -> Result<(u16, Value)> {
+        let mut req = self
+            .http
+            .post(format!("{}{path}", self.gateway_url))
+            .header("content-type", "application/json")
+            .body(body);
+        if let Some(k) = key {
+            req = req.bearer_auth(k);
+        }
+        let r = req.send().await?;
+        let status = r.status().as_u16();
+        let text = r.text().await?;
+        let json = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        Ok((status, json))
+    }
+
+    /// GET a query-API path with the read key.
+    pub async fn get(&self, path_and_query: &str) -> Result<Value> {
+        let r = self
+            .http
+            .get(format!("{}{path_and_query}", self.query_url))
+            .bearer_auth(&self.read_key)
+            .send()
+            .await?;
+        let status = r.status();
+        let body: Value = r.json().await?;
+        if !status.is_success() {
+            bail!("GET {path_and_query}: {status} {body}");
+        }
+        Ok(body)
+    }
+
+    /// Send events in batches, asserting every batch is fully accepted.
+    pub async fn send_all(&self, events: &[Value], batch: usize) -> Result<()> {
+        for chunk in events.chunks(batch) {
+            let (status, body) = self.post_events(&serde_json::json!({ "events": chunk })).await?;
+            if status != 202 || body["accepted"].as_u64() != Some(chunk.len() as u64) {
+                bail!("batch not fully accepted: {status} {body}");
+            }
+        }
+        Ok(())
+    }
+
+    /// Poll until `check` returns Some, or fail after `timeout`.
+    pub async fn eventually<T, F, Fut>(&self, timeout: Duration, what: &str, mut check: F) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<Option<T>>>,
+    {
+        let deadline = Instant::now() + timeout;
+        let mut last_err = None;
+        loop {
+            match check().await {
+                Ok(Some(v)) => return Ok(v),
+                Ok(None) => {}
+                Err(e) => last_err = Some(e),
+            }
+            if Instant::now() >= deadline {
+                bail!("{what}: not reached within {timeout:?} (last error: {last_err:?})");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Rows in the events table.
+    pub async fn event_rows(&self) -> Result<i64> {
+        Ok(sqlx::query_scalar("SELECT count(*) FROM events").fetch_one(&self.pool).await?)
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        for (_, _, child) in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
