@@ -132,7 +132,7 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
     let stats = Arc::new(Stats::default());
     log(&format!(
         "demo fleet: {} agents, ~{} events/s to {} (~{mean_events:.1} events per run)",
-        fleet.len(),
+        fleet.agent_count(),
         opts.rate,
         opts.gateway
     ));
@@ -214,7 +214,7 @@ impl Demo {
                 }
                 next_run += exp_gap_us(&mut self.rng, runs_per_sec * PEAK);
             }
-            for agent in 0..self.fleet.len() {
+            for agent in 0..self.fleet.agent_count() {
                 let ts = t + self.rng.random_range(0..(chunk_end - t).max(1));
                 queue.push_all(vec![(ts, self.fleet.heartbeat(&mut self.rng, agent, ts))]);
             }
@@ -236,7 +236,7 @@ impl Demo {
     }
 
     async fn live(&mut self, mut queue: Queue) {
-        let agents = self.fleet.len();
+        let agents = self.fleet.agent_count();
         let heartbeat_rate = agents as f64 / 30.0;
         let runs_per_sec = (self.opts.rate - heartbeat_rate).max(self.opts.rate * 0.2) / self.mean_events;
         let start = now_us();

@@ -68,7 +68,7 @@ impl Fleet {
         Self { agents, fail_rate: 0.08 }
     }
 
-    pub fn len(&self) -> usize {
+    pub fn agent_count(&self) -> usize {
         self.agents.len()
     }
 
@@ -346,7 +346,23 @@ mod tests {
             }
         }
         let share = failed as f64 / runs as f64;
+        let error_types: std::collections::BTreeSet<String> = (0..400)
+            .flat_map(|_| fleet.random_run(&mut rng, now, false))
+            .filter_map(|(_, v)| v["error_type"].as_str().map(str::to_owned))
+            .collect();
+        assert_eq!(error_types.len(), 4, "{error_types:?}");
         assert!((0.05..0.11).contains(&share), "{share}");
+        // The run latency (on run_* end events) has a median near 3 s.
+        let mut lat: Vec<i64> = (0..1000)
+            .filter_map(|_| fleet.random_run(&mut rng, now, false).last().and_then(|(_, v)| v["latency_ms"].as_i64()))
+            .collect();
+        lat.sort_unstable();
+        assert!((2000..4500).contains(&lat[500]), "median {}", lat[500]);
+        let calls: Vec<Value> = (0..500).flat_map(|_| fleet.random_run(&mut rng, now, false)).map(|(_, v)| v).collect();
+        assert!(calls.iter().any(|v| v["model"] == "llama-3.1-70b-local"));
+        assert!(calls.iter().filter(|v| v["model"] == "o3").all(|v| v["reasoning_tokens"].is_i64() || v["status"] == "error"));
+        assert!(calls.iter().any(|v| v["cache_read_tokens"].is_i64()));
+        assert!(calls.iter().any(|v| v["tool_name"] == "sql_query"));
         let hb = fleet.heartbeat(&mut rng, 3, now);
         assert!(event_from_json(&hb, "org", now, &ValidationLimits::default()).is_ok());
     }

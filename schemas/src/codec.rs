@@ -48,6 +48,8 @@ pub struct Codec {
     schema: Schema,
     fingerprint: [u8; 8],
     writers: HashMap<[u8; 8], Schema>,
+    /// The reader/writer schema is exactly v1: use the hand-written binary codec.
+    is_v1: bool,
 }
 
 fn fingerprint(schema: &Schema) -> [u8; 8] {
@@ -69,7 +71,8 @@ impl Codec {
         let fp = fingerprint(&schema);
         let mut writers = HashMap::new();
         writers.insert(fp, schema.clone());
-        Ok(Self { schema, fingerprint: fp, writers })
+        let is_v1 = fp == fingerprint(&Schema::parse_str(AGENT_EVENT_V1)?);
+        Ok(Self { schema, fingerprint: fp, writers, is_v1 })
     }
 
     /// Teach the reader another writer schema version.
@@ -84,6 +87,13 @@ impl Codec {
     }
 
     pub fn encode(&self, event: &AgentEvent) -> Result<Vec<u8>, CodecError> {
+        if self.is_v1 {
+            let mut out = Vec::with_capacity(256);
+            out.extend_from_slice(&MAGIC);
+            out.extend_from_slice(&self.fingerprint);
+            crate::binary::encode_v1(event, &mut out);
+            return Ok(out);
+        }
         self.encode_value(apache_avro::to_value(event)?)
     }
 
@@ -113,6 +123,9 @@ impl Codec {
     }
 
     pub fn decode(&self, bytes: &[u8]) -> Result<AgentEvent, CodecError> {
+        if self.is_v1 && bytes.len() >= 10 && bytes[..2] == MAGIC && bytes[2..10] == self.fingerprint {
+            return crate::binary::decode_v1(&bytes[10..]).map_err(|e| CodecError::Avro(e.to_string()));
+        }
         Ok(apache_avro::from_value(&self.decode_value(bytes)?)?)
     }
 }
@@ -120,6 +133,7 @@ impl Codec {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     fn sample() -> AgentEvent {
         AgentEvent {
@@ -142,6 +156,56 @@ mod tests {
         let bytes = c.encode(&sample()).unwrap();
         assert_eq!(&bytes[..2], &MAGIC);
         assert_eq!(c.decode(&bytes).unwrap(), sample());
+    }
+
+    /// The generic apache-avro encoding of an event, framed like `encode`.
+    fn generic_encode(c: &Codec, e: &AgentEvent) -> Vec<u8> {
+        c.encode_value(apache_avro::to_value(e).unwrap()).unwrap()
+    }
+
+    fn generic_decode(c: &Codec, bytes: &[u8]) -> AgentEvent {
+        apache_avro::from_value(&c.decode_value(bytes).unwrap()).unwrap()
+    }
+
+    fn arb_event() -> impl Strategy<Value = AgentEvent> {
+        let s = || proptest::option::of(".{0,20}");
+        let n = || proptest::option::of(any::<i64>());
+        (
+            (".{0,36}", ".{0,10}", any::<i64>(), ".{0,20}", s(), s(), "[a-z_]{1,12}", s(), n()),
+            (s(), s(), n(), n(), n(), n(), n(), proptest::option::of(-1e12f64..1e12)),
+            (s(), s(), s(), s(), s(), s(), proptest::collection::hash_map(".{0,8}", ".{0,8}", 0..4), n()),
+        )
+            .prop_map(|(a, b, c)| AgentEvent {
+                event_id: a.0, org_id: a.1, timestamp: a.2, agent_id: a.3, workflow_id: a.4, run_id: a.5,
+                event_type: a.6, status: a.7, latency_ms: a.8,
+                provider: b.0, model: b.1, input_tokens: b.2, output_tokens: b.3, cache_read_tokens: b.4,
+                cache_write_tokens: b.5, reasoning_tokens: b.6, cost_usd: b.7,
+                cost_source: c.0, tool_name: c.1, error_type: c.2, error_message: c.3, trace_id: c.4,
+                span_id: c.5, attributes: c.6, ingested_at: c.7,
+            })
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn hand_written_codec_matches_apache_avro(e in arb_event()) {
+            let c = Codec::v1();
+            let fast = c.encode(&e).unwrap();
+            // apache-avro reads what we write, we read what it writes, both round-trip.
+            proptest::prop_assert_eq!(&generic_decode(&c, &fast), &e);
+            proptest::prop_assert_eq!(&c.decode(&generic_encode(&c, &e)).unwrap(), &e);
+            proptest::prop_assert_eq!(&c.decode(&fast).unwrap(), &e);
+            if e.attributes.len() <= 1 {
+                proptest::prop_assert_eq!(fast, generic_encode(&c, &e));
+            }
+        }
+
+        #[test]
+        fn decoding_arbitrary_bytes_never_panics(tail in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let c = Codec::v1();
+            let mut bytes = c.encode(&sample()).unwrap()[..10].to_vec();
+            bytes.extend(tail);
+            let _ = c.decode(&bytes);
+        }
     }
 
     #[test]
