@@ -79,14 +79,14 @@ start_tansu() {
   local dir=$1 port=$2 engine=${3:-sqlite} storage
   mkdir -p "$dir"
   case "$engine" in
-    sqlite) storage="sqlite://$dir/tansu.db" ;;
+    sqlite) storage="sqlite://tansu.db" ;; # relative to the broker's working directory
     memory) storage="memory://tansu/" ;;
     *) die "unknown tansu engine $engine" ;;
   esac
-  nohup tansu broker \
+  (cd "$dir" && exec nohup tansu broker \
     --listener-url "tcp://127.0.0.1:$port" \
     --advertised-listener-url "tcp://127.0.0.1:$port" \
-    --storage-engine "$storage" >"$dir/tansu.log" 2>&1 &
+    --storage-engine "$storage" >"$dir/tansu.log" 2>&1) &
   echo $! >"$dir/tansu.pid"
   wait_port "$port" 60 || die "tansu did not listen on $port (see $dir/tansu.log)"
   log "tansu ($engine) on 127.0.0.1:$port"

@@ -123,8 +123,8 @@ impl Stack {
             ("AGENTOPS_KAFKA__TOPIC_DLQ".to_owned(), format!("dlq.{name}")),
             ("AGENTOPS_KAFKA__PARTITIONS".to_owned(), "4".to_owned()),
             ("AGENTOPS_KAFKA__SESSION_TIMEOUT_MS".to_owned(), "6000".to_owned()),
+            ("AGENTOPS_KAFKA__MAX_POLL_INTERVAL_MS".to_owned(), "10000".to_owned()),
             ("AGENTOPS_DATABASE__URL".to_owned(), db_url.clone()),
-            ("AGENTOPS_GROUP".to_owned(), format!("g.{name}")),
             ("AGENTOPS_NOTIFIER_GROUP".to_owned(), format!("n.{name}")),
             ("AGENTOPS_WEBHOOK_BACKOFF_MS".to_owned(), "100".to_owned()),
         ];
@@ -185,7 +185,17 @@ impl Stack {
         let path = bin_dir().join(c.binary());
         let log = log_dir().join(format!("{}-{:?}-{instance}.log", self.name, c));
         let out = std::fs::OpenOptions::new().create(true).append(true).open(&log)?;
-        let child = Command::new(&path)
+        // Each consuming component its own group, unique to this test.
+        let group = match c {
+            Component::Processors => Some(format!("p.{}", self.name)),
+            Component::Projections => Some(format!("j.{}", self.name)),
+            _ => None,
+        };
+        let mut cmd = Command::new(&path);
+        if let Some(g) = group {
+            cmd.env("AGENTOPS_GROUP", g);
+        }
+        let child = cmd
             .envs(self.extra_env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .env("AGENTOPS_LISTEN", format!("127.0.0.1:{port}"))
             .env("RUST_LOG", env_or("AGENTOPS_TEST_LOG", "info"))
@@ -287,13 +297,12 @@ impl Stack {
 
     /// Send events in batches, asserting every batch is fully accepted.
     pub async fn send_all(&self, events: &[Value], batch: usize) -> Result<()> {
-        for chunk in events.chunks(batch) {
-            let (status, body) = self.post_events(&serde_json::json!({ "events": chunk })).await?;
-            if status != 202 || body["accepted"].as_u64() != Some(chunk.len() as u64) {
-                bail!("batch not fully accepted: {status} {body}");
-            }
-        }
-        Ok(())
+        self.ingest().send_all(events, batch).await
+    }
+
+    /// A cloneable sender, for sending from a spawned task.
+    pub fn ingest(&self) -> Ingest {
+        Ingest { http: self.http.clone(), url: format!("{}/v1/events", self.gateway_url), key: self.ingest_key.clone() }
     }
 
     /// Poll until `check` returns Some, or fail after `timeout`.
@@ -329,5 +338,28 @@ impl Drop for Stack {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+}
+
+/// Sends events to a stack's gateway (cloneable, `'static`).
+#[derive(Clone)]
+pub struct Ingest {
+    http: reqwest::Client,
+    url: String,
+    key: String,
+}
+
+impl Ingest {
+    /// Send events in batches, asserting every batch is fully accepted.
+    pub async fn send_all(&self, events: &[Value], batch: usize) -> Result<()> {
+        for chunk in events.chunks(batch) {
+            let r = self.http.post(&self.url).bearer_auth(&self.key).json(&serde_json::json!({ "events": chunk })).send().await?;
+            let status = r.status().as_u16();
+            let body: Value = r.json().await.unwrap_or(Value::Null);
+            if status != 202 || body["accepted"].as_u64() != Some(chunk.len() as u64) {
+                bail!("batch not fully accepted: {status} {body}");
+            }
+        }
+        Ok(())
     }
 }

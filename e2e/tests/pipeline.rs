@@ -144,19 +144,27 @@ async fn projections_sigkilled_mid_stream_count_every_event_once() -> anyhow::Re
     })
     .await?;
     let (events, failed, _) = events::fleet(1000, 25, 10, "cr");
-    // First half, then kill once some (not all) of it is projected.
-    stack.send_all(&events[..2500], 100).await?;
+    // Stream all 5,000 events (plus a client retry of one batch) from a task,
+    // and SIGKILL the projection worker while they flow.
+    let ingest = stack.ingest();
+    let to_send = events.clone();
+    let sender = tokio::spawn(async move {
+        for chunk in to_send.chunks(100) {
+            ingest.send_all(chunk, 100).await?;
+            tokio::time::sleep(Duration::from_millis(40)).await;
+        }
+        ingest.send_all(&to_send[1000..1100], 100).await
+    });
     stack
         .eventually(Duration::from_secs(60), "projection under way", || async {
-            Ok((stack.event_rows().await? > 0).then_some(()))
+            Ok((stack.event_rows().await? >= 500).then_some(()))
         })
         .await?;
     stack.kill(Component::Projections, 0)?;
     let at_kill = stack.event_rows().await?;
-    // Second half while it is down, plus a client retry of an already-sent batch.
-    stack.send_all(&events[2500..], 100).await?;
-    stack.send_all(&events[1000..1100], 100).await?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
     stack.restart(Component::Projections, 0).await?;
+    sender.await??;
     stack
         .eventually(Duration::from_secs(90), "all 5,000 events projected", || async {
             Ok((stack.event_rows().await? == 5000).then_some(()))

@@ -28,9 +28,13 @@ pub async fn run(
 ) -> agentops_runtime::Result<()> {
     let pool = agentops_runtime::db::connect(&config.database, Duration::from_secs(60)).await?;
     agentops_runtime::db::migrate(&pool).await?;
-    if let Err(e) = agentops_runtime::kafka::ensure_topics(&config.kafka, &[&config.kafka.topic_raw]).await {
-        // Serve anyway: requests answer 503 until the broker is reachable.
-        tracing::warn!(error = %e, "cannot ensure the raw topic exists (broker down?)");
+    // Serve even when the broker is down: requests answer 503 until it is reachable.
+    let topics = [config.kafka.topic_raw.as_str()];
+    let ensure = agentops_runtime::kafka::ensure_topics(&config.kafka, &topics);
+    match tokio::time::timeout(Duration::from_secs(5), ensure).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::warn!(error = %e, "cannot ensure the raw topic exists"),
+        Err(_) => tracing::warn!("broker not reachable within 5 s; serving anyway (requests get 503 until it is)"),
     }
     let producer = agentops_runtime::kafka::producer(&config.kafka, Duration::from_millis(config.produce_timeout_ms))?;
     let health = Health::default();

@@ -46,6 +46,10 @@ pub struct KafkaConfig {
     pub partitions: i32,
     /// Consumer group session timeout (ms).
     pub session_timeout_ms: u32,
+    /// Longest pause between polls before a consumer leaves its group (ms); also
+    /// the rebalance timeout, i.e. how long a join waits for members that died
+    /// without leaving on brokers that do not expire them by session timeout.
+    pub max_poll_interval_ms: u32,
 }
 
 impl Default for KafkaConfig {
@@ -58,6 +62,7 @@ impl Default for KafkaConfig {
             topic_dlq: "agentops.dlq".into(),
             partitions: 4,
             session_timeout_ms: 10_000,
+            max_poll_interval_ms: 60_000,
         }
     }
 }

@@ -42,6 +42,7 @@ where
         .set("auto.offset.reset", "earliest")
         .set("session.timeout.ms", cfg.session_timeout_ms.to_string())
         .set("heartbeat.interval.ms", (cfg.session_timeout_ms / 4).max(500).to_string())
+        .set("max.poll.interval.ms", cfg.max_poll_interval_ms.max(cfg.session_timeout_ms).to_string())
         .set("enable.partition.eof", "false")
         .create_with_context(context)?)
 }
