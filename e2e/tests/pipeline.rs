@@ -76,7 +76,9 @@ async fn failed_run_appears_in_recent_failures_within_5s() -> anyhow::Result<()>
             Ok((stack.event_rows().await? == 5).then_some(()))
         })
         .await?;
-    let failing = events::run("agent-x", "doomed-run", true, 1234, 0);
+    let mut failing = events::run("agent-x", "doomed-run", true, 1234, 0);
+    // An errored LLM call inside the run: the run still shows once, as its run_failed event.
+    failing[2]["status"] = json!("error");
     let failed_id = failing[4]["event_id"].as_str().unwrap().to_owned();
     stack.send_all(&failing, 10).await?;
     let acked = Instant::now();
@@ -92,7 +94,8 @@ async fn failed_run_appears_in_recent_failures_within_5s() -> anyhow::Result<()>
     let f = seen.ok_or_else(|| anyhow::anyhow!("failed run not in /v1/failures/recent within 5 s of its 202"))?;
     assert_eq!(f["failures"][0]["run_id"], "doomed-run");
     assert_eq!(f["failures"][0]["error_type"], "tool_error");
-    assert_eq!(f["failures"].as_array().unwrap().len(), 1, "only the one failure: {f}");
+    assert_eq!(f["failures"].as_array().unwrap().len(), 1, "one row for the failed run: {f}");
+    assert_eq!(f["failures"][0]["type"], "run_failed");
     Ok(())
 }
 

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use agentops_runtime::keys::{self, KeyCache, KeyInfo, Scope};
-use agentops_schemas::validate::{event_from_json, ValidationLimits};
+use agentops_schemas::validate::{event_from_str, ValidationLimits};
 use agentops_schemas::{AgentEvent, Codec};
 use axum::body::Body;
 use axum::extract::State;
@@ -14,8 +14,9 @@ use axum::routing::post;
 use axum::{Json, Router};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use serde::Serialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use serde_json::value::RawValue;
 
 use crate::config::Config;
 use crate::error::ApiError;
@@ -58,15 +59,23 @@ async fn read_body(body: Body, limit: usize) -> Result<axum::body::Bytes, ApiErr
     axum::body::to_bytes(body, limit).await.map_err(|_| ApiError::BodyTooLarge(limit))
 }
 
-/// Split a request body into its event values.
-fn batch_of(value: Value, max: usize) -> Result<Vec<Value>, ApiError> {
-    let events = match value {
-        Value::Object(mut obj) if obj.contains_key("events") => match obj.remove("events") {
-            Some(Value::Array(events)) => events,
-            _ => return Err(ApiError::BadShape("field `events`: expected an array".into())),
+/// Split a request body into its events (unparsed): one event object,
+/// `{"events":[...]}`, or an array of events.
+fn batch_of(body: &str, max: usize) -> Result<Vec<&RawValue>, ApiError> {
+    #[derive(Deserialize)]
+    struct Envelope<'a> {
+        #[serde(borrow)]
+        events: Option<&'a RawValue>,
+    }
+    let bad_json = |e: serde_json::Error| ApiError::BadJson(e.to_string());
+    let whole: &RawValue = serde_json::from_str(body).map_err(bad_json)?;
+    let events: Vec<&RawValue> = match whole.get().as_bytes().first() {
+        Some(b'[') => serde_json::from_str(whole.get()).map_err(bad_json)?,
+        Some(b'{') => match serde_json::from_str::<Envelope<'_>>(whole.get()).map_err(bad_json)?.events {
+            Some(events) => serde_json::from_str(events.get())
+                .map_err(|_| ApiError::BadShape("field `events`: expected an array".into()))?,
+            None => vec![whole],
         },
-        Value::Object(obj) => vec![Value::Object(obj)],
-        Value::Array(events) => events,
         _ => {
             return Err(ApiError::BadShape(
                 "expected an event object, {\"events\":[...]} or an array of events".into(),
@@ -89,8 +98,8 @@ async fn post_events(
 ) -> Result<Response, ApiError> {
     let key = authenticate(&state, &headers, Scope::Ingest).await?;
     let bytes = read_body(body, state.config.max_body_bytes).await?;
-    let value: Value = serde_json::from_slice(&bytes).map_err(|e| ApiError::BadJson(e.to_string()))?;
-    let values = batch_of(value, state.config.max_batch_events)?;
+    let text = std::str::from_utf8(&bytes).map_err(|e| ApiError::BadJson(format!("body is not UTF-8: {e}")))?;
+    let values = batch_of(text, state.config.max_batch_events)?;
 
     let limits = ValidationLimits {
         max_age_secs: state.config.max_event_age_secs,
@@ -101,7 +110,7 @@ async fn post_events(
     let mut accepted = Vec::with_capacity(values.len());
     let mut rejected = Vec::new();
     for (index, v) in values.iter().enumerate() {
-        match event_from_json(v, &key.org_id, now_us, &limits) {
+        match event_from_str(v.get(), &key.org_id, now_us, &limits) {
             Ok(e) => accepted.push(e),
             Err(e) => rejected.push(Rejected { index, field: e.field, error: e.error }),
         }
@@ -151,15 +160,16 @@ mod tests {
 
     #[test]
     fn batch_shapes() {
-        assert_eq!(batch_of(json!({"events": [{}, {}]}), 10).unwrap().len(), 2);
-        assert_eq!(batch_of(json!({"event_id": "x"}), 10).unwrap().len(), 1);
-        assert_eq!(batch_of(json!([{}, {}, {}]), 10).unwrap().len(), 3);
-        assert!(matches!(batch_of(json!({"events": 3}), 10), Err(ApiError::BadShape(_))));
-        assert!(matches!(batch_of(json!({"events": []}), 10), Err(ApiError::BadShape(_))));
-        assert!(matches!(batch_of(json!("x"), 10), Err(ApiError::BadShape(_))));
-        assert!(matches!(
-            batch_of(json!([{}, {}, {}]), 2),
-            Err(ApiError::BatchTooLarge { got: 3, max: 2 })
-        ));
+        assert_eq!(batch_of(r#"{"events": [{}, {"a": 1}]}"#, 10).unwrap().len(), 2);
+        let single = batch_of(r#" {"event_id": "x", "n": [1]} "#, 10).unwrap();
+        assert_eq!(single.len(), 1);
+        assert!(single[0].get().contains("event_id"));
+        assert_eq!(batch_of("[{}, {}, 3]", 10).unwrap().len(), 3);
+        assert!(matches!(batch_of(r#"{"events": 3}"#, 10), Err(ApiError::BadShape(_))));
+        assert!(matches!(batch_of(r#"{"events": []}"#, 10), Err(ApiError::BadShape(_))));
+        assert!(matches!(batch_of(r#""x""#, 10), Err(ApiError::BadShape(_))));
+        assert!(matches!(batch_of(r#"{"events": [{}"#, 10), Err(ApiError::BadJson(_))));
+        assert!(matches!(batch_of("{} trailing", 10), Err(ApiError::BadJson(_))));
+        assert!(matches!(batch_of("[{}, {}, {}]", 2), Err(ApiError::BatchTooLarge { got: 3, max: 2 })));
     }
 }

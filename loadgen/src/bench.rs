@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use agentops_runtime::config::KafkaConfig;
 use agentops_runtime::shutdown::CancellationToken;
-use agentops_schemas::validate::{event_from_json, ValidationLimits};
+use agentops_schemas::validate::{event_from_json, event_from_str, ValidationLimits};
 use agentops_schemas::{AgentEvent, Codec};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -26,9 +26,9 @@ use serde_json::{json, Value};
 
 use crate::fleet::Fleet;
 use crate::http::{excerpt, Gateway};
+use crate::log;
 use crate::procstat::{self, CpuMark};
 use crate::report::{self, Phase};
-use crate::log;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchOptions {
@@ -78,16 +78,32 @@ struct Workload {
     json_bytes: usize,
 }
 
-fn build(fleet: &Fleet, rng: &mut StdRng, n: usize, batch: usize, org: &str) -> anyhow::Result<Workload> {
+fn build(
+    fleet: &Fleet,
+    rng: &mut StdRng,
+    n: usize,
+    batch: usize,
+    org: &str,
+) -> anyhow::Result<Workload> {
     let now = chrono::Utc::now().timestamp_micros();
     let mut values: Vec<Value> = Vec::with_capacity(n + 16);
     while values.len() < n {
         let start = now - rng.random_range(60_000_000..900_000_000);
-        values.extend(fleet.random_run(rng, start, false).into_iter().map(|(_, v)| v));
+        values.extend(
+            fleet
+                .random_run(rng, start, false)
+                .into_iter()
+                .map(|(_, v)| v),
+        );
     }
     values.truncate(n);
     let limits = ValidationLimits::default();
-    let mut w = Workload { bodies: Vec::new(), batches: Vec::new(), events: n, json_bytes: 0 };
+    let mut w = Workload {
+        bodies: Vec::new(),
+        batches: Vec::new(),
+        events: n,
+        json_bytes: 0,
+    };
     for chunk in values.chunks(batch.max(1)) {
         let events = chunk
             .iter()
@@ -135,7 +151,10 @@ where
             })
         })
         .collect();
-    let mut total = Phase { events, ..Phase::default() };
+    let mut total = Phase {
+        events,
+        ..Phase::default()
+    };
     for t in tasks {
         match t.await {
             Ok(p) => total.merge(p),
@@ -150,7 +169,13 @@ where
 }
 
 /// What the gateway does per request after validation: encode, send all, await every ack.
-async fn raw_phase(producer: &FutureProducer, topic: &str, w: Workload, conc: usize, timeout: Duration) -> Phase {
+async fn raw_phase(
+    producer: &FutureProducer,
+    topic: &str,
+    w: Workload,
+    conc: usize,
+    timeout: Duration,
+) -> Phase {
     let batches = Arc::new(w.batches);
     let n = batches.len();
     let producer = producer.clone();
@@ -158,21 +183,35 @@ async fn raw_phase(producer: &FutureProducer, topic: &str, w: Workload, conc: us
     let codec = Arc::new(Codec::v1());
     let fp = codec.fingerprint_hex();
     drive(conc, n, w.events, move |i| {
-        let (batches, producer, topic, codec, fp) =
-            (batches.clone(), producer.clone(), topic.clone(), codec.clone(), fp.clone());
+        let (batches, producer, topic, codec, fp) = (
+            batches.clone(),
+            producer.clone(),
+            topic.clone(),
+            codec.clone(),
+            fp.clone(),
+        );
         async move {
             let events = &batches[i];
             let mut pending = Vec::with_capacity(events.len());
             for e in events {
                 let payload = codec.encode(e).map_err(|e| e.to_string())?;
                 let key = e.partition_key();
-                let headers = OwnedHeaders::new()
-                    .insert(Header { key: agentops_schemas::codec::SCHEMA_HEADER, value: Some(fp.as_str()) });
+                let headers = OwnedHeaders::new().insert(Header {
+                    key: agentops_schemas::codec::SCHEMA_HEADER,
+                    value: Some(fp.as_str()),
+                });
                 let producer = producer.clone();
                 let topic = topic.clone();
                 pending.push(async move {
-                    let record = FutureRecord::to(&topic).key(&key).payload(&payload).headers(headers);
-                    producer.send(record, timeout).await.map(|_| ()).map_err(|(e, _)| e)
+                    let record = FutureRecord::to(&topic)
+                        .key(&key)
+                        .payload(&payload)
+                        .headers(headers);
+                    producer
+                        .send(record, timeout)
+                        .await
+                        .map(|_| ())
+                        .map_err(|(e, _)| e)
                 });
             }
             let results = futures::future::join_all(pending).await;
@@ -193,14 +232,21 @@ async fn gateway_phase(gw: &Gateway, w: Workload, conc: usize) -> Phase {
     drive(conc, n, w.events, move |i| {
         let (gw, bodies, sizes) = (gw.clone(), bodies.clone(), sizes.clone());
         async move {
-            let (status, _, body) = gw.post_once(bodies[i].clone()).await.map_err(|e| format!("transport: {e}"))?;
+            let (status, _, body) = gw
+                .post_once(bodies[i].clone())
+                .await
+                .map_err(|e| format!("transport: {e}"))?;
             if status != reqwest::StatusCode::ACCEPTED {
                 return Err(format!("HTTP {status}: {}", excerpt(&body)));
             }
             let reply: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
             let accepted = reply["accepted"].as_u64().unwrap_or(0) as usize;
             if accepted != sizes[i] {
-                return Err(format!("202 but accepted {accepted} of {}: {}", sizes[i], excerpt(&body)));
+                return Err(format!(
+                    "202 but accepted {accepted} of {}: {}",
+                    sizes[i],
+                    excerpt(&body)
+                ));
             }
             Ok(accepted)
         }
@@ -208,23 +254,80 @@ async fn gateway_phase(gw: &Gateway, w: Workload, conc: usize) -> Phase {
     .await
 }
 
+/// Single-thread CPU cost per event of the gateway's pure steps, in µs:
+/// (JSON parse of the bodies, validation, Avro encode + key). No I/O.
+fn step_costs(w: &Workload, org: &str) -> [f64; 3] {
+    let n = w.events.max(1) as f64;
+    // As the gateway does it: split the body into raw events, then validate
+    // each straight from its text (no intermediate `Value`).
+    #[derive(serde::Deserialize)]
+    struct Envelope<'a> {
+        #[serde(borrow)]
+        events: Vec<&'a serde_json::value::RawValue>,
+    }
+    let t = Instant::now();
+    let parsed: Vec<Envelope<'_>> = w
+        .bodies
+        .iter()
+        .filter_map(|b| serde_json::from_slice(b).ok())
+        .collect();
+    let parse = t.elapsed();
+    let limits = ValidationLimits::default();
+    let now = chrono::Utc::now().timestamp_micros();
+    let t = Instant::now();
+    let events: Vec<AgentEvent> = parsed
+        .iter()
+        .flat_map(|e| e.events.iter())
+        .filter_map(|v| event_from_str(v.get(), org, now, &limits).ok())
+        .collect();
+    let validate = t.elapsed();
+    let codec = Codec::v1();
+    let t = Instant::now();
+    let bytes: usize = events
+        .iter()
+        .map(|e| codec.encode(e).map_or(0, |b| b.len()) + e.partition_key().len())
+        .sum();
+    let encode = t.elapsed();
+    std::hint::black_box(bytes);
+    [parse, validate, encode].map(|d| d.as_secs_f64() * 1e6 / n)
+}
+
 /// Run the benchmark; `Ok(false)` when the run is invalid (a batch failed).
 pub async fn run(o: BenchOptions) -> anyhow::Result<bool> {
-    anyhow::ensure!(o.events > 0 && o.batch > 0 && o.batch <= 1000, "need --events > 0 and 1 <= --batch <= 1000");
+    anyhow::ensure!(
+        o.events > 0 && o.batch > 0 && o.batch <= 1000,
+        "need --events > 0 and 1 <= --batch <= 1000"
+    );
     let mut rng = StdRng::seed_from_u64(42);
     let fleet = Fleet::new(24, &mut rng);
     let warm_n = ((o.events as f64 * o.warmup_pct / 100.0) as usize).max(o.batch.min(o.events));
-    log(&format!("building {} + {warm_n} warm-up events per phase (batch {})", o.events, o.batch));
+    log(&format!(
+        "building {} + {warm_n} warm-up events per phase (batch {})",
+        o.events, o.batch
+    ));
     let build_all = |rng: &mut StdRng| -> anyhow::Result<(Workload, Workload)> {
-        Ok((build(&fleet, rng, warm_n, o.batch, &o.org)?, build(&fleet, rng, o.events, o.batch, &o.org)?))
+        Ok((
+            build(&fleet, rng, warm_n, o.batch, &o.org)?,
+            build(&fleet, rng, o.events, o.batch, &o.org)?,
+        ))
     };
     let (raw_warm, raw_main) = build_all(&mut rng)?;
     let (gw_warm, gw_main) = build_all(&mut rng)?;
     let codec = Codec::v1();
-    let avro_bytes: usize = raw_main.batches.iter().flatten().map(|e| codec.encode(e).map_or(0, |b| b.len())).sum();
+    let avro_bytes: usize = raw_main
+        .batches
+        .iter()
+        .flatten()
+        .map(|e| codec.encode(e).map_or(0, |b| b.len()))
+        .sum();
     let json_bytes = gw_main.json_bytes;
+    let step_us = step_costs(&gw_warm, &o.org);
 
-    let kafka = KafkaConfig { brokers: o.brokers.clone(), topic_raw: o.topic.clone(), ..KafkaConfig::default() };
+    let kafka = KafkaConfig {
+        brokers: o.brokers.clone(),
+        topic_raw: o.topic.clone(),
+        ..KafkaConfig::default()
+    };
     agentops_runtime::kafka::ensure_topics(&kafka, &[&o.topic]).await?;
     let timeout = Duration::from_millis(o.delivery_timeout_ms);
     let gw = Gateway::new(&o.gateway, &o.key)?;
@@ -234,11 +337,16 @@ pub async fn run(o: BenchOptions) -> anyhow::Result<bool> {
     let producer = agentops_runtime::kafka::producer(&kafka, timeout)?;
     log("raw producer: warm-up");
     let warm = raw_phase(&producer, &o.topic, raw_warm, o.concurrency, timeout).await;
-    anyhow::ensure!(warm.failed_batches == 0, "raw warm-up failed: {}", warm.first_error.unwrap_or_default());
+    anyhow::ensure!(
+        warm.failed_batches == 0,
+        "raw warm-up failed: {}",
+        warm.first_error.unwrap_or_default()
+    );
     log("raw producer: measuring");
     let cpu = CpuMark::start(&procs);
     let mut raw = raw_phase(&producer, &o.topic, raw_main, o.concurrency, timeout).await;
     raw.cpu = cpu.cores();
+    raw.system_cpu = cpu.system();
     drop(producer);
     log(&format!("raw producer: {:.0} events/s", raw.eps()));
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -246,14 +354,25 @@ pub async fn run(o: BenchOptions) -> anyhow::Result<bool> {
     // Phase 2: gateway.
     log("gateway: warm-up");
     let warm = gateway_phase(&gw, gw_warm, o.concurrency).await;
-    anyhow::ensure!(warm.failed_batches == 0, "gateway warm-up failed: {}", warm.first_error.unwrap_or_default());
+    anyhow::ensure!(
+        warm.failed_batches == 0,
+        "gateway warm-up failed: {}",
+        warm.first_error.unwrap_or_default()
+    );
     let rss_before = o.gateway_pid.and_then(|p| procstat::status_kib(p, "VmRSS"));
     let stop = CancellationToken::new();
-    let sampler = o.gateway_pid.map(|p| tokio::spawn(procstat::max_rss(p, Duration::from_millis(50), stop.clone())));
+    let sampler = o.gateway_pid.map(|p| {
+        tokio::spawn(procstat::max_rss(
+            p,
+            Duration::from_millis(50),
+            stop.clone(),
+        ))
+    });
     log("gateway: measuring");
     let cpu = CpuMark::start(&procs);
     let mut gateway = gateway_phase(&gw, gw_main, o.concurrency).await;
     gateway.cpu = cpu.cores();
+    gateway.system_cpu = cpu.system();
     stop.cancel();
     let rss_max = match sampler {
         Some(h) => h.await.ok(),
@@ -273,6 +392,7 @@ pub async fn run(o: BenchOptions) -> anyhow::Result<bool> {
         rss_before_kib: rss_before,
         rss_max_kib: rss_max,
         hwm_kib: hwm,
+        step_us,
     };
     r.print();
     Ok(r.valid())

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use agentops_runtime::shutdown::CancellationToken;
+use futures::StreamExt;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::Value;
@@ -47,6 +48,8 @@ pub struct DemoOptions {
 const TICK: Duration = Duration::from_millis(250);
 const MAX_BATCH: usize = 1000;
 const HEARTBEAT_US: i64 = 30_000_000;
+/// Backfill batches in flight (history goes as fast as the gateway takes it).
+const BACKFILL_IN_FLIGHT: usize = 4;
 
 #[derive(Default)]
 struct Stats {
@@ -149,7 +152,15 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
             }
         })
     };
-    let mut demo = Demo { opts, fleet, gw, rng, stats: stats.clone(), shutdown: shutdown.clone(), mean_events };
+    let mut demo = Demo {
+        opts,
+        fleet,
+        gw,
+        rng,
+        stats: stats.clone(),
+        shutdown: shutdown.clone(),
+        mean_events,
+    };
     let queue = demo.backfill().await;
     if !shutdown.is_cancelled() {
         demo.live(queue).await;
@@ -161,9 +172,8 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
 }
 
 impl Demo {
-    /// Post `events` in batches of at most `max`; false if a batch failed.
-    async fn post(&self, events: Vec<Value>) -> bool {
-        let mut ok = true;
+    /// Post `events` in batches of at most `MAX_BATCH`, counting what became of them.
+    async fn post(&self, events: Vec<Value>) {
         for chunk in events.chunks(MAX_BATCH) {
             let out = self.gw.send(chunk, &self.shutdown).await;
             let s = &self.stats;
@@ -176,12 +186,11 @@ impl Demo {
             }
             if let Some(why) = out.failed {
                 s.failed_batches.fetch_add(1, Relaxed);
-                s.failed_events.fetch_add((chunk.len() as u64).saturating_sub(out.rejected), Relaxed);
+                s.failed_events
+                    .fetch_add((chunk.len() as u64).saturating_sub(out.rejected), Relaxed);
                 log(&format!("batch of {} events not sent: {why}", chunk.len()));
-                ok = false;
             }
         }
-        ok
     }
 
     /// History over the last `--backfill-hours`, with a diurnal swell and a
@@ -196,18 +205,25 @@ impl Demo {
         let end = now_us() - 120_000_000;
         let start = end - (hours * 3600e6) as i64;
         let runs_per_sec = (self.opts.rate * self.opts.backfill_density) / self.mean_events;
-        let incident = (start + ((end - start) as f64 * 0.65) as i64, 20 * 60_000_000);
+        let incident = (
+            start + ((end - start) as f64 * 0.65) as i64,
+            20 * 60_000_000,
+        );
         const PEAK: f64 = 1.4;
         let chunk_us = 5 * 60_000_000;
         let mut next_run = start;
         let mut t = start;
         let sent_before = self.stats.sent.load(Relaxed);
-        log(&format!("backfill: {hours} h of history at {:.0}% of the live rate", self.opts.backfill_density * 100.0));
+        log(&format!(
+            "backfill: {hours} h of history at {:.0}% of the live rate",
+            self.opts.backfill_density * 100.0
+        ));
         while t < end && !self.shutdown.is_cancelled() {
             let chunk_end = (t + chunk_us).min(end);
             while next_run < chunk_end {
                 let hour = (next_run / 3_600_000_000) % 24;
-                let diurnal = 1.0 + 0.4 * (std::f64::consts::TAU * (hour as f64 - 9.0) / 24.0).sin();
+                let diurnal =
+                    1.0 + 0.4 * (std::f64::consts::TAU * (hour as f64 - 9.0) / 24.0).sin();
                 if self.rng.random_bool((diurnal / PEAK).clamp(0.0, 1.0)) {
                     let in_incident = next_run >= incident.0 && next_run < incident.0 + incident.1;
                     queue.push_all(self.fleet.random_run(&mut self.rng, next_run, in_incident));
@@ -219,12 +235,14 @@ impl Demo {
                 queue.push_all(vec![(ts, self.fleet.heartbeat(&mut self.rng, agent, ts))]);
             }
             let due = queue.due(chunk_end, usize::MAX);
-            for chunk in due.chunks(500) {
-                if self.shutdown.is_cancelled() {
-                    break;
-                }
-                self.post(chunk.to_vec()).await;
-            }
+            let this = &*self;
+            futures::stream::iter(due.chunks(500))
+                .for_each_concurrent(BACKFILL_IN_FLIGHT, |chunk| async move {
+                    if !this.shutdown.is_cancelled() {
+                        this.post(chunk.to_vec()).await;
+                    }
+                })
+                .await;
             t = chunk_end;
         }
         log(&format!(
@@ -238,11 +256,13 @@ impl Demo {
     async fn live(&mut self, mut queue: Queue) {
         let agents = self.fleet.agent_count();
         let heartbeat_rate = agents as f64 / 30.0;
-        let runs_per_sec = (self.opts.rate - heartbeat_rate).max(self.opts.rate * 0.2) / self.mean_events;
+        let runs_per_sec =
+            (self.opts.rate - heartbeat_rate).max(self.opts.rate * 0.2) / self.mean_events;
         let start = now_us();
         let mut next_run = start;
-        let mut next_hb: Vec<i64> =
-            (0..agents).map(|_| start + self.rng.random_range(0..HEARTBEAT_US)).collect();
+        let mut next_hb: Vec<i64> = (0..agents)
+            .map(|_| start + self.rng.random_range(0..HEARTBEAT_US))
+            .collect();
         let deadline = (self.opts.duration_secs > 0)
             .then(|| Instant::now() + Duration::from_secs(self.opts.duration_secs));
         let mut tick = tokio::time::interval(TICK);
@@ -264,14 +284,21 @@ impl Demo {
             }
             for (agent, due) in next_hb.iter_mut().enumerate() {
                 if *due <= now {
-                    queue.push_all(vec![(*due, self.fleet.heartbeat(&mut self.rng, agent, *due))]);
-                    *due = (*due + HEARTBEAT_US + self.rng.random_range(-3_000_000..3_000_000)).max(now);
+                    queue.push_all(vec![(
+                        *due,
+                        self.fleet.heartbeat(&mut self.rng, agent, *due),
+                    )]);
+                    *due = (*due + HEARTBEAT_US + self.rng.random_range(-3_000_000..3_000_000))
+                        .max(now);
                 }
             }
             // Drop what went stale while the gateway was unreachable.
             let stale = queue.due(now - 600_000_000, usize::MAX);
             if !stale.is_empty() {
-                log(&format!("dropped {} events older than 10 minutes", stale.len()));
+                log(&format!(
+                    "dropped {} events older than 10 minutes",
+                    stale.len()
+                ));
             }
             let due = queue.due(now, usize::MAX);
             if !due.is_empty() {

@@ -8,38 +8,16 @@
 use rand::Rng;
 use serde_json::{json, Map, Value};
 
-use crate::catalog::{lognormal, pick, Role, REGIONS, ROLES};
+use crate::catalog::{lognormal, Role, REGIONS, ROLES};
+use crate::steps::{
+    context_limit, error_message, failing_step, pick_failure, plan_steps, Failure, Step,
+};
 
 struct Agent {
     id: String,
     role: &'static Role,
     env: &'static str,
     region: &'static str,
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Failure {
-    Timeout,
-    RateLimit,
-    ToolError,
-    ContextLength,
-}
-
-impl Failure {
-    fn as_str(self) -> &'static str {
-        match self {
-            Failure::Timeout => "timeout",
-            Failure::RateLimit => "rate_limit",
-            Failure::ToolError => "tool_error",
-            Failure::ContextLength => "context_length_exceeded",
-        }
-    }
-}
-
-#[derive(Clone, Copy)]
-enum Step {
-    Llm { model: &'static str, provider: &'static str },
-    Tool(&'static str),
 }
 
 /// A fleet of named agents.
@@ -60,12 +38,19 @@ impl Fleet {
                 Agent {
                     id: format!("{}-{}", role.name, i / ROLES.len() + 1),
                     role,
-                    env: if rng.random_bool(0.2) { "staging" } else { "prod" },
+                    env: if rng.random_bool(0.2) {
+                        "staging"
+                    } else {
+                        "prod"
+                    },
                     region: REGIONS[rng.random_range(0..REGIONS.len())],
                 }
             })
             .collect();
-        Self { agents, fail_rate: 0.08 }
+        Self {
+            agents,
+            fail_rate: 0.08,
+        }
     }
 
     pub fn agent_count(&self) -> usize {
@@ -96,10 +81,17 @@ impl Fleet {
 
     fn run(&self, rng: &mut impl Rng, agent: usize, start_us: i64, incident: bool) -> Vec<Timed> {
         let a = &self.agents[agent];
-        let run_id = format!("run-{}", uuid::Builder::from_random_bytes(rng.random()).into_uuid().simple());
+        let run_id = format!(
+            "run-{}",
+            uuid::Builder::from_random_bytes(rng.random())
+                .into_uuid()
+                .simple()
+        );
         let mut steps = plan_steps(rng, a.role);
         let fail_rate = if incident { 0.35 } else { self.fail_rate };
-        let failure = rng.random_bool(fail_rate).then(|| pick_failure(rng, incident));
+        let failure = rng
+            .random_bool(fail_rate)
+            .then(|| pick_failure(rng, incident));
         let fail_at = failure.map(|f| failing_step(rng, &mut steps, f));
         if let Some(k) = fail_at {
             steps.truncate(k + 1);
@@ -150,7 +142,10 @@ impl Fleet {
                     let msg = error_message(rng, f, step);
                     if f == Failure::ContextLength {
                         if let Some(limit) = context_limit(step) {
-                            e.insert("input_tokens".into(), json!(limit + rng.random_range(1..20_000)));
+                            e.insert(
+                                "input_tokens".into(),
+                                json!(limit + rng.random_range(1..20_000)),
+                            );
                             e.insert("output_tokens".into(), json!(0));
                         }
                         e.remove("cache_read_tokens");
@@ -168,14 +163,21 @@ impl Fleet {
         }
         t_ms += rng.random_range(2..30);
         let end_us = start_us + t_ms * 1000;
-        let kind = if failure.is_some() { "run_failed" } else { "run_completed" };
+        let kind = if failure.is_some() {
+            "run_failed"
+        } else {
+            "run_completed"
+        };
         let mut end = base(rng, a, kind, end_us);
         end.insert("run_id".into(), json!(run_id));
         end.insert("latency_ms".into(), json!(t_ms));
         if let (Some(f), Some(k)) = (failure, fail_at) {
             end.insert("status".into(), json!("error"));
             end.insert("error_type".into(), json!(f.as_str()));
-            end.insert("error_message".into(), json!(error_message(rng, f, &steps[k])));
+            end.insert(
+                "error_message".into(),
+                json!(error_message(rng, f, &steps[k])),
+            );
         } else {
             end.insert("status".into(), json!("ok"));
         }
@@ -189,7 +191,12 @@ fn base(rng: &mut impl Rng, a: &Agent, kind: &str, ts_us: i64) -> Map<String, Va
         .unwrap_or_default()
         .to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
     let mut m = Map::new();
-    m.insert("event_id".into(), json!(uuid::Builder::from_random_bytes(rng.random()).into_uuid().to_string()));
+    m.insert(
+        "event_id".into(),
+        json!(uuid::Builder::from_random_bytes(rng.random())
+            .into_uuid()
+            .to_string()),
+    );
     m.insert("type".into(), json!(kind));
     m.insert("agent_id".into(), json!(a.id));
     m.insert("timestamp".into(), json!(ts));
@@ -219,105 +226,40 @@ fn llm_call(
     e.insert("output_tokens".into(), json!(output.max(1)));
     let caches = matches!(provider, "openai" | "anthropic" | "google");
     if caches && !first && rng.random_bool(0.6) {
-        e.insert("cache_read_tokens".into(), json!((input as f64 * rng.random_range(0.3..0.8)) as i64));
+        e.insert(
+            "cache_read_tokens".into(),
+            json!((input as f64 * rng.random_range(0.3..0.8)) as i64),
+        );
     }
     if provider == "anthropic" && first && rng.random_bool(0.4) {
         e.insert("cache_write_tokens".into(), json!(input / 2));
     }
     match model {
         "o3" => {
-            e.insert("reasoning_tokens".into(), json!(lognormal(rng, 1500.0, 0.7) as i64));
+            e.insert(
+                "reasoning_tokens".into(),
+                json!(lognormal(rng, 1500.0, 0.7) as i64),
+            );
         }
         "gemini-2.5-pro" => {
-            e.insert("reasoning_tokens".into(), json!(lognormal(rng, 600.0, 0.7) as i64));
+            e.insert(
+                "reasoning_tokens".into(),
+                json!(lognormal(rng, 600.0, 0.7) as i64),
+            );
         }
         _ => {}
     }
     // The sales team reports its own (negotiated) cost: exercises client-side cost.
     if a.role.team == "growth" {
-        let (pin, pout) = if model == "gpt-4o-mini" { (0.15, 0.60) } else { (0.80, 4.00) };
+        let (pin, pout) = if model == "gpt-4o-mini" {
+            (0.15, 0.60)
+        } else {
+            (0.80, 4.00)
+        };
         let cost = 0.8 * (input as f64 * pin + output as f64 * pout) / 1e6;
         e.insert("cost_usd".into(), json!((cost * 1e8).round() / 1e8));
     }
     e
-}
-
-fn plan_steps(rng: &mut impl Rng, role: &'static Role) -> Vec<Step> {
-    let n_llm = pick(rng, &[(1usize, 15u32), (2, 25), (3, 25), (4, 15), (5, 12), (6, 8)]);
-    let mut steps = Vec::with_capacity(n_llm * 2);
-    for i in 0..n_llm {
-        let (model, provider) = {
-            let choices: Vec<((&str, &str), u32)> = role.models.iter().map(|(m, p, w)| ((*m, *p), *w)).collect();
-            pick(rng, &choices)
-        };
-        steps.push(Step::Llm { model, provider });
-        if i + 1 < n_llm && rng.random_bool(0.6) {
-            steps.push(Step::Tool(role.tools[rng.random_range(0..role.tools.len())]));
-        }
-    }
-    steps
-}
-
-fn pick_failure(rng: &mut impl Rng, incident: bool) -> Failure {
-    if incident && rng.random_bool(0.8) {
-        return Failure::RateLimit;
-    }
-    pick(
-        rng,
-        &[(Failure::Timeout, 3), (Failure::RateLimit, 3), (Failure::ToolError, 3), (Failure::ContextLength, 1)],
-    )
-}
-
-/// Index of the step that fails (adds a tool step when a tool error needs one).
-fn failing_step(rng: &mut impl Rng, steps: &mut Vec<Step>, f: Failure) -> usize {
-    let want_tool = f == Failure::ToolError;
-    let candidates: Vec<usize> = steps
-        .iter()
-        .enumerate()
-        .filter(|(_, s)| match f {
-            Failure::Timeout => true,
-            _ => matches!(s, Step::Tool(_)) == want_tool,
-        })
-        .map(|(i, _)| i)
-        .collect();
-    if candidates.is_empty() {
-        steps.push(Step::Tool(["http_get", "sql_query", "code_exec"][rng.random_range(0..3)]));
-        return steps.len() - 1;
-    }
-    candidates[rng.random_range(0..candidates.len())]
-}
-
-fn context_limit(step: &Step) -> Option<i64> {
-    match step {
-        Step::Llm { model, .. } if model.starts_with("claude") => Some(200_000),
-        Step::Llm { model, .. } if model.starts_with("gemini") || model.starts_with("gpt-4.1") => Some(1_048_576),
-        Step::Llm { model, .. } if model.starts_with("llama") => Some(131_072),
-        Step::Llm { .. } => Some(128_000),
-        Step::Tool(_) => None,
-    }
-}
-
-fn error_message(rng: &mut impl Rng, f: Failure, step: &Step) -> String {
-    match (f, step) {
-        (Failure::Timeout, Step::Llm { model, .. }) => format!("{model} call exceeded the 30s deadline"),
-        (Failure::Timeout, Step::Tool(t)) => format!("tool {t} did not answer within 30s"),
-        (Failure::RateLimit, Step::Llm { provider, .. }) => {
-            format!("{provider}: 429 Too Many Requests (tokens per minute limit reached)")
-        }
-        (Failure::ContextLength, Step::Llm { model, .. }) => {
-            format!("prompt exceeds the {model} context window ({} tokens)", context_limit(step).unwrap_or(0))
-        }
-        (_, Step::Tool(t)) => {
-            let msg = match *t {
-                "sql_query" => "relation \"orders_2024\" does not exist",
-                "http_get" => ["upstream returned 502 Bad Gateway", "connection reset by peer"][rng.random_range(0..2)],
-                "code_exec" => "process exited with status 1: ZeroDivisionError: division by zero",
-                _ => "search index unavailable (503)",
-            };
-            format!("{t}: {msg}")
-        }
-        (_, Step::Llm { model, .. }) => format!("{model}: request failed"),
-    }
 }
 
 #[cfg(test)]
@@ -354,13 +296,24 @@ mod tests {
         assert!((0.05..0.11).contains(&share), "{share}");
         // The run latency (on run_* end events) has a median near 3 s.
         let mut lat: Vec<i64> = (0..1000)
-            .filter_map(|_| fleet.random_run(&mut rng, now, false).last().and_then(|(_, v)| v["latency_ms"].as_i64()))
+            .filter_map(|_| {
+                fleet
+                    .random_run(&mut rng, now, false)
+                    .last()
+                    .and_then(|(_, v)| v["latency_ms"].as_i64())
+            })
             .collect();
         lat.sort_unstable();
         assert!((2000..4500).contains(&lat[500]), "median {}", lat[500]);
-        let calls: Vec<Value> = (0..500).flat_map(|_| fleet.random_run(&mut rng, now, false)).map(|(_, v)| v).collect();
+        let calls: Vec<Value> = (0..500)
+            .flat_map(|_| fleet.random_run(&mut rng, now, false))
+            .map(|(_, v)| v)
+            .collect();
         assert!(calls.iter().any(|v| v["model"] == "llama-3.1-70b-local"));
-        assert!(calls.iter().filter(|v| v["model"] == "o3").all(|v| v["reasoning_tokens"].is_i64() || v["status"] == "error"));
+        assert!(calls
+            .iter()
+            .filter(|v| v["model"] == "o3")
+            .all(|v| v["reasoning_tokens"].is_i64() || v["status"] == "error"));
         assert!(calls.iter().any(|v| v["cache_read_tokens"].is_i64()));
         assert!(calls.iter().any(|v| v["tool_name"] == "sql_query"));
         let hb = fleet.heartbeat(&mut rng, 3, now);

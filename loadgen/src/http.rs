@@ -44,7 +44,10 @@ impl Gateway {
     }
 
     /// One attempt: the status and the body (no retry).
-    pub(crate) async fn post_once(&self, body: Vec<u8>) -> reqwest::Result<(StatusCode, Option<Duration>, Vec<u8>)> {
+    pub(crate) async fn post_once(
+        &self,
+        body: Vec<u8>,
+    ) -> reqwest::Result<(StatusCode, Option<Duration>, Vec<u8>)> {
         let resp = self
             .client
             .post(&self.url)
@@ -82,9 +85,13 @@ impl Gateway {
                     return out;
                 }
                 Ok((status, retry_after, bytes))
-                    if status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::SERVICE_UNAVAILABLE =>
+                    if status == StatusCode::TOO_MANY_REQUESTS
+                        || status == StatusCode::SERVICE_UNAVAILABLE =>
                 {
-                    (retry_after.unwrap_or(backoff).min(MAX_WAIT), format!("HTTP {status}: {}", excerpt(&bytes)))
+                    (
+                        retry_after.unwrap_or(backoff).min(MAX_WAIT),
+                        format!("HTTP {status}: {}", excerpt(&bytes)),
+                    )
                 }
                 Ok((status, _, bytes)) if status.is_server_error() => {
                     (backoff, format!("HTTP {status}: {}", excerpt(&bytes)))
@@ -123,7 +130,12 @@ fn parse_reply(bytes: &[u8], sent: usize, out: &mut Outcome) {
     if let Some(rejected) = v["rejected"].as_array() {
         out.rejected = rejected.len() as u64;
         out.first_reject = rejected.first().map(|r| {
-            format!("event {}: {}: {}", r["index"], r["field"].as_str().unwrap_or("?"), r["error"].as_str().unwrap_or("?"))
+            format!(
+                "event {}: {}: {}",
+                r["index"],
+                r["field"].as_str().unwrap_or("?"),
+                r["error"].as_str().unwrap_or("?")
+            )
         });
     }
 }

@@ -8,8 +8,12 @@ pub mod fleet;
 mod http;
 mod procstat;
 mod report;
+mod steps;
 
 /// Progress lines go to stderr, stamped with the wall-clock time.
 pub(crate) fn log(msg: &str) {
-    eprintln!("{} loadgen: {msg}", chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ"));
+    eprintln!(
+        "{} loadgen: {msg}",
+        chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ")
+    );
 }

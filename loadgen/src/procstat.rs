@@ -26,12 +26,28 @@ fn cpu_ticks(pid: Option<u32>) -> Option<u64> {
     Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
 }
 
+/// Busy and total jiffies of the whole machine (`/proc/stat`, all CPUs summed).
+fn system_ticks() -> Option<(u64, u64)> {
+    let text = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = text.lines().find(|l| l.starts_with("cpu "))?;
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal ...
+    let idle = v.get(3)? + v.get(4).copied().unwrap_or(0);
+    let total: u64 = v.iter().take(8).sum();
+    Some((total - idle, total))
+}
+
 /// Linux reports CPU times in USER_HZ ticks, 100 a second on every mainstream architecture.
 const TICKS_PER_SEC: f64 = 100.0;
 
 /// CPU use of a few processes between `start` and `cores`.
 pub(crate) struct CpuMark {
     at: Instant,
+    system: Option<(u64, u64)>,
     ticks: Vec<Option<u64>>,
     pids: Vec<Option<u32>>,
 }
@@ -39,7 +55,21 @@ pub(crate) struct CpuMark {
 impl CpuMark {
     /// `pids`: `None` means this process.
     pub(crate) fn start(pids: &[Option<u32>]) -> Self {
-        Self { at: Instant::now(), ticks: pids.iter().map(|p| cpu_ticks(*p)).collect(), pids: pids.to_vec() }
+        Self {
+            at: Instant::now(),
+            system: system_ticks(),
+            ticks: pids.iter().map(|p| cpu_ticks(*p)).collect(),
+            pids: pids.to_vec(),
+        }
+    }
+
+    /// Cores busy machine-wide since `start`, and the machine's core count.
+    pub(crate) fn system(&self) -> Option<(f64, f64)> {
+        let (busy0, total0) = self.system?;
+        let (busy1, total1) = system_ticks()?;
+        let secs = self.at.elapsed().as_secs_f64().max(1e-3);
+        let cores = (total1 - total0) as f64 / TICKS_PER_SEC / secs;
+        Some(((busy1 - busy0) as f64 / TICKS_PER_SEC / secs, cores.round()))
     }
 
     /// Average cores busy per process since `start` (`None` if unreadable).

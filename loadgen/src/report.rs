@@ -18,6 +18,8 @@ pub(crate) struct Phase {
     pub(crate) elapsed: Duration,
     /// Average cores busy during the phase: [loadgen, gateway, broker].
     pub(crate) cpu: Vec<Option<f64>>,
+    /// Machine-wide (busy cores, cores) during the phase.
+    pub(crate) system_cpu: Option<(f64, f64)>,
 }
 
 impl Phase {
@@ -47,7 +49,11 @@ impl Phase {
     }
 
     fn cores(&self, i: usize) -> Option<f64> {
-        self.cpu.get(i).copied().flatten().map(|c| (c * 100.0).round() / 100.0)
+        self.cpu
+            .get(i)
+            .copied()
+            .flatten()
+            .map(|c| (c * 100.0).round() / 100.0)
     }
 
     fn json(&self) -> serde_json::Value {
@@ -59,7 +65,8 @@ impl Phase {
             "first_error": self.first_error,
             "batch_p50_ms": round3(self.quantile_ms(0.5)),
             "batch_p99_ms": round3(self.quantile_ms(0.99)),
-            "cpu_cores": {"loadgen": self.cores(0), "gateway": self.cores(1), "broker": self.cores(2)},
+            "cpu_cores": {"loadgen": self.cores(0), "gateway": self.cores(1), "broker": self.cores(2),
+                          "machine_busy": self.system_cpu.map(|(b, _)| (b * 100.0).round() / 100.0)},
         })
     }
 
@@ -70,11 +77,15 @@ impl Phase {
             .enumerate()
             .filter_map(|(i, n)| self.cores(i).map(|c| format!("{n} {c:.2}")))
             .collect();
-        if parts.is_empty() {
-            "n/a".into()
+        let mut line = if parts.is_empty() {
+            "n/a".to_owned()
         } else {
             parts.join(", ")
+        };
+        if let Some((busy, cores)) = self.system_cpu {
+            line.push_str(&format!("; whole machine {busy:.2} of {cores:.0}"));
         }
+        line
     }
 }
 
@@ -90,6 +101,8 @@ pub(crate) struct Report {
     pub(crate) rss_before_kib: Option<u64>,
     pub(crate) rss_max_kib: Option<u64>,
     pub(crate) hwm_kib: Option<u64>,
+    /// Single-thread µs/event of JSON parse, validation, Avro encode.
+    pub(crate) step_us: [f64; 3],
 }
 
 fn mib(kib: Option<u64>) -> Option<f64> {
@@ -175,6 +188,14 @@ impl Report {
         }
         println!("cpu cores busy, raw phase: {}", raw.cpu_line());
         println!("cpu cores busy, gateway phase: {}", gw.cpu_line());
+        let [parse, validate, encode] = self.step_us;
+        println!(
+            "cpu per event, one thread, no I/O: JSON parse {parse:.2} µs, validation {validate:.2} µs, Avro encode {encode:.2} µs (the raw path does only the encode)"
+        );
+        let per_event = |p: &Phase, i: usize| p.cores(i).map(|c| c * 1e6 / p.eps().max(1e-9));
+        if let (Some(g), Some(l)) = (per_event(gw, 1), per_event(raw, 0)) {
+            println!("cpu per event, measured: gateway process {g:.1} µs; raw producer process {l:.1} µs");
+        }
         for (name, p) in [("raw producer", raw), ("gateway", gw)] {
             if let Some(e) = &p.first_error {
                 println!("{name}: first error: {e}");
@@ -200,6 +221,7 @@ impl Report {
             "gateway_vmhwm_mib": mib(self.hwm_kib),
             "gateway_max_sampled_rss_mib": mib(self.rss_max_kib),
             "gateway_rss_before_mib": mib(self.rss_before_kib),
+            "step_us_per_event": {"json_parse": round3(parse), "validate": round3(validate), "avro_encode": round3(encode)},
             "raw": raw.json(),
             "gateway": gw.json(),
         });

@@ -195,6 +195,8 @@ async fn recent_failures(State(s): Shared, headers: HeaderMap, Query(q): Query<F
             message: "expected an integer between 1 and 500".into(),
         })?,
     };
+    // Newest errored events; a failed run often has an errored call before its
+    // run_failed event, so look a little further and keep one row per run.
     let rows: Vec<FailureRow> = sqlx::query_as(
         "SELECT event_id, ts, agent_id, workflow_id, run_id, type, error_type, error_message, model
          FROM events
@@ -202,10 +204,10 @@ async fn recent_failures(State(s): Shared, headers: HeaderMap, Query(q): Query<F
          ORDER BY ts DESC LIMIT $2",
     )
     .bind(&key.org_id)
-    .bind(limit)
+    .bind(limit * 4)
     .fetch_all(&s.pool)
     .await?;
-    let failures: Vec<Value> = rows
+    let failures: Vec<Value> = one_per_run(rows, limit as usize)
         .into_iter()
         .map(|(id, ts, agent, wf, run, ty, et, em, model)| {
             json!({"event_id": id, "timestamp": ts, "agent_id": agent, "workflow_id": wf, "run_id": run,
@@ -213,6 +215,28 @@ async fn recent_failures(State(s): Shared, headers: HeaderMap, Query(q): Query<F
         })
         .collect();
     Ok(Json(json!({ "failures": failures })))
+}
+
+/// Keep one failure per run (its `run_failed` event when present), newest first.
+fn one_per_run(rows: Vec<FailureRow>, limit: usize) -> Vec<FailureRow> {
+    let mut out: Vec<FailureRow> = Vec::new();
+    let mut by_run: HashMap<String, usize> = HashMap::new();
+    for row in rows {
+        let Some(run) = row.4.clone() else {
+            out.push(row);
+            continue;
+        };
+        match by_run.get(&run) {
+            Some(&i) if row.5 == "run_failed" && out[i].5 != "run_failed" => out[i] = row,
+            Some(_) => {}
+            None => {
+                by_run.insert(run, out.len());
+                out.push(row);
+            }
+        }
+    }
+    out.truncate(limit);
+    out
 }
 
 type RunRow = (String, String, Option<String>, String, Option<DateTime<Utc>>, Option<DateTime<Utc>>, Option<i64>, f64, i64, i64, i64, i64, Option<String>, Option<String>);
@@ -266,4 +290,37 @@ async fn put_budget(State(s): Shared, headers: HeaderMap, Json(body): Json<HashM
     };
     crate::admin::set_budget(&s.pool, &key.org_id, daily, webhook).await?;
     Ok(Json(json!({"org_id": key.org_id, "daily_usd": daily, "webhook_url": webhook})))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(run: Option<&str>, ty: &str, secs: i64) -> FailureRow {
+        let ts = DateTime::from_timestamp(1_790_000_000 + secs, 0).unwrap();
+        (uuid::Uuid::new_v4(), ts, "a".into(), None, run.map(Into::into), ty.into(), None, None, None)
+    }
+
+    #[test]
+    fn one_row_per_run_preferring_run_failed() {
+        // Newest first, as the query returns them.
+        let rows = vec![
+            row(Some("r1"), "llm_call", 10),
+            row(Some("r1"), "run_failed", 9),
+            row(None, "tool_call", 8),
+            row(Some("r2"), "run_failed", 7),
+            row(Some("r2"), "tool_call", 6),
+        ];
+        let out = one_per_run(rows, 10);
+        let got: Vec<(Option<String>, String)> = out.iter().map(|r| (r.4.clone(), r.5.clone())).collect();
+        assert_eq!(
+            got,
+            vec![
+                (Some("r1".into()), "run_failed".into()),
+                (None, "tool_call".into()),
+                (Some("r2".into()), "run_failed".into()),
+            ]
+        );
+        assert_eq!(one_per_run(vec![row(None, "x", 1), row(None, "y", 0)], 1).len(), 1);
+    }
 }

@@ -9,6 +9,7 @@ pub mod binary;
 pub mod codec;
 pub mod event;
 pub mod histogram;
+pub mod loose;
 pub mod validate;
 
 pub use codec::{Codec, CodecError};

@@ -4,7 +4,9 @@
 use std::collections::HashMap;
 
 use serde::Serialize;
-use serde_json::{Map, Value};
+use serde_json::Value;
+
+use crate::loose::{EventIn, Loose, LooseMap};
 
 use crate::event::{AgentEvent, EventType};
 
@@ -58,23 +60,47 @@ pub fn event_from_json(
     now_us: i64,
     limits: &ValidationLimits,
 ) -> Result<AgentEvent, FieldError> {
-    let obj = value
-        .as_object()
-        .ok_or_else(|| FieldError::new("(event)", "expected a JSON object"))?;
-    let f = Fields { obj, limits };
+    event_from_str(&value.to_string(), org_id, now_us, limits)
+}
 
-    let event_id = f.required_str("event_id")?;
+/// Validate one event given as JSON text (the gateway's hot path: no
+/// intermediate `Value`, strings borrowed from the request body).
+pub fn event_from_str(
+    json: &str,
+    org_id: &str,
+    now_us: i64,
+    limits: &ValidationLimits,
+) -> Result<AgentEvent, FieldError> {
+    let input: EventIn<'_> = serde_json::from_str(json).map_err(|e| {
+        let msg = e.to_string();
+        if msg.contains("expected struct") {
+            FieldError::new("(event)", "expected a JSON object")
+        } else {
+            FieldError::new("(event)", msg)
+        }
+    })?;
+    validate(&input, org_id, now_us, limits)
+}
+
+fn validate(
+    input: &EventIn<'_>,
+    org_id: &str,
+    now_us: i64,
+    limits: &ValidationLimits,
+) -> Result<AgentEvent, FieldError> {
+    let f = Fields { limits };
+    let event_id = f.required_str("event_id", &input.event_id)?;
     let event_id = uuid::Uuid::parse_str(event_id)
         .map_err(|_| FieldError::new("event_id", "expected a UUID"))?
         .hyphenated()
         .to_string();
-    let type_str = f.required_str("type")?;
+    let type_str = f.required_str("type", &input.event_type)?;
     let kind = EventType::parse(type_str).ok_or_else(|| {
         let known: Vec<&str> = EventType::ALL.iter().map(|t| t.as_str()).collect();
         FieldError::new("type", format!("unknown event type; expected one of {}", known.join(", ")))
     })?;
-    let agent_id = f.required_str("agent_id")?.to_owned();
-    let timestamp = f.timestamp("timestamp")?;
+    let agent_id = f.required_str("agent_id", &input.agent_id)?.to_owned();
+    let timestamp = f.timestamp("timestamp", &input.timestamp)?;
     if timestamp > now_us + limits.max_future_secs * 1_000_000 {
         return Err(FieldError::new(
             "timestamp",
@@ -87,52 +113,49 @@ pub fn event_from_json(
             format!("older than the late-data window of {} s", limits.max_age_secs),
         ));
     }
-    let run_id = f.opt_str("run_id")?;
+    let run_id = f.opt_str("run_id", &input.run_id)?;
     if kind.needs_run_id() && run_id.is_none() {
         return Err(FieldError::new("run_id", format!("required for {} events", kind.as_str())));
     }
-    let cost_usd = f.opt_cost("cost_usd")?;
+    let cost_usd = f.opt_cost("cost_usd", &input.cost_usd)?;
     Ok(AgentEvent {
         event_id,
         org_id: org_id.to_owned(),
         timestamp,
         agent_id,
-        workflow_id: f.opt_str("workflow_id")?,
+        workflow_id: f.opt_str("workflow_id", &input.workflow_id)?,
         run_id,
         event_type: kind.as_str().to_owned(),
-        status: f.opt_str("status")?,
-        latency_ms: f.opt_count("latency_ms")?,
-        provider: f.opt_str("provider")?,
-        model: f.opt_str("model")?,
-        input_tokens: f.opt_count("input_tokens")?,
-        output_tokens: f.opt_count("output_tokens")?,
-        cache_read_tokens: f.opt_count("cache_read_tokens")?,
-        cache_write_tokens: f.opt_count("cache_write_tokens")?,
-        reasoning_tokens: f.opt_count("reasoning_tokens")?,
+        status: f.opt_str("status", &input.status)?,
+        latency_ms: f.opt_count("latency_ms", &input.latency_ms)?,
+        provider: f.opt_str("provider", &input.provider)?,
+        model: f.opt_str("model", &input.model)?,
+        input_tokens: f.opt_count("input_tokens", &input.input_tokens)?,
+        output_tokens: f.opt_count("output_tokens", &input.output_tokens)?,
+        cache_read_tokens: f.opt_count("cache_read_tokens", &input.cache_read_tokens)?,
+        cache_write_tokens: f.opt_count("cache_write_tokens", &input.cache_write_tokens)?,
+        reasoning_tokens: f.opt_count("reasoning_tokens", &input.reasoning_tokens)?,
         cost_source: cost_usd.map(|_| "client".to_owned()),
         cost_usd,
-        tool_name: f.opt_str("tool_name")?,
-        error_type: f.opt_str("error_type")?,
-        error_message: f.opt_message("error_message")?,
-        trace_id: f.opt_str("trace_id")?,
-        span_id: f.opt_str("span_id")?,
-        attributes: f.attributes("attributes")?,
+        tool_name: f.opt_str("tool_name", &input.tool_name)?,
+        error_type: f.opt_str("error_type", &input.error_type)?,
+        error_message: f.opt_message("error_message", &input.error_message)?,
+        trace_id: f.opt_str("trace_id", &input.trace_id)?,
+        span_id: f.opt_str("span_id", &input.span_id)?,
+        attributes: f.attributes("attributes", &input.attributes)?,
         ingested_at: Some(now_us),
     })
 }
 
-struct Fields<'a> {
-    obj: &'a Map<String, Value>,
-    limits: &'a ValidationLimits,
+struct Fields<'l> {
+    limits: &'l ValidationLimits,
 }
 
-impl<'a> Fields<'a> {
-    fn present(&self, name: &str) -> Option<&'a Value> {
-        self.obj.get(name).filter(|v| !v.is_null())
-    }
+type In<'v, 'a> = &'v Option<Loose<'a>>;
 
-    fn required_str(&self, name: &str) -> Result<&'a str, FieldError> {
-        let v = self.present(name).ok_or_else(|| FieldError::new(name, "is required"))?;
+impl Fields<'_> {
+    fn required_str<'v>(&self, name: &str, v: In<'v, '_>) -> Result<&'v str, FieldError> {
+        let v = v.as_ref().ok_or_else(|| FieldError::new(name, "is required"))?;
         let s = v.as_str().ok_or_else(|| FieldError::new(name, "expected a string"))?;
         if s.is_empty() {
             return Err(FieldError::new(name, "must not be empty"));
@@ -146,15 +169,15 @@ impl<'a> Fields<'a> {
         Ok(s)
     }
 
-    fn opt_str(&self, name: &str) -> Result<Option<String>, FieldError> {
-        match self.present(name) {
+    fn opt_str(&self, name: &str, v: In<'_, '_>) -> Result<Option<String>, FieldError> {
+        match v {
             None => Ok(None),
-            Some(_) => self.required_str(name).map(|s| Some(s.to_owned())),
+            Some(_) => self.required_str(name, v).map(|s| Some(s.to_owned())),
         }
     }
 
-    fn opt_message(&self, name: &str) -> Result<Option<String>, FieldError> {
-        match self.present(name) {
+    fn opt_message(&self, name: &str, v: In<'_, '_>) -> Result<Option<String>, FieldError> {
+        match v {
             None => Ok(None),
             Some(v) => {
                 let s = v.as_str().ok_or_else(|| FieldError::new(name, "expected a string"))?;
@@ -163,58 +186,61 @@ impl<'a> Fields<'a> {
         }
     }
 
-    fn opt_count(&self, name: &str) -> Result<Option<i64>, FieldError> {
-        let Some(v) = self.present(name) else { return Ok(None) };
+    fn opt_count(&self, name: &str, v: In<'_, '_>) -> Result<Option<i64>, FieldError> {
         let err = || FieldError::new(name, "expected a non-negative integer");
-        if let Some(n) = v.as_i64() {
-            return if n >= 0 { Ok(Some(n)) } else { Err(err()) };
-        }
-        match v.as_f64() {
-            Some(x) if x >= 0.0 && x.fract() == 0.0 && x < 9.0e15 => Ok(Some(x as i64)),
-            _ => Err(err()),
+        match v {
+            None => Ok(None),
+            Some(Loose::Int(n)) if *n >= 0 => Ok(Some(*n)),
+            Some(Loose::Float(x)) if *x >= 0.0 && x.fract() == 0.0 && *x < 9.0e15 => Ok(Some(*x as i64)),
+            Some(_) => Err(err()),
         }
     }
 
-    fn opt_cost(&self, name: &str) -> Result<Option<f64>, FieldError> {
-        let Some(v) = self.present(name) else { return Ok(None) };
-        match v.as_f64() {
-            Some(x) if x.is_finite() && x >= 0.0 => Ok(Some(x)),
-            _ => Err(FieldError::new(name, "expected a non-negative number")),
+    fn opt_cost(&self, name: &str, v: In<'_, '_>) -> Result<Option<f64>, FieldError> {
+        match v.as_ref().map(Loose::as_f64) {
+            None => Ok(None),
+            Some(Some(x)) if x.is_finite() && x >= 0.0 => Ok(Some(x)),
+            Some(_) => Err(FieldError::new(name, "expected a non-negative number")),
         }
     }
 
     /// RFC 3339 string, or integer milliseconds since the Unix epoch.
-    fn timestamp(&self, name: &str) -> Result<i64, FieldError> {
-        let v = self.present(name).ok_or_else(|| FieldError::new(name, "is required"))?;
+    fn timestamp(&self, name: &str, v: In<'_, '_>) -> Result<i64, FieldError> {
         let err = || FieldError::new(name, "expected an RFC 3339 time or epoch milliseconds");
-        if let Some(s) = v.as_str() {
-            let t = chrono::DateTime::parse_from_rfc3339(s).map_err(|_| err())?;
-            return Ok(t.timestamp_micros());
-        }
-        match v.as_i64() {
-            Some(ms) if (0..=i64::MAX / 1000).contains(&ms) => Ok(ms * 1000),
-            _ => Err(err()),
+        match v {
+            None => Err(FieldError::new(name, "is required")),
+            Some(Loose::Str(s)) => {
+                let t = chrono::DateTime::parse_from_rfc3339(s).map_err(|_| err())?;
+                Ok(t.timestamp_micros())
+            }
+            Some(Loose::Int(ms)) if (0..=i64::MAX / 1000).contains(ms) => Ok(ms * 1000),
+            Some(_) => Err(err()),
         }
     }
 
-    fn attributes(&self, name: &str) -> Result<HashMap<String, String>, FieldError> {
-        let Some(v) = self.present(name) else { return Ok(HashMap::new()) };
-        let obj = v
-            .as_object()
-            .ok_or_else(|| FieldError::new(name, "expected an object of string values"))?;
-        if obj.len() > self.limits.max_attributes {
+    fn attributes(&self, name: &str, v: &Option<LooseMap<'_>>) -> Result<HashMap<String, String>, FieldError> {
+        let entries = match v {
+            None => return Ok(HashMap::new()),
+            Some(LooseMap::NotAMap) => {
+                return Err(FieldError::new(name, "expected an object of string values"))
+            }
+            Some(LooseMap::Map(entries)) => entries,
+        };
+        if entries.len() > self.limits.max_attributes {
             return Err(FieldError::new(
                 name,
                 format!("more than {} attributes", self.limits.max_attributes),
             ));
         }
-        let mut out = HashMap::with_capacity(obj.len());
-        for (k, v) in obj {
+        let mut out = HashMap::with_capacity(entries.len());
+        for (k, v) in entries {
             let s = match v {
-                Value::String(s) => s.clone(),
-                Value::Number(n) => n.to_string(),
-                Value::Bool(b) => b.to_string(),
-                _ => {
+                Loose::Str(s) => s.to_string(),
+                Loose::Int(n) => n.to_string(),
+                Loose::Float(x) => x.to_string(),
+                Loose::Bool(b) => b.to_string(),
+                Loose::Null => continue,
+                Loose::Array | Loose::Object => {
                     return Err(FieldError::new(
                         &format!("{name}.{}", truncate(k, 64)),
                         "expected a string, number or boolean",
