@@ -38,6 +38,9 @@ cargo build --release --workspace --bins
 export AGENTOPS_DATABASE__URL="postgres://agentops:agentops@127.0.0.1:$PG_PORT/agentops"
 export AGENTOPS_KAFKA__BROKERS="127.0.0.1:$KAFKA_PORT"
 export AGENTOPS_DASHBOARD_URL="http://$QUERY_ADDR"
+# tansu answers group heartbeats late while it is busy writing; a longer session
+# keeps a busy local broker from expelling (and then wedging) a live consumer.
+export AGENTOPS_KAFKA__SESSION_TIMEOUT_MS=${AGENTOPS_KAFKA__SESSION_TIMEOUT_MS:-30000}
 create_topics "$KAFKA_PORT" agentops.events.raw agentops.events.enriched agentops.alerts agentops.dlq
 "$BIN/agentops-query-api" migrate >/dev/null
 
@@ -72,7 +75,8 @@ AGENTOPS_LISTEN=$QUERY_ADDR start query-api "http://$QUERY_ADDR/healthz" "$BIN/a
 
 if [ "${AGENTOPS_DEMO_LOAD:-1}" != "0" ]; then
   start demo-fleet "" "$BIN/agentops-loadgen" demo --gateway "http://$GATEWAY_ADDR" --key "$AGENTOPS_INGEST_KEY" \
-    --rate "${AGENTOPS_DEMO_RATE:-40}" --backfill-hours "${AGENTOPS_DEMO_BACKFILL_HOURS:-6}"
+    --rate "${AGENTOPS_DEMO_RATE:-40}" --backfill-hours "${AGENTOPS_DEMO_BACKFILL_HOURS:-6}" \
+    --backfill-density 0.05 --backfill-rate "${AGENTOPS_DEMO_BACKFILL_RATE:-500}"
 fi
 
 cat <<MSG

@@ -125,7 +125,14 @@ async fn post_events(
     Ok((StatusCode::ACCEPTED, Json(body)).into_response())
 }
 
-/// Produce every event and wait until the broker acknowledged all of them.
+/// Produce every event and wait until the broker acknowledged all of them,
+/// for at most `produce_timeout_ms`.
+///
+/// The bound is enforced here, not by librdkafka's `message.timeout.ms`
+/// (kept long): a record that times out inside an idempotent producer forces
+/// an epoch bump, which some brokers (tansu) mishandle. A record still queued
+/// when we answer 503 may be written later; the client's retry is then a
+/// duplicate that the projections drop by `event_id`.
 async fn produce_all(state: &AppState, events: &[AgentEvent]) -> Result<(), ApiError> {
     let started = Instant::now();
     let timeout = Duration::from_millis(state.config.produce_timeout_ms);
@@ -142,14 +149,19 @@ async fn produce_all(state: &AppState, events: &[AgentEvent]) -> Result<(), ApiE
         let topic = state.config.kafka.topic_raw.clone();
         pending.push(async move {
             let record = FutureRecord::to(&topic).key(&key).payload(&payload).headers(headers);
-            producer.send(record, timeout).await.map(|_| ()).map_err(|(e, _)| e)
+            // A full local queue is backpressure: wait for room at most `timeout`.
+            producer.send(record, timeout).await.map(|_| ()).map_err(|(e, _)| e.to_string())
         });
     }
-    let results = futures::future::join_all(pending).await;
+    let results = tokio::time::timeout(timeout, futures::future::join_all(pending)).await;
     telemetry::produce_seconds(started.elapsed().as_secs_f64());
-    if let Some(Err(e)) = results.into_iter().find(Result::is_err) {
+    let failure = match results {
+        Err(_) => Some(format!("no broker acknowledgement within {} ms", timeout.as_millis())),
+        Ok(results) => results.into_iter().find_map(Result::err),
+    };
+    if let Some(e) = failure {
         tracing::warn!(error = %e, events = events.len(), "broker did not acknowledge the batch");
-        return Err(ApiError::Unavailable(e.to_string()));
+        return Err(ApiError::Unavailable(e));
     }
     Ok(())
 }

@@ -36,7 +36,7 @@ pub async fn run(
         Ok(Err(e)) => tracing::warn!(error = %e, "cannot ensure the raw topic exists"),
         Err(_) => tracing::warn!("broker not reachable within 5 s; serving anyway (requests get 503 until it is)"),
     }
-    let producer = agentops_runtime::kafka::producer(&config.kafka, Duration::from_millis(config.produce_timeout_ms))?;
+    let producer = agentops_runtime::kafka::producer(&config.kafka, Duration::from_secs(300))?;
     let health = Health::default();
     let state = Arc::new(api::AppState {
         keys: KeyCache::new(pool, Duration::from_millis(config.key_cache_ttl_ms)),

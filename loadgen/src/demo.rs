@@ -40,6 +40,10 @@ pub struct DemoOptions {
     /// Backfill density as a share of the live rate.
     #[arg(long, default_value_t = 0.1)]
     pub backfill_density: f64,
+    /// Most backfill events per second (keeps a small local broker from being
+    /// flooded: tansu's SQLite engine slows down and times requests out under a burst).
+    #[arg(long, default_value_t = 2000.0)]
+    pub backfill_rate: f64,
     /// Random seed (default: from the OS).
     #[arg(long)]
     pub seed: Option<u64>,
@@ -49,7 +53,7 @@ const TICK: Duration = Duration::from_millis(250);
 const MAX_BATCH: usize = 1000;
 const HEARTBEAT_US: i64 = 30_000_000;
 /// Backfill batches in flight (history goes as fast as the gateway takes it).
-const BACKFILL_IN_FLIGHT: usize = 4;
+const BACKFILL_IN_FLIGHT: usize = 2;
 
 #[derive(Default)]
 struct Stats {
@@ -244,6 +248,15 @@ impl Demo {
                 })
                 .await;
             t = chunk_end;
+            // Pace: never faster than --backfill-rate on average.
+            let sent = (self.stats.sent.load(Relaxed) - sent_before) as f64;
+            let ahead = sent / self.opts.backfill_rate.max(1.0) - started.elapsed().as_secs_f64();
+            if ahead > 0.0 {
+                tokio::select! {
+                    _ = self.shutdown.cancelled() => {}
+                    _ = tokio::time::sleep(Duration::from_secs_f64(ahead)) => {}
+                }
+            }
         }
         log(&format!(
             "backfill done: {} events in {:.1} s",

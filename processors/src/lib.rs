@@ -42,7 +42,7 @@ pub async fn run(
     let k = &config.kafka;
     agentops_runtime::kafka::ensure_topics(k, &[&k.topic_raw, &k.topic_enriched, &k.topic_alerts, &k.topic_dlq])
         .await?;
-    let producer = agentops_runtime::kafka::producer(k, Duration::from_secs(30))?;
+    let producer = agentops_runtime::kafka::producer(k, Duration::from_secs(300))?;
     let health = Health::default();
     let ops = agentops_runtime::http::ops_router("processors", metrics, health.clone());
     let http = tokio::spawn(agentops_runtime::http::serve_owned(config.listen.clone(), ops, shutdown.clone()));
