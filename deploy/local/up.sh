@@ -9,7 +9,8 @@
 #   AGENTOPS_PG_PORT       private PostgreSQL port  (default 5433)
 #   AGENTOPS_KAFKA_PORT    tansu broker port        (default 9092)
 #   AGENTOPS_DEMO_LOAD=0   do not start the synthetic fleet
-#   AGENTOPS_DEMO_RATE     demo events per second   (default 40)
+#   AGENTOPS_DEMO_RATE     demo events per second   (default 20; the local tansu/SQLite
+#                          broker slows down as its log grows, so keep the demo modest)
 #   AGENTOPS_DEMO_BUDGET_WEBHOOK  Slack-compatible webhook for the demo org's budget
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -75,8 +76,8 @@ AGENTOPS_LISTEN=$QUERY_ADDR start query-api "http://$QUERY_ADDR/healthz" "$BIN/a
 
 if [ "${AGENTOPS_DEMO_LOAD:-1}" != "0" ]; then
   start demo-fleet "" "$BIN/agentops-loadgen" demo --gateway "http://$GATEWAY_ADDR" --key "$AGENTOPS_INGEST_KEY" \
-    --rate "${AGENTOPS_DEMO_RATE:-40}" --backfill-hours "${AGENTOPS_DEMO_BACKFILL_HOURS:-6}" \
-    --backfill-density 0.05 --backfill-rate "${AGENTOPS_DEMO_BACKFILL_RATE:-500}"
+    --rate "${AGENTOPS_DEMO_RATE:-20}" --backfill-hours "${AGENTOPS_DEMO_BACKFILL_HOURS:-3}" \
+    --backfill-density 0.1 --backfill-rate "${AGENTOPS_DEMO_BACKFILL_RATE:-300}"
 fi
 
 cat <<MSG

@@ -37,7 +37,7 @@ where
         .set("bootstrap.servers", &cfg.brokers)
         .set("group.id", group)
         .set("enable.auto.commit", "true")
-        .set("auto.commit.interval.ms", "1000")
+        .set("auto.commit.interval.ms", "5000")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
         .set("session.timeout.ms", cfg.session_timeout_ms.to_string())
