@@ -14,7 +14,9 @@ pub fn id() -> String {
 /// Five events of one run: started, two LLM calls, a tool call, and the end.
 /// Timestamps are `age_secs` seconds before now.
 pub fn run(agent: &str, run_id: &str, failed: bool, latency_ms: i64, age_secs: i64) -> Vec<Value> {
-    let t = |offset_ms: i64| (Utc::now() - Duration::seconds(age_secs) + Duration::milliseconds(offset_ms)).to_rfc3339();
+    let t = |offset_ms: i64| {
+        (Utc::now() - Duration::seconds(age_secs) + Duration::milliseconds(offset_ms)).to_rfc3339()
+    };
     let llm = |n: i64| {
         json!({"event_id": id(), "type": "llm_call", "agent_id": agent, "run_id": run_id, "workflow_id": "wf-e2e",
                "timestamp": t(n), "provider": "openai", "model": "gpt-4o", "input_tokens": 1000, "output_tokens": 200,
@@ -40,7 +42,12 @@ pub fn run(agent: &str, run_id: &str, failed: bool, latency_ms: i64, age_secs: i
 
 /// A batch of `runs` runs (5 events each) over `agents` agents; every `fail_every`-th fails.
 /// Returns (events, failed runs, run latencies).
-pub fn fleet(runs: usize, agents: usize, fail_every: usize, prefix: &str) -> (Vec<Value>, usize, Vec<i64>) {
+pub fn fleet(
+    runs: usize,
+    agents: usize,
+    fail_every: usize,
+    prefix: &str,
+) -> (Vec<Value>, usize, Vec<i64>) {
     let mut events = Vec::with_capacity(runs * 5);
     let mut failed = 0;
     let mut latencies = Vec::with_capacity(runs);
@@ -49,7 +56,13 @@ pub fn fleet(runs: usize, agents: usize, fail_every: usize, prefix: &str) -> (Ve
         failed += usize::from(fail);
         let latency = 200 + ((i as i64 * 7919) % 9800);
         latencies.push(latency);
-        events.extend(run(&format!("agent-{}", i % agents), &format!("{prefix}-run-{i}"), fail, latency, 60));
+        events.extend(run(
+            &format!("agent-{}", i % agents),
+            &format!("{prefix}-run-{i}"),
+            fail,
+            latency,
+            60,
+        ));
     }
     (events, failed, latencies)
 }

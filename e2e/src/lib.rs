@@ -50,7 +50,10 @@ pub fn kafka_brokers() -> String {
 }
 
 fn pg_admin_url() -> String {
-    env_or("AGENTOPS_TEST_PG", "postgres://agentops:agentops@127.0.0.1:5432/postgres")
+    env_or(
+        "AGENTOPS_TEST_PG",
+        "postgres://agentops:agentops@127.0.0.1:5432/postgres",
+    )
 }
 
 fn bin_dir() -> PathBuf {
@@ -68,7 +71,10 @@ fn log_dir() -> PathBuf {
 
 /// A free loopback port (bound then released).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
 }
 
 /// A database and topics of one test, with every component running.
@@ -103,27 +109,54 @@ impl Stack {
     pub async fn start(name: &str, opts: StackOptions) -> Result<Stack> {
         let suffix = uuid::Uuid::new_v4().simple().to_string()[..10].to_owned();
         let name = format!("{name}_{suffix}");
-        let admin = PgPool::connect(&pg_admin_url()).await.context("connect to the test Postgres (AGENTOPS_TEST_PG)")?;
-        sqlx::query(&format!("CREATE DATABASE \"{name}\"")).execute(&admin).await?;
+        let admin = PgPool::connect(&pg_admin_url())
+            .await
+            .context("connect to the test Postgres (AGENTOPS_TEST_PG)")?;
+        sqlx::query(&format!("CREATE DATABASE \"{name}\""))
+            .execute(&admin)
+            .await?;
         admin.close().await;
         let mut db_url = reqwest::Url::parse(&pg_admin_url())?;
         db_url.set_path(&name);
         let db_url = db_url.to_string();
-        let pool = sqlx::postgres::PgPoolOptions::new().max_connections(4).connect(&db_url).await?;
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(4)
+            .connect(&db_url)
+            .await?;
         agentops_runtime::db::migrate(&pool).await?;
         let org_id = format!("org-{suffix}");
-        let keys = agentops_query_api::admin::create_org_with_keys(&pool, &org_id, "Test org", "e2e").await?;
+        let keys =
+            agentops_query_api::admin::create_org_with_keys(&pool, &org_id, "Test org", "e2e")
+                .await?;
         let key = |i: usize| keys[i].secret.clone();
 
         let mut env = vec![
             ("AGENTOPS_KAFKA__BROKERS".to_owned(), kafka_brokers()),
-            ("AGENTOPS_KAFKA__TOPIC_RAW".to_owned(), format!("raw.{name}")),
-            ("AGENTOPS_KAFKA__TOPIC_ENRICHED".to_owned(), format!("enriched.{name}")),
-            ("AGENTOPS_KAFKA__TOPIC_ALERTS".to_owned(), format!("alerts.{name}")),
-            ("AGENTOPS_KAFKA__TOPIC_DLQ".to_owned(), format!("dlq.{name}")),
+            (
+                "AGENTOPS_KAFKA__TOPIC_RAW".to_owned(),
+                format!("raw.{name}"),
+            ),
+            (
+                "AGENTOPS_KAFKA__TOPIC_ENRICHED".to_owned(),
+                format!("enriched.{name}"),
+            ),
+            (
+                "AGENTOPS_KAFKA__TOPIC_ALERTS".to_owned(),
+                format!("alerts.{name}"),
+            ),
+            (
+                "AGENTOPS_KAFKA__TOPIC_DLQ".to_owned(),
+                format!("dlq.{name}"),
+            ),
             ("AGENTOPS_KAFKA__PARTITIONS".to_owned(), "4".to_owned()),
-            ("AGENTOPS_KAFKA__SESSION_TIMEOUT_MS".to_owned(), "6000".to_owned()),
-            ("AGENTOPS_KAFKA__MAX_POLL_INTERVAL_MS".to_owned(), "10000".to_owned()),
+            (
+                "AGENTOPS_KAFKA__SESSION_TIMEOUT_MS".to_owned(),
+                "6000".to_owned(),
+            ),
+            (
+                "AGENTOPS_KAFKA__MAX_POLL_INTERVAL_MS".to_owned(),
+                "10000".to_owned(),
+            ),
             ("AGENTOPS_DATABASE__URL".to_owned(), db_url.clone()),
             ("AGENTOPS_NOTIFIER_GROUP".to_owned(), format!("n.{name}")),
             ("AGENTOPS_WEBHOOK_BACKOFF_MS".to_owned(), "100".to_owned()),
@@ -135,7 +168,10 @@ impl Stack {
             partitions: 4,
             ..Default::default()
         };
-        let topics: Vec<String> = ["raw", "enriched", "alerts", "dlq"].iter().map(|t| format!("{t}.{name}")).collect();
+        let topics: Vec<String> = ["raw", "enriched", "alerts", "dlq"]
+            .iter()
+            .map(|t| format!("{t}.{name}"))
+            .collect();
         let refs: Vec<&str> = topics.iter().map(String::as_str).collect();
         agentops_runtime::kafka::ensure_topics(&kcfg, &refs).await?;
 
@@ -151,7 +187,9 @@ impl Stack {
             admin_key: key(2),
             gateway_url: format!("http://127.0.0.1:{gw_port}"),
             query_url: format!("http://127.0.0.1:{q_port}"),
-            http: reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()?,
             ports: HashMap::new(),
             children: Vec::new(),
             extra_env: env,
@@ -159,9 +197,19 @@ impl Stack {
         stack.ports.insert(Component::Gateway, vec![gw_port]);
         stack.ports.insert(Component::QueryApi, vec![q_port]);
         let n_proc = opts.processors.max(1);
-        stack.ports.insert(Component::Processors, (0..n_proc).map(|_| free_port()).collect());
-        stack.ports.insert(Component::Projections, vec![free_port()]);
-        for c in [Component::Gateway, Component::Processors, Component::Projections, Component::QueryApi] {
+        stack.ports.insert(
+            Component::Processors,
+            (0..n_proc).map(|_| free_port()).collect(),
+        );
+        stack
+            .ports
+            .insert(Component::Projections, vec![free_port()]);
+        for c in [
+            Component::Gateway,
+            Component::Processors,
+            Component::Projections,
+            Component::QueryApi,
+        ] {
             if opts.skip.contains(&c) {
                 continue;
             }
@@ -169,7 +217,12 @@ impl Stack {
                 stack.spawn(c, i)?;
             }
         }
-        for c in [Component::Gateway, Component::Processors, Component::Projections, Component::QueryApi] {
+        for c in [
+            Component::Gateway,
+            Component::Processors,
+            Component::Projections,
+            Component::QueryApi,
+        ] {
             if opts.skip.contains(&c) {
                 continue;
             }
@@ -184,7 +237,10 @@ impl Stack {
         let port = self.ports[&c][instance];
         let path = bin_dir().join(c.binary());
         let log = log_dir().join(format!("{}-{:?}-{instance}.log", self.name, c));
-        let out = std::fs::OpenOptions::new().create(true).append(true).open(&log)?;
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)?;
         // Each consuming component its own group, unique to this test.
         let group = match c {
             Component::Processors => Some(format!("p.{}", self.name)),
@@ -203,7 +259,12 @@ impl Stack {
             .stdout(out.try_clone()?)
             .stderr(out)
             .spawn()
-            .with_context(|| format!("spawn {} (build the workspace binaries first)", path.display()))?;
+            .with_context(|| {
+                format!(
+                    "spawn {} (build the workspace binaries first)",
+                    path.display()
+                )
+            })?;
         self.children.push((c, instance, child));
         Ok(())
     }
@@ -213,14 +274,23 @@ impl Stack {
         let url = format!("http://127.0.0.1:{}/healthz", self.ports[&c][instance]);
         let deadline = Instant::now() + Duration::from_secs(90);
         while Instant::now() < deadline {
-            if let Ok(r) = self.http.get(&url).timeout(Duration::from_secs(2)).send().await {
+            if let Ok(r) = self
+                .http
+                .get(&url)
+                .timeout(Duration::from_secs(2))
+                .send()
+                .await
+            {
                 if r.status().is_success() {
                     return Ok(());
                 }
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        bail!("{c:?}[{instance}] not healthy within 90 s (logs in target/e2e-logs/{}-*)", self.name)
+        bail!(
+            "{c:?}[{instance}] not healthy within 90 s (logs in target/e2e-logs/{}-*)",
+            self.name
+        )
     }
 
     /// SIGKILL one instance of a component (no shutdown hooks run).
@@ -244,7 +314,10 @@ impl Stack {
             .position(|(cc, i, _)| *cc == c && *i == instance)
             .context("no such running component")?;
         let (_, _, mut child) = self.children.remove(pos);
-        Command::new("kill").arg("-TERM").arg(child.id().to_string()).status()?;
+        Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status()?;
         Ok(child.wait()?)
     }
 
@@ -260,10 +333,20 @@ impl Stack {
 
     /// POST a JSON body to the gateway with the ingest key; returns (status, body).
     pub async fn post_events(&self, body: &Value) -> Result<(u16, Value)> {
-        self.post_raw("/v1/events", serde_json::to_vec(body)?, Some(&self.ingest_key)).await
+        self.post_raw(
+            "/v1/events",
+            serde_json::to_vec(body)?,
+            Some(&self.ingest_key),
+        )
+        .await
     }
 
-    pub async fn post_raw(&self, path: &str, body: Vec<u8>, key: Option<&str>) -> Result<(u16, Value)> {
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        body: Vec<u8>,
+        key: Option<&str>,
+    ) -> Result<(u16, Value)> {
         let mut req = self
             .http
             .post(format!("{}{path}", self.gateway_url))
@@ -302,11 +385,20 @@ impl Stack {
 
     /// A cloneable sender, for sending from a spawned task.
     pub fn ingest(&self) -> Ingest {
-        Ingest { http: self.http.clone(), url: format!("{}/v1/events", self.gateway_url), key: self.ingest_key.clone() }
+        Ingest {
+            http: self.http.clone(),
+            url: format!("{}/v1/events", self.gateway_url),
+            key: self.ingest_key.clone(),
+        }
     }
 
     /// Poll until `check` returns Some, or fail after `timeout`.
-    pub async fn eventually<T, F, Fut>(&self, timeout: Duration, what: &str, mut check: F) -> Result<T>
+    pub async fn eventually<T, F, Fut>(
+        &self,
+        timeout: Duration,
+        what: &str,
+        mut check: F,
+    ) -> Result<T>
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<Option<T>>>,
@@ -328,7 +420,9 @@ impl Stack {
 
     /// Rows in the events table.
     pub async fn event_rows(&self) -> Result<i64> {
-        Ok(sqlx::query_scalar("SELECT count(*) FROM events").fetch_one(&self.pool).await?)
+        Ok(sqlx::query_scalar("SELECT count(*) FROM events")
+            .fetch_one(&self.pool)
+            .await?)
     }
 }
 
@@ -353,7 +447,13 @@ impl Ingest {
     /// Send events in batches, asserting every batch is fully accepted.
     pub async fn send_all(&self, events: &[Value], batch: usize) -> Result<()> {
         for chunk in events.chunks(batch) {
-            let r = self.http.post(&self.url).bearer_auth(&self.key).json(&serde_json::json!({ "events": chunk })).send().await?;
+            let r = self
+                .http
+                .post(&self.url)
+                .bearer_auth(&self.key)
+                .json(&serde_json::json!({ "events": chunk }))
+                .send()
+                .await?;
             let status = r.status().as_u16();
             let body: Value = r.json().await.unwrap_or(Value::Null);
             if status != 202 || body["accepted"].as_u64() != Some(chunk.len() as u64) {

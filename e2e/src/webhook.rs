@@ -31,10 +31,15 @@ pub struct Receiver {
 
 impl Receiver {
     pub async fn start(fail_first: usize) -> anyhow::Result<Receiver> {
-        let inner = Arc::new(Mutex::new(Inner { fail_first, ..Default::default() }));
+        let inner = Arc::new(Mutex::new(Inner {
+            fail_first,
+            ..Default::default()
+        }));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let url = format!("http://{}/hook", listener.local_addr()?);
-        let app = Router::new().route("/hook", post(receive)).with_state(inner.clone());
+        let app = Router::new()
+            .route("/hook", post(receive))
+            .with_state(inner.clone());
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
@@ -52,7 +57,11 @@ impl Receiver {
     }
 }
 
-async fn receive(State(inner): State<Arc<Mutex<Inner>>>, headers: HeaderMap, body: String) -> StatusCode {
+async fn receive(
+    State(inner): State<Arc<Mutex<Inner>>>,
+    headers: HeaderMap,
+    body: String,
+) -> StatusCode {
     let mut s = inner.lock().expect("lock");
     s.attempts += 1;
     if s.attempts <= s.fail_first {

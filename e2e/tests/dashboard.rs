@@ -17,7 +17,8 @@ async fn dashboard_shows_the_api_kpis_in_chromium() -> anyhow::Result<()> {
         })
         .await?;
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/local/browser");
-    let screenshot = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/e2e-logs/dashboard.png");
+    let screenshot =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/e2e-logs/dashboard.png");
     let out = tokio::process::Command::new("node")
         .args(["--test", "--test-reporter=tap", "dashboard.test.mjs"])
         .current_dir(&dir)
@@ -26,7 +27,11 @@ async fn dashboard_shows_the_api_kpis_in_chromium() -> anyhow::Result<()> {
         .env("AGENTOPS_SCREENSHOT", &screenshot)
         .output()
         .await?;
-    let text = format!("{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let text = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(out.status.success(), "browser test failed:\n{text}");
     assert!(text.contains("# fail 0"), "{text}");
     Ok(())

@@ -38,10 +38,16 @@ pub(crate) struct Rejected {
 }
 
 pub(crate) fn router(state: Arc<AppState>) -> Router {
-    Router::new().route("/v1/events", post(post_events)).with_state(state)
+    Router::new()
+        .route("/v1/events", post(post_events))
+        .with_state(state)
 }
 
-async fn authenticate(state: &AppState, headers: &HeaderMap, scope: Scope) -> Result<KeyInfo, ApiError> {
+async fn authenticate(
+    state: &AppState,
+    headers: &HeaderMap,
+    scope: Scope,
+) -> Result<KeyInfo, ApiError> {
     let raw = keys::from_headers(headers).ok_or(ApiError::MissingKey)?;
     let key = state
         .keys
@@ -56,7 +62,9 @@ async fn authenticate(state: &AppState, headers: &HeaderMap, scope: Scope) -> Re
 }
 
 async fn read_body(body: Body, limit: usize) -> Result<axum::body::Bytes, ApiError> {
-    axum::body::to_bytes(body, limit).await.map_err(|_| ApiError::BodyTooLarge(limit))
+    axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| ApiError::BodyTooLarge(limit))
 }
 
 /// Split a request body into its events (unparsed): one event object,
@@ -71,7 +79,10 @@ fn batch_of(body: &str, max: usize) -> Result<Vec<&RawValue>, ApiError> {
     let whole: &RawValue = serde_json::from_str(body).map_err(bad_json)?;
     let events: Vec<&RawValue> = match whole.get().as_bytes().first() {
         Some(b'[') => serde_json::from_str(whole.get()).map_err(bad_json)?,
-        Some(b'{') => match serde_json::from_str::<Envelope<'_>>(whole.get()).map_err(bad_json)?.events {
+        Some(b'{') => match serde_json::from_str::<Envelope<'_>>(whole.get())
+            .map_err(bad_json)?
+            .events
+        {
             Some(events) => serde_json::from_str(events.get())
                 .map_err(|_| ApiError::BadShape("field `events`: expected an array".into()))?,
             None => vec![whole],
@@ -83,10 +94,15 @@ fn batch_of(body: &str, max: usize) -> Result<Vec<&RawValue>, ApiError> {
         }
     };
     if events.is_empty() {
-        return Err(ApiError::BadShape("field `events`: the batch is empty".into()));
+        return Err(ApiError::BadShape(
+            "field `events`: the batch is empty".into(),
+        ));
     }
     if events.len() > max {
-        return Err(ApiError::BatchTooLarge { got: events.len(), max });
+        return Err(ApiError::BatchTooLarge {
+            got: events.len(),
+            max,
+        });
     }
     Ok(events)
 }
@@ -98,7 +114,8 @@ async fn post_events(
 ) -> Result<Response, ApiError> {
     let key = authenticate(&state, &headers, Scope::Ingest).await?;
     let bytes = read_body(body, state.config.max_body_bytes).await?;
-    let text = std::str::from_utf8(&bytes).map_err(|e| ApiError::BadJson(format!("body is not UTF-8: {e}")))?;
+    let text = std::str::from_utf8(&bytes)
+        .map_err(|e| ApiError::BadJson(format!("body is not UTF-8: {e}")))?;
     let values = batch_of(text, state.config.max_batch_events)?;
 
     let limits = ValidationLimits {
@@ -112,7 +129,11 @@ async fn post_events(
     for (index, v) in values.iter().enumerate() {
         match event_from_str(v.get(), &key.org_id, now_us, &limits) {
             Ok(e) => accepted.push(e),
-            Err(e) => rejected.push(Rejected { index, field: e.field, error: e.error }),
+            Err(e) => rejected.push(Rejected {
+                index,
+                field: e.field,
+                error: e.error,
+            }),
         }
     }
     telemetry::events_rejected(rejected.len());
@@ -139,7 +160,10 @@ async fn produce_all(state: &AppState, events: &[AgentEvent]) -> Result<(), ApiE
     let fp = state.codec.fingerprint_hex();
     let mut pending = Vec::with_capacity(events.len());
     for e in events {
-        let payload = state.codec.encode(e).map_err(|e| ApiError::Internal(e.to_string()))?;
+        let payload = state
+            .codec
+            .encode(e)
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
         let key = e.partition_key();
         let headers = OwnedHeaders::new().insert(Header {
             key: agentops_schemas::codec::SCHEMA_HEADER,
@@ -148,15 +172,25 @@ async fn produce_all(state: &AppState, events: &[AgentEvent]) -> Result<(), ApiE
         let producer = state.producer.clone();
         let topic = state.config.kafka.topic_raw.clone();
         pending.push(async move {
-            let record = FutureRecord::to(&topic).key(&key).payload(&payload).headers(headers);
+            let record = FutureRecord::to(&topic)
+                .key(&key)
+                .payload(&payload)
+                .headers(headers);
             // A full local queue is backpressure: wait for room at most `timeout`.
-            producer.send(record, timeout).await.map(|_| ()).map_err(|(e, _)| e.to_string())
+            producer
+                .send(record, timeout)
+                .await
+                .map(|_| ())
+                .map_err(|(e, _)| e.to_string())
         });
     }
     let results = tokio::time::timeout(timeout, futures::future::join_all(pending)).await;
     telemetry::produce_seconds(started.elapsed().as_secs_f64());
     let failure = match results {
-        Err(_) => Some(format!("no broker acknowledgement within {} ms", timeout.as_millis())),
+        Err(_) => Some(format!(
+            "no broker acknowledgement within {} ms",
+            timeout.as_millis()
+        )),
         Ok(results) => results.into_iter().find_map(Result::err),
     };
     if let Some(e) = failure {
@@ -172,16 +206,34 @@ mod tests {
 
     #[test]
     fn batch_shapes() {
-        assert_eq!(batch_of(r#"{"events": [{}, {"a": 1}]}"#, 10).unwrap().len(), 2);
+        assert_eq!(
+            batch_of(r#"{"events": [{}, {"a": 1}]}"#, 10).unwrap().len(),
+            2
+        );
         let single = batch_of(r#" {"event_id": "x", "n": [1]} "#, 10).unwrap();
         assert_eq!(single.len(), 1);
         assert!(single[0].get().contains("event_id"));
         assert_eq!(batch_of("[{}, {}, 3]", 10).unwrap().len(), 3);
-        assert!(matches!(batch_of(r#"{"events": 3}"#, 10), Err(ApiError::BadShape(_))));
-        assert!(matches!(batch_of(r#"{"events": []}"#, 10), Err(ApiError::BadShape(_))));
+        assert!(matches!(
+            batch_of(r#"{"events": 3}"#, 10),
+            Err(ApiError::BadShape(_))
+        ));
+        assert!(matches!(
+            batch_of(r#"{"events": []}"#, 10),
+            Err(ApiError::BadShape(_))
+        ));
         assert!(matches!(batch_of(r#""x""#, 10), Err(ApiError::BadShape(_))));
-        assert!(matches!(batch_of(r#"{"events": [{}"#, 10), Err(ApiError::BadJson(_))));
-        assert!(matches!(batch_of("{} trailing", 10), Err(ApiError::BadJson(_))));
-        assert!(matches!(batch_of("[{}, {}, {}]", 2), Err(ApiError::BatchTooLarge { got: 3, max: 2 })));
+        assert!(matches!(
+            batch_of(r#"{"events": [{}"#, 10),
+            Err(ApiError::BadJson(_))
+        ));
+        assert!(matches!(
+            batch_of("{} trailing", 10),
+            Err(ApiError::BadJson(_))
+        ));
+        assert!(matches!(
+            batch_of("[{}, {}, {}]", 2),
+            Err(ApiError::BatchTooLarge { got: 3, max: 2 })
+        ));
     }
 }

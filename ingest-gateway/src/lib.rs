@@ -34,7 +34,9 @@ pub async fn run(
     match tokio::time::timeout(Duration::from_secs(5), ensure).await {
         Ok(Ok(())) => {}
         Ok(Err(e)) => tracing::warn!(error = %e, "cannot ensure the raw topic exists"),
-        Err(_) => tracing::warn!("broker not reachable within 5 s; serving anyway (requests get 503 until it is)"),
+        Err(_) => tracing::warn!(
+            "broker not reachable within 5 s; serving anyway (requests get 503 until it is)"
+        ),
     }
     let producer = agentops_runtime::kafka::producer(&config.kafka, Duration::from_secs(300))?;
     let health = Health::default();
@@ -44,8 +46,11 @@ pub async fn run(
         codec: agentops_schemas::Codec::v1(),
         config: config.clone(),
     });
-    let router = api::router(state)
-        .merge(agentops_runtime::http::ops_router("ingest-gateway", metrics, health.clone()));
+    let router = api::router(state).merge(agentops_runtime::http::ops_router(
+        "ingest-gateway",
+        metrics,
+        health.clone(),
+    ));
     health.set_ready(true).await;
     agentops_runtime::http::serve(&config.listen, router, shutdown).await?;
     // In-flight requests have finished; flush anything librdkafka still holds.

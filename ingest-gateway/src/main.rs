@@ -13,7 +13,8 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let metrics = agentops_runtime::telemetry::init("ingest-gateway")?;
-    let config: agentops_ingest_gateway::Config = agentops_runtime::config::load(args.config.as_deref())?;
+    let config: agentops_ingest_gateway::Config =
+        agentops_runtime::config::load(args.config.as_deref())?;
     let shutdown = agentops_runtime::shutdown::on_signal();
     agentops_ingest_gateway::run(config, metrics, shutdown).await?;
     Ok(())

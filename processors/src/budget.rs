@@ -30,7 +30,12 @@ pub(crate) struct Alert {
     pub(crate) message: String,
 }
 
-pub(crate) fn daily_budget_alert(org_id: &str, day: chrono::NaiveDate, threshold: f64, spend: f64) -> Alert {
+pub(crate) fn daily_budget_alert(
+    org_id: &str,
+    day: chrono::NaiveDate,
+    threshold: f64,
+    spend: f64,
+) -> Alert {
     let period = day.format("%Y-%m-%d").to_string();
     Alert {
         alert_id: format!("budget_daily:{org_id}:{period}:{threshold}"),
@@ -94,14 +99,18 @@ pub(crate) async fn run(
                 continue;
             }
             let payload = serde_json::to_vec(&alert).expect("alert serializes");
-            let record = FutureRecord::to(&config.kafka.topic_alerts).key(org.as_str()).payload(&payload);
+            let record = FutureRecord::to(&config.kafka.topic_alerts)
+                .key(org.as_str())
+                .payload(&payload);
             match producer.send(record, Duration::from_secs(10)).await {
                 Ok(_) => {
                     tracing::info!(alert_id = %alert.alert_id, spend, threshold, "budget crossed, alert emitted");
                     telemetry::alert_emitted("budget_daily");
                     fired.insert(alert.alert_id);
                 }
-                Err((e, _)) => tracing::warn!(error = %e, "alert produce failed; retrying next tick"),
+                Err((e, _)) => {
+                    tracing::warn!(error = %e, "alert produce failed; retrying next tick")
+                }
             }
         }
         if fired.len() > 100_000 {
@@ -120,7 +129,10 @@ mod tests {
         let a = daily_budget_alert("o", d, 10.0, 10.5);
         let b = daily_budget_alert("o", d, 10.0, 99.0);
         assert_eq!(a.alert_id, b.alert_id);
-        assert_ne!(a.alert_id, daily_budget_alert("o", d.succ_opt().unwrap(), 10.0, 10.5).alert_id);
+        assert_ne!(
+            a.alert_id,
+            daily_budget_alert("o", d.succ_opt().unwrap(), 10.0, 10.5).alert_id
+        );
         assert_ne!(a.alert_id, daily_budget_alert("p", d, 10.0, 10.5).alert_id);
         assert_eq!(a.alert_id, "budget_daily:o:2026-11-22:10");
     }

@@ -31,8 +31,13 @@ pub(crate) async fn run(
     let codec = Codec::v1();
     let linger = Duration::from_millis(config.batch_linger_ms);
     tracing::info!(topic = %config.kafka.topic_raw, group = %config.group, "enrich stage consuming");
-    while let Some(batch) = kafka::next_batch(&consumer, config.batch_max, linger, &shutdown).await {
-        if !process(&config, &prices, &codec, &producer, &batch, &touched, &shutdown).await {
+    while let Some(batch) = kafka::next_batch(&consumer, config.batch_max, linger, &shutdown).await
+    {
+        if !process(
+            &config, &prices, &codec, &producer, &batch, &touched, &shutdown,
+        )
+        .await
+        {
             break; // shutdown before the batch was durable: do not store its offsets
         }
         kafka::store_offsets(&consumer, &kafka::next_offsets(&batch));
@@ -65,7 +70,9 @@ async fn process(
         let mut event = match decoded {
             Ok(e) => e,
             Err(reason) => {
-                if !kafka::dead_letter(producer, &config.kafka.topic_dlq, msg, &reason, shutdown).await {
+                if !kafka::dead_letter(producer, &config.kafka.topic_dlq, msg, &reason, shutdown)
+                    .await
+                {
                     return false;
                 }
                 continue;
@@ -84,7 +91,9 @@ async fn process(
             Ok(bytes) => out.push((event.partition_key(), bytes)),
             Err(e) => {
                 let reason = format!("cannot re-encode: {e}");
-                if !kafka::dead_letter(producer, &config.kafka.topic_dlq, msg, &reason, shutdown).await {
+                if !kafka::dead_letter(producer, &config.kafka.topic_dlq, msg, &reason, shutdown)
+                    .await
+                {
                     return false;
                 }
             }
@@ -101,9 +110,14 @@ async fn process(
     while !pending.is_empty() {
         let sends = pending.iter().map(|&i| {
             let (key, payload) = &out[i];
-            let headers = OwnedHeaders::new()
-                .insert(Header { key: agentops_schemas::codec::SCHEMA_HEADER, value: Some(fp.as_str()) });
-            let record = FutureRecord::to(&config.kafka.topic_enriched).key(key).payload(payload).headers(headers);
+            let headers = OwnedHeaders::new().insert(Header {
+                key: agentops_schemas::codec::SCHEMA_HEADER,
+                value: Some(fp.as_str()),
+            });
+            let record = FutureRecord::to(&config.kafka.topic_enriched)
+                .key(key)
+                .payload(payload)
+                .headers(headers);
             producer.send(record, Duration::from_secs(30))
         });
         let results = futures::future::join_all(sends).await;

@@ -40,12 +40,24 @@ pub async fn run(
     let pool = agentops_runtime::db::connect(&config.database, Duration::from_secs(60)).await?;
     agentops_runtime::db::migrate(&pool).await?;
     let k = &config.kafka;
-    agentops_runtime::kafka::ensure_topics(k, &[&k.topic_raw, &k.topic_enriched, &k.topic_alerts, &k.topic_dlq])
-        .await?;
+    agentops_runtime::kafka::ensure_topics(
+        k,
+        &[
+            &k.topic_raw,
+            &k.topic_enriched,
+            &k.topic_alerts,
+            &k.topic_dlq,
+        ],
+    )
+    .await?;
     let producer = agentops_runtime::kafka::producer(k, Duration::from_secs(300))?;
     let health = Health::default();
     let ops = agentops_runtime::http::ops_router("processors", metrics, health.clone());
-    let http = tokio::spawn(agentops_runtime::http::serve_owned(config.listen.clone(), ops, shutdown.clone()));
+    let http = tokio::spawn(agentops_runtime::http::serve_owned(
+        config.listen.clone(),
+        ops,
+        shutdown.clone(),
+    ));
 
     let (dirty_tx, dirty_rx) = tokio::sync::mpsc::unbounded_channel();
     let config = Arc::new(config);
@@ -56,8 +68,19 @@ pub async fn run(
         dirty_tx,
         shutdown.clone(),
     ));
-    let budget = tokio::spawn(budget::run(config.clone(), pool.clone(), producer.clone(), dirty_rx, shutdown.clone()));
-    let notify = tokio::spawn(notifier::run(config.clone(), pool, producer, shutdown.clone()));
+    let budget = tokio::spawn(budget::run(
+        config.clone(),
+        pool.clone(),
+        producer.clone(),
+        dirty_rx,
+        shutdown.clone(),
+    ));
+    let notify = tokio::spawn(notifier::run(
+        config.clone(),
+        pool,
+        producer,
+        shutdown.clone(),
+    ));
     health.set_ready(true).await;
     for (name, task) in [("enrich", enrich), ("budget", budget), ("notifier", notify)] {
         match task.await {

@@ -27,14 +27,19 @@ pub(crate) async fn run(
     producer: FutureProducer,
     shutdown: CancellationToken,
 ) -> agentops_runtime::Result<()> {
-    let consumer: StreamConsumer<DefaultConsumerContext> =
-        kafka::consumer(&config.kafka, &config.notifier_group, DefaultConsumerContext)?;
+    let consumer: StreamConsumer<DefaultConsumerContext> = kafka::consumer(
+        &config.kafka,
+        &config.notifier_group,
+        DefaultConsumerContext,
+    )?;
     consumer.subscribe(&[&config.kafka.topic_alerts])?;
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()
         .map_err(|e| agentops_runtime::Error::Config(e.to_string()))?;
-    while let Some(batch) = kafka::next_batch(&consumer, 100, Duration::from_millis(10), &shutdown).await {
+    while let Some(batch) =
+        kafka::next_batch(&consumer, 100, Duration::from_millis(10), &shutdown).await
+    {
         for msg in &batch {
             let parsed = msg
                 .payload()
@@ -43,7 +48,8 @@ pub(crate) async fn run(
             let done = match parsed {
                 Ok(alert) => deliver(&config, &pool, &http, &alert, &shutdown).await,
                 Err(reason) => {
-                    kafka::dead_letter(&producer, &config.kafka.topic_dlq, msg, &reason, &shutdown).await
+                    kafka::dead_letter(&producer, &config.kafka.topic_dlq, msg, &reason, &shutdown)
+                        .await
                 }
             };
             if !done {
@@ -85,15 +91,21 @@ async fn deliver(
         Some(url) => post_with_retries(config, http, &url, alert, shutdown).await,
     };
     let result = match &outcome {
-        Ok(()) => sqlx::query("UPDATE alerts SET notified_at = now(), last_error = NULL WHERE alert_id = $1")
+        Ok(()) => {
+            sqlx::query(
+                "UPDATE alerts SET notified_at = now(), last_error = NULL WHERE alert_id = $1",
+            )
             .bind(&alert.alert_id)
             .execute(pool)
-            .await,
-        Err(e) => sqlx::query("UPDATE alerts SET last_error = $2 WHERE alert_id = $1")
-            .bind(&alert.alert_id)
-            .bind(e)
-            .execute(pool)
-            .await,
+            .await
+        }
+        Err(e) => {
+            sqlx::query("UPDATE alerts SET last_error = $2 WHERE alert_id = $1")
+                .bind(&alert.alert_id)
+                .bind(e)
+                .execute(pool)
+                .await
+        }
     };
     if let Err(e) = result {
         tracing::warn!(error = %e, alert_id = %alert.alert_id, "could not record delivery outcome");
@@ -166,7 +178,12 @@ async fn post_with_retries(
     let mut delay = Duration::from_millis(config.webhook_backoff_ms);
     let mut last = String::new();
     for attempt in 1..=config.webhook_max_attempts {
-        let sent = http.post(url).header("X-AgentOps-Alert-Id", &alert.alert_id).json(&body).send().await;
+        let sent = http
+            .post(url)
+            .header("X-AgentOps-Alert-Id", &alert.alert_id)
+            .json(&body)
+            .send()
+            .await;
         match sent {
             Ok(r) if r.status().is_success() => return Ok(()),
             Ok(r) => last = format!("webhook answered {}", r.status()),

@@ -59,7 +59,10 @@ impl PriceTable {
                 }
             }
         }
-        Ok(Self { by_name, models: file.model })
+        Ok(Self {
+            by_name,
+            models: file.model,
+        })
     }
 
     pub fn bundled() -> Self {
@@ -89,7 +92,13 @@ impl PriceTable {
         if e.cost_usd.is_some() {
             return Priced::Client;
         }
-        let tokens = [e.input_tokens, e.output_tokens, e.cache_read_tokens, e.cache_write_tokens, e.reasoning_tokens];
+        let tokens = [
+            e.input_tokens,
+            e.output_tokens,
+            e.cache_read_tokens,
+            e.cache_write_tokens,
+            e.reasoning_tokens,
+        ];
         if tokens.iter().all(|t| t.unwrap_or(0) == 0) {
             return Priced::NotApplicable;
         }
@@ -150,25 +159,47 @@ mod tests {
         let cases = [
             // (model, input, output, cache_read, cache_write, reasoning, expected USD)
             (call("gpt-4o", 1_000_000, 0, 0, 0, 0), 2.50),
-            (call("gpt-4o", 1000, 500, 2000, 0, 0), 0.0025 + 0.005 + 0.0025),
-            (call("gpt-4o-2024-08-06", 1_000_000, 1_000_000, 0, 0, 0), 12.50),
+            (
+                call("gpt-4o", 1000, 500, 2000, 0, 0),
+                0.0025 + 0.005 + 0.0025,
+            ),
+            (
+                call("gpt-4o-2024-08-06", 1_000_000, 1_000_000, 0, 0, 0),
+                12.50,
+            ),
             (call("gpt-4o-mini", 1_000_000, 1_000_000, 0, 0, 0), 0.75),
             (call("o3", 1000, 1000, 0, 0, 4000), 0.002 + 0.008 + 0.032),
-            (call("claude-sonnet-4-5", 10_000, 2_000, 50_000, 8_000, 0), 0.03 + 0.03 + 0.015 + 0.03),
-            (call("claude-opus-4-20250514", 1_000_000, 0, 0, 1_000_000, 0), 15.0 + 18.75),
-            (call("gemini-2.5-flash", 2_000_000, 1_000_000, 0, 0, 0), 0.60 + 2.50),
+            (
+                call("claude-sonnet-4-5", 10_000, 2_000, 50_000, 8_000, 0),
+                0.03 + 0.03 + 0.015 + 0.03,
+            ),
+            (
+                call("claude-opus-4-20250514", 1_000_000, 0, 0, 1_000_000, 0),
+                15.0 + 18.75,
+            ),
+            (
+                call("gemini-2.5-flash", 2_000_000, 1_000_000, 0, 0, 0),
+                0.60 + 2.50,
+            ),
             (call("openai/gpt-4.1", 1_000_000, 0, 0, 0, 0), 2.00),
         ];
         for (e, want) in cases {
             let got = cost(&t, &e);
-            assert!((got - want).abs() < 1e-12, "{:?}: got {got}, want {want}", e.model);
+            assert!(
+                (got - want).abs() < 1e-12,
+                "{:?}: got {got}, want {want}",
+                e.model
+            );
         }
     }
 
     #[test]
     fn longest_prefix_wins() {
         let t = PriceTable::bundled();
-        assert_eq!(t.lookup("gpt-4o-mini-2024-07-18").unwrap().model, "gpt-4o-mini");
+        assert_eq!(
+            t.lookup("gpt-4o-mini-2024-07-18").unwrap().model,
+            "gpt-4o-mini"
+        );
         assert_eq!(t.lookup("gpt-4o-2024-11-20").unwrap().model, "gpt-4o");
         assert!(t.lookup("gpt-4orca").is_none());
     }

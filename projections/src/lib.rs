@@ -31,10 +31,16 @@ pub async fn run(
     let k = &config.kafka;
     agentops_runtime::kafka::ensure_topics(k, &[&k.topic_enriched, &k.topic_dlq]).await?;
     let health = Health::default();
-    health.set_detail("storage_mode", serde_json::json!("postgres")).await;
+    health
+        .set_detail("storage_mode", serde_json::json!("postgres"))
+        .await;
     tracing::info!(storage_mode = "postgres", "projection storage mode");
     let ops = agentops_runtime::http::ops_router("projections", metrics, health.clone());
-    let http = tokio::spawn(agentops_runtime::http::serve_owned(config.listen.clone(), ops, shutdown.clone()));
+    let http = tokio::spawn(agentops_runtime::http::serve_owned(
+        config.listen.clone(),
+        ops,
+        shutdown.clone(),
+    ));
     health.set_ready(true).await;
     let result = worker::run(&config, pool, shutdown.clone()).await;
     shutdown.cancel();

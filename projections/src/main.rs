@@ -13,7 +13,8 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let metrics = agentops_runtime::telemetry::init("projections")?;
-    let config: agentops_projections::Config = agentops_runtime::config::load(args.config.as_deref())?;
+    let config: agentops_projections::Config =
+        agentops_runtime::config::load(args.config.as_deref())?;
     let shutdown = agentops_runtime::shutdown::on_signal();
     agentops_projections::run(config, metrics, shutdown).await?;
     Ok(())

@@ -105,7 +105,11 @@ fn ts(us: i64) -> DateTime<Utc> {
 }
 
 /// Stored next offsets of a consumer group for the given topic.
-pub(crate) async fn load_offsets(pool: &PgPool, group: &str, topic: &str) -> Result<Vec<(i32, i64)>, sqlx::Error> {
+pub(crate) async fn load_offsets(
+    pool: &PgPool,
+    group: &str,
+    topic: &str,
+) -> Result<Vec<(i32, i64)>, sqlx::Error> {
     sqlx::query_as("SELECT partition, next_offset FROM consumer_offsets WHERE consumer_group = $1 AND topic = $2")
         .bind(group)
         .bind(topic)
@@ -151,7 +155,10 @@ pub async fn apply_batch(
             .await?;
     }
     tx.commit().await?;
-    Ok(Applied { inserted: new.len(), duplicates: events.len() - new.len() })
+    Ok(Applied {
+        inserted: new.len(),
+        duplicates: events.len() - new.len(),
+    })
 }
 
 async fn insert_events(
@@ -164,7 +171,9 @@ async fn insert_events(
         };
     }
     let rows: Vec<(uuid::Uuid,)> = sqlx::query_as(INSERT_EVENTS)
-        .bind(col!(|e| uuid::Uuid::parse_str(&e.event_id).unwrap_or_default()))
+        .bind(col!(
+            |e| uuid::Uuid::parse_str(&e.event_id).unwrap_or_default()
+        ))
         .bind(col!(|e| e.org_id.clone()))
         .bind(col!(|e| ts(e.timestamp)))
         .bind(col!(|e| e.agent_id.clone()))
@@ -187,7 +196,9 @@ async fn insert_events(
         .bind(col!(|e| e.error_message.clone()))
         .bind(col!(|e| e.trace_id.clone()))
         .bind(col!(|e| e.span_id.clone()))
-        .bind(col!(|e| serde_json::to_value(&e.attributes).unwrap_or_default()))
+        .bind(col!(
+            |e| serde_json::to_value(&e.attributes).unwrap_or_default()
+        ))
         .bind(col!(|e| e.ingested_at.map(ts)))
         .fetch_all(&mut *tx)
         .await?;
@@ -216,10 +227,12 @@ async fn upsert_runs(tx: &mut sqlx::PgConnection, new: &[&AgentEvent]) -> Result
     let mut runs: BTreeMap<(String, String), RunDelta> = BTreeMap::new();
     for e in new {
         let Some(run_id) = &e.run_id else { continue };
-        let d = runs.entry((e.org_id.clone(), run_id.clone())).or_insert_with(|| RunDelta {
-            status: "running".into(),
-            ..Default::default()
-        });
+        let d = runs
+            .entry((e.org_id.clone(), run_id.clone()))
+            .or_insert_with(|| RunDelta {
+                status: "running".into(),
+                ..Default::default()
+            });
         d.agent_id.clone_from(&e.agent_id);
         if d.workflow_id.is_none() {
             d.workflow_id.clone_from(&e.workflow_id);
@@ -235,7 +248,12 @@ async fn upsert_runs(tx: &mut sqlx::PgConnection, new: &[&AgentEvent]) -> Result
             Some(k @ (EventType::RunCompleted | EventType::RunFailed)) => {
                 if d.ended_at.is_none_or(|end| t >= end) {
                     d.ended_at = Some(t);
-                    d.status = if k == EventType::RunFailed { "failed" } else { "completed" }.into();
+                    d.status = if k == EventType::RunFailed {
+                        "failed"
+                    } else {
+                        "completed"
+                    }
+                    .into();
                     d.latency_ms = e.latency_ms;
                     d.error_type.clone_from(&e.error_type);
                     d.error_message.clone_from(&e.error_message);
@@ -304,7 +322,10 @@ impl MinuteAgg {
             Some(EventType::ToolCall) => self.tool_calls += 1,
             _ => {}
         }
-        if matches!(e.kind(), Some(EventType::RunCompleted | EventType::RunFailed)) {
+        if matches!(
+            e.kind(),
+            Some(EventType::RunCompleted | EventType::RunFailed)
+        ) {
             if let Some(l) = e.latency_ms {
                 self.latency_hist[histogram::bucket_of(l)] += 1;
             }
@@ -319,7 +340,9 @@ impl MinuteAgg {
         self.reasoning_tokens += e.reasoning_tokens.unwrap_or(0);
         match e.cost_usd {
             Some(c) => self.cost_usd += c,
-            None if e.input_tokens.unwrap_or(0) + e.output_tokens.unwrap_or(0) > 0 => self.unpriced_calls += 1,
+            None if e.input_tokens.unwrap_or(0) + e.output_tokens.unwrap_or(0) > 0 => {
+                self.unpriced_calls += 1
+            }
             None => {}
         }
     }
@@ -329,10 +352,15 @@ fn minute(us: i64) -> DateTime<Utc> {
     ts(us - us.rem_euclid(60_000_000))
 }
 
-async fn upsert_agg_minute(tx: &mut sqlx::PgConnection, new: &[&AgentEvent]) -> Result<(), sqlx::Error> {
+async fn upsert_agg_minute(
+    tx: &mut sqlx::PgConnection,
+    new: &[&AgentEvent],
+) -> Result<(), sqlx::Error> {
     let mut aggs: BTreeMap<(String, DateTime<Utc>, String), MinuteAgg> = BTreeMap::new();
     for e in new {
-        aggs.entry((e.org_id.clone(), minute(e.timestamp), e.agent_id.clone())).or_default().add(e);
+        aggs.entry((e.org_id.clone(), minute(e.timestamp), e.agent_id.clone()))
+            .or_default()
+            .add(e);
     }
     macro_rules! col {
         ($f:expr) => {
@@ -382,12 +410,40 @@ mod tests {
     #[test]
     fn minute_agg_counts() {
         let mut a = MinuteAgg::default();
-        let base = AgentEvent { run_id: Some("r".into()), ..Default::default() };
-        a.add(&AgentEvent { event_type: "run_started".into(), ..base.clone() });
-        a.add(&AgentEvent { event_type: "run_failed".into(), latency_ms: Some(1500), ..base.clone() });
-        a.add(&AgentEvent { event_type: "llm_call".into(), input_tokens: Some(5), cost_usd: Some(0.5), ..base.clone() });
-        a.add(&AgentEvent { event_type: "llm_call".into(), input_tokens: Some(5), ..base.clone() });
-        assert_eq!((a.events, a.runs_started, a.runs_failed, a.errors, a.llm_calls), (4, 1, 1, 1, 2));
+        let base = AgentEvent {
+            run_id: Some("r".into()),
+            ..Default::default()
+        };
+        a.add(&AgentEvent {
+            event_type: "run_started".into(),
+            ..base.clone()
+        });
+        a.add(&AgentEvent {
+            event_type: "run_failed".into(),
+            latency_ms: Some(1500),
+            ..base.clone()
+        });
+        a.add(&AgentEvent {
+            event_type: "llm_call".into(),
+            input_tokens: Some(5),
+            cost_usd: Some(0.5),
+            ..base.clone()
+        });
+        a.add(&AgentEvent {
+            event_type: "llm_call".into(),
+            input_tokens: Some(5),
+            ..base.clone()
+        });
+        assert_eq!(
+            (
+                a.events,
+                a.runs_started,
+                a.runs_failed,
+                a.errors,
+                a.llm_calls
+            ),
+            (4, 1, 1, 1, 2)
+        );
         assert_eq!(a.unpriced_calls, 1);
         assert_eq!(a.cost_usd, 0.5);
         assert_eq!(a.latency_hist.iter().sum::<i64>(), 1);

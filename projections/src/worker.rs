@@ -27,10 +27,16 @@ impl ConsumerContext for AssignContext {
     fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
             Rebalance::Assign(tpl) => {
-                let parts = tpl.elements().iter().map(|e| (e.topic().to_owned(), e.partition())).collect();
+                let parts = tpl
+                    .elements()
+                    .iter()
+                    .map(|e| (e.topic().to_owned(), e.partition()))
+                    .collect();
                 let _ = self.assigned.send(parts);
             }
-            Rebalance::Revoke(tpl) => tracing::info!(partitions = tpl.count(), "partitions revoked"),
+            Rebalance::Revoke(tpl) => {
+                tracing::info!(partitions = tpl.count(), "partitions revoked")
+            }
             Rebalance::Error(e) => tracing::warn!(error = %e, "rebalance error"),
         }
     }
@@ -41,7 +47,11 @@ fn projected(n: usize, duplicates: usize) {
     metrics::counter!("agentops_projection_duplicates_total").increment(duplicates as u64);
 }
 
-pub(crate) async fn run(config: &Config, pool: PgPool, shutdown: CancellationToken) -> agentops_runtime::Result<()> {
+pub(crate) async fn run(
+    config: &Config,
+    pool: PgPool,
+    shutdown: CancellationToken,
+) -> agentops_runtime::Result<()> {
     let (tx, mut assigned) = unbounded_channel();
     let consumer: StreamConsumer<AssignContext> =
         kafka::consumer(&config.kafka, &config.group, AssignContext { assigned: tx })?;
@@ -54,25 +64,56 @@ pub(crate) async fn run(config: &Config, pool: PgPool, shutdown: CancellationTok
     let linger = Duration::from_millis(config.batch_linger_ms);
     tracing::info!(topic = %topic, group = %config.group, "projection consuming");
 
-    while let Some(batch) = kafka::next_batch(&consumer, config.batch_max, linger, &shutdown).await {
+    while let Some(batch) = kafka::next_batch(&consumer, config.batch_max, linger, &shutdown).await
+    {
         while let Ok(parts) = assigned.try_recv() {
-            seek_to_stored(&consumer, &pool, &config.group, &parts, &mut applied, &shutdown).await;
+            seek_to_stored(
+                &consumer,
+                &pool,
+                &config.group,
+                &parts,
+                &mut applied,
+                &shutdown,
+            )
+            .await;
         }
         let fresh: Vec<&OwnedMessage> = batch
             .iter()
-            .filter(|m| m.offset() >= applied.get(&(m.topic().to_owned(), m.partition())).copied().unwrap_or(0))
+            .filter(|m| {
+                m.offset()
+                    >= applied
+                        .get(&(m.topic().to_owned(), m.partition()))
+                        .copied()
+                        .unwrap_or(0)
+            })
             .collect();
         let mut events = Vec::with_capacity(fresh.len());
         for m in &fresh {
             match m.payload().map(|p| codec.decode(p)) {
                 Some(Ok(e)) => events.push(e),
                 Some(Err(e)) => {
-                    if !kafka::dead_letter(&dlq, &config.kafka.topic_dlq, m, &e.to_string(), &shutdown).await {
+                    if !kafka::dead_letter(
+                        &dlq,
+                        &config.kafka.topic_dlq,
+                        m,
+                        &e.to_string(),
+                        &shutdown,
+                    )
+                    .await
+                    {
                         return Ok(());
                     }
                 }
                 None => {
-                    if !kafka::dead_letter(&dlq, &config.kafka.topic_dlq, m, "empty record", &shutdown).await {
+                    if !kafka::dead_letter(
+                        &dlq,
+                        &config.kafka.topic_dlq,
+                        m,
+                        "empty record",
+                        &shutdown,
+                    )
+                    .await
+                    {
                         return Ok(());
                     }
                 }
@@ -137,9 +178,18 @@ async fn seek_to_stored(
                 continue;
             }
             applied.insert((topic.to_owned(), partition), next);
-            match consumer.seek(topic, partition, Offset::Offset(next), Duration::from_secs(5)) {
-                Ok(()) => tracing::info!(topic, partition, offset = next, "seeked to stored offset"),
-                Err(e) => tracing::info!(topic, partition, offset = next, error = %e, "seek failed; skipping below stored offset instead"),
+            match consumer.seek(
+                topic,
+                partition,
+                Offset::Offset(next),
+                Duration::from_secs(5),
+            ) {
+                Ok(()) => {
+                    tracing::info!(topic, partition, offset = next, "seeked to stored offset")
+                }
+                Err(e) => {
+                    tracing::info!(topic, partition, offset = next, error = %e, "seek failed; skipping below stored offset instead")
+                }
             }
         }
     }

@@ -40,7 +40,11 @@ async fn dashboard() -> Html<&'static str> {
     Html(include_str!("../dashboard/index.html"))
 }
 
-async fn authenticate(state: &AppState, headers: &HeaderMap, scope: Scope) -> Result<KeyInfo, ApiError> {
+async fn authenticate(
+    state: &AppState,
+    headers: &HeaderMap,
+    scope: Scope,
+) -> Result<KeyInfo, ApiError> {
     let raw = keys::from_headers(headers).ok_or(ApiError::MissingKey)?;
     let key = state
         .keys
@@ -57,7 +61,11 @@ async fn authenticate(state: &AppState, headers: &HeaderMap, scope: Scope) -> Re
     Ok(key)
 }
 
-fn window_param(raw: Option<&str>, field: &'static str, default: &str) -> Result<(String, i64), ApiError> {
+fn window_param(
+    raw: Option<&str>,
+    field: &'static str,
+    default: &str,
+) -> Result<(String, i64), ApiError> {
     let s = raw.unwrap_or(default);
     let secs = parse_secs(s).ok_or_else(|| ApiError::BadParam {
         field,
@@ -71,7 +79,11 @@ struct OverviewQuery {
     window: Option<String>,
 }
 
-async fn overview(State(s): Shared, headers: HeaderMap, Query(q): Query<OverviewQuery>) -> Result<Json<Value>, ApiError> {
+async fn overview(
+    State(s): Shared,
+    headers: HeaderMap,
+    Query(q): Query<OverviewQuery>,
+) -> Result<Json<Value>, ApiError> {
     let key = authenticate(&s, &headers, Scope::Read).await?;
     let (window, secs) = window_param(q.window.as_deref(), "window", "24h")?;
     let row: (i64, i64, f64, i64, i64, i64) = sqlx::query_as(
@@ -132,7 +144,11 @@ struct SeriesQuery {
     window: Option<String>,
 }
 
-async fn timeseries(State(s): Shared, headers: HeaderMap, Query(q): Query<SeriesQuery>) -> Result<Json<Value>, ApiError> {
+async fn timeseries(
+    State(s): Shared,
+    headers: HeaderMap,
+    Query(q): Query<SeriesQuery>,
+) -> Result<Json<Value>, ApiError> {
     let key = authenticate(&s, &headers, Scope::Read).await?;
     let metric = q.metric.as_deref().unwrap_or("runs");
     let expr = match metric {
@@ -153,11 +169,17 @@ async fn timeseries(State(s): Shared, headers: HeaderMap, Query(q): Query<Series
     let bucket_secs = match bucket {
         "1m" | "5m" | "15m" | "1h" | "1d" => parse_secs(bucket).unwrap_or(3600),
         _ => {
-            return Err(ApiError::BadParam { field: "bucket", message: format!("`{bucket}` is not one of 1m, 5m, 15m, 1h, 1d") })
+            return Err(ApiError::BadParam {
+                field: "bucket",
+                message: format!("`{bucket}` is not one of 1m, 5m, 15m, 1h, 1d"),
+            })
         }
     };
     if secs / bucket_secs > 5000 {
-        return Err(ApiError::BadParam { field: "bucket", message: "more than 5000 points; use a larger bucket".into() });
+        return Err(ApiError::BadParam {
+            field: "bucket",
+            message: "more than 5000 points; use a larger bucket".into(),
+        });
     }
     let sql = format!(
         "WITH s AS (
@@ -173,10 +195,19 @@ async fn timeseries(State(s): Shared, headers: HeaderMap, Query(q): Query<Series
          )
          SELECT s.ts, COALESCE(a.v, 0)::float8 FROM s LEFT JOIN a USING (ts) ORDER BY s.ts"
     );
-    let rows: Vec<(DateTime<Utc>, f64)> =
-        sqlx::query_as(&sql).bind(&key.org_id).bind(secs).bind(bucket_secs).fetch_all(&s.pool).await?;
-    let points: Vec<Value> = rows.into_iter().map(|(ts, v)| json!({"ts": ts, "value": v})).collect();
-    Ok(Json(json!({"metric": metric, "bucket": bucket, "window": window, "points": points})))
+    let rows: Vec<(DateTime<Utc>, f64)> = sqlx::query_as(&sql)
+        .bind(&key.org_id)
+        .bind(secs)
+        .bind(bucket_secs)
+        .fetch_all(&s.pool)
+        .await?;
+    let points: Vec<Value> = rows
+        .into_iter()
+        .map(|(ts, v)| json!({"ts": ts, "value": v}))
+        .collect();
+    Ok(Json(
+        json!({"metric": metric, "bucket": bucket, "window": window, "points": points}),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -184,16 +215,34 @@ struct FailuresQuery {
     limit: Option<String>,
 }
 
-type FailureRow = (uuid::Uuid, DateTime<Utc>, String, Option<String>, Option<String>, String, Option<String>, Option<String>, Option<String>);
+type FailureRow = (
+    uuid::Uuid,
+    DateTime<Utc>,
+    String,
+    Option<String>,
+    Option<String>,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
 
-async fn recent_failures(State(s): Shared, headers: HeaderMap, Query(q): Query<FailuresQuery>) -> Result<Json<Value>, ApiError> {
+async fn recent_failures(
+    State(s): Shared,
+    headers: HeaderMap,
+    Query(q): Query<FailuresQuery>,
+) -> Result<Json<Value>, ApiError> {
     let key = authenticate(&s, &headers, Scope::Read).await?;
     let limit = match q.limit.as_deref() {
         None => 20,
-        Some(l) => l.parse::<i64>().ok().filter(|n| (1..=500).contains(n)).ok_or_else(|| ApiError::BadParam {
-            field: "limit",
-            message: "expected an integer between 1 and 500".into(),
-        })?,
+        Some(l) => l
+            .parse::<i64>()
+            .ok()
+            .filter(|n| (1..=500).contains(n))
+            .ok_or_else(|| ApiError::BadParam {
+                field: "limit",
+                message: "expected an integer between 1 and 500".into(),
+            })?,
     };
     // Newest errored events; a failed run often has an errored call before its
     // run_failed event, so look a little further and keep one row per run.
@@ -239,9 +288,28 @@ fn one_per_run(rows: Vec<FailureRow>, limit: usize) -> Vec<FailureRow> {
     out
 }
 
-type RunRow = (String, String, Option<String>, String, Option<DateTime<Utc>>, Option<DateTime<Utc>>, Option<i64>, f64, i64, i64, i64, i64, Option<String>, Option<String>);
+type RunRow = (
+    String,
+    String,
+    Option<String>,
+    String,
+    Option<DateTime<Utc>>,
+    Option<DateTime<Utc>>,
+    Option<i64>,
+    f64,
+    i64,
+    i64,
+    i64,
+    i64,
+    Option<String>,
+    Option<String>,
+);
 
-async fn run_detail(State(s): Shared, headers: HeaderMap, Path(run_id): Path<String>) -> Result<Json<Value>, ApiError> {
+async fn run_detail(
+    State(s): Shared,
+    headers: HeaderMap,
+    Path(run_id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     let key = authenticate(&s, &headers, Scope::Read).await?;
     let row: Option<RunRow> = sqlx::query_as(
         "SELECT run_id, agent_id, workflow_id, status, started_at, ended_at, latency_ms, cost_usd,
@@ -252,18 +320,41 @@ async fn run_detail(State(s): Shared, headers: HeaderMap, Path(run_id): Path<Str
     .bind(&run_id)
     .fetch_optional(&s.pool)
     .await?;
-    let Some((run_id, agent, wf, status, started, ended, latency, cost, inp, out, llm, tools, et, em)) = row else {
+    let Some((
+        run_id,
+        agent,
+        wf,
+        status,
+        started,
+        ended,
+        latency,
+        cost,
+        inp,
+        out,
+        llm,
+        tools,
+        et,
+        em,
+    )) = row
+    else {
         return Err(ApiError::NotFound);
     };
-    let events: Vec<(uuid::Uuid, DateTime<Utc>, String, Option<String>, Option<i64>, Option<f64>, Option<String>)> =
-        sqlx::query_as(
-            "SELECT event_id, ts, type, model, latency_ms, cost_usd, tool_name FROM events
+    let events: Vec<(
+        uuid::Uuid,
+        DateTime<Utc>,
+        String,
+        Option<String>,
+        Option<i64>,
+        Option<f64>,
+        Option<String>,
+    )> = sqlx::query_as(
+        "SELECT event_id, ts, type, model, latency_ms, cost_usd, tool_name FROM events
              WHERE org_id = $1 AND run_id = $2 ORDER BY ts LIMIT 1000",
-        )
-        .bind(&key.org_id)
-        .bind(&run_id)
-        .fetch_all(&s.pool)
-        .await?;
+    )
+    .bind(&key.org_id)
+    .bind(&run_id)
+    .fetch_all(&s.pool)
+    .await?;
     let timeline: Vec<Value> = events
         .into_iter()
         .map(|(id, ts, ty, model, lat, cost, tool)| {
@@ -278,18 +369,36 @@ async fn run_detail(State(s): Shared, headers: HeaderMap, Path(run_id): Path<Str
     })))
 }
 
-async fn put_budget(State(s): Shared, headers: HeaderMap, Json(body): Json<HashMap<String, Value>>) -> Result<Json<Value>, ApiError> {
+async fn put_budget(
+    State(s): Shared,
+    headers: HeaderMap,
+    Json(body): Json<HashMap<String, Value>>,
+) -> Result<Json<Value>, ApiError> {
     let key = authenticate(&s, &headers, Scope::Admin).await?;
-    let daily = body.get("daily_usd").and_then(Value::as_f64).filter(|v| v.is_finite() && *v > 0.0).ok_or(
-        ApiError::BadParam { field: "daily_usd", message: "expected a positive number".into() },
-    )?;
+    let daily = body
+        .get("daily_usd")
+        .and_then(Value::as_f64)
+        .filter(|v| v.is_finite() && *v > 0.0)
+        .ok_or(ApiError::BadParam {
+            field: "daily_usd",
+            message: "expected a positive number".into(),
+        })?;
     let webhook = match body.get("webhook_url") {
         None | Some(Value::Null) => None,
-        Some(Value::String(u)) if u.starts_with("http://") || u.starts_with("https://") => Some(u.as_str()),
-        Some(_) => return Err(ApiError::BadParam { field: "webhook_url", message: "expected an http(s) URL".into() }),
+        Some(Value::String(u)) if u.starts_with("http://") || u.starts_with("https://") => {
+            Some(u.as_str())
+        }
+        Some(_) => {
+            return Err(ApiError::BadParam {
+                field: "webhook_url",
+                message: "expected an http(s) URL".into(),
+            })
+        }
     };
     crate::admin::set_budget(&s.pool, &key.org_id, daily, webhook).await?;
-    Ok(Json(json!({"org_id": key.org_id, "daily_usd": daily, "webhook_url": webhook})))
+    Ok(Json(
+        json!({"org_id": key.org_id, "daily_usd": daily, "webhook_url": webhook}),
+    ))
 }
 
 #[cfg(test)]
@@ -298,7 +407,17 @@ mod tests {
 
     fn row(run: Option<&str>, ty: &str, secs: i64) -> FailureRow {
         let ts = DateTime::from_timestamp(1_790_000_000 + secs, 0).unwrap();
-        (uuid::Uuid::new_v4(), ts, "a".into(), None, run.map(Into::into), ty.into(), None, None, None)
+        (
+            uuid::Uuid::new_v4(),
+            ts,
+            "a".into(),
+            None,
+            run.map(Into::into),
+            ty.into(),
+            None,
+            None,
+            None,
+        )
     }
 
     #[test]
@@ -312,7 +431,8 @@ mod tests {
             row(Some("r2"), "tool_call", 6),
         ];
         let out = one_per_run(rows, 10);
-        let got: Vec<(Option<String>, String)> = out.iter().map(|r| (r.4.clone(), r.5.clone())).collect();
+        let got: Vec<(Option<String>, String)> =
+            out.iter().map(|r| (r.4.clone(), r.5.clone())).collect();
         assert_eq!(
             got,
             vec![
@@ -321,6 +441,9 @@ mod tests {
                 (Some("r2".into()), "run_failed".into()),
             ]
         );
-        assert_eq!(one_per_run(vec![row(None, "x", 1), row(None, "y", 0)], 1).len(), 1);
+        assert_eq!(
+            one_per_run(vec![row(None, "x", 1), row(None, "y", 0)], 1).len(),
+            1
+        );
     }
 }

@@ -15,6 +15,10 @@ pub struct Config {
 
 impl Default for Config {
     fn default() -> Self {
-        Self { listen: "127.0.0.1:8081".into(), database: DatabaseConfig::default(), key_cache_ttl_ms: 5_000 }
+        Self {
+            listen: "127.0.0.1:8081".into(),
+            database: DatabaseConfig::default(),
+            key_cache_ttl_ms: 5_000,
+        }
     }
 }

@@ -14,7 +14,10 @@ pub(crate) enum ApiError {
     #[error("this API key lacks the `{0}` scope")]
     Forbidden(&'static str),
     #[error("parameter `{field}`: {message}")]
-    BadParam { field: &'static str, message: String },
+    BadParam {
+        field: &'static str,
+        message: String,
+    },
     #[error("not found")]
     NotFound,
     #[error("database unavailable")]

@@ -36,7 +36,11 @@ pub async fn run(
         keys: KeyCache::new(pool.clone(), Duration::from_millis(config.key_cache_ttl_ms)),
         pool,
     });
-    let router = api::router(state).merge(agentops_runtime::http::ops_router("query-api", metrics, health.clone()));
+    let router = api::router(state).merge(agentops_runtime::http::ops_router(
+        "query-api",
+        metrics,
+        health.clone(),
+    ));
     health.set_ready(true).await;
     agentops_runtime::http::serve(&config.listen, router, shutdown).await?;
     tracing::info!("query api stopped");

@@ -79,7 +79,8 @@ enum AdminCommand {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let config: agentops_query_api::Config = agentops_runtime::config::load(args.config.as_deref())?;
+    let config: agentops_query_api::Config =
+        agentops_runtime::config::load(args.config.as_deref())?;
     match args.command.unwrap_or(Command::Serve) {
         Command::Serve => {
             let metrics = agentops_runtime::telemetry::init("query-api")?;
@@ -95,15 +96,31 @@ async fn main() -> anyhow::Result<()> {
             let pool = admin::pool(&config).await?;
             match cmd {
                 AdminCommand::CreateOrg { id, name } => {
-                    let keys = admin::create_org_with_keys(&pool, &id, name.as_deref().unwrap_or(&id), "cli").await?;
+                    let keys = admin::create_org_with_keys(
+                        &pool,
+                        &id,
+                        name.as_deref().unwrap_or(&id),
+                        "cli",
+                    )
+                    .await?;
                     println!("AGENTOPS_ORG_ID={id}");
                     for k in keys {
-                        println!("AGENTOPS_{}_KEY={}", k.scope.as_str().to_uppercase(), k.secret);
+                        println!(
+                            "AGENTOPS_{}_KEY={}",
+                            k.scope.as_str().to_uppercase(),
+                            k.secret
+                        );
                     }
                 }
                 AdminCommand::CreateKey { org, scope } => {
-                    let k = agentops_runtime::keys::create_key(&pool, &org, scope.into(), "cli").await?;
-                    println!("key_id={} scope={} key={}", k.key_id, k.scope.as_str(), k.secret);
+                    let k = agentops_runtime::keys::create_key(&pool, &org, scope.into(), "cli")
+                        .await?;
+                    println!(
+                        "key_id={} scope={} key={}",
+                        k.key_id,
+                        k.scope.as_str(),
+                        k.secret
+                    );
                 }
                 AdminCommand::RevokeKey { org, key_id } => {
                     if !agentops_runtime::keys::revoke_key(&pool, &org, key_id, "cli").await? {
@@ -111,7 +128,11 @@ async fn main() -> anyhow::Result<()> {
                     }
                     println!("revoked {key_id}");
                 }
-                AdminCommand::SetBudget { org, daily_usd, webhook_url } => {
+                AdminCommand::SetBudget {
+                    org,
+                    daily_usd,
+                    webhook_url,
+                } => {
                     admin::set_budget(&pool, &org, daily_usd, webhook_url.as_deref()).await?;
                     println!("budget for {org}: ${daily_usd}/day");
                 }

@@ -50,6 +50,9 @@ pub struct KafkaConfig {
     /// the rebalance timeout, i.e. how long a join waits for members that died
     /// without leaving on brokers that do not expire them by session timeout.
     pub max_poll_interval_ms: u32,
+    /// Longest time the broker may hold a fetch waiting for data (ms). Low, for
+    /// freshness; tansu also sleeps about half of it after every fetch, data or not.
+    pub fetch_wait_max_ms: u32,
 }
 
 impl Default for KafkaConfig {
@@ -63,6 +66,7 @@ impl Default for KafkaConfig {
             partitions: 4,
             session_timeout_ms: 10_000,
             max_poll_interval_ms: 60_000,
+            fetch_wait_max_ms: 100,
         }
     }
 }
@@ -98,7 +102,10 @@ mod tests {
     #[test]
     fn env_overrides_file_and_defaults() {
         figment::Jail::expect_with(|jail| {
-            jail.create_file("c.toml", "listen = \"0.0.0.0:1\"\n[kafka]\nbrokers = \"file:1\"\n")?;
+            jail.create_file(
+                "c.toml",
+                "listen = \"0.0.0.0:1\"\n[kafka]\nbrokers = \"file:1\"\n",
+            )?;
             jail.set_env("AGENTOPS_KAFKA__BROKERS", "env:2");
             let c: Sample = load(Some("c.toml")).expect("load");
             assert_eq!(c.listen, "0.0.0.0:1");

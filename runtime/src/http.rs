@@ -29,7 +29,11 @@ impl Health {
     }
 
     pub async fn set_detail(&self, key: &str, value: Value) {
-        self.inner.write().await.details.insert(key.to_owned(), value);
+        self.inner
+            .write()
+            .await
+            .details
+            .insert(key.to_owned(), value);
     }
 
     pub async fn is_ready(&self) -> bool {
@@ -49,7 +53,11 @@ pub fn ops_router(component: &'static str, metrics: PrometheusHandle, health: He
     Router::new()
         .route("/metrics", get(render_metrics))
         .route("/healthz", get(healthz))
-        .with_state(OpsState { metrics, health, component })
+        .with_state(OpsState {
+            metrics,
+            health,
+            component,
+        })
 }
 
 async fn render_metrics(State(s): State<OpsState>) -> Response {
@@ -62,7 +70,11 @@ async fn render_metrics(State(s): State<OpsState>) -> Response {
 
 async fn healthz(State(s): State<OpsState>) -> Response {
     let state = s.health.inner.read().await;
-    let status = if state.ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if state.ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     let body = json!({
         "component": s.component,
         "status": if state.ready { "ok" } else { "starting" },

@@ -21,7 +21,10 @@ pub fn producer(cfg: &KafkaConfig, delivery_timeout: Duration) -> Result<FutureP
         .set("acks", "all")
         .set("enable.idempotence", "true")
         .set("linger.ms", "5")
-        .set("message.timeout.ms", delivery_timeout.as_millis().max(1).to_string())
+        .set(
+            "message.timeout.ms",
+            delivery_timeout.as_millis().max(1).to_string(),
+        )
         .set("queue.buffering.max.messages", "200000")
         .create()?)
 }
@@ -41,8 +44,17 @@ where
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
         .set("session.timeout.ms", cfg.session_timeout_ms.to_string())
-        .set("heartbeat.interval.ms", (cfg.session_timeout_ms / 4).max(500).to_string())
-        .set("max.poll.interval.ms", cfg.max_poll_interval_ms.max(cfg.session_timeout_ms).to_string())
+        .set(
+            "heartbeat.interval.ms",
+            (cfg.session_timeout_ms / 4).max(500).to_string(),
+        )
+        .set(
+            "max.poll.interval.ms",
+            cfg.max_poll_interval_ms
+                .max(cfg.session_timeout_ms)
+                .to_string(),
+        )
+        .set("fetch.wait.max.ms", cfg.fetch_wait_max_ms.to_string())
         .set("enable.partition.eof", "false")
         .create_with_context(context)?)
 }
@@ -64,7 +76,9 @@ pub async fn ensure_topics(cfg: &KafkaConfig, topics: &[&str]) -> Result<()> {
                 tracing::debug!(topic, "topic exists")
             }
             Err((topic, code)) => {
-                return Err(crate::Error::Config(format!("cannot create topic {topic}: {code}")))
+                return Err(crate::Error::Config(format!(
+                    "cannot create topic {topic}: {code}"
+                )))
             }
         }
     }
@@ -114,7 +128,9 @@ pub fn next_offsets(batch: &[rdkafka::message::OwnedMessage]) -> Vec<(String, i3
     use rdkafka::Message;
     let mut out: std::collections::BTreeMap<(String, i32), i64> = Default::default();
     for m in batch {
-        let e = out.entry((m.topic().to_owned(), m.partition())).or_insert(0);
+        let e = out
+            .entry((m.topic().to_owned(), m.partition()))
+            .or_insert(0);
         *e = (*e).max(m.offset() + 1);
     }
     out.into_iter().map(|((t, p), o)| (t, p, o)).collect()
@@ -155,11 +171,24 @@ pub async fn dead_letter(
     let offset = msg.offset().to_string();
     loop {
         let headers = OwnedHeaders::new()
-            .insert(Header { key: "dlq.reason", value: Some(reason) })
-            .insert(Header { key: "dlq.topic", value: Some(msg.topic()) })
-            .insert(Header { key: "dlq.partition", value: Some(partition.as_str()) })
-            .insert(Header { key: "dlq.offset", value: Some(offset.as_str()) });
-        let mut record = rdkafka::producer::FutureRecord::<[u8], [u8]>::to(dlq_topic).headers(headers);
+            .insert(Header {
+                key: "dlq.reason",
+                value: Some(reason),
+            })
+            .insert(Header {
+                key: "dlq.topic",
+                value: Some(msg.topic()),
+            })
+            .insert(Header {
+                key: "dlq.partition",
+                value: Some(partition.as_str()),
+            })
+            .insert(Header {
+                key: "dlq.offset",
+                value: Some(offset.as_str()),
+            });
+        let mut record =
+            rdkafka::producer::FutureRecord::<[u8], [u8]>::to(dlq_topic).headers(headers);
         if let Some(k) = msg.key() {
             record = record.key(k);
         }
@@ -169,7 +198,13 @@ pub async fn dead_letter(
         match producer.send(record, Duration::from_secs(10)).await {
             Ok(_) => {
                 metrics::counter!("agentops_dead_letters_total").increment(1);
-                tracing::warn!(topic = msg.topic(), partition = msg.partition(), offset = msg.offset(), reason, "record dead-lettered");
+                tracing::warn!(
+                    topic = msg.topic(),
+                    partition = msg.partition(),
+                    offset = msg.offset(),
+                    reason,
+                    "record dead-lettered"
+                );
                 return true;
             }
             Err((e, _)) => {

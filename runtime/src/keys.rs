@@ -45,7 +45,9 @@ pub struct KeyInfo {
 impl KeyInfo {
     /// Admin keys may do everything.
     pub fn allows(&self, scope: Scope) -> bool {
-        self.scopes.iter().any(|s| s == scope.as_str() || s == "admin")
+        self.scopes
+            .iter()
+            .any(|s| s == scope.as_str() || s == "admin")
     }
 }
 
@@ -99,14 +101,31 @@ pub async fn create_key(pool: &PgPool, org_id: &str, scope: Scope, actor: &str) 
     .bind(vec![scope.as_str().to_owned()])
     .execute(&mut *tx)
     .await?;
-    audit(&mut tx, org_id, actor, "api_key.create", &format!("{key_id} scope={}", scope.as_str()))
-        .await?;
+    audit(
+        &mut tx,
+        org_id,
+        actor,
+        "api_key.create",
+        &format!("{key_id} scope={}", scope.as_str()),
+    )
+    .await?;
     tx.commit().await?;
-    Ok(NewKey { key_id, org_id: org_id.to_owned(), prefix, scope, secret: raw })
+    Ok(NewKey {
+        key_id,
+        org_id: org_id.to_owned(),
+        prefix,
+        scope,
+        secret: raw,
+    })
 }
 
 /// Revoke a key; returns false when no such live key exists in the org.
-pub async fn revoke_key(pool: &PgPool, org_id: &str, key_id: uuid::Uuid, actor: &str) -> Result<bool> {
+pub async fn revoke_key(
+    pool: &PgPool,
+    org_id: &str,
+    key_id: uuid::Uuid,
+    actor: &str,
+) -> Result<bool> {
     let mut tx = pool.begin().await?;
     let done = sqlx::query(
         "UPDATE api_keys SET revoked_at = now() WHERE id = $1 AND org_id = $2 AND revoked_at IS NULL",
@@ -118,7 +137,14 @@ pub async fn revoke_key(pool: &PgPool, org_id: &str, key_id: uuid::Uuid, actor: 
     .rows_affected()
         == 1;
     if done {
-        audit(&mut tx, org_id, actor, "api_key.revoke", &key_id.to_string()).await?;
+        audit(
+            &mut tx,
+            org_id,
+            actor,
+            "api_key.revoke",
+            &key_id.to_string(),
+        )
+        .await?;
     }
     tx.commit().await?;
     Ok(done)
@@ -154,7 +180,11 @@ pub async fn lookup(pool: &PgPool, raw: &str) -> Result<Option<KeyInfo>> {
     .bind(hash_key(raw))
     .fetch_optional(pool)
     .await?;
-    Ok(row.map(|(key_id, org_id, scopes)| KeyInfo { key_id, org_id, scopes }))
+    Ok(row.map(|(key_id, org_id, scopes)| KeyInfo {
+        key_id,
+        org_id,
+        scopes,
+    }))
 }
 
 /// A lookup cache with a short TTL, so a revoked key is refused within `ttl`.
@@ -166,7 +196,11 @@ pub struct KeyCache {
 
 impl KeyCache {
     pub fn new(pool: PgPool, ttl: Duration) -> Self {
-        Self { pool, ttl, entries: Mutex::new(HashMap::new()) }
+        Self {
+            pool,
+            ttl,
+            entries: Mutex::new(HashMap::new()),
+        }
     }
 
     pub async fn authenticate(&self, raw: &str) -> Result<Option<KeyInfo>> {
@@ -188,12 +222,21 @@ impl KeyCache {
 
 /// Extract the raw key from `Authorization: Bearer ...` or `x-api-key`.
 pub fn from_headers(headers: &axum::http::HeaderMap) -> Option<&str> {
-    if let Some(v) = headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
-        if let Some(k) = v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")) {
+    if let Some(v) = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
+        if let Some(k) = v
+            .strip_prefix("Bearer ")
+            .or_else(|| v.strip_prefix("bearer "))
+        {
             return Some(k.trim());
         }
     }
-    headers.get("x-api-key").and_then(|v| v.to_str().ok()).map(str::trim)
+    headers
+        .get("x-api-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
 }
 
 #[cfg(test)]
@@ -212,9 +255,16 @@ mod tests {
 
     #[test]
     fn admin_scope_allows_everything() {
-        let k = KeyInfo { key_id: uuid::Uuid::nil(), org_id: "o".into(), scopes: vec!["admin".into()] };
+        let k = KeyInfo {
+            key_id: uuid::Uuid::nil(),
+            org_id: "o".into(),
+            scopes: vec!["admin".into()],
+        };
         assert!(k.allows(Scope::Ingest) && k.allows(Scope::Read));
-        let r = KeyInfo { scopes: vec!["read".into()], ..k };
+        let r = KeyInfo {
+            scopes: vec!["read".into()],
+            ..k
+        };
         assert!(r.allows(Scope::Read) && !r.allows(Scope::Ingest));
     }
 }

@@ -110,7 +110,11 @@ impl Reader<'_> {
 
     fn string(&mut self) -> Result<String, Malformed> {
         let len = usize::try_from(self.long()?).map_err(|_| Malformed(self.pos))?;
-        let end = self.pos.checked_add(len).filter(|e| *e <= self.buf.len()).ok_or(Malformed(self.pos))?;
+        let end = self
+            .pos
+            .checked_add(len)
+            .filter(|e| *e <= self.buf.len())
+            .ok_or(Malformed(self.pos))?;
         let s = std::str::from_utf8(&self.buf[self.pos..end]).map_err(|_| Malformed(self.pos))?;
         self.pos = end;
         Ok(s.to_owned())
@@ -125,20 +129,33 @@ impl Reader<'_> {
     }
 
     fn opt_string(&mut self) -> Result<Option<String>, Malformed> {
-        if self.branch()? { self.string().map(Some) } else { Ok(None) }
+        if self.branch()? {
+            self.string().map(Some)
+        } else {
+            Ok(None)
+        }
     }
 
     fn opt_long(&mut self) -> Result<Option<i64>, Malformed> {
-        if self.branch()? { self.long().map(Some) } else { Ok(None) }
+        if self.branch()? {
+            self.long().map(Some)
+        } else {
+            Ok(None)
+        }
     }
 
     fn opt_double(&mut self) -> Result<Option<f64>, Malformed> {
         if !self.branch()? {
             return Ok(None);
         }
-        let bytes = self.buf.get(self.pos..self.pos + 8).ok_or(Malformed(self.pos))?;
+        let bytes = self
+            .buf
+            .get(self.pos..self.pos + 8)
+            .ok_or(Malformed(self.pos))?;
         self.pos += 8;
-        Ok(Some(f64::from_le_bytes(bytes.try_into().map_err(|_| Malformed(self.pos))?)))
+        Ok(Some(f64::from_le_bytes(
+            bytes.try_into().map_err(|_| Malformed(self.pos))?,
+        )))
     }
 
     fn map(&mut self) -> Result<HashMap<String, String>, Malformed> {

@@ -72,7 +72,12 @@ impl Codec {
         let mut writers = HashMap::new();
         writers.insert(fp, schema.clone());
         let is_v1 = fp == fingerprint(&Schema::parse_str(AGENT_EVENT_V1)?);
-        Ok(Self { schema, fingerprint: fp, writers, is_v1 })
+        Ok(Self {
+            schema,
+            fingerprint: fp,
+            writers,
+            is_v1,
+        })
     }
 
     /// Teach the reader another writer schema version.
@@ -83,7 +88,10 @@ impl Codec {
     }
 
     pub fn fingerprint_hex(&self) -> String {
-        self.fingerprint.iter().map(|b| format!("{b:02x}")).collect()
+        self.fingerprint
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
     }
 
     pub fn encode(&self, event: &AgentEvent) -> Result<Vec<u8>, CodecError> {
@@ -118,13 +126,22 @@ impl Codec {
             CodecError::UnknownSchema(fp.iter().map(|b| format!("{b:02x}")).collect())
         })?;
         let mut datum = &bytes[10..];
-        let reader = if fp == self.fingerprint { None } else { Some(&self.schema) };
+        let reader = if fp == self.fingerprint {
+            None
+        } else {
+            Some(&self.schema)
+        };
         Ok(apache_avro::from_avro_datum(writer, &mut datum, reader)?)
     }
 
     pub fn decode(&self, bytes: &[u8]) -> Result<AgentEvent, CodecError> {
-        if self.is_v1 && bytes.len() >= 10 && bytes[..2] == MAGIC && bytes[2..10] == self.fingerprint {
-            return crate::binary::decode_v1(&bytes[10..]).map_err(|e| CodecError::Avro(e.to_string()));
+        if self.is_v1
+            && bytes.len() >= 10
+            && bytes[..2] == MAGIC
+            && bytes[2..10] == self.fingerprint
+        {
+            return crate::binary::decode_v1(&bytes[10..])
+                .map_err(|e| CodecError::Avro(e.to_string()));
         }
         Ok(apache_avro::from_value(&self.decode_value(bytes)?)?)
     }
@@ -171,17 +188,64 @@ mod tests {
         let s = || proptest::option::of(".{0,20}");
         let n = || proptest::option::of(any::<i64>());
         (
-            (".{0,36}", ".{0,10}", any::<i64>(), ".{0,20}", s(), s(), "[a-z_]{1,12}", s(), n()),
-            (s(), s(), n(), n(), n(), n(), n(), proptest::option::of(-1e12f64..1e12)),
-            (s(), s(), s(), s(), s(), s(), proptest::collection::hash_map(".{0,8}", ".{0,8}", 0..4), n()),
+            (
+                ".{0,36}",
+                ".{0,10}",
+                any::<i64>(),
+                ".{0,20}",
+                s(),
+                s(),
+                "[a-z_]{1,12}",
+                s(),
+                n(),
+            ),
+            (
+                s(),
+                s(),
+                n(),
+                n(),
+                n(),
+                n(),
+                n(),
+                proptest::option::of(-1e12f64..1e12),
+            ),
+            (
+                s(),
+                s(),
+                s(),
+                s(),
+                s(),
+                s(),
+                proptest::collection::hash_map(".{0,8}", ".{0,8}", 0..4),
+                n(),
+            ),
         )
             .prop_map(|(a, b, c)| AgentEvent {
-                event_id: a.0, org_id: a.1, timestamp: a.2, agent_id: a.3, workflow_id: a.4, run_id: a.5,
-                event_type: a.6, status: a.7, latency_ms: a.8,
-                provider: b.0, model: b.1, input_tokens: b.2, output_tokens: b.3, cache_read_tokens: b.4,
-                cache_write_tokens: b.5, reasoning_tokens: b.6, cost_usd: b.7,
-                cost_source: c.0, tool_name: c.1, error_type: c.2, error_message: c.3, trace_id: c.4,
-                span_id: c.5, attributes: c.6, ingested_at: c.7,
+                event_id: a.0,
+                org_id: a.1,
+                timestamp: a.2,
+                agent_id: a.3,
+                workflow_id: a.4,
+                run_id: a.5,
+                event_type: a.6,
+                status: a.7,
+                latency_ms: a.8,
+                provider: b.0,
+                model: b.1,
+                input_tokens: b.2,
+                output_tokens: b.3,
+                cache_read_tokens: b.4,
+                cache_write_tokens: b.5,
+                reasoning_tokens: b.6,
+                cost_usd: b.7,
+                cost_source: c.0,
+                tool_name: c.1,
+                error_type: c.2,
+                error_message: c.3,
+                trace_id: c.4,
+                span_id: c.5,
+                attributes: c.6,
+                ingested_at: c.7,
             })
     }
 
@@ -214,7 +278,10 @@ mod tests {
         assert!(matches!(c.decode(b"hello"), Err(CodecError::BadFraming)));
         let mut bytes = c.encode(&sample()).unwrap();
         bytes[3] ^= 0xff;
-        assert!(matches!(c.decode(&bytes), Err(CodecError::UnknownSchema(_))));
+        assert!(matches!(
+            c.decode(&bytes),
+            Err(CodecError::UnknownSchema(_))
+        ));
         let bytes = c.encode(&sample()).unwrap();
         assert!(c.decode(&bytes[..bytes.len() / 2]).is_err());
     }

@@ -74,7 +74,10 @@ impl EventType {
 
     /// Run lifecycle events must name their run.
     pub fn needs_run_id(self) -> bool {
-        matches!(self, EventType::RunStarted | EventType::RunCompleted | EventType::RunFailed)
+        matches!(
+            self,
+            EventType::RunStarted | EventType::RunCompleted | EventType::RunFailed
+        )
     }
 }
 

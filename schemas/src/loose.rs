@@ -115,7 +115,9 @@ impl<'de: 'a, 'a> Visitor<'de> for MapVisitor<'a> {
         Ok(LooseMap::Map(out))
     }
     fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
-        LooseVisitor(std::marker::PhantomData).visit_seq(seq).map(|_| LooseMap::NotAMap)
+        LooseVisitor(std::marker::PhantomData)
+            .visit_seq(seq)
+            .map(|_| LooseMap::NotAMap)
     }
     fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
         Ok(LooseMap::NotAMap)

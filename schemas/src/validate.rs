@@ -19,7 +19,10 @@ pub struct FieldError {
 
 impl FieldError {
     fn new(field: &str, error: impl Into<String>) -> Self {
-        Self { field: field.to_owned(), error: error.into() }
+        Self {
+            field: field.to_owned(),
+            error: error.into(),
+        }
     }
 }
 
@@ -97,7 +100,10 @@ fn validate(
     let type_str = f.required_str("type", &input.event_type)?;
     let kind = EventType::parse(type_str).ok_or_else(|| {
         let known: Vec<&str> = EventType::ALL.iter().map(|t| t.as_str()).collect();
-        FieldError::new("type", format!("unknown event type; expected one of {}", known.join(", ")))
+        FieldError::new(
+            "type",
+            format!("unknown event type; expected one of {}", known.join(", ")),
+        )
     })?;
     let agent_id = f.required_str("agent_id", &input.agent_id)?.to_owned();
     let timestamp = f.timestamp("timestamp", &input.timestamp)?;
@@ -110,12 +116,18 @@ fn validate(
     if timestamp < now_us - limits.max_age_secs * 1_000_000 {
         return Err(FieldError::new(
             "timestamp",
-            format!("older than the late-data window of {} s", limits.max_age_secs),
+            format!(
+                "older than the late-data window of {} s",
+                limits.max_age_secs
+            ),
         ));
     }
     let run_id = f.opt_str("run_id", &input.run_id)?;
     if kind.needs_run_id() && run_id.is_none() {
-        return Err(FieldError::new("run_id", format!("required for {} events", kind.as_str())));
+        return Err(FieldError::new(
+            "run_id",
+            format!("required for {} events", kind.as_str()),
+        ));
     }
     let cost_usd = f.opt_cost("cost_usd", &input.cost_usd)?;
     Ok(AgentEvent {
@@ -155,8 +167,12 @@ type In<'v, 'a> = &'v Option<Loose<'a>>;
 
 impl Fields<'_> {
     fn required_str<'v>(&self, name: &str, v: In<'v, '_>) -> Result<&'v str, FieldError> {
-        let v = v.as_ref().ok_or_else(|| FieldError::new(name, "is required"))?;
-        let s = v.as_str().ok_or_else(|| FieldError::new(name, "expected a string"))?;
+        let v = v
+            .as_ref()
+            .ok_or_else(|| FieldError::new(name, "is required"))?;
+        let s = v
+            .as_str()
+            .ok_or_else(|| FieldError::new(name, "expected a string"))?;
         if s.is_empty() {
             return Err(FieldError::new(name, "must not be empty"));
         }
@@ -180,7 +196,9 @@ impl Fields<'_> {
         match v {
             None => Ok(None),
             Some(v) => {
-                let s = v.as_str().ok_or_else(|| FieldError::new(name, "expected a string"))?;
+                let s = v
+                    .as_str()
+                    .ok_or_else(|| FieldError::new(name, "expected a string"))?;
                 Ok(Some(truncate(s, self.limits.max_message_len)))
             }
         }
@@ -191,7 +209,9 @@ impl Fields<'_> {
         match v {
             None => Ok(None),
             Some(Loose::Int(n)) if *n >= 0 => Ok(Some(*n)),
-            Some(Loose::Float(x)) if *x >= 0.0 && x.fract() == 0.0 && *x < 9.0e15 => Ok(Some(*x as i64)),
+            Some(Loose::Float(x)) if *x >= 0.0 && x.fract() == 0.0 && *x < 9.0e15 => {
+                Ok(Some(*x as i64))
+            }
             Some(_) => Err(err()),
         }
     }
@@ -218,7 +238,11 @@ impl Fields<'_> {
         }
     }
 
-    fn attributes(&self, name: &str, v: &Option<LooseMap<'_>>) -> Result<HashMap<String, String>, FieldError> {
+    fn attributes(
+        &self,
+        name: &str,
+        v: &Option<LooseMap<'_>>,
+    ) -> Result<HashMap<String, String>, FieldError> {
         let entries = match v {
             None => return Ok(HashMap::new()),
             Some(LooseMap::NotAMap) => {
@@ -247,7 +271,10 @@ impl Fields<'_> {
                     ))
                 }
             };
-            out.insert(truncate(k, self.limits.max_string_len), truncate(&s, self.limits.max_message_len));
+            out.insert(
+                truncate(k, self.limits.max_string_len),
+                truncate(&s, self.limits.max_message_len),
+            );
         }
         Ok(out)
     }
@@ -365,12 +392,19 @@ mod tests {
             prop_oneof![
                 proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
                 proptest::collection::hash_map(
-                    prop_oneof![Just("event_id".to_string()), Just("type".to_string()),
-                                Just("agent_id".to_string()), Just("timestamp".to_string()),
-                                Just("attributes".to_string()), Just("input_tokens".to_string()),
-                                ".{0,8}".prop_map(|s: String| s)],
-                    inner, 0..8)
-                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+                    prop_oneof![
+                        Just("event_id".to_string()),
+                        Just("type".to_string()),
+                        Just("agent_id".to_string()),
+                        Just("timestamp".to_string()),
+                        Just("attributes".to_string()),
+                        Just("input_tokens".to_string()),
+                        ".{0,8}".prop_map(|s: String| s)
+                    ],
+                    inner,
+                    0..8
+                )
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
             ]
         })
     }

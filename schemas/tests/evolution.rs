@@ -37,7 +37,11 @@ fn v1_reader_decodes_a_record_written_with_a_newer_schema() {
     let bytes = writer_v2.encode_value(value).unwrap();
 
     // A v1 reader that does not know v2 refuses clearly ...
-    assert!(Codec::v1().decode(&bytes).unwrap_err().to_string().contains("unknown writer schema"));
+    assert!(Codec::v1()
+        .decode(&bytes)
+        .unwrap_err()
+        .to_string()
+        .contains("unknown writer schema"));
     // ... and one that knows the writer schema resolves it, dropping the new field.
     let reader_v1 = Codec::v1().with_writer(V2).unwrap();
     assert_eq!(reader_v1.decode(&bytes).unwrap(), sample());
@@ -48,7 +52,10 @@ fn newer_reader_decodes_a_v1_record_with_the_default() {
     let bytes = Codec::v1().encode(&sample()).unwrap();
     let reader_v2 = Codec::new(V2).unwrap().with_writer(AGENT_EVENT_V1).unwrap();
     let value = reader_v2.decode_value(&bytes).unwrap();
-    assert_eq!(field(&value, "sdk_version"), &Value::Union(0, Box::new(Value::Null)));
+    assert_eq!(
+        field(&value, "sdk_version"),
+        &Value::Union(0, Box::new(Value::Null))
+    );
     assert_eq!(field(&value, "agent_id"), &Value::String("agent".into()));
     // The typed decode ignores the unknown field.
     assert_eq!(reader_v2.decode(&bytes).unwrap(), sample());
