@@ -80,10 +80,10 @@ async fn process(
         };
         match prices.enrich(&mut event) {
             Priced::UnknownModel => unpriced += 1,
-            Priced::Computed(_) | Priced::Client if event.cost_usd.unwrap_or(0.0) > 0.0 => {
-                if !spenders.contains(&event.org_id) {
-                    spenders.insert(event.org_id.clone());
-                }
+            Priced::Computed(_) | Priced::Client
+                if event.cost_usd.unwrap_or(0.0) > 0.0 && !spenders.contains(&event.org_id) =>
+            {
+                spenders.insert(event.org_id.clone());
             }
             _ => {}
         }

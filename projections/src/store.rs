@@ -245,19 +245,20 @@ async fn upsert_runs(tx: &mut sqlx::PgConnection, new: &[&AgentEvent]) -> Result
             Some(EventType::RunStarted) => {
                 d.started_at = Some(d.started_at.map_or(t, |s| s.min(t)));
             }
-            Some(k @ (EventType::RunCompleted | EventType::RunFailed)) => {
-                if d.ended_at.is_none_or(|end| t >= end) {
-                    d.ended_at = Some(t);
-                    d.status = if k == EventType::RunFailed {
-                        "failed"
-                    } else {
-                        "completed"
-                    }
-                    .into();
-                    d.latency_ms = e.latency_ms;
-                    d.error_type.clone_from(&e.error_type);
-                    d.error_message.clone_from(&e.error_message);
+            // The latest terminal event decides the run's outcome.
+            Some(k @ (EventType::RunCompleted | EventType::RunFailed))
+                if d.ended_at.is_none_or(|end| t >= end) =>
+            {
+                d.ended_at = Some(t);
+                d.status = if k == EventType::RunFailed {
+                    "failed"
+                } else {
+                    "completed"
                 }
+                .into();
+                d.latency_ms = e.latency_ms;
+                d.error_type.clone_from(&e.error_type);
+                d.error_message.clone_from(&e.error_message);
             }
             Some(EventType::LlmCall) => d.llm_calls += 1,
             Some(EventType::ToolCall) => d.tool_calls += 1,

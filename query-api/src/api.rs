@@ -288,6 +288,16 @@ fn one_per_run(rows: Vec<FailureRow>, limit: usize) -> Vec<FailureRow> {
     out
 }
 
+type TimelineRow = (
+    uuid::Uuid,
+    DateTime<Utc>,
+    String,
+    Option<String>,
+    Option<i64>,
+    Option<f64>,
+    Option<String>,
+);
+
 type RunRow = (
     String,
     String,
@@ -339,15 +349,7 @@ async fn run_detail(
     else {
         return Err(ApiError::NotFound);
     };
-    let events: Vec<(
-        uuid::Uuid,
-        DateTime<Utc>,
-        String,
-        Option<String>,
-        Option<i64>,
-        Option<f64>,
-        Option<String>,
-    )> = sqlx::query_as(
+    let events: Vec<TimelineRow> = sqlx::query_as(
         "SELECT event_id, ts, type, model, latency_ms, cost_usd, tool_name FROM events
              WHERE org_id = $1 AND run_id = $2 ORDER BY ts LIMIT 1000",
     )
