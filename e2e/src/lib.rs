@@ -293,14 +293,18 @@ impl Stack {
         )
     }
 
-    /// SIGKILL one instance of a component (no shutdown hooks run).
-    pub fn kill(&mut self, c: Component, instance: usize) -> Result<()> {
+    fn take_child(&mut self, c: Component, instance: usize) -> Result<Child> {
         let pos = self
             .children
             .iter()
             .position(|(cc, i, _)| *cc == c && *i == instance)
             .context("no such running component")?;
-        let (_, _, mut child) = self.children.remove(pos);
+        Ok(self.children.remove(pos).2)
+    }
+
+    /// SIGKILL one instance of a component (no shutdown hooks run).
+    pub fn kill(&mut self, c: Component, instance: usize) -> Result<()> {
+        let mut child = self.take_child(c, instance)?;
         child.kill()?;
         child.wait()?;
         Ok(())
@@ -308,12 +312,7 @@ impl Stack {
 
     /// SIGTERM one instance and wait for it to exit; returns its exit status.
     pub fn terminate(&mut self, c: Component, instance: usize) -> Result<std::process::ExitStatus> {
-        let pos = self
-            .children
-            .iter()
-            .position(|(cc, i, _)| *cc == c && *i == instance)
-            .context("no such running component")?;
-        let (_, _, mut child) = self.children.remove(pos);
+        let mut child = self.take_child(c, instance)?;
         Command::new("kill")
             .arg("-TERM")
             .arg(child.id().to_string())

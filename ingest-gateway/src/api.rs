@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use agentops_runtime::keys::{self, KeyCache, KeyInfo, Scope};
+use agentops_runtime::keys::{AuthError, KeyCache, KeyInfo, Scope};
 use agentops_schemas::validate::{event_from_str, ValidationLimits};
 use agentops_schemas::{AgentEvent, Codec};
 use axum::body::Body;
@@ -48,17 +48,16 @@ async fn authenticate(
     headers: &HeaderMap,
     scope: Scope,
 ) -> Result<KeyInfo, ApiError> {
-    let raw = keys::from_headers(headers).ok_or(ApiError::MissingKey)?;
-    let key = state
+    state
         .keys
-        .authenticate(raw)
+        .authorize(headers, scope)
         .await
-        .map_err(|e| ApiError::Unavailable(format!("key store: {e}")))?
-        .ok_or(ApiError::BadKey)?;
-    if !key.allows(scope) {
-        return Err(ApiError::Forbidden(scope.as_str()));
-    }
-    Ok(key)
+        .map_err(|e| match e {
+            AuthError::Missing => ApiError::MissingKey,
+            AuthError::Invalid => ApiError::BadKey,
+            AuthError::Forbidden(scope) => ApiError::Forbidden(scope.as_str()),
+            AuthError::Store(e) => ApiError::Unavailable(format!("key store: {e}")),
+        })
 }
 
 async fn read_body(body: Body, limit: usize) -> Result<axum::body::Bytes, ApiError> {

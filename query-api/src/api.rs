@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use agentops_runtime::keys::{self, KeyCache, KeyInfo, Scope};
+use agentops_runtime::keys::{AuthError, KeyCache, KeyInfo, Scope};
 use agentops_schemas::histogram;
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
@@ -45,20 +45,19 @@ async fn authenticate(
     headers: &HeaderMap,
     scope: Scope,
 ) -> Result<KeyInfo, ApiError> {
-    let raw = keys::from_headers(headers).ok_or(ApiError::MissingKey)?;
-    let key = state
+    state
         .keys
-        .authenticate(raw)
+        .authorize(headers, scope)
         .await
         .map_err(|e| match e {
-            agentops_runtime::Error::Database(e) => ApiError::Database(e),
-            other => ApiError::Database(sqlx::Error::Protocol(other.to_string())),
-        })?
-        .ok_or(ApiError::BadKey)?;
-    if !key.allows(scope) {
-        return Err(ApiError::Forbidden(scope.as_str()));
-    }
-    Ok(key)
+            AuthError::Missing => ApiError::MissingKey,
+            AuthError::Invalid => ApiError::BadKey,
+            AuthError::Forbidden(scope) => ApiError::Forbidden(scope.as_str()),
+            AuthError::Store(e) => match e {
+                agentops_runtime::Error::Database(e) => ApiError::Database(e),
+                other => ApiError::Database(sqlx::Error::Protocol(other.to_string())),
+            },
+        })
 }
 
 fn window_param(

@@ -220,6 +220,35 @@ impl KeyCache {
     }
 }
 
+/// Why a request was not authorized.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("missing API key")]
+    Missing,
+    #[error("unknown or revoked API key")]
+    Invalid,
+    #[error("this API key lacks the `{}` scope", .0.as_str())]
+    Forbidden(Scope),
+    #[error("key store: {0}")]
+    Store(#[from] crate::Error),
+}
+
+impl KeyCache {
+    /// Authenticate the request's key and check it has `scope`.
+    pub async fn authorize(
+        &self,
+        headers: &axum::http::HeaderMap,
+        scope: Scope,
+    ) -> Result<KeyInfo, AuthError> {
+        let raw = from_headers(headers).ok_or(AuthError::Missing)?;
+        let key = self.authenticate(raw).await?.ok_or(AuthError::Invalid)?;
+        if !key.allows(scope) {
+            return Err(AuthError::Forbidden(scope));
+        }
+        Ok(key)
+    }
+}
+
 /// Extract the raw key from `Authorization: Bearer ...` or `x-api-key`.
 pub fn from_headers(headers: &axum::http::HeaderMap) -> Option<&str> {
     if let Some(v) = headers
