@@ -47,11 +47,11 @@ ensure_tansu
 cleanup() {
   stop_pidfile "$STATE/gateway.pid"
   stop_pidfile "$STATE/tansu/tansu.pid"
-  stop_postgres "$STATE/pg"
+  stop_postgres "$(pg_dir bench "$PG_PORT")"
 }
 trap cleanup EXIT
 cleanup
-rm -rf "$STATE"
+rm -rf "$STATE" "$(pg_dir bench "$PG_PORT")"
 mkdir -p "$STATE"
 
 if [ "${BENCH_NO_BUILD:-0}" != "1" ]; then
@@ -62,7 +62,7 @@ for b in agentops-ingest-gateway agentops-query-api agentops-loadgen; do
   [ -x "$BIN/$b" ] || die "$BIN/$b is missing (build failed?)"
 done
 
-AGENTOPS_PG_FSYNC=off start_postgres "$STATE/pg" "$PG_PORT"
+AGENTOPS_PG_FSYNC=off start_postgres "$(pg_dir bench "$PG_PORT")" "$PG_PORT"
 start_tansu "$STATE/tansu" "$KAFKA_PORT" "$ENGINE"
 create_topics "$KAFKA_PORT" "$TOPIC"
 

@@ -32,12 +32,17 @@ ensure_postgres() {
   [ -n "$(pg_bindir)" ] || die "PostgreSQL server binaries not found after install"
 }
 
+# pg_dir NAME PORT: where a private cluster lives. Outside the checkout, because
+# the postgres OS user must be able to reach it (a clone under /root is not).
+pg_dir() { echo "/var/tmp/agentops/pg-$1-$2"; }
+
 # start_postgres DIR PORT: a private cluster owned by the postgres OS user,
 # trust auth on loopback, role agentops (superuser) and database agentops.
 start_postgres() {
   local dir=$1 port=$2 bin
   bin=$(pg_bindir)
   mkdir -p "$dir"
+  chmod 755 "$(dirname "$dir")"
   chown postgres:postgres "$dir"
   if [ ! -f "$dir/data/PG_VERSION" ]; then
     runuser -u postgres -- "$bin/initdb" -D "$dir/data" -U postgres --auth=trust -E UTF8 >"$dir/initdb.log" 2>&1 \

@@ -18,13 +18,13 @@ ensure_browser
 
 cleanup() {
   stop_pidfile "$STATE/tansu/tansu.pid"
-  stop_postgres "$STATE/pg"
+  stop_postgres "$(pg_dir test "$PG_PORT")"
 }
 trap cleanup EXIT
 cleanup
-rm -rf "$STATE"
+rm -rf "$STATE" "$(pg_dir test "$PG_PORT")"
 mkdir -p "$STATE"
-AGENTOPS_PG_FSYNC=off start_postgres "$STATE/pg" "$PG_PORT"
+AGENTOPS_PG_FSYNC=off start_postgres "$(pg_dir test "$PG_PORT")" "$PG_PORT"
 start_tansu "$STATE/tansu" "$KAFKA_PORT" sqlite
 
 log "building the workspace"

@@ -26,7 +26,7 @@ mkdir -p "$STATE/logs" "$STATE/pids"
 
 ensure_postgres
 ensure_tansu
-start_postgres "$STATE/pg" "$PG_PORT"
+start_postgres "$(pg_dir local "$PG_PORT")" "$PG_PORT"
 if [ -f "$STATE/tansu/tansu.pid" ] && kill -0 "$(cat "$STATE/tansu/tansu.pid")" 2>/dev/null; then
   log "tansu already running"
 else
