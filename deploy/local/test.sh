@@ -35,7 +35,7 @@ export AGENTOPS_TEST_PG="postgres://agentops:agentops@127.0.0.1:$PG_PORT/postgre
 export AGENTOPS_BIN_DIR="$ROOT/target/debug"
 log "running the tests"
 if cargo nextest --version >/dev/null 2>&1; then
-  cargo nextest run --workspace --no-fail-fast --test-threads "${AGENTOPS_TEST_THREADS:-2}" "$@"
+  cargo nextest run --workspace --no-fail-fast --test-threads "${AGENTOPS_TEST_THREADS:-1}" "$@"
 else
-  cargo test --workspace --no-fail-fast -- --test-threads "${AGENTOPS_TEST_THREADS:-2}"
+  cargo test --workspace --no-fail-fast -- --test-threads "${AGENTOPS_TEST_THREADS:-1}"
 fi

@@ -149,13 +149,14 @@ impl Stack {
                 format!("dlq.{name}"),
             ),
             ("AGENTOPS_KAFKA__PARTITIONS".to_owned(), "4".to_owned()),
+            // tansu answers heartbeats late while it is busy: not too short a session.
             (
                 "AGENTOPS_KAFKA__SESSION_TIMEOUT_MS".to_owned(),
-                "6000".to_owned(),
+                "10000".to_owned(),
             ),
             (
                 "AGENTOPS_KAFKA__MAX_POLL_INTERVAL_MS".to_owned(),
-                "10000".to_owned(),
+                "12000".to_owned(),
             ),
             ("AGENTOPS_DATABASE__URL".to_owned(), db_url.clone()),
             ("AGENTOPS_NOTIFIER_GROUP".to_owned(), format!("n.{name}")),
@@ -251,6 +252,8 @@ impl Stack {
         if let Some(g) = group {
             cmd.env("AGENTOPS_GROUP", g);
         }
+        // Static membership: a restarted instance takes its own place back.
+        cmd.env("AGENTOPS_KAFKA__INSTANCE_ID", format!("{c:?}-{instance}"));
         let child = cmd
             .envs(self.extra_env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .env("AGENTOPS_LISTEN", format!("127.0.0.1:{port}"))

@@ -53,6 +53,10 @@ pub struct KafkaConfig {
     /// Longest time the broker may hold a fetch waiting for data (ms). Low, for
     /// freshness; tansu also sleeps about half of it after every fetch, data or not.
     pub fetch_wait_max_ms: u32,
+    /// Static group membership (`group.instance.id`): give each instance a
+    /// stable id and a restarted instance takes its own place back at once,
+    /// without waiting for the broker to expire the dead member. Unset: dynamic.
+    pub instance_id: Option<String>,
 }
 
 impl Default for KafkaConfig {
@@ -67,6 +71,7 @@ impl Default for KafkaConfig {
             session_timeout_ms: 10_000,
             max_poll_interval_ms: 60_000,
             fetch_wait_max_ms: 100,
+            instance_id: None,
         }
     }
 }

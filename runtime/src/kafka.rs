@@ -36,7 +36,12 @@ where
     C: ConsumerContext,
     T: rdkafka::config::FromClientConfigAndContext<C>,
 {
-    Ok(ClientConfig::new()
+    let mut client = ClientConfig::new();
+    if let Some(id) = &cfg.instance_id {
+        // One process may run several groups; the id only needs to be unique per group.
+        client.set("group.instance.id", format!("{id}/{group}"));
+    }
+    Ok(client
         .set("bootstrap.servers", &cfg.brokers)
         .set("group.id", group)
         .set("enable.auto.commit", "true")
