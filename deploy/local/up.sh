@@ -42,6 +42,8 @@ export AGENTOPS_DASHBOARD_URL="http://$QUERY_ADDR"
 # tansu answers group heartbeats late while it is busy writing; a longer session
 # keeps a busy local broker from expelling (and then wedging) a live consumer.
 export AGENTOPS_KAFKA__SESSION_TIMEOUT_MS=${AGENTOPS_KAFKA__SESSION_TIMEOUT_MS:-30000}
+# Static group membership: a restarted component takes its own place back at once.
+export AGENTOPS_KAFKA__INSTANCE_ID=${AGENTOPS_KAFKA__INSTANCE_ID:-local-1}
 create_topics "$KAFKA_PORT" agentops.events.raw agentops.events.enriched agentops.alerts agentops.dlq
 "$BIN/agentops-query-api" migrate >/dev/null
 
