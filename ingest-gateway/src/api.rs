@@ -12,8 +12,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
-use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::FutureProducer;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use serde_json::value::RawValue;
@@ -156,41 +155,33 @@ async fn post_events(
 async fn produce_all(state: &AppState, events: &[AgentEvent]) -> Result<(), ApiError> {
     let started = Instant::now();
     let timeout = Duration::from_millis(state.config.produce_timeout_ms);
-    let fp = state.codec.fingerprint_hex();
-    let mut pending = Vec::with_capacity(events.len());
+    let mut records = Vec::with_capacity(events.len());
     for e in events {
         let payload = state
             .codec
             .encode(e)
             .map_err(|e| ApiError::Internal(e.to_string()))?;
-        let key = e.partition_key();
-        let headers = OwnedHeaders::new().insert(Header {
-            key: agentops_schemas::codec::SCHEMA_HEADER,
-            value: Some(fp.as_str()),
-        });
-        let producer = state.producer.clone();
-        let topic = state.config.kafka.topic_raw.clone();
-        pending.push(async move {
-            let record = FutureRecord::to(&topic)
-                .key(&key)
-                .payload(&payload)
-                .headers(headers);
-            // A full local queue is backpressure: wait for room at most `timeout`.
-            producer
-                .send(record, timeout)
-                .await
-                .map(|_| ())
-                .map_err(|(e, _)| e.to_string())
-        });
+        records.push((e.partition_key(), payload));
     }
-    let results = tokio::time::timeout(timeout, futures::future::join_all(pending)).await;
+    let fp = state.codec.fingerprint_hex();
+    let sends = agentops_runtime::kafka::send_records(
+        &state.producer,
+        &state.config.kafka.topic_raw,
+        &fp,
+        &records,
+        timeout,
+    );
+    let results = tokio::time::timeout(timeout, sends).await;
     telemetry::produce_seconds(started.elapsed().as_secs_f64());
     let failure = match results {
         Err(_) => Some(format!(
             "no broker acknowledgement within {} ms",
             timeout.as_millis()
         )),
-        Ok(results) => results.into_iter().find_map(Result::err),
+        Ok(results) => results
+            .into_iter()
+            .find_map(Result::err)
+            .map(|e| e.to_string()),
     };
     if let Some(e) = failure {
         tracing::warn!(error = %e, events = events.len(), "broker did not acknowledge the batch");

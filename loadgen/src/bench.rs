@@ -20,8 +20,7 @@ use agentops_schemas::validate::{event_from_json, event_from_str, ValidationLimi
 use agentops_schemas::{AgentEvent, Codec};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::FutureProducer;
 use serde_json::{json, Value};
 
 use crate::fleet::Fleet;
@@ -192,29 +191,14 @@ async fn raw_phase(
         );
         async move {
             let events = &batches[i];
-            let mut pending = Vec::with_capacity(events.len());
+            let mut records = Vec::with_capacity(events.len());
             for e in events {
                 let payload = codec.encode(e).map_err(|e| e.to_string())?;
-                let key = e.partition_key();
-                let headers = OwnedHeaders::new().insert(Header {
-                    key: agentops_schemas::codec::SCHEMA_HEADER,
-                    value: Some(fp.as_str()),
-                });
-                let producer = producer.clone();
-                let topic = topic.clone();
-                pending.push(async move {
-                    let record = FutureRecord::to(&topic)
-                        .key(&key)
-                        .payload(&payload)
-                        .headers(headers);
-                    producer
-                        .send(record, timeout)
-                        .await
-                        .map(|_| ())
-                        .map_err(|(e, _)| e)
-                });
+                records.push((e.partition_key(), payload));
             }
-            let results = futures::future::join_all(pending).await;
+            let results =
+                agentops_runtime::kafka::send_records(&producer, &topic, &fp, &records, timeout)
+                    .await;
             match results.into_iter().find(Result::is_err) {
                 Some(Err(e)) => Err(format!("broker did not acknowledge: {e}")),
                 _ => Ok(events.len()),

@@ -7,8 +7,8 @@ use agentops_runtime::kafka;
 use agentops_runtime::shutdown::CancellationToken;
 use agentops_schemas::Codec;
 use rdkafka::consumer::{Consumer, DefaultConsumerContext, StreamConsumer};
-use rdkafka::message::{Header, OwnedHeaders, OwnedMessage};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::message::OwnedMessage;
+use rdkafka::producer::FutureProducer;
 use rdkafka::Message;
 use tokio::sync::mpsc::UnboundedSender;
 
@@ -108,25 +108,20 @@ async fn process(
     let mut pending: Vec<usize> = (0..out.len()).collect();
     let mut backoff = Duration::from_millis(100);
     while !pending.is_empty() {
-        let sends = pending.iter().map(|&i| {
-            let (key, payload) = &out[i];
-            let headers = OwnedHeaders::new().insert(Header {
-                key: agentops_schemas::codec::SCHEMA_HEADER,
-                value: Some(fp.as_str()),
-            });
-            let record = FutureRecord::to(&config.kafka.topic_enriched)
-                .key(key)
-                .payload(payload)
-                .headers(headers);
-            producer.send(record, Duration::from_secs(30))
-        });
-        let results = futures::future::join_all(sends).await;
+        let results = kafka::send_records(
+            producer,
+            &config.kafka.topic_enriched,
+            &fp,
+            pending.iter().map(|&i| &out[i]),
+            Duration::from_secs(30),
+        )
+        .await;
         pending = pending
             .into_iter()
             .zip(results)
             .filter_map(|(i, r)| match r {
                 Ok(_) => None,
-                Err((e, _)) => {
+                Err(e) => {
                     tracing::warn!(error = %e, "produce to enriched topic failed, will retry");
                     Some(i)
                 }

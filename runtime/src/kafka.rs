@@ -222,3 +222,33 @@ pub async fn dead_letter(
         }
     }
 }
+
+/// Produce encoded event records (key, Avro value) to `topic`, each with the
+/// writer-schema header, and wait for every acknowledgement. One result per
+/// record, in order. A full local queue is backpressure: each send waits at
+/// most `queue_timeout` for room.
+pub async fn send_records<'a>(
+    producer: &FutureProducer,
+    topic: &str,
+    schema_fp: &str,
+    records: impl IntoIterator<Item = &'a (String, Vec<u8>)>,
+    queue_timeout: Duration,
+) -> Vec<rdkafka::error::KafkaResult<()>> {
+    use rdkafka::message::{Header, OwnedHeaders};
+    let sends = records.into_iter().map(|(key, payload)| {
+        let headers = OwnedHeaders::new().insert(Header {
+            key: agentops_schemas::codec::SCHEMA_HEADER,
+            value: Some(schema_fp),
+        });
+        let record = rdkafka::producer::FutureRecord::to(topic)
+            .key(key)
+            .payload(payload)
+            .headers(headers);
+        producer.send(record, queue_timeout)
+    });
+    futures::future::join_all(sends)
+        .await
+        .into_iter()
+        .map(|r| r.map(|_| ()).map_err(|(e, _)| e))
+        .collect()
+}
