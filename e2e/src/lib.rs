@@ -69,6 +69,27 @@ fn log_dir() -> PathBuf {
     d
 }
 
+/// A fresh database on the test Postgres server; returns its URL.
+pub async fn create_database(prefix: &str) -> Result<String> {
+    let suffix = uuid::Uuid::new_v4().simple().to_string()[..10].to_owned();
+    let name = format!("{prefix}_{suffix}");
+    let admin = PgPool::connect(&pg_admin_url())
+        .await
+        .context("connect to the test Postgres (AGENTOPS_TEST_PG)")?;
+    sqlx::query(&format!("CREATE DATABASE \"{name}\""))
+        .execute(&admin)
+        .await?;
+    admin.close().await;
+    let mut db_url = reqwest::Url::parse(&pg_admin_url())?;
+    db_url.set_path(&name);
+    Ok(db_url.to_string())
+}
+
+/// URL of the TimescaleDB (PGlite) server started by `deploy/local/test.sh`.
+pub fn timescale_url() -> Option<String> {
+    std::env::var("AGENTOPS_TEST_TIMESCALE").ok()
+}
+
 /// A free loopback port (bound then released).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -107,18 +128,9 @@ pub struct StackOptions {
 
 impl Stack {
     pub async fn start(name: &str, opts: StackOptions) -> Result<Stack> {
-        let suffix = uuid::Uuid::new_v4().simple().to_string()[..10].to_owned();
-        let name = format!("{name}_{suffix}");
-        let admin = PgPool::connect(&pg_admin_url())
-            .await
-            .context("connect to the test Postgres (AGENTOPS_TEST_PG)")?;
-        sqlx::query(&format!("CREATE DATABASE \"{name}\""))
-            .execute(&admin)
-            .await?;
-        admin.close().await;
-        let mut db_url = reqwest::Url::parse(&pg_admin_url())?;
-        db_url.set_path(&name);
-        let db_url = db_url.to_string();
+        let db_url = create_database(name).await?;
+        let name = db_url.rsplit('/').next().unwrap_or(name).to_owned();
+        let suffix = name.rsplit('_').next().unwrap_or_default().to_owned();
         let pool = sqlx::postgres::PgPoolOptions::new()
             .max_connections(4)
             .connect(&db_url)

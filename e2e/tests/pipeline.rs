@@ -246,7 +246,7 @@ async fn projections_sigkilled_mid_stream_count_every_event_once() -> anyhow::Re
     );
     let row: (i64, i64, i64, i64, f64) = sqlx::query_as(
         "SELECT sum(events)::int8, sum(runs_completed)::int8, sum(runs_failed)::int8, sum(llm_calls)::int8, sum(cost_usd)
-         FROM agg_minute",
+         FROM agg_1m",
     )
     .fetch_one(&stack.pool)
     .await?;

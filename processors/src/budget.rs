@@ -1,6 +1,6 @@
 //! Daily spend budgets per org.
 //!
-//! Spend comes from the projection store (`agg_minute`, each event counted
+//! Spend comes from the projection store (`agg_1h`, each event counted
 //! once), so every processor instance sees the same figure. Orgs that spent
 //! recently are checked every `budget_check_interval_ms`; a crossing emits an
 //! alert whose id is derived from (kind, org, UTC day, threshold), so peers,
@@ -75,7 +75,7 @@ pub(crate) async fn run(
         for org in watched.keys() {
             let row: Result<Option<(f64, f64)>, _> = sqlx::query_as(
                 "SELECT b.daily_usd,
-                        COALESCE((SELECT sum(cost_usd) FROM agg_minute
+                        COALESCE((SELECT sum(cost_usd) FROM agg_1h
                                   WHERE org_id = b.org_id AND bucket >= $2), 0)::float8
                  FROM budgets b WHERE b.org_id = $1",
             )

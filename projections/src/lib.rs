@@ -1,13 +1,18 @@
-//! Projections: `events.enriched` → Postgres, every event counted exactly once.
+//! Projections: `events.enriched` → Postgres / TimescaleDB, every event
+//! counted exactly once.
 //!
 //! Each batch is written in one transaction: new events (deduplicated on
-//! event_id), the runs and per-minute aggregates derived from the events that
-//! were actually new, and the next Kafka offset of every partition in the
-//! batch. When partitions are assigned the worker seeks to the offsets stored
-//! in Postgres and skips anything below them, so a crash at any point neither
-//! loses nor double-counts an event.
+//! event_id), what derives from them (runs, agents and, in plain PostgreSQL
+//! mode, the 1m/1h/1d aggregates; TimescaleDB maintains those as continuous
+//! aggregates), and the next Kafka offset of every partition in the batch.
+//! When partitions are assigned the worker seeks to the offsets stored in
+//! Postgres and skips anything below them, so a crash at any point neither
+//! loses nor double-counts an event. `rebuild` recreates everything from the log.
 
 mod config;
+mod rebuild;
+mod retention;
+mod rows;
 mod store;
 mod worker;
 
@@ -18,7 +23,8 @@ use agentops_runtime::shutdown::CancellationToken;
 use agentops_runtime::telemetry::PrometheusHandle;
 
 pub use config::Config;
-pub use store::{apply_batch, Applied};
+pub use rebuild::{rebuild, Summary};
+pub use store::{Applied, Writer};
 
 /// Run the projection worker until `shutdown` is cancelled.
 pub async fn run(
@@ -27,14 +33,14 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> agentops_runtime::Result<()> {
     let pool = agentops_runtime::db::connect(&config.database, Duration::from_secs(60)).await?;
-    agentops_runtime::db::migrate(&pool).await?;
+    let mode = agentops_runtime::db::prepare(&pool, &config.database).await?;
     let k = &config.kafka;
     agentops_runtime::kafka::ensure_topics(k, &[&k.topic_enriched, &k.topic_dlq]).await?;
     let health = Health::default();
     health
-        .set_detail("storage_mode", serde_json::json!("postgres"))
+        .set_detail("storage_mode", serde_json::json!(mode.as_str()))
         .await;
-    tracing::info!(storage_mode = "postgres", "projection storage mode");
+    tracing::info!(storage_mode = mode.as_str(), "projection storage mode");
     let ops = agentops_runtime::http::ops_router("projections", metrics, health.clone());
     let http = tokio::spawn(agentops_runtime::http::serve_owned(
         config.listen.clone(),
@@ -42,7 +48,8 @@ pub async fn run(
         shutdown.clone(),
     ));
     health.set_ready(true).await;
-    let result = worker::run(&config, pool, shutdown.clone()).await;
+    let writer = Writer::new(mode, config.group.clone());
+    let result = worker::run(&config, pool, writer, shutdown.clone()).await;
     shutdown.cancel();
     let _ = http.await;
     tracing::info!("projections stopped");

@@ -1,10 +1,16 @@
-//! One transaction per batch: events, runs, per-minute aggregates, offsets.
+//! One transaction per batch: events, aggregates (plain mode), runs, agents,
+//! offsets.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
+use std::fmt::Write as _;
+use std::sync::OnceLock;
 
+use agentops_runtime::storage::{self, ColumnKind, Mode, LEVELS, PROJECTION_LOCK};
 use agentops_schemas::{histogram, AgentEvent, EventType};
-use chrono::{DateTime, Utc};
-use sqlx::PgPool;
+use chrono::{DateTime, NaiveDate, Utc};
+use sqlx::{Connection, PgConnection};
+
+use crate::rows;
 
 /// What one batch changed.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -17,80 +23,14 @@ pub struct Applied {
 
 const INSERT_EVENTS: &str = "
 INSERT INTO events (event_id, org_id, ts, agent_id, workflow_id, run_id, type, status, latency_ms,
-    provider, model, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens,
-    reasoning_tokens, cost_usd, cost_source, tool_name, error_type, error_message, trace_id,
-    span_id, attributes, ingested_at)
+    lat_bucket, provider, model, input_tokens, output_tokens, cache_read_tokens,
+    cache_write_tokens, reasoning_tokens, cost_usd, cost_source, tool_name, error_type,
+    error_message, trace_id, span_id, attributes, ingested_at)
 SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::timestamptz[], $4::text[], $5::text[], $6::text[],
-    $7::text[], $8::text[], $9::int8[], $10::text[], $11::text[], $12::int8[], $13::int8[],
-    $14::int8[], $15::int8[], $16::int8[], $17::float8[], $18::text[], $19::text[], $20::text[],
-    $21::text[], $22::text[], $23::text[], $24::jsonb[], $25::timestamptz[])
-ON CONFLICT (event_id) DO NOTHING
-RETURNING event_id";
-
-const UPSERT_RUNS: &str = "
-INSERT INTO runs AS r (org_id, run_id, agent_id, workflow_id, status, started_at, ended_at,
-    latency_ms, cost_usd, input_tokens, output_tokens, llm_calls, tool_calls, error_type,
-    error_message, updated_at)
-SELECT org_id, run_id, agent_id, workflow_id, status, started_at, ended_at, latency_ms, cost_usd,
-    input_tokens, output_tokens, llm_calls, tool_calls, error_type, error_message, now()
-FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[],
-    $7::timestamptz[], $8::int8[], $9::float8[], $10::int8[], $11::int8[], $12::int8[],
-    $13::int8[], $14::text[], $15::text[])
-    AS t(org_id, run_id, agent_id, workflow_id, status, started_at, ended_at, latency_ms, cost_usd,
-         input_tokens, output_tokens, llm_calls, tool_calls, error_type, error_message)
-ON CONFLICT (org_id, run_id) DO UPDATE SET
-    workflow_id = COALESCE(r.workflow_id, EXCLUDED.workflow_id),
-    started_at = LEAST(r.started_at, EXCLUDED.started_at),
-    status = CASE WHEN EXCLUDED.ended_at IS NOT NULL
-                   AND (r.ended_at IS NULL OR EXCLUDED.ended_at >= r.ended_at)
-                  THEN EXCLUDED.status ELSE r.status END,
-    latency_ms = CASE WHEN EXCLUDED.ended_at IS NOT NULL
-                       AND (r.ended_at IS NULL OR EXCLUDED.ended_at >= r.ended_at)
-                      THEN COALESCE(EXCLUDED.latency_ms, r.latency_ms) ELSE r.latency_ms END,
-    error_type = CASE WHEN EXCLUDED.ended_at IS NOT NULL
-                       AND (r.ended_at IS NULL OR EXCLUDED.ended_at >= r.ended_at)
-                      THEN EXCLUDED.error_type ELSE r.error_type END,
-    error_message = CASE WHEN EXCLUDED.ended_at IS NOT NULL
-                          AND (r.ended_at IS NULL OR EXCLUDED.ended_at >= r.ended_at)
-                         THEN EXCLUDED.error_message ELSE r.error_message END,
-    ended_at = GREATEST(r.ended_at, EXCLUDED.ended_at),
-    cost_usd = r.cost_usd + EXCLUDED.cost_usd,
-    input_tokens = r.input_tokens + EXCLUDED.input_tokens,
-    output_tokens = r.output_tokens + EXCLUDED.output_tokens,
-    llm_calls = r.llm_calls + EXCLUDED.llm_calls,
-    tool_calls = r.tool_calls + EXCLUDED.tool_calls,
-    updated_at = now()";
-
-const UPSERT_AGG_MINUTE: &str = "
-INSERT INTO agg_minute AS a (org_id, bucket, agent_id, events, runs_started, runs_completed,
-    runs_failed, errors, llm_calls, tool_calls, input_tokens, output_tokens, cache_read_tokens,
-    cache_write_tokens, reasoning_tokens, cost_usd, unpriced_calls, latency_hist)
-SELECT org_id, bucket, agent_id, events, runs_started, runs_completed, runs_failed, errors,
-    llm_calls, tool_calls, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens,
-    reasoning_tokens, cost_usd, unpriced_calls, latency_hist::int8[]
-FROM UNNEST($1::text[], $2::timestamptz[], $3::text[], $4::int8[], $5::int8[], $6::int8[],
-    $7::int8[], $8::int8[], $9::int8[], $10::int8[], $11::int8[], $12::int8[], $13::int8[],
-    $14::int8[], $15::int8[], $16::float8[], $17::int8[], $18::text[])
-    AS t(org_id, bucket, agent_id, events, runs_started, runs_completed, runs_failed, errors,
-         llm_calls, tool_calls, input_tokens, output_tokens, cache_read_tokens,
-         cache_write_tokens, reasoning_tokens, cost_usd, unpriced_calls, latency_hist)
-ON CONFLICT (org_id, bucket, agent_id) DO UPDATE SET
-    events = a.events + EXCLUDED.events,
-    runs_started = a.runs_started + EXCLUDED.runs_started,
-    runs_completed = a.runs_completed + EXCLUDED.runs_completed,
-    runs_failed = a.runs_failed + EXCLUDED.runs_failed,
-    errors = a.errors + EXCLUDED.errors,
-    llm_calls = a.llm_calls + EXCLUDED.llm_calls,
-    tool_calls = a.tool_calls + EXCLUDED.tool_calls,
-    input_tokens = a.input_tokens + EXCLUDED.input_tokens,
-    output_tokens = a.output_tokens + EXCLUDED.output_tokens,
-    cache_read_tokens = a.cache_read_tokens + EXCLUDED.cache_read_tokens,
-    cache_write_tokens = a.cache_write_tokens + EXCLUDED.cache_write_tokens,
-    reasoning_tokens = a.reasoning_tokens + EXCLUDED.reasoning_tokens,
-    cost_usd = a.cost_usd + EXCLUDED.cost_usd,
-    unpriced_calls = a.unpriced_calls + EXCLUDED.unpriced_calls,
-    latency_hist = ARRAY(SELECT COALESCE(x, 0) + COALESCE(y, 0)
-                         FROM unnest(a.latency_hist, EXCLUDED.latency_hist) AS h(x, y))";
+    $7::text[], $8::text[], $9::int8[], $10::int2[], $11::text[], $12::text[], $13::int8[],
+    $14::int8[], $15::int8[], $16::int8[], $17::int8[], $18::float8[], $19::text[], $20::text[],
+    $21::text[], $22::text[], $23::text[], $24::text[], $25::jsonb[], $26::timestamptz[])
+ON CONFLICT (event_id, ts) DO NOTHING";
 
 const UPSERT_OFFSETS: &str = "
 INSERT INTO consumer_offsets (consumer_group, topic, partition, next_offset, updated_at)
@@ -100,69 +40,187 @@ ON CONFLICT (consumer_group, topic, partition) DO UPDATE SET
     next_offset = GREATEST(consumer_offsets.next_offset, EXCLUDED.next_offset),
     updated_at = now()";
 
-fn ts(us: i64) -> DateTime<Utc> {
+/// TimescaleDB mode: the continuous aggregates follow `events` on their own.
+fn timescale_insert_sql() -> &'static str {
+    static SQL: OnceLock<String> = OnceLock::new();
+    SQL.get_or_init(|| format!("{INSERT_EVENTS} RETURNING event_id"))
+}
+
+/// Plain mode: one statement inserts the events and folds the ones that were
+/// new into every aggregate level, with the same column definitions the
+/// continuous aggregates use.
+fn postgres_insert_sql() -> &'static str {
+    static SQL: OnceLock<String> = OnceLock::new();
+    SQL.get_or_init(|| {
+        let cols = storage::aggregates();
+        let names: Vec<&str> = cols.iter().map(|c| c.name.as_str()).collect();
+        let exprs: Vec<&str> = cols.iter().map(|c| c.from_events.as_str()).collect();
+        let updates: Vec<String> = cols
+            .iter()
+            .map(|c| format!("{0} = a.{0} + EXCLUDED.{0}", c.name))
+            .collect();
+        debug_assert!(cols.iter().any(|c| c.kind == ColumnKind::Float));
+        let mut sql = format!("WITH ins AS ({INSERT_EVENTS} RETURNING *)");
+        for (i, (name, width, _)) in LEVELS.iter().enumerate() {
+            let _ = write!(
+                sql,
+                ",
+a{i} AS (
+    INSERT INTO {name} AS a (org_id, bucket, agent_id, workflow_id, provider, model, {names})
+    SELECT org_id, date_bin(INTERVAL '{width}', ts, TIMESTAMPTZ '2000-01-01 00:00:00+00') AS b,
+        agent_id, workflow_id, provider, model, {exprs}
+    FROM ins
+    GROUP BY org_id, b, agent_id, workflow_id, provider, model
+    ORDER BY org_id, b, agent_id, workflow_id, provider, model
+    ON CONFLICT ON CONSTRAINT {name}_key DO UPDATE SET {updates})",
+                names = names.join(", "),
+                exprs = exprs.join(", "),
+                updates = updates.join(", "),
+            );
+        }
+        sql.push_str("\nSELECT event_id FROM ins");
+        sql
+    })
+}
+
+pub(crate) fn ts(us: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_micros(us).unwrap_or_default()
+}
+
+/// Histogram bucket of a finished run's latency (the aggregates' `lat_bNN`).
+fn lat_bucket(e: &AgentEvent) -> Option<i16> {
+    match e.kind() {
+        Some(EventType::RunCompleted | EventType::RunFailed) => {
+            e.latency_ms.map(|l| histogram::bucket_of(l) as i16)
+        }
+        _ => None,
+    }
 }
 
 /// Stored next offsets of a consumer group for the given topic.
 pub(crate) async fn load_offsets(
-    pool: &PgPool,
+    conn: &mut PgConnection,
     group: &str,
     topic: &str,
 ) -> Result<Vec<(i32, i64)>, sqlx::Error> {
-    sqlx::query_as("SELECT partition, next_offset FROM consumer_offsets WHERE consumer_group = $1 AND topic = $2")
-        .bind(group)
-        .bind(topic)
-        .fetch_all(pool)
-        .await
+    sqlx::query_as(
+        "SELECT partition, next_offset FROM consumer_offsets WHERE consumer_group = $1 AND topic = $2",
+    )
+    .bind(group)
+    .bind(topic)
+    .fetch_all(&mut *conn)
+    .await
 }
 
-/// Apply a batch atomically. `offsets` are (topic, partition, next offset).
-pub async fn apply_batch(
-    pool: &PgPool,
-    group: &str,
-    events: &[AgentEvent],
-    offsets: &[(String, i32, i64)],
-) -> Result<Applied, sqlx::Error> {
-    // Dedupe inside the batch first (the same event twice in one statement).
-    let mut seen = HashSet::with_capacity(events.len());
-    let batch: Vec<&AgentEvent> = events
-        .iter()
-        .filter(|e| uuid::Uuid::parse_str(&e.event_id).is_ok() && seen.insert(e.event_id.as_str()))
-        .collect();
+/// Writes batches for one consumer group in one storage mode.
+pub struct Writer {
+    mode: Mode,
+    group: String,
+    /// Plain mode: days whose `events` partition is known to exist.
+    partitions: HashSet<NaiveDate>,
+}
 
-    let mut tx = pool.begin().await?;
-    let inserted: HashSet<uuid::Uuid> = if batch.is_empty() {
-        HashSet::new()
-    } else {
-        insert_events(&mut tx, &batch).await?
-    };
-    let new: Vec<&AgentEvent> = batch
-        .into_iter()
-        .filter(|e| uuid::Uuid::parse_str(&e.event_id).is_ok_and(|id| inserted.contains(&id)))
-        .collect();
-    if !new.is_empty() {
-        upsert_runs(&mut tx, &new).await?;
-        upsert_agg_minute(&mut tx, &new).await?;
+impl Writer {
+    pub fn new(mode: Mode, group: impl Into<String>) -> Self {
+        Self {
+            mode,
+            group: group.into(),
+            partitions: HashSet::new(),
+        }
     }
-    if !offsets.is_empty() {
-        sqlx::query(UPSERT_OFFSETS)
-            .bind(group)
-            .bind(offsets.iter().map(|o| o.0.clone()).collect::<Vec<_>>())
-            .bind(offsets.iter().map(|o| o.1).collect::<Vec<_>>())
-            .bind(offsets.iter().map(|o| o.2).collect::<Vec<_>>())
+
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    /// Apply a batch atomically: the new events, everything derived from
+    /// them, and `offsets` (topic, partition, next offset). Events already
+    /// stored are skipped, so a replayed batch changes nothing but offsets.
+    pub async fn apply(
+        &mut self,
+        conn: &mut PgConnection,
+        events: &[AgentEvent],
+        offsets: &[(String, i32, i64)],
+    ) -> agentops_runtime::Result<Applied> {
+        // Dedupe inside the batch first (the same event twice in one statement).
+        let mut seen = HashSet::with_capacity(events.len());
+        let batch: Vec<&AgentEvent> = events
+            .iter()
+            .filter(|e| {
+                uuid::Uuid::parse_str(&e.event_id).is_ok() && seen.insert(e.event_id.as_str())
+            })
+            .collect();
+        if self.mode == Mode::Postgres {
+            let mut days: Vec<NaiveDate> = batch
+                .iter()
+                .map(|e| ts(e.timestamp).date_naive())
+                .filter(|d| !self.partitions.contains(d))
+                .collect();
+            days.sort();
+            days.dedup();
+            if !days.is_empty() {
+                storage::ensure_partitions(conn, &days).await?;
+                self.partitions.extend(days);
+            }
+        }
+        let result = self.apply_tx(conn, batch, offsets).await;
+        if result.is_err() {
+            // A rebuild may have dropped partitions under us: check them again.
+            self.partitions.clear();
+        }
+        let inserted = result?;
+        Ok(Applied {
+            inserted,
+            duplicates: events.len() - inserted,
+        })
+    }
+
+    async fn apply_tx(
+        &self,
+        conn: &mut PgConnection,
+        batch: Vec<&AgentEvent>,
+        offsets: &[(String, i32, i64)],
+    ) -> Result<usize, sqlx::Error> {
+        let mut tx = conn.begin().await?;
+        // Shared with other workers; a rebuild holds it exclusively.
+        sqlx::query("SELECT pg_advisory_xact_lock_shared($1)")
+            .bind(PROJECTION_LOCK)
             .execute(&mut *tx)
             .await?;
+        let inserted: HashSet<uuid::Uuid> = if batch.is_empty() {
+            HashSet::new()
+        } else {
+            let sql = match self.mode {
+                Mode::Timescaledb => timescale_insert_sql(),
+                Mode::Postgres => postgres_insert_sql(),
+            };
+            insert_events(&mut tx, sql, &batch).await?
+        };
+        let new: Vec<&AgentEvent> = batch
+            .into_iter()
+            .filter(|e| uuid::Uuid::parse_str(&e.event_id).is_ok_and(|id| inserted.contains(&id)))
+            .collect();
+        if !new.is_empty() {
+            rows::upsert_runs(&mut tx, &new).await?;
+            rows::upsert_agents(&mut tx, &new).await?;
+        }
+        if !offsets.is_empty() {
+            sqlx::query(UPSERT_OFFSETS)
+                .bind(&self.group)
+                .bind(offsets.iter().map(|o| o.0.clone()).collect::<Vec<_>>())
+                .bind(offsets.iter().map(|o| o.1).collect::<Vec<_>>())
+                .bind(offsets.iter().map(|o| o.2).collect::<Vec<_>>())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(new.len())
     }
-    tx.commit().await?;
-    Ok(Applied {
-        inserted: new.len(),
-        duplicates: events.len() - new.len(),
-    })
 }
 
 async fn insert_events(
-    tx: &mut sqlx::PgConnection,
+    tx: &mut PgConnection,
+    sql: &str,
     batch: &[&AgentEvent],
 ) -> Result<HashSet<uuid::Uuid>, sqlx::Error> {
     macro_rules! col {
@@ -170,7 +228,7 @@ async fn insert_events(
             batch.iter().map($f).collect::<Vec<_>>()
         };
     }
-    let rows: Vec<(uuid::Uuid,)> = sqlx::query_as(INSERT_EVENTS)
+    let rows: Vec<(uuid::Uuid,)> = sqlx::query_as(sql)
         .bind(col!(
             |e| uuid::Uuid::parse_str(&e.event_id).unwrap_or_default()
         ))
@@ -182,6 +240,7 @@ async fn insert_events(
         .bind(col!(|e| e.event_type.clone()))
         .bind(col!(|e| e.status.clone()))
         .bind(col!(|e| e.latency_ms))
+        .bind(col!(|e| lat_bucket(e)))
         .bind(col!(|e| e.provider.clone()))
         .bind(col!(|e| e.model.clone()))
         .bind(col!(|e| e.input_tokens))
@@ -205,249 +264,34 @@ async fn insert_events(
     Ok(rows.into_iter().map(|(id,)| id).collect())
 }
 
-#[derive(Default)]
-struct RunDelta {
-    agent_id: String,
-    workflow_id: Option<String>,
-    status: String,
-    started_at: Option<DateTime<Utc>>,
-    ended_at: Option<DateTime<Utc>>,
-    latency_ms: Option<i64>,
-    cost_usd: f64,
-    input_tokens: i64,
-    output_tokens: i64,
-    llm_calls: i64,
-    tool_calls: i64,
-    error_type: Option<String>,
-    error_message: Option<String>,
-}
-
-async fn upsert_runs(tx: &mut sqlx::PgConnection, new: &[&AgentEvent]) -> Result<(), sqlx::Error> {
-    // Sorted keys: concurrent workers lock rows in the same order (no deadlocks).
-    let mut runs: BTreeMap<(String, String), RunDelta> = BTreeMap::new();
-    for e in new {
-        let Some(run_id) = &e.run_id else { continue };
-        let d = runs
-            .entry((e.org_id.clone(), run_id.clone()))
-            .or_insert_with(|| RunDelta {
-                status: "running".into(),
-                ..Default::default()
-            });
-        d.agent_id.clone_from(&e.agent_id);
-        if d.workflow_id.is_none() {
-            d.workflow_id.clone_from(&e.workflow_id);
-        }
-        let t = ts(e.timestamp);
-        d.cost_usd += e.cost_usd.unwrap_or(0.0);
-        d.input_tokens += e.input_tokens.unwrap_or(0);
-        d.output_tokens += e.output_tokens.unwrap_or(0);
-        match e.kind() {
-            Some(EventType::RunStarted) => {
-                d.started_at = Some(d.started_at.map_or(t, |s| s.min(t)));
-            }
-            // The latest terminal event decides the run's outcome.
-            Some(k @ (EventType::RunCompleted | EventType::RunFailed))
-                if d.ended_at.is_none_or(|end| t >= end) =>
-            {
-                d.ended_at = Some(t);
-                d.status = if k == EventType::RunFailed {
-                    "failed"
-                } else {
-                    "completed"
-                }
-                .into();
-                d.latency_ms = e.latency_ms;
-                d.error_type.clone_from(&e.error_type);
-                d.error_message.clone_from(&e.error_message);
-            }
-            Some(EventType::LlmCall) => d.llm_calls += 1,
-            Some(EventType::ToolCall) => d.tool_calls += 1,
-            _ => {}
-        }
-    }
-    macro_rules! col {
-        ($f:expr) => {
-            runs.iter().map($f).collect::<Vec<_>>()
-        };
-    }
-    sqlx::query(UPSERT_RUNS)
-        .bind(col!(|((o, _), _)| o.clone()))
-        .bind(col!(|((_, r), _)| r.clone()))
-        .bind(col!(|(_, d)| d.agent_id.clone()))
-        .bind(col!(|(_, d)| d.workflow_id.clone()))
-        .bind(col!(|(_, d)| d.status.clone()))
-        .bind(col!(|(_, d)| d.started_at))
-        .bind(col!(|(_, d)| d.ended_at))
-        .bind(col!(|(_, d)| d.latency_ms))
-        .bind(col!(|(_, d)| d.cost_usd))
-        .bind(col!(|(_, d)| d.input_tokens))
-        .bind(col!(|(_, d)| d.output_tokens))
-        .bind(col!(|(_, d)| d.llm_calls))
-        .bind(col!(|(_, d)| d.tool_calls))
-        .bind(col!(|(_, d)| d.error_type.clone()))
-        .bind(col!(|(_, d)| d.error_message.clone()))
-        .execute(&mut *tx)
-        .await?;
-    Ok(())
-}
-
-/// Per-minute counters of a set of events (one org, minute, agent).
-#[derive(Default, Debug, Clone, PartialEq)]
-pub(crate) struct MinuteAgg {
-    pub(crate) events: i64,
-    pub(crate) runs_started: i64,
-    pub(crate) runs_completed: i64,
-    pub(crate) runs_failed: i64,
-    pub(crate) errors: i64,
-    pub(crate) llm_calls: i64,
-    pub(crate) tool_calls: i64,
-    pub(crate) input_tokens: i64,
-    pub(crate) output_tokens: i64,
-    pub(crate) cache_read_tokens: i64,
-    pub(crate) cache_write_tokens: i64,
-    pub(crate) reasoning_tokens: i64,
-    pub(crate) cost_usd: f64,
-    pub(crate) unpriced_calls: i64,
-    pub(crate) latency_hist: Vec<i64>,
-}
-
-impl MinuteAgg {
-    pub(crate) fn add(&mut self, e: &AgentEvent) {
-        self.latency_hist.resize(histogram::BUCKETS, 0);
-        self.events += 1;
-        match e.kind() {
-            Some(EventType::RunStarted) => self.runs_started += 1,
-            Some(EventType::RunCompleted) => self.runs_completed += 1,
-            Some(EventType::RunFailed) => self.runs_failed += 1,
-            Some(EventType::LlmCall) => self.llm_calls += 1,
-            Some(EventType::ToolCall) => self.tool_calls += 1,
-            _ => {}
-        }
-        if matches!(
-            e.kind(),
-            Some(EventType::RunCompleted | EventType::RunFailed)
-        ) {
-            if let Some(l) = e.latency_ms {
-                self.latency_hist[histogram::bucket_of(l)] += 1;
-            }
-        }
-        if e.is_error() {
-            self.errors += 1;
-        }
-        self.input_tokens += e.input_tokens.unwrap_or(0);
-        self.output_tokens += e.output_tokens.unwrap_or(0);
-        self.cache_read_tokens += e.cache_read_tokens.unwrap_or(0);
-        self.cache_write_tokens += e.cache_write_tokens.unwrap_or(0);
-        self.reasoning_tokens += e.reasoning_tokens.unwrap_or(0);
-        match e.cost_usd {
-            Some(c) => self.cost_usd += c,
-            None if e.input_tokens.unwrap_or(0) + e.output_tokens.unwrap_or(0) > 0 => {
-                self.unpriced_calls += 1
-            }
-            None => {}
-        }
-    }
-}
-
-fn minute(us: i64) -> DateTime<Utc> {
-    ts(us - us.rem_euclid(60_000_000))
-}
-
-async fn upsert_agg_minute(
-    tx: &mut sqlx::PgConnection,
-    new: &[&AgentEvent],
-) -> Result<(), sqlx::Error> {
-    let mut aggs: BTreeMap<(String, DateTime<Utc>, String), MinuteAgg> = BTreeMap::new();
-    for e in new {
-        aggs.entry((e.org_id.clone(), minute(e.timestamp), e.agent_id.clone()))
-            .or_default()
-            .add(e);
-    }
-    macro_rules! col {
-        ($f:expr) => {
-            aggs.iter().map($f).collect::<Vec<_>>()
-        };
-    }
-    let hist_literal = |h: &Vec<i64>| {
-        let parts: Vec<String> = h.iter().map(i64::to_string).collect();
-        format!("{{{}}}", parts.join(","))
-    };
-    sqlx::query(UPSERT_AGG_MINUTE)
-        .bind(col!(|((o, _, _), _)| o.clone()))
-        .bind(col!(|((_, b, _), _)| *b))
-        .bind(col!(|((_, _, a), _)| a.clone()))
-        .bind(col!(|(_, m)| m.events))
-        .bind(col!(|(_, m)| m.runs_started))
-        .bind(col!(|(_, m)| m.runs_completed))
-        .bind(col!(|(_, m)| m.runs_failed))
-        .bind(col!(|(_, m)| m.errors))
-        .bind(col!(|(_, m)| m.llm_calls))
-        .bind(col!(|(_, m)| m.tool_calls))
-        .bind(col!(|(_, m)| m.input_tokens))
-        .bind(col!(|(_, m)| m.output_tokens))
-        .bind(col!(|(_, m)| m.cache_read_tokens))
-        .bind(col!(|(_, m)| m.cache_write_tokens))
-        .bind(col!(|(_, m)| m.reasoning_tokens))
-        .bind(col!(|(_, m)| m.cost_usd))
-        .bind(col!(|(_, m)| m.unpriced_calls))
-        .bind(col!(|(_, m)| hist_literal(&m.latency_hist)))
-        .execute(&mut *tx)
-        .await?;
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn minute_floors_event_time() {
-        let t = 1_790_000_123_456_789;
-        let m = minute(t);
-        assert_eq!(m.timestamp_micros() % 60_000_000, 0);
-        assert!(m.timestamp_micros() <= t && t - m.timestamp_micros() < 60_000_000);
+    fn plain_mode_statement_feeds_every_level() {
+        let sql = postgres_insert_sql();
+        for (name, _, _) in LEVELS {
+            assert!(sql.contains(&format!("INSERT INTO {name} AS a")), "{name}");
+            assert!(sql.contains(&format!("ON CONFLICT ON CONSTRAINT {name}_key")));
+        }
+        assert!(sql.contains("lat_b79 = a.lat_b79 + EXCLUDED.lat_b79"));
+        assert!(sql.ends_with("SELECT event_id FROM ins"));
     }
 
     #[test]
-    fn minute_agg_counts() {
-        let mut a = MinuteAgg::default();
-        let base = AgentEvent {
-            run_id: Some("r".into()),
+    fn only_finished_runs_have_a_latency_bucket() {
+        let done = AgentEvent {
+            event_type: "run_completed".into(),
+            latency_ms: Some(1500),
             ..Default::default()
         };
-        a.add(&AgentEvent {
-            event_type: "run_started".into(),
-            ..base.clone()
-        });
-        a.add(&AgentEvent {
-            event_type: "run_failed".into(),
+        assert_eq!(lat_bucket(&done), Some(histogram::bucket_of(1500) as i16));
+        let call = AgentEvent {
+            event_type: "llm_call".into(),
             latency_ms: Some(1500),
-            ..base.clone()
-        });
-        a.add(&AgentEvent {
-            event_type: "llm_call".into(),
-            input_tokens: Some(5),
-            cost_usd: Some(0.5),
-            ..base.clone()
-        });
-        a.add(&AgentEvent {
-            event_type: "llm_call".into(),
-            input_tokens: Some(5),
-            ..base.clone()
-        });
-        assert_eq!(
-            (
-                a.events,
-                a.runs_started,
-                a.runs_failed,
-                a.errors,
-                a.llm_calls
-            ),
-            (4, 1, 1, 1, 2)
-        );
-        assert_eq!(a.unpriced_calls, 1);
-        assert_eq!(a.cost_usd, 0.5);
-        assert_eq!(a.latency_hist.iter().sum::<i64>(), 1);
-        assert_eq!(a.latency_hist[histogram::bucket_of(1500)], 1);
+            ..Default::default()
+        };
+        assert_eq!(lat_bucket(&call), None);
     }
 }

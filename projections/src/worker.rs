@@ -12,7 +12,7 @@ use rdkafka::{ClientContext, Message, Offset};
 use sqlx::PgPool;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
 
-use crate::store;
+use crate::store::{self, Writer};
 use crate::Config;
 
 /// Tells the loop which partitions were just assigned, so it can seek them
@@ -50,6 +50,7 @@ fn projected(n: usize, duplicates: usize) {
 pub(crate) async fn run(
     config: &Config,
     pool: PgPool,
+    mut writer: Writer,
     shutdown: CancellationToken,
 ) -> agentops_runtime::Result<()> {
     let (tx, mut assigned) = unbounded_channel();
@@ -63,6 +64,7 @@ pub(crate) async fn run(
     let mut applied: HashMap<(String, i32), i64> = HashMap::new();
     let linger = Duration::from_millis(config.batch_linger_ms);
     tracing::info!(topic = %topic, group = %config.group, "projection consuming");
+    let mut retention = crate::retention::Retention::new(writer.mode(), &config.database.storage);
 
     while let Some(batch) = kafka::next_batch(&consumer, config.batch_max, linger, &shutdown).await
     {
@@ -123,7 +125,11 @@ pub(crate) async fn run(
         // Transient database errors are retried with backoff, never skipped.
         let mut backoff = Duration::from_millis(100);
         let applied_batch = loop {
-            match store::apply_batch(&pool, &config.group, &events, &offsets).await {
+            let attempt = match pool.acquire().await {
+                Ok(mut conn) => writer.apply(&mut conn, &events, &offsets).await,
+                Err(e) => Err(e.into()),
+            };
+            match attempt {
                 Ok(a) => break a,
                 Err(e) => {
                     tracing::warn!(error = %e, events = events.len(), "projection write failed, retrying");
@@ -141,6 +147,7 @@ pub(crate) async fn run(
             *e = (*e).max(*o);
         }
         kafka::store_offsets(&consumer, &offsets);
+        retention.maybe_run(&pool).await;
     }
     if let Err(e) = consumer.commit_consumer_state(rdkafka::consumer::CommitMode::Sync) {
         tracing::debug!(error = %e, "final commit");
@@ -162,7 +169,11 @@ async fn seek_to_stored(
     topics.dedup();
     for topic in topics {
         let stored = loop {
-            match store::load_offsets(pool, group, topic).await {
+            let attempt = match pool.acquire().await {
+                Ok(mut conn) => store::load_offsets(&mut conn, group, topic).await,
+                Err(e) => Err(e),
+            };
+            match attempt {
                 Ok(s) => break s,
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot load stored offsets, retrying");

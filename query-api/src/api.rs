@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use agentops_runtime::keys::{AuthError, KeyCache, KeyInfo, Scope};
+use agentops_runtime::storage;
 use agentops_schemas::histogram;
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
@@ -13,8 +14,9 @@ use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use sqlx::PgPool;
+use sqlx::{Column, PgPool, Row, TypeInfo};
 
+use crate::aggs::{window_rows, Levels};
 use crate::error::ApiError;
 use crate::window::parse_secs;
 
@@ -23,7 +25,7 @@ pub(crate) struct AppState {
     pub(crate) pool: PgPool,
 }
 
-type Shared = State<Arc<AppState>>;
+pub(crate) type Shared = State<Arc<AppState>>;
 
 pub(crate) fn router(state: Arc<AppState>) -> Router {
     Router::new()
@@ -32,15 +34,27 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route("/v1/metrics/timeseries", get(timeseries))
         .route("/v1/failures/recent", get(recent_failures))
         .route("/v1/runs/{run_id}", get(run_detail))
+        .route("/v1/agents", get(crate::agents::list))
         .route("/v1/admin/budget", put(put_budget))
         .with_state(state)
+}
+
+/// `lat_b00, lat_b01, ...`
+fn hist_columns() -> &'static str {
+    static COLS: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    COLS.get_or_init(|| {
+        (0..histogram::BUCKETS)
+            .map(storage::hist_column)
+            .collect::<Vec<_>>()
+            .join(", ")
+    })
 }
 
 async fn dashboard() -> Html<&'static str> {
     Html(include_str!("../dashboard/index.html"))
 }
 
-async fn authenticate(
+pub(crate) async fn authenticate(
     state: &AppState,
     headers: &HeaderMap,
     scope: Scope,
@@ -85,38 +99,34 @@ async fn overview(
 ) -> Result<Json<Value>, ApiError> {
     let key = authenticate(&s, &headers, Scope::Read).await?;
     let (window, secs) = window_param(q.window.as_deref(), "window", "24h")?;
-    let row: (i64, i64, f64, i64, i64, i64) = sqlx::query_as(
-        "SELECT COALESCE(sum(runs_completed) FILTER (WHERE in_window), 0)::int8,
-                COALESCE(sum(runs_failed) FILTER (WHERE in_window), 0)::int8,
-                COALESCE(sum(cost_usd) FILTER (WHERE in_window), 0)::float8,
-                COALESCE(sum(events) FILTER (WHERE in_window), 0)::int8,
-                count(DISTINCT agent_id) FILTER (WHERE in_window)::int8,
-                COALESCE(sum(errors) FILTER (WHERE bucket >= now() - interval '1 hour'), 0)::int8
-         FROM (SELECT *, bucket >= now() - $2 * interval '1 second' AS in_window
-               FROM agg_minute
-               WHERE org_id = $1 AND bucket >= now() - GREATEST($2, 3600) * interval '1 second') a",
+    let now = Utc::now();
+    let levels = Levels::new(now - chrono::Duration::seconds(secs), now);
+    let sql = format!(
+        "SELECT COALESCE(sum(runs_completed), 0)::int8, COALESCE(sum(runs_failed), 0)::int8,
+                COALESCE(sum(cost_usd), 0)::float8, COALESCE(sum(events), 0)::int8,
+                count(DISTINCT agent_id)::int8, {hist}
+         FROM ({rows}) a",
+        hist = storage::merged_histogram_sql(),
+        rows = window_rows(&format!(
+            "agent_id, runs_completed, runs_failed, cost_usd, events, {}",
+            hist_columns()
+        )),
+    );
+    let (completed, failed, cost, events, agents, h): (i64, i64, f64, i64, i64, Vec<i64>) =
+        sqlx::query_as(&sql)
+            .bind(&key.org_id)
+            .bind(levels.start)
+            .bind(levels.hours)
+            .bind(levels.days)
+            .fetch_one(&s.pool)
+            .await?;
+    let (errors_last_hour,): (i64,) = sqlx::query_as(
+        "SELECT COALESCE(sum(errors), 0)::int8 FROM agg_1m
+         WHERE org_id = $1 AND bucket >= now() - interval '1 hour'",
     )
     .bind(&key.org_id)
-    .bind(secs)
     .fetch_one(&s.pool)
     .await?;
-    let (completed, failed, cost, events, agents, errors_last_hour) = row;
-    let hist: Vec<(i32, i64)> = sqlx::query_as(
-        "SELECT (u.i - 1)::int4, sum(u.v)::int8
-         FROM agg_minute a, unnest(a.latency_hist) WITH ORDINALITY AS u(v, i)
-         WHERE a.org_id = $1 AND a.bucket >= now() - $2 * interval '1 second'
-         GROUP BY u.i",
-    )
-    .bind(&key.org_id)
-    .bind(secs)
-    .fetch_all(&s.pool)
-    .await?;
-    let mut h = vec![0i64; histogram::BUCKETS];
-    for (i, c) in hist {
-        if let Some(slot) = h.get_mut(i as usize) {
-            *slot += c;
-        }
-    }
     let runs = completed + failed;
     Ok(Json(json!({
         "window": window,
@@ -165,8 +175,10 @@ async fn timeseries(
     };
     let (window, secs) = window_param(q.window.as_deref(), "window", "24h")?;
     let bucket = q.bucket.as_deref().unwrap_or("1h");
-    let bucket_secs = match bucket {
-        "1m" | "5m" | "15m" | "1h" | "1d" => parse_secs(bucket).unwrap_or(3600),
+    let (bucket_secs, relation) = match bucket {
+        "1m" | "5m" | "15m" => (parse_secs(bucket).unwrap_or(60), "agg_1m"),
+        "1h" => (3600, "agg_1h"),
+        "1d" => (86_400, "agg_1d"),
         _ => {
             return Err(ApiError::BadParam {
                 field: "bucket",
@@ -188,7 +200,7 @@ async fn timeseries(
          ), a AS (
             SELECT date_bin($3 * interval '1 second', bucket, TIMESTAMPTZ '2000-01-01') AS ts,
                    sum({expr})::float8 AS v
-            FROM agg_minute
+            FROM {relation}
             WHERE org_id = $1 AND bucket >= (SELECT min(ts) FROM s)
             GROUP BY 1
          )
@@ -297,57 +309,34 @@ type TimelineRow = (
     Option<String>,
 );
 
-type RunRow = (
-    String,
-    String,
-    Option<String>,
-    String,
-    Option<DateTime<Utc>>,
-    Option<DateTime<Utc>>,
-    Option<i64>,
-    f64,
-    i64,
-    i64,
-    i64,
-    i64,
-    Option<String>,
-    Option<String>,
-);
-
 async fn run_detail(
     State(s): Shared,
     headers: HeaderMap,
     Path(run_id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let key = authenticate(&s, &headers, Scope::Read).await?;
-    let row: Option<RunRow> = sqlx::query_as(
-        "SELECT run_id, agent_id, workflow_id, status, started_at, ended_at, latency_ms, cost_usd,
-                input_tokens, output_tokens, llm_calls, tool_calls, error_type, error_message
+    let run = sqlx::query(
+        "SELECT run_id, agent_id, workflow_id, status, started_at, ended_at, latency_ms, events AS event_count,
+                cost_usd, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens,
+                reasoning_tokens, llm_calls, tool_calls, error_type, error_message
          FROM runs WHERE org_id = $1 AND run_id = $2",
     )
     .bind(&key.org_id)
     .bind(&run_id)
     .fetch_optional(&s.pool)
-    .await?;
-    let Some((
-        run_id,
-        agent,
-        wf,
-        status,
-        started,
-        ended,
-        latency,
-        cost,
-        inp,
-        out,
-        llm,
-        tools,
-        et,
-        em,
-    )) = row
-    else {
-        return Err(ApiError::NotFound);
-    };
+    .await?
+    .ok_or(ApiError::NotFound)?;
+    let mut body = serde_json::Map::new();
+    for col in run.columns() {
+        let name = col.name();
+        let v = match col.type_info().name() {
+            "TEXT" => json!(run.try_get::<Option<String>, _>(name)?),
+            "TIMESTAMPTZ" => json!(run.try_get::<Option<DateTime<Utc>>, _>(name)?),
+            "INT8" => json!(run.try_get::<Option<i64>, _>(name)?),
+            _ => json!(run.try_get::<Option<f64>, _>(name)?),
+        };
+        body.insert(name.to_owned(), v);
+    }
     let events: Vec<TimelineRow> = sqlx::query_as(
         "SELECT event_id, ts, type, model, latency_ms, cost_usd, tool_name FROM events
              WHERE org_id = $1 AND run_id = $2 ORDER BY ts LIMIT 1000",
@@ -362,12 +351,8 @@ async fn run_detail(
             json!({"event_id": id, "timestamp": ts, "type": ty, "model": model, "latency_ms": lat, "cost_usd": cost, "tool_name": tool})
         })
         .collect();
-    Ok(Json(json!({
-        "run_id": run_id, "agent_id": agent, "workflow_id": wf, "status": status,
-        "started_at": started, "ended_at": ended, "latency_ms": latency, "cost_usd": cost,
-        "input_tokens": inp, "output_tokens": out, "llm_calls": llm, "tool_calls": tools,
-        "error_type": et, "error_message": em, "events": timeline,
-    })))
+    body.insert("events".into(), Value::Array(timeline));
+    Ok(Json(Value::Object(body)))
 }
 
 async fn put_budget(

@@ -4,11 +4,14 @@
 //! - `GET /v1/metrics/overview?window=24h`
 //! - `GET /v1/metrics/timeseries?metric=runs|errors|cost&bucket=1m|5m|1h|1d&window=24h`
 //! - `GET /v1/failures/recent?limit=20`
-//! - `GET /v1/runs/{run_id}`
+//! - `GET /v1/runs/{run_id}` (with its event timeline)
+//! - `GET /v1/agents?limit=100` (status, last heartbeat, today's totals)
 //! - `PUT /v1/admin/budget` (admin scope)
 //! - `GET /` the dashboard; `/metrics`, `/healthz`
 
 pub mod admin;
+mod agents;
+mod aggs;
 mod api;
 mod config;
 mod error;
@@ -24,6 +27,14 @@ use agentops_runtime::telemetry::PrometheusHandle;
 
 pub use config::Config;
 
+/// The API and dashboard routes over `pool` (also used in-process by tests).
+pub fn app(pool: sqlx::PgPool, key_cache_ttl: Duration) -> axum::Router {
+    api::router(Arc::new(api::AppState {
+        keys: KeyCache::new(pool.clone(), key_cache_ttl),
+        pool,
+    }))
+}
+
 /// Serve until `shutdown` is cancelled.
 pub async fn run(
     config: Config,
@@ -31,16 +42,14 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> agentops_runtime::Result<()> {
     let pool = admin::pool(&config).await?;
+    let mode = agentops_runtime::db::prepare(&pool, &config.database).await?;
     let health = Health::default();
-    let state = Arc::new(api::AppState {
-        keys: KeyCache::new(pool.clone(), Duration::from_millis(config.key_cache_ttl_ms)),
-        pool,
-    });
-    let router = api::router(state).merge(agentops_runtime::http::ops_router(
-        "query-api",
-        metrics,
-        health.clone(),
-    ));
+    health
+        .set_detail("storage_mode", serde_json::json!(mode.as_str()))
+        .await;
+    let router = app(pool, Duration::from_millis(config.key_cache_ttl_ms)).merge(
+        agentops_runtime::http::ops_router("query-api", metrics, health.clone()),
+    );
     health.set_ready(true).await;
     agentops_runtime::http::serve(&config.listen, router, shutdown).await?;
     tracing::info!("query api stopped");

@@ -82,6 +82,8 @@ impl Default for KafkaConfig {
 pub struct DatabaseConfig {
     pub url: String,
     pub max_connections: u32,
+    /// How projections are stored (`[database.storage]`).
+    pub storage: crate::storage::StorageConfig,
 }
 
 impl Default for DatabaseConfig {
@@ -89,6 +91,7 @@ impl Default for DatabaseConfig {
         Self {
             url: "postgres://agentops:agentops@127.0.0.1:5432/agentops".into(),
             max_connections: 8,
+            storage: Default::default(),
         }
     }
 }

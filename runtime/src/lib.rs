@@ -11,6 +11,7 @@ pub mod http;
 pub mod kafka;
 pub mod keys;
 pub mod shutdown;
+pub mod storage;
 pub mod telemetry;
 
 /// Errors raised by the shared runtime.

@@ -1,0 +1,539 @@
+//! Storage conformance: the same assertions against plain PostgreSQL and the
+//! real TimescaleDB extension (the PGlite build, `AGENTOPS_TEST_TIMESCALE`).
+//!
+//! Events go in through the projection writer (the worker's code path) and
+//! come out through the query API's router, so the suite checks that both
+//! modes build the same relations and answer the same numbers: relation
+//! shapes, bucket sums at every level, percentiles from merged histograms,
+//! late data, zero-filled series, runs and agents.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use agentops_e2e::{create_database, timescale_url};
+use agentops_projections::Writer;
+use agentops_runtime::config::DatabaseConfig;
+use agentops_runtime::storage::{self, Mode, ModeChoice, StorageConfig};
+use agentops_schemas::{histogram, AgentEvent};
+use anyhow::{ensure, Context, Result};
+use axum::body::Body;
+use axum::http::Request;
+use chrono::{DateTime, Duration as Span, DurationRound, Utc};
+use serde_json::Value;
+use sqlx::PgPool;
+use tower::ServiceExt;
+
+#[tokio::test]
+async fn conformance_plain_postgres() -> Result<()> {
+    let url = create_database("conf_pg").await?;
+    suite(&url, ModeChoice::Postgres, Mode::Postgres).await
+}
+
+#[tokio::test]
+async fn conformance_timescaledb() -> Result<()> {
+    let url = timescale_url().context(
+        "AGENTOPS_TEST_TIMESCALE is not set: run the suite through deploy/local/test.sh, \
+         which starts the PGlite TimescaleDB server",
+    )?;
+    suite(&url, ModeChoice::Auto, Mode::Timescaledb).await
+}
+
+struct Target {
+    pool: PgPool,
+    mode: Mode,
+    router: axum::Router,
+    key: String,
+}
+
+impl Target {
+    async fn get(&self, path: &str) -> Result<Value> {
+        let req = Request::get(path)
+            .header("x-api-key", &self.key)
+            .body(Body::empty())?;
+        let resp = self.router.clone().oneshot(req).await?;
+        let status = resp.status();
+        let body = axum::body::to_bytes(resp.into_body(), 1 << 24).await?;
+        let v: Value = serde_json::from_slice(&body)?;
+        ensure!(status.is_success(), "GET {path}: {status} {v}");
+        Ok(v)
+    }
+
+    async fn write(&self, writer: &mut Writer, events: &[AgentEvent], offset: i64) -> Result<()> {
+        let mut conn = self.pool.acquire().await?;
+        writer
+            .apply(&mut conn, events, &[("conf".into(), 0, offset)])
+            .await?;
+        Ok(())
+    }
+
+    async fn refresh(&self) -> Result<()> {
+        if self.mode == Mode::Timescaledb {
+            let mut conn = self.pool.acquire().await?;
+            storage::refresh_all(&mut conn).await?;
+        }
+        Ok(())
+    }
+
+    async fn scalar_f64(&self, sql: &str) -> Result<f64> {
+        let (v,): (f64,) = sqlx::query_as(sql).fetch_one(&self.pool).await?;
+        Ok(v)
+    }
+}
+
+fn us(t: DateTime<Utc>) -> i64 {
+    t.timestamp_micros()
+}
+
+fn event(org: &str, ty: &str, agent: &str, run: &str, t: DateTime<Utc>) -> AgentEvent {
+    AgentEvent {
+        event_id: uuid::Uuid::new_v4().to_string(),
+        org_id: org.into(),
+        event_type: ty.into(),
+        agent_id: agent.into(),
+        run_id: Some(run.into()),
+        timestamp: us(t),
+        ..Default::default()
+    }
+}
+
+/// `n` runs of four events each starting at `start`, 90 s apart, over three
+/// agents and two models; every fifth run fails; latencies spread over many
+/// histogram buckets.
+fn runs(org: &str, prefix: &str, n: usize, start: DateTime<Utc>) -> Vec<AgentEvent> {
+    let mut out = Vec::new();
+    for i in 0..n {
+        let t = start + Span::seconds(90 * i as i64);
+        let agent = format!("agent-{}", i % 3);
+        let run = format!("{prefix}-{i}");
+        let mut started = event(org, "run_started", &agent, &run, t);
+        started.workflow_id = (i % 2 == 0).then(|| "wf-a".to_owned());
+        let mut llm = event(org, "llm_call", &agent, &run, t + Span::seconds(1));
+        let (provider, model) = if i % 2 == 0 {
+            ("openai", "gpt-4o")
+        } else {
+            ("anthropic", "claude-sonnet-4")
+        };
+        llm.provider = Some(provider.into());
+        llm.model = Some(model.into());
+        llm.input_tokens = Some(1000 + i as i64);
+        llm.output_tokens = Some(100);
+        llm.cache_read_tokens = Some(10 * i as i64);
+        llm.reasoning_tokens = Some(i as i64);
+        llm.cost_usd = Some(0.01 * (i + 1) as f64);
+        llm.workflow_id.clone_from(&started.workflow_id);
+        let mut tool = event(org, "tool_call", &agent, &run, t + Span::seconds(2));
+        tool.tool_name = Some("search".into());
+        let failed = i % 5 == 0;
+        let mut end = event(
+            org,
+            if failed {
+                "run_failed"
+            } else {
+                "run_completed"
+            },
+            &agent,
+            &run,
+            t + Span::seconds(3),
+        );
+        end.latency_ms = Some((100.0 * 1.6f64.powi((i % 13) as i32)) as i64);
+        if failed {
+            end.status = Some("error".into());
+            end.error_type = Some("tool_error".into());
+        }
+        out.extend([started, llm, tool, end]);
+    }
+    out
+}
+
+fn latency_hist<'a>(events: impl Iterator<Item = &'a AgentEvent>) -> Vec<i64> {
+    let mut h = vec![0i64; histogram::BUCKETS];
+    for e in events {
+        if matches!(e.event_type.as_str(), "run_completed" | "run_failed") {
+            h[histogram::bucket_of(e.latency_ms.unwrap_or(0))] += 1;
+        }
+    }
+    h
+}
+
+fn terminal(e: &AgentEvent, ty: &str) -> bool {
+    e.event_type == ty
+}
+
+/// Expected column names and types of a relation.
+fn expected_columns(relation: &str) -> Vec<(String, String)> {
+    let text = |n: &str| (n.to_owned(), "text".to_owned());
+    match relation {
+        "agg_1m" | "agg_1h" | "agg_1d" => {
+            let mut cols = vec![
+                text("org_id"),
+                ("bucket".into(), "timestamp with time zone".into()),
+                text("agent_id"),
+                text("workflow_id"),
+                text("provider"),
+                text("model"),
+            ];
+            for c in storage::aggregates() {
+                let ty = match c.kind {
+                    storage::ColumnKind::Count => "bigint",
+                    storage::ColumnKind::Float => "double precision",
+                };
+                cols.push((c.name.clone(), ty.into()));
+            }
+            cols
+        }
+        _ => unreachable!(),
+    }
+}
+
+async fn columns(pool: &PgPool, relation: &str) -> Result<Vec<(String, String)>> {
+    Ok(sqlx::query_as(
+        "SELECT column_name::text, data_type::text FROM information_schema.columns
+         WHERE table_schema = current_schema() AND table_name = $1 ORDER BY ordinal_position",
+    )
+    .bind(relation)
+    .fetch_all(pool)
+    .await?)
+}
+
+async fn suite(url: &str, choice: ModeChoice, expect: Mode) -> Result<()> {
+    let db = DatabaseConfig {
+        url: url.into(),
+        // The PGlite server runs one query at a time.
+        max_connections: 1,
+        storage: StorageConfig {
+            mode: choice,
+            ..Default::default()
+        },
+    };
+    let pool = agentops_runtime::db::connect(&db, Duration::from_secs(30)).await?;
+    agentops_runtime::db::migrate(&pool).await?;
+    {
+        // Start from nothing (the PGlite server is shared by the whole run).
+        let mut conn = pool.acquire().await?;
+        storage::drop_all(&mut conn).await?;
+    }
+    let mode = agentops_runtime::db::prepare(&pool, &db).await?;
+    ensure!(mode == expect, "mode {mode:?}, expected {expect:?}");
+    // Set-up is idempotent (every component runs it at start).
+    ensure!(agentops_runtime::db::prepare(&pool, &db).await? == expect);
+    if expect == Mode::Timescaledb {
+        let wrong = DatabaseConfig {
+            storage: StorageConfig {
+                mode: ModeChoice::Postgres,
+                ..Default::default()
+            },
+            ..db.clone()
+        };
+        let err = agentops_runtime::db::prepare(&pool, &wrong)
+            .await
+            .unwrap_err();
+        ensure!(err.to_string().contains("rebuild --mode"), "{err}");
+        let (n,): (i64,) = sqlx::query_as(
+            "SELECT count(*) FROM timescaledb_information.continuous_aggregates
+             WHERE view_name IN ('agg_1m', 'agg_1h', 'agg_1d') AND NOT materialized_only",
+        )
+        .fetch_one(&pool)
+        .await?;
+        ensure!(n == 3, "3 real-time continuous aggregates, got {n}");
+    }
+
+    // Relation shapes: identical in both modes.
+    for rel in ["agg_1m", "agg_1h", "agg_1d"] {
+        let got = columns(&pool, rel).await?;
+        ensure!(got == expected_columns(rel), "{rel} columns: {got:?}");
+    }
+    let events_cols = columns(&pool, "events").await?;
+    ensure!(
+        events_cols.len() == 26,
+        "events has {} columns",
+        events_cols.len()
+    );
+
+    let org = format!("conf-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    agentops_runtime::keys::create_org(&pool, &org, "conformance").await?;
+    let key = agentops_runtime::keys::create_key(
+        &pool,
+        &org,
+        agentops_runtime::keys::Scope::Read,
+        "test",
+    )
+    .await?
+    .secret;
+    let t = Target {
+        router: agentops_query_api::app(pool.clone(), Duration::from_secs(5)),
+        pool,
+        mode,
+        key,
+    };
+    let mut writer = Writer::new(mode, "conformance");
+
+    // Recent data: 40 runs over an hour, 2-3 hours ago, crossing an hour boundary.
+    let now = Utc::now();
+    let start = now.duration_trunc(Span::hours(1))? - Span::hours(2) + Span::minutes(10);
+    let mut recent = runs(&org, "r", 40, start);
+    let mut unpriced = event(
+        &org,
+        "llm_call",
+        "agent-1",
+        "r-1",
+        start + Span::seconds(95),
+    );
+    unpriced.input_tokens = Some(50);
+    unpriced.model = Some("mystery-model".into());
+    recent.push(unpriced);
+    for (i, a) in ["agent-0", "agent-1"].iter().enumerate() {
+        let mut hb = event(
+            &org,
+            "heartbeat",
+            a,
+            "",
+            start + Span::minutes(30 + i as i64),
+        );
+        hb.run_id = None;
+        hb.status = Some("healthy".into());
+        recent.push(hb);
+    }
+    let (first, second) = recent.split_at(70);
+    t.write(&mut writer, first, 1).await?;
+    t.write(&mut writer, second, 2).await?;
+    // A replayed batch changes nothing.
+    t.write(&mut writer, first, 3).await?;
+
+    // Real-time aggregation: visible before any refresh.
+    let ov = t.get("/v1/metrics/overview?window=24h").await?;
+    ensure!(
+        ov["events"] == recent.len() as i64,
+        "real-time overview: {ov}"
+    );
+    t.refresh().await?;
+
+    // Bucket sums: every level holds every event once.
+    let cost: f64 = recent.iter().filter_map(|e| e.cost_usd).sum();
+    let input: i64 = recent.iter().filter_map(|e| e.input_tokens).sum();
+    let hist = latency_hist(recent.iter());
+    for rel in ["agg_1m", "agg_1h", "agg_1d"] {
+        let (ev, inp, unp, b): (i64, i64, i64, i64) = sqlx::query_as(&format!(
+            "SELECT sum(events)::int8, sum(input_tokens)::int8, sum(unpriced_calls)::int8,
+                    sum({})::int8 FROM {rel} WHERE org_id = $1",
+            storage::hist_column(histogram::bucket_of(100))
+        ))
+        .bind(&org)
+        .fetch_one(&t.pool)
+        .await?;
+        ensure!(ev == recent.len() as i64, "{rel}: {ev} events");
+        ensure!(inp == input, "{rel}: {inp} input tokens, expected {input}");
+        ensure!(unp == 1, "{rel}: {unp} unpriced calls");
+        ensure!(
+            b == hist[histogram::bucket_of(100)],
+            "{rel}: histogram bucket"
+        );
+        let c = t
+            .scalar_f64(&format!(
+                "SELECT sum(cost_usd)::float8 FROM {rel} WHERE org_id = '{org}'"
+            ))
+            .await?;
+        ensure!((c - cost).abs() < 1e-9, "{rel}: cost {c}, expected {cost}");
+    }
+    // Per hour, per group key.
+    let mut by_hour: BTreeMap<(DateTime<Utc>, String, Option<String>), i64> = BTreeMap::new();
+    for e in &recent {
+        let h = DateTime::from_timestamp_micros(e.timestamp)
+            .unwrap()
+            .duration_trunc(Span::hours(1))?;
+        *by_hour
+            .entry((h, e.agent_id.clone(), e.model.clone()))
+            .or_default() += 1;
+    }
+    let rows: Vec<(DateTime<Utc>, String, Option<String>, i64)> = sqlx::query_as(
+        "SELECT bucket, agent_id, model, sum(events)::int8 FROM agg_1h WHERE org_id = $1
+         GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
+    )
+    .bind(&org)
+    .fetch_all(&t.pool)
+    .await?;
+    let got: BTreeMap<_, _> = rows
+        .into_iter()
+        .map(|(h, a, m, n)| ((h, a, m), n))
+        .collect();
+    ensure!(
+        got == by_hour,
+        "hourly buckets differ:\n{got:?}\n{by_hour:?}"
+    );
+
+    // Overview: counts and percentiles merged from histograms across levels.
+    let completed = recent
+        .iter()
+        .filter(|e| terminal(e, "run_completed"))
+        .count() as i64;
+    let failed = recent.iter().filter(|e| terminal(e, "run_failed")).count() as i64;
+    let ov = t.get("/v1/metrics/overview?window=24h").await?;
+    ensure!(
+        ov["succeeded"] == completed && ov["failed"] == failed,
+        "{ov}"
+    );
+    ensure!(
+        ov["events"] == recent.len() as i64 && ov["active_agents"] == 3,
+        "{ov}"
+    );
+    ensure!(
+        (ov["cost_usd"].as_f64().unwrap() - cost).abs() < 1e-9,
+        "{ov}"
+    );
+    for (q, name) in [(0.5, "p50"), (0.95, "p95"), (0.99, "p99")] {
+        let want = histogram::quantile(&hist, q).unwrap();
+        let got = ov["latency_ms"][name].as_f64().context("percentile")?;
+        ensure!((got - want).abs() < 1e-6, "{name}: {got} vs {want}");
+    }
+
+    // Zero-filled hourly series.
+    let ts = t
+        .get("/v1/metrics/timeseries?metric=runs&bucket=1h&window=24h")
+        .await?;
+    let points = ts["points"].as_array().context("points")?;
+    ensure!(points.len() >= 24, "{} points", points.len());
+    let mut runs_by_hour: BTreeMap<DateTime<Utc>, f64> = BTreeMap::new();
+    for e in recent
+        .iter()
+        .filter(|e| e.event_type.starts_with("run_") && e.event_type != "run_started")
+    {
+        let h = DateTime::from_timestamp_micros(e.timestamp)
+            .unwrap()
+            .duration_trunc(Span::hours(1))?;
+        *runs_by_hour.entry(h).or_default() += 1.0;
+    }
+    let mut prev: Option<DateTime<Utc>> = None;
+    for p in points {
+        let at: DateTime<Utc> = p["ts"].as_str().context("ts")?.parse()?;
+        if let Some(prev) = prev {
+            ensure!(at - prev == Span::hours(1), "gap in the series at {at}");
+        }
+        prev = Some(at);
+        let want = runs_by_hour.get(&at).copied().unwrap_or(0.0);
+        ensure!(p["value"].as_f64() == Some(want), "{at}: {p} (want {want})");
+    }
+
+    // Late data: 3 days and ~7 days late; lands in its own buckets after refresh.
+    let late_start = now - Span::days(3);
+    let mut late = runs(&org, "late", 5, late_start);
+    late.extend(runs(
+        &org,
+        "later",
+        1,
+        now - Span::days(6) - Span::hours(20),
+    ));
+    t.write(&mut writer, &late, 4).await?;
+    t.refresh().await?;
+    let all: Vec<&AgentEvent> = recent.iter().chain(late.iter()).collect();
+    for rel in ["agg_1m", "agg_1h", "agg_1d"] {
+        let (ev,): (i64,) = sqlx::query_as(&format!(
+            "SELECT sum(events)::int8 FROM {rel} WHERE org_id = $1"
+        ))
+        .bind(&org)
+        .fetch_one(&t.pool)
+        .await?;
+        ensure!(ev == all.len() as i64, "{rel} after late data: {ev}");
+    }
+    let late_day = late_start.duration_trunc(Span::days(1))?;
+    let (day_events,): (i64,) =
+        sqlx::query_as("SELECT sum(events)::int8 FROM agg_1d WHERE org_id = $1 AND bucket = $2")
+            .bind(&org)
+            .bind(late_day)
+            .fetch_one(&t.pool)
+            .await?;
+    let want_day = all
+        .iter()
+        .filter(|e| {
+            DateTime::from_timestamp_micros(e.timestamp)
+                .unwrap()
+                .duration_trunc(Span::days(1))
+                .ok()
+                == Some(late_day)
+        })
+        .count() as i64;
+    ensure!(
+        day_events == want_day,
+        "late day bucket {day_events}, expected {want_day}"
+    );
+    let ov7 = t.get("/v1/metrics/overview?window=8d").await?;
+    ensure!(ov7["events"] == all.len() as i64, "8d overview: {ov7}");
+    let hist_all = latency_hist(all.iter().copied());
+    let p95 = histogram::quantile(&hist_all, 0.95).unwrap();
+    ensure!(
+        ov7["latency_ms"]["p95"]
+            .as_f64()
+            .is_some_and(|v| (v - p95).abs() < 1e-6),
+        "{ov7}"
+    );
+    let daily = t
+        .get("/v1/metrics/timeseries?metric=events&bucket=1d&window=8d")
+        .await?;
+    let day_point = daily["points"]
+        .as_array()
+        .context("points")?
+        .iter()
+        .find(|p| {
+            p["ts"]
+                .as_str()
+                .and_then(|s| s.parse::<DateTime<Utc>>().ok())
+                == Some(late_day)
+        })
+        .context("late day in the daily series")?;
+    ensure!(
+        day_point["value"].as_f64() == Some(want_day as f64),
+        "{day_point}"
+    );
+
+    // Runs and agents.
+    let run = t.get("/v1/runs/r-5").await?;
+    ensure!(
+        run["status"] == "failed" && run["error_type"] == "tool_error",
+        "{run}"
+    );
+    ensure!(
+        run["input_tokens"] == 1005 && run["cache_read_tokens"] == 50 && run["event_count"] == 4,
+        "{run}"
+    );
+    ensure!(
+        run["events"].as_array().map(Vec::len) == Some(4),
+        "timeline: {run}"
+    );
+    let agents = t.get("/v1/agents").await?;
+    let list = agents["agents"].as_array().context("agents")?;
+    ensure!(list.len() == 3, "{agents}");
+    let a0 = list
+        .iter()
+        .find(|a| a["agent_id"] == "agent-0")
+        .context("agent-0")?;
+    ensure!(
+        a0["heartbeat_status"] == "healthy" && a0["status"] == "idle",
+        "{a0}"
+    );
+    let today = now.date_naive();
+    let a0_events: Vec<&&AgentEvent> = all.iter().filter(|e| e.agent_id == "agent-0").collect();
+    let last_day = a0_events
+        .iter()
+        .map(|e| {
+            DateTime::from_timestamp_micros(e.timestamp)
+                .unwrap()
+                .date_naive()
+        })
+        .max();
+    let want_today = if last_day == Some(today) {
+        a0_events
+            .iter()
+            .filter(|e| {
+                DateTime::from_timestamp_micros(e.timestamp)
+                    .unwrap()
+                    .date_naive()
+                    == today
+            })
+            .count() as i64
+    } else {
+        0
+    };
+    ensure!(
+        a0["today"]["events"] == want_today,
+        "{a0} (want {want_today} today)"
+    );
+    Ok(())
+}

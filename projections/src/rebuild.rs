@@ -1,0 +1,179 @@
+//! `agentops-projections rebuild`: drop every projection and rebuild it from
+//! the Kafka log, from the earliest retained offset to the end of the log as
+//! it was when the rebuild started.
+//!
+//! Live workers may keep running: the rebuild holds the projection lock
+//! exclusively, so their batches wait and then apply on top of the rebuilt
+//! tables (event_id dedupe makes any overlap harmless). The offsets it
+//! reaches are stored under the live consumer group, so workers resume there.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use agentops_runtime::kafka;
+use agentops_runtime::shutdown::CancellationToken;
+use agentops_runtime::storage::{self, ModeChoice, PROJECTION_LOCK};
+use agentops_schemas::Codec;
+use rdkafka::consumer::{Consumer, DefaultConsumerContext, StreamConsumer};
+use rdkafka::{Message, Offset, TopicPartitionList};
+use sqlx::Executor;
+
+use crate::store::Writer;
+use crate::Config;
+
+/// What a rebuild did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Summary {
+    pub records: u64,
+    pub inserted: u64,
+    pub duplicates: u64,
+    pub undecodable: u64,
+}
+
+/// Progress line on stderr (the command's user watches it).
+fn progress(done: u64, total: u64, started: Instant, inserted: u64) {
+    let secs = started.elapsed().as_secs_f64().max(0.001);
+    let pct = if total == 0 {
+        100.0
+    } else {
+        done as f64 * 100.0 / total as f64
+    };
+    eprintln!(
+        "rebuild: {done}/{total} records ({pct:.1}%), {:.0} records/s, {inserted} events stored",
+        done as f64 / secs
+    );
+}
+
+fn err(msg: impl Into<String>) -> agentops_runtime::Error {
+    agentops_runtime::Error::Config(msg.into())
+}
+
+pub async fn rebuild(
+    mut config: Config,
+    mode: Option<ModeChoice>,
+    shutdown: CancellationToken,
+) -> agentops_runtime::Result<Summary> {
+    if let Some(m) = mode {
+        config.database.storage.mode = m;
+    }
+    let pool = agentops_runtime::db::connect(&config.database, Duration::from_secs(60)).await?;
+    agentops_runtime::db::migrate(&pool).await?;
+    pool.close().await;
+    let mut conn = storage::connect_one(&config.database).await?;
+    conn.execute("DEALLOCATE ALL").await?;
+    eprintln!("rebuild: waiting for in-flight projection batches to finish");
+    sqlx::query("SELECT pg_advisory_lock($1)")
+        .bind(PROJECTION_LOCK)
+        .execute(&mut conn)
+        .await?;
+    storage::drop_all(&mut conn).await?;
+    sqlx::query("DELETE FROM consumer_offsets WHERE consumer_group = $1")
+        .bind(&config.group)
+        .execute(&mut conn)
+        .await?;
+    let mode = storage::setup(&mut conn, &config.database.storage).await?;
+    eprintln!(
+        "rebuild: projections dropped and recreated in {} mode",
+        mode.as_str()
+    );
+    tracing::info!(storage_mode = mode.as_str(), "rebuild started");
+
+    let topic = config.kafka.topic_enriched.clone();
+    let group = format!("{}.rebuild", config.group);
+    let consumer: StreamConsumer = kafka::consumer(&config.kafka, &group, DefaultConsumerContext)?;
+    let metadata = consumer.fetch_metadata(Some(&topic), Duration::from_secs(10))?;
+    let partitions: Vec<i32> = metadata
+        .topics()
+        .iter()
+        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+        .collect();
+    if partitions.is_empty() {
+        return Err(err(format!(
+            "topic {topic} has no partitions (does it exist?)"
+        )));
+    }
+    let mut end: HashMap<i32, i64> = HashMap::new();
+    let mut tpl = TopicPartitionList::new();
+    let mut total = 0u64;
+    for &p in &partitions {
+        let (low, high) = consumer.fetch_watermarks(&topic, p, Duration::from_secs(10))?;
+        total += (high - low).max(0) as u64;
+        if high > low {
+            end.insert(p, high);
+            tpl.add_partition_offset(&topic, p, Offset::Offset(low))?;
+        }
+    }
+    eprintln!(
+        "rebuild: reading {total} records from {} partitions of {topic}",
+        partitions.len()
+    );
+    consumer.assign(&tpl)?;
+
+    let codec = Codec::v1();
+    let mut writer = Writer::new(mode, config.group.clone());
+    let mut summary = Summary::default();
+    let started = Instant::now();
+    let mut last_report = Instant::now();
+    let linger = Duration::from_millis(config.batch_linger_ms);
+    while !end.is_empty() {
+        let batch = tokio::time::timeout(
+            Duration::from_secs(60),
+            kafka::next_batch(&consumer, config.batch_max, linger, &shutdown),
+        )
+        .await
+        .map_err(|_| err("no records for 60 s before the end of the log was reached"))?;
+        let Some(batch) = batch else {
+            return Err(err("rebuild interrupted; run it again to start over"));
+        };
+        let mine: Vec<_> = batch
+            .iter()
+            .filter(|m| end.get(&m.partition()).is_some_and(|&h| m.offset() < h))
+            .collect();
+        let mut events = Vec::with_capacity(mine.len());
+        for m in &mine {
+            match m.payload().map(|p| codec.decode(p)) {
+                Some(Ok(e)) => events.push(e),
+                // The live workers dead-lettered these already.
+                _ => summary.undecodable += 1,
+            }
+        }
+        let owned: Vec<_> = mine.iter().map(|m| (*m).clone()).collect();
+        let offsets = kafka::next_offsets(&owned);
+        let applied = writer.apply(&mut conn, &events, &offsets).await?;
+        summary.records += mine.len() as u64;
+        summary.inserted += applied.inserted as u64;
+        summary.duplicates += applied.duplicates as u64;
+        for (_, p, next) in &offsets {
+            if end.get(p).is_some_and(|&h| *next >= h) {
+                end.remove(p);
+            }
+        }
+        if last_report.elapsed() >= Duration::from_secs(2) {
+            progress(summary.records, total, started, summary.inserted);
+            last_report = Instant::now();
+        }
+    }
+    progress(summary.records, total, started, summary.inserted);
+    if mode == storage::Mode::Timescaledb {
+        eprintln!("rebuild: refreshing continuous aggregates");
+        storage::refresh_all(&mut conn).await?;
+    }
+    sqlx::query("SELECT pg_advisory_unlock($1)")
+        .bind(PROJECTION_LOCK)
+        .execute(&mut conn)
+        .await?;
+    eprintln!(
+        "rebuild: done in {:.1} s: {} records, {} events, {} duplicates, {} undecodable",
+        started.elapsed().as_secs_f64(),
+        summary.records,
+        summary.inserted,
+        summary.duplicates,
+        summary.undecodable
+    );
+    tracing::info!(
+        records = summary.records,
+        events = summary.inserted,
+        "rebuild finished"
+    );
+    Ok(summary)
+}

@@ -1,0 +1,323 @@
+//! Runs and agents: one row each, upserted from the new events of a batch.
+//!
+//! Both are order-independent folds, so a rebuild that reads the log in
+//! bigger batches ends with the same rows as the live workers.
+
+use std::collections::BTreeMap;
+
+use agentops_schemas::{AgentEvent, EventType};
+use chrono::{DateTime, NaiveDate, Utc};
+use sqlx::PgConnection;
+
+use crate::store::ts;
+
+const UPSERT_RUNS: &str = "
+INSERT INTO runs AS r (org_id, run_id, agent_id, workflow_id, status, started_at, ended_at,
+    latency_ms, events, cost_usd, input_tokens, output_tokens, cache_read_tokens,
+    cache_write_tokens, reasoning_tokens, llm_calls, tool_calls, error_type, error_message,
+    updated_at)
+SELECT org_id, run_id, agent_id, workflow_id, status, started_at, ended_at, latency_ms, events,
+    cost_usd, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens,
+    reasoning_tokens, llm_calls, tool_calls, error_type, error_message, now()
+FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[],
+    $7::timestamptz[], $8::int8[], $9::int8[], $10::float8[], $11::int8[], $12::int8[],
+    $13::int8[], $14::int8[], $15::int8[], $16::int8[], $17::int8[], $18::text[], $19::text[])
+    AS t(org_id, run_id, agent_id, workflow_id, status, started_at, ended_at, latency_ms, events,
+         cost_usd, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens,
+         reasoning_tokens, llm_calls, tool_calls, error_type, error_message)
+ON CONFLICT (org_id, run_id) DO UPDATE SET
+    workflow_id = COALESCE(r.workflow_id, EXCLUDED.workflow_id),
+    started_at = LEAST(r.started_at, EXCLUDED.started_at),
+    status = CASE WHEN EXCLUDED.ended_at IS NOT NULL
+                   AND (r.ended_at IS NULL OR EXCLUDED.ended_at >= r.ended_at)
+                  THEN EXCLUDED.status ELSE r.status END,
+    latency_ms = CASE WHEN EXCLUDED.ended_at IS NOT NULL
+                       AND (r.ended_at IS NULL OR EXCLUDED.ended_at >= r.ended_at)
+                      THEN COALESCE(EXCLUDED.latency_ms, r.latency_ms) ELSE r.latency_ms END,
+    error_type = CASE WHEN EXCLUDED.ended_at IS NOT NULL
+                       AND (r.ended_at IS NULL OR EXCLUDED.ended_at >= r.ended_at)
+                      THEN EXCLUDED.error_type ELSE r.error_type END,
+    error_message = CASE WHEN EXCLUDED.ended_at IS NOT NULL
+                          AND (r.ended_at IS NULL OR EXCLUDED.ended_at >= r.ended_at)
+                         THEN EXCLUDED.error_message ELSE r.error_message END,
+    ended_at = GREATEST(r.ended_at, EXCLUDED.ended_at),
+    events = r.events + EXCLUDED.events,
+    cost_usd = r.cost_usd + EXCLUDED.cost_usd,
+    input_tokens = r.input_tokens + EXCLUDED.input_tokens,
+    output_tokens = r.output_tokens + EXCLUDED.output_tokens,
+    cache_read_tokens = r.cache_read_tokens + EXCLUDED.cache_read_tokens,
+    cache_write_tokens = r.cache_write_tokens + EXCLUDED.cache_write_tokens,
+    reasoning_tokens = r.reasoning_tokens + EXCLUDED.reasoning_tokens,
+    llm_calls = r.llm_calls + EXCLUDED.llm_calls,
+    tool_calls = r.tool_calls + EXCLUDED.tool_calls,
+    updated_at = now()";
+
+/// Day totals follow the latest day (UTC, event time) an agent was seen:
+/// a newer day replaces them, the same day adds, an older day is ignored.
+const UPSERT_AGENTS: &str = "
+INSERT INTO agents AS g (org_id, agent_id, first_seen, last_seen, last_heartbeat,
+    heartbeat_status, day, events_day, runs_day, failures_day, tokens_day, cost_day, updated_at)
+SELECT org_id, agent_id, first_seen, last_seen, last_heartbeat, heartbeat_status, day,
+    events_day, runs_day, failures_day, tokens_day, cost_day, now()
+FROM UNNEST($1::text[], $2::text[], $3::timestamptz[], $4::timestamptz[], $5::timestamptz[],
+    $6::text[], $7::date[], $8::int8[], $9::int8[], $10::int8[], $11::int8[], $12::float8[])
+    AS t(org_id, agent_id, first_seen, last_seen, last_heartbeat, heartbeat_status, day,
+         events_day, runs_day, failures_day, tokens_day, cost_day)
+ON CONFLICT (org_id, agent_id) DO UPDATE SET
+    first_seen = LEAST(g.first_seen, EXCLUDED.first_seen),
+    last_seen = GREATEST(g.last_seen, EXCLUDED.last_seen),
+    heartbeat_status = CASE WHEN EXCLUDED.last_heartbeat IS NOT NULL
+                             AND (g.last_heartbeat IS NULL OR EXCLUDED.last_heartbeat >= g.last_heartbeat)
+                            THEN EXCLUDED.heartbeat_status ELSE g.heartbeat_status END,
+    last_heartbeat = GREATEST(g.last_heartbeat, EXCLUDED.last_heartbeat),
+    events_day = CASE WHEN EXCLUDED.day > g.day THEN EXCLUDED.events_day
+                      WHEN EXCLUDED.day = g.day THEN g.events_day + EXCLUDED.events_day
+                      ELSE g.events_day END,
+    runs_day = CASE WHEN EXCLUDED.day > g.day THEN EXCLUDED.runs_day
+                    WHEN EXCLUDED.day = g.day THEN g.runs_day + EXCLUDED.runs_day
+                    ELSE g.runs_day END,
+    failures_day = CASE WHEN EXCLUDED.day > g.day THEN EXCLUDED.failures_day
+                        WHEN EXCLUDED.day = g.day THEN g.failures_day + EXCLUDED.failures_day
+                        ELSE g.failures_day END,
+    tokens_day = CASE WHEN EXCLUDED.day > g.day THEN EXCLUDED.tokens_day
+                      WHEN EXCLUDED.day = g.day THEN g.tokens_day + EXCLUDED.tokens_day
+                      ELSE g.tokens_day END,
+    cost_day = CASE WHEN EXCLUDED.day > g.day THEN EXCLUDED.cost_day
+                    WHEN EXCLUDED.day = g.day THEN g.cost_day + EXCLUDED.cost_day
+                    ELSE g.cost_day END,
+    day = GREATEST(g.day, EXCLUDED.day),
+    updated_at = now()";
+
+#[derive(Default)]
+struct RunDelta {
+    agent_id: String,
+    workflow_id: Option<String>,
+    status: String,
+    started_at: Option<DateTime<Utc>>,
+    ended_at: Option<DateTime<Utc>>,
+    latency_ms: Option<i64>,
+    events: i64,
+    cost_usd: f64,
+    tokens: [i64; 5],
+    llm_calls: i64,
+    tool_calls: i64,
+    error_type: Option<String>,
+    error_message: Option<String>,
+}
+
+fn tokens(e: &AgentEvent) -> [i64; 5] {
+    [
+        e.input_tokens.unwrap_or(0),
+        e.output_tokens.unwrap_or(0),
+        e.cache_read_tokens.unwrap_or(0),
+        e.cache_write_tokens.unwrap_or(0),
+        e.reasoning_tokens.unwrap_or(0),
+    ]
+}
+
+pub(crate) async fn upsert_runs(
+    tx: &mut PgConnection,
+    new: &[&AgentEvent],
+) -> Result<(), sqlx::Error> {
+    // Sorted keys: concurrent workers lock rows in the same order (no deadlocks).
+    let mut runs: BTreeMap<(String, String), RunDelta> = BTreeMap::new();
+    for e in new {
+        let Some(run_id) = &e.run_id else { continue };
+        let d = runs
+            .entry((e.org_id.clone(), run_id.clone()))
+            .or_insert_with(|| RunDelta {
+                status: "running".into(),
+                ..Default::default()
+            });
+        d.agent_id.clone_from(&e.agent_id);
+        if d.workflow_id.is_none() {
+            d.workflow_id.clone_from(&e.workflow_id);
+        }
+        let t = ts(e.timestamp);
+        d.events += 1;
+        d.cost_usd += e.cost_usd.unwrap_or(0.0);
+        for (sum, n) in d.tokens.iter_mut().zip(tokens(e)) {
+            *sum += n;
+        }
+        match e.kind() {
+            Some(EventType::RunStarted) => {
+                d.started_at = Some(d.started_at.map_or(t, |s| s.min(t)));
+            }
+            // The latest terminal event decides the run's outcome.
+            Some(k @ (EventType::RunCompleted | EventType::RunFailed))
+                if d.ended_at.is_none_or(|end| t >= end) =>
+            {
+                d.ended_at = Some(t);
+                d.status = if k == EventType::RunFailed {
+                    "failed"
+                } else {
+                    "completed"
+                }
+                .into();
+                d.latency_ms = e.latency_ms;
+                d.error_type.clone_from(&e.error_type);
+                d.error_message.clone_from(&e.error_message);
+            }
+            Some(EventType::LlmCall) => d.llm_calls += 1,
+            Some(EventType::ToolCall) => d.tool_calls += 1,
+            _ => {}
+        }
+    }
+    if runs.is_empty() {
+        return Ok(());
+    }
+    macro_rules! col {
+        ($f:expr) => {
+            runs.iter().map($f).collect::<Vec<_>>()
+        };
+    }
+    sqlx::query(UPSERT_RUNS)
+        .bind(col!(|((o, _), _)| o.clone()))
+        .bind(col!(|((_, r), _)| r.clone()))
+        .bind(col!(|(_, d)| d.agent_id.clone()))
+        .bind(col!(|(_, d)| d.workflow_id.clone()))
+        .bind(col!(|(_, d)| d.status.clone()))
+        .bind(col!(|(_, d)| d.started_at))
+        .bind(col!(|(_, d)| d.ended_at))
+        .bind(col!(|(_, d)| d.latency_ms))
+        .bind(col!(|(_, d)| d.events))
+        .bind(col!(|(_, d)| d.cost_usd))
+        .bind(col!(|(_, d)| d.tokens[0]))
+        .bind(col!(|(_, d)| d.tokens[1]))
+        .bind(col!(|(_, d)| d.tokens[2]))
+        .bind(col!(|(_, d)| d.tokens[3]))
+        .bind(col!(|(_, d)| d.tokens[4]))
+        .bind(col!(|(_, d)| d.llm_calls))
+        .bind(col!(|(_, d)| d.tool_calls))
+        .bind(col!(|(_, d)| d.error_type.clone()))
+        .bind(col!(|(_, d)| d.error_message.clone()))
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct AgentDelta {
+    first_seen: DateTime<Utc>,
+    last_seen: DateTime<Utc>,
+    last_heartbeat: Option<DateTime<Utc>>,
+    heartbeat_status: Option<String>,
+    day: NaiveDate,
+    events: i64,
+    runs: i64,
+    failures: i64,
+    tokens: i64,
+    cost: f64,
+}
+
+/// Fold a batch's new events into one delta per (org, agent).
+pub(crate) fn agent_deltas(new: &[&AgentEvent]) -> BTreeMap<(String, String), AgentDelta> {
+    let mut out: BTreeMap<(String, String), AgentDelta> = BTreeMap::new();
+    for e in new {
+        let t = ts(e.timestamp);
+        let day = t.date_naive();
+        let d = out
+            .entry((e.org_id.clone(), e.agent_id.clone()))
+            .or_insert_with(|| AgentDelta {
+                first_seen: t,
+                last_seen: t,
+                last_heartbeat: None,
+                heartbeat_status: None,
+                day,
+                events: 0,
+                runs: 0,
+                failures: 0,
+                tokens: 0,
+                cost: 0.0,
+            });
+        d.first_seen = d.first_seen.min(t);
+        d.last_seen = d.last_seen.max(t);
+        if e.kind() == Some(EventType::Heartbeat) && d.last_heartbeat.is_none_or(|h| t >= h) {
+            d.last_heartbeat = Some(t);
+            d.heartbeat_status.clone_from(&e.status);
+        }
+        if day > d.day {
+            (d.day, d.events, d.runs, d.failures, d.tokens, d.cost) = (day, 0, 0, 0, 0, 0.0);
+        }
+        if day == d.day {
+            d.events += 1;
+            match e.kind() {
+                Some(EventType::RunCompleted) => d.runs += 1,
+                Some(EventType::RunFailed) => {
+                    d.runs += 1;
+                    d.failures += 1;
+                }
+                _ => {}
+            }
+            d.tokens += tokens(e).iter().sum::<i64>();
+            d.cost += e.cost_usd.unwrap_or(0.0);
+        }
+    }
+    out
+}
+
+pub(crate) async fn upsert_agents(
+    tx: &mut PgConnection,
+    new: &[&AgentEvent],
+) -> Result<(), sqlx::Error> {
+    let agents = agent_deltas(new);
+    macro_rules! col {
+        ($f:expr) => {
+            agents.iter().map($f).collect::<Vec<_>>()
+        };
+    }
+    sqlx::query(UPSERT_AGENTS)
+        .bind(col!(|((o, _), _)| o.clone()))
+        .bind(col!(|((_, a), _)| a.clone()))
+        .bind(col!(|(_, d)| d.first_seen))
+        .bind(col!(|(_, d)| d.last_seen))
+        .bind(col!(|(_, d)| d.last_heartbeat))
+        .bind(col!(|(_, d)| d.heartbeat_status.clone()))
+        .bind(col!(|(_, d)| d.day))
+        .bind(col!(|(_, d)| d.events))
+        .bind(col!(|(_, d)| d.runs))
+        .bind(col!(|(_, d)| d.failures))
+        .bind(col!(|(_, d)| d.tokens))
+        .bind(col!(|(_, d)| d.cost))
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(ty: &str, secs: i64, cost: f64) -> AgentEvent {
+        AgentEvent {
+            org_id: "o".into(),
+            agent_id: "a".into(),
+            event_type: ty.into(),
+            timestamp: secs * 1_000_000,
+            cost_usd: Some(cost),
+            input_tokens: Some(10),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn day_totals_follow_the_latest_day_in_any_batching() {
+        let day = 86_400;
+        let events = vec![
+            ev("run_completed", 5 * day + 10, 1.0),
+            ev("run_failed", 6 * day + 10, 2.0),
+            ev("llm_call", 5 * day + 20, 4.0),
+            ev("heartbeat", 6 * day + 30, 0.0),
+            ev("run_completed", 6 * day + 40, 8.0),
+        ];
+        let refs: Vec<&AgentEvent> = events.iter().collect();
+        let all = agent_deltas(&refs);
+        let d = &all[&("o".into(), "a".into())];
+        assert_eq!(d.day, ts(6 * day * 1_000_000).date_naive());
+        assert_eq!((d.events, d.runs, d.failures), (3, 2, 1));
+        assert_eq!(d.cost, 10.0);
+        assert_eq!(d.tokens, 30);
+        assert_eq!(d.first_seen, ts((5 * day + 10) * 1_000_000));
+        assert_eq!(d.last_heartbeat, Some(ts((6 * day + 30) * 1_000_000)));
+    }
+}

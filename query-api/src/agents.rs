@@ -1,0 +1,93 @@
+//! `GET /v1/agents`: the org's agents with status and today's totals.
+//!
+//! Status: `killed` / `paused` when an agent control says so, else `active`
+//! when the agent was seen (event time) in the last five minutes, else `idle`.
+//! Totals are for the current UTC day (zero when the agent was last seen on
+//! an earlier day).
+
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use axum::Json;
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::api::{authenticate, Shared};
+use crate::error::ApiError;
+use agentops_runtime::keys::Scope;
+
+#[derive(Deserialize)]
+pub(crate) struct AgentsQuery {
+    limit: Option<String>,
+}
+
+type AgentRow = (
+    String,
+    DateTime<Utc>,
+    DateTime<Utc>,
+    Option<DateTime<Utc>>,
+    Option<String>,
+    String,
+    Option<String>,
+    i64,
+    i64,
+    i64,
+    i64,
+    f64,
+);
+
+pub(crate) async fn list(
+    State(s): Shared,
+    headers: HeaderMap,
+    Query(q): Query<AgentsQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let key = authenticate(&s, &headers, Scope::Read).await?;
+    let limit = match q.limit.as_deref() {
+        None => 100,
+        Some(l) => l
+            .parse::<i64>()
+            .ok()
+            .filter(|n| (1..=1000).contains(n))
+            .ok_or_else(|| ApiError::BadParam {
+                field: "limit",
+                message: "expected an integer between 1 and 1000".into(),
+            })?,
+    };
+    let rows: Vec<AgentRow> = sqlx::query_as(
+        "SELECT a.agent_id, a.first_seen, a.last_seen, a.last_heartbeat, a.heartbeat_status,
+                CASE c.action WHEN 'kill' THEN 'killed' WHEN 'pause' THEN 'paused'
+                     ELSE CASE WHEN a.last_seen >= now() - interval '5 minutes'
+                               THEN 'active' ELSE 'idle' END END,
+                c.reason,
+                t.events, t.runs, t.failures, t.tokens, t.cost
+         FROM agents a
+         LEFT JOIN agent_controls c ON c.org_id = a.org_id AND c.agent_id = a.agent_id
+         CROSS JOIN LATERAL (
+             SELECT CASE WHEN a.day = (now() AT TIME ZONE 'UTC')::date THEN 1 ELSE 0 END AS today
+         ) d
+         CROSS JOIN LATERAL (
+             SELECT a.events_day * d.today AS events, a.runs_day * d.today AS runs,
+                    a.failures_day * d.today AS failures, a.tokens_day * d.today AS tokens,
+                    a.cost_day * d.today AS cost
+         ) t
+         WHERE a.org_id = $1
+         ORDER BY a.last_seen DESC, a.agent_id
+         LIMIT $2",
+    )
+    .bind(&key.org_id)
+    .bind(limit)
+    .fetch_all(&s.pool)
+    .await?;
+    let agents: Vec<Value> = rows
+        .into_iter()
+        .map(|(id, first, last, hb, hb_status, status, reason, ev, runs, fails, tok, cost)| {
+            json!({
+                "agent_id": id, "status": status, "status_reason": reason,
+                "first_seen": first, "last_seen": last,
+                "last_heartbeat": hb, "heartbeat_status": hb_status,
+                "today": {"events": ev, "runs": runs, "failures": fails, "tokens": tok, "cost_usd": cost},
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "agents": agents })))
+}
