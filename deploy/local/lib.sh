@@ -144,3 +144,23 @@ ensure_browser() {
     (cd "$ROOT/deploy/local/browser" && npm ci --no-audit --no-fund --silent) || die "npm ci failed"
   fi
 }
+
+# TimescaleDB for tests: PGlite (PostgreSQL 17 in WASM) with the timescaledb
+# extension, over the wire protocol. One client connection at a time (others
+# queue); see deploy/local/timescale/server.mjs.
+ensure_timescale() {
+  if [ ! -d "$ROOT/deploy/local/timescale/node_modules/@electric-sql/pglite-socket" ]; then
+    log "installing npm packages for the local timescaledb (pglite)"
+    (cd "$ROOT/deploy/local/timescale" && npm ci --no-audit --no-fund --silent) || die "npm ci failed"
+  fi
+}
+
+# start_timescale DIR PORT: in-memory database, empty at each start.
+start_timescale() {
+  local dir=$1 port=$2
+  mkdir -p "$dir"
+  (cd "$ROOT/deploy/local/timescale" && exec nohup node server.mjs "$port" >"$dir/pglite.log" 2>&1) &
+  echo $! >"$dir/pglite.pid"
+  wait_port "$port" 60 || die "timescaledb (pglite) did not listen on $port (see $dir/pglite.log)"
+  log "timescaledb (pglite) on 127.0.0.1:$port"
+}

@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Run the whole test suite: starts its own PostgreSQL and tansu (SQLite engine)
+# Run the whole test suite: starts its own PostgreSQL (two clusters: a shared
+# one, and one the database-restart test stops and starts), TimescaleDB (the
+# PGlite build, for the storage conformance suite) and tansu (SQLite engine)
 # on separate ports, builds the workspace, runs every test, stops everything.
 # Installs what is missing first (PostgreSQL, tansu, chromium, npm helpers).
 #   ./deploy/local/test.sh                 # everything
@@ -9,22 +11,29 @@ source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 
 PG_PORT=${AGENTOPS_TEST_PG_PORT:-15433}
+PG_RESTART_PORT=${AGENTOPS_TEST_PG_RESTART_PORT:-15434}
+TIMESCALE_PORT=${AGENTOPS_TEST_TIMESCALE_PORT:-15435}
 KAFKA_PORT=${AGENTOPS_TEST_KAFKA_PORT:-19092}
 STATE="$ROOT/target/test-state"
 
 ensure_postgres
 ensure_tansu
 ensure_browser
+ensure_timescale
 
 cleanup() {
   stop_pidfile "$STATE/tansu/tansu.pid"
+  stop_pidfile "$STATE/timescale/pglite.pid"
   stop_postgres "$(pg_dir test "$PG_PORT")"
+  stop_postgres "$(pg_dir restart "$PG_RESTART_PORT")"
 }
 trap cleanup EXIT
 cleanup
-rm -rf "$STATE" "$(pg_dir test "$PG_PORT")"
+rm -rf "$STATE" "$(pg_dir test "$PG_PORT")" "$(pg_dir restart "$PG_RESTART_PORT")"
 mkdir -p "$STATE"
 AGENTOPS_PG_FSYNC=off start_postgres "$(pg_dir test "$PG_PORT")" "$PG_PORT"
+AGENTOPS_PG_FSYNC=off start_postgres "$(pg_dir restart "$PG_RESTART_PORT")" "$PG_RESTART_PORT"
+start_timescale "$STATE/timescale" "$TIMESCALE_PORT"
 start_tansu "$STATE/tansu" "$KAFKA_PORT" sqlite
 
 log "building the workspace"
@@ -32,6 +41,9 @@ cargo build --workspace --bins --tests
 
 export AGENTOPS_TEST_KAFKA="127.0.0.1:$KAFKA_PORT"
 export AGENTOPS_TEST_PG="postgres://agentops:agentops@127.0.0.1:$PG_PORT/postgres"
+export AGENTOPS_TEST_PG_RESTART="postgres://agentops:agentops@127.0.0.1:$PG_RESTART_PORT/postgres"
+export AGENTOPS_TEST_PG_RESTART_CTL="$ROOT/deploy/local/pg-ctl.sh restart $PG_RESTART_PORT"
+export AGENTOPS_TEST_TIMESCALE="postgres://postgres:pglite@127.0.0.1:$TIMESCALE_PORT/postgres"
 export AGENTOPS_BIN_DIR="$ROOT/target/debug"
 log "running the tests"
 if cargo nextest --version >/dev/null 2>&1; then

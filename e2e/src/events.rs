@@ -1,6 +1,7 @@
 //! Builders for realistic event batches with known totals.
 
-use chrono::{Duration, Utc};
+use agentops_schemas::AgentEvent;
+use chrono::{DateTime, Duration, Duration as Span, Utc};
 use serde_json::{json, Value};
 
 /// USD of one `llm_call` built by [`run`]: gpt-4o, 1,000 input + 200 output tokens
@@ -65,4 +66,77 @@ pub fn fleet(
         ));
     }
     (events, failed, latencies)
+}
+
+fn micros(t: DateTime<Utc>) -> i64 {
+    t.timestamp_micros()
+}
+
+/// One already-enriched event of `run` at `t`.
+pub fn enriched_event(org: &str, ty: &str, agent: &str, run: &str, t: DateTime<Utc>) -> AgentEvent {
+    AgentEvent {
+        event_id: uuid::Uuid::new_v4().to_string(),
+        org_id: org.into(),
+        event_type: ty.into(),
+        agent_id: agent.into(),
+        run_id: Some(run.into()),
+        timestamp: micros(t),
+        ..Default::default()
+    }
+}
+
+/// `n` runs of four already-enriched events each (what the projections
+/// consume), starting at `start`, `spacing` apart, over three
+/// agents and two models; every fifth run fails; latencies spread over many
+/// histogram buckets.
+pub fn enriched_runs(
+    org: &str,
+    prefix: &str,
+    n: usize,
+    start: DateTime<Utc>,
+    spacing: Span,
+) -> Vec<AgentEvent> {
+    let mut out = Vec::new();
+    for i in 0..n {
+        let t = start + spacing * i as i32;
+        let agent = format!("agent-{}", i % 3);
+        let run = format!("{prefix}-{i}");
+        let mut started = enriched_event(org, "run_started", &agent, &run, t);
+        started.workflow_id = (i % 2 == 0).then(|| "wf-a".to_owned());
+        let mut llm = enriched_event(org, "llm_call", &agent, &run, t + Span::seconds(1));
+        let (provider, model) = if i % 2 == 0 {
+            ("openai", "gpt-4o")
+        } else {
+            ("anthropic", "claude-sonnet-4")
+        };
+        llm.provider = Some(provider.into());
+        llm.model = Some(model.into());
+        llm.input_tokens = Some(1000 + i as i64);
+        llm.output_tokens = Some(100);
+        llm.cache_read_tokens = Some(10 * i as i64);
+        llm.reasoning_tokens = Some(i as i64);
+        llm.cost_usd = Some(0.01 * (i + 1) as f64);
+        llm.workflow_id.clone_from(&started.workflow_id);
+        let mut tool = enriched_event(org, "tool_call", &agent, &run, t + Span::seconds(2));
+        tool.tool_name = Some("search".into());
+        let failed = i % 5 == 0;
+        let mut end = enriched_event(
+            org,
+            if failed {
+                "run_failed"
+            } else {
+                "run_completed"
+            },
+            &agent,
+            &run,
+            t + Span::seconds(3),
+        );
+        end.latency_ms = Some((100.0 * 1.6f64.powi((i % 13) as i32)) as i64);
+        if failed {
+            end.status = Some("error".into());
+            end.error_type = Some("tool_error".into());
+        }
+        out.extend([started, llm, tool, end]);
+    }
+    out
 }

@@ -71,16 +71,21 @@ fn log_dir() -> PathBuf {
 
 /// A fresh database on the test Postgres server; returns its URL.
 pub async fn create_database(prefix: &str) -> Result<String> {
+    create_database_on(&pg_admin_url(), prefix).await
+}
+
+/// A fresh database on the Postgres server of `admin_url`; returns its URL.
+pub async fn create_database_on(admin_url: &str, prefix: &str) -> Result<String> {
     let suffix = uuid::Uuid::new_v4().simple().to_string()[..10].to_owned();
     let name = format!("{prefix}_{suffix}");
-    let admin = PgPool::connect(&pg_admin_url())
+    let admin = PgPool::connect(admin_url)
         .await
         .context("connect to the test Postgres (AGENTOPS_TEST_PG)")?;
     sqlx::query(&format!("CREATE DATABASE \"{name}\""))
         .execute(&admin)
         .await?;
     admin.close().await;
-    let mut db_url = reqwest::Url::parse(&pg_admin_url())?;
+    let mut db_url = reqwest::Url::parse(admin_url)?;
     db_url.set_path(&name);
     Ok(db_url.to_string())
 }
@@ -124,11 +129,16 @@ pub struct StackOptions {
     pub env: Vec<(String, String)>,
     /// Do not start these components.
     pub skip: Vec<Component>,
+    /// Admin URL of another Postgres server (default `AGENTOPS_TEST_PG`).
+    pub pg_admin_url: Option<String>,
 }
 
 impl Stack {
     pub async fn start(name: &str, opts: StackOptions) -> Result<Stack> {
-        let db_url = create_database(name).await?;
+        let db_url = match &opts.pg_admin_url {
+            Some(admin) => create_database_on(admin, name).await?,
+            None => create_database(name).await?,
+        };
         let name = db_url.rsplit('/').next().unwrap_or(name).to_owned();
         let suffix = name.rsplit('_').next().unwrap_or_default().to_owned();
         let pool = sqlx::postgres::PgPoolOptions::new()
@@ -246,6 +256,26 @@ impl Stack {
         Ok(stack)
     }
 
+    /// A command running `c`'s binary with this stack's configuration (for
+    /// one-off subcommands such as `agentops-projections rebuild`).
+    pub fn command(&self, c: Component) -> Command {
+        let mut cmd = Command::new(bin_dir().join(c.binary()));
+        cmd.envs(self.extra_env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        if let Some(g) = self.group(c) {
+            cmd.env("AGENTOPS_GROUP", g);
+        }
+        cmd
+    }
+
+    /// Each consuming component its own group, unique to this test.
+    fn group(&self, c: Component) -> Option<String> {
+        match c {
+            Component::Processors => Some(format!("p.{}", self.name)),
+            Component::Projections => Some(format!("j.{}", self.name)),
+            _ => None,
+        }
+    }
+
     fn spawn(&mut self, c: Component, instance: usize) -> Result<()> {
         let port = self.ports[&c][instance];
         let path = bin_dir().join(c.binary());
@@ -254,12 +284,7 @@ impl Stack {
             .create(true)
             .append(true)
             .open(&log)?;
-        // Each consuming component its own group, unique to this test.
-        let group = match c {
-            Component::Processors => Some(format!("p.{}", self.name)),
-            Component::Projections => Some(format!("j.{}", self.name)),
-            _ => None,
-        };
+        let group = self.group(c);
         let mut cmd = Command::new(&path);
         if let Some(g) = group {
             cmd.env("AGENTOPS_GROUP", g);
@@ -432,6 +457,25 @@ impl Stack {
         }
     }
 
+    /// Name of this stack's topic `kind` (raw, enriched, alerts, dlq).
+    pub fn topic(&self, kind: &str) -> String {
+        format!("{kind}.{}", self.name)
+    }
+
+    /// A producer that writes already-enriched events straight to this
+    /// stack's enriched topic (the projections' input), as the processors do.
+    pub fn enriched_producer(&self) -> Result<EnrichedProducer> {
+        let cfg = agentops_runtime::config::KafkaConfig {
+            brokers: kafka_brokers(),
+            ..Default::default()
+        };
+        Ok(EnrichedProducer {
+            producer: agentops_runtime::kafka::producer(&cfg, Duration::from_secs(300))?,
+            topic: self.topic("enriched"),
+            codec: agentops_schemas::Codec::v1(),
+        })
+    }
+
     /// Rows in the events table.
     pub async fn event_rows(&self) -> Result<i64> {
         Ok(sqlx::query_scalar("SELECT count(*) FROM events")
@@ -446,6 +490,37 @@ impl Drop for Stack {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+}
+
+/// Writes events to a stack's enriched topic (cloneable, `'static`).
+#[derive(Clone)]
+pub struct EnrichedProducer {
+    producer: rdkafka::producer::FutureProducer,
+    topic: String,
+    codec: agentops_schemas::Codec,
+}
+
+impl EnrichedProducer {
+    /// Produce every event and wait for the broker's acknowledgements.
+    pub async fn send(&self, events: &[agentops_schemas::AgentEvent]) -> Result<()> {
+        let mut records = Vec::with_capacity(events.len());
+        for e in events {
+            records.push((e.partition_key(), self.codec.encode(e)?));
+        }
+        let fp = self.codec.fingerprint_hex();
+        for r in agentops_runtime::kafka::send_records(
+            &self.producer,
+            &self.topic,
+            &fp,
+            &records,
+            Duration::from_secs(30),
+        )
+        .await
+        {
+            r?;
+        }
+        Ok(())
     }
 }
 

@@ -10,6 +10,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use agentops_e2e::events::{enriched_event as event, enriched_runs as runs};
 use agentops_e2e::{create_database, timescale_url};
 use agentops_projections::Writer;
 use agentops_runtime::config::DatabaseConfig;
@@ -78,71 +79,6 @@ impl Target {
         let (v,): (f64,) = sqlx::query_as(sql).fetch_one(&self.pool).await?;
         Ok(v)
     }
-}
-
-fn us(t: DateTime<Utc>) -> i64 {
-    t.timestamp_micros()
-}
-
-fn event(org: &str, ty: &str, agent: &str, run: &str, t: DateTime<Utc>) -> AgentEvent {
-    AgentEvent {
-        event_id: uuid::Uuid::new_v4().to_string(),
-        org_id: org.into(),
-        event_type: ty.into(),
-        agent_id: agent.into(),
-        run_id: Some(run.into()),
-        timestamp: us(t),
-        ..Default::default()
-    }
-}
-
-/// `n` runs of four events each starting at `start`, 90 s apart, over three
-/// agents and two models; every fifth run fails; latencies spread over many
-/// histogram buckets.
-fn runs(org: &str, prefix: &str, n: usize, start: DateTime<Utc>) -> Vec<AgentEvent> {
-    let mut out = Vec::new();
-    for i in 0..n {
-        let t = start + Span::seconds(90 * i as i64);
-        let agent = format!("agent-{}", i % 3);
-        let run = format!("{prefix}-{i}");
-        let mut started = event(org, "run_started", &agent, &run, t);
-        started.workflow_id = (i % 2 == 0).then(|| "wf-a".to_owned());
-        let mut llm = event(org, "llm_call", &agent, &run, t + Span::seconds(1));
-        let (provider, model) = if i % 2 == 0 {
-            ("openai", "gpt-4o")
-        } else {
-            ("anthropic", "claude-sonnet-4")
-        };
-        llm.provider = Some(provider.into());
-        llm.model = Some(model.into());
-        llm.input_tokens = Some(1000 + i as i64);
-        llm.output_tokens = Some(100);
-        llm.cache_read_tokens = Some(10 * i as i64);
-        llm.reasoning_tokens = Some(i as i64);
-        llm.cost_usd = Some(0.01 * (i + 1) as f64);
-        llm.workflow_id.clone_from(&started.workflow_id);
-        let mut tool = event(org, "tool_call", &agent, &run, t + Span::seconds(2));
-        tool.tool_name = Some("search".into());
-        let failed = i % 5 == 0;
-        let mut end = event(
-            org,
-            if failed {
-                "run_failed"
-            } else {
-                "run_completed"
-            },
-            &agent,
-            &run,
-            t + Span::seconds(3),
-        );
-        end.latency_ms = Some((100.0 * 1.6f64.powi((i % 13) as i32)) as i64);
-        if failed {
-            end.status = Some("error".into());
-            end.error_type = Some("tool_error".into());
-        }
-        out.extend([started, llm, tool, end]);
-    }
-    out
 }
 
 fn latency_hist<'a>(events: impl Iterator<Item = &'a AgentEvent>) -> Vec<i64> {
@@ -270,7 +206,7 @@ async fn suite(url: &str, choice: ModeChoice, expect: Mode) -> Result<()> {
     // Recent data: 40 runs over an hour, 2-3 hours ago, crossing an hour boundary.
     let now = Utc::now();
     let start = now.duration_trunc(Span::hours(1))? - Span::hours(2) + Span::minutes(10);
-    let mut recent = runs(&org, "r", 40, start);
+    let mut recent = runs(&org, "r", 40, start, Span::seconds(90));
     let mut unpriced = event(
         &org,
         "llm_call",
@@ -414,12 +350,13 @@ async fn suite(url: &str, choice: ModeChoice, expect: Mode) -> Result<()> {
 
     // Late data: 3 days and ~7 days late; lands in its own buckets after refresh.
     let late_start = now - Span::days(3);
-    let mut late = runs(&org, "late", 5, late_start);
+    let mut late = runs(&org, "late", 5, late_start, Span::seconds(90));
     late.extend(runs(
         &org,
         "later",
         1,
         now - Span::days(6) - Span::hours(20),
+        Span::seconds(90),
     ));
     t.write(&mut writer, &late, 4).await?;
     t.refresh().await?;

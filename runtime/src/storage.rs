@@ -372,7 +372,7 @@ async fn stored_mode(conn: &mut PgConnection) -> Result<Option<Mode>> {
 }
 
 async fn try_timescale(conn: &mut PgConnection) -> bool {
-    match sqlx::query("CREATE EXTENSION IF NOT EXISTS timescaledb")
+    match sqlx::raw_sql("CREATE EXTENSION IF NOT EXISTS timescaledb")
         .execute(&mut *conn)
         .await
     {
@@ -440,7 +440,7 @@ async fn setup_locked(conn: &mut PgConnection, cfg: &StorageConfig) -> Result<Mo
         Mode::Postgres => setup_postgres(conn).await?,
     }
     for ddl in RUNS_AND_AGENTS {
-        sqlx::query(ddl).execute(&mut *conn).await?;
+        exec(conn, ddl).await?;
     }
     sqlx::query(
         "INSERT INTO storage_settings (key, value) VALUES ('mode', $1)
@@ -455,20 +455,20 @@ async fn setup_locked(conn: &mut PgConnection, cfg: &StorageConfig) -> Result<Mo
 async fn setup_postgres(conn: &mut PgConnection) -> Result<()> {
     let create =
         format!("CREATE TABLE IF NOT EXISTS events ({EVENTS_COLUMNS}) PARTITION BY RANGE (ts)");
-    sqlx::query(&create).execute(&mut *conn).await?;
+    exec(conn, &create).await?;
     for ddl in EVENTS_INDEXES {
-        sqlx::query(ddl).execute(&mut *conn).await?;
+        exec(conn, ddl).await?;
     }
     for (name, _, _) in LEVELS {
-        sqlx::query(&agg_table_ddl(name))
-            .execute(&mut *conn)
-            .await?;
+        exec(conn, &agg_table_ddl(name)).await?;
     }
     Ok(())
 }
 
+/// One DDL statement over the simple query protocol (TimescaleDB's utility
+/// hooks do not all survive being prepared: "unrecognized node type").
 async fn exec(conn: &mut PgConnection, sql: &str) -> Result<()> {
-    sqlx::query(sql).execute(&mut *conn).await?;
+    sqlx::raw_sql(sql).execute(&mut *conn).await?;
     Ok(())
 }
 
@@ -609,7 +609,7 @@ pub async fn ensure_partitions(conn: &mut PgConnection, days: &[NaiveDate]) -> R
              FOR VALUES FROM ('{day} 00:00:00+00') TO ('{next} 00:00:00+00')",
             partition_name(day)
         );
-        if let Err(e) = sqlx::query(&sql).execute(&mut *conn).await {
+        if let Err(e) = sqlx::raw_sql(&sql).execute(&mut *conn).await {
             // Lost a race with another worker creating the same partition?
             let exists: (bool,) = sqlx::query_as("SELECT to_regclass($1) IS NOT NULL")
                 .bind(partition_name(day))

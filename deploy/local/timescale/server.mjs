@@ -5,9 +5,11 @@
 //   node server.mjs PORT        listens on 127.0.0.1:PORT, in-memory database
 //
 // Prints "ready on 127.0.0.1:PORT" on stdout once listening; exits on SIGTERM/SIGINT.
-// Any user, password and database name is accepted (no auth; the session is
-// always user postgres in database template1). No TLS: an SSLRequest is answered
-// 'N' here, so sslmode=prefer/disable work and sslmode=require fails.
+// Any user, database name and password is accepted, but a password must be given
+// (PGlite asks for an md5 password; a client without one fails with "no password
+// supplied"). The session is always user postgres in database template1,
+// search_path public, TimeZone GMT. No TLS: an SSLRequest is answered 'N' here,
+// so sslmode=prefer/disable work and sslmode=require fails.
 //
 // Connection behaviour (pglite-socket 0.0.20, read from its source and checked
 // with psql):
@@ -23,8 +25,9 @@
 //   is attached. The backend's session state would carry over to the next
 //   client (named prepared statements, SET values, temp tables, even an open
 //   transaction of a client that went away); this server resets it on every new
-//   connection (ROLLBACK; DISCARD ALL), so each client starts clean, as with a
-//   real server. Clients need not run DEALLOCATE ALL themselves.
+//   connection (ROLLBACK; DISCARD ALL; then PGlite's own session settings again),
+//   so each client starts clean, as with a real server. Clients need not run
+//   DEALLOCATE ALL themselves.
 // - pglite-socket hands each TCP chunk to PGlite as it arrives; a protocol
 //   message split over two chunks (anything larger than ~64 KiB, e.g. a big
 //   batch insert) aborted the WASM module and killed the process. Messages are
@@ -44,10 +47,27 @@ if (!Number.isInteger(port) || port <= 0 || port > 65535) {
 const host = '127.0.0.1'
 
 const db = await PGlite.create({ extensions: { timescaledb } })
-// This build defaults to client_min_messages=debug3: every statement would send
-// DEBUG notices to the client.
-const SESSION_SETUP = ['SET client_min_messages TO notice']
-for (const sql of SESSION_SETUP) await db.exec(sql)
+// This build starts with client_min_messages=debug3 (every statement would send
+// DEBUG notices to the client). PGlite itself sets search_path=public for the
+// session over a command-line pg_catalog, which DISCARD ALL would bring back
+// (tables would then land in pg_catalog): the session-level settings are
+// captured here and set again after each reset.
+await db.exec('SET client_min_messages TO notice')
+const { rows: sessionSettings } = await db.query(
+  "SELECT name, setting FROM pg_settings WHERE source = 'session' ORDER BY name",
+)
+const SESSION_SETUP = sessionSettings.length
+  ? [
+      'SELECT ' +
+        sessionSettings
+          .map((r) => `set_config(${sqlLiteral(r.name)}, ${sqlLiteral(r.setting)}, false)`)
+          .join(', '),
+    ]
+  : []
+
+function sqlLiteral(v) {
+  return `'${String(v).replaceAll("'", "''")}'`
+}
 
 const SSL_REQUEST = 80877103
 const GSSENC_REQUEST = 80877104
