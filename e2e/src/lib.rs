@@ -131,6 +131,8 @@ pub struct StackOptions {
     pub skip: Vec<Component>,
     /// Admin URL of another Postgres server (default `AGENTOPS_TEST_PG`).
     pub pg_admin_url: Option<String>,
+    /// Partitions of each topic (default 4).
+    pub partitions: Option<i32>,
 }
 
 impl Stack {
@@ -147,6 +149,7 @@ impl Stack {
             .await?;
         agentops_runtime::db::migrate(&pool).await?;
         let org_id = format!("org-{suffix}");
+        let partitions = opts.partitions.unwrap_or(4);
         let keys =
             agentops_query_api::admin::create_org_with_keys(&pool, &org_id, "Test org", "e2e")
                 .await?;
@@ -170,7 +173,10 @@ impl Stack {
                 "AGENTOPS_KAFKA__TOPIC_DLQ".to_owned(),
                 format!("dlq.{name}"),
             ),
-            ("AGENTOPS_KAFKA__PARTITIONS".to_owned(), "4".to_owned()),
+            (
+                "AGENTOPS_KAFKA__PARTITIONS".to_owned(),
+                partitions.to_string(),
+            ),
             // tansu answers heartbeats late while it is busy: not too short a session.
             (
                 "AGENTOPS_KAFKA__SESSION_TIMEOUT_MS".to_owned(),
@@ -188,7 +194,7 @@ impl Stack {
         // Topics up front, so every consumer joins a topic that exists.
         let kcfg = agentops_runtime::config::KafkaConfig {
             brokers: kafka_brokers(),
-            partitions: 4,
+            partitions,
             ..Default::default()
         };
         let topics: Vec<String> = ["raw", "enriched", "alerts", "dlq"]
