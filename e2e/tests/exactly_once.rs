@@ -115,12 +115,7 @@ async fn wait_rows(stack: &Stack, n: i64, secs: u64) -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn projection_sigkilled_20_times_over_100k_events_counts_each_once() -> Result<()> {
-    // Pinned partitions: tansu 0.6's group coordinator livelocks (a join
-    // retry loop without backoff pins a core and stops the broker) after a few
-    // SIGKILLs of a group member; exactly-once does not depend on the group.
-    // The single-SIGKILL test in pipeline.rs covers group mode.
     let mut opts = projections_only();
-    opts.env.push(("AGENTOPS_ASSIGN_PARTITIONS".into(), "all".into()));
     // tansu's fetch scans everything from the fetch offset to the end of the
     // partition: more partitions keep each scan short.
     opts.partitions = Some(16);
@@ -155,10 +150,14 @@ async fn projection_sigkilled_20_times_over_100k_events_counts_each_once() -> Re
         // Kafka offset commit.
         let before = rows;
         stack
-            .eventually(Duration::from_secs(120), "the worker makes progress", || async {
-                let n = stack.event_rows().await?;
-                Ok((n > before || n >= want.events).then_some(()))
-            })
+            .eventually(
+                Duration::from_secs(120),
+                "the worker makes progress",
+                || async {
+                    let n = stack.event_rows().await?;
+                    Ok((n > before || n >= want.events).then_some(()))
+                },
+            )
             .await?;
         let wait = rand::rng().random_range(0..800);
         tokio::time::sleep(Duration::from_millis(wait)).await;

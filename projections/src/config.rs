@@ -16,12 +16,6 @@ pub struct Config {
     pub batch_max: usize,
     /// ... or after this long (ms), whichever comes first.
     pub batch_linger_ms: u64,
-    /// Unset (default): join the consumer group and share partitions with the
-    /// other instances. `all` or a list like `0,2`: read exactly these
-    /// partitions without group membership (a single pinned instance, or a
-    /// broker whose group coordination cannot be trusted); offsets still come
-    /// from Postgres, so exactly-once holds either way.
-    pub assign_partitions: Option<String>,
 }
 
 impl Default for Config {
@@ -33,7 +27,6 @@ impl Default for Config {
             group: "agentops-projections".into(),
             batch_max: 2000,
             batch_linger_ms: 50,
-            assign_partitions: None,
         }
     }
 }

@@ -8,7 +8,7 @@ use agentops_runtime::shutdown::CancellationToken;
 use agentops_schemas::Codec;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::message::OwnedMessage;
-use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
+use rdkafka::{ClientContext, Message, Offset};
 use sqlx::PgPool;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
 
@@ -54,27 +54,10 @@ pub(crate) async fn run(
     shutdown: CancellationToken,
 ) -> agentops_runtime::Result<()> {
     let (tx, mut assigned) = unbounded_channel();
-    let consumer: StreamConsumer<AssignContext> = kafka::consumer(
-        &config.kafka,
-        &config.group,
-        AssignContext {
-            assigned: tx.clone(),
-        },
-    )?;
+    let consumer: StreamConsumer<AssignContext> =
+        kafka::consumer(&config.kafka, &config.group, AssignContext { assigned: tx })?;
     let topic = config.kafka.topic_enriched.clone();
-    match &config.assign_partitions {
-        None => consumer.subscribe(&[&topic])?,
-        Some(spec) => {
-            let parts = pinned_partitions(&consumer, &topic, spec)?;
-            let mut tpl = TopicPartitionList::new();
-            for &p in &parts {
-                tpl.add_partition_offset(&topic, p, Offset::Stored)?;
-            }
-            consumer.assign(&tpl)?;
-            tracing::info!(partitions = ?parts, "reading pinned partitions (no group membership)");
-            let _ = tx.send(parts.into_iter().map(|p| (topic.clone(), p)).collect());
-        }
-    }
+    consumer.subscribe(&[&topic])?;
     let dlq = kafka::producer(&config.kafka, Duration::from_secs(300))?;
     let codec = Codec::v1();
     // Next offset already applied per partition (from Postgres): anything below is skipped.
@@ -170,31 +153,6 @@ pub(crate) async fn run(
         tracing::debug!(error = %e, "final commit");
     }
     Ok(())
-}
-
-/// Partitions named by `assign_partitions`: `all`, or a comma-separated list.
-fn pinned_partitions(
-    consumer: &StreamConsumer<AssignContext>,
-    topic: &str,
-    spec: &str,
-) -> agentops_runtime::Result<Vec<i32>> {
-    if spec.trim() == "all" {
-        let md = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
-        return Ok(md
-            .topics()
-            .iter()
-            .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-            .collect());
-    }
-    spec.split(',')
-        .map(|p| {
-            p.trim().parse::<i32>().map_err(|_| {
-                agentops_runtime::Error::Config(format!(
-                    "assign_partitions: `{spec}` is not `all` or a list of partition numbers"
-                ))
-            })
-        })
-        .collect()
 }
 
 /// Load the Postgres offsets of newly assigned partitions and seek to them.
