@@ -1,10 +1,14 @@
 //! AgentOps load generator: a synthetic agent fleet for demos (`demo`) and
-//! the ingest-gateway benchmark against a raw Kafka producer (`bench`).
+//! the ingest-gateway benchmark against a raw Kafka producer (`bench`), and
+//! the storage and freshness benchmarks (`bench-projections`, `bench-queries`,
+//! `bench-freshness`).
 
 pub mod bench;
+pub mod bench_store;
 mod catalog;
 pub mod demo;
 pub mod fleet;
+pub mod freshness;
 mod http;
 mod procstat;
 mod report;

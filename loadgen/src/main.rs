@@ -14,12 +14,21 @@ enum Command {
     Demo(agentops_loadgen::demo::DemoOptions),
     /// Measure the gateway against a raw Kafka producer in one run.
     Bench(agentops_loadgen::bench::BenchOptions),
+    /// Projection writer rows/s beside a raw binary COPY (plain PostgreSQL).
+    BenchProjections(agentops_loadgen::bench_store::ProjectionsOptions),
+    /// Query API latency over a large history beside the same queries on raw events.
+    BenchQueries(agentops_loadgen::bench_store::QueriesOptions),
+    /// Gateway 202 → visible in the overview, at a sustained rate.
+    BenchFreshness(agentops_loadgen::freshness::FreshnessOptions),
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Args::parse().command {
         Command::Demo(o) => agentops_loadgen::demo::run(o).await,
+        Command::BenchProjections(o) => agentops_loadgen::bench_store::projections(o).await,
+        Command::BenchQueries(o) => agentops_loadgen::bench_store::queries(o).await,
+        Command::BenchFreshness(o) => agentops_loadgen::freshness::run(o).await,
         Command::Bench(o) => {
             if agentops_loadgen::bench::run(o).await? {
                 Ok(())

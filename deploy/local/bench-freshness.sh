@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Freshness through the whole pipeline: gateway 202 → counted in
+# /v1/metrics/overview, at a sustained rate (default 5,000 events/s for 60 s).
+# Starts a private PostgreSQL and tansu (SQLite engine by default: the real
+# path, with consumer groups) under target/bench-fresh, the four components
+# (release builds), an org `fresh`, and runs `agentops-loadgen bench-freshness`.
+# Prints p50/p99/max and one JSON line (also in target/bench-fresh/freshness.out).
+#
+# Settings (environment):
+#   BENCH_RATE        events per second      (default 5000)
+#   BENCH_SECS        seconds of sending     (default 60)
+#   BENCH_ENGINE      tansu engine: sqlite | memory (default sqlite)
+#   BENCH_PG_PORT     (default 25434)   BENCH_KAFKA_PORT (default 29093)
+#   BENCH_NO_BUILD=1  skip the release build
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+cd "$ROOT"
+
+PG_PORT=${BENCH_PG_PORT:-25434}
+KAFKA_PORT=${BENCH_KAFKA_PORT:-29093}
+ENGINE=${BENCH_ENGINE:-sqlite}
+STATE="$ROOT/target/bench-fresh"
+BIN="$ROOT/target/release"
+GW=127.0.0.1:28090 QA=127.0.0.1:28091
+
+ensure_postgres
+ensure_tansu
+cleanup() {
+  for c in gateway processors projections query-api; do stop_pidfile "$STATE/$c.pid"; done
+  stop_pidfile "$STATE/tansu/tansu.pid"
+  stop_postgres "$(pg_dir fresh "$PG_PORT")"
+}
+trap cleanup EXIT
+cleanup
+rm -rf "$STATE" "$(pg_dir fresh "$PG_PORT")"
+mkdir -p "$STATE"
+
+if [ "${BENCH_NO_BUILD:-0}" != "1" ]; then
+  log "building the workspace (release)"
+  cargo build --release --workspace --bins
+fi
+AGENTOPS_PG_FSYNC=on start_postgres "$(pg_dir fresh "$PG_PORT")" "$PG_PORT"
+start_tansu "$STATE/tansu" "$KAFKA_PORT" "$ENGINE"
+
+export AGENTOPS_DATABASE__URL="postgres://agentops:agentops@127.0.0.1:$PG_PORT/agentops"
+export AGENTOPS_KAFKA__BROKERS="127.0.0.1:$KAFKA_PORT"
+export AGENTOPS_KAFKA__INSTANCE_ID=bench
+export RUST_LOG=warn
+"$BIN/agentops-query-api" admin create-org --id fresh --name "Freshness" >"$STATE/keys.env"
+INGEST_KEY=$(sed -n 's/^AGENTOPS_INGEST_KEY=//p' "$STATE/keys.env")
+READ_KEY=$(sed -n 's/^AGENTOPS_READ_KEY=//p' "$STATE/keys.env")
+start() { # name binary listen
+  AGENTOPS_LISTEN="$3" nohup "$BIN/$2" >"$STATE/$1.log" 2>&1 &
+  echo $! >"$STATE/$1.pid"
+  wait_http "http://$3/healthz" 90 || die "$1 is not healthy (see $STATE/$1.log)"
+}
+start projections agentops-projections 127.0.0.1:28092
+start processors agentops-processors 127.0.0.1:28093
+start gateway agentops-ingest-gateway "$GW"
+start query-api agentops-query-api "$QA"
+sleep 8 # consumer groups settle
+
+"$BIN/agentops-loadgen" bench-freshness --gateway "http://$GW" --key "$INGEST_KEY" \
+  --query-url "http://$QA" --read-key "$READ_KEY" \
+  --rate "${BENCH_RATE:-5000}" --secs "${BENCH_SECS:-60}" | tee "$STATE/freshness.out"

@@ -1,0 +1,481 @@
+//! Storage benchmarks (plain PostgreSQL mode):
+//! - `bench-projections`: rows/s the projection writer stores (events plus
+//!   everything derived, one transaction per batch, exactly the worker's code)
+//!   beside a raw binary COPY of the same rows into a same-shaped table.
+//! - `bench-queries`: the query API's overview and 24h hourly series over a
+//!   large history, beside the same answers computed from raw events.
+
+use std::time::{Duration, Instant};
+
+use agentops_projections::Writer;
+use agentops_runtime::config::DatabaseConfig;
+use agentops_runtime::storage::{self, Mode, ModeChoice, StorageConfig};
+use agentops_schemas::{histogram, AgentEvent};
+use anyhow::{ensure, Context, Result};
+use chrono::Utc;
+use rand::Rng;
+use serde_json::json;
+use sqlx::postgres::PgPoolCopyExt;
+use sqlx::PgPool;
+
+#[derive(clap::Args, Debug)]
+pub struct ProjectionsOptions {
+    /// Postgres URL of an empty database.
+    #[arg(long)]
+    pub database_url: String,
+    /// Events to write in each phase.
+    #[arg(long, default_value_t = 200_000)]
+    pub events: usize,
+    /// Rows per transaction (the worker's `batch_max`).
+    #[arg(long, default_value_t = 2000)]
+    pub batch: usize,
+    /// Distinct agents.
+    #[arg(long, default_value_t = 1000)]
+    pub agents: usize,
+}
+
+async fn plain_pool(url: &str) -> Result<PgPool> {
+    let db = DatabaseConfig {
+        url: url.into(),
+        max_connections: 4,
+        storage: StorageConfig {
+            mode: ModeChoice::Postgres,
+            ..Default::default()
+        },
+    };
+    let pool = agentops_runtime::db::connect(&db, Duration::from_secs(30)).await?;
+    let mode = agentops_runtime::db::prepare(&pool, &db).await?;
+    ensure!(
+        mode == Mode::Postgres,
+        "the benchmark database must be plain PostgreSQL"
+    );
+    Ok(pool)
+}
+
+/// Synthetic enriched events: runs of five events (start, two LLM calls, a
+/// tool call, the end) of `agents` agents over the last `span` before now.
+fn synthetic(n: usize, agents: usize, span: chrono::Duration) -> Vec<AgentEvent> {
+    let mut rng = rand::rng();
+    let now = Utc::now();
+    let runs = n.div_ceil(5);
+    let mut out = Vec::with_capacity(runs * 5);
+    for r in 0..runs {
+        let t0 = now - span + span * (r as i32) / (runs as i32).max(1);
+        let agent = format!("agent-{}", r % agents.max(1));
+        let run = format!("run-{r}");
+        let ev = |ty: &str, ms: i64| AgentEvent {
+            event_id: uuid::Uuid::new_v4().to_string(),
+            org_id: "bench".into(),
+            event_type: ty.into(),
+            agent_id: agent.clone(),
+            workflow_id: Some(format!("wf-{}", r % 7)),
+            run_id: Some(run.clone()),
+            timestamp: (t0 + chrono::Duration::milliseconds(ms)).timestamp_micros(),
+            attributes: [("env".to_owned(), "prod".to_owned())].into(),
+            ..Default::default()
+        };
+        let mut llm = |ms: i64| {
+            let mut e = ev("llm_call", ms);
+            e.provider = Some("openai".into());
+            e.model = Some(if r % 3 == 0 { "gpt-4o-mini" } else { "gpt-4o" }.into());
+            e.input_tokens = Some(rng.random_range(200..4000));
+            e.output_tokens = Some(rng.random_range(50..800));
+            e.cost_usd = Some(rng.random_range(0.0001..0.05));
+            e.cost_source = Some("computed".into());
+            e.latency_ms = Some(rng.random_range(200..4000));
+            e
+        };
+        let (a, b) = (llm(10), llm(20));
+        let mut tool = ev("tool_call", 15);
+        tool.tool_name = Some("search".into());
+        let failed = r % 12 == 0;
+        let mut end = ev(
+            if failed {
+                "run_failed"
+            } else {
+                "run_completed"
+            },
+            30,
+        );
+        end.latency_ms = Some(rng.random_range(300..30_000));
+        if failed {
+            end.status = Some("error".into());
+            end.error_type = Some("tool_error".into());
+            end.error_message = Some("search tool timed out".into());
+        }
+        out.extend([ev("run_started", 0), a, b, tool, end]);
+    }
+    out.truncate(n);
+    out
+}
+
+// ---- binary COPY encoding of `events` rows -------------------------------
+
+const PG_EPOCH_US: i64 = 946_684_800_000_000;
+
+fn field(buf: &mut Vec<u8>, bytes: Option<&[u8]>) {
+    match bytes {
+        None => buf.extend_from_slice(&(-1i32).to_be_bytes()),
+        Some(b) => {
+            buf.extend_from_slice(&(b.len() as i32).to_be_bytes());
+            buf.extend_from_slice(b);
+        }
+    }
+}
+
+fn text(buf: &mut Vec<u8>, s: Option<&str>) {
+    field(buf, s.map(str::as_bytes));
+}
+
+fn int8(buf: &mut Vec<u8>, v: Option<i64>) {
+    field(buf, v.map(i64::to_be_bytes).as_ref().map(|b| &b[..]));
+}
+
+fn tstz(buf: &mut Vec<u8>, us: Option<i64>) {
+    int8(buf, us.map(|u| u - PG_EPOCH_US));
+}
+
+/// One COPY BINARY payload holding `events` as rows of the events table.
+fn copy_payload(events: &[AgentEvent]) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(events.len() * 400);
+    buf.extend_from_slice(b"PGCOPY\n\xff\r\n\0");
+    buf.extend_from_slice(&0i32.to_be_bytes());
+    buf.extend_from_slice(&0i32.to_be_bytes());
+    for e in events {
+        buf.extend_from_slice(&26i16.to_be_bytes());
+        let id = uuid::Uuid::parse_str(&e.event_id).unwrap_or_default();
+        field(&mut buf, Some(id.as_bytes()));
+        text(&mut buf, Some(&e.org_id));
+        tstz(&mut buf, Some(e.timestamp));
+        text(&mut buf, Some(&e.agent_id));
+        text(&mut buf, e.workflow_id.as_deref());
+        text(&mut buf, e.run_id.as_deref());
+        text(&mut buf, Some(&e.event_type));
+        text(&mut buf, e.status.as_deref());
+        int8(&mut buf, e.latency_ms);
+        let bucket = matches!(e.event_type.as_str(), "run_completed" | "run_failed")
+            .then(|| {
+                e.latency_ms
+                    .map(|l| (histogram::bucket_of(l) as i16).to_be_bytes())
+            })
+            .flatten();
+        field(&mut buf, bucket.as_ref().map(|b| &b[..]));
+        text(&mut buf, e.provider.as_deref());
+        text(&mut buf, e.model.as_deref());
+        for t in [
+            e.input_tokens,
+            e.output_tokens,
+            e.cache_read_tokens,
+            e.cache_write_tokens,
+            e.reasoning_tokens,
+        ] {
+            int8(&mut buf, t);
+        }
+        field(
+            &mut buf,
+            e.cost_usd
+                .map(|c| c.to_bits().to_be_bytes())
+                .as_ref()
+                .map(|b| &b[..]),
+        );
+        text(&mut buf, e.cost_source.as_deref());
+        text(&mut buf, e.tool_name.as_deref());
+        text(&mut buf, e.error_type.as_deref());
+        text(&mut buf, e.error_message.as_deref());
+        text(&mut buf, e.trace_id.as_deref());
+        text(&mut buf, e.span_id.as_deref());
+        let mut json = vec![1u8];
+        json.extend_from_slice(&serde_json::to_vec(&e.attributes).unwrap_or_default());
+        field(&mut buf, Some(&json));
+        tstz(&mut buf, e.ingested_at);
+    }
+    buf.extend_from_slice(&(-1i16).to_be_bytes());
+    buf
+}
+
+/// Writer rows/s vs raw binary COPY rows/s, in one run.
+pub async fn projections(o: ProjectionsOptions) -> Result<()> {
+    let pool = plain_pool(&o.database_url).await?;
+    let events = synthetic(o.events, o.agents, chrono::Duration::hours(20));
+    // Raw baseline: a plain table shaped like `events` (same columns, key and indexes).
+    sqlx::raw_sql(
+        "DROP TABLE IF EXISTS events_copy;
+         CREATE TABLE events_copy (LIKE events INCLUDING DEFAULTS INCLUDING CONSTRAINTS);
+         ALTER TABLE events_copy ADD PRIMARY KEY (event_id, ts);
+         CREATE INDEX ON events_copy (org_id, ts DESC);
+         CREATE INDEX ON events_copy (org_id, run_id, ts);
+         CREATE INDEX ON events_copy (org_id, ts DESC) WHERE type = 'run_failed' OR status IN ('error', 'failed');",
+    )
+    .execute(&pool)
+    .await?;
+
+    // Warm-up of both paths on a separate org, not counted.
+    let mut writer = Writer::new(Mode::Postgres, "bench");
+    let warm: Vec<AgentEvent> = synthetic(o.batch, 10, chrono::Duration::hours(20))
+        .into_iter()
+        .map(|mut e| {
+            e.org_id = "warmup".into();
+            e
+        })
+        .collect();
+    let mut conn = pool.acquire().await?;
+    writer.apply(&mut conn, &warm, &[]).await?;
+    let mut copy = pool
+        .copy_in_raw("COPY events_copy FROM STDIN (FORMAT binary)")
+        .await?;
+    copy.send(copy_payload(&warm)).await?;
+    copy.finish().await?;
+
+    eprintln!(
+        "bench-projections: writer phase, {} events in batches of {}",
+        events.len(),
+        o.batch
+    );
+    let started = Instant::now();
+    for (i, chunk) in events.chunks(o.batch).enumerate() {
+        let offsets = [("bench".to_owned(), 0, (i as i64 + 1) * o.batch as i64)];
+        let applied = writer.apply(&mut conn, chunk, &offsets).await?;
+        ensure!(applied.inserted == chunk.len(), "batch {i}: {applied:?}");
+    }
+    let writer_secs = started.elapsed().as_secs_f64();
+    drop(conn);
+
+    eprintln!("bench-projections: raw binary COPY phase");
+    let payloads: Vec<Vec<u8>> = events.chunks(o.batch).map(copy_payload).collect();
+    let started = Instant::now();
+    for p in payloads {
+        let mut copy = pool
+            .copy_in_raw("COPY events_copy FROM STDIN (FORMAT binary)")
+            .await?;
+        copy.send(p).await?;
+        copy.finish().await?;
+    }
+    let copy_secs = started.elapsed().as_secs_f64();
+
+    let (n_writer, n_copy): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM events WHERE org_id = 'bench'),
+                (SELECT count(*) FROM events_copy WHERE org_id = 'bench')",
+    )
+    .fetch_one(&pool)
+    .await?;
+    ensure!(
+        n_writer == events.len() as i64 && n_copy == events.len() as i64,
+        "row counts {n_writer} / {n_copy}"
+    );
+    let w = events.len() as f64 / writer_secs;
+    let c = events.len() as f64 / copy_secs;
+    println!("projection writer: {w:.0} rows/s ({writer_secs:.2} s; events + agg_1m/1h/1d + runs + agents + offsets per transaction)");
+    println!("raw binary COPY:   {c:.0} rows/s ({copy_secs:.2} s; events_copy, same columns and indexes)");
+    println!("ratio writer/COPY: {:.2}", w / c);
+    println!(
+        "{}",
+        json!({"bench": "projections", "events": events.len(), "batch": o.batch,
+               "writer_rows_per_s": w.round(), "copy_rows_per_s": c.round(), "ratio": (w / c * 100.0).round() / 100.0})
+    );
+    Ok(())
+}
+
+#[derive(clap::Args, Debug)]
+pub struct QueriesOptions {
+    /// Postgres URL of the database the query API reads.
+    #[arg(long)]
+    pub database_url: String,
+    /// Query API base URL.
+    #[arg(long)]
+    pub query_url: String,
+    /// A read key of org `bench`.
+    #[arg(long)]
+    pub key: String,
+    #[arg(long, default_value_t = 10_000_000)]
+    pub events: i64,
+    #[arg(long, default_value_t = 1000)]
+    pub agents: i64,
+    #[arg(long, default_value_t = 30)]
+    pub days: i64,
+    /// Timed repetitions of each query.
+    #[arg(long, default_value_t = 20)]
+    pub repeat: usize,
+    /// Reuse data loaded by an earlier run.
+    #[arg(long)]
+    pub skip_load: bool,
+}
+
+/// Load `n` events of org `bench` spread over `days` into `events` and build
+/// the three aggregate levels from them with the worker's own column
+/// definitions (the same SQL the plain-mode writer runs per batch).
+async fn load_history(pool: &PgPool, n: i64, agents: i64, days: i64) -> Result<()> {
+    let today = Utc::now().date_naive();
+    let first = today - chrono::Days::new(days as u64);
+    let all: Vec<_> = first.iter_days().take(days as usize + 2).collect();
+    let mut conn = pool.acquire().await?;
+    storage::ensure_partitions(&mut conn, &all).await?;
+    let chunk = 1_000_000i64;
+    let mut done = 0;
+    let started = Instant::now();
+    while done < n {
+        let upto = (done + chunk).min(n);
+        // Event i: run i/5, step i%5 (start, llm, llm, tool, end); ~8% of runs fail.
+        sqlx::query(
+            "INSERT INTO events (event_id, org_id, ts, agent_id, workflow_id, run_id, type, status,
+                 latency_ms, lat_bucket, provider, model, input_tokens, output_tokens, cost_usd, tool_name)
+             SELECT gen_random_uuid(), 'bench',
+                 now() - make_interval(secs => $3 * 86400.0 * (1 - i::float8 / $2)),
+                 'agent-' || ((i / 5) % $4), 'wf-' || ((i / 5) % 7), 'run-' || (i / 5),
+                 CASE i % 5 WHEN 0 THEN 'run_started' WHEN 3 THEN 'tool_call'
+                     WHEN 4 THEN CASE WHEN (i / 5) % 12 = 0 THEN 'run_failed' ELSE 'run_completed' END
+                     ELSE 'llm_call' END,
+                 CASE WHEN i % 5 = 4 AND (i / 5) % 12 = 0 THEN 'error' END,
+                 CASE WHEN i % 5 = 4 THEN 300 + (i * 7919) % 29700 WHEN i % 5 IN (1, 2) THEN 200 + i % 3800 END,
+                 CASE WHEN i % 5 = 4 THEN
+                     1 + floor(log(2::numeric, (300 + (i * 7919) % 29700)::numeric) * 4)::int2 END,
+                 CASE WHEN i % 5 IN (1, 2) THEN 'openai' END,
+                 CASE WHEN i % 5 IN (1, 2) THEN CASE WHEN i % 3 = 0 THEN 'gpt-4o-mini' ELSE 'gpt-4o' END END,
+                 CASE WHEN i % 5 IN (1, 2) THEN 200 + i % 3800 END,
+                 CASE WHEN i % 5 IN (1, 2) THEN 50 + i % 750 END,
+                 CASE WHEN i % 5 IN (1, 2) THEN (i % 500) / 10000.0 END,
+                 CASE WHEN i % 5 = 3 THEN 'search' END
+             FROM generate_series($1::int8, $5::int8 - 1) AS i",
+        )
+        .bind(done)
+        .bind(n as f64)
+        .bind(days as f64)
+        .bind(agents)
+        .bind(upto)
+        .execute(&mut *conn)
+        .await?;
+        done = upto;
+        eprintln!(
+            "bench-queries: loaded {done}/{n} events ({:.0} s)",
+            started.elapsed().as_secs_f64()
+        );
+    }
+    let cols = storage::aggregates();
+    let names: Vec<&str> = cols.iter().map(|c| c.name.as_str()).collect();
+    let exprs: Vec<&str> = cols.iter().map(|c| c.from_events.as_str()).collect();
+    for (rel, width, _) in storage::LEVELS {
+        let sql = format!(
+            "INSERT INTO {rel} (org_id, bucket, agent_id, workflow_id, provider, model, {names})
+             SELECT org_id, date_bin(INTERVAL '{width}', ts, TIMESTAMPTZ '2000-01-01 00:00:00+00') AS b,
+                 agent_id, workflow_id, provider, model, {exprs}
+             FROM events WHERE org_id = 'bench'
+             GROUP BY org_id, b, agent_id, workflow_id, provider, model",
+            names = names.join(", "),
+            exprs = exprs.join(", ")
+        );
+        sqlx::raw_sql(&sql).execute(&mut *conn).await?;
+        eprintln!(
+            "bench-queries: built {rel} ({:.0} s)",
+            started.elapsed().as_secs_f64()
+        );
+    }
+    sqlx::raw_sql("VACUUM ANALYZE").execute(&mut *conn).await?;
+    Ok(())
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+const RAW_OVERVIEW: &str = "
+SELECT count(*) FILTER (WHERE type = 'run_completed'), count(*) FILTER (WHERE type = 'run_failed'),
+       COALESCE(sum(cost_usd), 0)::float8, count(*), count(DISTINCT agent_id),
+       (SELECT array_agg(c ORDER BY b) FROM (
+            SELECT lat_bucket AS b, count(*) AS c FROM events
+            WHERE org_id = 'bench' AND ts >= now() - interval '24 hours' AND lat_bucket IS NOT NULL
+            GROUP BY 1) h)
+FROM events WHERE org_id = 'bench' AND ts >= now() - interval '24 hours'";
+
+const RAW_SERIES: &str = "
+WITH s AS (SELECT generate_series(date_trunc('hour', now() - interval '24 hours'), now(), interval '1 hour') AS ts),
+a AS (SELECT date_trunc('hour', ts) AS ts, count(*) AS v FROM events
+      WHERE org_id = 'bench' AND ts >= date_trunc('hour', now() - interval '24 hours')
+        AND type IN ('run_completed', 'run_failed') GROUP BY 1)
+SELECT s.ts, COALESCE(a.v, 0) FROM s LEFT JOIN a USING (ts) ORDER BY s.ts";
+
+/// Query API (aggregates) vs the same answers from raw events.
+pub async fn queries(o: QueriesOptions) -> Result<()> {
+    let pool = plain_pool(&o.database_url).await?;
+    if !o.skip_load {
+        load_history(&pool, o.events, o.agents, o.days).await?;
+    }
+    let (n,): (i64,) = sqlx::query_as("SELECT count(*) FROM events WHERE org_id = 'bench'")
+        .fetch_one(&pool)
+        .await?;
+    let http = reqwest::Client::new();
+    let get = |path: &'static str| {
+        let http = http.clone();
+        let url = format!("{}{path}", o.query_url);
+        let key = o.key.clone();
+        async move {
+            let t = Instant::now();
+            let r = http.get(url).bearer_auth(key).send().await?;
+            ensure!(r.status().is_success(), "{path}: {}", r.status());
+            let body: serde_json::Value = r.json().await?;
+            Ok::<_, anyhow::Error>((t.elapsed().as_secs_f64() * 1000.0, body))
+        }
+    };
+    let overview = "/v1/metrics/overview?window=24h";
+    let series = "/v1/metrics/timeseries?metric=runs&bucket=1h&window=24h";
+    // Same answers first (and warm caches).
+    let (_, api_ov) = get(overview).await?;
+    let raw: (i64, i64, f64, i64, i64, Option<Vec<i64>>) =
+        sqlx::query_as(RAW_OVERVIEW).fetch_one(&pool).await?;
+    ensure!(
+        api_ov["succeeded"] == raw.0 && api_ov["failed"] == raw.1,
+        "overview differs: api {api_ov}, raw {raw:?}"
+    );
+    let mut results = Vec::new();
+    for (name, path, raw_sql) in [
+        ("overview 24h", overview, RAW_OVERVIEW),
+        ("timeseries 24h hourly", series, RAW_SERIES),
+    ] {
+        let mut api = Vec::new();
+        let mut rawt = Vec::new();
+        for _ in 0..o.repeat {
+            api.push(get(path).await?.0);
+            let t = Instant::now();
+            sqlx::raw_sql(raw_sql)
+                .fetch_all(&pool)
+                .await
+                .context("raw query")?;
+            rawt.push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+        let (a, r) = (median(api), median(rawt));
+        println!(
+            "{name}: query API {a:.1} ms, raw events {r:.1} ms, raw/API {:.1}x (median of {})",
+            r / a,
+            o.repeat
+        );
+        results.push(json!({"query": name, "api_ms": (a * 10.0).round() / 10.0, "raw_ms": (r * 10.0).round() / 10.0, "speedup": (r / a * 10.0).round() / 10.0}));
+    }
+    println!(
+        "{}",
+        json!({"bench": "queries", "events": n, "agents": o.agents, "days": o.days, "results": results})
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn synthetic_runs_have_five_events_and_one_end() {
+        let ev = synthetic(1000, 10, chrono::Duration::hours(1));
+        assert_eq!(ev.len(), 1000);
+        let ends = ev
+            .iter()
+            .filter(|e| e.event_type.starts_with("run_c") || e.event_type == "run_failed")
+            .count();
+        assert_eq!(ends, 200);
+    }
+
+    #[test]
+    fn copy_payload_frames_every_row() {
+        let ev = synthetic(10, 2, chrono::Duration::hours(1));
+        let p = copy_payload(&ev);
+        assert!(p.starts_with(b"PGCOPY\n\xff\r\n\0"));
+        assert!(p.ends_with(&(-1i16).to_be_bytes()));
+    }
+}
