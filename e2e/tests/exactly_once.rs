@@ -287,6 +287,15 @@ async fn rebuild_from_the_log_ends_with_identical_aggregates() -> Result<()> {
     producer.send(&events[..300]).await?;
     wait_rows(&stack, want.events, 180).await?;
     assert_exact(&stack, &want).await?;
+    let health: serde_json::Value = reqwest::get(
+        stack
+            .metrics_url(Component::Projections, 0)
+            .replace("/metrics", "/healthz"),
+    )
+    .await?
+    .json()
+    .await?;
+    ensure!(health["details"]["storage_mode"] == "postgres", "{health}");
     let live = snapshot(&stack).await?;
 
     // Rebuild while the live worker keeps running (it pauses on the lock).

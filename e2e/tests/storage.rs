@@ -171,6 +171,25 @@ async fn suite(url: &str, choice: ModeChoice, expect: Mode) -> Result<()> {
         .fetch_one(&pool)
         .await?;
         ensure!(n == 3, "3 real-time continuous aggregates, got {n}");
+        let (chunk,): (String,) = sqlx::query_as(
+            "SELECT time_interval::text FROM timescaledb_information.dimensions
+             WHERE hypertable_name = 'events' AND column_name = 'ts'",
+        )
+        .fetch_one(&pool)
+        .await?;
+        ensure!(chunk == "1 day", "events chunks of {chunk}");
+        let jobs: Vec<(String, Option<String>)> = sqlx::query_as(
+            "SELECT proc_name::text, hypertable_name::text FROM timescaledb_information.jobs
+             WHERE proc_name IN ('policy_refresh_continuous_aggregate', 'policy_retention',
+                                 'policy_compression')
+             ORDER BY 1, 2",
+        )
+        .fetch_all(&pool)
+        .await?;
+        ensure!(
+            jobs.len() == 5,
+            "3 refresh, 1 retention, 1 compression policy: {jobs:?}"
+        );
     }
 
     // Relation shapes: identical in both modes.

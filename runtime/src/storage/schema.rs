@@ -1,0 +1,270 @@
+//! The projection relations' shapes: every aggregate column defined once,
+//! and the DDL of both storage modes built from those definitions.
+
+use std::fmt::Write as _;
+use std::sync::OnceLock;
+
+use agentops_schemas::histogram;
+
+/// Kind of an aggregate column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColumnKind {
+    Count,
+    Float,
+}
+
+/// One aggregate column: its name and how it is computed from `events` rows.
+#[derive(Debug, Clone)]
+pub struct AggColumn {
+    pub name: String,
+    pub kind: ColumnKind,
+    /// Aggregate expression over rows shaped like `events`.
+    pub from_events: String,
+}
+
+fn count_where(cond: &str) -> String {
+    format!("count(*) FILTER (WHERE {cond})")
+}
+
+/// Every aggregate column, in table order: counters, tokens, cost, then the
+/// run latency histogram (`lat_b00` .. one per [`histogram::BUCKETS`]).
+pub fn aggregates() -> &'static [AggColumn] {
+    static COLS: OnceLock<Vec<AggColumn>> = OnceLock::new();
+    COLS.get_or_init(|| {
+        let mut cols = Vec::new();
+        let mut count = |name: &str, expr: String| {
+            cols.push(AggColumn {
+                name: name.into(),
+                kind: ColumnKind::Count,
+                from_events: expr,
+            })
+        };
+        count("events", "count(*)".into());
+        for (name, ty) in [
+            ("runs_started", "run_started"),
+            ("runs_completed", "run_completed"),
+            ("runs_failed", "run_failed"),
+            ("llm_calls", "llm_call"),
+            ("tool_calls", "tool_call"),
+            ("heartbeats", "heartbeat"),
+        ] {
+            count(name, count_where(&format!("type = '{ty}'")));
+        }
+        count(
+            "errors",
+            count_where("type = 'run_failed' OR status IN ('error', 'failed')"),
+        );
+        for t in [
+            "input_tokens",
+            "output_tokens",
+            "cache_read_tokens",
+            "cache_write_tokens",
+            "reasoning_tokens",
+        ] {
+            count(t, format!("COALESCE(sum({t}), 0)::int8"));
+        }
+        count(
+            "unpriced_calls",
+            count_where(
+                "cost_usd IS NULL AND COALESCE(input_tokens, 0) + COALESCE(output_tokens, 0) > 0",
+            ),
+        );
+        for i in 0..histogram::BUCKETS {
+            count(&hist_column(i), count_where(&format!("lat_bucket = {i}")));
+        }
+        cols.push(AggColumn {
+            name: "cost_usd".into(),
+            kind: ColumnKind::Float,
+            from_events: "COALESCE(sum(cost_usd), 0)::float8".into(),
+        });
+        cols
+    })
+}
+
+/// Name of the histogram column of latency bucket `i`.
+pub fn hist_column(i: usize) -> String {
+    format!("lat_b{i:02}")
+}
+
+/// `ARRAY[sum(lat_b00), ...]::int8[]`: the merged histogram of the rows read.
+pub fn merged_histogram_sql() -> &'static str {
+    static SQL: OnceLock<String> = OnceLock::new();
+    SQL.get_or_init(|| {
+        let sums: Vec<String> = (0..histogram::BUCKETS)
+            .map(|i| format!("COALESCE(sum({}), 0)", hist_column(i)))
+            .collect();
+        format!("ARRAY[{}]::int8[]", sums.join(", "))
+    })
+}
+
+/// The three aggregate levels: relation, bucket width, and the level below it
+/// (TimescaleDB builds each on the one below).
+pub const LEVELS: [(&str, &str, Option<&str>); 3] = [
+    ("agg_1m", "1 minute", None),
+    ("agg_1h", "1 hour", Some("agg_1m")),
+    ("agg_1d", "1 day", Some("agg_1h")),
+];
+
+pub(super) const EVENTS_COLUMNS: &str = "
+    event_id            UUID NOT NULL,
+    org_id              TEXT NOT NULL,
+    ts                  TIMESTAMPTZ NOT NULL,
+    agent_id            TEXT NOT NULL,
+    workflow_id         TEXT,
+    run_id              TEXT,
+    type                TEXT NOT NULL,
+    status              TEXT,
+    latency_ms          BIGINT,
+    lat_bucket          SMALLINT,
+    provider            TEXT,
+    model               TEXT,
+    input_tokens        BIGINT,
+    output_tokens       BIGINT,
+    cache_read_tokens   BIGINT,
+    cache_write_tokens  BIGINT,
+    reasoning_tokens    BIGINT,
+    cost_usd            DOUBLE PRECISION,
+    cost_source         TEXT,
+    tool_name           TEXT,
+    error_type          TEXT,
+    error_message       TEXT,
+    trace_id            TEXT,
+    span_id             TEXT,
+    attributes          JSONB NOT NULL DEFAULT '{}',
+    ingested_at         TIMESTAMPTZ,
+    PRIMARY KEY (event_id, ts)";
+
+pub(super) const EVENTS_INDEXES: [&str; 3] = [
+    "CREATE INDEX IF NOT EXISTS events_org_ts ON events (org_id, ts DESC)",
+    "CREATE INDEX IF NOT EXISTS events_org_run ON events (org_id, run_id, ts)",
+    "CREATE INDEX IF NOT EXISTS events_org_errors ON events (org_id, ts DESC)
+         WHERE type = 'run_failed' OR status IN ('error', 'failed')",
+];
+
+pub(super) const RUNS_AND_AGENTS: [&str; 3] = [
+    "CREATE TABLE IF NOT EXISTS runs (
+        org_id              TEXT NOT NULL,
+        run_id              TEXT NOT NULL,
+        agent_id            TEXT NOT NULL,
+        workflow_id         TEXT,
+        status              TEXT NOT NULL,
+        started_at          TIMESTAMPTZ,
+        ended_at            TIMESTAMPTZ,
+        latency_ms          BIGINT,
+        events              BIGINT NOT NULL DEFAULT 0,
+        cost_usd            DOUBLE PRECISION NOT NULL DEFAULT 0,
+        input_tokens        BIGINT NOT NULL DEFAULT 0,
+        output_tokens       BIGINT NOT NULL DEFAULT 0,
+        cache_read_tokens   BIGINT NOT NULL DEFAULT 0,
+        cache_write_tokens  BIGINT NOT NULL DEFAULT 0,
+        reasoning_tokens    BIGINT NOT NULL DEFAULT 0,
+        llm_calls           BIGINT NOT NULL DEFAULT 0,
+        tool_calls          BIGINT NOT NULL DEFAULT 0,
+        error_type          TEXT,
+        error_message       TEXT,
+        updated_at          TIMESTAMPTZ NOT NULL DEFAULT now(),
+        PRIMARY KEY (org_id, run_id)
+    )",
+    "CREATE INDEX IF NOT EXISTS runs_org_ended ON runs (org_id, ended_at DESC)",
+    // Totals are for `day` (UTC, event time): the latest day this agent was seen.
+    "CREATE TABLE IF NOT EXISTS agents (
+        org_id              TEXT NOT NULL,
+        agent_id            TEXT NOT NULL,
+        first_seen          TIMESTAMPTZ NOT NULL,
+        last_seen           TIMESTAMPTZ NOT NULL,
+        last_heartbeat      TIMESTAMPTZ,
+        heartbeat_status    TEXT,
+        day                 DATE NOT NULL,
+        events_day          BIGINT NOT NULL DEFAULT 0,
+        runs_day            BIGINT NOT NULL DEFAULT 0,
+        failures_day        BIGINT NOT NULL DEFAULT 0,
+        tokens_day          BIGINT NOT NULL DEFAULT 0,
+        cost_day            DOUBLE PRECISION NOT NULL DEFAULT 0,
+        updated_at          TIMESTAMPTZ NOT NULL DEFAULT now(),
+        PRIMARY KEY (org_id, agent_id)
+    )",
+];
+
+pub(super) fn agg_table_ddl(name: &str) -> String {
+    let mut sql = format!(
+        "CREATE TABLE IF NOT EXISTS {name} (
+        org_id TEXT NOT NULL, bucket TIMESTAMPTZ NOT NULL, agent_id TEXT NOT NULL,
+        workflow_id TEXT, provider TEXT, model TEXT"
+    );
+    for c in aggregates() {
+        let ty = match c.kind {
+            ColumnKind::Count => "BIGINT",
+            ColumnKind::Float => "DOUBLE PRECISION",
+        };
+        let _ = write!(sql, ",\n        {} {ty} NOT NULL DEFAULT 0", c.name);
+    }
+    let _ = write!(
+        sql,
+        ",\n        CONSTRAINT {name}_key UNIQUE NULLS NOT DISTINCT (org_id, bucket, agent_id, workflow_id, provider, model))"
+    );
+    sql
+}
+
+pub(super) fn cagg_ddl(name: &str, width: &str, below: Option<&str>) -> String {
+    let (source, time) = match below {
+        None => ("events", "ts"),
+        Some(b) => (b, "bucket"),
+    };
+    let bucket = format!("time_bucket(INTERVAL '{width}', {time})");
+    let mut sql = format!(
+        "CREATE MATERIALIZED VIEW IF NOT EXISTS {name}
+         WITH (timescaledb.continuous, timescaledb.materialized_only = false) AS
+         SELECT org_id, {bucket} AS bucket, agent_id, workflow_id, provider, model"
+    );
+    for c in aggregates() {
+        let expr = match (below, c.kind) {
+            (None, _) => c.from_events.clone(),
+            (Some(_), ColumnKind::Count) => format!("sum({})::int8", c.name),
+            (Some(_), ColumnKind::Float) => format!("sum({})::float8", c.name),
+        };
+        let _ = write!(sql, ", {expr} AS {}", c.name);
+    }
+    // Group by the expression, not the alias: in the upper levels `bucket`
+    // would name the input column.
+    let _ = write!(
+        sql,
+        " FROM {source} GROUP BY org_id, {bucket}, agent_id, workflow_id, provider, model WITH NO DATA"
+    );
+    sql
+}
+
+/// Refresh policy windows per level: (start_offset, end_offset, schedule).
+pub(super) fn refresh_policy(level: &str, late_hours: u32) -> (String, &'static str, &'static str) {
+    match level {
+        "agg_1m" => (format!("{} hours", late_hours + 1), "1 minute", "1 minute"),
+        "agg_1h" => (format!("{} hours", late_hours + 3), "1 hour", "10 minutes"),
+        _ => (format!("{} hours", late_hours + 72), "1 day", "1 hour"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_histogram_bucket_has_a_column() {
+        let names: Vec<&str> = aggregates().iter().map(|c| c.name.as_str()).collect();
+        for i in 0..histogram::BUCKETS {
+            assert!(names.contains(&hist_column(i).as_str()));
+        }
+        let mut unique = names.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), names.len(), "duplicate column names");
+    }
+
+    #[test]
+    fn cagg_hierarchy_reads_the_level_below() {
+        let h = cagg_ddl("agg_1h", "1 hour", Some("agg_1m"));
+        assert!(h.contains("FROM agg_1m"));
+        assert!(h.contains("sum(lat_b79)::int8 AS lat_b79"));
+        let m = cagg_ddl("agg_1m", "1 minute", None);
+        assert!(m.contains("FROM events"));
+        assert!(m.contains("count(*) FILTER (WHERE lat_bucket = 3) AS lat_b03"));
+    }
+}
