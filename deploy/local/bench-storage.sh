@@ -2,7 +2,8 @@
 # Storage benchmarks on a private PostgreSQL (plain mode), in one run:
 #   1. bench-projections: rows/s the projection writer stores (events + agg_1m/1h/1d
 #      + runs + agents + offsets, one transaction per batch: the worker's code)
-#      beside a raw binary COPY of the same rows into a same-shaped table.
+#      beside a raw binary COPY of the same rows into a same-shaped table; then
+#      the same for the TimescaleDB-mode write path (no worker-maintained aggregates).
 #   2. bench-queries: loads BENCH_EVENTS events (BENCH_DAYS days, BENCH_AGENTS
 #      agents) with the aggregates built by the worker's own column definitions,
 #      starts the query API, and times the 24h overview and the 24h hourly
@@ -52,6 +53,10 @@ if [ "$ONLY" != queries ]; then
   psql_admin "CREATE DATABASE bench_projections OWNER agentops"
   log "bench-projections"
   "$BIN/agentops-loadgen" bench-projections --database-url "$PG/bench_projections" \
+    --events "${BENCH_PROJ_EVENTS:-200000}" --batch "${BENCH_BATCH:-2000}" | tee -a "$STATE/storage.out"
+  psql_admin "CREATE DATABASE bench_projections_ts OWNER agentops"
+  log "bench-projections --timescale-path (events, runs, agents, offsets; no worker-maintained aggregates)"
+  "$BIN/agentops-loadgen" bench-projections --database-url "$PG/bench_projections_ts" --timescale-path \
     --events "${BENCH_PROJ_EVENTS:-200000}" --batch "${BENCH_BATCH:-2000}" | tee -a "$STATE/storage.out"
 fi
 

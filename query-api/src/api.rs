@@ -194,21 +194,25 @@ async fn timeseries(
     }
     let sql = format!(
         "WITH s AS (
-            SELECT generate_series(
-                date_bin($3 * interval '1 second', now() - $2 * interval '1 second', TIMESTAMPTZ '2000-01-01'),
-                now(), $3 * interval '1 second') AS ts
+            SELECT generate_series($2::timestamptz, now(), $3 * interval '1 second') AS ts
          ), a AS (
             SELECT date_bin($3 * interval '1 second', bucket, TIMESTAMPTZ '2000-01-01') AS ts,
                    sum({expr})::float8 AS v
             FROM {relation}
-            WHERE org_id = $1 AND bucket >= (SELECT min(ts) FROM s)
+            WHERE org_id = $1 AND bucket >= $2
             GROUP BY 1
          )
          SELECT s.ts, COALESCE(a.v, 0)::float8 FROM s LEFT JOIN a USING (ts) ORDER BY s.ts"
     );
+    // First point: the window start floored to the step (steps divide a day,
+    // so flooring on the Unix epoch is flooring on any UTC day). A bound
+    // parameter, not a subquery, so the planner uses the (org, bucket) index.
+    let from = Utc::now().timestamp() - secs;
+    let first =
+        DateTime::from_timestamp(from - from.rem_euclid(bucket_secs), 0).unwrap_or_default();
     let rows: Vec<(DateTime<Utc>, f64)> = sqlx::query_as(&sql)
         .bind(&key.org_id)
-        .bind(secs)
+        .bind(first)
         .bind(bucket_secs)
         .fetch_all(&s.pool)
         .await?;

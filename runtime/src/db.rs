@@ -16,7 +16,7 @@ pub fn connect_options(cfg: &DatabaseConfig) -> Result<PgConnectOptions> {
 
 /// Connect, retrying for up to `wait` while the database comes up.
 ///
-/// Every new connection starts with `DEALLOCATE ALL`: on servers where
+/// Every new connection turns JIT off and starts with `DEALLOCATE ALL`: on servers where
 /// connections share one backend (the PGlite TimescaleDB build used in tests)
 /// a previous client's prepared statements would otherwise collide with ours.
 pub async fn connect(cfg: &DatabaseConfig, wait: Duration) -> Result<PgPool> {
@@ -29,6 +29,8 @@ pub async fn connect(cfg: &DatabaseConfig, wait: Duration) -> Result<PgPool> {
             .after_connect(|conn, _| {
                 Box::pin(async move {
                     conn.execute("DEALLOCATE ALL").await?;
+                    // Short, indexed queries: JIT compilation costs more than it saves.
+                    conn.execute("SET jit = off").await?;
                     Ok(())
                 })
             })
