@@ -303,7 +303,7 @@ mod tests {
     #[test]
     fn day_totals_follow_the_latest_day_in_any_batching() {
         let day = 86_400;
-        let events = vec![
+        let events = [
             ev("run_completed", 5 * day + 10, 1.0),
             ev("run_failed", 6 * day + 10, 2.0),
             ev("llm_call", 5 * day + 20, 4.0),
