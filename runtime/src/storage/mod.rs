@@ -179,7 +179,7 @@ async fn setup_locked(conn: &mut PgConnection, cfg: &StorageConfig) -> Result<Mo
             };
             return Err(Error::Config(format!(
                 "the database holds projections in {} mode but database.storage.mode is {wanted}; \
-                 run `projections rebuild --mode {wanted}` to switch",
+                 run `agentops-projections rebuild --mode {wanted}` to switch",
                 m.as_str()
             )));
         }
