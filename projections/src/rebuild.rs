@@ -16,7 +16,6 @@ use agentops_runtime::storage::{self, ModeChoice, PROJECTION_LOCK};
 use agentops_schemas::Codec;
 use rdkafka::consumer::{Consumer, DefaultConsumerContext, StreamConsumer};
 use rdkafka::{Message, Offset, TopicPartitionList};
-use sqlx::Executor;
 
 use crate::store::Writer;
 use crate::Config;
@@ -59,8 +58,7 @@ pub async fn rebuild(
     let pool = agentops_runtime::db::connect(&config.database, Duration::from_secs(60)).await?;
     agentops_runtime::db::migrate(&pool).await?;
     pool.close().await;
-    let mut conn = storage::connect_one(&config.database).await?;
-    conn.execute("DEALLOCATE ALL").await?;
+    let mut conn = agentops_runtime::db::connect_one(&config.database).await?;
     eprintln!("rebuild: waiting for in-flight projection batches to finish");
     sqlx::query("SELECT pg_advisory_lock($1)")
         .bind(PROJECTION_LOCK)

@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::api::{authenticate, Shared};
+use crate::api::{authenticate, limit_param, Shared};
 use crate::error::ApiError;
 use agentops_runtime::keys::Scope;
 
@@ -42,17 +42,7 @@ pub(crate) async fn list(
     Query(q): Query<AgentsQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let key = authenticate(&s, &headers, Scope::Read).await?;
-    let limit = match q.limit.as_deref() {
-        None => 100,
-        Some(l) => l
-            .parse::<i64>()
-            .ok()
-            .filter(|n| (1..=1000).contains(n))
-            .ok_or_else(|| ApiError::BadParam {
-                field: "limit",
-                message: "expected an integer between 1 and 1000".into(),
-            })?,
-    };
+    let limit = limit_param(q.limit.as_deref(), 100, 1000)?;
     let rows: Vec<AgentRow> = sqlx::query_as(
         "SELECT a.agent_id, a.first_seen, a.last_seen, a.last_heartbeat, a.heartbeat_status,
                 CASE c.action WHEN 'kill' THEN 'killed' WHEN 'pause' THEN 'paused'

@@ -87,6 +87,21 @@ fn window_param(
     Ok((s.to_owned(), secs))
 }
 
+/// `limit=`: an integer in 1..=`max`, `default` when absent.
+pub(crate) fn limit_param(raw: Option<&str>, default: i64, max: i64) -> Result<i64, ApiError> {
+    match raw {
+        None => Ok(default),
+        Some(l) => l
+            .parse::<i64>()
+            .ok()
+            .filter(|n| (1..=max).contains(n))
+            .ok_or_else(|| ApiError::BadParam {
+                field: "limit",
+                message: format!("expected an integer between 1 and {max}"),
+            }),
+    }
+}
+
 #[derive(Deserialize)]
 struct OverviewQuery {
     window: Option<String>,
@@ -248,17 +263,7 @@ async fn recent_failures(
     Query(q): Query<FailuresQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let key = authenticate(&s, &headers, Scope::Read).await?;
-    let limit = match q.limit.as_deref() {
-        None => 20,
-        Some(l) => l
-            .parse::<i64>()
-            .ok()
-            .filter(|n| (1..=500).contains(n))
-            .ok_or_else(|| ApiError::BadParam {
-                field: "limit",
-                message: "expected an integer between 1 and 500".into(),
-            })?,
-    };
+    let limit = limit_param(q.limit.as_deref(), 20, 500)?;
     // Newest errored events; a failed run often has an errored call before its
     // run_failed event, so look a little further and keep one row per run.
     let rows: Vec<FailureRow> = sqlx::query_as(

@@ -3,8 +3,8 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::Executor;
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
+use sqlx::{Connection, Executor};
 
 use crate::config::DatabaseConfig;
 use crate::Result;
@@ -14,11 +14,26 @@ pub fn connect_options(cfg: &DatabaseConfig) -> Result<PgConnectOptions> {
     Ok(PgConnectOptions::from_str(&cfg.url)?)
 }
 
-/// Connect, retrying for up to `wait` while the database comes up.
-///
-/// Every new connection turns JIT off and starts with `DEALLOCATE ALL`: on servers where
-/// connections share one backend (the PGlite TimescaleDB build used in tests)
-/// a previous client's prepared statements would otherwise collide with ours.
+/// Set-up of every new connection, pooled or dedicated: `DEALLOCATE ALL`
+/// (on servers where connections share one backend, the PGlite TimescaleDB
+/// build used in tests, a previous client's prepared statements would
+/// otherwise collide with ours), then JIT off (short, indexed queries: JIT
+/// compilation costs more than it saves).
+async fn init_connection(conn: &mut PgConnection) -> sqlx::Result<()> {
+    conn.execute("DEALLOCATE ALL").await?;
+    conn.execute("SET jit = off").await?;
+    Ok(())
+}
+
+/// One dedicated connection (DDL, rebuild), set up like the pool's.
+pub async fn connect_one(cfg: &DatabaseConfig) -> Result<PgConnection> {
+    let mut conn = PgConnection::connect_with(&connect_options(cfg)?).await?;
+    init_connection(&mut conn).await?;
+    Ok(conn)
+}
+
+/// Connect, retrying for up to `wait` while the database comes up; every
+/// connection goes through [`init_connection`].
 pub async fn connect(cfg: &DatabaseConfig, wait: Duration) -> Result<PgPool> {
     let deadline = tokio::time::Instant::now() + wait;
     let opts = connect_options(cfg)?;
@@ -26,14 +41,7 @@ pub async fn connect(cfg: &DatabaseConfig, wait: Duration) -> Result<PgPool> {
         let attempt = PgPoolOptions::new()
             .max_connections(cfg.max_connections)
             .acquire_timeout(Duration::from_secs(10))
-            .after_connect(|conn, _| {
-                Box::pin(async move {
-                    conn.execute("DEALLOCATE ALL").await?;
-                    // Short, indexed queries: JIT compilation costs more than it saves.
-                    conn.execute("SET jit = off").await?;
-                    Ok(())
-                })
-            })
+            .after_connect(|conn, _| Box::pin(init_connection(conn)))
             .connect_with(opts.clone())
             .await;
         match attempt {

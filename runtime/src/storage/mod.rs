@@ -24,7 +24,7 @@
 //! one mode stays in it until `projections rebuild --mode ...` recreates it.
 
 use serde::{Deserialize, Serialize};
-use sqlx::{Connection, PgConnection};
+use sqlx::PgConnection;
 
 use crate::{Error, Result};
 
@@ -357,12 +357,6 @@ pub async fn refresh_all(conn: &mut PgConnection) -> Result<()> {
         .await?;
     }
     Ok(())
-}
-
-/// Connect one dedicated connection (DDL, rebuild) with the pool's settings.
-pub async fn connect_one(cfg: &crate::config::DatabaseConfig) -> Result<PgConnection> {
-    let opts = crate::db::connect_options(cfg)?;
-    Ok(PgConnection::connect_with(&opts).await?)
 }
 
 #[cfg(test)]
