@@ -7,6 +7,7 @@
 //! - **notifier**: alerts topic → Slack-compatible webhook, exactly one
 //!   delivery per alert id across instances and restarts (claimed in Postgres).
 
+mod alert;
 mod budget;
 mod config;
 mod enrich;

@@ -29,22 +29,36 @@ pub async fn create_org_with_keys(
     Ok(out)
 }
 
-/// Set (or replace) an org's daily budget.
+/// Set (or replace) an org's `default` budget: org scope, per UTC day, one
+/// alert at 100%, posted to the org's `default` Slack-compatible channel
+/// (`webhook_url`), kept from the MVP's `PUT /v1/admin/budget`.
 pub async fn set_budget(
     pool: &PgPool,
     org_id: &str,
     daily_usd: f64,
     webhook_url: Option<&str>,
 ) -> Result<(), sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    if let Some(url) = webhook_url {
+        sqlx::query(
+            "INSERT INTO notification_channels (org_id, name, kind, url)
+             VALUES ($1, 'default', 'slack', $2)
+             ON CONFLICT (org_id, name) DO UPDATE SET url = EXCLUDED.url",
+        )
+        .bind(org_id)
+        .bind(url)
+        .execute(&mut *tx)
+        .await?;
+    }
     sqlx::query(
-        "INSERT INTO budgets (org_id, daily_usd, webhook_url) VALUES ($1, $2, $3)
-         ON CONFLICT (org_id) DO UPDATE SET daily_usd = EXCLUDED.daily_usd,
-             webhook_url = EXCLUDED.webhook_url, updated_at = now()",
+        "INSERT INTO budgets (org_id, name, period, limit_usd, thresholds)
+         VALUES ($1, 'default', 'day', $2, '{100}')
+         ON CONFLICT (org_id, name) DO UPDATE SET limit_usd = EXCLUDED.limit_usd,
+             updated_at = now()",
     )
     .bind(org_id)
     .bind(daily_usd)
-    .bind(webhook_url)
-    .execute(pool)
+    .execute(&mut *tx)
     .await?;
-    Ok(())
+    tx.commit().await
 }
