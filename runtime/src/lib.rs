@@ -7,6 +7,7 @@
 
 pub mod config;
 pub mod db;
+pub mod governance;
 pub mod http;
 pub mod kafka;
 pub mod keys;
