@@ -24,10 +24,29 @@ pub struct Config {
     pub budget_check_interval_ms: u64,
     /// How long after its last event an org's budget keeps being checked (s).
     pub budget_watch_secs: u64,
-    /// Webhook delivery attempts before an alert is left undelivered.
+    /// Attempts per notification (alert, channel, transition) before it is
+    /// dead-lettered (Slack, Discord and webhook channels alike).
     pub webhook_max_attempts: u32,
-    /// First retry delay (ms); doubles each attempt.
+    /// First retry delay (ms); doubles each attempt (with jitter), up to
+    /// `notify_backoff_max_ms`.
     pub webhook_backoff_ms: u64,
+    /// Longest delay between two notification attempts (ms).
+    pub notify_backoff_max_ms: u64,
+    /// Timeout of one notification POST (ms).
+    pub notify_request_timeout_ms: u64,
+    /// Bound on one notification, every attempt and wait included (s); past
+    /// it the notification is dead-lettered.
+    pub notify_delivery_timeout_secs: u64,
+    /// A claimed notification whose instance died is taken over after this
+    /// long (s); never less than `notify_delivery_timeout_secs` + 60.
+    pub notify_claim_timeout_secs: u64,
+    /// Notifications sent at once per processor instance.
+    pub notify_concurrency: usize,
+    /// How often pending notifications are looked for besides the wake-ups
+    /// of the notifier's consumer (ms): picks up a dead peer's work.
+    pub notify_poll_ms: u64,
+    /// How often the daily digests due are checked (s).
+    pub digest_check_secs: u64,
     /// Base URL of the dashboard, used in notification links.
     pub dashboard_url: String,
 }
@@ -47,6 +66,13 @@ impl Default for Config {
             budget_watch_secs: 30,
             webhook_max_attempts: 8,
             webhook_backoff_ms: 250,
+            notify_backoff_max_ms: 30_000,
+            notify_request_timeout_ms: 10_000,
+            notify_delivery_timeout_secs: 120,
+            notify_claim_timeout_secs: 300,
+            notify_concurrency: 16,
+            notify_poll_ms: 1000,
+            digest_check_secs: 60,
             dashboard_url: "http://127.0.0.1:8081".into(),
         }
     }

@@ -4,14 +4,15 @@
 //!   (undecodable records → dead-letter topic with their reason and origin).
 //! - **budget**: daily spend per org from the projection store; a crossing
 //!   emits one alert with a deterministic id to the alerts topic.
-//! - **notifier**: alerts topic → Slack-compatible webhook, exactly one
-//!   delivery per alert id across instances and restarts (claimed in Postgres).
+//! - **notify**: alerts topic → Slack, Discord and signed webhooks, exactly
+//!   one delivery per (alert, channel, transition) across instances and
+//!   restarts (claimed in Postgres); the daily digest per subscribed org.
 
 mod alert;
 mod budget;
 mod config;
 mod enrich;
-mod notifier;
+mod notify;
 pub mod pricing;
 mod telemetry;
 
@@ -76,14 +77,25 @@ pub async fn run(
         dirty_rx,
         shutdown.clone(),
     ));
-    let notify = tokio::spawn(notifier::run(
+    let notify = tokio::spawn(notify::run(
+        config.clone(),
+        pool.clone(),
+        producer.clone(),
+        shutdown.clone(),
+    ));
+    let digest = tokio::spawn(notify::digest::run(
         config.clone(),
         pool,
         producer,
         shutdown.clone(),
     ));
     health.set_ready(true).await;
-    for (name, task) in [("enrich", enrich), ("budget", budget), ("notifier", notify)] {
+    for (name, task) in [
+        ("enrich", enrich),
+        ("budget", budget),
+        ("notifier", notify),
+        ("digest", digest),
+    ] {
         match task.await {
             Ok(Ok(())) => tracing::info!(task = name, "task stopped"),
             Ok(Err(e)) => {

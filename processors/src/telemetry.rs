@@ -16,3 +16,34 @@ pub(crate) fn alert_emitted(kind: &'static str) {
 pub(crate) fn notification(outcome: &'static str) {
     metrics::counter!("agentops_notifications_total", "outcome" => outcome).increment(1);
 }
+
+/// One notification POST, by channel kind and outcome
+/// (`delivered`, `transient`, `permanent`).
+pub(crate) fn notification_attempt(channel_kind: &'static str, outcome: &'static str) {
+    metrics::counter!("agentops_notification_attempts_total",
+        "channel_kind" => channel_kind, "outcome" => outcome)
+    .increment(1);
+}
+
+/// Time from claiming a notification to its successful POST.
+pub(crate) fn notification_latency(channel_kind: &'static str, elapsed: std::time::Duration) {
+    metrics::histogram!("agentops_notification_latency_seconds", "channel_kind" => channel_kind)
+        .record(elapsed.as_secs_f64());
+}
+
+/// A notification given up on (marked and sent to the dead-letter topic).
+pub(crate) fn notification_dead_lettered(channel_kind: &'static str) {
+    metrics::counter!("agentops_notifications_dead_lettered_total", "channel_kind" => channel_kind)
+        .increment(1);
+    metrics::counter!("agentops_dead_letters_total").increment(1);
+}
+
+/// An alert recorded by the notifier for the first time.
+pub(crate) fn alert_recorded() {
+    metrics::counter!("agentops_alerts_recorded_total").increment(1);
+}
+
+/// A daily digest produced to the alerts topic.
+pub(crate) fn digest_emitted() {
+    metrics::counter!("agentops_digests_emitted_total").increment(1);
+}

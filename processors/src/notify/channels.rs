@@ -1,0 +1,519 @@
+//! What a notification looks like on each channel, and the pure rules of
+//! delivering it: the webhook signature, which answers are worth retrying,
+//! and the backoff between attempts. No I/O here.
+//!
+//! Every message says what (kind, budget/rule/policy name), where (org,
+//! scope), how much (value vs threshold, with its unit), when, and links to
+//! the dashboard.
+
+use std::time::Duration;
+
+use hmac::{Hmac, Mac};
+use serde_json::{json, Value};
+use sha2::Sha256;
+
+use crate::alert::{Alert, Transition};
+
+/// A notification channel's kind (`notification_channels.kind`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ChannelKind {
+    Slack,
+    Discord,
+    Webhook,
+}
+
+impl ChannelKind {
+    pub(crate) fn parse(s: &str) -> Option<ChannelKind> {
+        match s {
+            "slack" => Some(ChannelKind::Slack),
+            "discord" => Some(ChannelKind::Discord),
+            "webhook" => Some(ChannelKind::Webhook),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            ChannelKind::Slack => "slack",
+            ChannelKind::Discord => "discord",
+            ChannelKind::Webhook => "webhook",
+        }
+    }
+}
+
+/// The parts every message is made of.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Summary {
+    /// `FIRING [warning] budget_exceeded: budget "eng daily" (acme)`.
+    pub(crate) title: String,
+    pub(crate) what: String,
+    pub(crate) where_: String,
+    pub(crate) how_much: String,
+    pub(crate) when: String,
+    /// `<dashboard_url>/?org=<org>`.
+    pub(crate) link: String,
+    /// The evaluator's one-line message.
+    pub(crate) message: String,
+    /// Extra lines (`details.lines`, e.g. the digest's runs and top agents).
+    pub(crate) lines: Vec<String>,
+}
+
+/// The budget, rule or policy name, if the evaluator put it in `details`.
+fn source_name(details: &Value) -> Option<&str> {
+    ["name", "budget_name", "rule_name", "policy_name"]
+        .iter()
+        .find_map(|k| details.get(*k).and_then(Value::as_str))
+        .filter(|s| !s.is_empty())
+}
+
+/// The unit of `value`/`threshold`: `details.unit`, else USD for spend.
+fn unit(alert: &Alert) -> String {
+    if let Some(u) = alert.details.get("unit").and_then(Value::as_str) {
+        return u.to_owned();
+    }
+    let spend = alert.source == "budget"
+        || alert.source == "digest"
+        || alert.kind.starts_with("budget")
+        || alert.kind.contains("cost");
+    if spend {
+        "USD".into()
+    } else {
+        String::new()
+    }
+}
+
+/// A figure with its unit: `$12.34`, `12.5%`, `850 ms`, `1200 tokens`.
+pub(crate) fn amount(v: f64, unit: &str) -> String {
+    match unit.to_ascii_lowercase().as_str() {
+        "usd" | "$" => {
+            if v != 0.0 && v.abs() < 0.01 {
+                format!("${v:.4}")
+            } else {
+                format!("${v:.2}")
+            }
+        }
+        "ratio" => format!("{:.1}%", v * 100.0),
+        "percent" | "pct" | "%" => format!("{v:.1}%"),
+        "ms" => format!("{v:.0} ms"),
+        "" => trim_float(v),
+        other => format!("{} {other}", trim_float(v)),
+    }
+}
+
+fn trim_float(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        format!("{v:.0}")
+    } else {
+        let s = format!("{v:.4}");
+        s.trim_end_matches('0').trim_end_matches('.').to_owned()
+    }
+}
+
+/// `<base>/?org=<org>` with the org percent-encoded.
+pub(crate) fn dashboard_link(base: &str, org: &str) -> String {
+    let root = format!("{}/", base.trim_end_matches('/'));
+    match reqwest::Url::parse(&root) {
+        Ok(mut url) => {
+            url.query_pairs_mut().append_pair("org", org);
+            url.to_string()
+        }
+        Err(_) => format!("{root}?org={org}"),
+    }
+}
+
+pub(crate) fn summarize(alert: &Alert, transition: Transition, dashboard_url: &str) -> Summary {
+    let name = source_name(&alert.details);
+    let what = match name {
+        Some(n) => format!("{} ({} \"{n}\")", alert.kind, alert.source),
+        None => format!("{} ({})", alert.kind, alert.source),
+    };
+    let where_ = if alert.scope_key.is_empty() || alert.scope_key == "org" {
+        format!("org {}", alert.org_id)
+    } else {
+        format!("org {}, scope {}", alert.org_id, alert.scope_key)
+    };
+    let unit = unit(alert);
+    let how_much = if alert.source == "digest" {
+        format!(
+            "{} spent vs a 7-day average of {}",
+            amount(alert.value, &unit),
+            amount(alert.threshold, &unit)
+        )
+    } else {
+        format!(
+            "{} vs threshold {}",
+            amount(alert.value, &unit),
+            amount(alert.threshold, &unit)
+        )
+    };
+    let mut when = alert
+        .occurred_at
+        .format("%Y-%m-%d %H:%M:%S UTC")
+        .to_string();
+    if !alert.period.is_empty() {
+        when.push_str(&format!(" (period {})", alert.period));
+    }
+    let state = match transition {
+        Transition::Firing => "FIRING",
+        Transition::Resolved => "RESOLVED",
+    };
+    let title = match name {
+        Some(n) => format!(
+            "{state} [{}] {}: {} \"{n}\" ({})",
+            alert.severity, alert.kind, alert.source, alert.org_id
+        ),
+        None => format!(
+            "{state} [{}] {} ({})",
+            alert.severity, alert.kind, alert.org_id
+        ),
+    };
+    let lines = alert
+        .details
+        .get("lines")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default();
+    Summary {
+        title,
+        what,
+        where_,
+        how_much,
+        when,
+        link: dashboard_link(dashboard_url, &alert.org_id),
+        message: alert.message.clone(),
+        lines,
+    }
+}
+
+/// Slack mrkdwn treats `&`, `<` and `>` as control characters.
+fn slack_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// Cut to at most `max` characters (Slack and Discord reject longer fields).
+fn clip(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        s.to_owned()
+    } else {
+        let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
+        out.push('…');
+        out
+    }
+}
+
+/// Slack incoming webhook: `text` (the fallback shown in notifications) and
+/// blocks (a header, a mrkdwn section with what/where/how much/when and the
+/// dashboard link, the evaluator's message as context).
+pub(crate) fn slack_body(s: &Summary) -> Value {
+    let mut section = format!(
+        "*What:* {}\n*Where:* {}\n*How much:* {}\n*When:* {}",
+        slack_escape(&s.what),
+        slack_escape(&s.where_),
+        slack_escape(&s.how_much),
+        slack_escape(&s.when)
+    );
+    for l in &s.lines {
+        section.push('\n');
+        section.push_str(&slack_escape(l));
+    }
+    section.push_str(&format!("\n<{}|Open in AgentOps>", s.link));
+    json!({
+        "text": clip(&format!("{} — {} {}", s.title, s.message, s.link), 3000),
+        "blocks": [
+            {"type": "header", "text": {"type": "plain_text", "text": clip(&s.title, 150)}},
+            {"type": "section", "text": {"type": "mrkdwn", "text": clip(&section, 3000)}},
+            {"type": "context", "elements": [
+                {"type": "mrkdwn", "text": clip(&slack_escape(&s.message), 3000)}
+            ]}
+        ]
+    })
+}
+
+/// Embed colour: green once resolved, else by severity.
+fn discord_color(severity: &str, transition: Transition) -> u32 {
+    match (transition, severity) {
+        (Transition::Resolved, _) => 0x2E_B6_7D,
+        (_, "critical") => 0xE0_1E_5A,
+        (_, "warning") => 0xEC_B2_2E,
+        _ => 0x36_C5_F0,
+    }
+}
+
+/// Discord webhook: `content` plus one embed (title, description, colour,
+/// fields, url to the dashboard).
+pub(crate) fn discord_body(s: &Summary, alert: &Alert, transition: Transition) -> Value {
+    let mut fields = vec![
+        json!({"name": "What", "value": clip(&s.what, 1024), "inline": false}),
+        json!({"name": "Where", "value": clip(&s.where_, 1024), "inline": true}),
+        json!({"name": "How much", "value": clip(&s.how_much, 1024), "inline": true}),
+        json!({"name": "When", "value": clip(&s.when, 1024), "inline": false}),
+    ];
+    if !s.lines.is_empty() {
+        fields.push(
+            json!({"name": "Details", "value": clip(&s.lines.join("\n"), 1024), "inline": false}),
+        );
+    }
+    json!({
+        "content": clip(&s.title, 2000),
+        "embeds": [{
+            "title": clip(&s.title, 256),
+            "description": clip(&format!("{}\n{}", s.message, s.link), 4096),
+            "color": discord_color(&alert.severity, transition),
+            "fields": fields,
+            "url": s.link,
+            "timestamp": alert.occurred_at.to_rfc3339(),
+        }]
+    })
+}
+
+/// Generic webhook: every alert field, the transition being delivered, and
+/// `dashboard_url` (the link for this org).
+pub(crate) fn webhook_body(s: &Summary, alert: &Alert, transition: Transition) -> Value {
+    let mut body = serde_json::to_value(alert).unwrap_or_else(|_| json!({}));
+    if let Value::Object(m) = &mut body {
+        m.insert("transition".into(), json!(transition.as_str()));
+        m.insert("dashboard_url".into(), json!(s.link));
+        m.insert("title".into(), json!(s.title));
+    }
+    body
+}
+
+/// The JSON body for `kind`.
+pub(crate) fn body(
+    kind: ChannelKind,
+    alert: &Alert,
+    transition: Transition,
+    dashboard_url: &str,
+) -> Value {
+    let s = summarize(alert, transition, dashboard_url);
+    match kind {
+        ChannelKind::Slack => slack_body(&s),
+        ChannelKind::Discord => discord_body(&s, alert, transition),
+        ChannelKind::Webhook => webhook_body(&s, alert, transition),
+    }
+}
+
+/// `sha256=<hex HMAC-SHA256(secret, "<timestamp>.<raw body>")>`; the key is
+/// the secret string's bytes as stored (not hex-decoded).
+pub(crate) fn signature(secret: &str, timestamp: i64, body: &[u8]) -> String {
+    // HMAC accepts keys of any length: this cannot fail.
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret.as_bytes())
+        .expect("HMAC takes a key of any length");
+    mac.update(timestamp.to_string().as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// How an HTTP answer counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Class {
+    Delivered,
+    /// Worth another attempt: 408, 429, 5xx, network errors.
+    Transient,
+    /// Will not get better: other 4xx, redirects (not followed).
+    Permanent,
+}
+
+pub(crate) fn classify(status: u16) -> Class {
+    match status {
+        200..=299 => Class::Delivered,
+        408 | 429 | 500..=599 => Class::Transient,
+        _ => Class::Permanent,
+    }
+}
+
+/// Delay after the `failed`-th failed attempt (1-based): `base * 2^(failed-1)`
+/// capped at `cap`, then "equal jitter": half of it fixed, the other half
+/// scaled by `jitter` in [0, 1].
+pub(crate) fn backoff(failed: u32, base: Duration, cap: Duration, jitter: f64) -> Duration {
+    let exp = failed.saturating_sub(1).min(30);
+    let full = base.saturating_mul(1u32 << exp).min(cap);
+    let half = full / 2;
+    half + half.mul_f64(jitter.clamp(0.0, 1.0))
+}
+
+/// A `Retry-After` header in seconds (Slack and Discord send it with 429).
+pub(crate) fn retry_after(value: Option<&str>) -> Option<Duration> {
+    let secs: f64 = value?.trim().parse().ok()?;
+    (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs.min(3600.0)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn alert() -> Alert {
+        serde_json::from_value(json!({
+            "alert_id": "budget:acme:b1:2026-11-22:100",
+            "org_id": "acme",
+            "source": "budget",
+            "source_id": "6f1c1f0e-8a47-4a0b-9f57-3f6f0c7c2b11",
+            "kind": "budget_exceeded",
+            "scope_key": "agent=a1",
+            "transition": "firing",
+            "severity": "critical",
+            "period": "2026-11-22",
+            "threshold": 10.0,
+            "value": 12.345,
+            "message": "Budget eng daily: $12.35 of $10.00 spent",
+            "details": {"name": "eng daily", "unit": "USD"},
+            "channels": [],
+            "occurred_at": "2026-11-22T10:00:00Z"
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn summary_says_what_where_how_much_when_and_links() {
+        let s = summarize(&alert(), Transition::Firing, "http://dash.example/");
+        assert_eq!(s.what, "budget_exceeded (budget \"eng daily\")");
+        assert_eq!(s.where_, "org acme, scope agent=a1");
+        assert_eq!(s.how_much, "$12.35 vs threshold $10.00");
+        assert_eq!(s.when, "2026-11-22 10:00:00 UTC (period 2026-11-22)");
+        assert_eq!(s.link, "http://dash.example/?org=acme");
+        assert!(s.title.starts_with("FIRING [critical] budget_exceeded"));
+        let r = summarize(&alert(), Transition::Resolved, "http://d");
+        assert!(r.title.starts_with("RESOLVED"));
+    }
+
+    #[test]
+    fn amounts_carry_their_unit() {
+        assert_eq!(amount(0.25, "ratio"), "25.0%");
+        assert_eq!(amount(80.0, "percent"), "80.0%");
+        assert_eq!(amount(850.4, "ms"), "850 ms");
+        assert_eq!(amount(1200.0, "tokens"), "1200 tokens");
+        assert_eq!(amount(0.004, "USD"), "$0.0040");
+        assert_eq!(amount(3.0, ""), "3");
+        assert_eq!(
+            dashboard_link("http://d/x/", "a b&c"),
+            "http://d/x/?org=a+b%26c"
+        );
+    }
+
+    #[test]
+    fn slack_shape() {
+        let b = body(ChannelKind::Slack, &alert(), Transition::Firing, "http://d");
+        assert!(b["text"].as_str().unwrap().contains("budget_exceeded"));
+        let blocks = b["blocks"].as_array().unwrap();
+        assert_eq!(blocks[0]["type"], "header");
+        assert_eq!(blocks[1]["type"], "section");
+        assert_eq!(blocks[1]["text"]["type"], "mrkdwn");
+        let text = blocks[1]["text"]["text"].as_str().unwrap();
+        for part in [
+            "*What:*",
+            "*Where:*",
+            "*How much:* $12.35 vs threshold $10.00",
+            "*When:*",
+        ] {
+            assert!(text.contains(part), "{text}");
+        }
+        assert!(
+            text.contains("<http://d/?org=acme|Open in AgentOps>"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn slack_escapes_control_characters() {
+        let mut a = alert();
+        a.details = json!({"name": "<!channel> & co"});
+        let b = body(ChannelKind::Slack, &a, Transition::Firing, "http://d");
+        let text = b["blocks"][1]["text"]["text"].as_str().unwrap();
+        assert!(text.contains("&lt;!channel&gt; &amp; co"), "{text}");
+    }
+
+    #[test]
+    fn discord_shape() {
+        let b = body(
+            ChannelKind::Discord,
+            &alert(),
+            Transition::Firing,
+            "http://d",
+        );
+        assert!(b["content"].as_str().unwrap().contains("budget_exceeded"));
+        let e = &b["embeds"][0];
+        assert!(e["title"].as_str().unwrap().contains("eng daily"));
+        assert_eq!(e["color"], 0xE0_1E_5A);
+        assert_eq!(e["url"], "http://d/?org=acme");
+        let names: Vec<&str> = e["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["What", "Where", "How much", "When"]);
+        let resolved = body(
+            ChannelKind::Discord,
+            &alert(),
+            Transition::Resolved,
+            "http://d",
+        );
+        assert_eq!(resolved["embeds"][0]["color"], 0x2E_B6_7D);
+    }
+
+    #[test]
+    fn webhook_shape_is_the_alert_plus_link() {
+        let b = body(
+            ChannelKind::Webhook,
+            &alert(),
+            Transition::Resolved,
+            "http://d",
+        );
+        assert_eq!(b["alert_id"], "budget:acme:b1:2026-11-22:100");
+        assert_eq!(b["value"], 12.345);
+        assert_eq!(b["threshold"], 10.0);
+        assert_eq!(b["details"]["name"], "eng daily");
+        assert_eq!(b["transition"], "resolved");
+        assert_eq!(b["dashboard_url"], "http://d/?org=acme");
+    }
+
+    #[test]
+    fn signature_matches_a_known_vector() {
+        // python3: hmac.new(b"whsec_test_secret", b'1700000000.{"alert_id":"a1"}', sha256).hexdigest()
+        assert_eq!(
+            signature("whsec_test_secret", 1_700_000_000, br#"{"alert_id":"a1"}"#),
+            "sha256=9d93e021dc539f54719498e0ecf0f38da1ceb06fde8c3011fa317f5820de6442"
+        );
+    }
+
+    #[test]
+    fn permanent_and_transient_answers() {
+        assert_eq!(classify(200), Class::Delivered);
+        assert_eq!(classify(204), Class::Delivered);
+        for s in [408, 429, 500, 502, 503, 504] {
+            assert_eq!(classify(s), Class::Transient, "{s}");
+        }
+        for s in [301, 400, 401, 403, 404, 410, 413, 422] {
+            assert_eq!(classify(s), Class::Permanent, "{s}");
+        }
+        assert_eq!(retry_after(Some("2")), Some(Duration::from_secs(2)));
+        assert_eq!(retry_after(Some("0.5")), Some(Duration::from_millis(500)));
+        assert_eq!(retry_after(Some("soon")), None);
+        assert_eq!(retry_after(None), None);
+    }
+
+    #[test]
+    fn backoff_doubles_with_jitter_up_to_the_cap() {
+        let base = Duration::from_millis(250);
+        let cap = Duration::from_secs(30);
+        let expected = [250u64, 500, 1000, 2000, 4000, 8000, 16000, 30000, 30000];
+        for (i, full) in expected.iter().enumerate() {
+            let failed = i as u32 + 1;
+            let lo = backoff(failed, base, cap, 0.0);
+            let hi = backoff(failed, base, cap, 1.0);
+            assert_eq!(lo, Duration::from_millis(full / 2), "attempt {failed}");
+            assert_eq!(hi, Duration::from_millis(*full), "attempt {failed}");
+            let mid = backoff(failed, base, cap, 0.5);
+            assert!(lo <= mid && mid <= hi);
+        }
+        assert_eq!(backoff(1000, base, cap, 1.0), cap);
+    }
+}
