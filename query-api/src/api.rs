@@ -36,6 +36,7 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route("/v1/runs/{run_id}", get(run_detail))
         .route("/v1/agents", get(crate::agents::list))
         .route("/v1/admin/budget", put(put_budget))
+        .merge(crate::governance::routes())
         .with_state(state)
 }
 

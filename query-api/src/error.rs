@@ -18,8 +18,19 @@ pub(crate) enum ApiError {
         field: &'static str,
         message: String,
     },
+    #[error("field `{field}`: {message}")]
+    BadField {
+        field: &'static str,
+        message: String,
+    },
+    #[error("field `{0}` is not accepted here")]
+    UnknownField(String),
+    #[error("the body is not a JSON object: {0}")]
+    BadJson(String),
     #[error("not found")]
     NotFound,
+    #[error("{0}")]
+    Conflict(String),
     #[error("database unavailable")]
     Database(#[from] sqlx::Error),
 }
@@ -31,15 +42,23 @@ impl IntoResponse for ApiError {
             ApiError::BadKey => (StatusCode::UNAUTHORIZED, "invalid_api_key"),
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::BadParam { .. } => (StatusCode::BAD_REQUEST, "invalid_parameter"),
+            ApiError::BadField { .. } => (StatusCode::BAD_REQUEST, "invalid_field"),
+            ApiError::UnknownField(_) => (StatusCode::BAD_REQUEST, "unknown_field"),
+            ApiError::BadJson(_) => (StatusCode::BAD_REQUEST, "invalid_json"),
             ApiError::NotFound => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             ApiError::Database(e) => {
                 tracing::error!(error = %e, "query failed");
                 (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
             }
         };
         let mut body = json!({"error": {"code": code, "message": self.to_string()}});
-        if let ApiError::BadParam { field, .. } = &self {
-            body["error"]["field"] = json!(field);
+        match &self {
+            ApiError::BadParam { field, .. } | ApiError::BadField { field, .. } => {
+                body["error"]["field"] = json!(field);
+            }
+            ApiError::UnknownField(field) => body["error"]["field"] = json!(field),
+            _ => {}
         }
         (status, Json(body)).into_response()
     }

@@ -15,6 +15,7 @@ mod aggs;
 mod api;
 mod config;
 mod error;
+mod governance;
 mod window;
 
 use std::sync::Arc;

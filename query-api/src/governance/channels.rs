@@ -1,0 +1,176 @@
+//! Notification channels: `slack` / `discord` (their incoming-webhook URL)
+//! and `webhook` (any URL; every POST is signed with HMAC-SHA256 under the
+//! channel's secret, generated unless supplied and shown only in the create
+//! answer; later answers carry `has_secret`). No `PUT`: delete and create.
+//! Deleting a channel removes it from every budget, rule, policy and digest.
+
+use agentops_runtime::governance::new_webhook_secret;
+use serde_json::Value;
+
+use super::crud::Resource;
+use super::fields::{bad, name, one_of, opt_str, Obj};
+use crate::error::ApiError;
+
+pub(crate) static CHANNELS: Resource = Resource {
+    table: "notification_channels",
+    list_key: "channels",
+    noun: "channel",
+    fields: &["name", "kind", "url", "secret"],
+    fixed: &[],
+    validate,
+    output: "to_jsonb(t) - 'org_id' - 'secret' || jsonb_build_object(
+        'has_secret', t.secret IS NOT NULL,
+        'created_at', to_char(t.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'))",
+    on_delete: &[
+        "UPDATE budgets SET channels = array_remove(channels, $1), updated_at = now()
+         WHERE org_id = $2 AND $1 = ANY(channels)",
+        "UPDATE alert_rules SET channels = array_remove(channels, $1), updated_at = now()
+         WHERE org_id = $2 AND $1 = ANY(channels)",
+        "UPDATE policies SET channels = array_remove(channels, $1), updated_at = now()
+         WHERE org_id = $2 AND $1 = ANY(channels)",
+        "UPDATE digest_subscriptions SET channels = array_remove(channels, $1)
+         WHERE org_id = $2 AND $1 = ANY(channels)",
+    ],
+    updatable: false,
+};
+
+const MAX_URL: usize = 2048;
+
+/// An absolute http(s) URL with a host, no whitespace or control characters.
+pub(crate) fn valid_url(url: &str) -> bool {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"));
+    let Some(rest) = rest else {
+        return false;
+    };
+    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = host.rsplit('@').next().unwrap_or_default();
+    url.len() <= MAX_URL
+        && !host.is_empty()
+        && !host.starts_with(':')
+        && !url.chars().any(|c| c.is_whitespace() || c.is_control())
+}
+
+/// A supplied secret: 32 to 256 printable ASCII characters, no spaces (hex
+/// or base64url of at least 16 random bytes, or any long passphrase).
+fn valid_secret(s: &str) -> bool {
+    (32..=256).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_graphic())
+}
+
+/// Normalized columns; a `webhook` channel gets a fresh secret unless one
+/// was supplied.
+fn validate(m: &Obj) -> Result<Obj, ApiError> {
+    let name = name(m)?;
+    let kind = one_of(m, "kind", &["slack", "discord", "webhook"], None)?;
+    let url = opt_str(m, "url")?
+        .filter(|u| valid_url(u))
+        .ok_or_else(|| bad("url", "required: an http:// or https:// URL with a host"))?;
+    let secret = match (kind.as_str(), opt_str(m, "secret")?) {
+        ("webhook", None) => new_webhook_secret(),
+        ("webhook", Some(s)) if valid_secret(s) => s.to_owned(),
+        ("webhook", Some(_)) => {
+            return Err(bad(
+                "secret",
+                "expected 32 to 256 printable ASCII characters without spaces",
+            ))
+        }
+        (_, None) => String::new(),
+        (_, Some(_)) => return Err(bad("secret", "only `webhook` channels are signed")),
+    };
+    let mut out = Obj::new();
+    out.insert("name".into(), name.into());
+    out.insert("kind".into(), kind.into());
+    out.insert("url".into(), url.into());
+    out.insert(
+        "secret".into(),
+        if secret.is_empty() {
+            Value::Null
+        } else {
+            secret.into()
+        },
+    );
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn v(body: Value) -> Result<Obj, ApiError> {
+        validate(body.as_object().unwrap())
+    }
+
+    fn field(r: Result<Obj, ApiError>) -> &'static str {
+        match r {
+            Err(ApiError::BadField { field, .. }) => field,
+            other => panic!("expected a field error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn urls() {
+        for ok in [
+            "https://hooks.slack.com/services/T/B/x",
+            "http://127.0.0.1:8080/hook",
+            "https://user@example.com",
+        ] {
+            assert!(valid_url(ok), "{ok}");
+        }
+        for bad in [
+            "ftp://x",
+            "https://",
+            "https:///path",
+            "https://:80/",
+            "https://a b",
+            "hooks.slack.com",
+            "",
+        ] {
+            assert!(!valid_url(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn webhook_channels_get_a_secret() {
+        let c = v(json!({"name": "ops", "kind": "webhook", "url": "https://x.test/h"})).unwrap();
+        let secret = c["secret"].as_str().unwrap();
+        assert!(secret.len() >= 64);
+        let supplied = "s".repeat(40);
+        let c = v(
+            json!({"name": "ops", "kind": "webhook", "url": "https://x.test/h",
+                         "secret": supplied}),
+        )
+        .unwrap();
+        assert_eq!(c["secret"], json!(supplied));
+        let c = v(json!({"name": "ops", "kind": "slack", "url": "https://x.test/h"})).unwrap();
+        assert_eq!(c["secret"], Value::Null);
+    }
+
+    #[test]
+    fn bad_channels_name_their_field() {
+        let u = "https://x.test/h";
+        assert_eq!(field(v(json!({"kind": "slack", "url": u}))), "name");
+        assert_eq!(
+            field(v(json!({"name": "a", "kind": "sms", "url": u}))),
+            "kind"
+        );
+        assert_eq!(field(v(json!({"name": "a", "kind": "slack"}))), "url");
+        assert_eq!(
+            field(v(json!({"name": "a", "kind": "slack", "url": "x"}))),
+            "url"
+        );
+        assert_eq!(
+            field(v(
+                json!({"name": "a", "kind": "webhook", "url": u, "secret": "short"})
+            )),
+            "secret"
+        );
+        assert_eq!(
+            field(v(
+                json!({"name": "a", "kind": "slack", "url": u, "secret": "s".repeat(40)})
+            )),
+            "secret"
+        );
+    }
+}

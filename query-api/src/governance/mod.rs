@@ -1,0 +1,112 @@
+//! Governance API: the org's notification channels, budgets, alert rules,
+//! policies, digest and agent controls (admin scope; every change written
+//! to `audit_log`), and the alerts, policy violations and budget status the
+//! processors produce (read scope; acknowledging an alert needs admin).
+//!
+//! Everything is scoped to the key's org: another org's id answers 404,
+//! like a missing one. Invalid input answers 400 naming the field
+//! (`invalid_field`, `unknown_field` for a field the endpoint does not take,
+//! `invalid_json`); a duplicate name answers 409.
+
+mod alerts;
+mod budgets;
+mod channels;
+mod controls;
+mod crud;
+mod fields;
+mod policies;
+mod rules;
+
+use std::sync::Arc;
+
+use agentops_runtime::keys::KeyInfo;
+use axum::routing::{get, post, put};
+use axum::Router;
+use serde_json::Value;
+use sqlx::PgConnection;
+
+use crate::api::AppState;
+use crate::error::ApiError;
+use fields::bad;
+
+/// Every governance route (merged into the API router).
+pub(crate) fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .merge(crud::routes("/v1/admin/channels", &channels::CHANNELS))
+        .merge(crud::routes("/v1/admin/budgets", &budgets::BUDGETS))
+        .merge(crud::routes("/v1/admin/alert-rules", &rules::RULES))
+        .merge(crud::routes("/v1/admin/policies", &policies::POLICIES))
+        .route(
+            "/v1/admin/digest",
+            put(controls::put_digest)
+                .get(controls::get_digest)
+                .delete(controls::delete_digest),
+        )
+        .route("/v1/admin/agents/{agent_id}/pause", post(controls::pause))
+        .route("/v1/admin/agents/{agent_id}/kill", post(controls::kill))
+        .route("/v1/admin/agents/{agent_id}/resume", post(controls::resume))
+        .route("/v1/alerts", get(alerts::list))
+        .route("/v1/alerts/{alert_id}", get(alerts::detail))
+        .route("/v1/alerts/{alert_id}/ack", post(alerts::ack))
+        .route("/v1/policy-violations", get(alerts::violations))
+        .route("/v1/budgets/status", get(budgets::status))
+}
+
+/// Who did it, as recorded in `audit_log.actor`, `agent_controls.set_by`
+/// and `alerts.acked_by`: `admin:<key id>`.
+pub(crate) fn actor(key: &KeyInfo) -> String {
+    format!("admin:{}", key.key_id)
+}
+
+/// Append an `audit_log` row (in the caller's transaction).
+pub(crate) async fn audit(
+    conn: &mut PgConnection,
+    key: &KeyInfo,
+    action: &str,
+    detail: Value,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("INSERT INTO audit_log (org_id, actor, action, detail) VALUES ($1, $2, $3, $4)")
+        .bind(&key.org_id)
+        .bind(actor(key))
+        .bind(action)
+        .bind(detail.to_string())
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// A path id: not a UUID is as missing as an unknown one.
+pub(crate) fn parse_id(raw: &str) -> Result<uuid::Uuid, ApiError> {
+    raw.parse().map_err(|_| ApiError::NotFound)
+}
+
+pub(crate) fn unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.code().as_deref() == Some("23505"))
+}
+
+/// Every id must be a channel of the org. The rows are locked against a
+/// concurrent delete until the caller's transaction ends, so a channel
+/// delete (which removes its id from every list) cannot miss this write.
+pub(crate) async fn check_channels(
+    conn: &mut PgConnection,
+    org: &str,
+    ids: &[uuid::Uuid],
+) -> Result<(), ApiError> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let found: Vec<(uuid::Uuid,)> = sqlx::query_as(
+        "SELECT id FROM notification_channels WHERE org_id = $1 AND id = ANY($2) FOR KEY SHARE",
+    )
+    .bind(org)
+    .bind(ids)
+    .fetch_all(conn)
+    .await?;
+    match ids.iter().find(|id| !found.iter().any(|(f,)| f == *id)) {
+        None => Ok(()),
+        Some(missing) => Err(bad(
+            "channels",
+            format!("no channel `{missing}` in this org"),
+        )),
+    }
+}
