@@ -14,8 +14,11 @@ pub struct Config {
     pub group: String,
     /// Consumer group of the notifier.
     pub notifier_group: String,
-    /// Price table file; the bundled `prices.toml` when unset.
+    /// Price file that seeds an empty global price table in Postgres; the
+    /// bundled `prices.toml` when unset. Postgres is the truth afterwards.
     pub price_file: Option<String>,
+    /// How often the price table is reloaded from Postgres (s).
+    pub price_reload_secs: u64,
     /// Most records per enrich batch.
     pub batch_max: usize,
     /// How long a batch waits for more records (ms).
@@ -60,6 +63,7 @@ impl Default for Config {
             group: "agentops-processors".into(),
             notifier_group: "agentops-notifier".into(),
             price_file: None,
+            price_reload_secs: 10,
             batch_max: 1000,
             batch_linger_ms: 5,
             budget_check_interval_ms: 500,

@@ -12,7 +12,7 @@ use rdkafka::producer::FutureProducer;
 use rdkafka::Message;
 use tokio::sync::mpsc::UnboundedSender;
 
-use crate::pricing::{PriceTable, Priced};
+use crate::pricing::{Priced, Prices};
 use crate::{telemetry, Config};
 
 /// Spend seen for an org: tells the budget checker which orgs to look at.
@@ -20,7 +20,7 @@ pub(crate) type Touched = String;
 
 pub(crate) async fn run(
     config: Arc<Config>,
-    prices: PriceTable,
+    prices: Prices,
     producer: FutureProducer,
     touched: UnboundedSender<Touched>,
     shutdown: CancellationToken,
@@ -52,7 +52,7 @@ pub(crate) async fn run(
 /// Enrich and produce one batch; true once every record is durable downstream.
 async fn process(
     config: &Config,
-    prices: &PriceTable,
+    prices: &Prices,
     codec: &Codec,
     producer: &FutureProducer,
     batch: &[OwnedMessage],
@@ -78,7 +78,7 @@ async fn process(
                 continue;
             }
         };
-        match prices.enrich(&mut event) {
+        match prices.current().enrich(&mut event) {
             Priced::UnknownModel => unpriced += 1,
             Priced::Computed(_) | Priced::Client
                 if event.cost_usd.unwrap_or(0.0) > 0.0 && !spenders.contains(&event.org_id) =>

@@ -13,7 +13,9 @@ mod budget;
 mod config;
 mod enrich;
 mod notify;
+pub mod price_store;
 pub mod pricing;
+pub mod recompute;
 mod telemetry;
 
 use std::sync::Arc;
@@ -31,16 +33,10 @@ pub async fn run(
     metrics: PrometheusHandle,
     shutdown: CancellationToken,
 ) -> agentops_runtime::Result<()> {
-    let prices = match &config.price_file {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)?;
-            pricing::PriceTable::parse(&text)
-                .map_err(|e| agentops_runtime::Error::Config(format!("price file {path}: {e}")))?
-        }
-        None => pricing::PriceTable::bundled(),
-    };
     let pool = agentops_runtime::db::connect(&config.database, Duration::from_secs(60)).await?;
     agentops_runtime::db::migrate(&pool).await?;
+    // Seeded from the price file if empty, then reloaded from Postgres.
+    let prices = price_store::start(&config, &pool, &shutdown).await?;
     let k = &config.kafka;
     agentops_runtime::kafka::ensure_topics(
         k,

@@ -1,25 +1,54 @@
-//! The model price table (USD per million tokens) and the cost formula.
+//! The versioned model price table (USD per million tokens) and the cost formula.
+//!
+//! A price row names a provider, a model (plus aliases), the UTC date it takes
+//! effect, and five rates. Rows are global (`org_id` NULL) or belong to one org,
+//! whose rows override the global ones. An event is priced with the row of
+//! the latest `effective_from` on or before the event's UTC date.
+//!
+//! Name matching, in order: an exact name or alias of the org's rows, of the
+//! global rows, then the longest name of the org's rows that prefixes the model
+//! at a version boundary (`-`, `@`, `:`; e.g. `gpt-4o-2024-08-06`), then the
+//! same over the global rows. A `provider/` prefix (`openai/gpt-4o`) is ignored.
+//!
+//! The table lives in Postgres (`model_prices`, see [`crate::price_store`]);
+//! the bundled `prices.toml` only seeds an empty global table.
 
 use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
 
 use agentops_schemas::AgentEvent;
-use serde::Deserialize;
+use chrono::{DateTime, NaiveDate};
+use serde::{Deserialize, Serialize};
 
 /// The table bundled with the repository (`processors/prices.toml`).
 pub const BUNDLED: &str = include_str!("../prices.toml");
 
-#[derive(Debug, Clone, Deserialize)]
+/// `effective_from` of a row that has always applied.
+pub fn since_always() -> NaiveDate {
+    NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date")
+}
+
+/// One version of one model's prices (USD per million tokens).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelPrice {
+    /// `None`: the global table; `Some(org)`: that org's override.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub org_id: Option<String>,
     pub provider: String,
     pub model: String,
     #[serde(default)]
     pub aliases: Vec<String>,
+    #[serde(default = "since_always")]
+    pub effective_from: NaiveDate,
     pub input: f64,
     pub output: f64,
+    /// Default: the input rate.
     #[serde(default)]
     pub cache_read: Option<f64>,
+    /// Default: the input rate.
     #[serde(default)]
     pub cache_write: Option<f64>,
+    /// Default: the output rate.
     #[serde(default)]
     pub reasoning: Option<f64>,
 }
@@ -42,56 +71,123 @@ pub enum Priced {
     NotApplicable,
 }
 
-#[derive(Debug, Clone)]
+/// Lowercase name → versions `(effective_from, row)`, oldest first.
+type Names = HashMap<String, Vec<(NaiveDate, usize)>>;
+
+#[derive(Debug, Clone, Default)]
 pub struct PriceTable {
-    by_name: HashMap<String, usize>,
-    models: Vec<ModelPrice>,
+    global: Names,
+    orgs: HashMap<String, Names>,
+    rows: Vec<ModelPrice>,
 }
 
 impl PriceTable {
+    /// Parse a price file (every row global). Duplicate names are an error.
     pub fn parse(toml_text: &str) -> Result<Self, String> {
         let file: File = toml::from_str(toml_text).map_err(|e| e.to_string())?;
-        let mut by_name = HashMap::new();
-        for (i, m) in file.model.iter().enumerate() {
-            for name in std::iter::once(&m.model).chain(&m.aliases) {
-                if by_name.insert(name.to_ascii_lowercase(), i).is_some() {
-                    return Err(format!("model name {name} listed twice"));
-                }
-            }
+        let rows = file
+            .model
+            .into_iter()
+            .map(|m| ModelPrice { org_id: None, ..m })
+            .collect();
+        let (table, conflicts) = Self::build(rows);
+        match conflicts.into_iter().next() {
+            Some(c) => Err(c),
+            None => Ok(table),
         }
-        Ok(Self {
-            by_name,
-            models: file.model,
-        })
     }
 
+    /// The bundled file.
     pub fn bundled() -> Self {
         Self::parse(BUNDLED).expect("bundled price table parses")
     }
 
-    pub fn lookup(&self, model: &str) -> Option<&ModelPrice> {
-        let model = model.to_ascii_lowercase();
-        let model = model.rsplit('/').next().unwrap_or(&model); // "openai/gpt-4o"
-        if let Some(i) = self.by_name.get(model) {
-            return Some(&self.models[*i]);
+    /// Index `rows`; a name listed twice for the same scope and date keeps the
+    /// first row and is reported in the returned list.
+    pub fn build(rows: Vec<ModelPrice>) -> (Self, Vec<String>) {
+        let mut t = PriceTable::default();
+        let mut conflicts = Vec::new();
+        for (i, m) in rows.iter().enumerate() {
+            let names = match &m.org_id {
+                None => &mut t.global,
+                Some(org) => t.orgs.entry(org.clone()).or_default(),
+            };
+            let mut mine: Vec<String> = std::iter::once(&m.model)
+                .chain(&m.aliases)
+                .map(|n| n.to_ascii_lowercase())
+                .collect();
+            mine.sort();
+            mine.dedup();
+            for name in mine {
+                let versions = names.entry(name.clone()).or_default();
+                if versions.iter().any(|(d, _)| *d == m.effective_from) {
+                    conflicts.push(format!(
+                        "model name {name} listed twice for {} (scope {})",
+                        m.effective_from,
+                        m.org_id.as_deref().unwrap_or("global")
+                    ));
+                    continue;
+                }
+                versions.push((m.effective_from, i));
+                versions.sort_by_key(|(d, _)| *d);
+            }
         }
-        // Longest listed name that prefixes the model at a version boundary.
-        self.by_name
+        t.rows = rows;
+        (t, conflicts)
+    }
+
+    /// Every row, in the order given.
+    pub fn rows(&self) -> &[ModelPrice] {
+        &self.rows
+    }
+
+    fn version(&self, versions: Option<&Vec<(NaiveDate, usize)>>, day: NaiveDate) -> Option<usize> {
+        versions?
+            .iter()
+            .rev()
+            .find(|(d, _)| *d <= day)
+            .map(|(_, i)| *i)
+    }
+
+    fn by_prefix(&self, names: &Names, model: &str, day: NaiveDate) -> Option<usize> {
+        names
             .iter()
             .filter(|(name, _)| {
                 model.len() > name.len()
                     && model.starts_with(name.as_str())
                     && matches!(model.as_bytes()[name.len()], b'-' | b'@' | b':')
             })
-            .max_by_key(|(name, _)| name.len())
-            .map(|(_, i)| &self.models[*i])
+            .filter_map(|(name, v)| self.version(Some(v), day).map(|i| (name.len(), i)))
+            .max_by_key(|(len, _)| *len)
+            .map(|(_, i)| i)
     }
 
-    /// Price an event (does not modify it).
-    pub fn price(&self, e: &AgentEvent) -> Priced {
-        if e.cost_usd.is_some() {
-            return Priced::Client;
-        }
+    /// The row pricing `model` for `org` on `day` (UTC).
+    pub fn lookup(&self, org: Option<&str>, model: &str, day: NaiveDate) -> Option<&ModelPrice> {
+        let model = model.to_ascii_lowercase();
+        let model = model.rsplit('/').next().unwrap_or(&model); // "openai/gpt-4o"
+        let own = org.and_then(|o| self.orgs.get(o));
+        let found = own
+            .and_then(|n| self.version(n.get(model), day))
+            .or_else(|| self.version(self.global.get(model), day))
+            .or_else(|| own.and_then(|n| self.by_prefix(n, model, day)))
+            .or_else(|| self.by_prefix(&self.global, model, day));
+        found.map(|i| &self.rows[i])
+    }
+
+    /// The cost of `e`'s tokens at `p`'s rates (USD).
+    pub fn cost(p: &ModelPrice, e: &AgentEvent) -> f64 {
+        let t = |v: Option<i64>| v.unwrap_or(0) as f64;
+        let micro_usd = t(e.input_tokens) * p.input
+            + t(e.output_tokens) * p.output
+            + t(e.cache_read_tokens) * p.cache_read.unwrap_or(p.input)
+            + t(e.cache_write_tokens) * p.cache_write.unwrap_or(p.input)
+            + t(e.reasoning_tokens) * p.reasoning.unwrap_or(p.output);
+        micro_usd / 1_000_000.0
+    }
+
+    /// Price an event from its tokens, ignoring any cost it carries.
+    pub fn price_tokens(&self, e: &AgentEvent) -> Priced {
         let tokens = [
             e.input_tokens,
             e.output_tokens,
@@ -102,16 +198,22 @@ impl PriceTable {
         if tokens.iter().all(|t| t.unwrap_or(0) == 0) {
             return Priced::NotApplicable;
         }
-        let Some(p) = e.model.as_deref().and_then(|m| self.lookup(m)) else {
-            return Priced::UnknownModel;
-        };
-        let t = |v: Option<i64>| v.unwrap_or(0) as f64;
-        let micro_usd = t(e.input_tokens) * p.input
-            + t(e.output_tokens) * p.output
-            + t(e.cache_read_tokens) * p.cache_read.unwrap_or(p.input)
-            + t(e.cache_write_tokens) * p.cache_write.unwrap_or(p.input)
-            + t(e.reasoning_tokens) * p.reasoning.unwrap_or(p.output);
-        Priced::Computed(micro_usd / 1_000_000.0)
+        let day = DateTime::from_timestamp_micros(e.timestamp)
+            .unwrap_or_default()
+            .date_naive();
+        let org = (!e.org_id.is_empty()).then_some(e.org_id.as_str());
+        match e.model.as_deref().and_then(|m| self.lookup(org, m, day)) {
+            Some(p) => Priced::Computed(Self::cost(p, e)),
+            None => Priced::UnknownModel,
+        }
+    }
+
+    /// Price an event (does not modify it): a client-supplied cost wins.
+    pub fn price(&self, e: &AgentEvent) -> Priced {
+        if e.cost_usd.is_some() {
+            return Priced::Client;
+        }
+        self.price_tokens(e)
     }
 
     /// Fill `cost_usd` / `cost_source`; returns what was decided.
@@ -129,102 +231,31 @@ impl PriceTable {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// A cheap, cloneable handle on the current table; a reload task swaps it.
+#[derive(Clone, Debug)]
+pub struct Prices(Arc<RwLock<Arc<PriceTable>>>);
 
-    fn call(model: &str, input: i64, output: i64, cr: i64, cw: i64, rs: i64) -> AgentEvent {
-        AgentEvent {
-            event_type: "llm_call".into(),
-            model: Some(model.into()),
-            input_tokens: Some(input),
-            output_tokens: Some(output),
-            cache_read_tokens: Some(cr),
-            cache_write_tokens: Some(cw),
-            reasoning_tokens: Some(rs),
-            ..Default::default()
+impl Prices {
+    pub fn new(table: PriceTable) -> Self {
+        Self(Arc::new(RwLock::new(Arc::new(table))))
+    }
+
+    /// The table in force now (readers keep it for a whole batch).
+    pub fn current(&self) -> Arc<PriceTable> {
+        match self.0.read() {
+            Ok(t) => t.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
         }
     }
 
-    fn cost(t: &PriceTable, e: &AgentEvent) -> f64 {
-        match t.price(e) {
-            Priced::Computed(c) => c,
-            other => panic!("not computed: {other:?}"),
+    pub fn replace(&self, table: PriceTable) {
+        let table = Arc::new(table);
+        match self.0.write() {
+            Ok(mut t) => *t = table,
+            Err(poisoned) => *poisoned.into_inner() = table,
         }
-    }
-
-    #[test]
-    fn exact_amounts_per_provider() {
-        let t = PriceTable::bundled();
-        let cases = [
-            // (model, input, output, cache_read, cache_write, reasoning, expected USD)
-            (call("gpt-4o", 1_000_000, 0, 0, 0, 0), 2.50),
-            (
-                call("gpt-4o", 1000, 500, 2000, 0, 0),
-                0.0025 + 0.005 + 0.0025,
-            ),
-            (
-                call("gpt-4o-2024-08-06", 1_000_000, 1_000_000, 0, 0, 0),
-                12.50,
-            ),
-            (call("gpt-4o-mini", 1_000_000, 1_000_000, 0, 0, 0), 0.75),
-            (call("o3", 1000, 1000, 0, 0, 4000), 0.002 + 0.008 + 0.032),
-            (
-                call("claude-sonnet-4-5", 10_000, 2_000, 50_000, 8_000, 0),
-                0.03 + 0.03 + 0.015 + 0.03,
-            ),
-            (
-                call("claude-opus-4-20250514", 1_000_000, 0, 0, 1_000_000, 0),
-                15.0 + 18.75,
-            ),
-            (
-                call("gemini-2.5-flash", 2_000_000, 1_000_000, 0, 0, 0),
-                0.60 + 2.50,
-            ),
-            (call("openai/gpt-4.1", 1_000_000, 0, 0, 0, 0), 2.00),
-        ];
-        for (e, want) in cases {
-            let got = cost(&t, &e);
-            assert!(
-                (got - want).abs() < 1e-12,
-                "{:?}: got {got}, want {want}",
-                e.model
-            );
-        }
-    }
-
-    #[test]
-    fn longest_prefix_wins() {
-        let t = PriceTable::bundled();
-        assert_eq!(
-            t.lookup("gpt-4o-mini-2024-07-18").unwrap().model,
-            "gpt-4o-mini"
-        );
-        assert_eq!(t.lookup("gpt-4o-2024-11-20").unwrap().model, "gpt-4o");
-        assert!(t.lookup("gpt-4orca").is_none());
-    }
-
-    #[test]
-    fn unknown_model_is_null_not_zero() {
-        let t = PriceTable::bundled();
-        let mut e = call("llama-99-secret", 10, 10, 0, 0, 0);
-        assert_eq!(t.enrich(&mut e), Priced::UnknownModel);
-        assert_eq!(e.cost_usd, None);
-    }
-
-    #[test]
-    fn client_cost_is_kept() {
-        let t = PriceTable::bundled();
-        let mut e = call("gpt-4o", 1_000_000, 0, 0, 0, 0);
-        e.cost_usd = Some(0.42);
-        assert_eq!(t.enrich(&mut e), Priced::Client);
-        assert_eq!(e.cost_usd, Some(0.42));
-        assert_eq!(e.cost_source.as_deref(), Some("client"));
-    }
-
-    #[test]
-    fn duplicate_names_are_refused() {
-        let text = "[[model]]\nprovider='a'\nmodel='x'\ninput=1\noutput=1\n[[model]]\nprovider='b'\nmodel='X'\ninput=1\noutput=1\n";
-        assert!(PriceTable::parse(text).unwrap_err().contains("twice"));
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -10,6 +10,7 @@
 //! loses nor double-counts an event. `rebuild` recreates everything from the log.
 
 mod config;
+mod corrections;
 mod rebuild;
 mod retention;
 mod rows;

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use std::sync::OnceLock;
 
 use agentops_runtime::storage::{self, ColumnKind, Mode, LEVELS, PROJECTION_LOCK};
-use agentops_schemas::{histogram, AgentEvent, EventType};
+use agentops_schemas::{correction, histogram, AgentEvent, EventType};
 use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::{Connection, PgConnection};
 
@@ -19,6 +19,8 @@ pub struct Applied {
     pub inserted: usize,
     /// Events already present (client or producer retries, replays).
     pub duplicates: usize,
+    /// Events whose cost a cost correction changed (corrections are not events).
+    pub corrected: usize,
 }
 
 const INSERT_EVENTS: &str = "
@@ -142,10 +144,14 @@ impl Writer {
         events: &[AgentEvent],
         offsets: &[(String, i32, i64)],
     ) -> agentops_runtime::Result<Applied> {
+        // Cost corrections are applied after the batch's events, never stored as events.
+        let (corrections, events): (Vec<&AgentEvent>, Vec<&AgentEvent>) =
+            events.iter().partition(|e| correction::is_correction(e));
         // Dedupe inside the batch first (the same event twice in one statement).
         let mut seen = HashSet::with_capacity(events.len());
         let batch: Vec<&AgentEvent> = events
             .iter()
+            .copied()
             .filter(|e| {
                 uuid::Uuid::parse_str(&e.event_id).is_ok() && seen.insert(e.event_id.as_str())
             })
@@ -163,15 +169,16 @@ impl Writer {
                 self.partitions.extend(days);
             }
         }
-        let result = self.apply_tx(conn, batch, offsets).await;
+        let result = self.apply_tx(conn, batch, &corrections, offsets).await;
         if result.is_err() {
             // A rebuild may have dropped partitions under us: check them again.
             self.partitions.clear();
         }
-        let inserted = result?;
+        let (inserted, corrected) = result?;
         Ok(Applied {
             inserted,
             duplicates: events.len() - inserted,
+            corrected,
         })
     }
 
@@ -179,8 +186,9 @@ impl Writer {
         &self,
         conn: &mut PgConnection,
         batch: Vec<&AgentEvent>,
+        corrections: &[&AgentEvent],
         offsets: &[(String, i32, i64)],
-    ) -> Result<usize, sqlx::Error> {
+    ) -> Result<(usize, usize), sqlx::Error> {
         let mut tx = conn.begin().await?;
         // Shared with other workers; a rebuild holds it exclusively.
         sqlx::query("SELECT pg_advisory_xact_lock_shared($1)")
@@ -204,6 +212,7 @@ impl Writer {
             rows::upsert_runs(&mut tx, &new).await?;
             rows::upsert_agents(&mut tx, &new).await?;
         }
+        let corrected = crate::corrections::apply(&mut tx, self.mode, corrections).await?;
         if !offsets.is_empty() {
             sqlx::query(UPSERT_OFFSETS)
                 .bind(&self.group)
@@ -214,7 +223,7 @@ impl Writer {
                 .await?;
         }
         tx.commit().await?;
-        Ok(new.len())
+        Ok((new.len(), corrected))
     }
 }
 

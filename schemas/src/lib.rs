@@ -7,6 +7,7 @@
 
 pub mod binary;
 pub mod codec;
+pub mod correction;
 pub mod event;
 pub mod histogram;
 pub mod loose;

@@ -1,0 +1,270 @@
+//! Cost corrections (see `agentops_schemas::correction`), applied in the
+//! batch's transaction after its new events.
+//!
+//! A correction sets the corrected event's `cost_usd` (and `cost_source =
+//! 'recomputed'`) when it differs, and moves every total that includes the
+//! event by the difference: the run's cost, the agent's day cost if the
+//! event is in the agent's current day, and in plain mode the `cost_usd` and
+//! `unpriced_calls` of the event's bucket at every aggregate level. In
+//! TimescaleDB mode the continuous aggregates follow from `events` (real-time
+//! buckets at once, materialized ones on their next refresh).
+//!
+//! Idempotent: a correction whose cost the event already has changes
+//! nothing, so a replayed batch or a rebuild that meets it again is harmless.
+//! Corrections carry absolute costs and follow their event in its partition,
+//! so replaying the log ends with the same numbers. Client-supplied costs are
+//! never corrected; a correction of an event not (or no longer) stored is a
+//! no-op. Corrections are never counted as events.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use agentops_runtime::storage::{Mode, LEVELS};
+use agentops_schemas::correction::{corrects, RECOMPUTED};
+use agentops_schemas::AgentEvent;
+use chrono::{DateTime, Utc};
+use sqlx::PgConnection;
+
+use crate::store::ts;
+
+type StoredRow = (
+    uuid::Uuid,
+    DateTime<Utc>,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<f64>,
+    Option<String>,
+    bool,
+);
+
+/// One event whose cost changes.
+struct Change {
+    event_id: uuid::Uuid,
+    ts: DateTime<Utc>,
+    org_id: String,
+    agent_id: String,
+    workflow_id: Option<String>,
+    run_id: Option<String>,
+    provider: Option<String>,
+    model: Option<String>,
+    new_cost: Option<f64>,
+    d_cost: f64,
+    d_unpriced: i64,
+}
+
+/// The aggregates' `unpriced_calls` rule for one event.
+fn unpriced(cost: Option<f64>, has_input_or_output: bool) -> i64 {
+    i64::from(cost.is_none() && has_input_or_output)
+}
+
+/// The last correction of each event in the batch, in batch order:
+/// (event_id, ts, org, new cost).
+fn latest(corrections: &[&AgentEvent]) -> Vec<(uuid::Uuid, DateTime<Utc>, String, Option<f64>)> {
+    let mut last: BTreeMap<uuid::Uuid, usize> = BTreeMap::new();
+    let mut out = Vec::new();
+    for c in corrections {
+        let Some(id) = corrects(c) else {
+            tracing::warn!(event_id = %c.event_id, "cost correction without a valid `corrects` attribute, ignored");
+            continue;
+        };
+        let item = (id, ts(c.timestamp), c.org_id.clone(), c.cost_usd);
+        match last.get(&id) {
+            Some(&i) => out[i] = item,
+            None => {
+                last.insert(id, out.len());
+                out.push(item);
+            }
+        }
+    }
+    out
+}
+
+/// Apply the batch's corrections; returns how many events changed cost.
+pub(crate) async fn apply(
+    tx: &mut PgConnection,
+    mode: Mode,
+    corrections: &[&AgentEvent],
+) -> Result<usize, sqlx::Error> {
+    let wanted = latest(corrections);
+    if wanted.is_empty() {
+        return Ok(0);
+    }
+    let stored: Vec<StoredRow> = sqlx::query_as(
+        "SELECT e.event_id, e.ts, e.org_id, e.agent_id, e.workflow_id, e.run_id, e.provider,
+                e.model, e.cost_usd, e.cost_source,
+                COALESCE(e.input_tokens, 0) + COALESCE(e.output_tokens, 0) > 0
+         FROM events e
+         JOIN UNNEST($1::uuid[], $2::timestamptz[]) AS c(event_id, ts)
+           ON e.event_id = c.event_id AND e.ts = c.ts
+         ORDER BY e.event_id
+         FOR UPDATE OF e",
+    )
+    .bind(wanted.iter().map(|w| w.0).collect::<Vec<_>>())
+    .bind(wanted.iter().map(|w| w.1).collect::<Vec<_>>())
+    .fetch_all(&mut *tx)
+    .await?;
+    let by_id: BTreeMap<uuid::Uuid, &(uuid::Uuid, DateTime<Utc>, String, Option<f64>)> =
+        wanted.iter().map(|w| (w.0, w)).collect();
+    let mut changes = Vec::new();
+    for (id, t, org, agent, wf, run, provider, model, cost, source, io) in stored {
+        let Some(&&(_, _, ref c_org, new_cost)) = by_id.get(&id) else {
+            continue;
+        };
+        if *c_org != org || source.as_deref() == Some("client") || cost == new_cost {
+            continue;
+        }
+        changes.push(Change {
+            event_id: id,
+            ts: t,
+            org_id: org,
+            agent_id: agent,
+            workflow_id: wf,
+            run_id: run,
+            provider,
+            model,
+            new_cost,
+            d_cost: new_cost.unwrap_or(0.0) - cost.unwrap_or(0.0),
+            d_unpriced: unpriced(new_cost, io) - unpriced(cost, io),
+        });
+    }
+    if changes.is_empty() {
+        return Ok(0);
+    }
+    macro_rules! col {
+        ($f:expr) => {
+            changes.iter().map($f).collect::<Vec<_>>()
+        };
+    }
+    sqlx::query(
+        "UPDATE events e SET cost_usd = c.cost, cost_source = $4
+         FROM UNNEST($1::uuid[], $2::timestamptz[], $3::float8[]) AS c(event_id, ts, cost)
+         WHERE e.event_id = c.event_id AND e.ts = c.ts",
+    )
+    .bind(col!(|c| c.event_id))
+    .bind(col!(|c| c.ts))
+    .bind(col!(|c| c.new_cost))
+    .bind(RECOMPUTED)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "UPDATE runs r SET cost_usd = r.cost_usd + d.delta, updated_at = now()
+         FROM (SELECT org_id, run_id, sum(delta) AS delta
+               FROM UNNEST($1::text[], $2::text[], $3::float8[]) AS t(org_id, run_id, delta)
+               WHERE run_id IS NOT NULL GROUP BY 1, 2) d
+         WHERE r.org_id = d.org_id AND r.run_id = d.run_id",
+    )
+    .bind(col!(|c| c.org_id.clone()))
+    .bind(col!(|c| c.run_id.clone()))
+    .bind(col!(|c| c.d_cost))
+    .execute(&mut *tx)
+    .await?;
+    // Only the agent's current day is kept; an older day's cost is gone.
+    sqlx::query(
+        "UPDATE agents g SET cost_day = g.cost_day + d.delta, updated_at = now()
+         FROM (SELECT org_id, agent_id, day, sum(delta) AS delta
+               FROM UNNEST($1::text[], $2::text[], $3::date[], $4::float8[])
+                   AS t(org_id, agent_id, day, delta)
+               GROUP BY 1, 2, 3) d
+         WHERE g.org_id = d.org_id AND g.agent_id = d.agent_id AND g.day = d.day",
+    )
+    .bind(col!(|c| c.org_id.clone()))
+    .bind(col!(|c| c.agent_id.clone()))
+    .bind(col!(|c| c.ts.date_naive()))
+    .bind(col!(|c| c.d_cost))
+    .execute(&mut *tx)
+    .await?;
+    if mode == Mode::Postgres {
+        for (name, width, _) in LEVELS {
+            sqlx::query(&aggregate_sql(name, width))
+                .bind(col!(|c| c.org_id.clone()))
+                .bind(col!(|c| c.ts))
+                .bind(col!(|c| c.agent_id.clone()))
+                .bind(col!(|c| c.workflow_id.clone()))
+                .bind(col!(|c| c.provider.clone()))
+                .bind(col!(|c| c.model.clone()))
+                .bind(col!(|c| c.d_cost))
+                .bind(col!(|c| c.d_unpriced))
+                .execute(&mut *tx)
+                .await?;
+        }
+    }
+    Ok(changes.len())
+}
+
+/// Plain mode: move one level's buckets by the summed differences.
+fn aggregate_sql(name: &str, width: &str) -> String {
+    let mut sql = String::new();
+    let _ = write!(
+        sql,
+        "UPDATE {name} a SET cost_usd = a.cost_usd + d.cost, unpriced_calls = a.unpriced_calls + d.unpriced
+         FROM (SELECT org_id, date_bin(INTERVAL '{width}', ts, TIMESTAMPTZ '2000-01-01 00:00:00+00') AS b,
+                      agent_id, workflow_id, provider, model, sum(cost) AS cost,
+                      sum(unpriced)::int8 AS unpriced
+               FROM UNNEST($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::text[],
+                           $6::text[], $7::float8[], $8::int8[])
+                   AS t(org_id, ts, agent_id, workflow_id, provider, model, cost, unpriced)
+               GROUP BY 1, 2, 3, 4, 5, 6) d
+         WHERE a.org_id = d.org_id AND a.bucket = d.b AND a.agent_id = d.agent_id
+           AND a.workflow_id IS NOT DISTINCT FROM d.workflow_id
+           AND a.provider IS NOT DISTINCT FROM d.provider
+           AND a.model IS NOT DISTINCT FROM d.model"
+    );
+    sql
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use agentops_schemas::correction::{CORRECTS, COST_CORRECTION};
+
+    fn corr(of: uuid::Uuid, cost: Option<f64>) -> AgentEvent {
+        let mut e = AgentEvent {
+            event_type: COST_CORRECTION.into(),
+            org_id: "o".into(),
+            timestamp: 1_000_000,
+            cost_usd: cost,
+            ..Default::default()
+        };
+        e.attributes.insert(CORRECTS.into(), of.to_string());
+        e
+    }
+
+    #[test]
+    fn the_last_correction_of_an_event_wins() {
+        let (a, b) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
+        let list = [
+            corr(a, Some(1.0)),
+            corr(b, None),
+            corr(a, Some(2.0)),
+            AgentEvent {
+                event_type: COST_CORRECTION.into(),
+                ..Default::default()
+            },
+        ];
+        let refs: Vec<&AgentEvent> = list.iter().collect();
+        let got: Vec<(uuid::Uuid, Option<f64>)> =
+            latest(&refs).into_iter().map(|w| (w.0, w.3)).collect();
+        assert_eq!(got, vec![(a, Some(2.0)), (b, None)]);
+    }
+
+    #[test]
+    fn unpriced_follows_the_aggregate_rule() {
+        assert_eq!(unpriced(None, true), 1);
+        assert_eq!(unpriced(None, false), 0);
+        assert_eq!(unpriced(Some(0.0), true), 0);
+    }
+
+    #[test]
+    fn every_level_statement_matches_the_aggregate_key() {
+        for (name, width, _) in LEVELS {
+            let sql = aggregate_sql(name, width);
+            assert!(sql.starts_with(&format!("UPDATE {name} a")));
+            assert!(sql.contains(&format!("INTERVAL '{width}'")));
+            assert!(sql.contains("a.model IS NOT DISTINCT FROM d.model"));
+        }
+    }
+}
