@@ -188,6 +188,8 @@ impl Stack {
             ),
             ("AGENTOPS_DATABASE__URL".to_owned(), db_url.clone()),
             ("AGENTOPS_NOTIFIER_GROUP".to_owned(), format!("n.{name}")),
+            // The budget checker reads the projections' offsets under their group.
+            ("AGENTOPS_PROJECTION_GROUP".to_owned(), format!("j.{name}")),
             ("AGENTOPS_WEBHOOK_BACKOFF_MS".to_owned(), "100".to_owned()),
         ];
         env.extend(opts.env.iter().cloned());

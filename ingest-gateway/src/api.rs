@@ -23,6 +23,7 @@ use crate::telemetry;
 
 pub(crate) struct AppState {
     pub(crate) keys: KeyCache,
+    pub(crate) directives: crate::directives::Directives,
     pub(crate) producer: FutureProducer,
     pub(crate) codec: Codec,
     pub(crate) config: Config,
@@ -140,7 +141,11 @@ async fn post_events(
     }
     produce_all(&state, &accepted).await?;
     telemetry::events_accepted(accepted.len());
-    let body = json!({"accepted": accepted.len(), "rejected": rejected});
+    let directives = state
+        .directives
+        .for_agents(&key.org_id, accepted.iter().map(|e| e.agent_id.as_str()))
+        .await;
+    let body = json!({"accepted": accepted.len(), "rejected": rejected, "directives": directives});
     Ok((StatusCode::ACCEPTED, Json(body)).into_response())
 }
 

@@ -18,6 +18,8 @@ pub struct Config {
     pub produce_timeout_ms: u64,
     /// How long an API key lookup is cached (a revoked key is refused after at most this).
     pub key_cache_ttl_ms: u64,
+    /// How long an org's paused/killed agents are cached for directives (ms).
+    pub directive_cache_ttl_ms: u64,
     /// Events older than this are rejected (late-data window), seconds.
     pub max_event_age_secs: i64,
     /// Events further than this in the future are rejected, seconds.
@@ -34,6 +36,7 @@ impl Default for Config {
             max_batch_events: 1000,
             produce_timeout_ms: 10_000,
             key_cache_ttl_ms: 5_000,
+            directive_cache_ttl_ms: 2_000,
             max_event_age_secs: 7 * 24 * 3600,
             max_event_future_secs: 300,
         }

@@ -3,10 +3,12 @@
 //! `POST /v1/events` takes one event object, `{"events":[...]}`, or a bare
 //! array. Each event is validated on its own: valid events are produced
 //! (acks=all, idempotent producer, keyed by org/agent) and the 202 is sent
-//! only after the broker acknowledged every one of them.
+//! only after the broker acknowledged every one of them. The answer carries
+//! `directives` for the batch's agents that are paused or killed.
 
 mod api;
 mod config;
+mod directives;
 mod error;
 mod telemetry;
 
@@ -41,7 +43,11 @@ pub async fn run(
     let producer = agentops_runtime::kafka::producer(&config.kafka, Duration::from_secs(300))?;
     let health = Health::default();
     let state = Arc::new(api::AppState {
-        keys: KeyCache::new(pool, Duration::from_millis(config.key_cache_ttl_ms)),
+        keys: KeyCache::new(pool.clone(), Duration::from_millis(config.key_cache_ttl_ms)),
+        directives: directives::Directives::new(
+            pool,
+            Duration::from_millis(config.directive_cache_ttl_ms),
+        ),
         producer: producer.clone(),
         codec: agentops_schemas::Codec::v1(),
         config: config.clone(),

@@ -69,3 +69,20 @@ impl Alert {
         &self.org_id
     }
 }
+
+/// Produce one alert record and wait for the broker's acknowledgement.
+pub(crate) async fn produce(
+    producer: &rdkafka::producer::FutureProducer,
+    topic: &str,
+    alert: &Alert,
+) -> Result<(), rdkafka::error::KafkaError> {
+    let payload = serde_json::to_vec(alert).expect("an alert serializes");
+    let record = rdkafka::producer::FutureRecord::to(topic)
+        .key(alert.key())
+        .payload(&payload);
+    producer
+        .send(record, std::time::Duration::from_secs(10))
+        .await
+        .map(|_| ())
+        .map_err(|(e, _)| e)
+}

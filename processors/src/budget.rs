@@ -1,139 +1,501 @@
-//! Daily spend budgets per org.
+//! Budgets: spend per scope (org, agent, workflow, model, tag) and period
+//! (UTC day, week, month), alerting at each threshold and optionally pausing
+//! the agents in scope.
 //!
-//! Spend comes from the projection store (`agg_1h`, each event counted
-//! once), so every processor instance sees the same figure. Orgs that spent
-//! recently are checked every `budget_check_interval_ms`; a crossing emits an
-//! alert whose id is derived from (kind, org, UTC day, threshold), so peers,
-//! restarts and replays all produce the same id and the notifier delivers it once.
+//! Spend = what the projection store holds (each event counted once) + what
+//! this instance wrote to the enriched topic that the projections have not
+//! stored yet. The two are split exactly by offset: the projections store
+//! their next offset per partition in the same transaction as the rows, and
+//! the enrich stage knows the offset of every record it wrote. Both are read
+//! in one snapshot. Every instance therefore sees at least the projected
+//! spend plus its own, and a crossing is found by whichever instance sees it
+//! first; the alert id is derived from (budget, period, threshold), so peers,
+//! restarts and replays produce the same id and the notifier delivers it once.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use agentops_runtime::shutdown::CancellationToken;
-use rdkafka::producer::{FutureProducer, FutureRecord};
-use serde::{Deserialize, Serialize};
+use agentops_schemas::AgentEvent;
+use chrono::{DateTime, Utc};
+use rdkafka::producer::FutureProducer;
+use serde_json::json;
 use sqlx::PgPool;
 use tokio::sync::mpsc::UnboundedReceiver;
 
+use crate::alert::{self, Alert, Transition};
+use crate::governance::{agg_filter, in_scope, Budget, Governance, Scope};
+use agentops_runtime::governance::{period_key, period_start};
 use crate::{telemetry, Config};
 
-/// An alert as carried on the alerts topic.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub(crate) struct Alert {
-    pub(crate) alert_id: String,
-    pub(crate) org_id: String,
-    pub(crate) kind: String,
-    pub(crate) period: String,
-    pub(crate) threshold: f64,
-    pub(crate) value: f64,
-    pub(crate) message: String,
+/// A priced event this instance wrote to the enriched topic.
+#[derive(Debug, Clone)]
+pub(crate) struct Spent {
+    pub(crate) partition: i32,
+    pub(crate) offset: i64,
+    /// Only the fields scopes look at (ids, model, attributes, time, cost).
+    pub(crate) event: AgentEvent,
 }
 
-pub(crate) fn daily_budget_alert(
-    org_id: &str,
-    day: chrono::NaiveDate,
-    threshold: f64,
-    spend: f64,
-) -> Alert {
-    let period = day.format("%Y-%m-%d").to_string();
-    Alert {
-        alert_id: format!("budget_daily:{org_id}:{period}:{threshold}"),
-        org_id: org_id.to_owned(),
-        kind: "budget_daily".into(),
-        period: period.clone(),
-        threshold,
-        value: spend,
-        message: format!(
-            "Org {org_id} spent ${spend:.2} on {period} (UTC), over its daily budget of ${threshold:.2}"
-        ),
+impl Spent {
+    /// Keep what budget scopes need of an enriched event.
+    pub(crate) fn of(e: &AgentEvent, partition: i32, offset: i64) -> Spent {
+        Spent {
+            partition,
+            offset,
+            event: AgentEvent {
+                event_id: e.event_id.clone(),
+                org_id: e.org_id.clone(),
+                timestamp: e.timestamp,
+                agent_id: e.agent_id.clone(),
+                workflow_id: e.workflow_id.clone(),
+                model: e.model.clone(),
+                cost_usd: e.cost_usd,
+                attributes: e.attributes.clone(),
+                ..Default::default()
+            },
+        }
     }
+
+    fn ts(&self) -> DateTime<Utc> {
+        DateTime::from_timestamp_micros(self.event.timestamp).unwrap_or_default()
+    }
+
+    fn cost(&self) -> f64 {
+        self.event.cost_usd.unwrap_or(0.0)
+    }
+}
+
+/// Spend this instance wrote that the projections may not have stored yet.
+#[derive(Default)]
+struct Local {
+    by_partition: HashMap<i32, VecDeque<Spent>>,
+    len: usize,
+}
+
+/// Bound on unprojected entries kept (the projections being far behind).
+const LOCAL_MAX: usize = 1_000_000;
+
+impl Local {
+    fn push(&mut self, s: Spent) {
+        self.by_partition.entry(s.partition).or_default().push_back(s);
+        self.len += 1;
+        if self.len > LOCAL_MAX {
+            // Drop the oldest of the biggest partition: spend is then under-
+            // counted until the projections catch up, never double counted.
+            if let Some(q) = self.by_partition.values_mut().max_by_key(|q| q.len()) {
+                q.pop_front();
+                self.len -= 1;
+                telemetry::budget_local_dropped();
+            }
+        }
+    }
+
+    /// Forget what the projections have stored (offset below their next offset).
+    fn prune(&mut self, projected: &HashMap<i32, i64>) {
+        for (p, q) in &mut self.by_partition {
+            let next = projected.get(p).copied().unwrap_or(0);
+            while q.front().is_some_and(|s| s.offset < next) {
+                q.pop_front();
+                self.len -= 1;
+            }
+        }
+    }
+
+    /// Unprojected entries of `org` in scope since `start`.
+    fn in_scope<'a>(
+        &'a self,
+        org: &'a str,
+        scope: &'a Scope,
+        start: DateTime<Utc>,
+    ) -> impl Iterator<Item = &'a Spent> + 'a {
+        self.by_partition.values().flatten().filter(move |s| {
+            s.event.org_id == org && s.ts() >= start && in_scope(scope, &s.event)
+        })
+    }
+}
+
+/// Spend in scope for the period, read in one snapshot with the projection offsets.
+struct Reading {
+    projected_offsets: HashMap<i32, i64>,
+    projected_spend: Vec<f64>,
+}
+
+async fn read_projection(
+    pool: &PgPool,
+    config: &Config,
+    budgets: &[Budget],
+    now: DateTime<Utc>,
+) -> Result<Reading, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        .execute(&mut *tx)
+        .await?;
+    let offsets: Vec<(i32, i64)> = sqlx::query_as(
+        "SELECT partition, next_offset FROM consumer_offsets
+         WHERE consumer_group = $1 AND topic = $2",
+    )
+    .bind(&config.projection_group)
+    .bind(&config.kafka.topic_enriched)
+    .fetch_all(&mut *tx)
+    .await?;
+    let mut spend = Vec::with_capacity(budgets.len());
+    for b in budgets {
+        spend.push(projected_spend(&mut tx, b, period_start(b.period, now)).await?);
+    }
+    tx.commit().await?;
+    Ok(Reading {
+        projected_offsets: offsets.into_iter().collect(),
+        projected_spend: spend,
+    })
+}
+
+async fn projected_spend(
+    conn: &mut sqlx::PgConnection,
+    b: &Budget,
+    start: DateTime<Utc>,
+) -> Result<f64, sqlx::Error> {
+    let sql;
+    let q = match agg_filter(&b.scope, 3) {
+        Some((filter, value)) => {
+            sql = format!(
+                "SELECT COALESCE(sum(cost_usd), 0)::float8 FROM agg_1h
+                 WHERE org_id = $1 AND bucket >= $2 AND {filter}"
+            );
+            let q = sqlx::query_scalar(&sql).bind(&b.org_id).bind(start);
+            match value {
+                Some(v) => q.bind(v),
+                None => q,
+            }
+        }
+        None => {
+            let (k, v) = b.scope.tag().expect("only tag scopes have no aggregate filter");
+            sqlx::query_scalar(
+                "SELECT COALESCE(sum(cost_usd), 0)::float8 FROM events
+                 WHERE org_id = $1 AND ts >= $2 AND attributes->>$3 = $4",
+            )
+            .bind(&b.org_id)
+            .bind(start)
+            .bind(k)
+            .bind(v)
+        }
+    };
+    q.fetch_one(conn).await
+}
+
+/// Of `ids` (event ids written by this instance), those the projections
+/// already hold: a replayed record whose first copy was projected.
+async fn already_projected(
+    pool: &PgPool,
+    ids: &[String],
+    since: DateTime<Utc>,
+) -> Result<HashSet<String>, sqlx::Error> {
+    let rows: Vec<(String,)> = sqlx::query_as(
+        "SELECT event_id::text FROM events WHERE event_id = ANY($1::uuid[]) AND ts >= $2",
+    )
+    .bind(ids)
+    .bind(since)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().map(|(id,)| id).collect())
+}
+
+/// The alert for `b` at `pct` percent in the period of `now`.
+pub(crate) fn budget_alert(
+    b: &Budget,
+    now: DateTime<Utc>,
+    pct: f64,
+    spend: f64,
+    paused: &[String],
+) -> Alert {
+    let period = period_key(b.period, now);
+    let exceeded = pct >= 100.0;
+    let kind = if exceeded { "budget_exceeded" } else { "budget_warn" };
+    let used = 100.0 * spend / b.limit_usd;
+    let mut message = format!(
+        "Budget '{}' ({}, {} {period}): ${spend:.2} of ${:.2} spent ({used:.0}%), {} threshold {pct}% crossed",
+        b.name,
+        b.scope.scope_key(),
+        b.period.as_str(),
+        b.limit_usd,
+        if exceeded { "exceeded" } else { "warning" },
+    );
+    if !paused.is_empty() {
+        message.push_str(&format!("; paused {} agent(s)", paused.len()));
+    }
+    Alert {
+        alert_id: format!("budget:{}:{period}:{pct}", b.id),
+        org_id: b.org_id.clone(),
+        source: "budget".into(),
+        source_id: Some(b.id.clone()),
+        kind: kind.into(),
+        scope_key: b.scope.scope_key(),
+        transition: Transition::Firing,
+        severity: if exceeded { "critical" } else { "warning" }.into(),
+        period,
+        threshold: b.limit_usd * pct / 100.0,
+        value: spend,
+        message,
+        details: json!({
+            "budget": b.name, "limit_usd": b.limit_usd, "percent": pct,
+            "used_percent": used, "unit": "usd", "paused_agents": paused,
+        }),
+        channels: b.channels.clone(),
+        occurred_at: now,
+    }
+}
+
+/// Pause every agent in scope that spent in the period; returns them.
+async fn pause_agents(
+    pool: &PgPool,
+    b: &Budget,
+    start: DateTime<Utc>,
+    period: &str,
+    local: &[String],
+) -> Result<Vec<String>, sqlx::Error> {
+    let mut agents: Vec<String> = match agg_filter(&b.scope, 3) {
+        Some((filter, value)) => {
+            let sql = format!(
+                "SELECT DISTINCT agent_id FROM agg_1h
+                 WHERE org_id = $1 AND bucket >= $2 AND cost_usd > 0 AND {filter}"
+            );
+            let q = sqlx::query_scalar(&sql).bind(&b.org_id).bind(start);
+            match value {
+                Some(v) => q.bind(v),
+                None => q,
+            }
+            .fetch_all(pool)
+            .await?
+        }
+        None => {
+            let (k, v) = b.scope.tag().expect("only tag scopes have no aggregate filter");
+            sqlx::query_scalar(
+                "SELECT DISTINCT agent_id FROM events
+                 WHERE org_id = $1 AND ts >= $2 AND attributes->>$3 = $4",
+            )
+            .bind(&b.org_id)
+            .bind(start)
+            .bind(k)
+            .bind(v)
+            .fetch_all(pool)
+            .await?
+        }
+    };
+    agents.extend(local.iter().cloned());
+    agents.sort();
+    agents.dedup();
+    let reason = format!("budget '{}' reached {}%", b.name, b.pause_at_pct.unwrap_or(100.0));
+    sqlx::query(
+        "INSERT INTO agent_controls (org_id, agent_id, action, reason, set_by)
+         SELECT $1, a, 'pause', $3, $4 FROM unnest($2::text[]) a
+         ON CONFLICT (org_id, agent_id) DO NOTHING",
+    )
+    .bind(&b.org_id)
+    .bind(&agents)
+    .bind(&reason)
+    .bind(format!("budget:{}:{period}", b.id))
+    .execute(pool)
+    .await?;
+    Ok(agents)
+}
+
+/// Lift the pauses a budget set in an earlier period (a new period starts afresh).
+async fn lift_old_pauses(pool: &PgPool, b: &Budget, period: &str) -> Result<u64, sqlx::Error> {
+    let r = sqlx::query(
+        "DELETE FROM agent_controls
+         WHERE org_id = $1 AND set_by LIKE $2 AND set_by <> $3",
+    )
+    .bind(&b.org_id)
+    .bind(format!("budget:{}:%", b.id))
+    .bind(format!("budget:{}:{period}", b.id))
+    .execute(pool)
+    .await?;
+    Ok(r.rows_affected())
 }
 
 pub(crate) async fn run(
     config: Arc<Config>,
     pool: PgPool,
     producer: FutureProducer,
-    mut touched: UnboundedReceiver<String>,
+    governance: Governance,
+    mut spent: UnboundedReceiver<Vec<Spent>>,
     shutdown: CancellationToken,
 ) -> agentops_runtime::Result<()> {
     let watch_for = Duration::from_secs(config.budget_watch_secs);
     let mut watched: HashMap<String, Instant> = HashMap::new();
+    let mut local = Local::default();
+    // Alerts emitted and pauses done by this instance (peers dedupe through ids).
     let mut fired: HashSet<String> = HashSet::new();
+    let mut periods_seen: HashSet<(String, String)> = HashSet::new();
     let mut tick = tokio::time::interval(Duration::from_millis(config.budget_check_interval_ms));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return Ok(()),
             _ = tick.tick() => {}
         }
-        while let Ok(org) = touched.try_recv() {
-            watched.insert(org, Instant::now());
+        let snap = governance.current();
+        while let Ok(batch) = spent.try_recv() {
+            for s in batch {
+                if snap.budgets.contains_key(&s.event.org_id) {
+                    watched.insert(s.event.org_id.clone(), Instant::now());
+                    local.push(s);
+                }
+            }
         }
         watched.retain(|_, at| at.elapsed() < watch_for);
-        let today = chrono::Utc::now().date_naive();
-        let midnight = today.and_hms_opt(0, 0, 0).expect("midnight").and_utc();
+        let now = Utc::now();
         for org in watched.keys() {
-            let row: Result<Option<(f64, f64)>, _> = sqlx::query_as(
-                "SELECT b.daily_usd,
-                        COALESCE((SELECT sum(cost_usd) FROM agg_1h
-                                  WHERE org_id = b.org_id AND bucket >= $2), 0)::float8
-                 FROM budgets b WHERE b.org_id = $1",
-            )
-            .bind(org)
-            .bind(midnight)
-            .fetch_optional(&pool)
-            .await;
-            let (threshold, spend) = match row {
-                Ok(Some(r)) => r,
-                Ok(None) => continue, // no budget for this org
+            let Some(budgets) = snap.budgets.get(org) else {
+                continue;
+            };
+            let reading = match read_projection(&pool, &config, budgets, now).await {
+                Ok(r) => r,
                 Err(e) => {
-                    tracing::warn!(error = %e, "budget query failed; retrying next tick");
-                    break;
+                    tracing::warn!(error = %e, org = %org, "budget read failed; retrying next tick");
+                    continue;
                 }
             };
-            if spend < threshold {
-                continue;
-            }
-            let alert = daily_budget_alert(org, today, threshold, spend);
-            if fired.contains(&alert.alert_id) {
-                continue;
-            }
-            let payload = serde_json::to_vec(&alert).expect("alert serializes");
-            let record = FutureRecord::to(&config.kafka.topic_alerts)
-                .key(org.as_str())
-                .payload(&payload);
-            match producer.send(record, Duration::from_secs(10)).await {
-                Ok(_) => {
-                    tracing::info!(alert_id = %alert.alert_id, spend, threshold, "budget crossed, alert emitted");
-                    telemetry::alert_emitted("budget_daily");
-                    fired.insert(alert.alert_id);
+            local.prune(&reading.projected_offsets);
+            for (b, projected) in budgets.iter().zip(&reading.projected_spend) {
+                let period = period_key(b.period, now);
+                if b.pause_at_pct.is_some() && periods_seen.insert((b.id.clone(), period.clone())) {
+                    match lift_old_pauses(&pool, b, &period).await {
+                        Ok(n) if n > 0 => tracing::info!(budget = %b.id, agents = n, "new budget period: pauses lifted"),
+                        Ok(_) => {}
+                        Err(e) => {
+                            periods_seen.remove(&(b.id.clone(), period.clone()));
+                            tracing::warn!(error = %e, "lifting old pauses failed; retrying next tick");
+                        }
+                    }
                 }
-                Err((e, _)) => {
-                    tracing::warn!(error = %e, "alert produce failed; retrying next tick")
+                if let Err(e) =
+                    check(&config, &pool, &producer, b, *projected, &local, now, &mut fired).await
+                {
+                    tracing::warn!(error = %e, budget = %b.id, "budget check failed; retrying next tick");
                 }
             }
         }
         if fired.len() > 100_000 {
-            fired.clear(); // the notifier's claim still dedupes
+            fired.clear(); // peers' and the notifier's dedupe still hold
         }
     }
+}
+
+/// Compare one budget's spend with its thresholds; emit what crossed.
+#[allow(clippy::too_many_arguments)]
+async fn check(
+    config: &Config,
+    pool: &PgPool,
+    producer: &FutureProducer,
+    b: &Budget,
+    projected: f64,
+    local: &Local,
+    now: DateTime<Utc>,
+    fired: &mut HashSet<String>,
+) -> anyhow::Result<()> {
+    let start = period_start(b.period, now);
+    let period = period_key(b.period, now);
+    let mine: Vec<&Spent> = local.in_scope(&b.org_id, &b.scope, start).collect();
+    let spend = projected + mine.iter().map(|s| s.cost()).sum::<f64>();
+    let mut levels: Vec<f64> = b.thresholds.clone();
+    levels.extend(b.pause_at_pct);
+    levels.sort_by(f64::total_cmp);
+    levels.dedup();
+    let due: Vec<f64> = levels
+        .into_iter()
+        .filter(|pct| spend >= b.limit_usd * pct / 100.0)
+        .filter(|pct| !fired.contains(&format!("budget:{}:{period}:{pct}", b.id)))
+        .collect();
+    if due.is_empty() {
+        return Ok(());
+    }
+    // Before alerting, drop local records the projections already hold under
+    // another offset (a batch replayed after a crash): never alert early.
+    let ids: Vec<String> = mine.iter().map(|s| s.event.event_id.clone()).collect();
+    let dup = already_projected(pool, &ids, start).await?;
+    let mine: Vec<&Spent> = mine.into_iter().filter(|s| !dup.contains(&s.event.event_id)).collect();
+    let spend = projected + mine.iter().map(|s| s.cost()).sum::<f64>();
+    let mut paused = Vec::new();
+    for pct in due {
+        if spend < b.limit_usd * pct / 100.0 {
+            continue;
+        }
+        if b.pause_at_pct.is_some_and(|p| pct >= p) && paused.is_empty() {
+            let agents: Vec<String> = mine.iter().map(|s| s.event.agent_id.clone()).collect();
+            paused = pause_agents(pool, b, start, &period, &agents).await?;
+            telemetry::agents_paused(paused.len());
+            tracing::info!(budget = %b.id, agents = paused.len(), "budget reached its pause threshold: agents paused");
+        }
+        let shown: &[String] = if b.pause_at_pct.is_some_and(|p| pct >= p) { &paused } else { &[] };
+        let a = budget_alert(b, now, pct, spend, shown);
+        alert::produce(producer, &config.kafka.topic_alerts, &a).await?;
+        tracing::info!(alert_id = %a.alert_id, spend, limit = b.limit_usd, pct, "budget threshold crossed, alert emitted");
+        telemetry::alert_emitted(if pct >= 100.0 { "budget_exceeded" } else { "budget_warn" });
+        fired.insert(a.alert_id);
+    }
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::governance::Period;
+
+    fn budget() -> Budget {
+        Budget {
+            id: "b1".into(),
+            org_id: "o".into(),
+            name: "team".into(),
+            scope: Scope::org(),
+            period: Period::Day,
+            limit_usd: 10.0,
+            thresholds: vec![80.0, 100.0],
+            pause_at_pct: None,
+            channels: vec![],
+        }
+    }
 
     #[test]
-    fn alert_ids_are_deterministic_per_org_day_threshold() {
-        let d = chrono::NaiveDate::from_ymd_opt(2026, 11, 22).unwrap();
-        let a = daily_budget_alert("o", d, 10.0, 10.5);
-        let b = daily_budget_alert("o", d, 10.0, 99.0);
-        assert_eq!(a.alert_id, b.alert_id);
-        assert_ne!(
-            a.alert_id,
-            daily_budget_alert("o", d.succ_opt().unwrap(), 10.0, 10.5).alert_id
-        );
-        assert_ne!(a.alert_id, daily_budget_alert("p", d, 10.0, 10.5).alert_id);
-        assert_eq!(a.alert_id, "budget_daily:o:2026-11-22:10");
+    fn alert_ids_are_deterministic_per_budget_period_threshold() {
+        let now = chrono::DateTime::parse_from_rfc3339("2026-11-22T10:00:00Z")
+            .unwrap()
+            .to_utc();
+        let later = now + chrono::Duration::hours(5);
+        let b = budget();
+        let a = budget_alert(&b, now, 80.0, 8.5, &[]);
+        assert_eq!(a.alert_id, budget_alert(&b, later, 80.0, 9.9, &[]).alert_id);
+        assert_eq!(a.alert_id, "budget:b1:2026-11-22:80");
+        assert_eq!(a.kind, "budget_warn");
+        let next_day = now + chrono::Duration::days(1);
+        assert_ne!(a.alert_id, budget_alert(&b, next_day, 80.0, 8.5, &[]).alert_id);
+        let e = budget_alert(&b, now, 100.0, 10.5, &["a1".into()]);
+        assert_eq!(e.kind, "budget_exceeded");
+        assert_eq!(e.severity, "critical");
+        assert!(e.message.contains("$10.50 of $10.00"), "{}", e.message);
+        assert!(e.message.contains("paused 1 agent"), "{}", e.message);
+    }
+
+    #[test]
+    fn local_spend_is_pruned_by_projection_offsets() {
+        let mut l = Local::default();
+        for (p, o) in [(0, 5), (0, 6), (1, 2)] {
+            let e = AgentEvent {
+                org_id: "o".into(),
+                cost_usd: Some(1.0),
+                timestamp: Utc::now().timestamp_micros(),
+                ..Default::default()
+            };
+            l.push(Spent::of(&e, p, o));
+        }
+        let start = period_start(Period::Day, Utc::now());
+        assert_eq!(l.in_scope("o", &Scope::org(), start).count(), 3);
+        l.prune(&HashMap::from([(0, 6)]));
+        assert_eq!(l.in_scope("o", &Scope::org(), start).count(), 2);
+        assert_eq!(l.len, 2);
+        l.prune(&HashMap::from([(0, 7), (1, 3)]));
+        assert_eq!(l.len, 0);
+        assert_eq!(l.in_scope("other", &Scope::org(), start).count(), 0);
     }
 }

@@ -27,6 +27,13 @@ pub struct Config {
     pub budget_check_interval_ms: u64,
     /// How long after its last event an org's budget keeps being checked (s).
     pub budget_watch_secs: u64,
+    /// Consumer group of the projections: its offsets in Postgres tell
+    /// which enriched records the projection store already holds.
+    pub projection_group: String,
+    /// How often budgets, rules and policies are reloaded from Postgres (ms).
+    pub governance_reload_ms: u64,
+    /// How often alert rules are evaluated (ms).
+    pub rules_interval_ms: u64,
     /// Attempts per notification (alert, channel, transition) before it is
     /// dead-lettered (Slack, Discord and webhook channels alike).
     pub webhook_max_attempts: u32,
@@ -68,6 +75,9 @@ impl Default for Config {
             batch_linger_ms: 5,
             budget_check_interval_ms: 500,
             budget_watch_secs: 30,
+            projection_group: "agentops-projections".into(),
+            governance_reload_ms: 2000,
+            rules_interval_ms: 5000,
             webhook_max_attempts: 8,
             webhook_backoff_ms: 250,
             notify_backoff_max_ms: 30_000,

@@ -1,43 +1,77 @@
-//! events.raw → price → events.enriched, at least once.
+//! events.raw → price → policies → events.enriched, at least once.
+//!
+//! Per batch: decode (undecodable → dead-letter), price, evaluate policies
+//! (violations recorded and pauses applied before anything is produced),
+//! raise policy alerts, produce the enriched records, then hand what was
+//! spent (with the offsets written) to the budget checker. Offsets of the
+//! raw topic are stored only after all of that is durable.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use agentops_runtime::kafka;
 use agentops_runtime::shutdown::CancellationToken;
-use agentops_schemas::Codec;
+use agentops_schemas::{AgentEvent, Codec};
 use rdkafka::consumer::{Consumer, DefaultConsumerContext, StreamConsumer};
 use rdkafka::message::OwnedMessage;
 use rdkafka::producer::FutureProducer;
 use rdkafka::Message;
+use sqlx::PgPool;
 use tokio::sync::mpsc::UnboundedSender;
 
+use crate::budget::Spent;
+use crate::governance::Governance;
+use crate::policy::{self, RunCosts, Violation};
 use crate::pricing::{Priced, Prices};
-use crate::{telemetry, Config};
+use crate::{alert, telemetry, Config};
 
-/// Spend seen for an org: tells the budget checker which orgs to look at.
-pub(crate) type Touched = String;
+/// What the stage needs besides the batch.
+pub(crate) struct Stage {
+    pub(crate) config: Arc<Config>,
+    pub(crate) prices: Prices,
+    pub(crate) producer: FutureProducer,
+    pub(crate) pool: PgPool,
+    pub(crate) governance: Governance,
+    pub(crate) spent: UnboundedSender<Vec<Spent>>,
+    run_costs: RunCosts,
+    alerted: HashSet<String>,
+    codec: Codec,
+}
 
-pub(crate) async fn run(
-    config: Arc<Config>,
-    prices: Prices,
-    producer: FutureProducer,
-    touched: UnboundedSender<Touched>,
-    shutdown: CancellationToken,
-) -> agentops_runtime::Result<()> {
+impl Stage {
+    pub(crate) fn new(
+        config: Arc<Config>,
+        prices: Prices,
+        producer: FutureProducer,
+        pool: PgPool,
+        governance: Governance,
+        spent: UnboundedSender<Vec<Spent>>,
+    ) -> Stage {
+        Stage {
+            config,
+            prices,
+            producer,
+            pool,
+            governance,
+            spent,
+            run_costs: RunCosts::default(),
+            alerted: HashSet::new(),
+            codec: Codec::v1(),
+        }
+    }
+}
+
+pub(crate) async fn run(mut stage: Stage, shutdown: CancellationToken) -> agentops_runtime::Result<()> {
+    let config = stage.config.clone();
     let consumer: StreamConsumer<DefaultConsumerContext> =
         kafka::consumer(&config.kafka, &config.group, DefaultConsumerContext)?;
     consumer.subscribe(&[&config.kafka.topic_raw])?;
-    let codec = Codec::v1();
     let linger = Duration::from_millis(config.batch_linger_ms);
     tracing::info!(topic = %config.kafka.topic_raw, group = %config.group, "enrich stage consuming");
     while let Some(batch) = kafka::next_batch(&consumer, config.batch_max, linger, &shutdown).await
     {
-        if !process(
-            &config, &prices, &codec, &producer, &batch, &touched, &shutdown,
-        )
-        .await
-        {
+        if !process(&mut stage, &batch, &shutdown).await {
             break; // shutdown before the batch was durable: do not store its offsets
         }
         kafka::store_offsets(&consumer, &kafka::next_offsets(&batch));
@@ -49,28 +83,47 @@ pub(crate) async fn run(
     Ok(())
 }
 
-/// Enrich and produce one batch; true once every record is durable downstream.
-async fn process(
-    config: &Config,
-    prices: &Prices,
-    codec: &Codec,
-    producer: &FutureProducer,
-    batch: &[OwnedMessage],
-    touched: &UnboundedSender<Touched>,
+/// Retry `op` until it succeeds (transient failures are never skipped);
+/// `None` if shutdown came first.
+async fn retrying<T, E: std::fmt::Display, F, Fut>(
+    what: &str,
     shutdown: &CancellationToken,
-) -> bool {
-    let mut out = Vec::with_capacity(batch.len());
+    mut op: F,
+) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, E>>,
+{
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        match op().await {
+            Ok(v) => return Some(v),
+            Err(e) => tracing::warn!(error = %e, "{what} failed, will retry"),
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return None,
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
+/// Process one batch; true once everything it caused is durable.
+async fn process(stage: &mut Stage, batch: &[OwnedMessage], shutdown: &CancellationToken) -> bool {
+    let config = stage.config.clone();
+    let producer = stage.producer.clone();
+    let mut events: Vec<AgentEvent> = Vec::with_capacity(batch.len());
     let mut unpriced = 0;
-    let mut spenders = std::collections::HashSet::new();
+    let prices = stage.prices.current();
     for msg in batch {
         let decoded = match msg.payload() {
             None => Err("empty record".to_owned()),
-            Some(p) => codec.decode(p).map_err(|e| e.to_string()),
+            Some(p) => stage.codec.decode(p).map_err(|e| e.to_string()),
         };
         let mut event = match decoded {
             Ok(e) => e,
             Err(reason) => {
-                if !kafka::dead_letter(producer, &config.kafka.topic_dlq, msg, &reason, shutdown)
+                if !kafka::dead_letter(&producer, &config.kafka.topic_dlq, msg, &reason, shutdown)
                     .await
                 {
                     return false;
@@ -78,20 +131,27 @@ async fn process(
                 continue;
             }
         };
-        match prices.current().enrich(&mut event) {
-            Priced::UnknownModel => unpriced += 1,
-            Priced::Computed(_) | Priced::Client
-                if event.cost_usd.unwrap_or(0.0) > 0.0 && !spenders.contains(&event.org_id) =>
-            {
-                spenders.insert(event.org_id.clone());
-            }
-            _ => {}
+        if prices.enrich(&mut event) == Priced::UnknownModel {
+            unpriced += 1;
         }
-        match codec.encode(&event) {
-            Ok(bytes) => out.push((event.partition_key(), bytes)),
+        events.push(event);
+    }
+    telemetry::unpriced(unpriced);
+    if !apply_policies(stage, &mut events, shutdown).await {
+        return false;
+    }
+
+    let mut out = Vec::with_capacity(events.len());
+    let mut kept = Vec::with_capacity(events.len());
+    for (event, msg) in events.into_iter().zip(batch) {
+        match stage.codec.encode(&event) {
+            Ok(bytes) => {
+                out.push((event.partition_key(), bytes));
+                kept.push(event);
+            }
             Err(e) => {
                 let reason = format!("cannot re-encode: {e}");
-                if !kafka::dead_letter(producer, &config.kafka.topic_dlq, msg, &reason, shutdown)
+                if !kafka::dead_letter(&producer, &config.kafka.topic_dlq, msg, &reason, shutdown)
                     .await
                 {
                     return false;
@@ -99,17 +159,14 @@ async fn process(
             }
         }
     }
-    telemetry::unpriced(unpriced);
-    for org in spenders {
-        let _ = touched.send(org);
-    }
-    let fp = codec.fingerprint_hex();
+    let fp = stage.codec.fingerprint_hex();
     // Produce all, then retry whatever failed until it is acknowledged (never skip).
+    let mut written: Vec<Option<(i32, i64)>> = vec![None; out.len()];
     let mut pending: Vec<usize> = (0..out.len()).collect();
     let mut backoff = Duration::from_millis(100);
     while !pending.is_empty() {
         let results = kafka::send_records(
-            producer,
+            &producer,
             &config.kafka.topic_enriched,
             &fp,
             pending.iter().map(|&i| &out[i]),
@@ -120,7 +177,10 @@ async fn process(
             .into_iter()
             .zip(results)
             .filter_map(|(i, r)| match r {
-                Ok(_) => None,
+                Ok(at) => {
+                    written[i] = Some(at);
+                    None
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "produce to enriched topic failed, will retry");
                     Some(i)
@@ -136,5 +196,109 @@ async fn process(
         }
     }
     telemetry::events_enriched(out.len());
+    let spent: Vec<Spent> = kept
+        .iter()
+        .zip(written)
+        .filter(|(e, _)| e.cost_usd.unwrap_or(0.0) > 0.0)
+        .filter_map(|(e, at)| at.map(|(p, o)| Spent::of(e, p, o)))
+        .collect();
+    if !spent.is_empty() {
+        let _ = stage.spent.send(spent);
+    }
+    true
+}
+
+/// Evaluate the org's policies on each event; record violations, apply
+/// pauses, flag the events and raise alerts. False on shutdown.
+async fn apply_policies(
+    stage: &mut Stage,
+    events: &mut [AgentEvent],
+    shutdown: &CancellationToken,
+) -> bool {
+    let snap = stage.governance.current();
+    if !events.iter().any(|e| snap.policies.contains_key(&e.org_id)) {
+        return true;
+    }
+    let needs_run_cost = |e: &AgentEvent| {
+        snap.policies
+            .get(&e.org_id)
+            .is_some_and(|ps| ps.iter().any(|p| p.kind == "max_cost_per_run"))
+    };
+    let costed: Vec<&AgentEvent> = events.iter().filter(|e| needs_run_cost(e)).collect();
+    if !costed.is_empty() {
+        let mut backoff = Duration::from_millis(100);
+        while let Err(e) = stage.run_costs.seed(&stage.pool, &costed).await {
+            tracing::warn!(error = %e, "reading run costs failed, will retry");
+            tokio::select! {
+                _ = shutdown.cancelled() => return false,
+                _ = tokio::time::sleep(backoff) => {}
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(5));
+        }
+    }
+    let mut found: Vec<(Violation, AgentEvent)> = Vec::new();
+    for e in events.iter_mut() {
+        let Some(policies) = snap.policies.get(&e.org_id) else {
+            continue;
+        };
+        let run_cost = if needs_run_cost(e) {
+            stage.run_costs.add(e)
+        } else {
+            None
+        };
+        let violations = policy::evaluate(policies, e, run_cost);
+        if violations.is_empty() {
+            continue;
+        }
+        let names: Vec<&str> = violations.iter().map(|v| v.policy.name.as_str()).collect();
+        e.attributes
+            .insert(policy::FLAG_ATTRIBUTE.to_owned(), names.join(","));
+        for v in violations {
+            found.push((v, e.clone()));
+        }
+    }
+    if found.is_empty() {
+        return true;
+    }
+    let pool = stage.pool.clone();
+    if retrying("recording policy violations", shutdown, || policy::record(&pool, &found))
+        .await
+        .is_none()
+    {
+        return false;
+    }
+    for (v, _) in &found {
+        telemetry::policy_violations(
+            match v.policy.action.as_str() {
+                "pause" => "pause",
+                "alert" => "alert",
+                _ => "flag",
+            },
+            1,
+        );
+    }
+    let topic = stage.config.kafka.topic_alerts.clone();
+    for (v, e) in &found {
+        if v.policy.action == "flag" {
+            continue;
+        }
+        let a = policy::violation_alert(v, e, v.policy.action == "pause");
+        if stage.alerted.contains(&a.alert_id) {
+            continue;
+        }
+        let producer = stage.producer.clone();
+        if retrying("producing a policy alert", shutdown, || alert::produce(&producer, &topic, &a))
+            .await
+            .is_none()
+        {
+            return false;
+        }
+        tracing::info!(alert_id = %a.alert_id, policy = %v.policy.name, agent = %e.agent_id, "policy violated, alert emitted");
+        telemetry::alert_emitted("policy");
+        stage.alerted.insert(a.alert_id);
+    }
+    if stage.alerted.len() > 100_000 {
+        stage.alerted.clear();
+    }
     true
 }

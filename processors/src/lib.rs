@@ -12,10 +12,13 @@ mod alert;
 mod budget;
 mod config;
 mod enrich;
+mod governance;
 mod notify;
+mod policy;
 pub mod price_store;
 pub mod pricing;
 pub mod recompute;
+mod rules;
 mod telemetry;
 
 use std::sync::Arc;
@@ -57,20 +60,36 @@ pub async fn run(
         shutdown.clone(),
     ));
 
-    let (dirty_tx, dirty_rx) = tokio::sync::mpsc::unbounded_channel();
+    let governance = governance::Governance::load_and_watch(
+        pool.clone(),
+        Duration::from_millis(config.governance_reload_ms),
+        shutdown.clone(),
+    )
+    .await?;
+    let (spent_tx, spent_rx) = tokio::sync::mpsc::unbounded_channel();
     let config = Arc::new(config);
-    let enrich = tokio::spawn(enrich::run(
+    let stage = enrich::Stage::new(
         config.clone(),
         prices,
         producer.clone(),
-        dirty_tx,
-        shutdown.clone(),
-    ));
+        pool.clone(),
+        governance.clone(),
+        spent_tx,
+    );
+    let enrich = tokio::spawn(enrich::run(stage, shutdown.clone()));
     let budget = tokio::spawn(budget::run(
         config.clone(),
         pool.clone(),
         producer.clone(),
-        dirty_rx,
+        governance.clone(),
+        spent_rx,
+        shutdown.clone(),
+    ));
+    let rules = tokio::spawn(rules::run(
+        config.clone(),
+        pool.clone(),
+        producer.clone(),
+        governance,
         shutdown.clone(),
     ));
     let notify = tokio::spawn(notify::run(
@@ -89,6 +108,7 @@ pub async fn run(
     for (name, task) in [
         ("enrich", enrich),
         ("budget", budget),
+        ("rules", rules),
         ("notifier", notify),
         ("digest", digest),
     ] {

@@ -17,6 +17,26 @@ pub(crate) fn notification(outcome: &'static str) {
     metrics::counter!("agentops_notifications_total", "outcome" => outcome).increment(1);
 }
 
+/// Agents paused by a budget or a policy.
+pub(crate) fn agents_paused(n: usize) {
+    metrics::counter!("agentops_agents_paused_total").increment(n as u64);
+}
+
+/// Unprojected spend entries dropped because the projections are far behind.
+pub(crate) fn budget_local_dropped() {
+    metrics::counter!("agentops_budget_local_dropped_total").increment(1);
+}
+
+/// Policy violations recorded, by action.
+pub(crate) fn policy_violations(action: &'static str, n: usize) {
+    metrics::counter!("agentops_policy_violations_total", "action" => action).increment(n as u64);
+}
+
+/// Alert rule evaluation passes, by outcome.
+pub(crate) fn rule_pass(outcome: &'static str) {
+    metrics::counter!("agentops_rule_passes_total", "outcome" => outcome).increment(1);
+}
+
 /// One notification POST, by channel kind and outcome
 /// (`delivered`, `transient`, `permanent`).
 pub(crate) fn notification_attempt(channel_kind: &'static str, outcome: &'static str) {

@@ -225,7 +225,7 @@ pub async fn dead_letter(
 
 /// Produce encoded event records (key, Avro value) to `topic`, each with the
 /// writer-schema header, and wait for every acknowledgement. One result per
-/// record, in order. A full local queue is backpressure: each send waits at
+/// record, in order: the (partition, offset) written, or the error. A full local queue is backpressure: each send waits at
 /// most `queue_timeout` for room.
 pub async fn send_records<'a>(
     producer: &FutureProducer,
@@ -233,7 +233,7 @@ pub async fn send_records<'a>(
     schema_fp: &str,
     records: impl IntoIterator<Item = &'a (String, Vec<u8>)>,
     queue_timeout: Duration,
-) -> Vec<rdkafka::error::KafkaResult<()>> {
+) -> Vec<rdkafka::error::KafkaResult<(i32, i64)>> {
     use rdkafka::message::{Header, OwnedHeaders};
     let sends = records.into_iter().map(|(key, payload)| {
         let headers = OwnedHeaders::new().insert(Header {
@@ -249,6 +249,6 @@ pub async fn send_records<'a>(
     futures::future::join_all(sends)
         .await
         .into_iter()
-        .map(|r| r.map(|_| ()).map_err(|(e, _)| e))
+        .map(|r| r.map(|d| (d.partition, d.offset)).map_err(|(e, _)| e))
         .collect()
 }

@@ -1,0 +1,110 @@
+//! Directives: agents paused or killed (by a budget, a policy or an admin,
+//! in `agent_controls`) are told so in the gateway's answers to their events,
+//! so SDKs can stop them. Controls are cached per org for
+//! `directive_cache_ttl_ms`; a failed refresh keeps serving the last known set
+//! (directives are advice, never a reason to refuse events).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use sqlx::PgPool;
+use tokio::sync::RwLock;
+
+/// One directive in a response.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub(crate) struct Directive {
+    pub(crate) agent_id: String,
+    /// `pause` or `kill`.
+    pub(crate) action: String,
+    pub(crate) reason: String,
+}
+
+struct OrgControls {
+    loaded: Instant,
+    by_agent: Arc<HashMap<String, Directive>>,
+}
+
+pub(crate) struct Directives {
+    pool: PgPool,
+    ttl: Duration,
+    orgs: RwLock<HashMap<String, OrgControls>>,
+}
+
+impl Directives {
+    pub(crate) fn new(pool: PgPool, ttl: Duration) -> Directives {
+        Directives {
+            pool,
+            ttl,
+            orgs: RwLock::new(HashMap::new()),
+        }
+    }
+
+    async fn controls(&self, org: &str) -> Arc<HashMap<String, Directive>> {
+        if let Some(c) = self.orgs.read().await.get(org) {
+            if c.loaded.elapsed() < self.ttl {
+                return c.by_agent.clone();
+            }
+        }
+        let rows: Result<Vec<(String, String, String)>, _> = sqlx::query_as(
+            "SELECT agent_id, action, reason FROM agent_controls WHERE org_id = $1",
+        )
+        .bind(org)
+        .fetch_all(&self.pool)
+        .await;
+        let mut orgs = self.orgs.write().await;
+        match rows {
+            Ok(rows) => {
+                let by_agent: HashMap<String, Directive> = rows
+                    .into_iter()
+                    .map(|(agent_id, action, reason)| {
+                        let d = Directive {
+                            agent_id: agent_id.clone(),
+                            action,
+                            reason,
+                        };
+                        (agent_id, d)
+                    })
+                    .collect();
+                let by_agent = Arc::new(by_agent);
+                if orgs.len() > 100_000 {
+                    orgs.clear();
+                }
+                orgs.insert(
+                    org.to_owned(),
+                    OrgControls {
+                        loaded: Instant::now(),
+                        by_agent: by_agent.clone(),
+                    },
+                );
+                by_agent
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "agent controls unavailable; serving the last known");
+                orgs.get(org)
+                    .map(|c| c.by_agent.clone())
+                    .unwrap_or_default()
+            }
+        }
+    }
+
+    /// The directives for these agents of `org` (each agent once, sorted).
+    pub(crate) async fn for_agents<'a>(
+        &self,
+        org: &str,
+        agents: impl IntoIterator<Item = &'a str>,
+    ) -> Vec<Directive> {
+        let controls = self.controls(org).await;
+        if controls.is_empty() {
+            return Vec::new();
+        }
+        let mut out: Vec<Directive> = agents
+            .into_iter()
+            .filter_map(|a| controls.get(a).cloned())
+            .collect();
+        out.sort_by(|a, b| a.agent_id.cmp(&b.agent_id));
+        out.dedup();
+        out
+    }
+}

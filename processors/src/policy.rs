@@ -1,0 +1,337 @@
+//! Policies, evaluated on every event by the enrich stage: model allowlist
+//! and denylist, max tokens per call, max cost per run, forbidden tools.
+//!
+//! Actions: `flag` records the violation and marks the enriched event
+//! (attribute `agentops.policy_violations`); `alert` also raises an alert (one
+//! per policy, agent and UTC day); `pause` also pauses the agent. Violations
+//! are recorded once per (policy, event) whatever the replays.
+//!
+//! Max cost per run sums the cost of a run's events as they pass. A run's
+//! events share a partition (the key is org/agent), so one instance sees
+//! them all; a run first seen mid-way (after a rebalance or restart) starts
+//! from its cost in the `runs` projection.
+
+use std::collections::HashMap;
+
+use agentops_schemas::AgentEvent;
+use chrono::{DateTime, Utc};
+use serde_json::json;
+use sqlx::PgPool;
+
+use crate::alert::{Alert, Transition};
+use crate::governance::{model_matches, Policy};
+
+/// The attribute listing the policies an enriched event violated.
+pub(crate) const FLAG_ATTRIBUTE: &str = "agentops.policy_violations";
+
+#[derive(Debug, Clone)]
+pub(crate) struct Violation {
+    pub(crate) policy: Policy,
+    pub(crate) detail: String,
+}
+
+/// Sum of token counts of an event.
+fn tokens(e: &AgentEvent) -> i64 {
+    [
+        e.input_tokens,
+        e.output_tokens,
+        e.cache_read_tokens,
+        e.cache_write_tokens,
+        e.reasoning_tokens,
+    ]
+    .iter()
+    .map(|t| t.unwrap_or(0))
+    .sum()
+}
+
+/// The violations of `e` (already priced). `run_cost` is the run's cost
+/// before and after this event, when the event belongs to a run.
+pub(crate) fn evaluate(
+    policies: &[Policy],
+    e: &AgentEvent,
+    run_cost: Option<(f64, f64)>,
+) -> Vec<Violation> {
+    let mut out = Vec::new();
+    for p in policies.iter().filter(|p| crate::governance::in_scope(&p.scope, e)) {
+        let model = e.model.as_deref();
+        let detail = match p.kind.as_str() {
+            "model_allowlist" => model
+                .filter(|m| !p.names.iter().any(|n| model_matches(n, m)))
+                .map(|m| format!("model {m} is not on the allowlist")),
+            "model_denylist" => model
+                .filter(|m| p.names.iter().any(|n| model_matches(n, m)))
+                .map(|m| format!("model {m} is denied")),
+            "max_tokens_per_call" => p.limit_value.and_then(|limit| {
+                let t = tokens(e);
+                (t as f64 > limit).then(|| format!("{t} tokens in one call, over {limit}"))
+            }),
+            "forbidden_tools" => e
+                .tool_name
+                .as_deref()
+                .filter(|t| p.names.iter().any(|n| n.eq_ignore_ascii_case(t)))
+                .map(|t| format!("tool {t} is forbidden")),
+            "max_cost_per_run" => match (p.limit_value, run_cost) {
+                // Only the event that crosses the limit violates it.
+                (Some(limit), Some((before, after))) if before <= limit && after > limit => {
+                    Some(format!("run cost ${after:.4} over ${limit:.4}"))
+                }
+                _ => None,
+            },
+            _ => None,
+        };
+        if let Some(detail) = detail {
+            out.push(Violation {
+                policy: p.clone(),
+                detail,
+            });
+        }
+    }
+    out
+}
+
+/// Running cost of the runs this instance sees.
+#[derive(Default)]
+pub(crate) struct RunCosts {
+    cost: HashMap<(String, String), f64>,
+}
+
+const RUNS_MAX: usize = 200_000;
+
+impl RunCosts {
+    /// Runs of `events` not yet known here that did not start in this batch:
+    /// their cost so far comes from the projection.
+    pub(crate) async fn seed(
+        &mut self,
+        pool: &PgPool,
+        events: &[&AgentEvent],
+    ) -> Result<(), sqlx::Error> {
+        let mut orgs = Vec::new();
+        let mut runs = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for e in events {
+            let Some(run) = &e.run_id else { continue };
+            let key = (e.org_id.clone(), run.clone());
+            // A run starting in this batch has no cost before it.
+            if self.cost.contains_key(&key) || !seen.insert(key.clone()) {
+                continue;
+            }
+            if e.event_type != "run_started" {
+                orgs.push(key.0);
+                runs.push(key.1);
+            }
+        }
+        let rows: Vec<(String, String, f64)> = if runs.is_empty() {
+            Vec::new()
+        } else {
+            sqlx::query_as(
+                "SELECT r.org_id, r.run_id, r.cost_usd FROM runs r
+                 JOIN unnest($1::text[], $2::text[]) AS k(org_id, run_id)
+                   ON r.org_id = k.org_id AND r.run_id = k.run_id",
+            )
+            .bind(&orgs)
+            .bind(&runs)
+            .fetch_all(pool)
+            .await?
+        };
+        for key in seen {
+            self.cost.entry(key).or_insert(0.0);
+        }
+        for (org, run, cost) in rows {
+            self.cost.insert((org, run), cost);
+        }
+        Ok(())
+    }
+
+    /// Add the event's cost; (before, after) for its run.
+    pub(crate) fn add(&mut self, e: &AgentEvent) -> Option<(f64, f64)> {
+        let run = e.run_id.as_ref()?;
+        if self.cost.len() > RUNS_MAX {
+            self.cost.clear(); // runs seen again are re-seeded from the projection
+        }
+        let c = self.cost.entry((e.org_id.clone(), run.clone())).or_insert(0.0);
+        let before = *c;
+        *c += e.cost_usd.unwrap_or(0.0);
+        Some((before, *c))
+    }
+}
+
+/// The alert raised for a violation (`alert` and `pause` actions): one per
+/// policy, agent and UTC day of the event.
+pub(crate) fn violation_alert(v: &Violation, e: &AgentEvent, paused: bool) -> Alert {
+    let ts = DateTime::from_timestamp_micros(e.timestamp).unwrap_or_default();
+    let day = ts.format("%Y-%m-%d").to_string();
+    let p = &v.policy;
+    let mut message = format!(
+        "Policy '{}' ({}) violated by agent {}{}: {}",
+        p.name,
+        p.kind,
+        e.agent_id,
+        e.run_id
+            .as_deref()
+            .map(|r| format!(" in run {r}"))
+            .unwrap_or_default(),
+        v.detail
+    );
+    if paused {
+        message.push_str("; agent paused");
+    }
+    Alert {
+        alert_id: format!("policy:{}:{}:{day}", p.id, e.agent_id),
+        org_id: e.org_id.clone(),
+        source: "policy".into(),
+        source_id: Some(p.id.clone()),
+        kind: p.kind.clone(),
+        scope_key: format!("agent={}", e.agent_id),
+        transition: Transition::Firing,
+        severity: if paused { "critical" } else { "warning" }.into(),
+        period: day,
+        threshold: p.limit_value.unwrap_or(0.0),
+        value: 0.0,
+        message,
+        details: json!({
+            "policy": p.name, "action": p.action, "event_id": e.event_id,
+            "run_id": e.run_id, "agent_id": e.agent_id, "detail": v.detail,
+            "paused_agents": if paused { vec![e.agent_id.clone()] } else { vec![] },
+        }),
+        channels: p.channels.clone(),
+        occurred_at: Utc::now(),
+    }
+}
+
+/// Record violations (idempotent per policy and event) and apply pauses.
+pub(crate) async fn record(
+    pool: &PgPool,
+    found: &[(Violation, AgentEvent)],
+) -> Result<(), sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    for (v, e) in found {
+        let ts = DateTime::from_timestamp_micros(e.timestamp).unwrap_or_default();
+        let event = serde_json::to_value(e).unwrap_or_default();
+        sqlx::query(
+            "INSERT INTO policy_violations
+                 (policy_id, event_id, org_id, agent_id, run_id, ts, action, detail, event)
+             VALUES ($1::uuid, $2::uuid, $3, $4, $5, $6, $7, $8, $9)
+             ON CONFLICT (policy_id, event_id) DO NOTHING",
+        )
+        .bind(&v.policy.id)
+        .bind(&e.event_id)
+        .bind(&e.org_id)
+        .bind(&e.agent_id)
+        .bind(&e.run_id)
+        .bind(ts)
+        .bind(&v.policy.action)
+        .bind(&v.detail)
+        .bind(event)
+        .execute(&mut *tx)
+        .await?;
+        if v.policy.action == "pause" {
+            let alert_id = violation_alert(v, e, true).alert_id;
+            sqlx::query(
+                "INSERT INTO agent_controls (org_id, agent_id, action, reason, set_by, alert_id)
+                 VALUES ($1, $2, 'pause', $3, $4, $5)
+                 ON CONFLICT (org_id, agent_id) DO NOTHING",
+            )
+            .bind(&e.org_id)
+            .bind(&e.agent_id)
+            .bind(format!("policy '{}': {}", v.policy.name, v.detail))
+            .bind(format!("policy:{}", v.policy.id))
+            .bind(alert_id)
+            .execute(&mut *tx)
+            .await?;
+        }
+    }
+    tx.commit().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use agentops_runtime::governance::Scope;
+
+    fn policy(kind: &str, names: &[&str], limit: Option<f64>) -> Policy {
+        Policy {
+            id: "p".into(),
+            name: kind.into(),
+            kind: kind.into(),
+            scope: Scope::org(),
+            names: names.iter().map(|s| s.to_string()).collect(),
+            limit_value: limit,
+            action: "flag".into(),
+            channels: vec![],
+        }
+    }
+
+    fn call(model: &str, tokens: i64) -> AgentEvent {
+        AgentEvent {
+            org_id: "o".into(),
+            agent_id: "a".into(),
+            event_type: "llm_call".into(),
+            model: Some(model.into()),
+            input_tokens: Some(tokens),
+            output_tokens: Some(1),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn model_lists() {
+        let allow = [policy("model_allowlist", &["gpt-4o-mini", "claude-haiku-4-5"], None)];
+        assert!(evaluate(&allow, &call("gpt-4o-mini-2024-07-18", 1), None).is_empty());
+        let v = evaluate(&allow, &call("gpt-4o", 1), None);
+        assert_eq!(v[0].detail, "model gpt-4o is not on the allowlist");
+        let deny = [policy("model_denylist", &["o3"], None)];
+        assert_eq!(evaluate(&deny, &call("o3", 1), None).len(), 1);
+        assert!(evaluate(&deny, &call("o3-mini", 1), None).len() == 1); // dated/variant prefix
+        assert!(evaluate(&deny, &call("o4-mini", 1), None).is_empty());
+        let tool = AgentEvent {
+            event_type: "tool_call".into(),
+            ..Default::default()
+        };
+        assert!(evaluate(&deny, &tool, None).is_empty(), "no model, nothing to deny");
+    }
+
+    #[test]
+    fn tokens_tools_and_run_cost() {
+        let max = [policy("max_tokens_per_call", &[], Some(1000.0))];
+        assert!(evaluate(&max, &call("x", 999), None).is_empty());
+        assert_eq!(evaluate(&max, &call("x", 1000), None)[0].detail, "1001 tokens in one call, over 1000");
+        let tools = [policy("forbidden_tools", &["shell"], None)];
+        let t = AgentEvent {
+            tool_name: Some("Shell".into()),
+            ..Default::default()
+        };
+        assert_eq!(evaluate(&tools, &t, None).len(), 1);
+        let run = [policy("max_cost_per_run", &[], Some(1.0))];
+        let e = call("x", 1);
+        assert!(evaluate(&run, &e, Some((0.5, 1.0))).is_empty());
+        assert_eq!(evaluate(&run, &e, Some((0.9, 1.2))).len(), 1);
+        assert!(evaluate(&run, &e, Some((1.2, 1.5))).is_empty(), "only the crossing event");
+    }
+
+    #[test]
+    fn run_costs_accumulate_per_run() {
+        let mut rc = RunCosts::default();
+        let mut e = call("x", 1);
+        e.run_id = Some("r".into());
+        e.cost_usd = Some(0.25);
+        assert_eq!(rc.add(&e), Some((0.0, 0.25)));
+        assert_eq!(rc.add(&e), Some((0.25, 0.5)));
+        e.run_id = None;
+        assert_eq!(rc.add(&e), None);
+    }
+
+    #[test]
+    fn one_alert_per_policy_agent_day() {
+        let p = policy("model_denylist", &["o3"], None);
+        let v = Violation {
+            policy: p,
+            detail: "model o3 is denied".into(),
+        };
+        let mut e = call("o3", 1);
+        e.timestamp = 1_795_000_000_000_000;
+        let a = violation_alert(&v, &e, false);
+        e.event_id = "other".into();
+        assert_eq!(a.alert_id, violation_alert(&v, &e, true).alert_id);
+        assert!(a.message.contains("violated by agent a"), "{}", a.message);
+    }
+}

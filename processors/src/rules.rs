@@ -1,0 +1,480 @@
+//! Alert rules, evaluated every `rules_interval_ms` against the projection
+//! store (exact, counted-once figures):
+//!
+//! | kind           | fires when                                                        | one alert per |
+//! |----------------|-------------------------------------------------------------------|---------------|
+//! | `cost_per_day` | spend in scope since UTC midnight > `threshold` USD               | rule          |
+//! | `error_rate`   | failed / finished runs in the last `window_secs` > `threshold`, with ≥ `min_runs` runs | rule |
+//! | `latency_p95`  | p95 run latency in the last `window_secs` > `threshold` ms, ≥ `min_runs` runs | rule |
+//! | `no_heartbeat` | an agent that sends heartbeats has been silent for `minutes`      | agent         |
+//! | `stuck_run`    | a run started more than `minutes` ago has not finished            | run           |
+//!
+//! An alert fires when its condition holds and no alert of the same rule and
+//! scope key is open, unless one fired within `cooldown_secs`; it resolves
+//! when the condition stops holding. One instance evaluates at a time (a
+//! Postgres advisory lock per pass), and a partial unique index allows one
+//! open alert per rule and scope key, so peers never double-fire. The alert
+//! is produced before the transaction recording it commits: a crash between
+//! the two leaves the notifier to record it from the record.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use agentops_runtime::governance::ScopeKind;
+use agentops_runtime::shutdown::CancellationToken;
+use agentops_runtime::storage;
+use agentops_schemas::histogram;
+use chrono::{DateTime, Utc};
+use rdkafka::producer::FutureProducer;
+use serde_json::{json, Value};
+use sqlx::{PgConnection, PgPool};
+
+use crate::alert::{self, Alert, Transition};
+use crate::governance::{agg_filter, Governance, Rule};
+use crate::{telemetry, Config};
+
+/// Advisory lock key held by the instance evaluating a pass.
+const RULES_LOCK: i64 = 0x4167_4f70_0004;
+
+/// One scope key where a rule's condition holds.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Breach {
+    pub(crate) scope_key: String,
+    pub(crate) value: f64,
+    pub(crate) message: String,
+    pub(crate) details: Value,
+}
+
+pub(crate) async fn run(
+    config: Arc<Config>,
+    pool: PgPool,
+    producer: FutureProducer,
+    governance: Governance,
+    shutdown: CancellationToken,
+) -> agentops_runtime::Result<()> {
+    let mut tick = tokio::time::interval(Duration::from_millis(config.rules_interval_ms));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return Ok(()),
+            _ = tick.tick() => {}
+        }
+        let snap = governance.current();
+        if snap.rules.is_empty() {
+            continue;
+        }
+        match pass(&config, &pool, &producer, &snap.rules).await {
+            Ok(true) => telemetry::rule_pass("evaluated"),
+            Ok(false) => telemetry::rule_pass("peer"),
+            Err(e) => {
+                telemetry::rule_pass("failed");
+                tracing::warn!(error = %e, "alert rule pass failed; retrying next tick");
+            }
+        }
+    }
+}
+
+/// One evaluation of every rule; false when a peer holds the lock.
+async fn pass(
+    config: &Config,
+    pool: &PgPool,
+    producer: &FutureProducer,
+    rules: &[Rule],
+) -> anyhow::Result<bool> {
+    let mut tx = pool.begin().await?;
+    let mine: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
+        .bind(RULES_LOCK)
+        .fetch_one(&mut *tx)
+        .await?;
+    if !mine {
+        return Ok(false);
+    }
+    let now = Utc::now();
+    let mut out: Vec<Alert> = Vec::new();
+    for rule in rules {
+        let breaches = evaluate(&mut tx, rule, now).await?;
+        let open: Vec<(String, String)> = sqlx::query_as(
+            "SELECT alert_id, scope_key FROM alerts
+             WHERE source = 'rule' AND source_id = $1::uuid AND state <> 'resolved'",
+        )
+        .bind(&rule.id)
+        .fetch_all(&mut *tx)
+        .await?;
+        let breaching: HashMap<&str, &Breach> =
+            breaches.iter().map(|b| (b.scope_key.as_str(), b)).collect();
+        for (alert_id, scope_key) in &open {
+            if breaching.contains_key(scope_key.as_str()) {
+                continue;
+            }
+            sqlx::query(
+                "UPDATE alerts SET state = 'resolved', resolved_at = now() WHERE alert_id = $1",
+            )
+            .bind(alert_id)
+            .execute(&mut *tx)
+            .await?;
+            history(&mut tx, alert_id, "resolved").await?;
+            out.push(resolved_alert(rule, alert_id, scope_key, now));
+        }
+        for b in &breaches {
+            if open.iter().any(|(_, k)| k == &b.scope_key) {
+                continue;
+            }
+            let last: Option<DateTime<Utc>> = sqlx::query_scalar(
+                "SELECT max(created_at) FROM alerts
+                 WHERE source = 'rule' AND source_id = $1::uuid AND scope_key = $2",
+            )
+            .bind(&rule.id)
+            .bind(&b.scope_key)
+            .fetch_one(&mut *tx)
+            .await?;
+            if last.is_some_and(|t| now - t < chrono::Duration::seconds(rule.cooldown_secs.into())) {
+                continue; // de-bounced
+            }
+            let a = firing_alert(rule, b, now);
+            let inserted = sqlx::query(
+                "INSERT INTO alerts (alert_id, org_id, kind, period, threshold, value, message,
+                     source, source_id, scope_key, state, severity, details, channels)
+                 VALUES ($1, $2, $3, '', $4, $5, $6, 'rule', $7::uuid, $8, 'firing', $9, $10,
+                     $11::uuid[])
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(&a.alert_id)
+            .bind(&a.org_id)
+            .bind(&a.kind)
+            .bind(a.threshold)
+            .bind(a.value)
+            .bind(&a.message)
+            .bind(&rule.id)
+            .bind(&a.scope_key)
+            .bind(&a.severity)
+            .bind(&a.details)
+            .bind(&a.channels)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if inserted == 1 {
+                history(&mut tx, &a.alert_id, "firing").await?;
+                out.push(a);
+            }
+        }
+    }
+    for a in &out {
+        alert::produce(producer, &config.kafka.topic_alerts, a).await?;
+        tracing::info!(alert_id = %a.alert_id, transition = a.transition.as_str(), "alert rule {}", a.transition.as_str());
+        telemetry::alert_emitted("rule");
+    }
+    tx.commit().await?;
+    Ok(true)
+}
+
+async fn history(tx: &mut PgConnection, alert_id: &str, state: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("INSERT INTO alert_history (alert_id, state, actor) VALUES ($1, $2, 'processors')")
+        .bind(alert_id)
+        .bind(state)
+        .execute(tx)
+        .await
+        .map(|_| ())
+}
+
+fn firing_alert(rule: &Rule, b: &Breach, now: DateTime<Utc>) -> Alert {
+    let mut details = b.details.clone();
+    details["rule"] = json!(rule.name);
+    Alert {
+        alert_id: format!("rule:{}:{}:{}", rule.id, b.scope_key, now.timestamp_millis()),
+        org_id: rule.org_id.clone(),
+        source: "rule".into(),
+        source_id: Some(rule.id.clone()),
+        kind: rule.kind.clone(),
+        scope_key: b.scope_key.clone(),
+        transition: Transition::Firing,
+        severity: "warning".into(),
+        period: String::new(),
+        threshold: rule
+            .threshold
+            .or(rule.minutes.map(f64::from))
+            .unwrap_or(0.0),
+        value: b.value,
+        message: format!("{} (rule '{}')", b.message, rule.name),
+        details,
+        channels: rule.channels.clone(),
+        occurred_at: now,
+    }
+}
+
+fn resolved_alert(rule: &Rule, alert_id: &str, scope_key: &str, now: DateTime<Utc>) -> Alert {
+    Alert {
+        alert_id: alert_id.to_owned(),
+        org_id: rule.org_id.clone(),
+        source: "rule".into(),
+        source_id: Some(rule.id.clone()),
+        kind: rule.kind.clone(),
+        scope_key: scope_key.to_owned(),
+        transition: Transition::Resolved,
+        severity: "info".into(),
+        period: String::new(),
+        threshold: rule.threshold.unwrap_or(0.0),
+        value: 0.0,
+        message: format!("Resolved: {} for {scope_key} (rule '{}')", rule.kind, rule.name),
+        details: json!({"rule": rule.name}),
+        channels: rule.channels.clone(),
+        occurred_at: now,
+    }
+}
+
+/// Bind the scope value when the filter has one.
+fn filtered<'q>(
+    q: sqlx::query::QueryAs<'q, sqlx::Postgres, (f64,), sqlx::postgres::PgArguments>,
+    v: Option<String>,
+) -> sqlx::query::QueryAs<'q, sqlx::Postgres, (f64,), sqlx::postgres::PgArguments> {
+    match v {
+        Some(v) => q.bind(v),
+        None => q,
+    }
+}
+
+/// Where the rule's condition holds now.
+async fn evaluate(
+    conn: &mut PgConnection,
+    rule: &Rule,
+    now: DateTime<Utc>,
+) -> Result<Vec<Breach>, sqlx::Error> {
+    let org = &rule.org_id;
+    let scope_key = rule.scope.scope_key();
+    let threshold = rule.threshold.unwrap_or(f64::INFINITY);
+    let window = |secs: Option<i32>| now - chrono::Duration::seconds(secs.unwrap_or(3600).into());
+    Ok(match rule.kind.as_str() {
+        "cost_per_day" => {
+            let start = agentops_runtime::governance::period_start(
+                agentops_runtime::governance::Period::Day,
+                now,
+            );
+            let cost: f64 = match agg_filter(&rule.scope, 3) {
+                Some((filter, v)) => {
+                    let sql = format!(
+                        "SELECT COALESCE(sum(cost_usd), 0)::float8 FROM agg_1h
+                         WHERE org_id = $1 AND bucket >= $2 AND {filter}"
+                    );
+                    filtered(sqlx::query_as(&sql).bind(org).bind(start), v)
+                        .fetch_one(&mut *conn)
+                        .await?
+                        .0
+                }
+                None => {
+                    let (k, v) = rule.scope.tag().unwrap_or_default();
+                    sqlx::query_scalar(
+                        "SELECT COALESCE(sum(cost_usd), 0)::float8 FROM events
+                         WHERE org_id = $1 AND ts >= $2 AND attributes->>$3 = $4",
+                    )
+                    .bind(org)
+                    .bind(start)
+                    .bind(k)
+                    .bind(v)
+                    .fetch_one(&mut *conn)
+                    .await?
+                }
+            };
+            (cost > threshold)
+                .then(|| Breach {
+                    scope_key: scope_key.clone(),
+                    value: cost,
+                    message: format!("Cost today for {scope_key} is ${cost:.2}, over ${threshold:.2}"),
+                    details: json!({"unit": "usd", "since": start}),
+                })
+                .into_iter()
+                .collect()
+        }
+        "error_rate" | "latency_p95" => {
+            let Some((filter, v)) = agg_filter(&rule.scope, 3) else {
+                return Ok(Vec::new()); // tag scopes are refused by the API for these kinds
+            };
+            let since = window(rule.window_secs);
+            let sql = format!(
+                "SELECT COALESCE(sum(runs_completed), 0)::int8, COALESCE(sum(runs_failed), 0)::int8,
+                        {hist}
+                 FROM agg_1m WHERE org_id = $1 AND bucket >= date_trunc('minute', $2::timestamptz)
+                   AND {filter}",
+                hist = storage::merged_histogram_sql(),
+            );
+            let q = sqlx::query_as::<_, (i64, i64, Vec<i64>)>(&sql).bind(org).bind(since);
+            let (completed, failed, hist) = match v {
+                Some(v) => q.bind(v),
+                None => q,
+            }
+            .fetch_one(&mut *conn)
+            .await?;
+            let runs = completed + failed;
+            let win = rule.window_secs.unwrap_or(3600);
+            if runs < i64::from(rule.min_runs.max(1)) {
+                Vec::new()
+            } else if rule.kind == "error_rate" {
+                let rate = failed as f64 / runs as f64;
+                (rate > threshold)
+                    .then(|| Breach {
+                        scope_key: scope_key.clone(),
+                        value: rate,
+                        message: format!(
+                            "Error rate for {scope_key} is {:.0}% over the last {}s ({failed} of {runs} runs failed), over {:.0}%",
+                            rate * 100.0, win, threshold * 100.0
+                        ),
+                        details: json!({"unit": "ratio", "failed": failed, "runs": runs, "window_secs": win}),
+                    })
+                    .into_iter()
+                    .collect()
+            } else {
+                let p95 = histogram::quantile(&hist, 0.95).unwrap_or(0.0);
+                (p95 > threshold)
+                    .then(|| Breach {
+                        scope_key: scope_key.clone(),
+                        value: p95,
+                        message: format!(
+                            "p95 run latency for {scope_key} is {p95:.0} ms over the last {win}s ({runs} runs), over {threshold:.0} ms"
+                        ),
+                        details: json!({"unit": "ms", "runs": runs, "window_secs": win}),
+                    })
+                    .into_iter()
+                    .collect()
+            }
+        }
+        "no_heartbeat" => {
+            let minutes = rule.minutes.unwrap_or(10);
+            let (filter, v) = agent_filter(rule);
+            let sql = format!(
+                "SELECT agent_id, last_seen FROM agents
+                 WHERE org_id = $1 AND last_heartbeat IS NOT NULL
+                   AND last_seen < $2 AND last_seen > $2 - interval '7 days' AND {filter}
+                 ORDER BY agent_id LIMIT 1000"
+            );
+            let q = sqlx::query_as::<_, (String, DateTime<Utc>)>(&sql)
+                .bind(org)
+                .bind(now - chrono::Duration::minutes(minutes.into()));
+            let rows = match v {
+                Some(v) => q.bind(v),
+                None => q,
+            }
+            .fetch_all(&mut *conn)
+            .await?;
+            rows.into_iter()
+                .map(|(agent, last)| {
+                    let silent = (now - last).num_seconds() as f64 / 60.0;
+                    Breach {
+                        scope_key: format!("agent={agent}"),
+                        value: silent,
+                        message: format!(
+                            "Agent {agent} silent for {silent:.0} min (last event {}), limit {minutes} min",
+                            last.format("%Y-%m-%d %H:%M:%S UTC")
+                        ),
+                        details: json!({"unit": "minutes", "agent_id": agent, "last_seen": last}),
+                    }
+                })
+                .collect()
+        }
+        "stuck_run" => {
+            let minutes = rule.minutes.unwrap_or(30);
+            let (filter, v) = agent_filter(rule);
+            let sql = format!(
+                "SELECT run_id, agent_id, started_at FROM runs
+                 WHERE org_id = $1 AND ended_at IS NULL AND status = 'running'
+                   AND started_at < $2 AND started_at > $2 - interval '7 days' AND {filter}
+                 ORDER BY started_at LIMIT 1000"
+            );
+            let q = sqlx::query_as::<_, (String, String, DateTime<Utc>)>(&sql)
+                .bind(org)
+                .bind(now - chrono::Duration::minutes(minutes.into()));
+            let rows = match v {
+                Some(v) => q.bind(v),
+                None => q,
+            }
+            .fetch_all(&mut *conn)
+            .await?;
+            rows.into_iter()
+                .map(|(run, agent, started)| {
+                    let age = (now - started).num_seconds() as f64 / 60.0;
+                    Breach {
+                        scope_key: format!("run={run}"),
+                        value: age,
+                        message: format!(
+                            "Run {run} of agent {agent} running for {age:.0} min without finishing, limit {minutes} min"
+                        ),
+                        details: json!({"unit": "minutes", "run_id": run, "agent_id": agent, "started_at": started}),
+                    }
+                })
+                .collect()
+        }
+        other => {
+            tracing::warn!(rule = %rule.id, kind = other, "unknown alert rule kind");
+            Vec::new()
+        }
+    })
+}
+
+/// Scope filter on `agents`/`runs` (both have agent_id; runs also workflow_id,
+/// agents via the agents seen in the workflow).
+fn agent_filter(rule: &Rule) -> (String, Option<String>) {
+    let v = rule.scope.value().map(str::to_owned);
+    match rule.scope.kind() {
+        ScopeKind::Agent => ("agent_id = $3".into(), v),
+        ScopeKind::Workflow if rule.kind == "stuck_run" => ("workflow_id = $3".into(), v),
+        ScopeKind::Workflow => (
+            "agent_id IN (SELECT DISTINCT agent_id FROM agg_1d
+                          WHERE org_id = $1 AND workflow_id = $3)"
+                .into(),
+            v,
+        ),
+        _ => ("TRUE".into(), None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use agentops_runtime::governance::Scope;
+
+    fn rule() -> Rule {
+        Rule {
+            id: "00000000-0000-0000-0000-000000000001".into(),
+            org_id: "o".into(),
+            name: "errors".into(),
+            kind: "error_rate".into(),
+            scope: Scope::org(),
+            threshold: Some(0.5),
+            window_secs: Some(600),
+            min_runs: 5,
+            minutes: None,
+            cooldown_secs: 3600,
+            channels: vec![],
+        }
+    }
+
+    #[test]
+    fn firing_and_resolved_alerts_share_the_id() {
+        let now = Utc::now();
+        let b = Breach {
+            scope_key: "org".into(),
+            value: 0.8,
+            message: "Error rate 80%".into(),
+            details: json!({"unit": "ratio"}),
+        };
+        let f = firing_alert(&rule(), &b, now);
+        assert!(f.alert_id.starts_with("rule:00000000-0000-0000-0000-000000000001:org:"));
+        assert_eq!(f.details["rule"], "errors");
+        assert_eq!(f.threshold, 0.5);
+        assert!(f.message.ends_with("(rule 'errors')"));
+        let r = resolved_alert(&rule(), &f.alert_id, "org", now);
+        assert_eq!(r.alert_id, f.alert_id);
+        assert_eq!(r.transition, Transition::Resolved);
+    }
+
+    #[test]
+    fn agent_scopes_filter_agents_and_runs() {
+        let mut r = rule();
+        r.kind = "no_heartbeat".into();
+        assert_eq!(agent_filter(&r), ("TRUE".into(), None));
+        r.scope = Scope::parse("agent", Some("a1")).unwrap();
+        assert_eq!(agent_filter(&r), ("agent_id = $3".into(), Some("a1".into())));
+        r.scope = Scope::parse("workflow", Some("w")).unwrap();
+        assert!(agent_filter(&r).0.contains("agg_1d"));
+        r.kind = "stuck_run".into();
+        assert_eq!(agent_filter(&r).0, "workflow_id = $3");
+    }
+}
