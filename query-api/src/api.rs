@@ -37,6 +37,7 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route("/v1/agents", get(crate::agents::list))
         .route("/v1/admin/budget", put(put_budget))
         .merge(crate::governance::routes())
+        .merge(crate::prices::routes())
         .with_state(state)
 }
 
@@ -317,6 +318,7 @@ type TimelineRow = (
     Option<i64>,
     Option<f64>,
     Option<String>,
+    Option<String>,
 );
 
 async fn run_detail(
@@ -348,7 +350,7 @@ async fn run_detail(
         body.insert(name.to_owned(), v);
     }
     let events: Vec<TimelineRow> = sqlx::query_as(
-        "SELECT event_id, ts, type, model, latency_ms, cost_usd, tool_name FROM events
+        "SELECT event_id, ts, type, model, latency_ms, cost_usd, tool_name, cost_source FROM events
              WHERE org_id = $1 AND run_id = $2 ORDER BY ts LIMIT 1000",
     )
     .bind(&key.org_id)
@@ -357,8 +359,8 @@ async fn run_detail(
     .await?;
     let timeline: Vec<Value> = events
         .into_iter()
-        .map(|(id, ts, ty, model, lat, cost, tool)| {
-            json!({"event_id": id, "timestamp": ts, "type": ty, "model": model, "latency_ms": lat, "cost_usd": cost, "tool_name": tool})
+        .map(|(id, ts, ty, model, lat, cost, tool, source)| {
+            json!({"event_id": id, "timestamp": ts, "type": ty, "model": model, "latency_ms": lat, "cost_usd": cost, "cost_source": source, "tool_name": tool})
         })
         .collect();
     body.insert("events".into(), Value::Array(timeline));

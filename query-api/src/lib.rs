@@ -16,6 +16,7 @@ mod api;
 mod config;
 mod error;
 mod governance;
+pub mod prices;
 mod window;
 
 use std::sync::Arc;

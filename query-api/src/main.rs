@@ -65,6 +65,30 @@ enum AdminCommand {
         #[arg(long)]
         key_id: uuid::Uuid,
     },
+    /// Add (or replace) a version of a model's prices in the global table,
+    /// which every org uses unless it has its own row (USD per million tokens).
+    SetPrice {
+        #[arg(long)]
+        provider: String,
+        #[arg(long)]
+        model: String,
+        /// Other names of the model (repeat or comma-separate).
+        #[arg(long, value_delimiter = ',')]
+        alias: Vec<String>,
+        /// UTC date from which the prices apply (default: since always).
+        #[arg(long)]
+        effective_from: Option<String>,
+        #[arg(long)]
+        input: f64,
+        #[arg(long)]
+        output: f64,
+        #[arg(long)]
+        cache_read: Option<f64>,
+        #[arg(long)]
+        cache_write: Option<f64>,
+        #[arg(long)]
+        reasoning: Option<f64>,
+    },
     /// Set an org's daily spend budget and its Slack-compatible webhook.
     SetBudget {
         #[arg(long)]
@@ -127,6 +151,35 @@ async fn main() -> anyhow::Result<()> {
                         anyhow::bail!("no live key {key_id} in org {org}");
                     }
                     println!("revoked {key_id}");
+                }
+                AdminCommand::SetPrice {
+                    provider,
+                    model,
+                    alias,
+                    effective_from,
+                    input,
+                    output,
+                    cache_read,
+                    cache_write,
+                    reasoning,
+                } => {
+                    // The same validation as `POST /v1/admin/prices`.
+                    let body = serde_json::json!({
+                        "provider": provider, "model": model, "aliases": alias,
+                        "effective_from": effective_from, "input": input, "output": output,
+                        "cache_read": cache_read, "cache_write": cache_write, "reasoning": reasoning,
+                    });
+                    let p = agentops_query_api::prices::parse(&body)
+                        .map_err(|e| anyhow::anyhow!("{e}"))?;
+                    let (id, new) =
+                        agentops_query_api::prices::set_price(&pool, None, &p, "cli").await?;
+                    println!(
+                        "global price {} {} from {}: row {id} {}",
+                        p.provider,
+                        p.model,
+                        p.effective_from,
+                        if new { "added" } else { "replaced" }
+                    );
                 }
                 AdminCommand::SetBudget {
                     org,

@@ -1,0 +1,431 @@
+//! Model prices (the `model_prices` table the processors price events with).
+//!
+//! - `GET /v1/admin/prices` (admin): the global rows and this org's, every version.
+//! - `POST /v1/admin/prices` (admin): add (or replace) a version of a model's
+//!   prices for this org; it overrides the global table from `effective_from`.
+//! - `GET /v1/prices/unknown?window=7d` (read): models this org used with
+//!   tokens but no price, from the aggregates' `unpriced_calls`.
+//!
+//! Global rows affect every org and are changed with the admin CLI
+//! (`agentops-query-api admin set-price`, [`set_price`]). Processors reload
+//! the table every `price_reload_secs`; already-priced events change only
+//! through `agentops-processors recompute`.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::get;
+use axum::{Json, Router};
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+use sqlx::PgPool;
+
+use agentops_runtime::keys::Scope;
+
+use crate::api::{authenticate, AppState, Shared};
+use crate::error::ApiError;
+
+/// Most aliases per row.
+const MAX_ALIASES: usize = 32;
+/// Highest accepted rate (USD per million tokens).
+const MAX_RATE: f64 = 100_000.0;
+
+pub(crate) fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/v1/admin/prices", get(list).post(add))
+        .route("/v1/prices/unknown", get(unknown))
+}
+
+/// A price version to write (USD per million tokens).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewPrice {
+    pub provider: String,
+    pub model: String,
+    pub aliases: Vec<String>,
+    pub effective_from: NaiveDate,
+    pub input: f64,
+    pub output: f64,
+    pub cache_read: Option<f64>,
+    pub cache_write: Option<f64>,
+    pub reasoning: Option<f64>,
+}
+
+fn bad(field: &'static str, message: impl Into<String>) -> ApiError {
+    ApiError::BadField {
+        field,
+        message: message.into(),
+    }
+}
+
+/// A model name or alias: lowercase (matching ignores case), no whitespace or `/`.
+fn model_name(field: &'static str, raw: &str) -> Result<String, ApiError> {
+    let n = raw.trim().to_ascii_lowercase();
+    if n.is_empty()
+        || n.chars().count() > 200
+        || n.chars()
+            .any(|c| c.is_whitespace() || c.is_control() || c == '/')
+    {
+        return Err(bad(
+            field,
+            "expected 1 to 200 characters without whitespace or `/`",
+        ));
+    }
+    Ok(n)
+}
+
+fn rate(m: &Map<String, Value>, field: &'static str) -> Result<Option<f64>, ApiError> {
+    match m.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => v
+            .as_f64()
+            .filter(|r| r.is_finite() && (0.0..=MAX_RATE).contains(r))
+            .map(Some)
+            .ok_or_else(|| {
+                bad(
+                    field,
+                    format!("expected a number of USD per million tokens, 0 to {MAX_RATE}"),
+                )
+            }),
+    }
+}
+
+fn required_rate(m: &Map<String, Value>, field: &'static str) -> Result<f64, ApiError> {
+    rate(m, field)?.ok_or_else(|| bad(field, "required: USD per million tokens"))
+}
+
+/// The fields a price body may have.
+const FIELDS: [&str; 9] = [
+    "provider",
+    "model",
+    "aliases",
+    "effective_from",
+    "input",
+    "output",
+    "cache_read",
+    "cache_write",
+    "reasoning",
+];
+
+/// Validate a `POST /v1/admin/prices` body, naming the first bad field.
+pub(crate) fn parse_new_price(body: &[u8]) -> Result<NewPrice, ApiError> {
+    let v: Value = serde_json::from_slice(body).map_err(|e| ApiError::BadJson(e.to_string()))?;
+    parse_value(&v)
+}
+
+/// Validate a price given as JSON (the admin CLI); the error names the field.
+pub fn parse(v: &Value) -> Result<NewPrice, String> {
+    parse_value(v).map_err(|e| e.to_string())
+}
+
+fn parse_value(v: &Value) -> Result<NewPrice, ApiError> {
+    let Value::Object(m) = v else {
+        return Err(ApiError::BadJson(
+            "expected an object like {\"provider\": ..., \"model\": ..., \"input\": ..., \"output\": ...}"
+                .into(),
+        ));
+    };
+    // The org comes from the key, never the body (`org_id` is refused).
+    if let Some(k) = m.keys().find(|k| !FIELDS.contains(&k.as_str())) {
+        return Err(ApiError::UnknownField(k.clone()));
+    }
+    let provider = match m.get("provider") {
+        Some(Value::String(p))
+            if !p.trim().is_empty()
+                && p.trim().chars().count() <= 100
+                && !p.chars().any(char::is_control) =>
+        {
+            p.trim().to_ascii_lowercase()
+        }
+        _ => return Err(bad("provider", "required: a string of 1 to 100 characters")),
+    };
+    let model = match m.get("model") {
+        Some(Value::String(s)) => model_name("model", s)?,
+        _ => return Err(bad("model", "required: a model name such as gpt-4o")),
+    };
+    let aliases = match m.get("aliases") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(a)) if a.len() <= MAX_ALIASES => {
+            let mut out = Vec::with_capacity(a.len());
+            for v in a {
+                let Value::String(s) = v else {
+                    return Err(bad("aliases", "expected an array of model names"));
+                };
+                let n = model_name("aliases", s)?;
+                if n != model && !out.contains(&n) {
+                    out.push(n);
+                }
+            }
+            out
+        }
+        Some(_) => {
+            return Err(bad(
+                "aliases",
+                format!("expected an array of at most {MAX_ALIASES} model names"),
+            ))
+        }
+    };
+    let effective_from = match m.get("effective_from") {
+        None | Some(Value::Null) => NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default(),
+        Some(Value::String(s)) => s
+            .parse::<NaiveDate>()
+            .ok()
+            .filter(|d| (1970..=2100).contains(&chrono::Datelike::year(d)))
+            .ok_or_else(|| bad("effective_from", "expected a UTC date YYYY-MM-DD"))?,
+        Some(_) => return Err(bad("effective_from", "expected a UTC date YYYY-MM-DD")),
+    };
+    Ok(NewPrice {
+        provider,
+        model,
+        aliases,
+        effective_from,
+        input: required_rate(&m, "input")?,
+        output: required_rate(&m, "output")?,
+        cache_read: rate(&m, "cache_read")?,
+        cache_write: rate(&m, "cache_write")?,
+        reasoning: rate(&m, "reasoning")?,
+    })
+}
+
+const UPSERT: &str = "
+INSERT INTO model_prices AS p (org_id, provider, model, aliases, effective_from, input, output,
+    cache_read, cache_write, reasoning, created_by)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+ON CONFLICT (org_id, model, effective_from) DO UPDATE SET
+    provider = EXCLUDED.provider, aliases = EXCLUDED.aliases, input = EXCLUDED.input,
+    output = EXCLUDED.output, cache_read = EXCLUDED.cache_read,
+    cache_write = EXCLUDED.cache_write, reasoning = EXCLUDED.reasoning,
+    created_by = EXCLUDED.created_by, created_at = now()
+RETURNING id, (xmax = 0) AS inserted";
+
+/// Write a price version (`org`: None for the global table) and its audit
+/// row in one transaction; returns (row id, whether it was new). Audit rows
+/// of global prices carry org `*`.
+pub async fn set_price(
+    pool: &PgPool,
+    org: Option<&str>,
+    p: &NewPrice,
+    actor: &str,
+) -> Result<(i64, bool), sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let (id, inserted): (i64, bool) = sqlx::query_as(UPSERT)
+        .bind(org)
+        .bind(&p.provider)
+        .bind(&p.model)
+        .bind(&p.aliases)
+        .bind(p.effective_from)
+        .bind(p.input)
+        .bind(p.output)
+        .bind(p.cache_read)
+        .bind(p.cache_write)
+        .bind(p.reasoning)
+        .bind(actor)
+        .fetch_one(&mut *tx)
+        .await?;
+    let detail = json!({
+        "id": id, "scope": if org.is_some() { "org" } else { "global" }, "replaced": !inserted,
+        "provider": p.provider, "model": p.model, "aliases": p.aliases,
+        "effective_from": p.effective_from, "input": p.input, "output": p.output,
+        "cache_read": p.cache_read, "cache_write": p.cache_write, "reasoning": p.reasoning,
+    });
+    sqlx::query(
+        "INSERT INTO audit_log (org_id, actor, action, detail) VALUES ($1, $2, 'price.set', $3)",
+    )
+    .bind(org.unwrap_or("*"))
+    .bind(actor)
+    .bind(detail.to_string())
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok((id, inserted))
+}
+
+type PriceRow = (
+    i64,
+    Option<String>,
+    String,
+    String,
+    Vec<String>,
+    NaiveDate,
+    f64,
+    f64,
+    Option<f64>,
+    Option<f64>,
+    Option<f64>,
+    String,
+    DateTime<Utc>,
+);
+
+fn row_json(r: PriceRow) -> Value {
+    let (id, org, provider, model, aliases, from, input, output, cr, cw, rs, by, at) = r;
+    json!({
+        "id": id, "scope": if org.is_some() { "org" } else { "global" },
+        "provider": provider, "model": model, "aliases": aliases, "effective_from": from,
+        "input": input, "output": output, "cache_read": cr, "cache_write": cw, "reasoning": rs,
+        "created_by": by, "created_at": at,
+    })
+}
+
+const SELECT_ROWS: &str =
+    "SELECT id, org_id, provider, model, aliases, effective_from, input, output,
+    cache_read, cache_write, reasoning, created_by, created_at FROM model_prices";
+
+async fn list(State(s): Shared, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
+    let key = authenticate(&s, &headers, Scope::Admin).await?;
+    let rows: Vec<PriceRow> = sqlx::query_as(&format!(
+        "{SELECT_ROWS} WHERE org_id IS NULL OR org_id = $1
+         ORDER BY provider, model, org_id NULLS FIRST, effective_from"
+    ))
+    .bind(&key.org_id)
+    .fetch_all(&s.pool)
+    .await?;
+    let prices: Vec<Value> = rows.into_iter().map(row_json).collect();
+    Ok(Json(json!({ "prices": prices })))
+}
+
+async fn add(
+    State(s): Shared,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let key = authenticate(&s, &headers, Scope::Admin).await?;
+    let p = parse_new_price(&body)?;
+    let actor = format!("admin:{}", key.key_id);
+    let (id, inserted) = set_price(&s.pool, Some(&key.org_id), &p, &actor).await?;
+    let row: PriceRow = sqlx::query_as(&format!("{SELECT_ROWS} WHERE id = $1"))
+        .bind(id)
+        .fetch_one(&s.pool)
+        .await?;
+    let status = if inserted {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(row_json(row))))
+}
+
+#[derive(Deserialize)]
+struct UnknownQuery {
+    window: Option<String>,
+}
+
+async fn unknown(
+    State(s): Shared,
+    headers: HeaderMap,
+    Query(q): Query<UnknownQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let key = authenticate(&s, &headers, Scope::Read).await?;
+    let window = q.window.as_deref().unwrap_or("7d");
+    let secs = crate::window::parse_secs(window).ok_or_else(|| ApiError::BadParam {
+        field: "window",
+        message: format!("`{window}` is not a duration like 15m, 24h or 7d (at most 90d)"),
+    })?;
+    let now = Utc::now().timestamp();
+    let from = now - secs;
+    let start = DateTime::from_timestamp(from - from.rem_euclid(3600), 0).unwrap_or_default();
+    let rows: Vec<(
+        Option<String>,
+        Option<String>,
+        i64,
+        DateTime<Utc>,
+        DateTime<Utc>,
+    )> = sqlx::query_as(
+        "SELECT provider, model, sum(unpriced_calls)::int8, min(bucket), max(bucket)
+             FROM agg_1h
+             WHERE org_id = $1 AND bucket >= $2 AND unpriced_calls > 0
+             GROUP BY provider, model
+             ORDER BY 3 DESC, 2, 1",
+    )
+    .bind(&key.org_id)
+    .bind(start)
+    .fetch_all(&s.pool)
+    .await?;
+    let models: Vec<Value> = rows
+        .into_iter()
+        .map(|(provider, model, calls, first, last)| {
+            json!({"provider": provider, "model": model, "unpriced_calls": calls,
+                   "first_seen": first, "last_seen": last})
+        })
+        .collect();
+    Ok(Json(json!({"window": window, "models": models})))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn field_of(body: &str) -> String {
+        match parse_new_price(body.as_bytes()).unwrap_err() {
+            ApiError::BadField { field, .. } => field.to_owned(),
+            ApiError::UnknownField(f) => format!("unknown:{f}"),
+            ApiError::BadJson(_) => "json".into(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_full_body_parses_and_normalizes_names() {
+        let p = parse_new_price(
+            br#"{"provider":"OpenAI","model":"GPT-X","aliases":["gpt-x-latest","GPT-X"],
+                 "effective_from":"2026-11-01","input":1.5,"output":6,"cache_read":0.15,
+                 "cache_write":null,"reasoning":8}"#,
+        )
+        .unwrap();
+        assert_eq!(p.provider, "openai");
+        assert_eq!(p.model, "gpt-x");
+        assert_eq!(p.aliases, vec!["gpt-x-latest".to_owned()]);
+        assert_eq!(p.effective_from.to_string(), "2026-11-01");
+        assert_eq!((p.input, p.output), (1.5, 6.0));
+        assert_eq!(
+            (p.cache_read, p.cache_write, p.reasoning),
+            (Some(0.15), None, Some(8.0))
+        );
+        let minimal =
+            parse_new_price(br#"{"provider":"x","model":"m","input":0,"output":0}"#).unwrap();
+        assert_eq!(minimal.effective_from.to_string(), "1970-01-01");
+        assert!(minimal.aliases.is_empty());
+    }
+
+    #[test]
+    fn every_bad_field_is_named() {
+        let ok = r#""provider":"p","model":"m","input":1,"output":2"#;
+        for (body, field) in [
+            (format!("{{{ok},\"extra\":1}}"), "unknown:extra"),
+            (format!("{{{ok},\"org_id\":\"x\"}}"), "unknown:org_id"),
+            (r#"{"model":"m","input":1,"output":2}"#.into(), "provider"),
+            (r#"{"provider":"p","input":1,"output":2}"#.into(), "model"),
+            (
+                r#"{"provider":"p","model":"a b","input":1,"output":2}"#.into(),
+                "model",
+            ),
+            (r#"{"provider":"p","model":"m","output":2}"#.into(), "input"),
+            (
+                r#"{"provider":"p","model":"m","input":-1,"output":2}"#.into(),
+                "input",
+            ),
+            (
+                r#"{"provider":"p","model":"m","input":1,"output":"2"}"#.into(),
+                "output",
+            ),
+            (format!("{{{ok},\"cache_read\":1e9}}"), "cache_read"),
+            (format!("{{{ok},\"cache_write\":true}}"), "cache_write"),
+            (format!("{{{ok},\"reasoning\":-0.5}}"), "reasoning"),
+            (format!("{{{ok},\"aliases\":\"x\"}}"), "aliases"),
+            (format!("{{{ok},\"aliases\":[1]}}"), "aliases"),
+            (
+                format!("{{{ok},\"effective_from\":\"yesterday\"}}"),
+                "effective_from",
+            ),
+            (
+                format!("{{{ok},\"effective_from\":\"1900-01-01\"}}"),
+                "effective_from",
+            ),
+            ("[1]".into(), "json"),
+            ("{".into(), "json"),
+        ] {
+            assert_eq!(field_of(&body), field, "{body}");
+        }
+    }
+}
