@@ -7,6 +7,17 @@
 //! - `GET /v1/runs/{run_id}` (with its event timeline)
 //! - `GET /v1/agents?limit=100` (status, last heartbeat, today's totals)
 //! - `PUT /v1/admin/budget` (admin scope)
+//! - `GET /v1/alerts?state=firing|acknowledged|resolved&limit=50`, `GET /v1/alerts/{alert_id}`
+//!   (with history and deliveries), `POST /v1/alerts/{alert_id}/ack` `{note?}` (admin scope)
+//! - `GET /v1/policy-violations?limit=50&agent_id=`
+//! - `GET /v1/budgets/status` (each budget's current period and spend so far)
+//! - admin scope, every change audited (`governance` module):
+//!   - `GET|POST /v1/admin/channels`, `GET|DELETE /v1/admin/channels/{id}`
+//!   - `GET|POST /v1/admin/budgets`, `GET|PUT|DELETE /v1/admin/budgets/{id}`
+//!   - `GET|POST /v1/admin/alert-rules`, `GET|PUT|DELETE /v1/admin/alert-rules/{id}`
+//!   - `GET|POST /v1/admin/policies`, `GET|PUT|DELETE /v1/admin/policies/{id}`
+//!   - `GET|PUT|DELETE /v1/admin/digest`
+//!   - `POST /v1/admin/agents/{agent_id}/pause|kill|resume`
 //! - `GET /` the dashboard; `/metrics`, `/healthz`
 
 pub mod admin;
