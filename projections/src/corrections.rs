@@ -1,16 +1,17 @@
 //! Cost corrections (see `agentops_schemas::correction`), applied in the
 //! batch's transaction after its new events.
 //!
-//! A correction sets the corrected event's `cost_usd` (and `cost_source =
-//! 'recomputed'`) when it differs, and moves every total that includes the
+//! A correction sets the corrected event's `cost_usd` and `cost_source`
+//! (`'recomputed'`, or NULL when the new cost is null: no price) when they
+//! differ, and moves every total that includes the
 //! event by the difference: the run's cost, the agent's day cost if the
 //! event is in the agent's current day, and in plain mode the `cost_usd` and
 //! `unpriced_calls` of the event's bucket at every aggregate level. In
 //! TimescaleDB mode the continuous aggregates follow from `events` (real-time
 //! buckets at once, materialized ones on their next refresh).
 //!
-//! Idempotent: a correction whose cost the event already has changes
-//! nothing, so a replayed batch or a rebuild that meets it again is harmless.
+//! Idempotent: a correction whose cost and source the event already has
+//! changes nothing, so a replayed batch or a rebuild that meets it again is harmless.
 //! Corrections carry absolute costs and follow their event in its partition,
 //! so replaying the log ends with the same numbers. Client-supplied costs are
 //! never corrected; a correction of an event not (or no longer) stored is a
@@ -52,6 +53,7 @@ struct Change {
     provider: Option<String>,
     model: Option<String>,
     new_cost: Option<f64>,
+    new_source: Option<&'static str>,
     d_cost: f64,
     d_unpriced: i64,
 }
@@ -114,7 +116,13 @@ pub(crate) async fn apply(
         let Some(&&(_, _, ref c_org, new_cost)) = by_id.get(&id) else {
             continue;
         };
-        if *c_org != org || source.as_deref() == Some("client") || cost == new_cost {
+        // The state a correction leaves depends on its cost alone, so any
+        // batching of the log ends the same: priced → 'recomputed', no price → NULL.
+        let new_source = new_cost.map(|_| RECOMPUTED);
+        if *c_org != org
+            || source.as_deref() == Some("client")
+            || (cost == new_cost && source.as_deref() == new_source)
+        {
             continue;
         }
         changes.push(Change {
@@ -127,6 +135,7 @@ pub(crate) async fn apply(
             provider,
             model,
             new_cost,
+            new_source,
             d_cost: new_cost.unwrap_or(0.0) - cost.unwrap_or(0.0),
             d_unpriced: unpriced(new_cost, io) - unpriced(cost, io),
         });
@@ -140,14 +149,15 @@ pub(crate) async fn apply(
         };
     }
     sqlx::query(
-        "UPDATE events e SET cost_usd = c.cost, cost_source = $4
-         FROM UNNEST($1::uuid[], $2::timestamptz[], $3::float8[]) AS c(event_id, ts, cost)
+        "UPDATE events e SET cost_usd = c.cost, cost_source = c.source
+         FROM UNNEST($1::uuid[], $2::timestamptz[], $3::float8[], $4::text[])
+             AS c(event_id, ts, cost, source)
          WHERE e.event_id = c.event_id AND e.ts = c.ts",
     )
     .bind(col!(|c| c.event_id))
     .bind(col!(|c| c.ts))
     .bind(col!(|c| c.new_cost))
-    .bind(RECOMPUTED)
+    .bind(col!(|c| c.new_source))
     .execute(&mut *tx)
     .await?;
     sqlx::query(
