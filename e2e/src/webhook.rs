@@ -13,6 +13,8 @@ use serde_json::Value;
 pub struct Received {
     pub headers: HeaderMap,
     pub body: Value,
+    /// The body bytes exactly as received (what a signature covers).
+    pub raw: Vec<u8>,
 }
 
 #[derive(Default)]
@@ -20,6 +22,8 @@ struct Inner {
     received: Vec<Received>,
     attempts: usize,
     fail_first: usize,
+    /// Answer to the failed attempts (default 500).
+    fail_status: Option<StatusCode>,
 }
 
 /// Records every POST; answers 500 to the first `fail_first` attempts.
@@ -31,8 +35,22 @@ pub struct Receiver {
 
 impl Receiver {
     pub async fn start(fail_first: usize) -> anyhow::Result<Receiver> {
+        Self::start_with(fail_first, StatusCode::INTERNAL_SERVER_ERROR).await
+    }
+
+    /// A receiver that answers every attempt with `status`.
+    pub async fn always_failing(status: u16) -> anyhow::Result<Receiver> {
+        Self::start_with(usize::MAX, StatusCode::from_u16(status)?).await
+    }
+
+    /// Answers `fail_status` to the first `fail_first` attempts, then 200.
+    pub async fn start_with(
+        fail_first: usize,
+        fail_status: StatusCode,
+    ) -> anyhow::Result<Receiver> {
         let inner = Arc::new(Mutex::new(Inner {
             fail_first,
+            fail_status: Some(fail_status),
             ..Default::default()
         }));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -60,14 +78,16 @@ impl Receiver {
 async fn receive(
     State(inner): State<Arc<Mutex<Inner>>>,
     headers: HeaderMap,
-    body: String,
+    raw: axum::body::Bytes,
 ) -> StatusCode {
     let mut s = inner.lock().expect("lock");
     s.attempts += 1;
     if s.attempts <= s.fail_first {
-        return StatusCode::INTERNAL_SERVER_ERROR;
+        return s.fail_status.unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     }
-    let body = serde_json::from_str(&body).unwrap_or(Value::String(body));
-    s.received.push(Received { headers, body });
+    let raw = raw.to_vec();
+    let body = serde_json::from_slice(&raw)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&raw).into_owned()));
+    s.received.push(Received { headers, body, raw });
     StatusCode::OK
 }
