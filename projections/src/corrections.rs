@@ -63,9 +63,11 @@ fn unpriced(cost: Option<f64>, has_input_or_output: bool) -> i64 {
     i64::from(cost.is_none() && has_input_or_output)
 }
 
-/// The last correction of each event in the batch, in batch order:
-/// (event_id, ts, org, new cost).
-fn latest(corrections: &[&AgentEvent]) -> Vec<(uuid::Uuid, DateTime<Utc>, String, Option<f64>)> {
+/// A wanted correction: (event_id, ts, org, new cost).
+type Wanted = (uuid::Uuid, DateTime<Utc>, String, Option<f64>);
+
+/// The last correction of each event in the batch, in batch order.
+fn latest(corrections: &[&AgentEvent]) -> Vec<Wanted> {
     let mut last: BTreeMap<uuid::Uuid, usize> = BTreeMap::new();
     let mut out = Vec::new();
     for c in corrections {
@@ -109,8 +111,7 @@ pub(crate) async fn apply(
     .bind(wanted.iter().map(|w| w.1).collect::<Vec<_>>())
     .fetch_all(&mut *tx)
     .await?;
-    let by_id: BTreeMap<uuid::Uuid, &(uuid::Uuid, DateTime<Utc>, String, Option<f64>)> =
-        wanted.iter().map(|w| (w.0, w)).collect();
+    let by_id: BTreeMap<uuid::Uuid, &Wanted> = wanted.iter().map(|w| (w.0, w)).collect();
     let mut changes = Vec::new();
     for (id, t, org, agent, wf, run, provider, model, cost, source, io) in stored {
         let Some(&&(_, _, ref c_org, new_cost)) = by_id.get(&id) else {

@@ -181,11 +181,11 @@ fn parse_value(v: &Value) -> Result<NewPrice, ApiError> {
         model,
         aliases,
         effective_from,
-        input: required_rate(&m, "input")?,
-        output: required_rate(&m, "output")?,
-        cache_read: rate(&m, "cache_read")?,
-        cache_write: rate(&m, "cache_write")?,
-        reasoning: rate(&m, "reasoning")?,
+        input: required_rate(m, "input")?,
+        output: required_rate(m, "output")?,
+        cache_read: rate(m, "cache_read")?,
+        cache_write: rate(m, "cache_write")?,
+        reasoning: rate(m, "reasoning")?,
     })
 }
 
@@ -306,6 +306,15 @@ async fn add(
     Ok((status, Json(row_json(row))))
 }
 
+/// (provider, model, unpriced calls, first hour, last hour)
+type UnknownRow = (
+    Option<String>,
+    Option<String>,
+    i64,
+    DateTime<Utc>,
+    DateTime<Utc>,
+);
+
 #[derive(Deserialize)]
 struct UnknownQuery {
     window: Option<String>,
@@ -325,13 +334,7 @@ async fn unknown(
     let now = Utc::now().timestamp();
     let from = now - secs;
     let start = DateTime::from_timestamp(from - from.rem_euclid(3600), 0).unwrap_or_default();
-    let rows: Vec<(
-        Option<String>,
-        Option<String>,
-        i64,
-        DateTime<Utc>,
-        DateTime<Utc>,
-    )> = sqlx::query_as(
+    let rows: Vec<UnknownRow> = sqlx::query_as(
         "SELECT provider, model, sum(unpriced_calls)::int8, min(bucket), max(bucket)
              FROM agg_1h
              WHERE org_id = $1 AND bucket >= $2 AND unpriced_calls > 0
