@@ -147,6 +147,23 @@ async fn exact_costs_per_provider_through_the_pipeline() -> Result<()> {
     }
     let unknown = stack.get("/v1/prices/unknown").await?;
     ensure!(unknown["models"] == json!([]), "{unknown}");
+    // The price file seeded the empty global table once, aliases included.
+    let file = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../processors/prices.toml"
+    ))?;
+    let rows = file.matches("[[model]]").count() as i64;
+    let (global, seeded, aliased): (i64, i64, i64) = sqlx::query_as(
+        "SELECT count(*), count(*) FILTER (WHERE created_by = 'seed'),
+                count(*) FILTER (WHERE 'claude-sonnet-4-5' = ANY(aliases))
+         FROM model_prices WHERE org_id IS NULL",
+    )
+    .fetch_one(&stack.pool)
+    .await?;
+    ensure!(
+        global == rows && seeded == rows && aliased == 1,
+        "{global} {seeded} {aliased} of {rows}"
+    );
     Ok(())
 }
 
