@@ -60,10 +60,18 @@ pub(crate) struct Summary {
 
 /// The budget, rule or policy name, if the evaluator put it in `details`.
 fn source_name(details: &Value) -> Option<&str> {
-    ["name", "budget_name", "rule_name", "policy_name"]
-        .iter()
-        .find_map(|k| details.get(*k).and_then(Value::as_str))
-        .filter(|s| !s.is_empty())
+    [
+        "name",
+        "budget",
+        "rule",
+        "policy",
+        "budget_name",
+        "rule_name",
+        "policy_name",
+    ]
+    .iter()
+    .find_map(|k| details.get(*k).and_then(Value::as_str))
+    .filter(|s| !s.is_empty())
 }
 
 /// The unit of `value`/`threshold`: `details.unit`, else USD for spend.
@@ -382,6 +390,14 @@ mod tests {
         assert!(s.title.starts_with("FIRING [critical] budget_exceeded"));
         let r = summarize(&alert(), Transition::Resolved, "http://d");
         assert!(r.title.starts_with("RESOLVED"));
+        // The evaluators name their source under its kind.
+        let mut a = alert();
+        a.source = "rule".into();
+        a.details = json!({"rule": "errors", "unit": "ratio"});
+        assert_eq!(
+            summarize(&a, Transition::Firing, "http://d").what,
+            "budget_exceeded (rule \"errors\")"
+        );
     }
 
     #[test]
