@@ -37,7 +37,10 @@ fn tally(received: &[Received]) -> BTreeMap<(String, String), usize> {
     let mut out = BTreeMap::new();
     for r in received {
         let kind = field(r, "kind").as_str().unwrap_or("?").to_owned();
-        let tr = field(r, "transition").as_str().unwrap_or("firing").to_owned();
+        let tr = field(r, "transition")
+            .as_str()
+            .unwrap_or("firing")
+            .to_owned();
         *out.entry((kind, tr)).or_default() += 1;
     }
     out
@@ -87,14 +90,18 @@ async fn budget_crossing_during_a_processor_sigkill_alerts_once_per_threshold_an
     stack.send_all(&burst[1000..], 50).await?;
 
     stack
-        .eventually(Duration::from_secs(90), "warn and exceeded notifications", || async {
-            Ok((hook.received().len() >= 2).then_some(()))
-        })
+        .eventually(
+            Duration::from_secs(90),
+            "warn and exceeded notifications",
+            || async { Ok((hook.received().len() >= 2).then_some(())) },
+        )
         .await?;
     stack
-        .eventually(Duration::from_secs(90), "all 1,500 events projected", || async {
-            Ok((stack.event_rows().await? == 1500).then_some(()))
-        })
+        .eventually(
+            Duration::from_secs(90),
+            "all 1,500 events projected",
+            || async { Ok((stack.event_rows().await? == 1500).then_some(())) },
+        )
         .await?;
     // Both budget checkers keep looking at the final spend for a while.
     tokio::time::sleep(Duration::from_secs(4)).await;
@@ -103,7 +110,12 @@ async fn budget_crossing_during_a_processor_sigkill_alerts_once_per_threshold_an
         (("budget_exceeded".to_owned(), "firing".to_owned()), 1),
         (("budget_warn".to_owned(), "firing".to_owned()), 1),
     ]);
-    assert_eq!(got, want, "exactly one warn and one exceeded: {:?}", hook.received());
+    assert_eq!(
+        got,
+        want,
+        "exactly one warn and one exceeded: {:?}",
+        hook.received()
+    );
     let exceeded = hook
         .received()
         .into_iter()
@@ -111,7 +123,10 @@ async fn budget_crossing_during_a_processor_sigkill_alerts_once_per_threshold_an
         .expect("exceeded");
     assert!(field(&exceeded, "value").as_f64().unwrap() >= 2.0);
     assert!(
-        field(&exceeded, "message").as_str().unwrap().contains("paused 10 agent"),
+        field(&exceeded, "message")
+            .as_str()
+            .unwrap()
+            .contains("paused 10 agent"),
         "{:?}",
         exceeded.body
     );
@@ -176,12 +191,11 @@ async fn rule_alerts(stack: &Stack, rule_id: &str) -> anyhow::Result<Vec<(String
     .await?;
     let mut out = Vec::new();
     for (alert_id, state) in rows {
-        let history: Vec<String> = sqlx::query_scalar(
-            "SELECT state FROM alert_history WHERE alert_id = $1 ORDER BY id",
-        )
-        .bind(&alert_id)
-        .fetch_all(&stack.pool)
-        .await?;
+        let history: Vec<String> =
+            sqlx::query_scalar("SELECT state FROM alert_history WHERE alert_id = $1 ORDER BY id")
+                .bind(&alert_id)
+                .fetch_all(&stack.pool)
+                .await?;
         out.push((state, history));
     }
     Ok(out)
@@ -220,48 +234,137 @@ async fn alert_rules_fire_on_crafted_streams_respect_cooldown_and_resolve() -> a
     )
     .await?;
     let ch = webhook_channel(&stack, &hook.url).await?;
-    let errors = rule(&stack, "errors", json!({"kind": "error_rate", "scope_value": "err-agent",
-        "threshold": 0.5, "window_secs": 600, "min_runs": 5}), &ch).await?;
-    let cost = rule(&stack, "cost", json!({"kind": "cost_per_day", "scope_value": "cost-agent",
-        "threshold": 0.02}), &ch).await?;
-    let slow = rule(&stack, "slow", json!({"kind": "latency_p95", "scope_value": "slow-agent",
-        "threshold": 2000.0, "window_secs": 600, "min_runs": 5}), &ch).await?;
-    let silent = rule(&stack, "silent", json!({"kind": "no_heartbeat", "scope_kind": "org",
-        "minutes": 2}), &ch).await?;
-    let stuck = rule(&stack, "stuck", json!({"kind": "stuck_run", "scope_kind": "org",
-        "minutes": 2}), &ch).await?;
+    let errors = rule(
+        &stack,
+        "errors",
+        json!({"kind": "error_rate", "scope_value": "err-agent",
+        "threshold": 0.5, "window_secs": 600, "min_runs": 5}),
+        &ch,
+    )
+    .await?;
+    let cost = rule(
+        &stack,
+        "cost",
+        json!({"kind": "cost_per_day", "scope_value": "cost-agent",
+        "threshold": 0.02}),
+        &ch,
+    )
+    .await?;
+    let slow = rule(
+        &stack,
+        "slow",
+        json!({"kind": "latency_p95", "scope_value": "slow-agent",
+        "threshold": 2000.0, "window_secs": 600, "min_runs": 5}),
+        &ch,
+    )
+    .await?;
+    let silent = rule(
+        &stack,
+        "silent",
+        json!({"kind": "no_heartbeat", "scope_kind": "org",
+        "minutes": 2}),
+        &ch,
+    )
+    .await?;
+    let stuck = rule(
+        &stack,
+        "stuck",
+        json!({"kind": "stuck_run", "scope_kind": "org",
+        "minutes": 2}),
+        &ch,
+    )
+    .await?;
 
     // error_rate: 8 of 10 runs fail → fires.
     let mut evs = Vec::new();
     for i in 0..10 {
-        evs.extend(events::run("err-agent", &format!("err-{i}"), i < 8, 500, 30));
+        evs.extend(events::run(
+            "err-agent",
+            &format!("err-{i}"),
+            i < 8,
+            500,
+            30,
+        ));
     }
     // cost_per_day: 3 runs × $0.009 = $0.027 > $0.02.
     for i in 0..3 {
-        evs.extend(events::run("cost-agent", &format!("cost-{i}"), false, 500, 30));
+        evs.extend(events::run(
+            "cost-agent",
+            &format!("cost-{i}"),
+            false,
+            500,
+            30,
+        ));
     }
     // latency_p95: 6 runs of 5 s against 2 s (and a fast agent that does not count).
     for i in 0..6 {
-        evs.extend(events::run("slow-agent", &format!("slow-{i}"), false, 5000, 30));
-        evs.extend(events::run("fast-agent", &format!("fast-{i}"), false, 100, 30));
+        evs.extend(events::run(
+            "slow-agent",
+            &format!("slow-{i}"),
+            false,
+            5000,
+            30,
+        ));
+        evs.extend(events::run(
+            "fast-agent",
+            &format!("fast-{i}"),
+            false,
+            100,
+            30,
+        ));
     }
     // no_heartbeat: an agent whose last heartbeat was 5 minutes ago.
     let ago = |m: i64| (Utc::now() - chrono::Duration::minutes(m)).to_rfc3339();
-    evs.push(json!({"event_id": id(), "type": "heartbeat", "agent_id": "hb-agent", "timestamp": ago(5)}));
+    evs.push(
+        json!({"event_id": id(), "type": "heartbeat", "agent_id": "hb-agent", "timestamp": ago(5)}),
+    );
     // stuck_run: started 5 minutes ago, never finished; and one that finished.
-    evs.push(json!({"event_id": id(), "type": "run_started", "agent_id": "stuck-agent",
-                    "run_id": "stuck-1", "timestamp": ago(5)}));
+    evs.push(
+        json!({"event_id": id(), "type": "run_started", "agent_id": "stuck-agent",
+                    "run_id": "stuck-1", "timestamp": ago(5)}),
+    );
     stack.send_all(&evs, 100).await?;
 
-    until_alerts(&stack, &errors, "error_rate fires", &[("firing", &["firing"])]).await?;
-    until_alerts(&stack, &cost, "cost_per_day fires", &[("firing", &["firing"])]).await?;
-    until_alerts(&stack, &slow, "latency_p95 fires", &[("firing", &["firing"])]).await?;
-    until_alerts(&stack, &silent, "no_heartbeat fires", &[("firing", &["firing"])]).await?;
-    until_alerts(&stack, &stuck, "stuck_run fires", &[("firing", &["firing"])]).await?;
-    let scope: String = sqlx::query_scalar("SELECT scope_key FROM alerts WHERE source_id = $1::uuid")
-        .bind(&silent)
-        .fetch_one(&stack.pool)
-        .await?;
+    until_alerts(
+        &stack,
+        &errors,
+        "error_rate fires",
+        &[("firing", &["firing"])],
+    )
+    .await?;
+    until_alerts(
+        &stack,
+        &cost,
+        "cost_per_day fires",
+        &[("firing", &["firing"])],
+    )
+    .await?;
+    until_alerts(
+        &stack,
+        &slow,
+        "latency_p95 fires",
+        &[("firing", &["firing"])],
+    )
+    .await?;
+    until_alerts(
+        &stack,
+        &silent,
+        "no_heartbeat fires",
+        &[("firing", &["firing"])],
+    )
+    .await?;
+    until_alerts(
+        &stack,
+        &stuck,
+        "stuck_run fires",
+        &[("firing", &["firing"])],
+    )
+    .await?;
+    let scope: String =
+        sqlx::query_scalar("SELECT scope_key FROM alerts WHERE source_id = $1::uuid")
+            .bind(&silent)
+            .fetch_one(&stack.pool)
+            .await?;
     assert_eq!(scope, "agent=hb-agent");
 
     // The agent speaks again, the run finishes, 40 good runs dilute the errors:
@@ -275,27 +378,56 @@ async fn alert_rules_fire_on_crafted_streams_respect_cooldown_and_resolve() -> a
         evs.extend(events::run("err-agent", &format!("ok-{i}"), false, 500, 20));
     }
     stack.send_all(&evs, 100).await?;
-    until_alerts(&stack, &silent, "no_heartbeat resolves", &[("resolved", &["firing", "resolved"])]).await?;
-    until_alerts(&stack, &stuck, "stuck_run resolves", &[("resolved", &["firing", "resolved"])]).await?;
-    until_alerts(&stack, &errors, "error_rate resolves", &[("resolved", &["firing", "resolved"])]).await?;
+    until_alerts(
+        &stack,
+        &silent,
+        "no_heartbeat resolves",
+        &[("resolved", &["firing", "resolved"])],
+    )
+    .await?;
+    until_alerts(
+        &stack,
+        &stuck,
+        "stuck_run resolves",
+        &[("resolved", &["firing", "resolved"])],
+    )
+    .await?;
+    until_alerts(
+        &stack,
+        &errors,
+        "error_rate resolves",
+        &[("resolved", &["firing", "resolved"])],
+    )
+    .await?;
 
     // Errors come back (68 of 110 runs failed) within the cooldown: no new alert.
     // Cost keeps rising: its open alert is not fired again.
     let mut evs = Vec::new();
     for i in 0..60 {
-        evs.extend(events::run("err-agent", &format!("again-{i}"), true, 500, 10));
+        evs.extend(events::run(
+            "err-agent",
+            &format!("again-{i}"),
+            true,
+            500,
+            10,
+        ));
     }
     evs.extend(events::run("cost-agent", "cost-more", false, 500, 10));
     stack.send_all(&evs, 100).await?;
     stack
-        .eventually(Duration::from_secs(60), "second error burst projected", || async {
-            Ok((stack.event_rows().await? >= 127 + 202 + 305).then_some(()))
-        })
+        .eventually(
+            Duration::from_secs(60),
+            "second error burst projected",
+            || async { Ok((stack.event_rows().await? >= 127 + 202 + 305).then_some(())) },
+        )
         .await?;
     tokio::time::sleep(Duration::from_secs(3)).await; // ten more passes
     assert_eq!(
         rule_alerts(&stack, &errors).await?,
-        vec![("resolved".to_owned(), vec!["firing".to_owned(), "resolved".to_owned()])],
+        vec![(
+            "resolved".to_owned(),
+            vec!["firing".to_owned(), "resolved".to_owned()]
+        )],
         "the cooldown holds the second error burst back"
     );
     assert_eq!(rule_alerts(&stack, &cost).await?.len(), 1);
@@ -331,7 +463,13 @@ async fn policies_flag_alert_and_pause_with_violations_recorded_once() -> anyhow
     let ch = webhook_channel(&stack, &hook.url).await?;
     for (name, kind, names, limit, action) in [
         ("no-o3", "model_denylist", vec!["o3"], None, "alert"),
-        ("small-calls", "max_tokens_per_call", vec![], Some(5000.0), "flag"),
+        (
+            "small-calls",
+            "max_tokens_per_call",
+            vec![],
+            Some(5000.0),
+            "flag",
+        ),
         ("no-shell", "forbidden_tools", vec!["shell"], None, "pause"),
         ("cheap-runs", "max_cost_per_run", vec![], Some(0.01), "flag"),
     ] {
@@ -357,12 +495,17 @@ async fn policies_flag_alert_and_pause_with_violations_recorded_once() -> anyhow
                "timestamp": now, "provider": "openai", "model": model,
                "input_tokens": input, "output_tokens": 200})
     };
-    let denied = [llm("o3-agent", "o3-run", "o3", 100), llm("o3-agent", "o3-run", "o3", 100)];
+    let denied = [
+        llm("o3-agent", "o3-run", "o3", 100),
+        llm("o3-agent", "o3-run", "o3", 100),
+    ];
     let big = llm("big-agent", "big-run", "gpt-4o-mini", 10_000);
     let shell = json!({"event_id": id(), "type": "tool_call", "agent_id": "shell-agent",
                        "run_id": "shell-run", "timestamp": now, "tool_name": "shell"});
     // $0.0045 per call: the third call of the run crosses $0.01.
-    let pricey: Vec<Value> = (0..4).map(|_| llm("cost-agent", "cost-run", "gpt-4o", 1000)).collect();
+    let pricey: Vec<Value> = (0..4)
+        .map(|_| llm("cost-agent", "cost-run", "gpt-4o", 1000))
+        .collect();
     let mut evs: Vec<Value> = denied.to_vec();
     evs.extend([big.clone(), shell.clone()]);
     evs.extend(pricey.iter().cloned());
@@ -384,11 +527,36 @@ async fn policies_flag_alert_and_pause_with_violations_recorded_once() -> anyhow
         .await?;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let mut want = vec![
-        ("cheap-runs".to_owned(), pricey[2]["event_id"].as_str().unwrap().to_owned(), "cost-agent".to_owned(), "flag".to_owned()),
-        ("no-o3".to_owned(), denied[0]["event_id"].as_str().unwrap().to_owned(), "o3-agent".to_owned(), "alert".to_owned()),
-        ("no-o3".to_owned(), denied[1]["event_id"].as_str().unwrap().to_owned(), "o3-agent".to_owned(), "alert".to_owned()),
-        ("no-shell".to_owned(), shell["event_id"].as_str().unwrap().to_owned(), "shell-agent".to_owned(), "pause".to_owned()),
-        ("small-calls".to_owned(), big["event_id"].as_str().unwrap().to_owned(), "big-agent".to_owned(), "flag".to_owned()),
+        (
+            "cheap-runs".to_owned(),
+            pricey[2]["event_id"].as_str().unwrap().to_owned(),
+            "cost-agent".to_owned(),
+            "flag".to_owned(),
+        ),
+        (
+            "no-o3".to_owned(),
+            denied[0]["event_id"].as_str().unwrap().to_owned(),
+            "o3-agent".to_owned(),
+            "alert".to_owned(),
+        ),
+        (
+            "no-o3".to_owned(),
+            denied[1]["event_id"].as_str().unwrap().to_owned(),
+            "o3-agent".to_owned(),
+            "alert".to_owned(),
+        ),
+        (
+            "no-shell".to_owned(),
+            shell["event_id"].as_str().unwrap().to_owned(),
+            "shell-agent".to_owned(),
+            "pause".to_owned(),
+        ),
+        (
+            "small-calls".to_owned(),
+            big["event_id"].as_str().unwrap().to_owned(),
+            "big-agent".to_owned(),
+            "flag".to_owned(),
+        ),
     ];
     want.sort();
     assert_eq!(violations, want);
@@ -398,20 +566,27 @@ async fn policies_flag_alert_and_pause_with_violations_recorded_once() -> anyhow
     )
     .fetch_one(&stack.pool)
     .await?;
-    assert_eq!(recorded["tool_name"], "shell", "the violating event is kept: {recorded}");
+    assert_eq!(
+        recorded["tool_name"], "shell",
+        "the violating event is kept: {recorded}"
+    );
 
     // Flagged events carry the policy names into the projections.
     let flagged = stack
-        .eventually(Duration::from_secs(30), "flagged events projected", || async {
-            let rows: Vec<(String,)> = sqlx::query_as(
-                "SELECT attributes->>'agentops.policy_violations' FROM events
+        .eventually(
+            Duration::from_secs(30),
+            "flagged events projected",
+            || async {
+                let rows: Vec<(String,)> = sqlx::query_as(
+                    "SELECT attributes->>'agentops.policy_violations' FROM events
                  WHERE event_id = $1::uuid",
-            )
-            .bind(big["event_id"].as_str().unwrap())
-            .fetch_all(&stack.pool)
-            .await?;
-            Ok(rows.into_iter().next())
-        })
+                )
+                .bind(big["event_id"].as_str().unwrap())
+                .fetch_all(&stack.pool)
+                .await?;
+                Ok(rows.into_iter().next())
+            },
+        )
         .await?;
     assert_eq!(flagged.0, "small-calls");
 

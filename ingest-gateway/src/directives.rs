@@ -47,12 +47,11 @@ impl Directives {
                 return c.by_agent.clone();
             }
         }
-        let rows: Result<Vec<(String, String, String)>, _> = sqlx::query_as(
-            "SELECT agent_id, action, reason FROM agent_controls WHERE org_id = $1",
-        )
-        .bind(org)
-        .fetch_all(&self.pool)
-        .await;
+        let rows: Result<Vec<(String, String, String)>, _> =
+            sqlx::query_as("SELECT agent_id, action, reason FROM agent_controls WHERE org_id = $1")
+                .bind(org)
+                .fetch_all(&self.pool)
+                .await;
         let mut orgs = self.orgs.write().await;
         match rows {
             Ok(rows) => {

@@ -26,8 +26,8 @@ use tokio::sync::mpsc::UnboundedReceiver;
 
 use crate::alert::{self, Alert, Transition};
 use crate::governance::{agg_filter, in_scope, Budget, Governance, Scope};
-use agentops_runtime::governance::{period_key, period_start};
 use crate::{telemetry, Config};
+use agentops_runtime::governance::{period_key, period_start};
 
 /// A priced event this instance wrote to the enriched topic.
 #[derive(Debug, Clone)]
@@ -79,7 +79,10 @@ const LOCAL_MAX: usize = 1_000_000;
 
 impl Local {
     fn push(&mut self, s: Spent) {
-        self.by_partition.entry(s.partition).or_default().push_back(s);
+        self.by_partition
+            .entry(s.partition)
+            .or_default()
+            .push_back(s);
         self.len += 1;
         if self.len > LOCAL_MAX {
             // Drop the oldest of the biggest partition: spend is then under-
@@ -110,9 +113,10 @@ impl Local {
         scope: &'a Scope,
         start: DateTime<Utc>,
     ) -> impl Iterator<Item = &'a Spent> + 'a {
-        self.by_partition.values().flatten().filter(move |s| {
-            s.event.org_id == org && s.ts() >= start && in_scope(scope, &s.event)
-        })
+        self.by_partition
+            .values()
+            .flatten()
+            .filter(move |s| s.event.org_id == org && s.ts() >= start && in_scope(scope, &s.event))
     }
 }
 
@@ -170,7 +174,10 @@ async fn projected_spend(
             }
         }
         None => {
-            let (k, v) = b.scope.tag().expect("only tag scopes have no aggregate filter");
+            let (k, v) = b
+                .scope
+                .tag()
+                .expect("only tag scopes have no aggregate filter");
             sqlx::query_scalar(
                 "SELECT COALESCE(sum(cost_usd), 0)::float8 FROM events
                  WHERE org_id = $1 AND ts >= $2 AND attributes->>$3 = $4",
@@ -211,7 +218,11 @@ pub(crate) fn budget_alert(
 ) -> Alert {
     let period = period_key(b.period, now);
     let exceeded = pct >= 100.0;
-    let kind = if exceeded { "budget_exceeded" } else { "budget_warn" };
+    let kind = if exceeded {
+        "budget_exceeded"
+    } else {
+        "budget_warn"
+    };
     let used = 100.0 * spend / b.limit_usd;
     let mut message = format!(
         "Budget '{}' ({}, {} {period}): ${spend:.2} of ${:.2} spent ({used:.0}%), {} threshold {pct}% crossed",
@@ -269,7 +280,10 @@ async fn pause_agents(
             .await?
         }
         None => {
-            let (k, v) = b.scope.tag().expect("only tag scopes have no aggregate filter");
+            let (k, v) = b
+                .scope
+                .tag()
+                .expect("only tag scopes have no aggregate filter");
             sqlx::query_scalar(
                 "SELECT DISTINCT agent_id FROM events
                  WHERE org_id = $1 AND ts >= $2 AND attributes->>$3 = $4",
@@ -285,7 +299,11 @@ async fn pause_agents(
     agents.extend(local.iter().cloned());
     agents.sort();
     agents.dedup();
-    let reason = format!("budget '{}' reached {}%", b.name, b.pause_at_pct.unwrap_or(100.0));
+    let reason = format!(
+        "budget '{}' reached {}%",
+        b.name,
+        b.pause_at_pct.unwrap_or(100.0)
+    );
     sqlx::query(
         "INSERT INTO agent_controls (org_id, agent_id, action, reason, set_by)
          SELECT $1, a, 'pause', $3, $4 FROM unnest($2::text[]) a
@@ -362,7 +380,9 @@ pub(crate) async fn run(
                 let period = period_key(b.period, now);
                 if b.pause_at_pct.is_some() && periods_seen.insert((b.id.clone(), period.clone())) {
                     match lift_old_pauses(&pool, b, &period).await {
-                        Ok(n) if n > 0 => tracing::info!(budget = %b.id, agents = n, "new budget period: pauses lifted"),
+                        Ok(n) if n > 0 => {
+                            tracing::info!(budget = %b.id, agents = n, "new budget period: pauses lifted")
+                        }
                         Ok(_) => {}
                         Err(e) => {
                             periods_seen.remove(&(b.id.clone(), period.clone()));
@@ -370,8 +390,10 @@ pub(crate) async fn run(
                         }
                     }
                 }
-                if let Err(e) =
-                    check(&config, &pool, &producer, b, *projected, &local, now, &mut fired).await
+                if let Err(e) = check(
+                    &config, &pool, &producer, b, *projected, &local, now, &mut fired,
+                )
+                .await
                 {
                     tracing::warn!(error = %e, budget = %b.id, "budget check failed; retrying next tick");
                 }
@@ -415,7 +437,10 @@ async fn check(
     // another offset (a batch replayed after a crash): never alert early.
     let ids: Vec<String> = mine.iter().map(|s| s.event.event_id.clone()).collect();
     let dup = already_projected(pool, &ids, start).await?;
-    let mine: Vec<&Spent> = mine.into_iter().filter(|s| !dup.contains(&s.event.event_id)).collect();
+    let mine: Vec<&Spent> = mine
+        .into_iter()
+        .filter(|s| !dup.contains(&s.event.event_id))
+        .collect();
     let spend = projected + mine.iter().map(|s| s.cost()).sum::<f64>();
     let mut paused = Vec::new();
     for pct in due {
@@ -428,11 +453,19 @@ async fn check(
             telemetry::agents_paused(paused.len());
             tracing::info!(budget = %b.id, agents = paused.len(), "budget reached its pause threshold: agents paused");
         }
-        let shown: &[String] = if b.pause_at_pct.is_some_and(|p| pct >= p) { &paused } else { &[] };
+        let shown: &[String] = if b.pause_at_pct.is_some_and(|p| pct >= p) {
+            &paused
+        } else {
+            &[]
+        };
         let a = budget_alert(b, now, pct, spend, shown);
         alert::produce(producer, &config.kafka.topic_alerts, &a).await?;
         tracing::info!(alert_id = %a.alert_id, spend, limit = b.limit_usd, pct, "budget threshold crossed, alert emitted");
-        telemetry::alert_emitted(if pct >= 100.0 { "budget_exceeded" } else { "budget_warn" });
+        telemetry::alert_emitted(if pct >= 100.0 {
+            "budget_exceeded"
+        } else {
+            "budget_warn"
+        });
         fired.insert(a.alert_id);
     }
     Ok(())
@@ -469,7 +502,10 @@ mod tests {
         assert_eq!(a.alert_id, "budget:b1:2026-11-22:80");
         assert_eq!(a.kind, "budget_warn");
         let next_day = now + chrono::Duration::days(1);
-        assert_ne!(a.alert_id, budget_alert(&b, next_day, 80.0, 8.5, &[]).alert_id);
+        assert_ne!(
+            a.alert_id,
+            budget_alert(&b, next_day, 80.0, 8.5, &[]).alert_id
+        );
         let e = budget_alert(&b, now, 100.0, 10.5, &["a1".into()]);
         assert_eq!(e.kind, "budget_exceeded");
         assert_eq!(e.severity, "critical");

@@ -62,7 +62,10 @@ impl Stage {
     }
 }
 
-pub(crate) async fn run(mut stage: Stage, shutdown: CancellationToken) -> agentops_runtime::Result<()> {
+pub(crate) async fn run(
+    mut stage: Stage,
+    shutdown: CancellationToken,
+) -> agentops_runtime::Result<()> {
     let config = stage.config.clone();
     let consumer: StreamConsumer<DefaultConsumerContext> =
         kafka::consumer(&config.kafka, &config.group, DefaultConsumerContext)?;
@@ -261,9 +264,11 @@ async fn apply_policies(
         return true;
     }
     let pool = stage.pool.clone();
-    if retrying("recording policy violations", shutdown, || policy::record(&pool, &found))
-        .await
-        .is_none()
+    if retrying("recording policy violations", shutdown, || {
+        policy::record(&pool, &found)
+    })
+    .await
+    .is_none()
     {
         return false;
     }
@@ -287,9 +292,11 @@ async fn apply_policies(
             continue;
         }
         let producer = stage.producer.clone();
-        if retrying("producing a policy alert", shutdown, || alert::produce(&producer, &topic, &a))
-            .await
-            .is_none()
+        if retrying("producing a policy alert", shutdown, || {
+            alert::produce(&producer, &topic, &a)
+        })
+        .await
+        .is_none()
         {
             return false;
         }

@@ -132,7 +132,9 @@ impl Governance {
                 }
                 match load(&pool).await {
                     Ok(s) => watcher.set(s),
-                    Err(e) => tracing::warn!(error = %e, "governance reload failed; keeping the last"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "governance reload failed; keeping the last")
+                    }
                 }
             }
         });
@@ -198,17 +200,20 @@ async fn load(pool: &PgPool) -> agentops_runtime::Result<Snapshot> {
         };
         thresholds.sort_by(f64::total_cmp);
         thresholds.dedup();
-        snap.budgets.entry(org_id.clone()).or_default().push(Budget {
-            id,
-            org_id,
-            name,
-            scope,
-            period,
-            limit_usd,
-            thresholds,
-            pause_at_pct,
-            channels,
-        });
+        snap.budgets
+            .entry(org_id.clone())
+            .or_default()
+            .push(Budget {
+                id,
+                org_id,
+                name,
+                scope,
+                period,
+                limit_usd,
+                thresholds,
+                pause_at_pct,
+                channels,
+            });
     }
     let rules: Vec<RuleRow> = sqlx::query_as(
         "SELECT id::text, org_id, name, kind, scope_kind, scope_value, threshold, window_secs,
@@ -217,7 +222,21 @@ async fn load(pool: &PgPool) -> agentops_runtime::Result<Snapshot> {
     )
     .fetch_all(pool)
     .await?;
-    for (id, org_id, name, kind, sk, sv, threshold, window_secs, min_runs, minutes, cooldown_secs, channels) in rules {
+    for (
+        id,
+        org_id,
+        name,
+        kind,
+        sk,
+        sv,
+        threshold,
+        window_secs,
+        min_runs,
+        minutes,
+        cooldown_secs,
+        channels,
+    ) in rules
+    {
         let Ok(scope) = Scope::parse(&sk, sv.as_deref()) else {
             tracing::warn!(rule = %id, "alert rule with an invalid scope skipped");
             continue;

@@ -1,12 +1,17 @@
 //! Processors: stateless consumers, scaled as a consumer group.
 //!
-//! - **enrich**: `events.raw` → price each event → `events.enriched`
-//!   (undecodable records → dead-letter topic with their reason and origin).
-//! - **budget**: daily spend per org from the projection store; a crossing
-//!   emits one alert with a deterministic id to the alerts topic.
-//! - **notify**: alerts topic → Slack, Discord and signed webhooks, exactly
-//!   one delivery per (alert, channel, transition) across instances and
-//!   restarts (claimed in Postgres); the daily digest per subscribed org.
+//! - **enrich**: `events.raw` → price each event (versioned price table in
+//!   Postgres) → evaluate policies (violations recorded, pauses applied,
+//!   alerts raised) → `events.enriched` (undecodable records → dead-letter
+//!   topic with their reason and origin).
+//! - **budget**: spend per budget scope and period = projection store +
+//!   this instance's unprojected records (split by offset); each threshold
+//!   crossing emits one alert with a deterministic id; auto-pause.
+//! - **rules**: alert rules over the projection store, one instance per pass
+//!   (advisory lock), firing/resolved with cooldown.
+//! - **notifier**: alerts topic → Slack, Discord, signed webhooks, once per
+//!   (alert, channel, transition), with retries and a dead letter; daily digest.
+//! - `recompute`: re-price a time range by appending cost corrections to the log.
 
 mod alert;
 mod budget;

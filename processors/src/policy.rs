@@ -52,7 +52,10 @@ pub(crate) fn evaluate(
     run_cost: Option<(f64, f64)>,
 ) -> Vec<Violation> {
     let mut out = Vec::new();
-    for p in policies.iter().filter(|p| crate::governance::in_scope(&p.scope, e)) {
+    for p in policies
+        .iter()
+        .filter(|p| crate::governance::in_scope(&p.scope, e))
+    {
         let model = e.model.as_deref();
         let detail = match p.kind.as_str() {
             "model_allowlist" => model
@@ -148,7 +151,10 @@ impl RunCosts {
         if self.cost.len() > RUNS_MAX {
             self.cost.clear(); // runs seen again are re-seeded from the projection
         }
-        let c = self.cost.entry((e.org_id.clone(), run.clone())).or_insert(0.0);
+        let c = self
+            .cost
+            .entry((e.org_id.clone(), run.clone()))
+            .or_insert(0.0);
         let before = *c;
         *c += e.cost_usd.unwrap_or(0.0);
         Some((before, *c))
@@ -275,7 +281,11 @@ mod tests {
 
     #[test]
     fn model_lists() {
-        let allow = [policy("model_allowlist", &["gpt-4o-mini", "claude-haiku-4-5"], None)];
+        let allow = [policy(
+            "model_allowlist",
+            &["gpt-4o-mini", "claude-haiku-4-5"],
+            None,
+        )];
         assert!(evaluate(&allow, &call("gpt-4o-mini-2024-07-18", 1), None).is_empty());
         let v = evaluate(&allow, &call("gpt-4o", 1), None);
         assert_eq!(v[0].detail, "model gpt-4o is not on the allowlist");
@@ -287,14 +297,20 @@ mod tests {
             event_type: "tool_call".into(),
             ..Default::default()
         };
-        assert!(evaluate(&deny, &tool, None).is_empty(), "no model, nothing to deny");
+        assert!(
+            evaluate(&deny, &tool, None).is_empty(),
+            "no model, nothing to deny"
+        );
     }
 
     #[test]
     fn tokens_tools_and_run_cost() {
         let max = [policy("max_tokens_per_call", &[], Some(1000.0))];
         assert!(evaluate(&max, &call("x", 999), None).is_empty());
-        assert_eq!(evaluate(&max, &call("x", 1000), None)[0].detail, "1001 tokens in one call, over 1000");
+        assert_eq!(
+            evaluate(&max, &call("x", 1000), None)[0].detail,
+            "1001 tokens in one call, over 1000"
+        );
         let tools = [policy("forbidden_tools", &["shell"], None)];
         let t = AgentEvent {
             tool_name: Some("Shell".into()),
@@ -305,7 +321,10 @@ mod tests {
         let e = call("x", 1);
         assert!(evaluate(&run, &e, Some((0.5, 1.0))).is_empty());
         assert_eq!(evaluate(&run, &e, Some((0.9, 1.2))).len(), 1);
-        assert!(evaluate(&run, &e, Some((1.2, 1.5))).is_empty(), "only the crossing event");
+        assert!(
+            evaluate(&run, &e, Some((1.2, 1.5))).is_empty(),
+            "only the crossing event"
+        );
     }
 
     #[test]

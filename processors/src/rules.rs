@@ -128,7 +128,8 @@ async fn pass(
             .bind(&b.scope_key)
             .fetch_one(&mut *tx)
             .await?;
-            if last.is_some_and(|t| now - t < chrono::Duration::seconds(rule.cooldown_secs.into())) {
+            if last.is_some_and(|t| now - t < chrono::Duration::seconds(rule.cooldown_secs.into()))
+            {
                 continue; // de-bounced
             }
             let a = firing_alert(rule, b, now);
@@ -181,7 +182,12 @@ fn firing_alert(rule: &Rule, b: &Breach, now: DateTime<Utc>) -> Alert {
     let mut details = b.details.clone();
     details["rule"] = json!(rule.name);
     Alert {
-        alert_id: format!("rule:{}:{}:{}", rule.id, b.scope_key, now.timestamp_millis()),
+        alert_id: format!(
+            "rule:{}:{}:{}",
+            rule.id,
+            b.scope_key,
+            now.timestamp_millis()
+        ),
         org_id: rule.org_id.clone(),
         source: "rule".into(),
         source_id: Some(rule.id.clone()),
@@ -215,7 +221,10 @@ fn resolved_alert(rule: &Rule, alert_id: &str, scope_key: &str, now: DateTime<Ut
         period: String::new(),
         threshold: rule.threshold.unwrap_or(0.0),
         value: 0.0,
-        message: format!("Resolved: {} for {scope_key} (rule '{}')", rule.kind, rule.name),
+        message: format!(
+            "Resolved: {} for {scope_key} (rule '{}')",
+            rule.kind, rule.name
+        ),
         details: json!({"rule": rule.name}),
         channels: rule.channels.clone(),
         occurred_at: now,
@@ -278,7 +287,9 @@ async fn evaluate(
                 .then(|| Breach {
                     scope_key: scope_key.clone(),
                     value: cost,
-                    message: format!("Cost today for {scope_key} is ${cost:.2}, over ${threshold:.2}"),
+                    message: format!(
+                        "Cost today for {scope_key} is ${cost:.2}, over ${threshold:.2}"
+                    ),
                     details: json!({"unit": "usd", "since": start}),
                 })
                 .into_iter()
@@ -296,7 +307,9 @@ async fn evaluate(
                    AND {filter}",
                 hist = storage::merged_histogram_sql(),
             );
-            let q = sqlx::query_as::<_, (i64, i64, Vec<i64>)>(&sql).bind(org).bind(since);
+            let q = sqlx::query_as::<_, (i64, i64, Vec<i64>)>(&sql)
+                .bind(org)
+                .bind(since);
             let (completed, failed, hist) = match v {
                 Some(v) => q.bind(v),
                 None => q,
@@ -456,7 +469,9 @@ mod tests {
             details: json!({"unit": "ratio"}),
         };
         let f = firing_alert(&rule(), &b, now);
-        assert!(f.alert_id.starts_with("rule:00000000-0000-0000-0000-000000000001:org:"));
+        assert!(f
+            .alert_id
+            .starts_with("rule:00000000-0000-0000-0000-000000000001:org:"));
         assert_eq!(f.details["rule"], "errors");
         assert_eq!(f.threshold, 0.5);
         assert!(f.message.ends_with("(rule 'errors')"));
@@ -471,7 +486,10 @@ mod tests {
         r.kind = "no_heartbeat".into();
         assert_eq!(agent_filter(&r), ("TRUE".into(), None));
         r.scope = Scope::parse("agent", Some("a1")).unwrap();
-        assert_eq!(agent_filter(&r), ("agent_id = $3".into(), Some("a1".into())));
+        assert_eq!(
+            agent_filter(&r),
+            ("agent_id = $3".into(), Some("a1".into()))
+        );
         r.scope = Scope::parse("workflow", Some("w")).unwrap();
         assert!(agent_filter(&r).0.contains("agg_1d"));
         r.kind = "stuck_run".into();
