@@ -62,7 +62,10 @@ async fn budget_crossing_during_a_processor_sigkill_alerts_once_per_threshold_an
         "govbudget",
         StackOptions {
             processors: 2,
-            env: vec![("AGENTOPS_BUDGET_CHECK_INTERVAL_MS".into(), "200".into())],
+            env: vec![
+                ("AGENTOPS_BUDGET_CHECK_INTERVAL_MS".into(), "200".into()),
+                ("AGENTOPS_BUDGET_SWEEP_SECS".into(), "1".into()),
+            ],
             ..Default::default()
         },
     )
@@ -70,13 +73,13 @@ async fn budget_crossing_during_a_processor_sigkill_alerts_once_per_threshold_an
     let channel = webhook_channel(&stack, &hook.url).await?;
     // $2/day, warn at 80% ($1.60, run 178), exceeded at 100% ($2.00, run 223),
     // pause the org's agents at 100%. Each run costs 2 × LLM_CALL_COST = $0.009.
-    sqlx::query(
+    let budget: String = sqlx::query_scalar(
         "INSERT INTO budgets (org_id, name, period, limit_usd, thresholds, pause_at_pct, channels)
-         VALUES ($1, 'fleet', 'day', 2.0, '{80,100}', 100, ARRAY[$2::uuid])",
+         VALUES ($1, 'fleet', 'day', 2.0, '{80,100}', 100, ARRAY[$2::uuid]) RETURNING id::text",
     )
     .bind(&stack.org_id)
     .bind(&channel)
-    .execute(&stack.pool)
+    .fetch_one(&stack.pool)
     .await?;
     tokio::time::sleep(Duration::from_secs(3)).await; // configuration reload
 
@@ -152,6 +155,48 @@ async fn budget_crossing_during_a_processor_sigkill_alerts_once_per_threshold_an
         .cloned()
         .expect("agent-3 listed");
     assert_eq!(agent3["status"], "paused", "{agent3}");
+
+    // An admin resumes agent-3: the budget, still exceeded and still checked
+    // (agent-3 keeps spending), does not pause it again.
+    let admin = |path: String| {
+        stack
+            .http
+            .post(format!("{}{path}", stack.query_url))
+            .bearer_auth(&stack.admin_key)
+            .json(&json!({}))
+            .send()
+    };
+    let r = admin("/v1/admin/agents/agent-3/resume".into()).await?;
+    assert!(r.status().is_success(), "{}", r.text().await?);
+    let (more, _, _) = events::fleet(20, 1, 0, "after-resume");
+    let more: Vec<Value> = more
+        .into_iter()
+        .map(|mut e| {
+            e["agent_id"] = json!("agent-3");
+            e
+        })
+        .collect();
+    stack.send_all(&more, 50).await?;
+    tokio::time::sleep(Duration::from_secs(3)).await; // many budget checks
+    assert!(
+        directives_for(&stack, "agent-3").await?.is_empty(),
+        "resume sticks"
+    );
+    assert_eq!(directives_for(&stack, "agent-4").await?.len(), 1);
+
+    // Deleting the budget lifts the pauses it set.
+    sqlx::query("DELETE FROM budgets WHERE id = $1::uuid")
+        .bind(&budget)
+        .execute(&stack.pool)
+        .await?;
+    stack
+        .eventually(Duration::from_secs(15), "pauses lifted", || async {
+            Ok(directives_for(&stack, "agent-4")
+                .await?
+                .is_empty()
+                .then_some(()))
+        })
+        .await?;
     Ok(())
 }
 
@@ -250,6 +295,15 @@ async fn alert_rules_fire_on_crafted_streams_respect_cooldown_and_resolve() -> a
         &ch,
     )
     .await?;
+    // The same rule without a cooldown: it fires again after resolving.
+    let flap = rule(
+        &stack,
+        "flap",
+        json!({"kind": "error_rate", "scope_value": "flap-agent",
+        "threshold": 0.5, "window_secs": 600, "min_runs": 5, "cooldown_secs": 0}),
+        &ch,
+    )
+    .await?;
     let slow = rule(
         &stack,
         "slow",
@@ -275,16 +329,18 @@ async fn alert_rules_fire_on_crafted_streams_respect_cooldown_and_resolve() -> a
     )
     .await?;
 
-    // error_rate: 8 of 10 runs fail → fires.
+    // error_rate: 8 of 10 runs fail → fires (both rules).
     let mut evs = Vec::new();
     for i in 0..10 {
-        evs.extend(events::run(
-            "err-agent",
-            &format!("err-{i}"),
-            i < 8,
-            500,
-            30,
-        ));
+        for agent in ["err-agent", "flap-agent"] {
+            evs.extend(events::run(
+                agent,
+                &format!("{agent}-err-{i}"),
+                i < 8,
+                500,
+                30,
+            ));
+        }
     }
     // cost_per_day: 3 runs × $0.009 = $0.027 > $0.02.
     for i in 0..3 {
@@ -332,6 +388,7 @@ async fn alert_rules_fire_on_crafted_streams_respect_cooldown_and_resolve() -> a
         &[("firing", &["firing"])],
     )
     .await?;
+    until_alerts(&stack, &flap, "flap fires", &[("firing", &["firing"])]).await?;
     until_alerts(
         &stack,
         &cost,
@@ -367,15 +424,32 @@ async fn alert_rules_fire_on_crafted_streams_respect_cooldown_and_resolve() -> a
             .await?;
     assert_eq!(scope, "agent=hb-agent");
 
-    // The agent speaks again, the run finishes, 40 good runs dilute the errors:
-    // those three resolve.
+    // The agent speaks again, the run finishes, 40 good runs dilute the errors,
+    // 150 fast runs bring the p95 down: those all resolve.
     let mut evs = vec![
         json!({"event_id": id(), "type": "heartbeat", "agent_id": "hb-agent", "timestamp": ago(0)}),
         json!({"event_id": id(), "type": "run_completed", "agent_id": "stuck-agent",
                "run_id": "stuck-1", "timestamp": ago(0), "latency_ms": 300000, "status": "ok"}),
     ];
     for i in 0..40 {
-        evs.extend(events::run("err-agent", &format!("ok-{i}"), false, 500, 20));
+        for agent in ["err-agent", "flap-agent"] {
+            evs.extend(events::run(
+                agent,
+                &format!("{agent}-ok-{i}"),
+                false,
+                500,
+                20,
+            ));
+        }
+    }
+    for i in 0..150 {
+        evs.extend(events::run(
+            "slow-agent",
+            &format!("quick-{i}"),
+            false,
+            100,
+            20,
+        ));
     }
     stack.send_all(&evs, 100).await?;
     until_alerts(
@@ -392,23 +466,35 @@ async fn alert_rules_fire_on_crafted_streams_respect_cooldown_and_resolve() -> a
         &[("resolved", &["firing", "resolved"])],
     )
     .await?;
-    until_alerts(
-        &stack,
-        &errors,
-        "error_rate resolves",
-        &[("resolved", &["firing", "resolved"])],
-    )
-    .await?;
+    for (id, what) in [
+        (&errors, "error_rate resolves"),
+        (&flap, "flap resolves"),
+        (&slow, "latency_p95 resolves"),
+    ] {
+        until_alerts(&stack, id, what, &[("resolved", &["firing", "resolved"])]).await?;
+    }
 
-    // Errors come back (68 of 110 runs failed) within the cooldown: no new alert.
+    // Errors come back (68 of 110 runs failed) and slow runs too (36 of 186),
+    // within the cooldown: no new alert, except for the rule without one.
     // Cost keeps rising: its open alert is not fired again.
     let mut evs = Vec::new();
     for i in 0..60 {
+        for agent in ["err-agent", "flap-agent"] {
+            evs.extend(events::run(
+                agent,
+                &format!("{agent}-again-{i}"),
+                true,
+                500,
+                10,
+            ));
+        }
+    }
+    for i in 0..30 {
         evs.extend(events::run(
-            "err-agent",
-            &format!("again-{i}"),
-            true,
-            500,
+            "slow-agent",
+            &format!("slow-again-{i}"),
+            false,
+            5000,
             10,
         ));
     }
@@ -418,7 +504,7 @@ async fn alert_rules_fire_on_crafted_streams_respect_cooldown_and_resolve() -> a
         .eventually(
             Duration::from_secs(60),
             "second error burst projected",
-            || async { Ok((stack.event_rows().await? >= 127 + 202 + 305).then_some(())) },
+            || async { Ok((stack.event_rows().await? >= 177 + 1152 + 755).then_some(())) },
         )
         .await?;
     tokio::time::sleep(Duration::from_secs(3)).await; // ten more passes
@@ -430,23 +516,41 @@ async fn alert_rules_fire_on_crafted_streams_respect_cooldown_and_resolve() -> a
         )],
         "the cooldown holds the second error burst back"
     );
+    assert_eq!(
+        rule_alerts(&stack, &slow).await?,
+        vec![(
+            "resolved".to_owned(),
+            vec!["firing".to_owned(), "resolved".to_owned()]
+        )],
+        "the cooldown holds the slow runs back"
+    );
+    until_alerts(
+        &stack,
+        &flap,
+        "without a cooldown the rule fires again",
+        &[
+            ("resolved", &["firing", "resolved"]),
+            ("firing", &["firing"]),
+        ],
+    )
+    .await?;
     assert_eq!(rule_alerts(&stack, &cost).await?.len(), 1);
-    assert_eq!(rule_alerts(&stack, &slow).await?.len(), 1);
 
     // Notifications: one firing per alert, one resolved per resolution.
     stack
         .eventually(Duration::from_secs(30), "rule notifications", || async {
-            Ok((hook.received().len() >= 8).then_some(()))
+            Ok((hook.received().len() >= 12).then_some(()))
         })
         .await?;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let got = tally(&hook.received());
     let f = |k: &str, t: &str| ((k.to_owned(), t.to_owned()), 1usize);
     let want = BTreeMap::from([
-        f("error_rate", "firing"),
-        f("error_rate", "resolved"),
+        (("error_rate".to_owned(), "firing".to_owned()), 3), // errors once, flap twice
+        (("error_rate".to_owned(), "resolved".to_owned()), 2),
         f("cost_per_day", "firing"),
         f("latency_p95", "firing"),
+        f("latency_p95", "resolved"),
         f("no_heartbeat", "firing"),
         f("no_heartbeat", "resolved"),
         f("stuck_run", "firing"),

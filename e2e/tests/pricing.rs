@@ -344,6 +344,14 @@ async fn unknown_model_priced_later_and_recomputed_from_the_log() -> Result<()> 
     )
     .await?;
     ensure!(r.status() == 201, "{}", r.text().await?);
+    // Another model may not take its name as an alias (it would never apply).
+    let r = admin(
+        reqwest::Method::POST,
+        Some(json!({"provider": "acme", "model": "acme-llm-8", "aliases": ["ACME-llm-7"],
+                    "input": 1.0, "output": 1.0})),
+    )
+    .await?;
+    ensure!(r.status() == 409, "{}", r.text().await?);
     let listed: Value = admin(reqwest::Method::GET, None).await?.json().await?;
     let rows = listed["prices"].as_array().unwrap();
     ensure!(

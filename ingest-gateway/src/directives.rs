@@ -1,8 +1,9 @@
 //! Directives: agents paused or killed (by a budget, a policy or an admin,
 //! in `agent_controls`) are told so in the gateway's answers to their events,
 //! so SDKs can stop them. Controls are cached per org for
-//! `directive_cache_ttl_ms`; a failed refresh keeps serving the last known set
-//! (directives are advice, never a reason to refuse events).
+//! `directive_cache_ttl_ms`; a failed or slow (> 250 ms) refresh serves the
+//! last known set until the next one (directives are advice, never a reason
+//! to refuse or delay events).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -20,6 +21,9 @@ pub(crate) struct Directive {
     pub(crate) action: String,
     pub(crate) reason: String,
 }
+
+/// Longest a request waits for the controls of its org.
+const LOOKUP_TIMEOUT: Duration = Duration::from_millis(250);
 
 struct OrgControls {
     loaded: Instant,
@@ -47,16 +51,23 @@ impl Directives {
                 return c.by_agent.clone();
             }
         }
-        let rows: Result<Vec<(String, String, String)>, _> =
-            sqlx::query_as("SELECT agent_id, action, reason FROM agent_controls WHERE org_id = $1")
-                .bind(org)
-                .fetch_all(&self.pool)
-                .await;
+        let query = sqlx::query_as::<_, (String, String, String)>(
+            "SELECT agent_id, action, reason FROM agent_controls WHERE org_id = $1",
+        )
+        .bind(org)
+        .fetch_all(&self.pool);
+        // Directives are advice: never hold an acknowledged batch's answer long.
+        let rows = match tokio::time::timeout(LOOKUP_TIMEOUT, query).await {
+            Ok(r) => r.map_err(|e| e.to_string()),
+            Err(_) => Err(format!("no answer within {LOOKUP_TIMEOUT:?}")),
+        };
         let mut orgs = self.orgs.write().await;
-        match rows {
-            Ok(rows) => {
-                let by_agent: HashMap<String, Directive> = rows
-                    .into_iter()
+        if orgs.len() > 100_000 {
+            orgs.clear();
+        }
+        let by_agent = match rows {
+            Ok(rows) => Arc::new(
+                rows.into_iter()
                     .map(|(agent_id, action, reason)| {
                         let d = Directive {
                             agent_id: agent_id.clone(),
@@ -65,27 +76,24 @@ impl Directives {
                         };
                         (agent_id, d)
                     })
-                    .collect();
-                let by_agent = Arc::new(by_agent);
-                if orgs.len() > 100_000 {
-                    orgs.clear();
-                }
-                orgs.insert(
-                    org.to_owned(),
-                    OrgControls {
-                        loaded: Instant::now(),
-                        by_agent: by_agent.clone(),
-                    },
-                );
-                by_agent
-            }
+                    .collect::<HashMap<_, _>>(),
+            ),
             Err(e) => {
+                // Serve the last known set until the next refresh.
                 tracing::warn!(error = %e, "agent controls unavailable; serving the last known");
                 orgs.get(org)
                     .map(|c| c.by_agent.clone())
                     .unwrap_or_default()
             }
-        }
+        };
+        orgs.insert(
+            org.to_owned(),
+            OrgControls {
+                loaded: Instant::now(),
+                by_agent: by_agent.clone(),
+            },
+        );
+        by_agent
     }
 
     /// The directives for these agents of `org` (each agent once, sorted).

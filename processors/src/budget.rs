@@ -25,7 +25,7 @@ use sqlx::PgPool;
 use tokio::sync::mpsc::UnboundedReceiver;
 
 use crate::alert::{self, Alert, Transition};
-use crate::governance::{agg_filter, in_scope, Budget, Governance, Scope};
+use crate::governance::{agg_filter, in_scope, Budget, Governance, Scope, Snapshot};
 use crate::{telemetry, Config};
 use agentops_runtime::governance::{period_key, period_start};
 
@@ -195,14 +195,17 @@ async fn projected_spend(
 /// already hold: a replayed record whose first copy was projected.
 async fn already_projected(
     pool: &PgPool,
+    org: &str,
     ids: &[String],
     since: DateTime<Utc>,
 ) -> Result<HashSet<String>, sqlx::Error> {
     let rows: Vec<(String,)> = sqlx::query_as(
-        "SELECT event_id::text FROM events WHERE event_id = ANY($1::uuid[]) AND ts >= $2",
+        "SELECT event_id::text FROM events
+         WHERE event_id = ANY($1::uuid[]) AND ts >= $2 AND org_id = $3",
     )
     .bind(ids)
     .bind(since)
+    .bind(org)
     .fetch_all(pool)
     .await?;
     Ok(rows.into_iter().map(|(id,)| id).collect())
@@ -286,7 +289,7 @@ async fn pause_agents(
                 .expect("only tag scopes have no aggregate filter");
             sqlx::query_scalar(
                 "SELECT DISTINCT agent_id FROM events
-                 WHERE org_id = $1 AND ts >= $2 AND attributes->>$3 = $4",
+                 WHERE org_id = $1 AND ts >= $2 AND cost_usd > 0 AND attributes->>$3 = $4",
             )
             .bind(&b.org_id)
             .bind(start)
@@ -318,15 +321,33 @@ async fn pause_agents(
     Ok(agents)
 }
 
-/// Lift the pauses a budget set in an earlier period (a new period starts afresh).
-async fn lift_old_pauses(pool: &PgPool, b: &Budget, period: &str) -> Result<u64, sqlx::Error> {
+/// Whether the notifier recorded this alert already.
+async fn alert_recorded(pool: &PgPool, alert_id: &str) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM alerts WHERE alert_id = $1)")
+        .bind(alert_id)
+        .fetch_one(pool)
+        .await
+}
+
+/// The `set_by` of the pauses that stand now: one per budget with a pause
+/// threshold, for its current period.
+fn standing_pauses(snap: &Snapshot, now: DateTime<Utc>) -> Vec<String> {
+    snap.budgets
+        .values()
+        .flatten()
+        .filter(|b| b.pause_at_pct.is_some())
+        .map(|b| format!("budget:{}:{}", b.id, period_key(b.period, now)))
+        .collect()
+}
+
+/// Lift the budget pauses that no longer stand: set in an earlier period, or
+/// by a budget that was deleted or lost its pause threshold. Every instance
+/// does it (idempotent).
+async fn lift_pauses(pool: &PgPool, standing: &[String]) -> Result<u64, sqlx::Error> {
     let r = sqlx::query(
-        "DELETE FROM agent_controls
-         WHERE org_id = $1 AND set_by LIKE $2 AND set_by <> $3",
+        "DELETE FROM agent_controls WHERE set_by LIKE 'budget:%' AND NOT (set_by = ANY($1))",
     )
-    .bind(&b.org_id)
-    .bind(format!("budget:{}:%", b.id))
-    .bind(format!("budget:{}:{period}", b.id))
+    .bind(standing)
     .execute(pool)
     .await?;
     Ok(r.rows_affected())
@@ -345,7 +366,8 @@ pub(crate) async fn run(
     let mut local = Local::default();
     // Alerts emitted and pauses done by this instance (peers dedupe through ids).
     let mut fired: HashSet<String> = HashSet::new();
-    let mut periods_seen: HashSet<(String, String)> = HashSet::new();
+    let sweep_every = Duration::from_secs(config.budget_sweep_secs.max(1));
+    let mut last_sweep: Option<Instant> = None;
     let mut tick = tokio::time::interval(Duration::from_millis(config.budget_check_interval_ms));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -377,19 +399,6 @@ pub(crate) async fn run(
             };
             local.prune(&reading.projected_offsets);
             for (b, projected) in budgets.iter().zip(&reading.projected_spend) {
-                let period = period_key(b.period, now);
-                if b.pause_at_pct.is_some() && periods_seen.insert((b.id.clone(), period.clone())) {
-                    match lift_old_pauses(&pool, b, &period).await {
-                        Ok(n) if n > 0 => {
-                            tracing::info!(budget = %b.id, agents = n, "new budget period: pauses lifted")
-                        }
-                        Ok(_) => {}
-                        Err(e) => {
-                            periods_seen.remove(&(b.id.clone(), period.clone()));
-                            tracing::warn!(error = %e, "lifting old pauses failed; retrying next tick");
-                        }
-                    }
-                }
                 if let Err(e) = check(
                     &config, &pool, &producer, b, *projected, &local, now, &mut fired,
                 )
@@ -401,6 +410,17 @@ pub(crate) async fn run(
         }
         if fired.len() > 100_000 {
             fired.clear(); // peers' and the notifier's dedupe still hold
+        }
+        if last_sweep.is_none_or(|t| t.elapsed() >= sweep_every) {
+            match lift_pauses(&pool, &standing_pauses(&snap, now)).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(
+                    agents = n,
+                    "budget pauses lifted (new period, or budget changed)"
+                ),
+                Err(e) => tracing::warn!(error = %e, "lifting budget pauses failed; retrying"),
+            }
+            last_sweep = Some(Instant::now());
         }
     }
 }
@@ -419,7 +439,12 @@ async fn check(
 ) -> anyhow::Result<()> {
     let start = period_start(b.period, now);
     let period = period_key(b.period, now);
-    let mine: Vec<&Spent> = local.in_scope(&b.org_id, &b.scope, start).collect();
+    // A retried batch puts an event in the log twice: count it once.
+    let mut seen = HashSet::new();
+    let mine: Vec<&Spent> = local
+        .in_scope(&b.org_id, &b.scope, start)
+        .filter(|s| seen.insert(s.event.event_id.as_str()))
+        .collect();
     let spend = projected + mine.iter().map(|s| s.cost()).sum::<f64>();
     let mut levels: Vec<f64> = b.thresholds.clone();
     levels.extend(b.pause_at_pct);
@@ -436,7 +461,7 @@ async fn check(
     // Before alerting, drop local records the projections already hold under
     // another offset (a batch replayed after a crash): never alert early.
     let ids: Vec<String> = mine.iter().map(|s| s.event.event_id.clone()).collect();
-    let dup = already_projected(pool, &ids, start).await?;
+    let dup = already_projected(pool, &b.org_id, &ids, start).await?;
     let mine: Vec<&Spent> = mine
         .into_iter()
         .filter(|s| !dup.contains(&s.event.event_id))
@@ -447,7 +472,12 @@ async fn check(
         if spend < b.limit_usd * pct / 100.0 {
             continue;
         }
-        if b.pause_at_pct.is_some_and(|p| pct >= p) && paused.is_empty() {
+        if b.pause_at_pct.is_some_and(|p| pct >= p)
+            && paused.is_empty()
+            && !alert_recorded(pool, &format!("budget:{}:{period}:{pct}", b.id)).await?
+        {
+            // The first time in this budget period (its alert is not recorded
+            // yet): pause. Afterwards an admin's resume sticks.
             let agents: Vec<String> = mine.iter().map(|s| s.event.agent_id.clone()).collect();
             paused = pause_agents(pool, b, start, &period, &agents).await?;
             telemetry::agents_paused(paused.len());
@@ -511,6 +541,22 @@ mod tests {
         assert_eq!(e.severity, "critical");
         assert!(e.message.contains("$10.50 of $10.00"), "{}", e.message);
         assert!(e.message.contains("paused 1 agent"), "{}", e.message);
+    }
+
+    #[test]
+    fn only_current_periods_of_pausing_budgets_stand() {
+        let now = chrono::DateTime::parse_from_rfc3339("2026-11-22T10:00:00Z")
+            .unwrap()
+            .to_utc();
+        let mut snap = Snapshot::default();
+        let mut pausing = budget();
+        pausing.pause_at_pct = Some(100.0);
+        pausing.period = Period::Week;
+        snap.budgets.insert("o".into(), vec![budget(), pausing]);
+        assert_eq!(
+            standing_pauses(&snap, now),
+            vec!["budget:b1:2026-W47".to_owned()]
+        );
     }
 
     #[test]

@@ -32,6 +32,8 @@ pub struct Config {
     pub projection_group: String,
     /// How often budgets, rules and policies are reloaded from Postgres (ms).
     pub governance_reload_ms: u64,
+    /// How often budget pauses of past periods or deleted budgets are lifted (s).
+    pub budget_sweep_secs: u64,
     /// How often alert rules are evaluated (ms).
     pub rules_interval_ms: u64,
     /// Attempts per notification (alert, channel, transition) before it is
@@ -78,6 +80,7 @@ impl Default for Config {
             projection_group: "agentops-projections".into(),
             governance_reload_ms: 2000,
             rules_interval_ms: 5000,
+            budget_sweep_secs: 30,
             webhook_max_attempts: 8,
             webhook_backoff_ms: 250,
             notify_backoff_max_ms: 30_000,

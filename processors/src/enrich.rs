@@ -72,8 +72,19 @@ pub(crate) async fn run(
     consumer.subscribe(&[&config.kafka.topic_raw])?;
     let linger = Duration::from_millis(config.batch_linger_ms);
     tracing::info!(topic = %config.kafka.topic_raw, group = %config.group, "enrich stage consuming");
+    let mut assigned = None;
     while let Some(batch) = kafka::next_batch(&consumer, config.batch_max, linger, &shutdown).await
     {
+        // Run costs are only known for runs whose partitions stayed here.
+        let now_assigned = consumer.assignment().ok().map(|a| {
+            let mut parts: Vec<(String, i32)> = a.to_topic_map().into_keys().collect();
+            parts.sort();
+            parts
+        });
+        if now_assigned != assigned {
+            stage.run_costs = RunCosts::default();
+            assigned = now_assigned;
+        }
         if !process(&mut stage, &batch, &shutdown).await {
             break; // shutdown before the batch was durable: do not store its offsets
         }
@@ -116,6 +127,8 @@ async fn process(stage: &mut Stage, batch: &[OwnedMessage], shutdown: &Cancellat
     let config = stage.config.clone();
     let producer = stage.producer.clone();
     let mut events: Vec<AgentEvent> = Vec::with_capacity(batch.len());
+    // The record each decoded event came from (for the dead letter).
+    let mut origin: Vec<&OwnedMessage> = Vec::with_capacity(batch.len());
     let mut unpriced = 0;
     let prices = stage.prices.current();
     for msg in batch {
@@ -137,7 +150,10 @@ async fn process(stage: &mut Stage, batch: &[OwnedMessage], shutdown: &Cancellat
         if prices.enrich(&mut event) == Priced::UnknownModel {
             unpriced += 1;
         }
+        // Only the policy stage sets this attribute.
+        event.attributes.remove(policy::FLAG_ATTRIBUTE);
         events.push(event);
+        origin.push(msg);
     }
     telemetry::unpriced(unpriced);
     if !apply_policies(stage, &mut events, shutdown).await {
@@ -146,7 +162,7 @@ async fn process(stage: &mut Stage, batch: &[OwnedMessage], shutdown: &Cancellat
 
     let mut out = Vec::with_capacity(events.len());
     let mut kept = Vec::with_capacity(events.len());
-    for (event, msg) in events.into_iter().zip(batch) {
+    for (event, msg) in events.into_iter().zip(origin) {
         match stage.codec.encode(&event) {
             Ok(bytes) => {
                 out.push((event.partition_key(), bytes));

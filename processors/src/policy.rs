@@ -40,8 +40,7 @@ fn tokens(e: &AgentEvent) -> i64 {
         e.reasoning_tokens,
     ]
     .iter()
-    .map(|t| t.unwrap_or(0))
-    .sum()
+    .fold(0i64, |sum, t| sum.saturating_add(t.unwrap_or(0)))
 }
 
 /// The violations of `e` (already priced). `run_cost` is the run's cost
@@ -96,6 +95,8 @@ pub(crate) fn evaluate(
 #[derive(Default)]
 pub(crate) struct RunCosts {
     cost: HashMap<(String, String), f64>,
+    /// Event ids already added (a retried batch carries them again).
+    seen: std::collections::HashSet<String>,
 }
 
 const RUNS_MAX: usize = 200_000;
@@ -148,8 +149,14 @@ impl RunCosts {
     /// Add the event's cost; (before, after) for its run.
     pub(crate) fn add(&mut self, e: &AgentEvent) -> Option<(f64, f64)> {
         let run = e.run_id.as_ref()?;
-        if self.cost.len() > RUNS_MAX {
-            self.cost.clear(); // runs seen again are re-seeded from the projection
+        if self.cost.len() > RUNS_MAX || self.seen.len() > 10 * RUNS_MAX {
+            // Runs seen again are re-seeded from the projection.
+            self.cost.clear();
+            self.seen.clear();
+        }
+        if !self.seen.insert(e.event_id.clone()) {
+            let c = self.cost.get(&(e.org_id.clone(), run.clone())).copied()?;
+            return Some((c, c)); // a duplicate adds nothing
         }
         let c = self
             .cost
@@ -328,15 +335,29 @@ mod tests {
     }
 
     #[test]
-    fn run_costs_accumulate_per_run() {
+    fn run_costs_accumulate_per_run_once_per_event() {
         let mut rc = RunCosts::default();
         let mut e = call("x", 1);
         e.run_id = Some("r".into());
         e.cost_usd = Some(0.25);
+        e.event_id = "e1".into();
         assert_eq!(rc.add(&e), Some((0.0, 0.25)));
+        assert_eq!(
+            rc.add(&e),
+            Some((0.25, 0.25)),
+            "a retried event adds nothing"
+        );
+        e.event_id = "e2".into();
         assert_eq!(rc.add(&e), Some((0.25, 0.5)));
         e.run_id = None;
         assert_eq!(rc.add(&e), None);
+    }
+
+    #[test]
+    fn token_sums_saturate() {
+        let mut e = call("x", i64::MAX);
+        e.output_tokens = Some(i64::MAX);
+        assert_eq!(tokens(&e), i64::MAX);
     }
 
     #[test]

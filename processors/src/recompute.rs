@@ -143,6 +143,14 @@ impl Scan {
         }
         self.index.insert(e.event_id.clone(), self.events.len());
         let cost = e.cost_usd;
+        // Keep only what pricing and the correction need (memory per event).
+        let mut e = e;
+        e.attributes = Default::default();
+        e.error_message = None;
+        e.error_type = None;
+        e.tool_name = None;
+        e.trace_id = None;
+        e.span_id = None;
         self.events.push((e, cost));
     }
 

@@ -60,10 +60,8 @@ pub(crate) async fn run(
             _ = shutdown.cancelled() => return Ok(()),
             _ = tick.tick() => {}
         }
+        // Even with no rules: the open alerts of deleted rules resolve.
         let snap = governance.current();
-        if snap.rules.is_empty() {
-            continue;
-        }
         match pass(&config, &pool, &producer, &snap.rules).await {
             Ok(true) => telemetry::rule_pass("evaluated"),
             Ok(false) => telemetry::rule_pass("peer"),
@@ -92,71 +90,29 @@ async fn pass(
     }
     let now = Utc::now();
     let mut out: Vec<Alert> = Vec::new();
+    // Open alerts of rules that were deleted or disabled resolve.
+    sqlx::query(
+        "WITH gone AS (
+             UPDATE alerts a SET state = 'resolved', resolved_at = now()
+             WHERE a.source = 'rule' AND a.state <> 'resolved' AND NOT EXISTS (
+                 SELECT 1 FROM alert_rules r WHERE r.id = a.source_id AND r.enabled)
+             RETURNING a.alert_id)
+         INSERT INTO alert_history (alert_id, state, actor, note)
+         SELECT alert_id, 'resolved', 'processors', 'rule deleted or disabled' FROM gone",
+    )
+    .execute(&mut *tx)
+    .await?;
     for rule in rules {
-        let breaches = evaluate(&mut tx, rule, now).await?;
-        let open: Vec<(String, String)> = sqlx::query_as(
-            "SELECT alert_id, scope_key FROM alerts
-             WHERE source = 'rule' AND source_id = $1::uuid AND state <> 'resolved'",
-        )
-        .bind(&rule.id)
-        .fetch_all(&mut *tx)
-        .await?;
-        let breaching: HashMap<&str, &Breach> =
-            breaches.iter().map(|b| (b.scope_key.as_str(), b)).collect();
-        for (alert_id, scope_key) in &open {
-            if breaching.contains_key(scope_key.as_str()) {
-                continue;
+        // One rule's failure (a savepoint) does not hold the others back.
+        let mut one = sqlx::Acquire::begin(&mut *tx).await?;
+        match evaluate_rule(&mut one, rule, now).await {
+            Ok(alerts) => {
+                one.commit().await?;
+                out.extend(alerts);
             }
-            sqlx::query(
-                "UPDATE alerts SET state = 'resolved', resolved_at = now() WHERE alert_id = $1",
-            )
-            .bind(alert_id)
-            .execute(&mut *tx)
-            .await?;
-            history(&mut tx, alert_id, "resolved").await?;
-            out.push(resolved_alert(rule, alert_id, scope_key, now));
-        }
-        for b in &breaches {
-            if open.iter().any(|(_, k)| k == &b.scope_key) {
-                continue;
-            }
-            let last: Option<DateTime<Utc>> = sqlx::query_scalar(
-                "SELECT max(created_at) FROM alerts
-                 WHERE source = 'rule' AND source_id = $1::uuid AND scope_key = $2",
-            )
-            .bind(&rule.id)
-            .bind(&b.scope_key)
-            .fetch_one(&mut *tx)
-            .await?;
-            if last.is_some_and(|t| now - t < chrono::Duration::seconds(rule.cooldown_secs.into()))
-            {
-                continue; // de-bounced
-            }
-            let a = firing_alert(rule, b, now);
-            let inserted = sqlx::query(
-                "INSERT INTO alerts (alert_id, org_id, kind, period, threshold, value, message,
-                     source, source_id, scope_key, state, severity, details, channels)
-                 VALUES ($1, $2, $3, '', $4, $5, $6, 'rule', $7::uuid, $8, 'firing', $9, $10,
-                     $11::uuid[])
-                 ON CONFLICT DO NOTHING",
-            )
-            .bind(&a.alert_id)
-            .bind(&a.org_id)
-            .bind(&a.kind)
-            .bind(a.threshold)
-            .bind(a.value)
-            .bind(&a.message)
-            .bind(&rule.id)
-            .bind(&a.scope_key)
-            .bind(&a.severity)
-            .bind(&a.details)
-            .bind(&a.channels)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if inserted == 1 {
-                history(&mut tx, &a.alert_id, "firing").await?;
-                out.push(a);
+            Err(e) => {
+                one.rollback().await?;
+                tracing::warn!(error = %e, rule = %rule.id, "alert rule evaluation failed; retrying next pass");
             }
         }
     }
@@ -167,6 +123,81 @@ async fn pass(
     }
     tx.commit().await?;
     Ok(true)
+}
+
+/// Evaluate one rule: resolve what stopped breaching, fire what started.
+async fn evaluate_rule(
+    conn: &mut PgConnection,
+    rule: &Rule,
+    now: DateTime<Utc>,
+) -> Result<Vec<Alert>, sqlx::Error> {
+    let mut out = Vec::new();
+    let (breaches, complete) = evaluate(&mut *conn, rule, now).await?;
+    let open: Vec<(String, String)> = sqlx::query_as(
+        "SELECT alert_id, scope_key FROM alerts
+         WHERE source = 'rule' AND source_id = $1::uuid AND state <> 'resolved'",
+    )
+    .bind(&rule.id)
+    .fetch_all(&mut *conn)
+    .await?;
+    let breaching: HashMap<&str, &Breach> =
+        breaches.iter().map(|b| (b.scope_key.as_str(), b)).collect();
+    for (alert_id, scope_key) in &open {
+        if breaching.contains_key(scope_key.as_str()) || !complete {
+            continue; // still breaching, or not all breaches were listed
+        }
+        sqlx::query(
+            "UPDATE alerts SET state = 'resolved', resolved_at = now() WHERE alert_id = $1",
+        )
+        .bind(alert_id)
+        .execute(&mut *conn)
+        .await?;
+        history(&mut *conn, alert_id, "resolved").await?;
+        out.push(resolved_alert(rule, alert_id, scope_key, now));
+    }
+    for b in &breaches {
+        if open.iter().any(|(_, k)| k == &b.scope_key) {
+            continue;
+        }
+        let last: Option<DateTime<Utc>> = sqlx::query_scalar(
+            "SELECT max(created_at) FROM alerts
+             WHERE source = 'rule' AND source_id = $1::uuid AND scope_key = $2",
+        )
+        .bind(&rule.id)
+        .bind(&b.scope_key)
+        .fetch_one(&mut *conn)
+        .await?;
+        if last.is_some_and(|t| now - t < chrono::Duration::seconds(rule.cooldown_secs.into())) {
+            continue; // de-bounced
+        }
+        let a = firing_alert(rule, b, now);
+        let inserted = sqlx::query(
+            "INSERT INTO alerts (alert_id, org_id, kind, period, threshold, value, message,
+                 source, source_id, scope_key, state, severity, details, channels)
+             VALUES ($1, $2, $3, '', $4, $5, $6, 'rule', $7::uuid, $8, 'firing', $9, $10,
+                 $11::uuid[])
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(&a.alert_id)
+        .bind(&a.org_id)
+        .bind(&a.kind)
+        .bind(a.threshold)
+        .bind(a.value)
+        .bind(&a.message)
+        .bind(&rule.id)
+        .bind(&a.scope_key)
+        .bind(&a.severity)
+        .bind(&a.details)
+        .bind(&a.channels)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+        if inserted == 1 {
+            history(&mut *conn, &a.alert_id, "firing").await?;
+            out.push(a);
+        }
+    }
+    Ok(out)
 }
 
 async fn history(tx: &mut PgConnection, alert_id: &str, state: &str) -> Result<(), sqlx::Error> {
@@ -243,16 +274,20 @@ fn filtered<'q>(
 }
 
 /// Where the rule's condition holds now.
+/// Most scope keys listed per rule and pass (agents, runs).
+const MAX_BREACHES: usize = 1000;
+
+/// Where the rule's condition holds now, and whether that list is complete.
 async fn evaluate(
     conn: &mut PgConnection,
     rule: &Rule,
     now: DateTime<Utc>,
-) -> Result<Vec<Breach>, sqlx::Error> {
+) -> Result<(Vec<Breach>, bool), sqlx::Error> {
     let org = &rule.org_id;
     let scope_key = rule.scope.scope_key();
     let threshold = rule.threshold.unwrap_or(f64::INFINITY);
     let window = |secs: Option<i32>| now - chrono::Duration::seconds(secs.unwrap_or(3600).into());
-    Ok(match rule.kind.as_str() {
+    let breaches: Vec<Breach> = match rule.kind.as_str() {
         "cost_per_day" => {
             let start = agentops_runtime::governance::period_start(
                 agentops_runtime::governance::Period::Day,
@@ -297,7 +332,7 @@ async fn evaluate(
         }
         "error_rate" | "latency_p95" => {
             let Some((filter, v)) = agg_filter(&rule.scope, 3) else {
-                return Ok(Vec::new()); // tag scopes are refused by the API for these kinds
+                return Ok((Vec::new(), true)); // the API refuses tag scopes for these kinds
             };
             let since = window(rule.window_secs);
             let sql = format!(
@@ -355,8 +390,8 @@ async fn evaluate(
             let sql = format!(
                 "SELECT agent_id, last_seen FROM agents
                  WHERE org_id = $1 AND last_heartbeat IS NOT NULL
-                   AND last_seen < $2 AND last_seen > $2 - interval '7 days' AND {filter}
-                 ORDER BY agent_id LIMIT 1000"
+                   AND last_seen < $2 AND {filter}
+                 ORDER BY agent_id LIMIT {MAX_BREACHES}"
             );
             let q = sqlx::query_as::<_, (String, DateTime<Utc>)>(&sql)
                 .bind(org)
@@ -388,8 +423,8 @@ async fn evaluate(
             let sql = format!(
                 "SELECT run_id, agent_id, started_at FROM runs
                  WHERE org_id = $1 AND ended_at IS NULL AND status = 'running'
-                   AND started_at < $2 AND started_at > $2 - interval '7 days' AND {filter}
-                 ORDER BY started_at LIMIT 1000"
+                   AND started_at < $2 AND {filter}
+                 ORDER BY started_at LIMIT {MAX_BREACHES}"
             );
             let q = sqlx::query_as::<_, (String, String, DateTime<Utc>)>(&sql)
                 .bind(org)
@@ -418,7 +453,9 @@ async fn evaluate(
             tracing::warn!(rule = %rule.id, kind = other, "unknown alert rule kind");
             Vec::new()
         }
-    })
+    };
+    let complete = breaches.len() < MAX_BREACHES;
+    Ok((breaches, complete))
 }
 
 /// Scope filter on `agents`/`runs` (both have agent_id; runs also workflow_id,

@@ -171,6 +171,14 @@ async fn main() -> anyhow::Result<()> {
                     });
                     let p = agentops_query_api::prices::parse(&body)
                         .map_err(|e| anyhow::anyhow!("{e}"))?;
+                    if let Some(other) =
+                        agentops_query_api::prices::name_taken(&pool, None, &p).await?
+                    {
+                        anyhow::bail!(
+                            "model {} or one of its aliases is already a name of model {other}",
+                            p.model
+                        );
+                    }
                     let (id, new) =
                         agentops_query_api::prices::set_price(&pool, None, &p, "cli").await?;
                     println!(

@@ -200,6 +200,32 @@ ON CONFLICT (org_id, model, effective_from) DO UPDATE SET
     created_by = EXCLUDED.created_by, created_at = now()
 RETURNING id, (xmax = 0) AS inserted";
 
+/// Another model of the same table (the org's, or the global one) that
+/// already answers to one of this price's names (model or alias, any case):
+/// the price table would keep the older row and this one would never apply.
+pub async fn name_taken(
+    pool: &PgPool,
+    org: Option<&str>,
+    p: &NewPrice,
+) -> Result<Option<String>, sqlx::Error> {
+    let names: Vec<String> = std::iter::once(&p.model)
+        .chain(&p.aliases)
+        .map(|n| n.to_ascii_lowercase())
+        .collect();
+    sqlx::query_scalar(
+        "SELECT model FROM model_prices
+         WHERE org_id IS NOT DISTINCT FROM $1 AND lower(model) <> lower($2)
+           AND (lower(model) = ANY($3)
+                OR EXISTS (SELECT 1 FROM unnest(aliases) a WHERE lower(a) = ANY($3)))
+         LIMIT 1",
+    )
+    .bind(org)
+    .bind(&p.model)
+    .bind(&names)
+    .fetch_optional(pool)
+    .await
+}
+
 /// Write a price version (`org`: None for the global table) and its audit
 /// row in one transaction; returns (row id, whether it was new). Audit rows
 /// of global prices carry org `*`.
@@ -293,6 +319,12 @@ async fn add(
     let key = authenticate(&s, &headers, Scope::Admin).await?;
     let p = parse_new_price(&body)?;
     let actor = format!("admin:{}", key.key_id);
+    if let Some(other) = name_taken(&s.pool, Some(&key.org_id), &p).await? {
+        return Err(ApiError::Conflict(format!(
+            "model `{}` or one of its aliases is already a name of model `{other}`",
+            p.model
+        )));
+    }
     let (id, inserted) = set_price(&s.pool, Some(&key.org_id), &p, &actor).await?;
     let row: PriceRow = sqlx::query_as(&format!("{SELECT_ROWS} WHERE id = $1"))
         .bind(id)

@@ -182,6 +182,10 @@ impl Fields<'_> {
                 format!("longer than {} bytes", self.limits.max_string_len),
             ));
         }
+        if s.contains('\0') {
+            // PostgreSQL cannot store U+0000 in text or JSON.
+            return Err(FieldError::new(name, "contains a NUL character (U+0000)"));
+        }
         Ok(s)
     }
 
@@ -199,7 +203,7 @@ impl Fields<'_> {
                 let s = v
                     .as_str()
                     .ok_or_else(|| FieldError::new(name, "expected a string"))?;
-                Ok(Some(truncate(s, self.limits.max_message_len)))
+                Ok(Some(without_nul(truncate(s, self.limits.max_message_len))))
             }
         }
     }
@@ -272,11 +276,21 @@ impl Fields<'_> {
                 }
             };
             out.insert(
-                truncate(k, self.limits.max_string_len),
-                truncate(&s, self.limits.max_message_len),
+                without_nul(truncate(k, self.limits.max_string_len)),
+                without_nul(truncate(&s, self.limits.max_message_len)),
             );
         }
         Ok(out)
+    }
+}
+
+/// Free text keeps its content but not U+0000, which PostgreSQL cannot
+/// store in text or JSON: it becomes U+FFFD.
+fn without_nul(s: String) -> String {
+    if s.contains('\0') {
+        s.replace('\0', "\u{FFFD}")
+    } else {
+        s
     }
 }
 
@@ -325,6 +339,23 @@ mod tests {
         assert_eq!(e.attributes["n"], "3");
         assert_eq!(e.cost_usd, None);
         assert_eq!(e.cost_source, None);
+    }
+
+    #[test]
+    fn nul_characters_never_reach_postgres() {
+        let mut v = good();
+        v["model"] = json!("gpt\u{0}4o");
+        let e = check(v).unwrap_err();
+        assert_eq!(
+            (e.field.as_str(), e.error.as_str()),
+            ("model", "contains a NUL character (U+0000)")
+        );
+        let mut v = good();
+        v["error_message"] = json!("bad\u{0}byte");
+        v["attributes"] = json!({"k\u{0}": "v\u{0}"});
+        let e = check(v).unwrap();
+        assert_eq!(e.error_message.as_deref(), Some("bad\u{FFFD}byte"));
+        assert_eq!(e.attributes["k\u{FFFD}"], "v\u{FFFD}");
     }
 
     #[test]
