@@ -141,7 +141,10 @@ pub(crate) fn summarize(alert: &Alert, transition: Transition, dashboard_url: &s
         format!("org {}, scope {}", alert.org_id, alert.scope_key)
     };
     let unit = unit(alert);
-    let how_much = if alert.source == "digest" {
+    let violation = alert.details.get("detail").and_then(Value::as_str);
+    let how_much = if let (true, Some(detail)) = (alert.source == "policy", violation) {
+        detail.to_owned() // "model o3 is denied", "10200 tokens in one call, over 5000"
+    } else if alert.source == "digest" {
         format!(
             "{} spent vs a 7-day average of {}",
             amount(alert.value, &unit),
@@ -397,6 +400,13 @@ mod tests {
         assert_eq!(
             summarize(&a, Transition::Firing, "http://d").what,
             "budget_exceeded (rule \"errors\")"
+        );
+        // A policy violation says what it found instead of figures.
+        a.source = "policy".into();
+        a.details = json!({"policy": "no-o3", "detail": "model o3 is denied"});
+        assert_eq!(
+            summarize(&a, Transition::Firing, "http://d").how_much,
+            "model o3 is denied"
         );
     }
 
