@@ -25,7 +25,7 @@ use sqlx::PgPool;
 use tokio::sync::mpsc::UnboundedReceiver;
 
 use crate::alert::{self, Alert, Transition};
-use crate::governance::{agg_filter, in_scope, Budget, Governance, Scope, Snapshot};
+use crate::governance::{in_scope, spend_since, spend_source, Budget, Governance, Scope, Snapshot};
 use crate::{telemetry, Config};
 use agentops_runtime::governance::{period_key, period_start};
 
@@ -146,49 +146,13 @@ async fn read_projection(
     .await?;
     let mut spend = Vec::with_capacity(budgets.len());
     for b in budgets {
-        spend.push(projected_spend(&mut tx, b, period_start(b.period, now)).await?);
+        spend.push(spend_since(&mut tx, &b.org_id, &b.scope, period_start(b.period, now)).await?);
     }
     tx.commit().await?;
     Ok(Reading {
         projected_offsets: offsets.into_iter().collect(),
         projected_spend: spend,
     })
-}
-
-async fn projected_spend(
-    conn: &mut sqlx::PgConnection,
-    b: &Budget,
-    start: DateTime<Utc>,
-) -> Result<f64, sqlx::Error> {
-    let sql;
-    let q = match agg_filter(&b.scope, 3) {
-        Some((filter, value)) => {
-            sql = format!(
-                "SELECT COALESCE(sum(cost_usd), 0)::float8 FROM agg_1h
-                 WHERE org_id = $1 AND bucket >= $2 AND {filter}"
-            );
-            let q = sqlx::query_scalar(&sql).bind(&b.org_id).bind(start);
-            match value {
-                Some(v) => q.bind(v),
-                None => q,
-            }
-        }
-        None => {
-            let (k, v) = b
-                .scope
-                .tag()
-                .expect("only tag scopes have no aggregate filter");
-            sqlx::query_scalar(
-                "SELECT COALESCE(sum(cost_usd), 0)::float8 FROM events
-                 WHERE org_id = $1 AND ts >= $2 AND attributes->>$3 = $4",
-            )
-            .bind(&b.org_id)
-            .bind(start)
-            .bind(k)
-            .bind(v)
-        }
-    };
-    q.fetch_one(conn).await
 }
 
 /// Of `ids` (event ids written by this instance), those the projections
@@ -268,37 +232,16 @@ async fn pause_agents(
     period: &str,
     local: &[String],
 ) -> Result<Vec<String>, sqlx::Error> {
-    let mut agents: Vec<String> = match agg_filter(&b.scope, 3) {
-        Some((filter, value)) => {
-            let sql = format!(
-                "SELECT DISTINCT agent_id FROM agg_1h
-                 WHERE org_id = $1 AND bucket >= $2 AND cost_usd > 0 AND {filter}"
-            );
-            let q = sqlx::query_scalar(&sql).bind(&b.org_id).bind(start);
-            match value {
-                Some(v) => q.bind(v),
-                None => q,
-            }
-            .fetch_all(pool)
-            .await?
-        }
-        None => {
-            let (k, v) = b
-                .scope
-                .tag()
-                .expect("only tag scopes have no aggregate filter");
-            sqlx::query_scalar(
-                "SELECT DISTINCT agent_id FROM events
-                 WHERE org_id = $1 AND ts >= $2 AND cost_usd > 0 AND attributes->>$3 = $4",
-            )
-            .bind(&b.org_id)
-            .bind(start)
-            .bind(k)
-            .bind(v)
-            .fetch_all(pool)
-            .await?
-        }
-    };
+    let src = spend_source(&b.scope);
+    let sql = format!(
+        "SELECT DISTINCT agent_id {} AND cost_usd > 0",
+        src.from_where
+    );
+    let mut q = sqlx::query_scalar(&sql).bind(&b.org_id).bind(start);
+    for v in &src.binds {
+        q = q.bind(v);
+    }
+    let mut agents: Vec<String> = q.fetch_all(pool).await?;
     agents.extend(local.iter().cloned());
     agents.sort();
     agents.dedup();

@@ -38,6 +38,50 @@ pub(crate) fn agg_filter(scope: &Scope, n: usize) -> Option<(String, Option<Stri
     })
 }
 
+/// Where spend in a scope is read from: `agg_1h` (grouped by agent,
+/// workflow and model) or, for tags, `events` (attributes are not aggregated).
+pub(crate) struct SpendSource {
+    /// `FROM ... WHERE org_id = $1 AND <time> >= $2 AND <scope>`; `$3`, `$4` follow.
+    pub(crate) from_where: String,
+    pub(crate) binds: Vec<String>,
+}
+
+pub(crate) fn spend_source(scope: &Scope) -> SpendSource {
+    match (agg_filter(scope, 3), scope.tag()) {
+        (Some((filter, v)), _) => SpendSource {
+            from_where: format!("FROM agg_1h WHERE org_id = $1 AND bucket >= $2 AND {filter}"),
+            binds: v.into_iter().collect(),
+        },
+        (None, tag) => {
+            let (k, v) = tag.unwrap_or_default();
+            SpendSource {
+                from_where: "FROM events WHERE org_id = $1 AND ts >= $2 AND attributes->>$3 = $4"
+                    .into(),
+                binds: vec![k.to_owned(), v.to_owned()],
+            }
+        }
+    }
+}
+
+/// Spend in `scope` of `org` since `start` (the projection store's figure).
+pub(crate) async fn spend_since(
+    conn: &mut sqlx::PgConnection,
+    org: &str,
+    scope: &Scope,
+    start: chrono::DateTime<chrono::Utc>,
+) -> Result<f64, sqlx::Error> {
+    let src = spend_source(scope);
+    let sql = format!(
+        "SELECT COALESCE(sum(cost_usd), 0)::float8 {}",
+        src.from_where
+    );
+    let mut q = sqlx::query_scalar(&sql).bind(org).bind(start);
+    for v in &src.binds {
+        q = q.bind(v);
+    }
+    q.fetch_one(conn).await
+}
+
 /// `name` matches `model` exactly (case-insensitive), as a `provider/` path's
 /// last segment, or as the prefix of a dated version (`gpt-4o` ⇒
 /// `gpt-4o-2024-08-06`). Used by the model allow/deny lists.
@@ -306,6 +350,19 @@ mod tests {
         );
         assert_eq!(agg_filter(&Scope::org(), 3), Some(("TRUE".into(), None)));
         assert_eq!(agg_filter(&scope("tag", "team=pay"), 3), None);
+    }
+
+    #[test]
+    fn spend_is_read_from_hourly_aggregates_or_tagged_events() {
+        let org = spend_source(&Scope::org());
+        assert!(org.from_where.starts_with("FROM agg_1h"), "{}", org.from_where);
+        assert!(org.binds.is_empty());
+        let agent = spend_source(&Scope::parse("agent", Some("a1")).unwrap());
+        assert!(agent.from_where.ends_with("agent_id = $3"));
+        assert_eq!(agent.binds, ["a1"]);
+        let tag = spend_source(&Scope::parse("tag", Some("team=pay")).unwrap());
+        assert!(tag.from_where.starts_with("FROM events"));
+        assert_eq!(tag.binds, ["team", "pay"]);
     }
 
     #[test]

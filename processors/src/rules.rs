@@ -31,7 +31,7 @@ use serde_json::{json, Value};
 use sqlx::{PgConnection, PgPool};
 
 use crate::alert::{self, Alert, Transition};
-use crate::governance::{agg_filter, Governance, Rule};
+use crate::governance::{agg_filter, spend_since, Governance, Rule};
 use crate::{telemetry, Config};
 
 /// Advisory lock key held by the instance evaluating a pass.
@@ -262,17 +262,6 @@ fn resolved_alert(rule: &Rule, alert_id: &str, scope_key: &str, now: DateTime<Ut
     }
 }
 
-/// Bind the scope value when the filter has one.
-fn filtered<'q>(
-    q: sqlx::query::QueryAs<'q, sqlx::Postgres, (f64,), sqlx::postgres::PgArguments>,
-    v: Option<String>,
-) -> sqlx::query::QueryAs<'q, sqlx::Postgres, (f64,), sqlx::postgres::PgArguments> {
-    match v {
-        Some(v) => q.bind(v),
-        None => q,
-    }
-}
-
 /// Where the rule's condition holds now.
 /// Most scope keys listed per rule and pass (agents, runs).
 const MAX_BREACHES: usize = 1000;
@@ -293,31 +282,7 @@ async fn evaluate(
                 agentops_runtime::governance::Period::Day,
                 now,
             );
-            let cost: f64 = match agg_filter(&rule.scope, 3) {
-                Some((filter, v)) => {
-                    let sql = format!(
-                        "SELECT COALESCE(sum(cost_usd), 0)::float8 FROM agg_1h
-                         WHERE org_id = $1 AND bucket >= $2 AND {filter}"
-                    );
-                    filtered(sqlx::query_as(&sql).bind(org).bind(start), v)
-                        .fetch_one(&mut *conn)
-                        .await?
-                        .0
-                }
-                None => {
-                    let (k, v) = rule.scope.tag().unwrap_or_default();
-                    sqlx::query_scalar(
-                        "SELECT COALESCE(sum(cost_usd), 0)::float8 FROM events
-                         WHERE org_id = $1 AND ts >= $2 AND attributes->>$3 = $4",
-                    )
-                    .bind(org)
-                    .bind(start)
-                    .bind(k)
-                    .bind(v)
-                    .fetch_one(&mut *conn)
-                    .await?
-                }
-            };
+            let cost = spend_since(&mut *conn, org, &rule.scope, start).await?;
             (cost > threshold)
                 .then(|| Breach {
                     scope_key: scope_key.clone(),
