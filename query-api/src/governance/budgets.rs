@@ -192,17 +192,12 @@ pub(crate) async fn status(State(s): Shared, headers: HeaderMap) -> Result<Json<
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::governance::fields::field_error as field;
 
     fn v(body: Value) -> Result<Obj, ApiError> {
         validate(body.as_object().unwrap())
     }
 
-    fn field(r: Result<Obj, ApiError>) -> &'static str {
-        match r {
-            Err(ApiError::BadField { field, .. }) => field,
-            other => panic!("expected a field error, got {other:?}"),
-        }
-    }
 
     #[test]
     fn budgets_normalize() {

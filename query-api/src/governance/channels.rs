@@ -96,18 +96,13 @@ fn validate(m: &Obj) -> Result<Obj, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::governance::fields::field_error as field;
     use serde_json::json;
 
     fn v(body: Value) -> Result<Obj, ApiError> {
         validate(body.as_object().unwrap())
     }
 
-    fn field(r: Result<Obj, ApiError>) -> &'static str {
-        match r {
-            Err(ApiError::BadField { field, .. }) => field,
-            other => panic!("expected a field error, got {other:?}"),
-        }
-    }
 
     #[test]
     fn urls() {

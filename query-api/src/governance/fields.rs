@@ -359,3 +359,12 @@ mod tests {
         );
     }
 }
+
+/// In tests: the field a validation error names (panics on anything else).
+#[cfg(test)]
+pub(crate) fn field_error<T: std::fmt::Debug>(r: Result<T, ApiError>) -> &'static str {
+    match r {
+        Err(ApiError::BadField { field, .. }) => field,
+        other => panic!("expected a field error, got {other:?}"),
+    }
+}

@@ -128,17 +128,12 @@ fn validate(m: &Obj) -> Result<Obj, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::governance::fields::field_error as field;
 
     fn v(body: Value) -> Result<Obj, ApiError> {
         validate(body.as_object().unwrap())
     }
 
-    fn field(r: Result<Obj, ApiError>) -> &'static str {
-        match r {
-            Err(ApiError::BadField { field, .. }) => field,
-            other => panic!("expected a field error, got {other:?}"),
-        }
-    }
 
     #[test]
     fn rules_per_kind() {
