@@ -239,6 +239,15 @@ pub(crate) fn put_scope(out: &mut Obj, scope: &Scope) {
     out.insert("scope_value".into(), scope.value().into());
 }
 
+/// In tests: the field a validation error names (panics on anything else).
+#[cfg(test)]
+pub(crate) fn field_error<T: std::fmt::Debug>(r: Result<T, ApiError>) -> &'static str {
+    match r {
+        Err(ApiError::BadField { field, .. }) => field,
+        other => panic!("expected a field error, got {other:?}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -357,14 +366,5 @@ mod tests {
             field_of(unused(&m, "minutes", "k", None).unwrap_err()),
             "minutes"
         );
-    }
-}
-
-/// In tests: the field a validation error names (panics on anything else).
-#[cfg(test)]
-pub(crate) fn field_error<T: std::fmt::Debug>(r: Result<T, ApiError>) -> &'static str {
-    match r {
-        Err(ApiError::BadField { field, .. }) => field,
-        other => panic!("expected a field error, got {other:?}"),
     }
 }
