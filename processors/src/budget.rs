@@ -264,6 +264,11 @@ async fn pause_agents(
     Ok(agents)
 }
 
+/// The alert of the pause threshold: once recorded, the pause was done.
+fn pause_alert_id(b: &Budget, period: &str) -> String {
+    format!("budget:{}:{period}:{}", b.id, b.pause_at_pct.unwrap_or(100.0))
+}
+
 /// Whether the notifier recorded this alert already.
 async fn alert_recorded(pool: &PgPool, alert_id: &str) -> Result<bool, sqlx::Error> {
     sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM alerts WHERE alert_id = $1)")
@@ -417,7 +422,7 @@ async fn check(
         }
         if b.pause_at_pct.is_some_and(|p| pct >= p)
             && paused.is_empty()
-            && !alert_recorded(pool, &format!("budget:{}:{period}:{pct}", b.id)).await?
+            && !alert_recorded(pool, &pause_alert_id(b, &period)).await?
         {
             // The first time in this budget period (its alert is not recorded
             // yet): pause. Afterwards an admin's resume sticks.
@@ -484,6 +489,12 @@ mod tests {
         assert_eq!(e.severity, "critical");
         assert!(e.message.contains("$10.50 of $10.00"), "{}", e.message);
         assert!(e.message.contains("paused 1 agent"), "{}", e.message);
+        let mut pausing = budget();
+        pausing.pause_at_pct = Some(90.0);
+        assert_eq!(
+            pause_alert_id(&pausing, "2026-11-22"),
+            budget_alert(&pausing, now, 90.0, 9.0, &[]).alert_id
+        );
     }
 
     #[test]
