@@ -58,9 +58,10 @@ struct Change {
     d_unpriced: i64,
 }
 
-/// The aggregates' `unpriced_calls` rule for one event.
-fn unpriced(cost: Option<f64>, has_input_or_output: bool) -> i64 {
-    i64::from(cost.is_none() && has_input_or_output)
+/// The aggregates' `unpriced_calls` rule for one event: no cost although
+/// it has tokens (the same rule as the processors' "unknown model").
+fn unpriced(cost: Option<f64>, has_tokens: bool) -> i64 {
+    i64::from(cost.is_none() && has_tokens)
 }
 
 /// A wanted correction: (event_id, ts, org, new cost).
@@ -100,7 +101,9 @@ pub(crate) async fn apply(
     let stored: Vec<StoredRow> = sqlx::query_as(
         "SELECT e.event_id, e.ts, e.org_id, e.agent_id, e.workflow_id, e.run_id, e.provider,
                 e.model, e.cost_usd, e.cost_source,
-                COALESCE(e.input_tokens, 0) + COALESCE(e.output_tokens, 0) > 0
+                COALESCE(e.input_tokens, 0) + COALESCE(e.output_tokens, 0)
+                + COALESCE(e.cache_read_tokens, 0) + COALESCE(e.cache_write_tokens, 0)
+                + COALESCE(e.reasoning_tokens, 0) > 0
          FROM events e
          JOIN UNNEST($1::uuid[], $2::timestamptz[]) AS c(event_id, ts)
            ON e.event_id = c.event_id AND e.ts = c.ts

@@ -66,7 +66,9 @@ pub fn aggregates() -> &'static [AggColumn] {
         count(
             "unpriced_calls",
             count_where(
-                "cost_usd IS NULL AND COALESCE(input_tokens, 0) + COALESCE(output_tokens, 0) > 0",
+                "cost_usd IS NULL AND COALESCE(input_tokens, 0) + COALESCE(output_tokens, 0) \
+                 + COALESCE(cache_read_tokens, 0) + COALESCE(cache_write_tokens, 0) \
+                 + COALESCE(reasoning_tokens, 0) > 0",
             ),
         );
         for i in 0..histogram::BUCKETS {
