@@ -1,9 +1,11 @@
 //! AgentOps load generator: a synthetic agent fleet for demos (`demo`) and
 //! the ingest-gateway benchmark against a raw Kafka producer (`bench`), and
 //! the storage and freshness benchmarks (`bench-projections`, `bench-queries`,
-//! `bench-freshness`).
+//! `bench-freshness`), and the processor benchmark (`bench-processors`).
 
 pub mod bench;
+pub mod bench_alerts;
+pub mod bench_processors;
 pub mod bench_store;
 mod catalog;
 pub mod demo;

@@ -20,6 +20,8 @@ enum Command {
     BenchQueries(agentops_loadgen::bench_store::QueriesOptions),
     /// Gateway 202 → visible in the overview, at a sustained rate.
     BenchFreshness(agentops_loadgen::freshness::FreshnessOptions),
+    /// Processor events/s beside a raw consume→produce loop; budget alert latency.
+    BenchProcessors(agentops_loadgen::bench_processors::ProcessorsOptions),
 }
 
 #[tokio::main]
@@ -29,6 +31,7 @@ async fn main() -> anyhow::Result<()> {
         Command::BenchProjections(o) => agentops_loadgen::bench_store::projections(o).await,
         Command::BenchQueries(o) => agentops_loadgen::bench_store::queries(o).await,
         Command::BenchFreshness(o) => agentops_loadgen::freshness::run(o).await,
+        Command::BenchProcessors(o) => agentops_loadgen::bench_processors::run(o).await,
         Command::Bench(o) => {
             if agentops_loadgen::bench::run(o).await? {
                 Ok(())
