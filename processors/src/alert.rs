@@ -86,3 +86,17 @@ pub(crate) async fn produce(
         .map(|_| ())
         .map_err(|(e, _)| e)
 }
+
+/// Produce several alerts concurrently; the first error if any failed.
+pub(crate) async fn produce_all(
+    producer: &rdkafka::producer::FutureProducer,
+    topic: &str,
+    alerts: &[Alert],
+) -> Result<(), rdkafka::error::KafkaError> {
+    let sends = alerts.iter().map(|a| produce(producer, topic, a));
+    futures::future::join_all(sends)
+        .await
+        .into_iter()
+        .collect::<Result<Vec<()>, _>>()
+        .map(|_| ())
+}

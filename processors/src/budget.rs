@@ -67,10 +67,11 @@ impl Spent {
     }
 }
 
-/// Spend this instance wrote that the projections may not have stored yet.
+/// Spend this instance wrote that the projections may not have stored yet,
+/// per org and partition (in offset order).
 #[derive(Default)]
 struct Local {
-    by_partition: HashMap<i32, VecDeque<Spent>>,
+    by_org: HashMap<String, HashMap<i32, VecDeque<Spent>>>,
     len: usize,
 }
 
@@ -79,15 +80,22 @@ const LOCAL_MAX: usize = 1_000_000;
 
 impl Local {
     fn push(&mut self, s: Spent) {
-        self.by_partition
+        self.by_org
+            .entry(s.event.org_id.clone())
+            .or_default()
             .entry(s.partition)
             .or_default()
             .push_back(s);
         self.len += 1;
         if self.len > LOCAL_MAX {
-            // Drop the oldest of the biggest partition: spend is then under-
+            // Drop the oldest of the biggest queue: spend is then under-
             // counted until the projections catch up, never double counted.
-            if let Some(q) = self.by_partition.values_mut().max_by_key(|q| q.len()) {
+            if let Some(q) = self
+                .by_org
+                .values_mut()
+                .flat_map(|m| m.values_mut())
+                .max_by_key(|q| q.len())
+            {
                 q.pop_front();
                 self.len -= 1;
                 telemetry::budget_local_dropped();
@@ -97,13 +105,17 @@ impl Local {
 
     /// Forget what the projections have stored (offset below their next offset).
     fn prune(&mut self, projected: &HashMap<i32, i64>) {
-        for (p, q) in &mut self.by_partition {
-            let next = projected.get(p).copied().unwrap_or(0);
-            while q.front().is_some_and(|s| s.offset < next) {
-                q.pop_front();
-                self.len -= 1;
+        for parts in self.by_org.values_mut() {
+            for (p, q) in parts.iter_mut() {
+                let next = projected.get(p).copied().unwrap_or(0);
+                while q.front().is_some_and(|s| s.offset < next) {
+                    q.pop_front();
+                    self.len -= 1;
+                }
             }
+            parts.retain(|_, q| !q.is_empty());
         }
+        self.by_org.retain(|_, parts| !parts.is_empty());
     }
 
     /// Unprojected entries of `org` in scope since `start`.
@@ -113,10 +125,11 @@ impl Local {
         scope: &'a Scope,
         start: DateTime<Utc>,
     ) -> impl Iterator<Item = &'a Spent> + 'a {
-        self.by_partition
-            .values()
-            .flatten()
-            .filter(move |s| s.event.org_id == org && s.ts() >= start && in_scope(scope, &s.event))
+        self.by_org
+            .get(org)
+            .into_iter()
+            .flat_map(|parts| parts.values().flatten())
+            .filter(move |s| s.ts() >= start && in_scope(scope, &s.event))
     }
 }
 
@@ -266,7 +279,11 @@ async fn pause_agents(
 
 /// The alert of the pause threshold: once recorded, the pause was done.
 fn pause_alert_id(b: &Budget, period: &str) -> String {
-    format!("budget:{}:{period}:{}", b.id, b.pause_at_pct.unwrap_or(100.0))
+    format!(
+        "budget:{}:{period}:{}",
+        b.id,
+        b.pause_at_pct.unwrap_or(100.0)
+    )
 }
 
 /// Whether the notifier recorded this alert already.

@@ -298,27 +298,35 @@ async fn apply_policies(
             1,
         );
     }
-    let topic = stage.config.kafka.topic_alerts.clone();
+    let mut alerts: Vec<alert::Alert> = Vec::new();
     for (v, e) in &found {
         if v.policy.action == "flag" {
             continue;
         }
         let a = policy::violation_alert(v, e, v.policy.action == "pause");
-        if stage.alerted.contains(&a.alert_id) {
-            continue;
+        if !stage.alerted.contains(&a.alert_id) && !alerts.iter().any(|x| x.alert_id == a.alert_id)
+        {
+            alerts.push(a);
         }
+    }
+    if !alerts.is_empty() {
+        // All of the batch's alerts in flight at once (a retry re-sends them
+        // all; the notifier records each id once).
+        let topic = stage.config.kafka.topic_alerts.clone();
         let producer = stage.producer.clone();
-        if retrying("producing a policy alert", shutdown, || {
-            alert::produce(&producer, &topic, &a)
+        if retrying("producing policy alerts", shutdown, || {
+            alert::produce_all(&producer, &topic, &alerts)
         })
         .await
         .is_none()
         {
             return false;
         }
-        tracing::info!(alert_id = %a.alert_id, policy = %v.policy.name, agent = %e.agent_id, "policy violated, alert emitted");
-        telemetry::alert_emitted("policy");
-        stage.alerted.insert(a.alert_id);
+        for a in alerts {
+            tracing::info!(alert_id = %a.alert_id, "policy violated, alert emitted");
+            telemetry::alert_emitted("policy");
+            stage.alerted.insert(a.alert_id);
+        }
     }
     if stage.alerted.len() > 100_000 {
         stage.alerted.clear();

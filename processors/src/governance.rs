@@ -355,7 +355,11 @@ mod tests {
     #[test]
     fn spend_is_read_from_hourly_aggregates_or_tagged_events() {
         let org = spend_source(&Scope::org());
-        assert!(org.from_where.starts_with("FROM agg_1h"), "{}", org.from_where);
+        assert!(
+            org.from_where.starts_with("FROM agg_1h"),
+            "{}",
+            org.from_where
+        );
         assert!(org.binds.is_empty());
         let agent = spend_source(&Scope::parse("agent", Some("a1")).unwrap());
         assert!(agent.from_where.ends_with("agent_id = $3"));

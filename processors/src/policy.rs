@@ -149,7 +149,7 @@ impl RunCosts {
     /// Add the event's cost; (before, after) for its run.
     pub(crate) fn add(&mut self, e: &AgentEvent) -> Option<(f64, f64)> {
         let run = e.run_id.as_ref()?;
-        if self.cost.len() > RUNS_MAX || self.seen.len() > 10 * RUNS_MAX {
+        if self.cost.len() > RUNS_MAX || self.seen.len() > RUNS_MAX {
             // Runs seen again are re-seeded from the projection.
             self.cost.clear();
             self.seen.clear();
@@ -216,42 +216,56 @@ pub(crate) async fn record(
     pool: &PgPool,
     found: &[(Violation, AgentEvent)],
 ) -> Result<(), sqlx::Error> {
+    macro_rules! col {
+        ($f:expr) => {
+            found.iter().map($f).collect::<Vec<_>>()
+        };
+    }
+    let ts = |e: &AgentEvent| DateTime::from_timestamp_micros(e.timestamp).unwrap_or_default();
     let mut tx = pool.begin().await?;
-    for (v, e) in found {
-        let ts = DateTime::from_timestamp_micros(e.timestamp).unwrap_or_default();
-        let event = serde_json::to_value(e).unwrap_or_default();
+    // One statement for the batch's violations (UNNEST of columns).
+    sqlx::query(
+        "INSERT INTO policy_violations
+             (policy_id, event_id, org_id, agent_id, run_id, ts, action, detail, event)
+         SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[],
+             $6::timestamptz[], $7::text[], $8::text[], $9::jsonb[])
+         ON CONFLICT (policy_id, event_id) DO NOTHING",
+    )
+    .bind(col!(|(v, _)| v.policy.id.clone()))
+    .bind(col!(|(_, e)| e.event_id.clone()))
+    .bind(col!(|(_, e)| e.org_id.clone()))
+    .bind(col!(|(_, e)| e.agent_id.clone()))
+    .bind(col!(|(_, e)| e.run_id.clone()))
+    .bind(col!(|(_, e)| ts(e)))
+    .bind(col!(|(v, _)| v.policy.action.clone()))
+    .bind(col!(|(v, _)| v.detail.clone()))
+    .bind(col!(|(_, e)| serde_json::to_value(e).unwrap_or_default()))
+    .execute(&mut *tx)
+    .await?;
+    let pauses: Vec<&(Violation, AgentEvent)> = found
+        .iter()
+        .filter(|(v, _)| v.policy.action == "pause")
+        .collect();
+    if !pauses.is_empty() {
+        let col = |f: &dyn Fn(&Violation, &AgentEvent) -> String| {
+            pauses.iter().map(|(v, e)| f(v, e)).collect::<Vec<_>>()
+        };
         sqlx::query(
-            "INSERT INTO policy_violations
-                 (policy_id, event_id, org_id, agent_id, run_id, ts, action, detail, event)
-             VALUES ($1::uuid, $2::uuid, $3, $4, $5, $6, $7, $8, $9)
-             ON CONFLICT (policy_id, event_id) DO NOTHING",
+            "INSERT INTO agent_controls (org_id, agent_id, action, reason, set_by, alert_id)
+             SELECT o, a, 'pause', r, s, i
+             FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[])
+                  AS t(o, a, r, s, i)
+             ON CONFLICT (org_id, agent_id) DO NOTHING",
         )
-        .bind(&v.policy.id)
-        .bind(&e.event_id)
-        .bind(&e.org_id)
-        .bind(&e.agent_id)
-        .bind(&e.run_id)
-        .bind(ts)
-        .bind(&v.policy.action)
-        .bind(&v.detail)
-        .bind(event)
+        .bind(col(&|_, e| e.org_id.clone()))
+        .bind(col(&|_, e| e.agent_id.clone()))
+        .bind(col(&|v, _| {
+            format!("policy '{}': {}", v.policy.name, v.detail)
+        }))
+        .bind(col(&|v, _| format!("policy:{}", v.policy.id)))
+        .bind(col(&|v, e| violation_alert(v, e, true).alert_id))
         .execute(&mut *tx)
         .await?;
-        if v.policy.action == "pause" {
-            let alert_id = violation_alert(v, e, true).alert_id;
-            sqlx::query(
-                "INSERT INTO agent_controls (org_id, agent_id, action, reason, set_by, alert_id)
-                 VALUES ($1, $2, 'pause', $3, $4, $5)
-                 ON CONFLICT (org_id, agent_id) DO NOTHING",
-            )
-            .bind(&e.org_id)
-            .bind(&e.agent_id)
-            .bind(format!("policy '{}': {}", v.policy.name, v.detail))
-            .bind(format!("policy:{}", v.policy.id))
-            .bind(alert_id)
-            .execute(&mut *tx)
-            .await?;
-        }
     }
     tx.commit().await
 }
