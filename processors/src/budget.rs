@@ -237,25 +237,31 @@ pub(crate) fn budget_alert(
     }
 }
 
-/// Pause every agent in scope that spent in the period; returns them.
+/// Pause the agents in scope that spent in the period: `local` ones, and
+/// with `from_store` also those the projection store knows. An agent an
+/// admin resumed from this budget's pause in this period stays resumed.
+/// Returns the agents considered.
 async fn pause_agents(
     pool: &PgPool,
     b: &Budget,
     start: DateTime<Utc>,
     period: &str,
     local: &[String],
+    from_store: bool,
 ) -> Result<Vec<String>, sqlx::Error> {
-    let src = spend_source(&b.scope);
-    let sql = format!(
-        "SELECT DISTINCT agent_id {} AND cost_usd > 0",
-        src.from_where
-    );
-    let mut q = sqlx::query_scalar(&sql).bind(&b.org_id).bind(start);
-    for v in &src.binds {
-        q = q.bind(v);
+    let mut agents: Vec<String> = local.to_vec();
+    if from_store {
+        let src = spend_source(&b.scope);
+        let sql = format!(
+            "SELECT DISTINCT agent_id {} AND cost_usd > 0",
+            src.from_where
+        );
+        let mut q = sqlx::query_scalar(&sql).bind(&b.org_id).bind(start);
+        for v in &src.binds {
+            q = q.bind(v);
+        }
+        agents.extend(q.fetch_all(pool).await?);
     }
-    let mut agents: Vec<String> = q.fetch_all(pool).await?;
-    agents.extend(local.iter().cloned());
     agents.sort();
     agents.dedup();
     let reason = format!(
@@ -266,6 +272,10 @@ async fn pause_agents(
     sqlx::query(
         "INSERT INTO agent_controls (org_id, agent_id, action, reason, set_by)
          SELECT $1, a, 'pause', $3, $4 FROM unnest($2::text[]) a
+         WHERE NOT EXISTS (
+             SELECT 1 FROM audit_log l
+             WHERE l.org_id = $1 AND l.action = 'agent.resume'
+               AND l.detail::jsonb->>'agent_id' = a AND l.detail::jsonb->>'set_by' = $4)
          ON CONFLICT (org_id, agent_id) DO NOTHING",
     )
     .bind(&b.org_id)
@@ -275,23 +285,6 @@ async fn pause_agents(
     .execute(pool)
     .await?;
     Ok(agents)
-}
-
-/// The alert of the pause threshold: once recorded, the pause was done.
-fn pause_alert_id(b: &Budget, period: &str) -> String {
-    format!(
-        "budget:{}:{period}:{}",
-        b.id,
-        b.pause_at_pct.unwrap_or(100.0)
-    )
-}
-
-/// Whether the notifier recorded this alert already.
-async fn alert_recorded(pool: &PgPool, alert_id: &str) -> Result<bool, sqlx::Error> {
-    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM alerts WHERE alert_id = $1)")
-        .bind(alert_id)
-        .fetch_one(pool)
-        .await
 }
 
 /// The `set_by` of the pauses that stand now: one per budget with a pause
@@ -331,6 +324,8 @@ pub(crate) async fn run(
     let mut local = Local::default();
     // Alerts emitted and pauses done by this instance (peers dedupe through ids).
     let mut fired: HashSet<String> = HashSet::new();
+    // Agents this instance paused (or found exempt) per (budget, period).
+    let mut paused_known: HashMap<(String, String), HashSet<String>> = HashMap::new();
     let sweep_every = Duration::from_secs(config.budget_sweep_secs.max(1));
     let mut last_sweep: Option<Instant> = None;
     let mut tick = tokio::time::interval(Duration::from_millis(config.budget_check_interval_ms));
@@ -365,7 +360,15 @@ pub(crate) async fn run(
             local.prune(&reading.projected_offsets);
             for (b, projected) in budgets.iter().zip(&reading.projected_spend) {
                 if let Err(e) = check(
-                    &config, &pool, &producer, b, *projected, &local, now, &mut fired,
+                    &config,
+                    &pool,
+                    &producer,
+                    b,
+                    *projected,
+                    &local,
+                    now,
+                    &mut fired,
+                    &mut paused_known,
                 )
                 .await
                 {
@@ -375,6 +378,9 @@ pub(crate) async fn run(
         }
         if fired.len() > 100_000 {
             fired.clear(); // peers' and the notifier's dedupe still hold
+        }
+        if paused_known.len() > 10_000 {
+            paused_known.clear(); // pausing again is idempotent
         }
         if last_sweep.is_none_or(|t| t.elapsed() >= sweep_every) {
             match lift_pauses(&pool, &standing_pauses(&snap, now)).await {
@@ -401,6 +407,7 @@ async fn check(
     local: &Local,
     now: DateTime<Utc>,
     fired: &mut HashSet<String>,
+    paused_known: &mut HashMap<(String, String), HashSet<String>>,
 ) -> anyhow::Result<()> {
     let start = period_start(b.period, now);
     let period = period_key(b.period, now);
@@ -420,7 +427,25 @@ async fn check(
         .filter(|pct| spend >= b.limit_usd * pct / 100.0)
         .filter(|pct| !fired.contains(&format!("budget:{}:{period}:{pct}", b.id)))
         .collect();
-    if due.is_empty() {
+    // Past the pause threshold, every agent in scope that spends is paused:
+    // at the crossing those the store knows, then new spenders as they come.
+    let pause_level = b.pause_at_pct.map(|p| b.limit_usd * p / 100.0);
+    let known = paused_known.get(&(b.id.clone(), period.clone()));
+    let new_spenders: Vec<String> = match pause_level {
+        Some(level) if spend >= level => {
+            let mut agents: Vec<String> = mine
+                .iter()
+                .map(|s| s.event.agent_id.clone())
+                .filter(|a| !known.is_some_and(|k| k.contains(a)))
+                .collect();
+            agents.sort();
+            agents.dedup();
+            agents
+        }
+        _ => Vec::new(),
+    };
+    let first_pause = pause_level.is_some_and(|level| spend >= level) && known.is_none();
+    if due.is_empty() && new_spenders.is_empty() && !first_pause {
         return Ok(());
     }
     // Before alerting, drop local records the projections already hold under
@@ -433,20 +458,22 @@ async fn check(
         .collect();
     let spend = projected + mine.iter().map(|s| s.cost()).sum::<f64>();
     let mut paused = Vec::new();
+    if pause_level.is_some_and(|level| spend >= level) {
+        let local: Vec<String> = mine.iter().map(|s| s.event.agent_id.clone()).collect();
+        paused = pause_agents(pool, b, start, &period, &local, first_pause).await?;
+        let known = paused_known
+            .entry((b.id.clone(), period.clone()))
+            .or_default();
+        let before = known.len();
+        known.extend(paused.iter().cloned());
+        if known.len() > before {
+            telemetry::agents_paused(known.len() - before);
+            tracing::info!(budget = %b.id, agents = known.len() - before, "budget past its pause threshold: agents paused");
+        }
+    }
     for pct in due {
         if spend < b.limit_usd * pct / 100.0 {
             continue;
-        }
-        if b.pause_at_pct.is_some_and(|p| pct >= p)
-            && paused.is_empty()
-            && !alert_recorded(pool, &pause_alert_id(b, &period)).await?
-        {
-            // The first time in this budget period (its alert is not recorded
-            // yet): pause. Afterwards an admin's resume sticks.
-            let agents: Vec<String> = mine.iter().map(|s| s.event.agent_id.clone()).collect();
-            paused = pause_agents(pool, b, start, &period, &agents).await?;
-            telemetry::agents_paused(paused.len());
-            tracing::info!(budget = %b.id, agents = paused.len(), "budget reached its pause threshold: agents paused");
         }
         let shown: &[String] = if b.pause_at_pct.is_some_and(|p| pct >= p) {
             &paused
@@ -506,12 +533,6 @@ mod tests {
         assert_eq!(e.severity, "critical");
         assert!(e.message.contains("$10.50 of $10.00"), "{}", e.message);
         assert!(e.message.contains("paused 1 agent"), "{}", e.message);
-        let mut pausing = budget();
-        pausing.pause_at_pct = Some(90.0);
-        assert_eq!(
-            pause_alert_id(&pausing, "2026-11-22"),
-            budget_alert(&pausing, now, 90.0, 9.0, &[]).alert_id
-        );
     }
 
     #[test]

@@ -73,6 +73,7 @@ pub(crate) async fn run(
     let linger = Duration::from_millis(config.batch_linger_ms);
     tracing::info!(topic = %config.kafka.topic_raw, group = %config.group, "enrich stage consuming");
     let mut assigned = None;
+    let mut inflight: Option<(tokio::task::JoinHandle<bool>, Vec<(String, i32, i64)>)> = None;
     while let Some(batch) = kafka::next_batch(&consumer, config.batch_max, linger, &shutdown).await
     {
         // Run costs are only known for runs whose partitions stayed here.
@@ -85,10 +86,31 @@ pub(crate) async fn run(
             stage.run_costs = RunCosts::default();
             assigned = now_assigned;
         }
-        if !process(&mut stage, &batch, &shutdown).await {
+        let Some((records, events)) = prepare(&mut stage, &batch, &shutdown).await else {
             break; // shutdown before the batch was durable: do not store its offsets
+        };
+        // Batch N's acknowledgements are awaited while batch N+1 is read and
+        // prepared; offsets are still stored in order, each only once its
+        // batch is durable.
+        if let Some((task, offsets)) = inflight.take() {
+            if !task.await.unwrap_or(false) {
+                break;
+            }
+            kafka::store_offsets(&consumer, &offsets);
         }
-        kafka::store_offsets(&consumer, &kafka::next_offsets(&batch));
+        let out = Output {
+            producer: stage.producer.clone(),
+            topic: config.kafka.topic_enriched.clone(),
+            fp: stage.codec.fingerprint_hex(),
+            spent: stage.spent.clone(),
+        };
+        let task = tokio::spawn(produce(out, records, events, shutdown.clone()));
+        inflight = Some((task, kafka::next_offsets(&batch)));
+    }
+    if let Some((task, offsets)) = inflight.take() {
+        if task.await.unwrap_or(false) {
+            kafka::store_offsets(&consumer, &offsets);
+        }
     }
     // Commit what was stored so a successor starts where we stopped.
     if let Err(e) = consumer.commit_consumer_state(rdkafka::consumer::CommitMode::Sync) {
@@ -122,8 +144,24 @@ where
     }
 }
 
-/// Process one batch; true once everything it caused is durable.
-async fn process(stage: &mut Stage, batch: &[OwnedMessage], shutdown: &CancellationToken) -> bool {
+/// Where a prepared batch goes.
+struct Output {
+    producer: FutureProducer,
+    topic: String,
+    fp: String,
+    spent: UnboundedSender<Vec<Spent>>,
+}
+
+/// An encoded record: (partition key, Avro value).
+type Record = (String, Vec<u8>);
+
+/// Decode, price, apply policies and encode one batch (dead-lettering what
+/// cannot be decoded or encoded); `None` on shutdown.
+async fn prepare(
+    stage: &mut Stage,
+    batch: &[OwnedMessage],
+    shutdown: &CancellationToken,
+) -> Option<(Vec<Record>, Vec<AgentEvent>)> {
     let config = stage.config.clone();
     let producer = stage.producer.clone();
     let mut events: Vec<AgentEvent> = Vec::with_capacity(batch.len());
@@ -142,7 +180,7 @@ async fn process(stage: &mut Stage, batch: &[OwnedMessage], shutdown: &Cancellat
                 if !kafka::dead_letter(&producer, &config.kafka.topic_dlq, msg, &reason, shutdown)
                     .await
                 {
-                    return false;
+                    return None;
                 }
                 continue;
             }
@@ -157,7 +195,7 @@ async fn process(stage: &mut Stage, batch: &[OwnedMessage], shutdown: &Cancellat
     }
     telemetry::unpriced(unpriced);
     if !apply_policies(stage, &mut events, shutdown).await {
-        return false;
+        return None;
     }
 
     let mut out = Vec::with_capacity(events.len());
@@ -173,21 +211,32 @@ async fn process(stage: &mut Stage, batch: &[OwnedMessage], shutdown: &Cancellat
                 if !kafka::dead_letter(&producer, &config.kafka.topic_dlq, msg, &reason, shutdown)
                     .await
                 {
-                    return false;
+                    return None;
                 }
             }
         }
     }
-    let fp = stage.codec.fingerprint_hex();
-    // Produce all, then retry whatever failed until it is acknowledged (never skip).
+    Some((out, kept))
+}
+
+/// Produce a prepared batch, retrying whatever failed until it is
+/// acknowledged (never skipped), then hand what was spent to the budget
+/// checker; true once all of it is durable, false on shutdown.
+async fn produce(
+    o: Output,
+    out: Vec<Record>,
+    kept: Vec<AgentEvent>,
+    shutdown: CancellationToken,
+) -> bool {
+    let (producer, fp) = (&o.producer, &o.fp);
     let mut written: Vec<Option<(i32, i64)>> = vec![None; out.len()];
     let mut pending: Vec<usize> = (0..out.len()).collect();
     let mut backoff = Duration::from_millis(100);
     while !pending.is_empty() {
         let results = kafka::send_records(
-            &producer,
-            &config.kafka.topic_enriched,
-            &fp,
+            producer,
+            &o.topic,
+            fp,
             pending.iter().map(|&i| &out[i]),
             Duration::from_secs(30),
         )
@@ -222,7 +271,7 @@ async fn process(stage: &mut Stage, batch: &[OwnedMessage], shutdown: &Cancellat
         .filter_map(|(e, at)| at.map(|(p, o)| Spent::of(e, p, o)))
         .collect();
     if !spent.is_empty() {
-        let _ = stage.spent.send(spent);
+        let _ = o.spent.send(spent);
     }
     true
 }
