@@ -4,7 +4,12 @@
 //! (violations recorded and pauses applied before anything is produced),
 //! raise policy alerts, produce the enriched records, then hand what was
 //! spent (with the offsets written) to the budget checker. Offsets of the
-//! raw topic are stored only after all of that is durable.
+//! raw topic are stored only after all of that is durable, in batch order.
+//! A batch's acknowledgements are awaited while the next batch is read and
+//! prepared (one batch in flight): a produce that fails and is retried can
+//! land after the next batch's records, which no consumer relies on (the
+//! projections fold any order; a cost correction is only ever written after
+//! its event was acknowledged).
 
 use std::collections::HashSet;
 use std::sync::Arc;
