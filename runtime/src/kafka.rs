@@ -225,8 +225,9 @@ pub async fn dead_letter(
 
 /// Produce encoded event records (key, Avro value) to `topic`, each with the
 /// writer-schema header, and wait for every acknowledgement. One result per
-/// record, in order: the (partition, offset) written, or the error. A full local queue is backpressure: each send waits at
-/// most `queue_timeout` for room.
+/// record, in order: the (partition, offset) written, or the error. A full
+/// local queue is backpressure: each send waits at most `queue_timeout` for
+/// room.
 pub async fn send_records<'a>(
     producer: &FutureProducer,
     topic: &str,
