@@ -347,8 +347,10 @@ async fn unknown_model_priced_later_and_recomputed_from_the_log() -> Result<()> 
     // Another model may not take its name as an alias (it would never apply).
     let r = admin(
         reqwest::Method::POST,
-        Some(json!({"provider": "acme", "model": "acme-llm-8", "aliases": ["ACME-llm-7"],
-                    "input": 1.0, "output": 1.0})),
+        Some(
+            json!({"provider": "acme", "model": "acme-llm-8", "aliases": ["ACME-llm-7"],
+                    "input": 1.0, "output": 1.0}),
+        ),
     )
     .await?;
     ensure!(r.status() == 409, "{}", r.text().await?);

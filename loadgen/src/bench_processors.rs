@@ -155,8 +155,11 @@ async fn prepare_db(o: &ThroughputOptions) -> Result<PgPool> {
     Ok(pool)
 }
 
-/// (partition key, Avro payload) records and a one-line description.
-fn build(o: &ThroughputOptions) -> Result<(Vec<(String, Vec<u8>)>, String)> {
+/// (partition key, Avro payload).
+type Record = (String, Vec<u8>);
+
+/// The records and a one-line description.
+fn build(o: &ThroughputOptions) -> Result<(Vec<Record>, String)> {
     let mut rng = StdRng::seed_from_u64(42);
     let fleet = Fleet::new(o.agents, &mut rng);
     let now = chrono::Utc::now().timestamp_micros();

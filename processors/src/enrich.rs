@@ -78,7 +78,8 @@ pub(crate) async fn run(
     let linger = Duration::from_millis(config.batch_linger_ms);
     tracing::info!(topic = %config.kafka.topic_raw, group = %config.group, "enrich stage consuming");
     let mut assigned = None;
-    let mut inflight: Option<(tokio::task::JoinHandle<bool>, Vec<(String, i32, i64)>)> = None;
+    // The batch being acknowledged: its produce task and its raw offsets.
+    let mut inflight: Option<(tokio::task::JoinHandle<bool>, Offsets)> = None;
     while let Some(batch) = kafka::next_batch(&consumer, config.batch_max, linger, &shutdown).await
     {
         // Run costs are only known for runs whose partitions stayed here.
@@ -159,6 +160,9 @@ struct Output {
 
 /// An encoded record: (partition key, Avro value).
 type Record = (String, Vec<u8>);
+
+/// Next offsets to store: (topic, partition, offset).
+type Offsets = Vec<(String, i32, i64)>;
 
 /// Decode, price, apply policies and encode one batch (dead-lettering what
 /// cannot be decoded or encoded); `None` on shutdown.

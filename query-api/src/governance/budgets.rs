@@ -198,7 +198,6 @@ mod tests {
         validate(body.as_object().unwrap())
     }
 
-
     #[test]
     fn budgets_normalize() {
         let b = v(json!({"name": "org daily", "period": "day", "limit_usd": 50})).unwrap();

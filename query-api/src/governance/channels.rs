@@ -103,7 +103,6 @@ mod tests {
         validate(body.as_object().unwrap())
     }
 
-
     #[test]
     fn urls() {
         for ok in [

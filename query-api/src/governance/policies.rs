@@ -114,7 +114,6 @@ mod tests {
         validate(body.as_object().unwrap())
     }
 
-
     #[test]
     fn policies_normalize() {
         let p = v(json!({"name": "no gpt-3", "kind": "model_denylist",

@@ -134,7 +134,6 @@ mod tests {
         validate(body.as_object().unwrap())
     }
 
-
     #[test]
     fn rules_per_kind() {
         let r = v(
