@@ -724,3 +724,93 @@ async fn policies_flag_alert_and_pause_with_violations_recorded_once() -> anyhow
     assert!(directives_for(&stack, "o3-agent").await?.is_empty());
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn budgets_of_every_scope_and_period_alert_on_their_own_spend() -> anyhow::Result<()> {
+    let hook = Receiver::start(0).await?;
+    let stack = Stack::start(
+        "govscopes",
+        StackOptions {
+            env: vec![("AGENTOPS_BUDGET_CHECK_INTERVAL_MS".into(), "200".into())],
+            ..Default::default()
+        },
+    )
+    .await?;
+    let channel = webhook_channel(&stack, &hook.url).await?;
+    // (name, scope kind, scope value, period, limit); each run costs $0.009 (gpt-4o).
+    let specs = [
+        ("agent-week", "agent", Some("agent-a"), "week", 0.02), // 3 runs: crosses
+        ("agent-day", "agent", Some("agent-b"), "day", 0.02),   // 1 run: does not
+        ("tag-month", "tag", Some("team=pay"), "month", 0.03),  // 4 tagged runs: crosses
+        ("model-day", "model", Some("gpt-4o"), "day", 0.06),    // all 8 runs: crosses
+        ("workflow-day", "workflow", Some("wf-other"), "day", 0.001), // no spend there
+    ];
+    let mut ids = BTreeMap::new();
+    for (name, kind, value, period, limit) in specs {
+        let id: String = sqlx::query_scalar(
+            "INSERT INTO budgets (org_id, name, scope_kind, scope_value, period, limit_usd,
+                 thresholds, channels)
+             VALUES ($1, $2, $3, $4, $5, $6, '{100}', ARRAY[$7::uuid]) RETURNING id::text",
+        )
+        .bind(&stack.org_id)
+        .bind(name)
+        .bind(kind)
+        .bind(value)
+        .bind(period)
+        .bind(limit)
+        .bind(&channel)
+        .fetch_one(&stack.pool)
+        .await?;
+        ids.insert(name, id);
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await; // configuration reload
+
+    let mut evs = Vec::new();
+    for i in 0..3 {
+        evs.extend(events::run("agent-a", &format!("a-{i}"), false, 500, 30));
+    }
+    evs.extend(events::run("agent-b", "b-0", false, 500, 30));
+    for i in 0..4 {
+        for mut e in events::run("agent-c", &format!("c-{i}"), false, 500, 30) {
+            e["attributes"] = json!({"team": "pay"});
+            evs.push(e);
+        }
+    }
+    stack.send_all(&evs, 100).await?;
+    stack
+        .eventually(Duration::from_secs(60), "three budget alerts", || async {
+            Ok((hook.received().len() >= 3).then_some(()))
+        })
+        .await?;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let now = Utc::now();
+    let key = |p: &str| match p {
+        "week" => {
+            use chrono::Datelike;
+            let w = now.iso_week();
+            format!("{}-W{:02}", w.year(), w.week())
+        }
+        "month" => now.format("%Y-%m").to_string(),
+        _ => now.format("%Y-%m-%d").to_string(),
+    };
+    let mut got: Vec<String> = hook
+        .received()
+        .iter()
+        .map(|r| field(r, "alert_id").as_str().unwrap_or_default().to_owned())
+        .collect();
+    got.sort();
+    let mut want = vec![
+        format!("budget:{}:{}:100", ids["agent-week"], key("week")),
+        format!("budget:{}:{}:100", ids["tag-month"], key("month")),
+        format!("budget:{}:{}:100", ids["model-day"], key("day")),
+    ];
+    want.sort();
+    assert_eq!(got, want, "{:?}", hook.received());
+    let tagged = hook
+        .received()
+        .into_iter()
+        .find(|r| field(r, "scope_key") == "tag=team=pay")
+        .expect("tag budget alert");
+    assert!((field(&tagged, "value").as_f64().unwrap() - 0.036).abs() < 1e-9);
+    Ok(())
+}
