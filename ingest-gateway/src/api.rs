@@ -40,6 +40,7 @@ pub(crate) struct Rejected {
 pub(crate) fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/v1/events", post(post_events))
+        .route("/v1/heartbeat", post(post_heartbeat))
         .with_state(state)
 }
 
@@ -117,11 +118,7 @@ async fn post_events(
         .map_err(|e| ApiError::BadJson(format!("body is not UTF-8: {e}")))?;
     let values = batch_of(text, state.config.max_batch_events)?;
 
-    let limits = ValidationLimits {
-        max_age_secs: state.config.max_event_age_secs,
-        max_future_secs: state.config.max_event_future_secs,
-        ..ValidationLimits::default()
-    };
+    let limits = limits(&state.config);
     let now_us = chrono::Utc::now().timestamp_micros();
     let mut accepted = Vec::with_capacity(values.len());
     let mut rejected = Vec::new();
@@ -147,6 +144,89 @@ async fn post_events(
         .await;
     let body = json!({"accepted": accepted.len(), "rejected": rejected, "directives": directives});
     Ok((StatusCode::ACCEPTED, Json(body)).into_response())
+}
+
+fn limits(config: &Config) -> ValidationLimits {
+    ValidationLimits {
+        max_age_secs: config.max_event_age_secs,
+        max_future_secs: config.max_event_future_secs,
+        ..ValidationLimits::default()
+    }
+}
+
+/// `POST /v1/heartbeat`: `{"agent_id": "a1", "status": "ok", "metadata": {...}}`
+/// (`status`, `metadata`, `timestamp` and `event_id` optional; the time
+/// defaults to now and the id to a new UUID). It becomes a `heartbeat` event,
+/// validated and acknowledged like any other, so liveness is computed
+/// downstream (agents' `last_heartbeat`, `no_heartbeat` rules).
+async fn post_heartbeat(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let key = authenticate(&state, &headers, Scope::Ingest).await?;
+    let bytes = read_body(body, state.config.max_body_bytes).await?;
+    let text = std::str::from_utf8(&bytes)
+        .map_err(|e| ApiError::BadJson(format!("body is not UTF-8: {e}")))?;
+    let value: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| ApiError::BadJson(e.to_string()))?;
+    let event = heartbeat_event(value, chrono::Utc::now())?;
+    let now_us = chrono::Utc::now().timestamp_micros();
+    let e = event_from_str(
+        &event.to_string(),
+        &key.org_id,
+        now_us,
+        &limits(&state.config),
+    )
+    .map_err(|e| {
+        ApiError::AllRejected(vec![Rejected {
+            index: 0,
+            field: e.field,
+            error: e.error,
+        }])
+    })?;
+    produce_all(&state, std::slice::from_ref(&e)).await?;
+    telemetry::events_accepted(1);
+    let directives = state
+        .directives
+        .for_agents(&key.org_id, [e.agent_id.as_str()])
+        .await;
+    let body = json!({"accepted": 1, "event_id": e.event_id, "directives": directives});
+    Ok((StatusCode::ACCEPTED, Json(body)).into_response())
+}
+
+/// The event a heartbeat body stands for (validated afterwards like any event).
+fn heartbeat_event(
+    value: serde_json::Value,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<serde_json::Value, ApiError> {
+    let serde_json::Value::Object(mut m) = value else {
+        return Err(ApiError::BadShape(
+            "expected a JSON object like {\"agent_id\": \"a1\", \"status\": \"ok\"}".into(),
+        ));
+    };
+    match m.get("type").and_then(serde_json::Value::as_str) {
+        None | Some("heartbeat") => {}
+        Some(_) => {
+            return Err(ApiError::BadShape(
+                "field `type`: a heartbeat is always of type heartbeat".into(),
+            ))
+        }
+    }
+    if let Some(meta) = m.remove("metadata") {
+        if m.contains_key("attributes") {
+            return Err(ApiError::BadShape(
+                "send `metadata` or `attributes`, not both".into(),
+            ));
+        }
+        m.insert("attributes".into(), meta);
+    }
+    m.insert("type".into(), json!("heartbeat"));
+    m.entry("event_id")
+        .or_insert_with(|| json!(uuid::Uuid::new_v4().to_string()));
+    m.entry("timestamp")
+        .or_insert_with(|| json!(now.to_rfc3339()));
+    Ok(serde_json::Value::Object(m))
 }
 
 /// Produce every event and wait until the broker acknowledged all of them,
@@ -198,6 +278,28 @@ async fn produce_all(state: &AppState, events: &[AgentEvent]) -> Result<(), ApiE
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn heartbeats_become_events() {
+        let now = chrono::Utc::now();
+        let e = heartbeat_event(json!({"agent_id": "a1", "metadata": {"v": "1"}}), now).unwrap();
+        assert_eq!(e["type"], "heartbeat");
+        assert_eq!(e["attributes"]["v"], "1");
+        assert_eq!(e["timestamp"], json!(now.to_rfc3339()));
+        assert!(uuid::Uuid::parse_str(e["event_id"].as_str().unwrap()).is_ok());
+        let kept = heartbeat_event(
+            json!({"agent_id": "a", "event_id": "x", "timestamp": 5}),
+            now,
+        )
+        .unwrap();
+        assert_eq!(
+            (kept["event_id"].clone(), kept["timestamp"].clone()),
+            (json!("x"), json!(5))
+        );
+        assert!(heartbeat_event(json!([1]), now).is_err());
+        assert!(heartbeat_event(json!({"agent_id": "a", "type": "llm_call"}), now).is_err());
+        assert!(heartbeat_event(json!({"metadata": {}, "attributes": {}}), now).is_err());
+    }
 
     #[test]
     fn batch_shapes() {
