@@ -80,3 +80,69 @@ async fn heartbeats_reach_the_agents_projection_and_answer_directives() -> anyho
     );
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gzip_and_zstd_batches_are_accepted_and_bombs_get_413() -> anyhow::Result<()> {
+    use std::io::Write;
+    let stack = Stack::start("encoding", StackOptions::default()).await?;
+    let (events, _, _) = agentops_e2e::events::fleet(20, 4, 0, "enc");
+    let plain = serde_json::to_vec(&json!({ "events": events }))?;
+    let gzip = |data: &[u8]| -> anyhow::Result<Vec<u8>> {
+        let mut w = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        w.write_all(data)?;
+        Ok(w.finish()?)
+    };
+    let send = |encoding: &'static str, body: Vec<u8>| {
+        stack
+            .http
+            .post(format!("{}/v1/events", stack.gateway_url))
+            .bearer_auth(&stack.ingest_key)
+            .header("content-type", "application/json")
+            .header("content-encoding", encoding)
+            .body(body)
+            .send()
+    };
+    let (half_a, half_b) = events.split_at(50);
+    let r = send(
+        "gzip",
+        gzip(&serde_json::to_vec(&json!({ "events": half_a }))?)?,
+    )
+    .await?;
+    assert_eq!(r.status(), 202, "{}", r.text().await?);
+    let zstd_body =
+        zstd::stream::encode_all(&serde_json::to_vec(&json!({ "events": half_b }))?[..], 3)?;
+    let r = send("zstd", zstd_body).await?;
+    assert_eq!(r.status(), 202, "{}", r.text().await?);
+    stack
+        .eventually(Duration::from_secs(30), "100 events projected", || async {
+            Ok((stack.event_rows().await? == 100).then_some(()))
+        })
+        .await?;
+    assert!(plain.len() > 1000);
+
+    // 64 MiB of spaces, about 64 KiB compressed: refused at the 1 MiB cap.
+    let bomb = gzip(&vec![b' '; 64 << 20])?;
+    assert!(bomb.len() < 1 << 20);
+    let r = send("gzip", bomb).await?;
+    assert_eq!(r.status(), 413);
+    let err: Value = r.json().await?;
+    assert!(
+        err["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("decompressed"),
+        "{err}"
+    );
+    let r = send("br", plain.clone()).await?;
+    assert_eq!(r.status(), 415);
+    let r = send("gzip", plain).await?;
+    assert_eq!(r.status(), 400);
+    // The gateway is still serving.
+    let r = send(
+        "identity",
+        serde_json::to_vec(&json!({"events": &events[..5]}))?,
+    )
+    .await?;
+    assert_eq!(r.status(), 202);
+    Ok(())
+}

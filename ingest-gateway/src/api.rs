@@ -61,10 +61,44 @@ async fn authenticate(
         })
 }
 
-async fn read_body(body: Body, limit: usize) -> Result<axum::body::Bytes, ApiError> {
-    axum::body::to_bytes(body, limit)
+/// The request body, at most `limit` bytes on the wire and, when it is
+/// `Content-Encoding: gzip` or `zstd`, at most `limit` bytes decompressed:
+/// decompression stops one byte past the limit, so a bomb costs `limit`
+/// bytes of memory and answers 413.
+async fn read_body(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+) -> Result<axum::body::Bytes, ApiError> {
+    let raw = axum::body::to_bytes(body, limit)
         .await
-        .map_err(|_| ApiError::BodyTooLarge(limit))
+        .map_err(|_| ApiError::BodyTooLarge(limit))?;
+    let encoding = headers
+        .get(axum::http::header::CONTENT_ENCODING)
+        .map(|v| v.to_str().unwrap_or("?").trim().to_ascii_lowercase());
+    match encoding.as_deref() {
+        None | Some("") | Some("identity") => Ok(raw),
+        Some("gzip") | Some("x-gzip") => inflate(flate2::read::GzDecoder::new(&raw[..]), limit),
+        Some("zstd") => {
+            let d = zstd::stream::read::Decoder::new(&raw[..])
+                .map_err(|e| ApiError::BadEncoding(e.to_string()))?;
+            inflate(d, limit)
+        }
+        Some(other) => Err(ApiError::UnsupportedEncoding(other.to_owned())),
+    }
+}
+
+fn inflate(reader: impl std::io::Read, limit: usize) -> Result<axum::body::Bytes, ApiError> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    reader
+        .take(limit as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| ApiError::BadEncoding(e.to_string()))?;
+    if out.len() > limit {
+        return Err(ApiError::DecompressedTooLarge(limit));
+    }
+    Ok(out.into())
 }
 
 /// Split a request body into its events (unparsed): one event object,
@@ -113,7 +147,7 @@ async fn post_events(
     body: Body,
 ) -> Result<Response, ApiError> {
     let key = authenticate(&state, &headers, Scope::Ingest).await?;
-    let bytes = read_body(body, state.config.max_body_bytes).await?;
+    let bytes = read_body(&headers, body, state.config.max_body_bytes).await?;
     let text = std::str::from_utf8(&bytes)
         .map_err(|e| ApiError::BadJson(format!("body is not UTF-8: {e}")))?;
     let values = batch_of(text, state.config.max_batch_events)?;
@@ -165,7 +199,7 @@ async fn post_heartbeat(
     body: Body,
 ) -> Result<Response, ApiError> {
     let key = authenticate(&state, &headers, Scope::Ingest).await?;
-    let bytes = read_body(body, state.config.max_body_bytes).await?;
+    let bytes = read_body(&headers, body, state.config.max_body_bytes).await?;
     let text = std::str::from_utf8(&bytes)
         .map_err(|e| ApiError::BadJson(format!("body is not UTF-8: {e}")))?;
     let value: serde_json::Value =
@@ -278,6 +312,53 @@ async fn produce_all(state: &AppState, events: &[AgentEvent]) -> Result<(), ApiE
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn encoded(encoding: &str, plain: &[u8]) -> Vec<u8> {
+        use std::io::Write;
+        match encoding {
+            "gzip" => {
+                let mut w = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+                w.write_all(plain).unwrap();
+                w.finish().unwrap()
+            }
+            _ => zstd::stream::encode_all(plain, 3).unwrap(),
+        }
+    }
+
+    async fn read(encoding: &str, body: Vec<u8>, limit: usize) -> Result<Vec<u8>, ApiError> {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            axum::http::header::CONTENT_ENCODING,
+            encoding.parse().unwrap(),
+        );
+        read_body(&headers, Body::from(body), limit)
+            .await
+            .map(|b| b.to_vec())
+    }
+
+    #[tokio::test]
+    async fn compressed_bodies_are_bounded_after_decompression() {
+        let plain = br#"{"events":[]}"#.to_vec();
+        for enc in ["gzip", "zstd"] {
+            assert_eq!(read(enc, encoded(enc, &plain), 1024).await.unwrap(), plain);
+            // 64 MiB of zeros compresses to a few KiB: refused at the 1 MiB cap.
+            let bomb = encoded(enc, &vec![0u8; 64 << 20]);
+            assert!(bomb.len() < 1 << 20, "{enc} bomb is {} bytes", bomb.len());
+            assert!(matches!(
+                read(enc, bomb, 1 << 20).await,
+                Err(ApiError::DecompressedTooLarge(_))
+            ));
+            assert!(matches!(
+                read(enc, b"not compressed".to_vec(), 1024).await,
+                Err(ApiError::BadEncoding(_))
+            ));
+        }
+        assert!(matches!(
+            read("br", plain.clone(), 1024).await,
+            Err(ApiError::UnsupportedEncoding(_))
+        ));
+        assert_eq!(read("identity", plain.clone(), 1024).await.unwrap(), plain);
+    }
 
     #[test]
     fn heartbeats_become_events() {

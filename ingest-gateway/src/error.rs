@@ -15,6 +15,12 @@ pub(crate) enum ApiError {
     Forbidden(&'static str),
     #[error("request body is larger than {0} bytes")]
     BodyTooLarge(usize),
+    #[error("decompressed request body is larger than {0} bytes")]
+    DecompressedTooLarge(usize),
+    #[error("body cannot be decompressed: {0}")]
+    BadEncoding(String),
+    #[error("Content-Encoding `{0}` is not supported: send gzip, zstd or identity")]
+    UnsupportedEncoding(String),
     #[error("batch has {got} events; at most {max} per request")]
     BatchTooLarge { got: usize, max: usize },
     #[error("body is not valid JSON: {0}")]
@@ -34,9 +40,11 @@ impl ApiError {
         match self {
             ApiError::MissingKey | ApiError::BadKey => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
-            ApiError::BodyTooLarge(_) | ApiError::BatchTooLarge { .. } => {
-                StatusCode::PAYLOAD_TOO_LARGE
-            }
+            ApiError::BodyTooLarge(_)
+            | ApiError::DecompressedTooLarge(_)
+            | ApiError::BatchTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::BadEncoding(_) => StatusCode::BAD_REQUEST,
+            ApiError::UnsupportedEncoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::BadJson(_) | ApiError::BadShape(_) | ApiError::AllRejected(_) => {
                 StatusCode::BAD_REQUEST
             }
@@ -50,7 +58,9 @@ impl ApiError {
             ApiError::MissingKey => "missing_api_key",
             ApiError::BadKey => "invalid_api_key",
             ApiError::Forbidden(_) => "forbidden",
-            ApiError::BodyTooLarge(_) => "body_too_large",
+            ApiError::BodyTooLarge(_) | ApiError::DecompressedTooLarge(_) => "body_too_large",
+            ApiError::BadEncoding(_) => "invalid_encoding",
+            ApiError::UnsupportedEncoding(_) => "unsupported_encoding",
             ApiError::BatchTooLarge { .. } => "batch_too_large",
             ApiError::BadJson(_) => "invalid_json",
             ApiError::BadShape(_) => "invalid_request",
