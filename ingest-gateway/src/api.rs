@@ -141,16 +141,28 @@ fn batch_of(body: &str, max: usize) -> Result<Vec<&RawValue>, ApiError> {
     Ok(events)
 }
 
+/// Authenticate an ingest request and read its (decompressed) body.
+async fn ingest_request(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(KeyInfo, axum::body::Bytes), ApiError> {
+    let key = authenticate(state, headers, Scope::Ingest).await?;
+    let bytes = read_body(headers, body, state.config.max_body_bytes).await?;
+    Ok((key, bytes))
+}
+
+fn text(bytes: &[u8]) -> Result<&str, ApiError> {
+    std::str::from_utf8(bytes).map_err(|e| ApiError::BadJson(format!("body is not UTF-8: {e}")))
+}
+
 async fn post_events(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let key = authenticate(&state, &headers, Scope::Ingest).await?;
-    let bytes = read_body(&headers, body, state.config.max_body_bytes).await?;
-    let text = std::str::from_utf8(&bytes)
-        .map_err(|e| ApiError::BadJson(format!("body is not UTF-8: {e}")))?;
-    let values = batch_of(text, state.config.max_batch_events)?;
+    let (key, bytes) = ingest_request(&state, &headers, body).await?;
+    let values = batch_of(text(&bytes)?, state.config.max_batch_events)?;
 
     let limits = limits(&state.config);
     let now_us = chrono::Utc::now().timestamp_micros();
@@ -198,12 +210,9 @@ async fn post_heartbeat(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let key = authenticate(&state, &headers, Scope::Ingest).await?;
-    let bytes = read_body(&headers, body, state.config.max_body_bytes).await?;
-    let text = std::str::from_utf8(&bytes)
-        .map_err(|e| ApiError::BadJson(format!("body is not UTF-8: {e}")))?;
+    let (key, bytes) = ingest_request(&state, &headers, body).await?;
     let value: serde_json::Value =
-        serde_json::from_str(text).map_err(|e| ApiError::BadJson(e.to_string()))?;
+        serde_json::from_str(text(&bytes)?).map_err(|e| ApiError::BadJson(e.to_string()))?;
     let event = heartbeat_event(value, chrono::Utc::now())?;
     let now_us = chrono::Utc::now().timestamp_micros();
     let e = event_from_str(
