@@ -24,10 +24,10 @@ use agentops_runtime::shutdown::CancellationToken;
 use agentops_schemas::correction::{self, CORRECTS, COST_CORRECTION, RECOMPUTED};
 use agentops_schemas::{AgentEvent, Codec};
 use chrono::{DateTime, NaiveDate, Utc};
-use rdkafka::consumer::{Consumer, DefaultConsumerContext, StreamConsumer};
+use rdkafka::consumer::{DefaultConsumerContext, StreamConsumer};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::{Message, Offset, TopicPartitionList};
+use rdkafka::Message;
 use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 
@@ -248,37 +248,16 @@ async fn read_log(
 ) -> agentops_runtime::Result<Scan> {
     let group = format!("{}.recompute", config.group);
     let consumer: StreamConsumer = kafka::consumer(&config.kafka, &group, DefaultConsumerContext)?;
-    let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
-    let partitions: Vec<i32> = metadata
-        .topics()
-        .iter()
-        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-        .collect();
-    if partitions.is_empty() {
-        return Err(err(format!(
-            "topic {topic} has no partitions (does it exist?)"
-        )));
-    }
-    let mut end: HashMap<i32, i64> = HashMap::new();
-    let mut tpl = TopicPartitionList::new();
-    let mut total = 0u64;
-    for &p in &partitions {
-        let (low, high) = consumer.fetch_watermarks(topic, p, Duration::from_secs(10))?;
-        total += (high - low).max(0) as u64;
-        if high > low {
-            end.insert(p, high);
-            tpl.add_partition_offset(topic, p, Offset::Offset(low))?;
-        }
-    }
-    eprintln!(
-        "recompute: reading {total} records from {} partitions of {topic}",
-        partitions.len()
-    );
+    let kafka::LogRange {
+        partitions,
+        mut end,
+        total,
+    } = kafka::assign_whole_log(&consumer, topic)?;
+    eprintln!("recompute: reading {total} records from {partitions} partitions of {topic}");
     let mut scan = Scan::default();
     if end.is_empty() {
         return Ok(scan);
     }
-    consumer.assign(&tpl)?;
     let codec = Codec::v1();
     let started = Instant::now();
     let mut last_report = Instant::now();

@@ -7,15 +7,14 @@
 //! tables (event_id dedupe makes any overlap harmless). The offsets it
 //! reaches are stored under the live consumer group, so workers resume there.
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use agentops_runtime::kafka;
 use agentops_runtime::shutdown::CancellationToken;
 use agentops_runtime::storage::{self, ModeChoice, PROJECTION_LOCK};
 use agentops_schemas::Codec;
-use rdkafka::consumer::{Consumer, DefaultConsumerContext, StreamConsumer};
-use rdkafka::{Message, Offset, TopicPartitionList};
+use rdkafka::consumer::{DefaultConsumerContext, StreamConsumer};
+use rdkafka::Message;
 
 use crate::store::Writer;
 use crate::Config;
@@ -79,33 +78,12 @@ pub async fn rebuild(
     let topic = config.kafka.topic_enriched.clone();
     let group = format!("{}.rebuild", config.group);
     let consumer: StreamConsumer = kafka::consumer(&config.kafka, &group, DefaultConsumerContext)?;
-    let metadata = consumer.fetch_metadata(Some(&topic), Duration::from_secs(10))?;
-    let partitions: Vec<i32> = metadata
-        .topics()
-        .iter()
-        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-        .collect();
-    if partitions.is_empty() {
-        return Err(err(format!(
-            "topic {topic} has no partitions (does it exist?)"
-        )));
-    }
-    let mut end: HashMap<i32, i64> = HashMap::new();
-    let mut tpl = TopicPartitionList::new();
-    let mut total = 0u64;
-    for &p in &partitions {
-        let (low, high) = consumer.fetch_watermarks(&topic, p, Duration::from_secs(10))?;
-        total += (high - low).max(0) as u64;
-        if high > low {
-            end.insert(p, high);
-            tpl.add_partition_offset(&topic, p, Offset::Offset(low))?;
-        }
-    }
-    eprintln!(
-        "rebuild: reading {total} records from {} partitions of {topic}",
-        partitions.len()
-    );
-    consumer.assign(&tpl)?;
+    let kafka::LogRange {
+        partitions,
+        mut end,
+        total,
+    } = kafka::assign_whole_log(&consumer, &topic)?;
+    eprintln!("rebuild: reading {total} records from {partitions} partitions of {topic}");
 
     let codec = Codec::v1();
     let mut writer = Writer::new(mode, config.group.clone());

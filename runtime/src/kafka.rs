@@ -253,3 +253,53 @@ pub async fn send_records<'a>(
         .map(|r| r.map(|d| (d.partition, d.offset)).map_err(|(e, _)| e))
         .collect()
 }
+
+/// The records of a topic as of now, assigned to a consumer: each non-empty
+/// partition from its low watermark, ending before `end[partition]` (the
+/// high watermark when assigned). For replays (rebuild, recompute).
+pub struct LogRange {
+    /// All partitions of the topic.
+    pub partitions: usize,
+    /// Where each partition with records ends (exclusive).
+    pub end: std::collections::HashMap<i32, i64>,
+    /// Records between the watermarks.
+    pub total: u64,
+}
+
+/// Assign `consumer` to the whole retained log of `topic` (see [`LogRange`]).
+pub fn assign_whole_log<C: ConsumerContext + 'static>(
+    consumer: &rdkafka::consumer::StreamConsumer<C>,
+    topic: &str,
+) -> Result<LogRange> {
+    use rdkafka::consumer::Consumer;
+    let timeout = Duration::from_secs(10);
+    let metadata = consumer.fetch_metadata(Some(topic), timeout)?;
+    let partitions: Vec<i32> = metadata
+        .topics()
+        .iter()
+        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+        .collect();
+    if partitions.is_empty() {
+        return Err(crate::Error::Config(format!(
+            "topic {topic} has no partitions (does it exist?)"
+        )));
+    }
+    let mut range = LogRange {
+        partitions: partitions.len(),
+        end: Default::default(),
+        total: 0,
+    };
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for &p in &partitions {
+        let (low, high) = consumer.fetch_watermarks(topic, p, timeout)?;
+        range.total += (high - low).max(0) as u64;
+        if high > low {
+            range.end.insert(p, high);
+            tpl.add_partition_offset(topic, p, rdkafka::Offset::Offset(low))?;
+        }
+    }
+    if !range.end.is_empty() {
+        consumer.assign(&tpl)?;
+    }
+    Ok(range)
+}
