@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use agentops_runtime::keys::{AuthError, KeyCache, KeyInfo, Scope};
+use agentops_schemas::batch::{self, Batch, Rejected};
 use agentops_schemas::validate::{event_from_str, ValidationLimits};
 use agentops_schemas::{AgentEvent, Codec};
 use axum::body::Body;
@@ -13,9 +14,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use rdkafka::producer::FutureProducer;
-use serde::{Deserialize, Serialize};
 use serde_json::json;
-use serde_json::value::RawValue;
 
 use crate::config::Config;
 use crate::error::ApiError;
@@ -27,14 +26,6 @@ pub(crate) struct AppState {
     pub(crate) producer: FutureProducer,
     pub(crate) codec: Codec,
     pub(crate) config: Config,
-}
-
-/// One rejected event of a batch.
-#[derive(Debug, Clone, Serialize)]
-pub(crate) struct Rejected {
-    index: usize,
-    field: String,
-    error: String,
 }
 
 pub(crate) fn router(state: Arc<AppState>) -> Router {
@@ -101,46 +92,6 @@ fn inflate(reader: impl std::io::Read, limit: usize) -> Result<axum::body::Bytes
     Ok(out.into())
 }
 
-/// Split a request body into its events (unparsed): one event object,
-/// `{"events":[...]}`, or an array of events.
-fn batch_of(body: &str, max: usize) -> Result<Vec<&RawValue>, ApiError> {
-    #[derive(Deserialize)]
-    struct Envelope<'a> {
-        #[serde(borrow)]
-        events: Option<&'a RawValue>,
-    }
-    let bad_json = |e: serde_json::Error| ApiError::BadJson(e.to_string());
-    let whole: &RawValue = serde_json::from_str(body).map_err(bad_json)?;
-    let events: Vec<&RawValue> = match whole.get().as_bytes().first() {
-        Some(b'[') => serde_json::from_str(whole.get()).map_err(bad_json)?,
-        Some(b'{') => match serde_json::from_str::<Envelope<'_>>(whole.get())
-            .map_err(bad_json)?
-            .events
-        {
-            Some(events) => serde_json::from_str(events.get())
-                .map_err(|_| ApiError::BadShape("field `events`: expected an array".into()))?,
-            None => vec![whole],
-        },
-        _ => {
-            return Err(ApiError::BadShape(
-                "expected an event object, {\"events\":[...]} or an array of events".into(),
-            ))
-        }
-    };
-    if events.is_empty() {
-        return Err(ApiError::BadShape(
-            "field `events`: the batch is empty".into(),
-        ));
-    }
-    if events.len() > max {
-        return Err(ApiError::BatchTooLarge {
-            got: events.len(),
-            max,
-        });
-    }
-    Ok(events)
-}
-
 /// Authenticate an ingest request and read its (decompressed) body.
 async fn ingest_request(
     state: &AppState,
@@ -162,22 +113,15 @@ async fn post_events(
     body: Body,
 ) -> Result<Response, ApiError> {
     let (key, bytes) = ingest_request(&state, &headers, body).await?;
-    let values = batch_of(text(&bytes)?, state.config.max_batch_events)?;
-
     let limits = limits(&state.config);
     let now_us = chrono::Utc::now().timestamp_micros();
-    let mut accepted = Vec::with_capacity(values.len());
-    let mut rejected = Vec::new();
-    for (index, v) in values.iter().enumerate() {
-        match event_from_str(v.get(), &key.org_id, now_us, &limits) {
-            Ok(e) => accepted.push(e),
-            Err(e) => rejected.push(Rejected {
-                index,
-                field: e.field,
-                error: e.error,
-            }),
-        }
-    }
+    let Batch { accepted, rejected } = batch::decode(
+        text(&bytes)?,
+        state.config.max_batch_events,
+        &key.org_id,
+        now_us,
+        &limits,
+    )?;
     telemetry::events_rejected(rejected.len());
     if accepted.is_empty() {
         return Err(ApiError::AllRejected(rejected));
@@ -389,38 +333,5 @@ mod tests {
         assert!(heartbeat_event(json!([1]), now).is_err());
         assert!(heartbeat_event(json!({"agent_id": "a", "type": "llm_call"}), now).is_err());
         assert!(heartbeat_event(json!({"metadata": {}, "attributes": {}}), now).is_err());
-    }
-
-    #[test]
-    fn batch_shapes() {
-        assert_eq!(
-            batch_of(r#"{"events": [{}, {"a": 1}]}"#, 10).unwrap().len(),
-            2
-        );
-        let single = batch_of(r#" {"event_id": "x", "n": [1]} "#, 10).unwrap();
-        assert_eq!(single.len(), 1);
-        assert!(single[0].get().contains("event_id"));
-        assert_eq!(batch_of("[{}, {}, 3]", 10).unwrap().len(), 3);
-        assert!(matches!(
-            batch_of(r#"{"events": 3}"#, 10),
-            Err(ApiError::BadShape(_))
-        ));
-        assert!(matches!(
-            batch_of(r#"{"events": []}"#, 10),
-            Err(ApiError::BadShape(_))
-        ));
-        assert!(matches!(batch_of(r#""x""#, 10), Err(ApiError::BadShape(_))));
-        assert!(matches!(
-            batch_of(r#"{"events": [{}"#, 10),
-            Err(ApiError::BadJson(_))
-        ));
-        assert!(matches!(
-            batch_of("{} trailing", 10),
-            Err(ApiError::BadJson(_))
-        ));
-        assert!(matches!(
-            batch_of("[{}, {}, {}]", 2),
-            Err(ApiError::BatchTooLarge { got: 3, max: 2 })
-        ));
     }
 }

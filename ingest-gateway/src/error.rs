@@ -28,11 +28,22 @@ pub(crate) enum ApiError {
     #[error("{0}")]
     BadShape(String),
     #[error("no event in the batch is valid")]
-    AllRejected(Vec<crate::api::Rejected>),
+    AllRejected(Vec<agentops_schemas::batch::Rejected>),
     #[error("the event log is unavailable; retry later ({0})")]
     Unavailable(String),
     #[error("internal error")]
     Internal(String),
+}
+
+impl From<agentops_schemas::batch::BatchError> for ApiError {
+    fn from(e: agentops_schemas::batch::BatchError) -> Self {
+        use agentops_schemas::batch::BatchError;
+        match e {
+            BatchError::Json(e) => ApiError::BadJson(e),
+            BatchError::Shape(e) => ApiError::BadShape(e),
+            BatchError::TooLarge { got, max } => ApiError::BatchTooLarge { got, max },
+        }
+    }
 }
 
 impl ApiError {

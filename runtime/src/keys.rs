@@ -40,6 +40,17 @@ pub struct KeyInfo {
     pub key_id: uuid::Uuid,
     pub org_id: String,
     pub scopes: Vec<String>,
+    /// The key's org is a platform org: its admin keys manage every org.
+    pub platform: bool,
+    /// The org's own ingest rate limit, when it has one.
+    pub rate_limit: Option<RateLimit>,
+}
+
+/// A token bucket: `events_per_sec` sustained, `burst` at once.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct RateLimit {
+    pub events_per_sec: f64,
+    pub burst: f64,
 }
 
 impl KeyInfo {
@@ -172,19 +183,35 @@ pub async fn lookup(pool: &PgPool, raw: &str) -> Result<Option<KeyInfo>> {
     let Some(prefix) = raw.strip_prefix("aok_").and_then(|r| r.split('_').next()) else {
         return Ok(None);
     };
-    let row: Option<(uuid::Uuid, String, Vec<String>)> = sqlx::query_as(
-        "SELECT id, org_id, scopes FROM api_keys
-         WHERE prefix = $1 AND key_hash = $2 AND revoked_at IS NULL",
+    type Row = (
+        uuid::Uuid,
+        String,
+        Vec<String>,
+        bool,
+        Option<f64>,
+        Option<f64>,
+    );
+    let row: Option<Row> = sqlx::query_as(
+        "SELECT k.id, k.org_id, k.scopes, o.platform, o.ingest_events_per_sec, o.ingest_burst
+         FROM api_keys k JOIN orgs o ON o.id = k.org_id
+         WHERE k.prefix = $1 AND k.key_hash = $2 AND k.revoked_at IS NULL",
     )
     .bind(prefix)
     .bind(hash_key(raw))
     .fetch_optional(pool)
     .await?;
-    Ok(row.map(|(key_id, org_id, scopes)| KeyInfo {
-        key_id,
-        org_id,
-        scopes,
-    }))
+    Ok(
+        row.map(|(key_id, org_id, scopes, platform, eps, burst)| KeyInfo {
+            key_id,
+            org_id,
+            scopes,
+            platform,
+            rate_limit: eps.map(|events_per_sec| RateLimit {
+                events_per_sec,
+                burst: burst.unwrap_or(events_per_sec).max(1.0),
+            }),
+        }),
+    )
 }
 
 /// A lookup cache with a short TTL, so a revoked key is refused within `ttl`.
@@ -288,6 +315,8 @@ mod tests {
             key_id: uuid::Uuid::nil(),
             org_id: "o".into(),
             scopes: vec!["admin".into()],
+            platform: false,
+            rate_limit: None,
         };
         assert!(k.allows(Scope::Ingest) && k.allows(Scope::Read));
         let r = KeyInfo {

@@ -5,6 +5,7 @@
 //! writes and reads Kafka records, [`histogram`] defines the latency buckets
 //! the aggregates store.
 
+pub mod batch;
 pub mod binary;
 pub mod codec;
 pub mod correction;
