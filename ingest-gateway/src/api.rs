@@ -93,7 +93,7 @@ fn inflate(reader: impl std::io::Read, limit: usize) -> Result<axum::body::Bytes
 }
 
 /// Authenticate an ingest request and read its (decompressed) body.
-async fn ingest_request(
+pub(crate) async fn ingest_request(
     state: &AppState,
     headers: &HeaderMap,
     body: Body,
@@ -126,7 +126,7 @@ async fn post_events(
     if accepted.is_empty() {
         return Err(ApiError::AllRejected(rejected));
     }
-    produce_all(&state, &accepted).await?;
+    produce_all(&state, &key, &accepted).await?;
     telemetry::events_accepted(accepted.len());
     let directives = state
         .directives
@@ -136,7 +136,7 @@ async fn post_events(
     Ok((StatusCode::ACCEPTED, Json(body)).into_response())
 }
 
-fn limits(config: &Config) -> ValidationLimits {
+pub(crate) fn limits(config: &Config) -> ValidationLimits {
     ValidationLimits {
         max_age_secs: config.max_event_age_secs,
         max_future_secs: config.max_event_future_secs,
@@ -172,7 +172,7 @@ async fn post_heartbeat(
             error: e.error,
         }])
     })?;
-    produce_all(&state, std::slice::from_ref(&e)).await?;
+    produce_all(&state, &key, std::slice::from_ref(&e)).await?;
     telemetry::events_accepted(1);
     let directives = state
         .directives
@@ -224,7 +224,12 @@ fn heartbeat_event(
 /// an epoch bump, which some brokers (tansu) mishandle. A record still queued
 /// when we answer 503 may be written later; the client's retry is then a
 /// duplicate that the projections drop by `event_id`.
-async fn produce_all(state: &AppState, events: &[AgentEvent]) -> Result<(), ApiError> {
+pub(crate) async fn produce_all(
+    state: &AppState,
+    key: &KeyInfo,
+    events: &[AgentEvent],
+) -> Result<(), ApiError> {
+    let _ = key;
     let started = Instant::now();
     let timeout = Duration::from_millis(state.config.produce_timeout_ms);
     let mut records = Vec::with_capacity(events.len());
