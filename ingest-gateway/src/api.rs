@@ -26,13 +26,35 @@ pub(crate) struct AppState {
     pub(crate) producer: FutureProducer,
     pub(crate) codec: Codec,
     pub(crate) config: Config,
+    pub(crate) in_flight: Arc<tokio::sync::Semaphore>,
+    pub(crate) rate: crate::limits::RateLimiter,
 }
 
 pub(crate) fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/v1/events", post(post_events))
         .route("/v1/heartbeat", post(post_heartbeat))
+        // Every ingest route above is behind the in-flight bound.
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), admit))
         .with_state(state)
+}
+
+/// At most `max_in_flight` requests are processed at once; the next one
+/// gets 429 at once (held for the whole request, body reading included).
+async fn admit(
+    State(state): State<Arc<AppState>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let max = state.config.max_in_flight;
+    let Ok(permit) = state.in_flight.clone().try_acquire_owned() else {
+        return ApiError::Overloaded(max).into_response();
+    };
+    telemetry::in_flight(max - state.in_flight.available_permits());
+    let response = next.run(req).await;
+    drop(permit);
+    telemetry::in_flight(max - state.in_flight.available_permits());
+    response
 }
 
 async fn authenticate(
@@ -61,6 +83,12 @@ async fn read_body(
     body: Body,
     limit: usize,
 ) -> Result<axum::body::Bytes, ApiError> {
+    let declared = headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(ApiError::BodyTooLarge(limit));
+    }
     let raw = axum::body::to_bytes(body, limit)
         .await
         .map_err(|_| ApiError::BodyTooLarge(limit))?;
@@ -216,7 +244,8 @@ fn heartbeat_event(
     Ok(serde_json::Value::Object(m))
 }
 
-/// Produce every event and wait until the broker acknowledged all of them,
+/// Take the events from the key's rate limit (429 when it is spent), then
+/// produce every event and wait until the broker acknowledged all of them,
 /// for at most `produce_timeout_ms`.
 ///
 /// The bound is enforced here, not by librdkafka's `message.timeout.ms`
@@ -229,7 +258,12 @@ pub(crate) async fn produce_all(
     key: &KeyInfo,
     events: &[AgentEvent],
 ) -> Result<(), ApiError> {
-    let _ = key;
+    if let Err(wait) = state
+        .rate
+        .take(key.key_id, key.rate_limit, events.len(), Instant::now())
+    {
+        return Err(ApiError::RateLimited(wait));
+    }
     let started = Instant::now();
     let timeout = Duration::from_millis(state.config.produce_timeout_ms);
     let mut records = Vec::with_capacity(events.len());

@@ -16,6 +16,14 @@ pub struct Config {
     pub max_batch_events: usize,
     /// How long a request waits for the broker before answering 503.
     pub produce_timeout_ms: u64,
+    /// Requests processed at once; beyond this a request gets 429 at once.
+    /// Bounds memory too: about `max_in_flight` × 2 × `max_body_bytes`.
+    pub max_in_flight: usize,
+    /// Default token bucket per API key: events per second (0: unlimited).
+    /// An org's own limit (`PATCH /v1/admin/orgs/{id}`) overrides it.
+    pub rate_limit_events_per_sec: f64,
+    /// Default bucket size (events a key may send at once).
+    pub rate_limit_burst: f64,
     /// How long an API key lookup is cached (a revoked key is refused after at most this).
     pub key_cache_ttl_ms: u64,
     /// How long an org's paused/killed agents are cached for directives (ms).
@@ -24,6 +32,16 @@ pub struct Config {
     pub max_event_age_secs: i64,
     /// Events further than this in the future are rejected, seconds.
     pub max_event_future_secs: i64,
+}
+
+impl Config {
+    /// The default per-key token bucket, `None` when unlimited.
+    pub(crate) fn default_rate_limit(&self) -> Option<agentops_runtime::keys::RateLimit> {
+        (self.rate_limit_events_per_sec > 0.0).then(|| agentops_runtime::keys::RateLimit {
+            events_per_sec: self.rate_limit_events_per_sec,
+            burst: self.rate_limit_burst.max(1.0),
+        })
+    }
 }
 
 impl Default for Config {
@@ -35,6 +53,9 @@ impl Default for Config {
             max_body_bytes: 1024 * 1024,
             max_batch_events: 1000,
             produce_timeout_ms: 10_000,
+            max_in_flight: 64,
+            rate_limit_events_per_sec: 10_000.0,
+            rate_limit_burst: 20_000.0,
             key_cache_ttl_ms: 5_000,
             directive_cache_ttl_ms: 2_000,
             max_event_age_secs: 7 * 24 * 3600,

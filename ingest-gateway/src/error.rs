@@ -29,6 +29,10 @@ pub(crate) enum ApiError {
     BadShape(String),
     #[error("no event in the batch is valid")]
     AllRejected(Vec<agentops_schemas::batch::Rejected>),
+    #[error("too many requests in flight (at most {0}); retry later")]
+    Overloaded(usize),
+    #[error("rate limit of this API key exceeded; retry in {} ms", .0.as_millis())]
+    RateLimited(std::time::Duration),
     #[error("the event log is unavailable; retry later ({0})")]
     Unavailable(String),
     #[error("internal error")]
@@ -59,6 +63,7 @@ impl ApiError {
             ApiError::BadJson(_) | ApiError::BadShape(_) | ApiError::AllRejected(_) => {
                 StatusCode::BAD_REQUEST
             }
+            ApiError::Overloaded(_) | ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -76,6 +81,8 @@ impl ApiError {
             ApiError::BadJson(_) => "invalid_json",
             ApiError::BadShape(_) => "invalid_request",
             ApiError::AllRejected(_) => "all_events_rejected",
+            ApiError::Overloaded(_) => "overloaded",
+            ApiError::RateLimited(_) => "rate_limited",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Internal(_) => "internal",
         }
@@ -95,9 +102,17 @@ impl IntoResponse for ApiError {
             body["rejected"] = json!(rejected);
         }
         let mut resp = (status, Json(body)).into_response();
-        if status == StatusCode::SERVICE_UNAVAILABLE {
+        // Whole seconds, rounded up (at least 1).
+        let retry_after = match &self {
+            ApiError::RateLimited(wait) => {
+                Some(wait.as_secs() + u64::from(wait.subsec_nanos() > 0))
+            }
+            ApiError::Overloaded(_) | ApiError::Unavailable(_) => Some(1),
+            _ => None,
+        };
+        if let Some(secs) = retry_after {
             resp.headers_mut()
-                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+                .insert(header::RETRY_AFTER, header::HeaderValue::from(secs.max(1)));
         }
         resp
     }

@@ -10,6 +10,7 @@ mod api;
 mod config;
 mod directives;
 mod error;
+mod limits;
 mod telemetry;
 
 use std::sync::Arc;
@@ -28,6 +29,11 @@ pub async fn run(
     metrics: PrometheusHandle,
     shutdown: CancellationToken,
 ) -> agentops_runtime::Result<()> {
+    if config.max_in_flight == 0 {
+        return Err(agentops_runtime::Error::Config(
+            "max_in_flight must be at least 1".into(),
+        ));
+    }
     let pool = agentops_runtime::db::connect(&config.database, Duration::from_secs(60)).await?;
     agentops_runtime::db::migrate(&pool).await?;
     // Serve even when the broker is down: requests answer 503 until it is reachable.
@@ -50,6 +56,8 @@ pub async fn run(
         ),
         producer: producer.clone(),
         codec: agentops_schemas::Codec::v1(),
+        in_flight: Arc::new(tokio::sync::Semaphore::new(config.max_in_flight)),
+        rate: limits::RateLimiter::new(config.default_rate_limit()),
         config: config.clone(),
     });
     let router = api::router(state).merge(agentops_runtime::http::ops_router(

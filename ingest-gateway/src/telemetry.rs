@@ -15,3 +15,7 @@ pub(crate) fn request_failed(code: &'static str) {
 pub(crate) fn produce_seconds(secs: f64) {
     metrics::histogram!("agentops_gateway_produce_seconds").record(secs);
 }
+
+pub(crate) fn in_flight(n: usize) {
+    metrics::gauge!("agentops_gateway_requests_in_flight").set(n as f64);
+}
