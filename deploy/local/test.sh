@@ -51,3 +51,11 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
   cargo test --workspace --no-fail-fast -- --test-threads "${AGENTOPS_TEST_THREADS:-1}"
 fi
+
+# --- fuzzing: every fuzz target briefly (deploy/local/fuzz.sh; about 20 s a
+# target plus the fuzz build, cached outside the checkout). 0 skips it.
+FUZZ_SECS=${AGENTOPS_TEST_FUZZ_SECS:-20}
+if [ "$FUZZ_SECS" -gt 0 ]; then
+  log "fuzzing every target for $FUZZ_SECS s"
+  FUZZ_SECS=$FUZZ_SECS "$ROOT/deploy/local/fuzz.sh"
+fi
