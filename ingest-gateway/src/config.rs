@@ -56,7 +56,7 @@ impl Default for Config {
             max_in_flight: 64,
             rate_limit_events_per_sec: 10_000.0,
             rate_limit_burst: 20_000.0,
-            key_cache_ttl_ms: 5_000,
+            key_cache_ttl_ms: 2_000,
             directive_cache_ttl_ms: 2_000,
             max_event_age_secs: 7 * 24 * 3600,
             max_event_future_secs: 300,

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use agentops_runtime::keys::{self, NewKey, Scope};
+use agentops_runtime::keys::{self, NewKey, OrgSpec, Scope};
 use sqlx::PgPool;
 
 use crate::Config;
@@ -21,11 +21,33 @@ pub async fn create_org_with_keys(
     name: &str,
     actor: &str,
 ) -> agentops_runtime::Result<Vec<NewKey>> {
-    keys::create_org(pool, org_id, name).await?;
+    provision_org(pool, org_id, name, false, actor).await
+}
+
+/// Create the org unless it exists (`platform` marks an existing org a
+/// platform org) and give it an ingest, a read and an admin key, in one
+/// transaction, audited.
+pub async fn provision_org(
+    pool: &PgPool,
+    org_id: &str,
+    name: &str,
+    platform: bool,
+    actor: &str,
+) -> agentops_runtime::Result<Vec<NewKey>> {
+    let spec = OrgSpec {
+        id: org_id,
+        name,
+        platform,
+        events_per_sec: None,
+        burst: None,
+    };
+    let mut tx = pool.begin().await?;
+    keys::ensure_org(&mut tx, &spec, actor).await?;
     let mut out = Vec::new();
     for scope in [Scope::Ingest, Scope::Read, Scope::Admin] {
-        out.push(keys::create_key(pool, org_id, scope, actor).await?);
+        out.push(keys::insert_key(&mut tx, org_id, &[scope], None, actor).await?);
     }
+    tx.commit().await?;
     Ok(out)
 }
 

@@ -37,6 +37,7 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route("/v1/agents", get(crate::agents::list))
         .route("/v1/admin/budget", put(put_budget))
         .merge(crate::governance::routes())
+        .merge(crate::tenancy::routes())
         .merge(crate::prices::routes())
         .with_state(state)
 }

@@ -18,7 +18,7 @@ impl Default for Config {
         Self {
             listen: "127.0.0.1:8081".into(),
             database: DatabaseConfig::default(),
-            key_cache_ttl_ms: 5_000,
+            key_cache_ttl_ms: 2_000,
         }
     }
 }

@@ -13,6 +13,8 @@ pub(crate) enum ApiError {
     BadKey,
     #[error("this API key lacks the `{0}` scope")]
     Forbidden(&'static str),
+    #[error("managing orgs needs an admin key of a platform org; org `{0}` is not a platform org")]
+    NotPlatform(String),
     #[error("parameter `{field}`: {message}")]
     BadParam {
         field: &'static str,
@@ -40,7 +42,9 @@ impl IntoResponse for ApiError {
         let (status, code) = match &self {
             ApiError::MissingKey => (StatusCode::UNAUTHORIZED, "missing_api_key"),
             ApiError::BadKey => (StatusCode::UNAUTHORIZED, "invalid_api_key"),
-            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            ApiError::Forbidden(_) | ApiError::NotPlatform(_) => {
+                (StatusCode::FORBIDDEN, "forbidden")
+            }
             ApiError::BadParam { .. } => (StatusCode::BAD_REQUEST, "invalid_parameter"),
             ApiError::BadField { .. } => (StatusCode::BAD_REQUEST, "invalid_field"),
             ApiError::UnknownField(_) => (StatusCode::BAD_REQUEST, "unknown_field"),
@@ -58,8 +62,18 @@ impl IntoResponse for ApiError {
                 body["error"]["field"] = json!(field);
             }
             ApiError::UnknownField(field) => body["error"]["field"] = json!(field),
+            ApiError::NotPlatform(_) => body["error"]["required"] = json!("platform_admin"),
             _ => {}
         }
         (status, Json(body)).into_response()
+    }
+}
+
+impl From<agentops_runtime::Error> for ApiError {
+    fn from(e: agentops_runtime::Error) -> Self {
+        match e {
+            agentops_runtime::Error::Database(e) => ApiError::Database(e),
+            other => ApiError::Database(sqlx::Error::Protocol(other.to_string())),
+        }
     }
 }

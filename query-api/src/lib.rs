@@ -28,6 +28,7 @@ mod config;
 mod error;
 mod governance;
 pub mod prices;
+pub mod tenancy;
 mod window;
 
 use std::sync::Arc;

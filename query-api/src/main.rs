@@ -1,5 +1,7 @@
+mod cli;
+
 use agentops_query_api::admin;
-use agentops_runtime::keys::Scope;
+use agentops_runtime::keys::{self, Scope};
 use clap::{Parser, Subcommand, ValueEnum};
 
 /// AgentOps query API and dashboard; `admin` subcommands manage orgs, keys and budgets.
@@ -43,20 +45,41 @@ impl From<ScopeArg> for Scope {
 
 #[derive(Subcommand)]
 enum AdminCommand {
-    /// Create an org with one ingest, one read and one admin key; prints
-    /// `AGENTOPS_INGEST_KEY=`, `AGENTOPS_READ_KEY=`, `AGENTOPS_ADMIN_KEY=` lines.
+    /// Create an org (unless it exists) with one ingest, one read and one admin
+    /// key; prints `AGENTOPS_INGEST_KEY=`, `AGENTOPS_READ_KEY=`, `AGENTOPS_ADMIN_KEY=` lines.
     CreateOrg {
+        /// 1 to 63 characters of a-z, 0-9, `.`, `_`, `-`, starting with a letter or digit.
         #[arg(long)]
         id: String,
         #[arg(long)]
         name: Option<String>,
+        /// A platform org: its admin keys manage every org (also marks an existing org).
+        #[arg(long)]
+        platform: bool,
+    },
+    /// List every org with its ingest limits and number of live keys.
+    ListOrgs {
+        /// One JSON object per line instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List an org's keys, revoked ones included (never a secret).
+    ListKeys {
+        #[arg(long)]
+        org: String,
+        /// One JSON object per line instead of a table.
+        #[arg(long)]
+        json: bool,
     },
     /// Create one more key for an org (the secret is printed once).
     CreateKey {
         #[arg(long)]
         org: String,
-        #[arg(long, value_enum)]
-        scope: ScopeArg,
+        /// Repeat or comma-separate for several scopes.
+        #[arg(long, value_enum, value_delimiter = ',', required = true)]
+        scope: Vec<ScopeArg>,
+        #[arg(long)]
+        name: Option<String>,
     },
     /// Revoke a key by id.
     RevokeKey {
@@ -64,6 +87,18 @@ enum AdminCommand {
         org: String,
         #[arg(long)]
         key_id: uuid::Uuid,
+    },
+    /// Set an org's ingest rate limit (events per second, burst; the burst
+    /// defaults to the rate), or `--clear` it back to the gateway's default.
+    SetOrgLimits {
+        #[arg(long)]
+        org: String,
+        #[arg(long, required_unless_present = "clear")]
+        events_per_sec: Option<f64>,
+        #[arg(long, requires = "events_per_sec")]
+        burst: Option<f64>,
+        #[arg(long, conflicts_with_all = ["events_per_sec", "burst"])]
+        clear: bool,
     },
     /// Add (or replace) a version of a model's prices in the global table,
     /// which every org uses unless it has its own row (USD per million tokens).
@@ -119,39 +154,39 @@ async fn main() -> anyhow::Result<()> {
         Command::Admin(cmd) => {
             let pool = admin::pool(&config).await?;
             match cmd {
-                AdminCommand::CreateOrg { id, name } => {
-                    let keys = admin::create_org_with_keys(
-                        &pool,
-                        &id,
-                        name.as_deref().unwrap_or(&id),
-                        "cli",
-                    )
-                    .await?;
+                AdminCommand::CreateOrg { id, name, platform } => {
+                    if !keys::valid_org_id(&id) {
+                        anyhow::bail!(
+                            "--id {id:?}: expected 1 to 63 characters of a-z, 0-9, `.`, `_`, `-`, \
+                             starting with a letter or digit"
+                        );
+                    }
+                    let name = name.as_deref().unwrap_or(&id);
+                    let keys = admin::provision_org(&pool, &id, name, platform, "cli").await?;
                     println!("AGENTOPS_ORG_ID={id}");
                     for k in keys {
                         println!(
                             "AGENTOPS_{}_KEY={}",
-                            k.scope.as_str().to_uppercase(),
+                            k.scope_names().join("_").to_uppercase(),
                             k.secret
                         );
                     }
                 }
-                AdminCommand::CreateKey { org, scope } => {
-                    let k = agentops_runtime::keys::create_key(&pool, &org, scope.into(), "cli")
-                        .await?;
-                    println!(
-                        "key_id={} scope={} key={}",
-                        k.key_id,
-                        k.scope.as_str(),
-                        k.secret
-                    );
+                AdminCommand::ListOrgs { json } => cli::list_orgs(&pool, json).await?,
+                AdminCommand::ListKeys { org, json } => cli::list_keys(&pool, &org, json).await?,
+                AdminCommand::CreateKey { org, scope, name } => {
+                    let scopes: Vec<Scope> = scope.into_iter().map(Scope::from).collect();
+                    cli::create_key(&pool, &org, &scopes, name.as_deref()).await?;
                 }
                 AdminCommand::RevokeKey { org, key_id } => {
-                    if !agentops_runtime::keys::revoke_key(&pool, &org, key_id, "cli").await? {
-                        anyhow::bail!("no live key {key_id} in org {org}");
-                    }
-                    println!("revoked {key_id}");
+                    cli::revoke_key(&pool, &org, key_id).await?;
                 }
+                AdminCommand::SetOrgLimits {
+                    org,
+                    events_per_sec,
+                    burst,
+                    clear: _,
+                } => cli::set_org_limits(&pool, &org, events_per_sec, burst).await?,
                 AdminCommand::SetPrice {
                     provider,
                     model,

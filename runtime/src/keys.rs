@@ -3,6 +3,15 @@
 //! A key looks like `aok_<prefix>_<secret>`: 8 hex chars of public prefix
 //! (for lookup and display) and 32 random bytes of secret (256 bits), hex.
 //! Only the SHA-256 of the whole key is stored; the raw key is shown once.
+//! Creating, listing and revoking keys and orgs: [`manage`] (re-exported).
+
+mod manage;
+
+pub use manage::{
+    audit, create_key, create_key_named, create_org, ensure_org, get_org, insert_key, insert_org,
+    list_keys, list_orgs, revoke, revoke_key, set_org_limits, KeyRecord, NewKey, OrgRecord,
+    OrgSpec, Revocation,
+};
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -32,12 +41,34 @@ impl Scope {
             Scope::Admin => "admin",
         }
     }
+
+    pub const ALL: [Scope; 3] = [Scope::Ingest, Scope::Read, Scope::Admin];
+
+    /// `ingest`, `read` or `admin`.
+    pub fn parse(s: &str) -> Option<Scope> {
+        Self::ALL.into_iter().find(|x| x.as_str() == s)
+    }
+}
+
+/// Longest org id.
+pub const MAX_ORG_ID: usize = 63;
+
+/// An org id: 1 to 63 characters of `a-z`, `0-9`, `.`, `_`, `-`, starting
+/// with a letter or digit (`[a-z0-9][a-z0-9._-]{0,62}`), so it is safe in
+/// URLs, log fields and topic-like names.
+pub fn valid_org_id(id: &str) -> bool {
+    let mut bytes = id.bytes();
+    matches!(bytes.next(), Some(b'a'..=b'z' | b'0'..=b'9'))
+        && id.len() <= MAX_ORG_ID
+        && bytes.all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'.' | b'_' | b'-'))
 }
 
 /// An authenticated key.
 #[derive(Debug, Clone)]
 pub struct KeyInfo {
     pub key_id: uuid::Uuid,
+    /// The key's public prefix (8 hex characters, as in `aok_<prefix>_...`).
+    pub prefix: String,
     pub org_id: String,
     pub scopes: Vec<String>,
     /// The key's org is a platform org: its admin keys manage every org.
@@ -62,20 +93,11 @@ impl KeyInfo {
     }
 }
 
-/// A newly created key; `secret` is the only copy of the raw key.
-#[derive(Debug, Clone, Serialize)]
-pub struct NewKey {
-    pub key_id: uuid::Uuid,
-    pub org_id: String,
-    pub prefix: String,
-    pub scope: Scope,
-    pub secret: String,
-}
-
 pub fn hash_key(raw: &str) -> String {
     hex::encode(Sha256::digest(raw.as_bytes()))
 }
 
+/// A fresh `(prefix, raw key)`.
 fn generate() -> (String, String) {
     let mut rng = rand::rng();
     let mut prefix = [0u8; 4];
@@ -87,97 +109,6 @@ fn generate() -> (String, String) {
     (prefix, raw)
 }
 
-/// Create an org (idempotent on id).
-pub async fn create_org(pool: &PgPool, org_id: &str, name: &str) -> Result<()> {
-    sqlx::query("INSERT INTO orgs (id, name) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING")
-        .bind(org_id)
-        .bind(name)
-        .execute(pool)
-        .await?;
-    Ok(())
-}
-
-/// Create a key for an org and record it in the audit log.
-pub async fn create_key(pool: &PgPool, org_id: &str, scope: Scope, actor: &str) -> Result<NewKey> {
-    let (prefix, raw) = generate();
-    let key_id = uuid::Uuid::new_v4();
-    let mut tx = pool.begin().await?;
-    sqlx::query(
-        "INSERT INTO api_keys (id, org_id, prefix, key_hash, scopes) VALUES ($1, $2, $3, $4, $5)",
-    )
-    .bind(key_id)
-    .bind(org_id)
-    .bind(&prefix)
-    .bind(hash_key(&raw))
-    .bind(vec![scope.as_str().to_owned()])
-    .execute(&mut *tx)
-    .await?;
-    audit(
-        &mut tx,
-        org_id,
-        actor,
-        "api_key.create",
-        &format!("{key_id} scope={}", scope.as_str()),
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(NewKey {
-        key_id,
-        org_id: org_id.to_owned(),
-        prefix,
-        scope,
-        secret: raw,
-    })
-}
-
-/// Revoke a key; returns false when no such live key exists in the org.
-pub async fn revoke_key(
-    pool: &PgPool,
-    org_id: &str,
-    key_id: uuid::Uuid,
-    actor: &str,
-) -> Result<bool> {
-    let mut tx = pool.begin().await?;
-    let done = sqlx::query(
-        "UPDATE api_keys SET revoked_at = now() WHERE id = $1 AND org_id = $2 AND revoked_at IS NULL",
-    )
-    .bind(key_id)
-    .bind(org_id)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected()
-        == 1;
-    if done {
-        audit(
-            &mut tx,
-            org_id,
-            actor,
-            "api_key.revoke",
-            &key_id.to_string(),
-        )
-        .await?;
-    }
-    tx.commit().await?;
-    Ok(done)
-}
-
-async fn audit(
-    tx: &mut sqlx::PgConnection,
-    org_id: &str,
-    actor: &str,
-    action: &str,
-    detail: &str,
-) -> Result<()> {
-    sqlx::query("INSERT INTO audit_log (org_id, actor, action, detail) VALUES ($1, $2, $3, $4)")
-        .bind(org_id)
-        .bind(actor)
-        .bind(action)
-        .bind(detail)
-        .execute(tx)
-        .await?;
-    Ok(())
-}
-
 /// Look a raw key up in the database (no cache).
 pub async fn lookup(pool: &PgPool, raw: &str) -> Result<Option<KeyInfo>> {
     let Some(prefix) = raw.strip_prefix("aok_").and_then(|r| r.split('_').next()) else {
@@ -186,13 +117,14 @@ pub async fn lookup(pool: &PgPool, raw: &str) -> Result<Option<KeyInfo>> {
     type Row = (
         uuid::Uuid,
         String,
+        String,
         Vec<String>,
         bool,
         Option<f64>,
         Option<f64>,
     );
     let row: Option<Row> = sqlx::query_as(
-        "SELECT k.id, k.org_id, k.scopes, o.platform, o.ingest_events_per_sec, o.ingest_burst
+        "SELECT k.id, k.prefix, k.org_id, k.scopes, o.platform, o.ingest_events_per_sec, o.ingest_burst
          FROM api_keys k JOIN orgs o ON o.id = k.org_id
          WHERE k.prefix = $1 AND k.key_hash = $2 AND k.revoked_at IS NULL",
     )
@@ -200,9 +132,10 @@ pub async fn lookup(pool: &PgPool, raw: &str) -> Result<Option<KeyInfo>> {
     .bind(hash_key(raw))
     .fetch_optional(pool)
     .await?;
-    Ok(
-        row.map(|(key_id, org_id, scopes, platform, eps, burst)| KeyInfo {
+    Ok(row.map(
+        |(key_id, prefix, org_id, scopes, platform, eps, burst)| KeyInfo {
             key_id,
+            prefix,
             org_id,
             scopes,
             platform,
@@ -210,8 +143,8 @@ pub async fn lookup(pool: &PgPool, raw: &str) -> Result<Option<KeyInfo>> {
                 events_per_sec,
                 burst: burst.unwrap_or(events_per_sec).max(1.0),
             }),
-        }),
-    )
+        },
+    ))
 }
 
 /// A lookup cache with a short TTL, so a revoked key is refused within `ttl`.
@@ -244,6 +177,15 @@ impl KeyCache {
         }
         entries.insert(hash, (Instant::now(), info.clone()));
         Ok(info)
+    }
+
+    /// Drop a key's cached lookups, so this process refuses a key it has
+    /// just revoked at once (other processes still wait out `ttl`).
+    pub fn forget(&self, key_id: uuid::Uuid) {
+        self.entries
+            .lock()
+            .expect("key cache lock")
+            .retain(|_, (_, info)| info.as_ref().is_none_or(|i| i.key_id != key_id));
     }
 }
 
@@ -313,6 +255,7 @@ mod tests {
     fn admin_scope_allows_everything() {
         let k = KeyInfo {
             key_id: uuid::Uuid::nil(),
+            prefix: "00000000".into(),
             org_id: "o".into(),
             scopes: vec!["admin".into()],
             platform: false,
@@ -324,5 +267,88 @@ mod tests {
             ..k
         };
         assert!(r.allows(Scope::Read) && !r.allows(Scope::Ingest));
+    }
+
+    #[test]
+    fn scopes_parse_by_name() {
+        for s in Scope::ALL {
+            assert_eq!(Scope::parse(s.as_str()), Some(s));
+        }
+        for bad in ["", "Admin", "write", "ingest ", "*"] {
+            assert_eq!(Scope::parse(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn org_ids() {
+        for ok in [
+            "a",
+            "0",
+            "acme",
+            "org-a",
+            "conf-1a2b",
+            "a.b_c-d",
+            &"x".repeat(63),
+        ] {
+            assert!(valid_org_id(ok), "{ok:?}");
+        }
+        for bad in [
+            "",
+            "-a",
+            ".a",
+            "_a",
+            "Acme",
+            "a b",
+            "a/b",
+            "a\u{0}",
+            "é",
+            "a:b",
+            &"x".repeat(64),
+        ] {
+            assert!(!valid_org_id(bad), "{bad:?}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn org_ids_match_the_documented_pattern(id in "\\PC{0,70}") {
+            let pattern = id.len() <= MAX_ORG_ID
+                && id.chars().next().is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+                && id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || ".-_".contains(c));
+            proptest::prop_assert_eq!(valid_org_id(&id), pattern);
+        }
+
+        #[test]
+        fn generated_org_ids_are_valid(id in "[a-z0-9][a-z0-9._-]{0,62}") {
+            proptest::prop_assert!(valid_org_id(&id));
+        }
+    }
+
+    #[tokio::test]
+    async fn forget_drops_only_that_keys_entries() {
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .connect_lazy("postgres://unused@127.0.0.1:1/none")
+            .unwrap();
+        let cache = KeyCache::new(pool, Duration::from_secs(60));
+        let info = |id: uuid::Uuid| KeyInfo {
+            key_id: id,
+            prefix: "00000000".into(),
+            org_id: "o".into(),
+            scopes: vec!["read".into()],
+            platform: false,
+            rate_limit: None,
+        };
+        let (a, b) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
+        {
+            let mut e = cache.entries.lock().unwrap();
+            e.insert("ha".into(), (Instant::now(), Some(info(a))));
+            e.insert("hb".into(), (Instant::now(), Some(info(b))));
+            e.insert("hx".into(), (Instant::now(), None));
+        }
+        cache.forget(a);
+        let e = cache.entries.lock().unwrap();
+        let mut left: Vec<&String> = e.keys().collect();
+        left.sort();
+        assert_eq!(left, ["hb", "hx"]);
     }
 }

@@ -13,7 +13,7 @@ mod budgets;
 mod channels;
 mod controls;
 mod crud;
-mod fields;
+pub(crate) mod fields;
 mod policies;
 mod rules;
 

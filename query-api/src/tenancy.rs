@@ -1,0 +1,312 @@
+//! Orgs and API keys over the API.
+//!
+//! Org admins (an `admin` key, acting on its own org):
+//! - `GET /v1/admin/keys`, `POST /v1/admin/keys` `{scopes, name?}` (201, the
+//!   raw key shown once in `key`), `POST /v1/admin/keys/{id}/revoke` and
+//!   `DELETE /v1/admin/keys/{id}` (200; 404 for another org's key, 409 when
+//!   already revoked);
+//! - `GET /v1/admin/audit?limit=50`: the org's audit log, newest first.
+//!
+//! Platform admins (an admin key of an org with `orgs.platform`; any other
+//! key gets 403 naming why):
+//! - `GET /v1/admin/orgs`, `POST /v1/admin/orgs` `{id, name?,
+//!   ingest_events_per_sec?, ingest_burst?}` (201 with the org and its first
+//!   admin key; 409 on an existing id), `GET|PATCH /v1/admin/orgs/{id}`
+//!   (PATCH sets or, with `null`, clears the ingest limits);
+//! - `GET|POST /v1/admin/orgs/{id}/keys`,
+//!   `POST /v1/admin/orgs/{id}/keys/{key_id}/revoke` (also `DELETE .../{key_id}`).
+//!
+//! Every change writes `audit_log` (under the org changed, `actor`
+//! `admin:<key id>:<prefix>` of the acting key) in the change's transaction.
+//! The API never creates platform orgs (`admin create-org --platform` does).
+//! A key list never holds a secret or a hash. A revoked key is refused by
+//! this process at once and by every other within `key_cache_ttl_ms`.
+
+mod validate;
+
+use std::sync::Arc;
+
+use agentops_runtime::keys::{self, KeyInfo, NewKey, OrgSpec, Revocation, Scope};
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::api::{authenticate, limit_param, AppState, Shared};
+use crate::error::ApiError;
+use crate::governance::fields::parse_body;
+pub use validate::{check_limits, MAX_LIMIT};
+use validate::{key_body, org_body, patch_limits, KEY_FIELDS, LIMIT_FIELDS, ORG_FIELDS};
+
+/// Every org and key route (merged into the API router).
+pub(crate) fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/v1/admin/keys", get(own_keys).post(create_own_key))
+        .route(
+            "/v1/admin/keys/{key_id}",
+            axum::routing::delete(revoke_own_key),
+        )
+        .route("/v1/admin/keys/{key_id}/revoke", post(revoke_own_key))
+        .route("/v1/admin/audit", get(audit_log))
+        .route("/v1/admin/orgs", get(list_orgs).post(create_org))
+        .route("/v1/admin/orgs/{org_id}", get(get_org).patch(patch_org))
+        .route(
+            "/v1/admin/orgs/{org_id}/keys",
+            get(org_keys).post(create_org_key),
+        )
+        .route(
+            "/v1/admin/orgs/{org_id}/keys/{key_id}",
+            axum::routing::delete(revoke_org_key),
+        )
+        .route(
+            "/v1/admin/orgs/{org_id}/keys/{key_id}/revoke",
+            post(revoke_org_key),
+        )
+}
+
+/// `audit_log.actor` and `api_keys.created_by` of a change made with `key`.
+pub(crate) fn actor(key: &KeyInfo) -> String {
+    format!("admin:{}:{}", key.key_id, key.prefix)
+}
+
+/// An admin key of a platform org.
+async fn platform_admin(s: &AppState, headers: &HeaderMap) -> Result<KeyInfo, ApiError> {
+    let key = authenticate(s, headers, Scope::Admin).await?;
+    if !key.platform {
+        return Err(ApiError::NotPlatform(key.org_id));
+    }
+    Ok(key)
+}
+
+/// A path org id: an impossible id is as missing as an unknown one.
+async fn existing_org(
+    conn: &mut sqlx::PgConnection,
+    org_id: &str,
+) -> Result<keys::OrgRecord, ApiError> {
+    if !keys::valid_org_id(org_id) {
+        return Err(ApiError::NotFound);
+    }
+    keys::get_org(conn, org_id).await?.ok_or(ApiError::NotFound)
+}
+
+/// A created key as answered: its record plus the raw key, shown only here.
+fn created_key(k: &NewKey) -> Value {
+    json!({
+        "id": k.key_id, "org_id": k.org_id, "prefix": k.prefix, "name": k.name,
+        "scopes": k.scope_names(), "created_at": k.created_at, "created_by": k.created_by,
+        "revoked_at": null, "key": k.secret,
+    })
+}
+
+async fn list_keys_of(s: &AppState, org_id: &str) -> Result<Json<Value>, ApiError> {
+    let keys = keys::list_keys(&s.pool, org_id).await?;
+    Ok(Json(json!({ "org_id": org_id, "keys": keys })))
+}
+
+async fn create_key_in(
+    s: &AppState,
+    key: &KeyInfo,
+    org_id: &str,
+    body: &[u8],
+) -> Result<Response, ApiError> {
+    let k = key_body(&parse_body(body, KEY_FIELDS)?)?;
+    let mut tx = s.pool.begin().await?;
+    existing_org(&mut tx, org_id).await?;
+    let new = keys::insert_key(&mut tx, org_id, &k.scopes, k.name.as_deref(), &actor(key)).await?;
+    tx.commit().await?;
+    tracing::info!(org_id, key_id = %new.key_id, actor = %actor(key), "api key created");
+    Ok((StatusCode::CREATED, Json(created_key(&new))).into_response())
+}
+
+async fn revoke_in(
+    s: &AppState,
+    key: &KeyInfo,
+    org_id: &str,
+    key_id: &str,
+) -> Result<Json<Value>, ApiError> {
+    let key_id = crate::governance::parse_id(key_id)?;
+    let mut tx = s.pool.begin().await?;
+    let outcome = keys::revoke(&mut tx, org_id, key_id, &actor(key)).await?;
+    tx.commit().await?;
+    match outcome {
+        Revocation::Revoked(k) => {
+            s.keys.forget(key_id);
+            tracing::info!(org_id, %key_id, actor = %actor(key), "api key revoked");
+            Ok(Json(json!(k)))
+        }
+        Revocation::AlreadyRevoked(k) => Err(ApiError::Conflict(format!(
+            "key {key_id} was already revoked at {}",
+            k.revoked_at.map(|t| t.to_rfc3339()).unwrap_or_default()
+        ))),
+        Revocation::NotFound => Err(ApiError::NotFound),
+    }
+}
+
+/// `GET /v1/admin/keys`.
+async fn own_keys(State(s): Shared, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
+    let key = authenticate(&s, &headers, Scope::Admin).await?;
+    list_keys_of(&s, &key.org_id).await
+}
+
+/// `POST /v1/admin/keys` `{scopes, name?}`.
+async fn create_own_key(
+    State(s): Shared,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let key = authenticate(&s, &headers, Scope::Admin).await?;
+    create_key_in(&s, &key, &key.org_id, &body).await
+}
+
+/// `POST /v1/admin/keys/{id}/revoke`, `DELETE /v1/admin/keys/{id}`.
+async fn revoke_own_key(
+    State(s): Shared,
+    headers: HeaderMap,
+    Path(key_id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let key = authenticate(&s, &headers, Scope::Admin).await?;
+    revoke_in(&s, &key, &key.org_id, &key_id).await
+}
+
+#[derive(Deserialize)]
+struct AuditQuery {
+    limit: Option<String>,
+}
+
+/// `GET /v1/admin/audit?limit=50`: newest first; `detail` as
+/// JSON when it is JSON (older rows hold plain text).
+async fn audit_log(
+    State(s): Shared,
+    headers: HeaderMap,
+    Query(q): Query<AuditQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let key = authenticate(&s, &headers, Scope::Admin).await?;
+    let limit = limit_param(q.limit.as_deref(), 50, 1000)?;
+    let rows: Vec<(i64, DateTime<Utc>, String, String, String)> = sqlx::query_as(
+        "SELECT id, at, actor, action, detail FROM audit_log
+         WHERE org_id = $1 ORDER BY at DESC, id DESC LIMIT $2",
+    )
+    .bind(&key.org_id)
+    .bind(limit)
+    .fetch_all(&s.pool)
+    .await?;
+    let entries: Vec<Value> = rows
+        .into_iter()
+        .map(|(id, at, actor, action, detail)| {
+            let detail = serde_json::from_str::<Value>(&detail).unwrap_or(Value::String(detail));
+            json!({"id": id, "at": at, "actor": actor, "action": action, "detail": detail})
+        })
+        .collect();
+    Ok(Json(json!({ "org_id": key.org_id, "entries": entries })))
+}
+
+/// `GET /v1/admin/orgs` (platform).
+async fn list_orgs(State(s): Shared, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
+    platform_admin(&s, &headers).await?;
+    Ok(Json(json!({ "orgs": keys::list_orgs(&s.pool).await? })))
+}
+
+/// `POST /v1/admin/orgs` (platform): the org and its first admin key.
+async fn create_org(
+    State(s): Shared,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let key = platform_admin(&s, &headers).await?;
+    let o = org_body(&parse_body(&body, ORG_FIELDS)?)?;
+    let spec = OrgSpec {
+        id: &o.id,
+        name: &o.name,
+        platform: false,
+        events_per_sec: o.events_per_sec,
+        burst: o.burst,
+    };
+    let who = actor(&key);
+    let mut tx = s.pool.begin().await?;
+    if !keys::insert_org(&mut tx, &spec, &who).await? {
+        return Err(ApiError::Conflict(format!(
+            "an org with id `{}` already exists",
+            o.id
+        )));
+    }
+    let admin =
+        keys::insert_key(&mut tx, &o.id, &[Scope::Admin], Some("initial admin"), &who).await?;
+    let org = existing_org(&mut tx, &o.id).await?;
+    tx.commit().await?;
+    tracing::info!(org_id = %o.id, actor = %who, "org created");
+    let body = json!({"org": org, "admin_key": created_key(&admin)});
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+/// `GET /v1/admin/orgs/{id}` (platform).
+async fn get_org(
+    State(s): Shared,
+    headers: HeaderMap,
+    Path(org_id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    platform_admin(&s, &headers).await?;
+    let mut conn = s.pool.acquire().await?;
+    Ok(Json(json!(existing_org(&mut conn, &org_id).await?)))
+}
+
+/// `PATCH /v1/admin/orgs/{id}` `{ingest_events_per_sec?, ingest_burst?}` (platform).
+async fn patch_org(
+    State(s): Shared,
+    headers: HeaderMap,
+    Path(org_id): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let key = platform_admin(&s, &headers).await?;
+    let patch = parse_body(&body, LIMIT_FIELDS)?;
+    let mut tx = s.pool.begin().await?;
+    let current = existing_org(&mut tx, &org_id).await?;
+    let (eps, burst) = patch_limits(
+        (current.ingest_events_per_sec, current.ingest_burst),
+        &patch,
+    )?;
+    let org = keys::set_org_limits(&mut tx, &org_id, eps, burst, &actor(&key))
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    tx.commit().await?;
+    tracing::info!(org_id, actor = %actor(&key), "org limits set");
+    Ok(Json(json!(org)))
+}
+
+/// `GET /v1/admin/orgs/{id}/keys` (platform).
+async fn org_keys(
+    State(s): Shared,
+    headers: HeaderMap,
+    Path(org_id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    platform_admin(&s, &headers).await?;
+    let mut conn = s.pool.acquire().await?;
+    existing_org(&mut conn, &org_id).await?;
+    drop(conn);
+    list_keys_of(&s, &org_id).await
+}
+
+/// `POST /v1/admin/orgs/{id}/keys` `{scopes, name?}` (platform).
+async fn create_org_key(
+    State(s): Shared,
+    headers: HeaderMap,
+    Path(org_id): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let key = platform_admin(&s, &headers).await?;
+    create_key_in(&s, &key, &org_id, &body).await
+}
+
+/// `POST /v1/admin/orgs/{id}/keys/{key_id}/revoke`, `DELETE .../{key_id}` (platform).
+async fn revoke_org_key(
+    State(s): Shared,
+    headers: HeaderMap,
+    Path((org_id, key_id)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let key = platform_admin(&s, &headers).await?;
+    revoke_in(&s, &key, &org_id, &key_id).await
+}
