@@ -183,3 +183,17 @@ start_timescale() {
   wait_port "$port" 60 || die "timescaledb (pglite) did not listen on $port (see $dir/pglite.log)"
   log "timescaledb (pglite) on 127.0.0.1:$port"
 }
+
+# ensure_python_otel: a venv at target/py-otel with the OpenTelemetry Python SDK
+# and its OTLP/HTTP protobuf exporter, for the OTLP end-to-end test (reused when
+# it already has them). Prints the venv's interpreter.
+ensure_python_otel() {
+  local venv="$ROOT/target/py-otel"
+  if ! "$venv/bin/python" -c 'import opentelemetry.sdk, opentelemetry.exporter.otlp.proto.http' >/dev/null 2>&1; then
+    log "installing opentelemetry-sdk and opentelemetry-exporter-otlp-proto-http from PyPI (venv $venv)"
+    python3 -m venv "$venv" >&2 || die "cannot create a Python venv (Debian: apt-get install python3-venv)"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check \
+      opentelemetry-sdk opentelemetry-exporter-otlp-proto-http >&2 || die "pip install of the OpenTelemetry SDK failed"
+  fi
+  echo "$venv/bin/python"
+}

@@ -20,6 +20,8 @@ ensure_postgres
 ensure_tansu
 ensure_browser
 ensure_timescale
+AGENTOPS_TEST_PYTHON=$(ensure_python_otel)
+export AGENTOPS_TEST_PYTHON
 
 cleanup() {
   stop_pidfile "$STATE/tansu/tansu.pid"

@@ -34,6 +34,7 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/v1/events", post(post_events))
         .route("/v1/heartbeat", post(post_heartbeat))
+        .route("/v1/traces", post(crate::otlp::post_traces))
         // Every ingest route above is behind the in-flight bound.
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), admit))
         .with_state(state)

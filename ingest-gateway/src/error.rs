@@ -21,6 +21,10 @@ pub(crate) enum ApiError {
     BadEncoding(String),
     #[error("Content-Encoding `{0}` is not supported: send gzip, zstd or identity")]
     UnsupportedEncoding(String),
+    #[error(
+        "Content-Type `{0}` is not supported: send application/x-protobuf or application/json"
+    )]
+    UnsupportedContentType(String),
     #[error("batch has {got} events; at most {max} per request")]
     BatchTooLarge { got: usize, max: usize },
     #[error("body is not valid JSON: {0}")]
@@ -59,7 +63,9 @@ impl ApiError {
             | ApiError::DecompressedTooLarge(_)
             | ApiError::BatchTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::BadEncoding(_) => StatusCode::BAD_REQUEST,
-            ApiError::UnsupportedEncoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::UnsupportedEncoding(_) | ApiError::UnsupportedContentType(_) => {
+                StatusCode::UNSUPPORTED_MEDIA_TYPE
+            }
             ApiError::BadJson(_) | ApiError::BadShape(_) | ApiError::AllRejected(_) => {
                 StatusCode::BAD_REQUEST
             }
@@ -77,6 +83,7 @@ impl ApiError {
             ApiError::BodyTooLarge(_) | ApiError::DecompressedTooLarge(_) => "body_too_large",
             ApiError::BadEncoding(_) => "invalid_encoding",
             ApiError::UnsupportedEncoding(_) => "unsupported_encoding",
+            ApiError::UnsupportedContentType(_) => "unsupported_media_type",
             ApiError::BatchTooLarge { .. } => "batch_too_large",
             ApiError::BadJson(_) => "invalid_json",
             ApiError::BadShape(_) => "invalid_request",

@@ -11,6 +11,7 @@ mod config;
 mod directives;
 mod error;
 mod limits;
+mod otlp;
 mod telemetry;
 
 use std::sync::Arc;

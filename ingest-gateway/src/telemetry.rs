@@ -19,3 +19,23 @@ pub(crate) fn produce_seconds(secs: f64) {
 pub(crate) fn in_flight(n: usize) {
     metrics::gauge!("agentops_gateway_requests_in_flight").set(n as f64);
 }
+
+/// Spans in `POST /v1/traces` requests that decoded.
+pub(crate) fn otlp_spans_received(n: usize) {
+    metrics::counter!("agentops_gateway_otlp_spans_received_total").increment(n as u64);
+}
+
+/// Spans that became events, all of them valid and acknowledged.
+pub(crate) fn otlp_spans_mapped(n: usize) {
+    metrics::counter!("agentops_gateway_otlp_spans_mapped_total").increment(n as u64);
+}
+
+/// Spans that are not a GenAI operation we map (dropped, not errors).
+pub(crate) fn otlp_spans_ignored(n: usize) {
+    metrics::counter!("agentops_gateway_otlp_spans_ignored_total").increment(n as u64);
+}
+
+/// Spans with an event that failed validation (`partial_success.rejected_spans`).
+pub(crate) fn otlp_spans_rejected(n: usize) {
+    metrics::counter!("agentops_gateway_otlp_spans_rejected_total").increment(n as u64);
+}

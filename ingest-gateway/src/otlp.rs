@@ -1,0 +1,64 @@
+//! `POST /v1/traces`: OTLP/HTTP trace export. GenAI spans become agent events
+//! ([`agentops_schemas::otlp`] holds the decoding and the mapping), produced
+//! and acknowledged like `POST /v1/events`.
+//!
+//! Answers follow the OTLP/HTTP specification: `200` with an
+//! `ExportTraceServiceResponse` in the request's encoding, whose
+//! `partial_success` counts the refused spans (or, with 0 refused, says how
+//! many spans were not GenAI operations). Failures keep the gateway's JSON
+//! error body: 400 for a body that does not decode, 401/403, 413, 415 for a
+//! Content-Type other than protobuf or JSON, 429/503 from the producer.
+
+use std::sync::Arc;
+
+use agentops_schemas::otlp::{self, Format};
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+use crate::api::{ingest_request, limits, produce_all, AppState};
+use crate::error::ApiError;
+use crate::telemetry;
+
+pub(crate) async fn post_traces(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .map(|v| v.to_str().unwrap_or("?"))
+        .unwrap_or_default();
+    let format = Format::from_content_type(content_type)
+        .ok_or_else(|| ApiError::UnsupportedContentType(content_type.to_owned()))?;
+    let (key, bytes) = ingest_request(&state, &headers, body).await?;
+    let now_us = chrono::Utc::now().timestamp_micros();
+    let mapped = otlp::decode_and_map(&bytes, format, &key.org_id, now_us, &limits(&state.config))
+        .map_err(|e| ApiError::BadShape(e.to_string()))?;
+    let rejected_spans = mapped.rejected_spans();
+    telemetry::otlp_spans_received(mapped.spans);
+    telemetry::otlp_spans_ignored(mapped.ignored_spans);
+    telemetry::otlp_spans_rejected(rejected_spans);
+    telemetry::events_rejected(mapped.rejected.len());
+    if !mapped.accepted.is_empty() {
+        produce_all(&state, &key, &mapped.accepted).await?;
+        telemetry::events_accepted(mapped.accepted.len());
+    }
+    telemetry::otlp_spans_mapped(mapped.mapped_spans());
+    tracing::debug!(
+        org_id = %key.org_id,
+        spans = mapped.spans,
+        events = mapped.accepted.len(),
+        ignored = mapped.ignored_spans,
+        rejected = rejected_spans,
+        "otlp traces ingested"
+    );
+    let body = otlp::encode_response(&mapped.response(), format);
+    let mut response = (StatusCode::OK, body).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(format.content_type()),
+    );
+    Ok(response)
+}
