@@ -203,7 +203,7 @@ impl Fields<'_> {
                 let s = v
                     .as_str()
                     .ok_or_else(|| FieldError::new(name, "expected a string"))?;
-                Ok(Some(without_nul(truncate(s, self.limits.max_message_len))))
+                Ok(Some(free_text(s, self.limits.max_message_len)))
             }
         }
     }
@@ -276,8 +276,8 @@ impl Fields<'_> {
                 }
             };
             out.insert(
-                without_nul(truncate(k, self.limits.max_string_len)),
-                without_nul(truncate(&s, self.limits.max_message_len)),
+                free_text(k, self.limits.max_string_len),
+                free_text(&s, self.limits.max_message_len),
             );
         }
         Ok(out)
@@ -285,10 +285,12 @@ impl Fields<'_> {
 }
 
 /// Free text keeps its content but not U+0000, which PostgreSQL cannot
-/// store in text or JSON: it becomes U+FFFD.
-fn without_nul(s: String) -> String {
+/// store in text or JSON: it becomes U+FFFD. At most `max` bytes *after*
+/// the replacement (each NUL grows by two bytes).
+fn free_text(s: &str, max: usize) -> String {
+    let s = truncate(s, max);
     if s.contains('\0') {
-        s.replace('\0', "\u{FFFD}")
+        truncate(&s.replace('\0', "\u{FFFD}"), max)
     } else {
         s
     }
@@ -356,6 +358,26 @@ mod tests {
         let e = check(v).unwrap();
         assert_eq!(e.error_message.as_deref(), Some("bad\u{FFFD}byte"));
         assert_eq!(e.attributes["k\u{FFFD}"], "v\u{FFFD}");
+    }
+
+    /// Found by the json_batch fuzz target: NULs replaced after truncating
+    /// grew a 256-byte attribute key to 258 bytes and a 4096-byte message
+    /// to 12288.
+    #[test]
+    fn replacing_nul_keeps_text_within_its_limit() {
+        let limits = ValidationLimits::default();
+        let mut v = good();
+        v["error_message"] = json!("\u{0}".repeat(limits.max_message_len));
+        let key = format!("{}\u{0}", "k".repeat(limits.max_string_len - 1));
+        v["attributes"] = json!({ key: format!("{}\u{0}", "v".repeat(limits.max_message_len)) });
+        let e = check(v).unwrap();
+        let message = e.error_message.unwrap();
+        assert_eq!(message, "\u{FFFD}".repeat(limits.max_message_len / 3));
+        let (k, v) = e.attributes.into_iter().next().unwrap();
+        assert_eq!(k, "k".repeat(limits.max_string_len - 1));
+        assert_eq!(v, "v".repeat(limits.max_message_len));
+        assert_eq!(free_text("a\u{0}b", 4), "a\u{FFFD}");
+        assert_eq!(free_text("a\u{0}b", 5), "a\u{FFFD}b");
     }
 
     #[test]
