@@ -228,15 +228,11 @@ pub fn to_events(
             spans.extend(ss.spans.iter().map(|s| (s, resource)));
         }
     }
-    let by_id: HashMap<(&[u8], &[u8]), usize> = spans
-        .iter()
-        .enumerate()
-        .map(|(i, (s, _))| ((&s.trace_id[..], &s.span_id[..]), i))
-        .collect();
     let attrs: Vec<Attrs<'_>> = spans
         .iter()
         .map(|(s, _)| Attrs::new(&s.attributes))
         .collect();
+    let agents = span_agents(&spans, &attrs);
     let mut out = Mapped {
         spans: spans.len(),
         ..Mapped::default()
@@ -247,22 +243,10 @@ pub fn to_events(
             out.ignored_spans += 1;
             continue;
         };
-        // The agent: the span's own, else its nearest ancestor's in this
+        // The agent: the span's own or its nearest ancestor's in this
         // request, else the resource's service.name.
-        let mut agent = None;
-        let mut cur = index;
-        for _ in 0..spans.len() {
-            if let Some(found) = attrs[cur].text_of(AGENT) {
-                agent = Some(found);
-                break;
-            }
-            let s = spans[cur].0;
-            match by_id.get(&(&s.trace_id[..], &s.parent_span_id[..])) {
-                Some(&parent) if !s.parent_span_id.is_empty() => cur = parent,
-                _ => break,
-            }
-        }
-        let agent = agent
+        let agent = agents[index]
+            .clone()
             .or_else(|| Attrs::new(resource).text("service.name"))
             .unwrap_or_else(|| "unknown_service".to_owned());
         let events = match span_events(span, resource, a, op, &agent, org_id, limits) {
@@ -288,6 +272,54 @@ pub fn to_events(
         }
     }
     out
+}
+
+/// Each span's `gen_ai.agent.id` / `gen_ai.agent.name`, else its nearest
+/// ancestor's in this request. Every span is resolved once (memoized along
+/// each walk up), so a long parent chain costs linear time; a parent cycle
+/// (malformed input) resolves to none.
+fn span_agents(spans: &[(&Span, &[KeyValue])], attrs: &[Attrs<'_>]) -> Vec<Option<String>> {
+    let by_id: HashMap<(&[u8], &[u8]), usize> = spans
+        .iter()
+        .enumerate()
+        .map(|(i, (s, _))| ((&s.trace_id[..], &s.span_id[..]), i))
+        .collect();
+    let parent = |i: usize| {
+        let s = spans[i].0;
+        if s.parent_span_id.is_empty() {
+            return None;
+        }
+        by_id
+            .get(&(&s.trace_id[..], &s.parent_span_id[..]))
+            .copied()
+    };
+    let mut agent: Vec<Option<Option<String>>> = vec![None; spans.len()];
+    let mut on_walk = vec![false; spans.len()];
+    for start in 0..spans.len() {
+        let mut walk = Vec::new();
+        let mut cur = start;
+        let found = loop {
+            if let Some(done) = &agent[cur] {
+                break done.clone();
+            }
+            if on_walk[cur] {
+                break None;
+            }
+            on_walk[cur] = true;
+            walk.push(cur);
+            if let Some(own) = attrs[cur].text_of(AGENT) {
+                break Some(own);
+            }
+            match parent(cur) {
+                Some(p) => cur = p,
+                None => break None,
+            }
+        };
+        for i in walk {
+            agent[i] = Some(found.clone());
+        }
+    }
+    agent.into_iter().map(Option::flatten).collect()
 }
 
 fn classify(a: &Attrs<'_>) -> Option<Op> {

@@ -54,7 +54,13 @@ impl<'s> Attrs<'s> {
 /// bytes as hex; at most about `room` bytes (validation truncates exactly).
 pub(super) fn render(v: &AnyValue, room: usize) -> Option<String> {
     let s = match v.value.as_ref()? {
-        Any::StringValue(s) => s.clone(),
+        Any::StringValue(s) => {
+            let mut end = s.len().min(room);
+            while !s.is_char_boundary(end) {
+                end -= 1;
+            }
+            s[..end].to_owned()
+        }
         Any::BoolValue(b) => b.to_string(),
         Any::IntValue(n) => n.to_string(),
         Any::DoubleValue(x) => x.to_string(),

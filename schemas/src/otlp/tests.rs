@@ -397,6 +397,36 @@ fn the_agent_comes_from_the_span_its_ancestors_or_the_service() {
 }
 
 #[test]
+fn a_long_parent_chain_resolves_every_span_to_the_root_agent() {
+    // Children first, 3,000 deep: each span resolved once along the walk.
+    let n: u16 = 3000;
+    let mut spans: Vec<Span> = (1..=n)
+        .rev()
+        .map(|k| {
+            let mut sp = span_of(0, 0, "chat", (0, 10), vec![s(OPERATION, "chat")]);
+            sp.span_id = [[0u8; 6].as_slice(), &k.to_be_bytes()].concat();
+            sp.parent_span_id = [[0u8; 6].as_slice(), &(k - 1).to_be_bytes()].concat();
+            sp
+        })
+        .collect();
+    let mut root = span_of(
+        0,
+        0,
+        "invoke_agent",
+        (0, 20),
+        vec![s(OPERATION, "invoke_agent"), s("gen_ai.agent.name", "deep")],
+    );
+    root.span_id = vec![0; 8];
+    root.span_id[7] = 0;
+    // The root's id is all zero (invalid): it is rejected, yet still names its descendants' agent.
+    spans.push(root);
+    let m = map(&request(Some("svc"), spans));
+    assert_eq!(m.accepted.len(), n as usize);
+    assert!(m.accepted.iter().all(|e| e.agent_id == "deep"));
+    assert_eq!(m.rejected_spans(), 1);
+}
+
+#[test]
 fn event_ids_are_deterministic_per_org_trace_span_and_kind() {
     let req = request(Some("svc"), vec![agent_span(None, vec![]), chat(vec![])]);
     let a = map(&req);
