@@ -18,6 +18,11 @@
 //!   - `GET|POST /v1/admin/policies`, `GET|PUT|DELETE /v1/admin/policies/{id}`
 //!   - `GET|PUT|DELETE /v1/admin/digest`
 //!   - `POST /v1/admin/agents/{agent_id}/pause|kill|resume`
+//! - orgs and API keys (`tenancy` module, every change audited):
+//!   - admin scope: `GET|POST /v1/admin/keys`, `POST /v1/admin/keys/{id}/revoke`
+//!     (or `DELETE /v1/admin/keys/{id}`), `GET /v1/admin/audit?limit=50`
+//!   - platform admins: `GET|POST /v1/admin/orgs`, `GET|PATCH /v1/admin/orgs/{id}`,
+//!     `GET|POST /v1/admin/orgs/{id}/keys`, `POST /v1/admin/orgs/{id}/keys/{key_id}/revoke`
 //! - `GET /` the dashboard; `/metrics`, `/healthz`
 
 pub mod admin;
