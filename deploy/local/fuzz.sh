@@ -41,7 +41,9 @@ export RUSTC_BOOTSTRAP=1
 # The same dependency versions as the workspace (serde_json's parser is part
 # of what is under test): start from the root lock file; cargo prunes it and
 # adds libfuzzer-sys. Not checked in (schemas/fuzz/.gitignore).
-cp "$ROOT/Cargo.lock" "$FUZZ_DIR/Cargo.lock"
+if [ ! -f "$FUZZ_DIR/Cargo.lock" ] || [ "$ROOT/Cargo.lock" -nt "$FUZZ_DIR/Cargo.lock" ]; then
+  cp "$ROOT/Cargo.lock" "$FUZZ_DIR/Cargo.lock"
+fi
 # Release build with debug assertions: overflow checks turn silent
 # wrap-arounds into findings.
 FUZZ_BUILD=(--fuzz-dir "$FUZZ_DIR" --target-dir "$TARGET_DIR" --debug-assertions)
