@@ -3,7 +3,8 @@
 //! with the default limits. Asserts what must hold for every body: no
 //! panic, every span mapped, ignored or rejected exactly once (rejections
 //! in span order, in range), the answer encodes and decodes in the request's
-//! format, and every accepted event survives the Kafka codec unchanged.
+//! format, and every accepted event is one the mapping makes (its run the
+//! trace, within the limits) and survives the Kafka codec unchanged.
 #![no_main]
 
 use agentops_schemas::otlp::{self, Format};
