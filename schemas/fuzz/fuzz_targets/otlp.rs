@@ -55,6 +55,25 @@ fuzz_target!(|data: &[u8]| {
                 event.org_id, ORG,
                 "the org comes from the key, never the body"
             );
+            assert!(
+                [
+                    "llm_call",
+                    "tool_call",
+                    "run_started",
+                    "run_completed",
+                    "run_failed"
+                ]
+                .contains(&event.event_type.as_str()),
+                "a type the mapping makes: {}",
+                event.event_type
+            );
+            let trace = event.trace_id.as_deref().expect("trace_id kept");
+            assert!(trace.len() == 32 && trace.bytes().all(|b| b.is_ascii_hexdigit()));
+            assert_eq!(event.run_id.as_deref(), Some(trace), "the run is the trace");
+            assert_eq!(event.span_id.as_deref().map(str::len), Some(16));
+            assert!(event.attributes.len() <= limits.max_attributes);
+            let counts = [event.input_tokens, event.output_tokens, event.latency_ms];
+            assert!(counts.iter().flatten().all(|n| *n >= 0), "counts >= 0");
             let bytes = CODEC.encode(event).expect("an accepted event encodes");
             let back = CODEC.decode(&bytes).expect("an encoded event decodes");
             assert_eq!(&back, event, "the codec round-trips every accepted event");
