@@ -79,9 +79,9 @@ ensure_tansu() {
   fi
 }
 
-# start_tansu DIR PORT ENGINE(sqlite|memory)
+# start_tansu DIR PORT ENGINE(sqlite|memory) [ADVERTISED_PORT]
 start_tansu() {
-  local dir=$1 port=$2 engine=${3:-sqlite} storage
+  local dir=$1 port=$2 engine=${3:-sqlite} advertised=${4:-$2} storage
   mkdir -p "$dir"
   case "$engine" in
     sqlite) storage="sqlite://tansu.db" ;; # relative to the broker's working directory
@@ -90,7 +90,7 @@ start_tansu() {
   esac
   (cd "$dir" && exec nohup tansu broker \
     --listener-url "tcp://127.0.0.1:$port" \
-    --advertised-listener-url "tcp://127.0.0.1:$port" \
+    --advertised-listener-url "tcp://127.0.0.1:$advertised" \
     --storage-engine "$storage" >"$dir/tansu.log" 2>&1) &
   echo $! >"$dir/tansu.pid"
   wait_port "$port" 60 || die "tansu did not listen on $port (see $dir/tansu.log)"

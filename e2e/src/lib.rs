@@ -103,6 +103,110 @@ pub fn free_port() -> u16 {
         .expect("free port")
 }
 
+/// A private tansu broker (SQLite engine, started by
+/// `deploy/local/tansu-ctl.sh` like the test services) behind a TCP proxy
+/// that a test can take away and bring back: [`Tansu::stop`] drops every
+/// connection and refuses new ones, exactly what clients see of a stopped
+/// broker; [`Tansu::restart`] accepts again. The broker advertises the
+/// proxy's address, so every client goes through it.
+///
+/// Why a proxy and not the broker process: tansu 0.6's SQLite engine panics
+/// (`idempotent_message_check`, "more or less than one row") when an
+/// idempotent producer carries on after the broker process restarted, and
+/// then refuses all storage requests; Kafka keeps producer state across
+/// restarts, so that would test tansu, not us.
+pub struct Tansu {
+    pub port: u16,
+    broker_port: u16,
+    dir: PathBuf,
+    proxy: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Tansu {
+    /// Start a broker with fresh storage under `target/e2e-tansu/<name>`.
+    pub async fn start(name: &str) -> Result<Tansu> {
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../target/e2e-tansu")
+            .join(format!("{name}-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir)?;
+        let mut t = Tansu {
+            port: free_port(),
+            broker_port: free_port(),
+            dir,
+            proxy: None,
+        };
+        t.ctl("start")?;
+        t.restart().await?;
+        Ok(t)
+    }
+
+    pub fn brokers(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    fn ctl(&self, action: &str) -> Result<()> {
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../deploy/local/tansu-ctl.sh");
+        let status = Command::new(script)
+            .arg(&self.dir)
+            .arg(self.broker_port.to_string())
+            .arg(action)
+            .arg(self.port.to_string())
+            .status()
+            .context("cannot run deploy/local/tansu-ctl.sh")?;
+        if !status.success() {
+            bail!(
+                "tansu-ctl.sh {action} failed ({status}); see {}/tansu.log",
+                self.dir.display()
+            );
+        }
+        Ok(())
+    }
+
+    /// Take the broker away: every connection is dropped, new ones refused.
+    pub fn stop(&mut self) {
+        if let Some(proxy) = self.proxy.take() {
+            // Aborting the accept loop drops the listener and, with the
+            // JoinSet it owns, every connection task.
+            proxy.abort();
+        }
+    }
+
+    /// Bring the broker back on the same address.
+    pub async fn restart(&mut self) -> Result<()> {
+        self.stop();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let listener = loop {
+            match tokio::net::TcpListener::bind(("127.0.0.1", self.port)).await {
+                Ok(l) => break l,
+                Err(e) if Instant::now() > deadline => return Err(e.into()),
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        };
+        let upstream = self.broker_port;
+        self.proxy = Some(tokio::spawn(async move {
+            let mut conns = tokio::task::JoinSet::new();
+            while let Ok((mut client, _)) = listener.accept().await {
+                conns.spawn(async move {
+                    if let Ok(mut broker) =
+                        tokio::net::TcpStream::connect(("127.0.0.1", upstream)).await
+                    {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut broker).await;
+                    }
+                });
+                while conns.try_join_next().is_some() {}
+            }
+        }));
+        Ok(())
+    }
+}
+
+impl Drop for Tansu {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = self.ctl("stop");
+    }
+}
+
 /// A database and topics of one test, with every component running.
 pub struct Stack {
     pub name: String,
@@ -133,6 +237,9 @@ pub struct StackOptions {
     pub pg_admin_url: Option<String>,
     /// Partitions of each topic (default 4).
     pub partitions: Option<i32>,
+    /// Another broker (default `AGENTOPS_TEST_KAFKA`), e.g. a [`Tansu`] the
+    /// test stops and restarts.
+    pub brokers: Option<String>,
 }
 
 impl Stack {
@@ -154,9 +261,10 @@ impl Stack {
             agentops_query_api::admin::create_org_with_keys(&pool, &org_id, "Test org", "e2e")
                 .await?;
         let key = |i: usize| keys[i].secret.clone();
+        let brokers = opts.brokers.clone().unwrap_or_else(kafka_brokers);
 
         let mut env = vec![
-            ("AGENTOPS_KAFKA__BROKERS".to_owned(), kafka_brokers()),
+            ("AGENTOPS_KAFKA__BROKERS".to_owned(), brokers.clone()),
             (
                 "AGENTOPS_KAFKA__TOPIC_RAW".to_owned(),
                 format!("raw.{name}"),
@@ -195,7 +303,7 @@ impl Stack {
         env.extend(opts.env.iter().cloned());
         // Topics up front, so every consumer joins a topic that exists.
         let kcfg = agentops_runtime::config::KafkaConfig {
-            brokers: kafka_brokers(),
+            brokers,
             partitions,
             ..Default::default()
         };
