@@ -449,6 +449,14 @@ impl Stack {
         )
     }
 
+    /// The process id of a running component.
+    pub fn pid(&self, c: Component, instance: usize) -> Option<u32> {
+        self.children
+            .iter()
+            .find(|(cc, i, _)| *cc == c && *i == instance)
+            .map(|(_, _, child)| child.id())
+    }
+
     fn take_child(&mut self, c: Component, instance: usize) -> Result<Child> {
         let pos = self
             .children

@@ -218,3 +218,199 @@ async fn twenty_clients_through_a_broker_restart_get_2xx_only_for_acknowledged_e
     );
     Ok(())
 }
+
+/// `VmRSS` and `VmHWM` (peak) of a process, in KiB.
+fn memory_kib(pid: u32) -> Result<(u64, u64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let field = |name: &str| -> Result<u64> {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .with_context(|| format!("no {name} in /proc/{pid}/status"))
+    };
+    Ok((field("VmRSS:")?, field("VmHWM:")?))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn hostile_bodies_get_their_status_and_the_gateway_memory_stays_bounded() -> Result<()> {
+    use agentops_e2e::Component;
+    use std::io::Write;
+    let stack = Stack::start(
+        "bodies",
+        StackOptions {
+            skip: vec![
+                Component::Processors,
+                Component::Projections,
+                Component::QueryApi,
+            ],
+            ..Default::default()
+        },
+    )
+    .await?;
+    let send = |body: Vec<u8>, encoding: Option<&'static str>| {
+        let mut r = stack
+            .http
+            .post(format!("{}/v1/events", stack.gateway_url))
+            .bearer_auth(&stack.ingest_key)
+            .header("content-type", "application/json");
+        if let Some(e) = encoding {
+            r = r.header("content-encoding", e);
+        }
+        async move {
+            let r = r.body(body).send().await?;
+            let status = r.status().as_u16();
+            let body: Value = r.json().await?;
+            anyhow::Ok((status, body))
+        }
+    };
+    let expect = |(status, body): (u16, Value), want: u16, code: &str, says: &str| -> Result<()> {
+        ensure!(status == want, "expected {want}, got {status}: {body}");
+        ensure!(body["error"]["code"] == code, "expected {code}: {body}");
+        let message = body["error"]["message"].as_str().unwrap_or_default();
+        ensure!(
+            message.contains(says),
+            "message {message:?} should say {says:?}"
+        );
+        Ok(())
+    };
+
+    // 1 GiB of zeros in about 1 MiB (gzip) and a few KiB (zstd).
+    let zeros = vec![b'0'; 1 << 30];
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    gz.write_all(&zeros[..256 << 20])?;
+    let gzip_bomb = gz.finish()?;
+    let zstd_bomb = zstd::stream::encode_all(&zeros[..], 3)?;
+    drop(zeros);
+    ensure!(gzip_bomb.len() < 1 << 20 && zstd_bomb.len() < 1 << 20);
+    let ten_mb = {
+        let mut b = br#"{"events":[{"error_message":""#.to_vec();
+        b.resize(10 << 20, b'x');
+        b.extend_from_slice(br#""}]}"#);
+        b
+    };
+    let now = chrono::Utc::now().to_rfc3339();
+    let one_event = |i: usize| json!({"event_id": uuid::Uuid::new_v4().to_string(), "type": "heartbeat", "agent_id": format!("a{i}"), "timestamp": now});
+    let too_many =
+        serde_json::to_vec(&json!({"events": (0..1001).map(one_event).collect::<Vec<_>>()}))?;
+    let deep = format!(
+        r#"{{"events":[{{"event_id":"{}","type":"heartbeat","agent_id":"a","timestamp":"{now}","attributes":{{"x":{}{}}}}}]}}"#,
+        uuid::Uuid::new_v4(),
+        "[".repeat(100_000),
+        "]".repeat(100_000)
+    )
+    .into_bytes();
+    let mut bad_utf8 = serde_json::to_vec(&json!({"events": [one_event(0)]}))?;
+    let at = bad_utf8
+        .windows(2)
+        .position(|w| w == b"a0")
+        .context("agent id")?;
+    bad_utf8[at + 1] = 0xff;
+
+    let pid = stack.pid(Component::Gateway, 0).context("gateway pid")?;
+    let (rss_before, _) = memory_kib(pid)?;
+
+    expect(
+        send(gzip_bomb.clone(), Some("gzip")).await?,
+        413,
+        "body_too_large",
+        "decompressed",
+    )?;
+    expect(
+        send(zstd_bomb.clone(), Some("zstd")).await?,
+        413,
+        "body_too_large",
+        "decompressed",
+    )?;
+    expect(
+        send(ten_mb.clone(), None).await?,
+        413,
+        "body_too_large",
+        "larger than 1048576 bytes",
+    )?;
+    expect(
+        send(too_many, None).await?,
+        413,
+        "batch_too_large",
+        "1001 events; at most 1000",
+    )?;
+    // Nesting is skipped without recursion (no stack to exhaust); the event
+    // is refused by name.
+    let (status, body) = send(deep, None).await?;
+    ensure!(
+        status == 400 && body["rejected"][0]["field"] == "attributes.x",
+        "deep nesting: {status} {body}"
+    );
+    let deep_event = format!(
+        r#"{{"events":[{}{}]}}"#,
+        "[".repeat(100_000),
+        "]".repeat(100_000)
+    );
+    let (status, body) = send(deep_event.into_bytes(), None).await?;
+    ensure!(
+        status == 400 && body["rejected"][0]["index"] == 0,
+        "deep event: {status} {body}"
+    );
+    expect(
+        send(bad_utf8, None).await?,
+        400,
+        "invalid_json",
+        "not UTF-8",
+    )?;
+
+    // 20 clients at once, each sending bombs and 10 MB bodies (one of them
+    // twice over): every answer is a 413 (or 429) and the peak
+    // memory stays within what the in-flight bound allows.
+    let mut tasks = Vec::new();
+    for c in 0..20 {
+        let (stack_url, key, http) = (
+            stack.gateway_url.clone(),
+            stack.ingest_key.clone(),
+            stack.http.clone(),
+        );
+        let (g, z, t) = (gzip_bomb.clone(), zstd_bomb.clone(), ten_mb.clone());
+        tasks.push(tokio::spawn(async move {
+            for round in 0..3 {
+                let (body, enc) = match (c + round) % 3 {
+                    0 => (g.clone(), Some("gzip")),
+                    1 => (z.clone(), Some("zstd")),
+                    _ => (t.clone(), None),
+                };
+                let mut r = http
+                    .post(format!("{stack_url}/v1/events"))
+                    .bearer_auth(&key);
+                if let Some(e) = enc {
+                    r = r.header("content-encoding", e);
+                }
+                let status = r.body(body).send().await?.status().as_u16();
+                ensure!(
+                    status == 413 || status == 429,
+                    "hostile body answered {status}"
+                );
+            }
+            anyhow::Ok(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    let (rss_after, peak) = memory_kib(pid)?;
+    eprintln!("gateway RSS before {rss_before} KiB, after {rss_after} KiB, peak {peak} KiB");
+    // Uncapped, one bomb alone would take 256 MiB (gzip) or 1 GiB (zstd).
+    ensure!(
+        peak < rss_before + 128 * 1024,
+        "gateway peak RSS {peak} KiB, {} KiB above its start",
+        peak - rss_before
+    );
+    let ok = send(
+        serde_json::to_vec(&json!({"events": [one_event(1)]}))?,
+        None,
+    )
+    .await?;
+    ensure!(
+        ok.0 == 202,
+        "the gateway still accepts good batches: {:?}",
+        ok
+    );
+    Ok(())
+}

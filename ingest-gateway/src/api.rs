@@ -87,12 +87,7 @@ async fn read_body(
     let declared = headers
         .get(axum::http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
-        return Err(ApiError::BodyTooLarge(limit));
-    }
-    let raw = axum::body::to_bytes(body, limit)
-        .await
-        .map_err(|_| ApiError::BodyTooLarge(limit))?;
+    let raw = read_capped(body, limit, declared.is_some_and(|n| n > limit as u64)).await?;
     let encoding = headers
         .get(axum::http::header::CONTENT_ENCODING)
         .map(|v| v.to_str().unwrap_or("?").trim().to_ascii_lowercase());
@@ -106,6 +101,48 @@ async fn read_body(
         }
         Some(other) => Err(ApiError::UnsupportedEncoding(other.to_owned())),
     }
+}
+
+/// After a body went past the cap, up to this much more is read and thrown
+/// away before answering, so a client still sending gets the 413 instead of
+/// a broken pipe (the connection is closed after the answer either way).
+const DRAIN_BYTES: usize = 64 << 20;
+const DRAIN_TIME: Duration = Duration::from_secs(2);
+
+/// The body's bytes, or `BodyTooLarge` once more than `limit` arrived
+/// (at once when `too_large`, from `Content-Length`); memory held is at most
+/// `limit`.
+async fn read_capped(
+    body: Body,
+    limit: usize,
+    too_large: bool,
+) -> Result<axum::body::Bytes, ApiError> {
+    use futures::StreamExt;
+    let mut stream = body.into_data_stream();
+    let mut buf = Vec::new();
+    // Set once the body is known to be too large: from then on, drain.
+    let mut drain_until = too_large.then(|| Instant::now() + DRAIN_TIME);
+    let mut drained = 0usize;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| ApiError::BadEncoding(format!("reading the body: {e}")))?;
+        let Some(until) = drain_until else {
+            if buf.len() + chunk.len() <= limit {
+                buf.extend_from_slice(&chunk);
+            } else {
+                buf = Vec::new();
+                drain_until = Some(Instant::now() + DRAIN_TIME);
+            }
+            continue;
+        };
+        drained += chunk.len();
+        if drained > DRAIN_BYTES || Instant::now() > until {
+            break;
+        }
+    }
+    if drain_until.is_some() {
+        return Err(ApiError::BodyTooLarge(limit));
+    }
+    Ok(buf.into())
 }
 
 fn inflate(reader: impl std::io::Read, limit: usize) -> Result<axum::body::Bytes, ApiError> {
