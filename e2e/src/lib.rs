@@ -203,7 +203,9 @@ impl Tansu {
 impl Drop for Tansu {
     fn drop(&mut self) {
         self.stop();
-        let _ = self.ctl("stop");
+        if self.ctl("stop").is_ok() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 }
 
