@@ -1,4 +1,4 @@
-//! A small client for `POST /v1/events` with bounded, polite retries:
+//! A small client for `POST /v1/events` (and `/v1/traces`) with bounded, polite retries:
 //! 429/503 honour `Retry-After`, other 5xx and transport errors back off
 //! exponentially; other 4xx are final. Never panics.
 
@@ -25,6 +25,7 @@ pub(crate) struct Gateway {
     client: reqwest::Client,
     url: String,
     auth: String,
+    content_type: &'static str,
 }
 
 const MAX_ATTEMPTS: u32 = 6;
@@ -40,6 +41,16 @@ impl Gateway {
             client,
             url: format!("{}/v1/events", base.trim_end_matches('/')),
             auth: format!("Bearer {key}"),
+            content_type: "application/json",
+        })
+    }
+
+    /// The same client for `POST /v1/traces` with protobuf bodies (`post_once` only).
+    pub(crate) fn traces(base: &str, key: &str) -> anyhow::Result<Self> {
+        Ok(Self {
+            url: format!("{}/v1/traces", base.trim_end_matches('/')),
+            content_type: "application/x-protobuf",
+            ..Self::new(base, key)?
         })
     }
 
@@ -52,7 +63,7 @@ impl Gateway {
             .client
             .post(&self.url)
             .header(reqwest::header::AUTHORIZATION, &self.auth)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header(reqwest::header::CONTENT_TYPE, self.content_type)
             .body(body)
             .send()
             .await?;

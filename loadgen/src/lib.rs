@@ -1,10 +1,13 @@
 //! AgentOps load generator: a synthetic agent fleet for demos (`demo`) and
-//! the ingest-gateway benchmark against a raw Kafka producer (`bench`), and
+//! the ingest-gateway benchmark against a raw Kafka producer (`bench`, JSON
+//! or OTLP bodies, throughput and open-loop latency), and
 //! the storage and freshness benchmarks (`bench-projections`, `bench-queries`,
 //! `bench-freshness`), and the processor benchmark (`bench-processors`).
 
 pub mod bench;
 pub mod bench_alerts;
+mod bench_latency;
+mod bench_otlp;
 pub mod bench_processors;
 pub mod bench_store;
 mod catalog;
