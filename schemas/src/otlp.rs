@@ -393,8 +393,8 @@ fn span_events(
     if let Some(p) = a.text_of(PROVIDER) {
         base.insert("provider".into(), json!(p));
     }
-    let event = |kind: &str, at: u64, base: &Map<String, Value>| {
-        let mut e = base.clone();
+    // Takes its map: only `invoke_agent` spans (two events) clone one.
+    let event = |kind: &str, at: u64, mut e: Map<String, Value>| {
         e.insert("event_id".into(), json!(id(kind)));
         e.insert("type".into(), json!(kind));
         e.insert("timestamp".into(), json!(rfc3339(at)));
@@ -414,7 +414,7 @@ fn span_events(
     let end = span.end_time_unix_nano;
     Ok(match op {
         Op::Llm => {
-            let mut e = event("llm_call", end, &outcome);
+            let mut e = event("llm_call", end, outcome);
             if let Some(m) = a.text_of(MODEL) {
                 e.insert("model".into(), json!(m));
             }
@@ -422,14 +422,14 @@ fn span_events(
             vec![Value::Object(e)]
         }
         Op::Tool => {
-            let mut e = event("tool_call", end, &outcome);
+            let mut e = event("tool_call", end, outcome);
             if let Some(t) = a.text(TOOL) {
                 e.insert("tool_name".into(), json!(t));
             }
             vec![Value::Object(e)]
         }
         Op::Agent => {
-            let mut started = event("run_started", span.start_time_unix_nano, &outcome);
+            let mut started = event("run_started", span.start_time_unix_nano, outcome.clone());
             for k in ["status", "latency_ms", "error_type", "error_message"] {
                 started.remove(k);
             }
@@ -440,7 +440,7 @@ fn span_events(
             };
             vec![
                 Value::Object(started),
-                Value::Object(event(kind, end, &outcome)),
+                Value::Object(event(kind, end, outcome)),
             ]
         }
     })
