@@ -416,3 +416,60 @@ async fn hostile_bodies_get_their_status_and_the_gateway_memory_stays_bounded() 
     );
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_bodies_get_408_and_do_not_hold_the_gateway() -> Result<()> {
+    use agentops_e2e::Component;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let stack = Stack::start(
+        "slowbody",
+        StackOptions {
+            skip: vec![
+                Component::Processors,
+                Component::Projections,
+                Component::QueryApi,
+            ],
+            env: vec![
+                ("AGENTOPS_BODY_READ_TIMEOUT_MS".into(), "1500".into()),
+                ("AGENTOPS_MAX_IN_FLIGHT".into(), "2".into()),
+            ],
+            ..Default::default()
+        },
+    )
+    .await?;
+    let addr = stack.gateway_url.trim_start_matches("http://").to_owned();
+    // Two clients announce 100 bytes and send 10, taking both slots.
+    let mut slow = Vec::new();
+    for _ in 0..2 {
+        let mut c = tokio::net::TcpStream::connect(&addr).await?;
+        let head = format!(
+            "POST /v1/events HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"events\":",
+            stack.ingest_key
+        );
+        c.write_all(head.as_bytes()).await?;
+        slow.push(c);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let batch = events::run("a", "r-slow", false, 100, 5);
+    let (status, _, body) = post(&stack, &batch).await?;
+    ensure!(
+        status == 429 && body["error"]["code"] == "overloaded",
+        "while both slots are held: {status} {body}"
+    );
+    // Each slow client gets a 408 once the read timeout passes.
+    for mut c in slow {
+        let mut answer = vec![0u8; 512];
+        let n = tokio::time::timeout(Duration::from_secs(15), c.read(&mut answer))
+            .await
+            .context("no answer to a stalled body")??;
+        let text = String::from_utf8_lossy(&answer[..n]);
+        ensure!(
+            text.starts_with("HTTP/1.1 408"),
+            "stalled body answered {text}"
+        );
+        ensure!(text.contains("request_timeout"), "{text}");
+    }
+    let (status, _, body) = post(&stack, &batch).await?;
+    ensure!(status == 202, "slots free again: {status} {body}");
+    Ok(())
+}

@@ -83,11 +83,18 @@ async fn read_body(
     headers: &HeaderMap,
     body: Body,
     limit: usize,
+    read_timeout: Duration,
 ) -> Result<axum::body::Bytes, ApiError> {
     let declared = headers
         .get(axum::http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-    let raw = read_capped(body, limit, declared.is_some_and(|n| n > limit as u64)).await?;
+    let raw = read_capped(
+        body,
+        limit,
+        declared.is_some_and(|n| n > limit as u64),
+        read_timeout,
+    )
+    .await?;
     let encoding = headers
         .get(axum::http::header::CONTENT_ENCODING)
         .map(|v| v.to_str().unwrap_or("?").trim().to_ascii_lowercase());
@@ -111,31 +118,41 @@ const DRAIN_TIME: Duration = Duration::from_secs(2);
 
 /// The body's bytes, or `BodyTooLarge` once more than `limit` arrived
 /// (at once when `too_large`, from `Content-Length`); memory held is at most
-/// `limit`.
+/// `limit`. A body not complete within `read_timeout` answers 408, so slow
+/// clients cannot hold the in-flight slots.
 async fn read_capped(
     body: Body,
     limit: usize,
     too_large: bool,
+    read_timeout: Duration,
 ) -> Result<axum::body::Bytes, ApiError> {
     use futures::StreamExt;
+    let deadline = tokio::time::Instant::now() + read_timeout;
     let mut stream = body.into_data_stream();
     let mut buf = Vec::new();
     // Set once the body is known to be too large: from then on, drain.
-    let mut drain_until = too_large.then(|| Instant::now() + DRAIN_TIME);
+    let mut drain_until = too_large.then(|| tokio::time::Instant::now() + DRAIN_TIME);
     let mut drained = 0usize;
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| ApiError::BadEncoding(format!("reading the body: {e}")))?;
-        let Some(until) = drain_until else {
+    loop {
+        let until = drain_until.map_or(deadline, |d| d.min(deadline));
+        let chunk = match tokio::time::timeout_at(until, stream.next()).await {
+            Ok(Some(chunk)) => {
+                chunk.map_err(|e| ApiError::BadEncoding(format!("reading the body: {e}")))?
+            }
+            Ok(None) => break,
+            Err(_) if drain_until.is_some() => break,
+            Err(_) => return Err(ApiError::BodyTimeout(read_timeout)),
+        };
+        if drain_until.is_none() {
             if buf.len() + chunk.len() <= limit {
                 buf.extend_from_slice(&chunk);
-            } else {
-                buf = Vec::new();
-                drain_until = Some(Instant::now() + DRAIN_TIME);
+                continue;
             }
-            continue;
-        };
+            buf = Vec::new();
+            drain_until = Some(tokio::time::Instant::now() + DRAIN_TIME);
+        }
         drained += chunk.len();
-        if drained > DRAIN_BYTES || Instant::now() > until {
+        if drained > DRAIN_BYTES {
             break;
         }
     }
@@ -165,7 +182,13 @@ pub(crate) async fn ingest_request(
     body: Body,
 ) -> Result<(KeyInfo, axum::body::Bytes), ApiError> {
     let key = authenticate(state, headers, Scope::Ingest).await?;
-    let bytes = read_body(headers, body, state.config.max_body_bytes).await?;
+    let bytes = read_body(
+        headers,
+        body,
+        state.config.max_body_bytes,
+        Duration::from_millis(state.config.body_read_timeout_ms),
+    )
+    .await?;
     Ok((key, bytes))
 }
 
@@ -361,7 +384,7 @@ mod tests {
             axum::http::header::CONTENT_ENCODING,
             encoding.parse().unwrap(),
         );
-        read_body(&headers, Body::from(body), limit)
+        read_body(&headers, Body::from(body), limit, Duration::from_secs(5))
             .await
             .map(|b| b.to_vec())
     }

@@ -12,6 +12,9 @@ pub struct Config {
     pub database: DatabaseConfig,
     /// Largest accepted request body (bytes).
     pub max_body_bytes: usize,
+    /// A request body must arrive within this (ms), else 408: slow clients
+    /// cannot hold the in-flight slots.
+    pub body_read_timeout_ms: u64,
     /// Most events in one request.
     pub max_batch_events: usize,
     /// How long a request waits for the broker before answering 503.
@@ -52,6 +55,7 @@ impl Default for Config {
             database: DatabaseConfig::default(),
             max_body_bytes: 1024 * 1024,
             max_batch_events: 1000,
+            body_read_timeout_ms: 30_000,
             produce_timeout_ms: 10_000,
             max_in_flight: 64,
             rate_limit_events_per_sec: 10_000.0,

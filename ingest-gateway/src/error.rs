@@ -15,6 +15,8 @@ pub(crate) enum ApiError {
     Forbidden(&'static str),
     #[error("request body is larger than {0} bytes")]
     BodyTooLarge(usize),
+    #[error("request body not received within {} ms", .0.as_millis())]
+    BodyTimeout(std::time::Duration),
     #[error("decompressed request body is larger than {0} bytes")]
     DecompressedTooLarge(usize),
     #[error("body cannot be decompressed: {0}")]
@@ -63,6 +65,7 @@ impl ApiError {
             | ApiError::DecompressedTooLarge(_)
             | ApiError::BatchTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::BadEncoding(_) => StatusCode::BAD_REQUEST,
+            ApiError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::UnsupportedEncoding(_) | ApiError::UnsupportedContentType(_) => {
                 StatusCode::UNSUPPORTED_MEDIA_TYPE
             }
@@ -82,6 +85,7 @@ impl ApiError {
             ApiError::Forbidden(_) => "forbidden",
             ApiError::BodyTooLarge(_) | ApiError::DecompressedTooLarge(_) => "body_too_large",
             ApiError::BadEncoding(_) => "invalid_encoding",
+            ApiError::BodyTimeout(_) => "request_timeout",
             ApiError::UnsupportedEncoding(_) => "unsupported_encoding",
             ApiError::UnsupportedContentType(_) => "unsupported_media_type",
             ApiError::BatchTooLarge { .. } => "batch_too_large",
