@@ -13,14 +13,13 @@ use std::collections::HashMap;
 
 use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::trace::v1::{status::StatusCode, Span};
-use serde_json::{json, Map, Value};
 
 pub use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
 
 use crate::batch::Rejected;
-use crate::validate::{event_from_json, ValidationLimits};
+use crate::validate::{event_from_str, ValidationLimits};
 use crate::AgentEvent;
 
 use attrs::{render, Attrs};
@@ -221,11 +220,19 @@ pub fn to_events(
     now_us: i64,
     limits: &ValidationLimits,
 ) -> Mapped {
-    let mut spans: Vec<(&Span, &[KeyValue])> = Vec::new();
-    for rs in &request.resource_spans {
-        let resource = rs.resource.as_ref().map_or(&[][..], |r| &r.attributes[..]);
+    // Each resource's `service.name`, read once for all its spans.
+    let services: Vec<Option<String>> = request
+        .resource_spans
+        .iter()
+        .map(|rs| {
+            let resource = rs.resource.as_ref().map_or(&[][..], |r| &r.attributes[..]);
+            Attrs::new(resource).text("service.name")
+        })
+        .collect();
+    let mut spans: Vec<(&Span, Option<&str>)> = Vec::new();
+    for (rs, service) in request.resource_spans.iter().zip(&services) {
         for ss in &rs.scope_spans {
-            spans.extend(ss.spans.iter().map(|s| (s, resource)));
+            spans.extend(ss.spans.iter().map(|s| (s, service.as_deref())));
         }
     }
     let attrs: Vec<Attrs<'_>> = spans
@@ -237,7 +244,7 @@ pub fn to_events(
         spans: spans.len(),
         ..Mapped::default()
     };
-    for (index, (span, resource)) in spans.iter().enumerate() {
+    for (index, &(span, service)) in spans.iter().enumerate() {
         let a = &attrs[index];
         let Some(op) = classify(a) else {
             out.ignored_spans += 1;
@@ -247,9 +254,9 @@ pub fn to_events(
         // request, else the resource's service.name.
         let agent = agents[index]
             .clone()
-            .or_else(|| Attrs::new(resource).text("service.name"))
+            .or_else(|| service.map(str::to_owned))
             .unwrap_or_else(|| "unknown_service".to_owned());
-        let events = match span_events(span, resource, a, op, &agent, org_id, limits) {
+        let events = match span_events(span, service, a, op, &agent, org_id, limits) {
             Ok(events) => events,
             Err((field, error)) => {
                 out.rejected.push(Rejected {
@@ -261,7 +268,7 @@ pub fn to_events(
             }
         };
         for event in events {
-            match event_from_json(&event, org_id, now_us, limits) {
+            match event_from_str(&event, org_id, now_us, limits) {
                 Ok(e) => out.accepted.push(e),
                 Err(e) => out.rejected.push(Rejected {
                     index,
@@ -278,7 +285,7 @@ pub fn to_events(
 /// ancestor's in this request. Every span is resolved once (memoized along
 /// each walk up), so a long parent chain costs linear time; a parent cycle
 /// (malformed input) resolves to none.
-fn span_agents(spans: &[(&Span, &[KeyValue])], attrs: &[Attrs<'_>]) -> Vec<Option<String>> {
+fn span_agents(spans: &[(&Span, Option<&str>)], attrs: &[Attrs<'_>]) -> Vec<Option<String>> {
     let by_id: HashMap<(&[u8], &[u8]), usize> = spans
         .iter()
         .enumerate()
@@ -334,16 +341,47 @@ fn classify(a: &Attrs<'_>) -> Option<Op> {
     }
 }
 
-/// The events of one span, as client JSON (validated by the caller).
+/// A field of an event's client JSON.
+#[derive(Clone, Copy)]
+enum F<'a> {
+    Str(&'a str),
+    Int(i64),
+    /// Text that is already JSON (the attributes object).
+    Raw(&'a str),
+}
+
+/// An event as compact client JSON, keys in byte order: the very text
+/// `serde_json` writes for the same fields in a `serde_json::Map` (a
+/// `BTreeMap`), without building one. Keys must be distinct.
+fn write_event(fields: &mut [(&str, F<'_>)], out: &mut Vec<u8>) -> std::io::Result<()> {
+    fields.sort_unstable_by(|x, y| x.0.cmp(y.0));
+    out.push(b'{');
+    for (n, (k, v)) in fields.iter().enumerate() {
+        if n > 0 {
+            out.push(b',');
+        }
+        serde_json::to_writer(&mut *out, k)?;
+        out.push(b':');
+        match v {
+            F::Str(s) => serde_json::to_writer(&mut *out, s)?,
+            F::Int(i) => serde_json::to_writer(&mut *out, i)?,
+            F::Raw(r) => out.extend_from_slice(r.as_bytes()),
+        }
+    }
+    out.push(b'}');
+    Ok(())
+}
+
+/// The events of one span, as client JSON text (validated by the caller).
 fn span_events(
     span: &Span,
-    resource: &[KeyValue],
+    service: Option<&str>,
     a: &Attrs<'_>,
     op: Op,
     agent: &str,
     org_id: &str,
     limits: &ValidationLimits,
-) -> Result<Vec<Value>, (&'static str, String)> {
+) -> Result<Vec<String>, (&'static str, String)> {
     if span.trace_id.len() != 16 || span.trace_id.iter().all(|b| *b == 0) {
         return Err(("traceId", "expected 16 bytes, not all zero".into()));
     }
@@ -383,66 +421,73 @@ fn span_events(
     let latency_ms = (span.start_time_unix_nano > 0
         && span.end_time_unix_nano >= span.start_time_unix_nano)
         .then(|| ((span.end_time_unix_nano - span.start_time_unix_nano) / 1_000_000) as i64);
+    let attributes = attributes(span, service, limits).map_err(|e| ("(event)", e.to_string()))?;
+    let provider = a.text_of(PROVIDER);
 
-    let mut base = Map::new();
-    base.insert("agent_id".into(), json!(agent));
-    base.insert("run_id".into(), json!(trace));
-    base.insert("trace_id".into(), json!(trace));
-    base.insert("span_id".into(), json!(span_hex));
-    base.insert("attributes".into(), attributes(span, resource, limits));
-    if let Some(p) = a.text_of(PROVIDER) {
-        base.insert("provider".into(), json!(p));
-    }
-    // Takes its map: only `invoke_agent` spans (two events) clone one.
-    let event = |kind: &str, at: u64, mut e: Map<String, Value>| {
-        e.insert("event_id".into(), json!(id(kind)));
-        e.insert("type".into(), json!(kind));
-        e.insert("timestamp".into(), json!(rfc3339(at)));
-        e
-    };
-    let mut outcome = base;
-    outcome.insert("status".into(), json!(if failed { "error" } else { "ok" }));
-    if let Some(ms) = latency_ms {
-        outcome.insert("latency_ms".into(), json!(ms));
-    }
-    if let Some(t) = error_type {
-        outcome.insert("error_type".into(), json!(t));
-    }
-    if let Some(m) = error_message {
-        outcome.insert("error_message".into(), json!(m));
-    }
     let end = span.end_time_unix_nano;
-    Ok(match op {
-        Op::Llm => {
-            let mut e = event("llm_call", end, outcome);
-            if let Some(m) = a.text_of(MODEL) {
-                e.insert("model".into(), json!(m));
-            }
-            tokens(a, &mut e);
-            vec![Value::Object(e)]
-        }
-        Op::Tool => {
-            let mut e = event("tool_call", end, outcome);
-            if let Some(t) = a.text(TOOL) {
-                e.insert("tool_name".into(), json!(t));
-            }
-            vec![Value::Object(e)]
-        }
-        Op::Agent => {
-            let mut started = event("run_started", span.start_time_unix_nano, outcome.clone());
-            for k in ["status", "latency_ms", "error_type", "error_message"] {
-                started.remove(k);
-            }
-            let kind = if failed {
-                "run_failed"
-            } else {
-                "run_completed"
-            };
-            vec![
-                Value::Object(started),
-                Value::Object(event(kind, end, outcome)),
-            ]
-        }
+    let end_kind = match op {
+        Op::Llm => "llm_call",
+        Op::Tool => "tool_call",
+        Op::Agent if failed => "run_failed",
+        Op::Agent => "run_completed",
+    };
+    let (end_id, end_at) = (id(end_kind), rfc3339(end));
+    let started =
+        (op == Op::Agent).then(|| (id("run_started"), rfc3339(span.start_time_unix_nano)));
+    let model = (op == Op::Llm).then(|| a.text_of(MODEL)).flatten();
+    let tool = (op == Op::Tool).then(|| a.text(TOOL)).flatten();
+
+    let mut base: Vec<(&str, F<'_>)> = Vec::with_capacity(20);
+    base.push(("agent_id", F::Str(agent)));
+    base.push(("run_id", F::Str(&trace)));
+    base.push(("trace_id", F::Str(&trace)));
+    base.push(("span_id", F::Str(&span_hex)));
+    base.push(("attributes", F::Raw(&attributes)));
+    if let Some(p) = &provider {
+        base.push(("provider", F::Str(p)));
+    }
+    let outcome_len = base.len();
+    let mut outcome = base;
+    outcome.push(("status", F::Str(if failed { "error" } else { "ok" })));
+    if let Some(ms) = latency_ms {
+        outcome.push(("latency_ms", F::Int(ms)));
+    }
+    if let Some(t) = &error_type {
+        outcome.push(("error_type", F::Str(t)));
+    }
+    if let Some(m) = &error_message {
+        outcome.push(("error_message", F::Str(m)));
+    }
+    let text = |mut fields: Vec<(&str, F<'_>)>| {
+        let mut out = Vec::with_capacity(1024);
+        write_event(&mut fields, &mut out).map_err(|e| ("(event)", e.to_string()))?;
+        String::from_utf8(out).map_err(|e| ("(event)", e.to_string()))
+    };
+    let mut started_fields: Vec<(&str, F<'_>)> = Vec::new();
+    if let Some((started_id, started_at)) = &started {
+        // The start carries the shared fields only, not the outcome.
+        started_fields = outcome[..outcome_len].to_vec();
+        started_fields.push(("event_id", F::Str(started_id)));
+        started_fields.push(("type", F::Str("run_started")));
+        started_fields.push(("timestamp", F::Str(started_at)));
+    }
+    let mut e = outcome;
+    e.push(("event_id", F::Str(&end_id)));
+    e.push(("type", F::Str(end_kind)));
+    e.push(("timestamp", F::Str(&end_at)));
+    if let Some(m) = &model {
+        e.push(("model", F::Str(m)));
+    }
+    if op == Op::Llm {
+        tokens(a, &mut e);
+    }
+    if let Some(t) = &tool {
+        e.push(("tool_name", F::Str(t)));
+    }
+    Ok(if started.is_some() {
+        vec![text(started_fields)?, text(e)?]
+    } else {
+        vec![text(e)?]
     })
 }
 
@@ -450,7 +495,7 @@ fn span_events(
 /// `input_tokens` include cache reads and writes, and `output_tokens`
 /// include reasoning, so both are subtracted, unless the span's total is
 /// smaller than the part (an instrumentation that already reports them apart).
-fn tokens(a: &Attrs<'_>, e: &mut Map<String, Value>) {
+fn tokens(a: &Attrs<'_>, e: &mut Vec<(&str, F<'_>)>) {
     let input = a.int_of(INPUT);
     let cache_read = a.int_of(CACHE_READ);
     let cache_write = a.int_of(CACHE_WRITE);
@@ -473,36 +518,35 @@ fn tokens(a: &Attrs<'_>, e: &mut Map<String, Value>) {
         ("reasoning_tokens", reasoning),
     ] {
         if let Some(n) = v {
-            e.insert(field.into(), json!(n));
+            e.push((field, F::Int(n)));
         }
     }
 }
 
 /// Event attributes: the span name, parent span id and `service.name`, then
-/// the span's other attributes (by key) up to `max_attributes` in all.
-fn attributes(span: &Span, resource: &[KeyValue], limits: &ValidationLimits) -> Value {
-    let mut out = Map::new();
+/// the span's other attributes (by key) up to `max_attributes` in all, as
+/// the JSON text of an object (keys in byte order, the first of a key wins).
+fn attributes(
+    span: &Span,
+    service: Option<&str>,
+    limits: &ValidationLimits,
+) -> std::io::Result<String> {
+    let parent = (!span.parent_span_id.is_empty()).then(|| hex::encode(&span.parent_span_id));
+    let mut out: Vec<(&str, String)> = Vec::with_capacity(span.attributes.len() + 3);
     if !span.name.is_empty() {
-        out.insert("otel.span_name".into(), json!(span.name));
+        out.push(("otel.span_name", span.name.clone()));
     }
-    if !span.parent_span_id.is_empty() {
-        out.insert(
-            "otel.parent_span_id".into(),
-            json!(hex::encode(&span.parent_span_id)),
-        );
+    if let Some(p) = parent {
+        out.push(("otel.parent_span_id", p));
     }
-    if let Some(service) = Attrs::new(resource).text("service.name") {
-        out.insert("service.name".into(), json!(service));
+    if let Some(service) = service {
+        out.push(("service.name", service.to_owned()));
     }
+    let fixed = out.len();
     let mut rest: Vec<&KeyValue> = span
         .attributes
         .iter()
-        .filter(|kv| {
-            !kv.key.is_empty()
-                && !AS_FIELDS
-                    .iter()
-                    .any(|names| names.contains(&kv.key.as_str()))
-        })
+        .filter(|kv| !kv.key.is_empty() && !is_field(&kv.key))
         .collect();
     rest.sort_by(|x, y| x.key.cmp(&y.key));
     let room = limits.max_message_len;
@@ -510,11 +554,40 @@ fn attributes(span: &Span, resource: &[KeyValue], limits: &ValidationLimits) -> 
         if out.len() >= limits.max_attributes {
             break;
         }
+        let key = kv.key.as_str();
+        // `rest` is sorted, so a repeated key follows the one that won.
+        let taken = out[..fixed].iter().any(|(k, _)| *k == key)
+            || (out.len() > fixed && out[out.len() - 1].0 == key);
+        if taken {
+            continue;
+        }
         if let Some(v) = kv.value.as_ref().and_then(|v| render(v, room)) {
-            out.entry(kv.key.clone()).or_insert(json!(v));
+            out.push((key, v));
         }
     }
-    Value::Object(out)
+    out.sort_unstable_by(|x, y| x.0.cmp(y.0));
+    let mut text = Vec::with_capacity(
+        out.iter()
+            .map(|(k, v)| k.len() + v.len() + 6)
+            .sum::<usize>()
+            + 2,
+    );
+    text.push(b'{');
+    for (n, (k, v)) in out.iter().enumerate() {
+        if n > 0 {
+            text.push(b',');
+        }
+        serde_json::to_writer(&mut text, k)?;
+        text.push(b':');
+        serde_json::to_writer(&mut text, v)?;
+    }
+    text.push(b'}');
+    String::from_utf8(text).map_err(std::io::Error::other)
+}
+
+/// Whether a span attribute becomes an event field, not an event attribute.
+fn is_field(key: &str) -> bool {
+    AS_FIELDS.iter().any(|names| names.contains(&key))
 }
 
 /// Span time (Unix nanoseconds) as RFC 3339 with microseconds, UTC.

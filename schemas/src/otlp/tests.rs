@@ -4,6 +4,7 @@ use opentelemetry_proto::tonic::common::v1::{ArrayValue, KeyValueList};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{span, ResourceSpans, ScopeSpans, Status};
 use proptest::prelude::*;
+use serde_json::{json, Value};
 
 /// 2026-11-22T10:00:00Z in Unix nanoseconds.
 const T0: u64 = 1_795_341_600_000_000_000;
@@ -733,4 +734,161 @@ proptest! {
         let want_rejected = ops.iter().zip(&old).filter(|(o, old)| **old && !matches!(o, None | Some("other"))).count();
         prop_assert_eq!(m.rejected_spans(), want_rejected);
     }
+}
+
+/// Single-thread µs/event of `to_events` on a loadgen-like request (chat,
+/// tool and agent spans), plus a digest of everything it maps to, so a
+/// change can be checked to give the very same output:
+/// `cargo test --release -p agentops-schemas otlp_mapping_timing -- --ignored --nocapture`
+#[test]
+#[ignore]
+fn otlp_mapping_timing() {
+    use std::hash::{Hash, Hasher};
+    let mut spans = Vec::new();
+    for r in 0..20u8 {
+        let trace: Vec<u8> = (0..16).map(|k| k ^ r ^ 0x5a).collect();
+        let root = vec![1, 2, 3, 4, 5, 6, 7, r + 1];
+        let common = |extra: Vec<KeyValue>| {
+            let mut v = vec![
+                s("gen_ai.agent.id", &format!("agent-{r}")),
+                s("agentops.workflow_id", "wf-checkout"),
+                s("env", "prod"),
+                s("region", "eu-west-1"),
+                s("customer_tier", "gold"),
+            ];
+            v.extend(extra);
+            v
+        };
+        let mk = |n: u8, parent: &[u8], name: &str, attributes: Vec<KeyValue>, failed: bool| Span {
+            trace_id: trace.clone(),
+            span_id: vec![9, 8, 7, 6, 5, r, n, 1],
+            parent_span_id: parent.to_vec(),
+            name: name.into(),
+            start_time_unix_nano: T0 + u64::from(n) * 1_000_000,
+            end_time_unix_nano: T0 + u64::from(n) * 1_000_000 + 834_000_000,
+            attributes,
+            status: failed.then(|| Status {
+                message: "upstream timeout".into(),
+                code: StatusCode::Error as i32,
+            }),
+            ..Default::default()
+        };
+        for n in 0..3u8 {
+            spans.push(mk(
+                n,
+                &root,
+                "chat gpt-4o",
+                common(vec![
+                    s("gen_ai.operation.name", "chat"),
+                    s("gen_ai.provider.name", "openai"),
+                    s("gen_ai.request.model", "gpt-4o"),
+                    s("gen_ai.response.model", "gpt-4o-2024-08-06"),
+                    i("gen_ai.usage.input_tokens", 1200 + i64::from(n)),
+                    i("gen_ai.usage.output_tokens", 340),
+                    i("gen_ai.usage.cache_read.input_tokens", 200),
+                ]),
+                n == 2 && r % 5 == 0,
+            ));
+        }
+        spans.push(mk(
+            3,
+            &root,
+            "execute_tool search",
+            common(vec![
+                s("gen_ai.operation.name", "execute_tool"),
+                s("gen_ai.tool.name", "search"),
+            ]),
+            false,
+        ));
+        let mut agent = mk(
+            r + 1,
+            &[],
+            "invoke_agent",
+            common(vec![s("gen_ai.operation.name", "invoke_agent")]),
+            r % 5 == 0,
+        );
+        agent.span_id = root.clone();
+        spans.push(agent);
+    }
+    let req = request(Some("checkout-svc"), spans);
+    let limits = ValidationLimits::default();
+    let first = to_events(&req, "org", NOW, &limits);
+    assert!(first.rejected.is_empty(), "{:?}", first.rejected);
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    for e in &first.accepted {
+        let attrs: std::collections::BTreeMap<_, _> = e.attributes.iter().collect();
+        let mut e = e.clone();
+        e.attributes.clear();
+        format!("{e:?} {attrs:?}").hash(&mut h);
+    }
+    format!("{:?}", first.rejected).hash(&mut h);
+    let events = first.accepted.len();
+    let iters = 2000;
+    let t = std::time::Instant::now();
+    for _ in 0..iters {
+        std::hint::black_box(to_events(std::hint::black_box(&req), "org", NOW, &limits));
+    }
+    let us = t.elapsed().as_secs_f64() * 1e6 / (iters * events) as f64;
+    println!(
+        "events/request {events}; digest {:016x}; {us:.2} us/event",
+        h.finish()
+    );
+}
+
+/// A digest of everything `decode_and_map` makes of each file in
+/// `OTLP_CORPUS` (a fuzz corpus), as protobuf and as OTLP/JSON, with the
+/// default limits and small ones, so two versions of the mapping can be
+/// compared on thousands of bodies:
+/// `OTLP_CORPUS=target/fuzz/corpus/otlp cargo test -p agentops-schemas otlp_corpus_digest -- --ignored --nocapture`
+#[test]
+#[ignore]
+fn otlp_corpus_digest() {
+    use std::hash::{Hash, Hasher};
+    let dir = std::env::var("OTLP_CORPUS").expect("OTLP_CORPUS");
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    let small = ValidationLimits {
+        max_attributes: 4,
+        max_message_len: 16,
+        max_string_len: 24,
+        ..ValidationLimits::default()
+    };
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    let mut events = 0;
+    for f in &files {
+        let body = std::fs::read(f).unwrap();
+        for limits in [ValidationLimits::default(), small.clone()] {
+            for format in [Format::Protobuf, Format::Json] {
+                let Ok(m) =
+                    decode_and_map(&body, format, "org-fuzz", 1_790_000_000_000_000, &limits)
+                else {
+                    0u8.hash(&mut h);
+                    continue;
+                };
+                events += m.accepted.len();
+                for e in &m.accepted {
+                    let attrs: std::collections::BTreeMap<_, _> = e.attributes.iter().collect();
+                    let mut e = e.clone();
+                    e.attributes.clear();
+                    format!("{e:?} {attrs:?}").hash(&mut h);
+                }
+                format!(
+                    "{:?} {} {} {:?}",
+                    m.rejected,
+                    m.spans,
+                    m.ignored_spans,
+                    m.response()
+                )
+                .hash(&mut h);
+            }
+        }
+    }
+    println!(
+        "{} files, {events} events; digest {:016x}",
+        files.len(),
+        h.finish()
+    );
 }
