@@ -244,6 +244,21 @@ pub struct StackOptions {
     pub brokers: Option<String>,
 }
 
+impl StackOptions {
+    /// Only the gateway (and its database), with `env`.
+    pub fn gateway_only(env: Vec<(String, String)>) -> Self {
+        StackOptions {
+            env,
+            skip: vec![
+                Component::Processors,
+                Component::Projections,
+                Component::QueryApi,
+            ],
+            ..Default::default()
+        }
+    }
+}
+
 impl Stack {
     pub async fn start(name: &str, opts: StackOptions) -> Result<Stack> {
         let db_url = match &opts.pg_admin_url {

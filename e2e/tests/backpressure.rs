@@ -238,18 +238,7 @@ fn memory_kib(pid: u32) -> Result<(u64, u64)> {
 async fn hostile_bodies_get_their_status_and_the_gateway_memory_stays_bounded() -> Result<()> {
     use agentops_e2e::Component;
     use std::io::Write;
-    let stack = Stack::start(
-        "bodies",
-        StackOptions {
-            skip: vec![
-                Component::Processors,
-                Component::Projections,
-                Component::QueryApi,
-            ],
-            ..Default::default()
-        },
-    )
-    .await?;
+    let stack = Stack::start("bodies", StackOptions::gateway_only(Vec::new())).await?;
     let send = |body: Vec<u8>, encoding: Option<&'static str>| {
         let mut r = stack
             .http
@@ -419,22 +408,13 @@ async fn hostile_bodies_get_their_status_and_the_gateway_memory_stays_bounded() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_bodies_get_408_and_do_not_hold_the_gateway() -> Result<()> {
-    use agentops_e2e::Component;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let stack = Stack::start(
         "slowbody",
-        StackOptions {
-            skip: vec![
-                Component::Processors,
-                Component::Projections,
-                Component::QueryApi,
-            ],
-            env: vec![
-                ("AGENTOPS_BODY_READ_TIMEOUT_MS".into(), "1500".into()),
-                ("AGENTOPS_MAX_IN_FLIGHT".into(), "2".into()),
-            ],
-            ..Default::default()
-        },
+        StackOptions::gateway_only(vec![
+            ("AGENTOPS_BODY_READ_TIMEOUT_MS".into(), "1500".into()),
+            ("AGENTOPS_MAX_IN_FLIGHT".into(), "2".into()),
+        ]),
     )
     .await?;
     let addr = stack.gateway_url.trim_start_matches("http://").to_owned();

@@ -389,21 +389,13 @@ async fn gateway_answers_503_with_retry_after_when_the_broker_is_down() -> anyho
     let dead = agentops_e2e::free_port();
     let stack = Stack::start(
         "nobroker",
-        StackOptions {
-            env: vec![
-                (
-                    "AGENTOPS_KAFKA__BROKERS".into(),
-                    format!("127.0.0.1:{dead}"),
-                ),
-                ("AGENTOPS_PRODUCE_TIMEOUT_MS".into(), "1500".into()),
-            ],
-            skip: vec![
-                Component::Processors,
-                Component::Projections,
-                Component::QueryApi,
-            ],
-            ..Default::default()
-        },
+        StackOptions::gateway_only(vec![
+            (
+                "AGENTOPS_KAFKA__BROKERS".into(),
+                format!("127.0.0.1:{dead}"),
+            ),
+            ("AGENTOPS_PRODUCE_TIMEOUT_MS".into(), "1500".into()),
+        ]),
     )
     .await?;
     let e = events::run("a", "r", false, 1, 1)[0].clone();
