@@ -1,15 +1,14 @@
 #!/usr/bin/env bash
 # Freshness through the whole pipeline: gateway 202 → counted in
 # /v1/metrics/overview, at a sustained rate (default 5,000 events/s for 60 s).
-# Starts a private PostgreSQL and tansu (SQLite engine by default: the real
-# path, with consumer groups) under target/bench-fresh, the four components
+# Starts a private PostgreSQL and Apache Kafka (one KRaft node, 2 GiB heap)
+# under target/bench-fresh, the four components
 # (release builds), an org `fresh`, and runs `agentops-loadgen bench-freshness`.
 # Prints p50/p99/max and one JSON line (also in target/bench-fresh/freshness.out).
 #
 # Settings (environment):
 #   BENCH_RATE        events per second      (default 5000)
 #   BENCH_SECS        seconds of sending     (default 60)
-#   BENCH_ENGINE      tansu engine: sqlite | memory (default sqlite)
 #   BENCH_PG_PORT     (default 25434)   BENCH_KAFKA_PORT (default 29093)
 #   BENCH_NO_BUILD=1  skip the release build
 set -euo pipefail
@@ -18,16 +17,15 @@ cd "$ROOT"
 
 PG_PORT=${BENCH_PG_PORT:-25434}
 KAFKA_PORT=${BENCH_KAFKA_PORT:-29093}
-ENGINE=${BENCH_ENGINE:-sqlite}
 STATE="$ROOT/target/bench-fresh"
 BIN="$ROOT/target/release"
 GW=127.0.0.1:28090 QA=127.0.0.1:28091
 
 ensure_postgres
-ensure_tansu
+ensure_kafka
 cleanup() {
   for c in gateway processors projections query-api; do stop_pidfile "$STATE/$c.pid"; done
-  stop_pidfile "$STATE/tansu/tansu.pid"
+  stop_kafka "$STATE/kafka"
   stop_postgres "$(pg_dir fresh "$PG_PORT")"
 }
 trap cleanup EXIT
@@ -40,7 +38,7 @@ if [ "${BENCH_NO_BUILD:-0}" != "1" ]; then
   cargo build --release --workspace --bins
 fi
 AGENTOPS_PG_FSYNC=on start_postgres "$(pg_dir fresh "$PG_PORT")" "$PG_PORT"
-start_tansu "$STATE/tansu" "$KAFKA_PORT" "$ENGINE"
+start_kafka "$STATE/kafka" "$KAFKA_PORT" 2g
 
 export AGENTOPS_DATABASE__URL="postgres://agentops:agentops@127.0.0.1:$PG_PORT/agentops"
 export AGENTOPS_KAFKA__BROKERS="127.0.0.1:$KAFKA_PORT"

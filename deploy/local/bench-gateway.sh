@@ -3,9 +3,8 @@
 # JSON batches (POST /v1/events) and OTLP traces (POST /v1/traces), one after
 # the other.
 #
-# Starts a private tansu broker on its in-memory engine (so the broker is not
-# the bottleneck; fine here because nothing consumes or restarts) and a private
-# PostgreSQL (for API keys) under target/bench-state, builds the release
+# Starts a private Apache Kafka broker (one KRaft node, 2 GiB heap) and a
+# private PostgreSQL (for API keys) under target/bench-state, builds the release
 # gateway, query-api and loadgen and creates an org `bench`. Then, for each
 # format in BENCH_FORMATS, it starts a fresh gateway (per-key rate limit off:
 # AGENTOPS_RATE_LIMIT_EVENTS_PER_SEC=0; AGENTOPS_MAX_IN_FLIGHT=1024) and runs
@@ -34,7 +33,7 @@
 #   BENCH_CONCURRENCY  requests / batches in flight       (default 8)
 #   BENCH_LATENCY_SECS latency phase per path, s; 0 skips (default 20)
 #   BENCH_LATENCY_LOAD latency rate / gateway max rate    (default 0.5)
-#   BENCH_ENGINE       tansu storage: memory | sqlite     (default memory)
+#   BENCH_PARTITIONS   partitions of the raw topic        (default 12)
 #   BENCH_KAFKA_PORT   broker port                        (default 29092)
 #   BENCH_PG_PORT      PostgreSQL port                    (default 25433)
 #   BENCH_GATEWAY_ADDR gateway listen address             (default 127.0.0.1:28080)
@@ -51,7 +50,6 @@ BATCH=${BENCH_BATCH:-100}
 CONCURRENCY=${BENCH_CONCURRENCY:-8}
 LATENCY_SECS=${BENCH_LATENCY_SECS:-20}
 LATENCY_LOAD=${BENCH_LATENCY_LOAD:-0.5}
-ENGINE=${BENCH_ENGINE:-memory}
 KAFKA_PORT=${BENCH_KAFKA_PORT:-29092}
 PG_PORT=${BENCH_PG_PORT:-25433}
 GATEWAY_ADDR=${BENCH_GATEWAY_ADDR:-127.0.0.1:28080}
@@ -66,11 +64,11 @@ for f in $FORMATS; do
 done
 
 ensure_postgres
-ensure_tansu
+ensure_kafka
 
 cleanup() {
   stop_pidfile "$STATE/gateway.pid"
-  stop_pidfile "$STATE/tansu/tansu.pid"
+  stop_kafka "$STATE/kafka"
   stop_postgres "$(pg_dir bench "$PG_PORT")"
 }
 trap cleanup EXIT
@@ -87,8 +85,9 @@ for b in agentops-ingest-gateway agentops-query-api agentops-loadgen; do
 done
 
 AGENTOPS_PG_FSYNC=off start_postgres "$(pg_dir bench "$PG_PORT")" "$PG_PORT"
-start_tansu "$STATE/tansu" "$KAFKA_PORT" "$ENGINE"
-create_topics "$KAFKA_PORT" "$TOPIC"
+start_kafka "$STATE/kafka" "$KAFKA_PORT" 2g
+kafka_topics "$KAFKA_PORT" --create --if-not-exists --topic "$TOPIC" \
+  --partitions "${BENCH_PARTITIONS:-12}" --replication-factor 1 >/dev/null
 
 export AGENTOPS_DATABASE__URL="postgres://agentops:agentops@127.0.0.1:$PG_PORT/agentops"
 "$BIN/agentops-query-api" admin create-org --id bench --name "Benchmark" >"$STATE/keys.env"
@@ -110,7 +109,7 @@ for FORMAT in $FORMATS; do
   echo $! >"$STATE/gateway.pid"
   wait_http "http://$GATEWAY_ADDR/healthz" 90 || die "gateway is not healthy (see $STATE/gateway.log)"
 
-  log "benchmark [$FORMAT]: $EVENTS events, batch $BATCH, concurrency $CONCURRENCY, latency ${LATENCY_SECS}s at ${LATENCY_LOAD} x max, tansu $ENGINE engine"
+  log "benchmark [$FORMAT]: $EVENTS events, batch $BATCH, concurrency $CONCURRENCY, latency ${LATENCY_SECS}s at ${LATENCY_LOAD} x max, Apache Kafka $KAFKA_VERSION"
   rc=0
   "$BIN/agentops-loadgen" bench \
     --format "$FORMAT" \
@@ -124,7 +123,7 @@ for FORMAT in $FORMATS; do
     --latency-secs "$LATENCY_SECS" \
     --latency-load "$LATENCY_LOAD" \
     --gateway-pid "$(cat "$STATE/gateway.pid")" \
-    --broker-pid "$(cat "$STATE/tansu/tansu.pid")" >"$STATE/bench-$FORMAT.out" || rc=$?
+    --broker-pid "$(cat "$STATE/kafka/kafka.pid")" >"$STATE/bench-$FORMAT.out" || rc=$?
   cat "$STATE/bench-$FORMAT.out"
   grep '^{.*"bench":"gateway_vs_raw"' "$STATE/bench-$FORMAT.out" >>"$STATE/bench.jsonl" || true
   [ "$rc" = 0 ] || status=$rc

@@ -8,13 +8,16 @@
 #      group and output topic, the org's policies and budgets in Postgres)
 #      over the same records. Both rates are taken from the output topic's
 #      high watermarks (first record → all N); prints each round's ratio
-#      processor/raw and the median.
+#      processor/raw and the median. With BENCH_EXACTLY_ONCE=true (default)
+#      each round also runs the processor with AGENTOPS_EXACTLY_ONCE=true
+#      (one Kafka transaction per batch) over the same records, and prints
+#      its ratios to the raw loop and to the at-least-once processor.
 #   2. alert latency: the whole pipeline (gateway, processors, projections,
 #      query API) and a webhook receiver inside the loadgen; per trial a new
 #      agent-scoped budget, then the event that crosses it; from that
 #      request's 202 to the receiver getting the POST (p50, p99, max).
 #
-# Broker: tansu on its in-memory engine (nothing restarts a consumer here).
+# Broker: Apache Kafka, one KRaft node (2 GiB heap).
 # Summary: target/bench/processors.txt. Everything started is stopped on exit.
 #
 # Settings (environment):
@@ -22,6 +25,7 @@
 #   BENCH_ROUNDS        (raw, processor) rounds                (default 3)
 #   BENCH_PARTITIONS    partitions of every topic              (default 8)
 #   BENCH_GOVERNANCE    true | false: the org's policies/budgets (default true)
+#   BENCH_EXACTLY_ONCE  true | false: also a transactional processor phase (default true)
 #   BENCH_TRIALS        budget crossings                       (default 50)
 #   BENCH_RATE          background events/s during the trials (default 500)
 #   BENCH_BUDGET_CHECK_INTERVAL_MS  processors' budget check   (default 500)
@@ -37,6 +41,7 @@ EVENTS=${BENCH_EVENTS:-200000}
 ROUNDS=${BENCH_ROUNDS:-3}
 PARTITIONS=${BENCH_PARTITIONS:-8}
 GOVERNANCE=${BENCH_GOVERNANCE:-true}
+EXACTLY_ONCE=${BENCH_EXACTLY_ONCE:-true}
 TRIALS=${BENCH_TRIALS:-50}
 RATE=${BENCH_RATE:-500}
 CHECK_MS=${BENCH_BUDGET_CHECK_INTERVAL_MS:-500}
@@ -50,10 +55,10 @@ BIN="$ROOT/target/release"
 GW=127.0.0.1:28100 QA=127.0.0.1:28101
 
 ensure_postgres
-ensure_tansu
+ensure_kafka
 cleanup() {
   for c in gateway processors projections query-api; do stop_pidfile "$STATE/$c.pid"; done
-  stop_pidfile "$STATE/tansu/tansu.pid"
+  stop_kafka "$STATE/kafka"
   stop_postgres "$(pg_dir procbench "$PG_PORT")"
 }
 trap cleanup EXIT
@@ -71,19 +76,20 @@ for b in agentops-ingest-gateway agentops-processors agentops-projections agento
 done
 
 AGENTOPS_PG_FSYNC=off start_postgres "$(pg_dir procbench "$PG_PORT")" "$PG_PORT"
-start_tansu "$STATE/tansu" "$KAFKA_PORT" memory
+start_kafka "$STATE/kafka" "$KAFKA_PORT" 2g
 DB="postgres://agentops:agentops@127.0.0.1:$PG_PORT/agentops"
 {
-  echo "# ./deploy/local/bench-processors.sh, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, tansu memory engine"
+  echo "# ./deploy/local/bench-processors.sh, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, Apache Kafka $KAFKA_VERSION"
 } >"$OUT"
 
 if [[ " $PARTS " == *" throughput "* ]]; then
-  log "throughput: $EVENTS events, $ROUNDS rounds, $PARTITIONS partitions, governance $GOVERNANCE"
+  log "throughput: $EVENTS events, $ROUNDS rounds, $PARTITIONS partitions, governance $GOVERNANCE, transactional phase $EXACTLY_ONCE"
   RUST_LOG=warn "$BIN/agentops-loadgen" bench-processors throughput \
     --brokers "127.0.0.1:$KAFKA_PORT" --database-url "$DB" \
     --processors-bin "$BIN/agentops-processors" \
     --events "$EVENTS" --rounds "$ROUNDS" --partitions "$PARTITIONS" --governance "$GOVERNANCE" \
-    --log-dir "$STATE/logs" --broker-pid "$(cat "$STATE/tansu/tansu.pid")" | tee -a "$OUT"
+    --exactly-once "$EXACTLY_ONCE" \
+    --log-dir "$STATE/logs" --broker-pid "$(cat "$STATE/kafka/kafka.pid")" | tee -a "$OUT"
 fi
 
 if [[ " $PARTS " == *" alerts "* ]]; then

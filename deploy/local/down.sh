@@ -5,13 +5,16 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 STATE="$ROOT/deploy/local/.state"
 PG_PORT=${AGENTOPS_PG_PORT:-5433}
-for name in demo-fleet ingest-gateway processors projections query-api; do
-  if [ -f "$STATE/pids/$name.pid" ]; then
-    stop_pidfile "$STATE/pids/$name.pid"
-    log "$name stopped"
-  fi
+# The fleet first (nothing new comes in), then the gateways, then the
+# consumers (they drain and commit), the query API, and the broker last.
+for pattern in demo-fleet 'ingest-gateway*' 'processors*' 'projections*' query-api; do
+  for f in "$STATE"/pids/$pattern.pid; do
+    [ -f "$f" ] || continue
+    stop_pidfile "$f"
+    log "$(basename "$f" .pid) stopped"
+  done
 done
-stop_pidfile "$STATE/tansu/tansu.pid"
+stop_kafka "$STATE/kafka"
 stop_postgres "$(pg_dir local "$PG_PORT")"
 log "broker and database stopped"
 if [ "${1:-}" = "--purge" ]; then

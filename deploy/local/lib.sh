@@ -1,6 +1,7 @@
 # Shared helpers of the deploy/local scripts (sourced, not run).
-# Installs what is missing (PostgreSQL, tansu, chromium, npm packages) and
-# starts private instances of PostgreSQL and tansu under a state directory.
+# Installs what is missing (PostgreSQL, Apache Kafka's jars, chromium, npm
+# packages) and starts private instances of PostgreSQL and Kafka under a state
+# directory.
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -72,58 +73,111 @@ stop_postgres() {
   runuser -u postgres -- "$bin/pg_ctl" -D "$dir/data" -m fast stop >/dev/null 2>&1 || true
 }
 
-ensure_tansu() {
-  if ! command -v tansu >/dev/null 2>&1; then
-    log "installing the tansu broker from crates.io (about 10 minutes, once; cached in ~/.cargo/bin)"
-    cargo install tansu --version 0.6.0 --locked --features libsql,dynostore >&2 || die "cargo install tansu failed"
+# --- Apache Kafka (KRaft) from Maven Central -------------------------------
+# deploy/local/kafka/pom.xml pins the release; `mvn dependency:copy-dependencies`
+# puts its jars (and the log4j2 runtime) in a cache outside the checkout,
+# reused while the pom is unchanged. No Kafka tarball, no Docker.
+KAFKA_POM="$ROOT/deploy/local/kafka/pom.xml"
+KAFKA_VERSION=$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$KAFKA_POM")
+AGENTOPS_CACHE=${AGENTOPS_CACHE:-$HOME/.cache/agentops}
+
+ensure_kafka() {
+  command -v java >/dev/null 2>&1 || apt_install openjdk-17-jre-headless
+  command -v mvn >/dev/null 2>&1 || apt_install maven
+  local libs="$AGENTOPS_CACHE/kafka-$KAFKA_VERSION/libs" stamp want
+  want=$(sha256sum "$KAFKA_POM" | cut -d' ' -f1)
+  stamp="$libs/.pom-sha256"
+  if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+    log "fetching Apache Kafka $KAFKA_VERSION from Maven Central (once; cached in $libs)"
+    rm -rf "$libs.tmp" && mkdir -p "$libs.tmp"
+    mvn -q -B -f "$KAFKA_POM" dependency:copy-dependencies -DincludeScope=runtime \
+      -DoutputDirectory="$libs.tmp" >&2 || die "mvn could not fetch Apache Kafka $KAFKA_VERSION"
+    echo "$want" >"$libs.tmp/.pom-sha256"
+    rm -rf "$libs" && mv "$libs.tmp" "$libs"
   fi
+  export AGENTOPS_KAFKA_LIBS="$libs"
 }
 
-# start_tansu DIR PORT ENGINE(sqlite|memory) [ADVERTISED_PORT]
-start_tansu() {
-  local dir=$1 port=$2 engine=${3:-sqlite} advertised=${4:-$2} storage
-  mkdir -p "$dir"
-  case "$engine" in
-    sqlite) storage="sqlite://tansu.db" ;; # relative to the broker's working directory
-    memory) storage="memory://tansu/" ;;
-    *) die "unknown tansu engine $engine" ;;
-  esac
-  (cd "$dir" && exec nohup tansu broker \
-    --listener-url "tcp://127.0.0.1:$port" \
-    --advertised-listener-url "tcp://127.0.0.1:$advertised" \
-    --storage-engine "$storage" >"$dir/tansu.log" 2>&1) &
-  echo $! >"$dir/tansu.pid"
-  wait_port "$port" 60 || die "tansu did not listen on $port (see $dir/tansu.log)"
-  if [ "$engine" = sqlite ]; then
-    # tansu 0.6 looks up each fetched record's headers with a query on an
-    # unindexed table: every fetch then scans every header ever written, and
-    # the broker slows down quadratically (a 100k-record backlog took minutes
-    # per fetch). The index makes each lookup a point query.
-    python3 - "$dir/tansu.db" <<'PY' || die "cannot index tansu's header table"
-import sqlite3, sys, time
-for attempt in range(50):
-    try:
-        db = sqlite3.connect(sys.argv[1], timeout=10)
-        db.execute("CREATE INDEX IF NOT EXISTS header_topition_offset ON header (topition, offset_id)")
-        db.commit()
-        break
-    except sqlite3.OperationalError:
-        time.sleep(0.2)
-else:
-    sys.exit(1)
-PY
-  fi
-  log "tansu ($engine) on 127.0.0.1:$port"
+# kafka_jvm HEAP [LOG_CONFIG]: sets KAFKA_JVM, the java command line (heap, G1
+# with short pauses as Kafka's own scripts set it, log4j2 config, the cached
+# classpath).
+kafka_jvm() {
+  KAFKA_JVM=(java "-Xms$1" "-Xmx$1" -XX:+UseG1GC -XX:MaxGCPauseMillis=20
+    -XX:InitiatingHeapOccupancyPercent=35 -XX:+ExplicitGCInvokesConcurrent
+    -Djava.awt.headless=true "-Dlog4j2.configurationFile=$ROOT/deploy/local/kafka/${2:-log4j2.yaml}"
+    -cp "$AGENTOPS_KAFKA_LIBS/*")
 }
 
+# kafka_java HEAP CLASS ARGS...: run a Kafka tool in the foreground (warnings
+# on stderr, its answer on stdout).
+kafka_java() {
+  kafka_jvm "$1" log4j2-tools.yaml; shift
+  "${KAFKA_JVM[@]}" "$@"
+}
+
+# kafka_topics PORT ARGS...: Kafka's own topic tool against a local broker.
+kafka_topics() {
+  local port=$1; shift
+  kafka_java 256m org.apache.kafka.tools.TopicCommand --bootstrap-server "127.0.0.1:$port" "$@"
+}
+
+# start_kafka DIR PORT [HEAP]: a single combined broker+controller node (KRaft)
+# on 127.0.0.1:PORT (controller on PORT+1), storage under DIR (formatted on
+# first start, kept afterwards), log in DIR/kafka.log. Returns once a real
+# client call (listing topics) succeeded.
+start_kafka() {
+  local dir port=$2 heap=${3:-${AGENTOPS_KAFKA_HEAP:-1g}} cport=$(($2 + 1))
+  dir=$(mkdir -p "$1" && cd "$1" && pwd)
+  if [ ! -f "$dir/data/meta.properties" ]; then
+    sed -e "s|@NODE_ID@|1|; s|@VOTERS@|1@127.0.0.1:$cport|; s|@PORT@|$port|g" \
+      -e "s|@CONTROLLER_PORT@|$cport|; s|@LOG_DIR@|$dir/data|" \
+      -e "s|@PARTITIONS@|${AGENTOPS_PARTITIONS:-12}|; s|@REPLICATION@|1|g; s|@MIN_ISR@|1|g" \
+      "$ROOT/deploy/local/kafka/server.properties.in" >"$dir/server.properties"
+    local cluster
+    # Top bit cleared: an id starting with '-' would be read as an option.
+    cluster=$(python3 -c 'import base64,uuid;b=bytearray(uuid.uuid4().bytes);b[0]&=0x7f;print(base64.urlsafe_b64encode(bytes(b)).decode().rstrip("="))')
+    kafka_java 256m kafka.tools.StorageTool format -t "$cluster" -c "$dir/server.properties" \
+      >"$dir/format.log" 2>&1 || die "cannot format Kafka storage (see $dir/format.log)"
+  fi
+  kafka_jvm "$heap"
+  (cd "$dir" && exec nohup "${KAFKA_JVM[@]}" kafka.Kafka server.properties >>"$dir/kafka.log" 2>&1) &
+  echo $! >"$dir/kafka.pid"
+  wait_port "$port" 90 || die "Kafka did not listen on $port (see $dir/kafka.log)"
+  # A real client call: the admin client retries until the broker serves
+  # metadata (or gives up after its 60 s API timeout).
+  kafka_topics "$port" --list >/dev/null 2>>"$dir/kafka.log" \
+    || die "Kafka on $port did not answer a client (see $dir/kafka.log)"
+  log "Apache Kafka $KAFKA_VERSION (KRaft, one node) on 127.0.0.1:$port ($dir)"
+}
+
+# stop_kafka DIR: a controlled shutdown (SIGTERM; up to 30 s), then SIGKILL.
+stop_kafka() {
+  stop_pidfile "$1/kafka.pid" 150
+}
+
+# create_topics PORT REPLICATION: the pipeline's topics with the partition
+# counts and settings of README "Topics" (existing topics are left alone).
+create_topics() {
+  local port=$1 rf=${2:-1} p=${AGENTOPS_PARTITIONS:-12}
+  kafka_topics "$port" --create --if-not-exists --topic agentops.events.raw --partitions "$p" \
+    --replication-factor "$rf" --config retention.ms=604800000 >/dev/null
+  kafka_topics "$port" --create --if-not-exists --topic agentops.events.enriched --partitions "$p" \
+    --replication-factor "$rf" --config retention.ms=2592000000 >/dev/null
+  kafka_topics "$port" --create --if-not-exists --topic agentops.alerts --partitions 3 \
+    --replication-factor "$rf" --config retention.ms=2592000000 >/dev/null
+  kafka_topics "$port" --create --if-not-exists --topic agentops.dlq --partitions 3 \
+    --replication-factor "$rf" --config retention.ms=2592000000 >/dev/null
+}
+
+# stop_pidfile FILE [STEPS]: SIGTERM, wait up to STEPS × 0.2 s (default 10 s), SIGKILL.
 stop_pidfile() {
-  local f=$1
+  local f=$1 steps=${2:-50}
   [ -f "$f" ] || return 0
   local pid
   pid=$(cat "$f")
   if kill -0 "$pid" 2>/dev/null; then
     kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+    for _ in $(seq 1 "$steps"); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
     kill -KILL "$pid" 2>/dev/null || true
   fi
   rm -f "$f"
@@ -145,13 +199,6 @@ wait_http() {
     sleep 0.2
   done
   return 1
-}
-
-create_topics() {
-  local port=$1; shift
-  for t in "$@"; do
-    tansu topic create "$t" --partitions "${AGENTOPS_PARTITIONS:-4}" --broker "tcp://127.0.0.1:$port" >/dev/null 2>&1 || true
-  done
 }
 
 ensure_browser() {
@@ -196,4 +243,12 @@ ensure_python_otel() {
       opentelemetry-sdk opentelemetry-exporter-otlp-proto-http >&2 || die "pip install of the OpenTelemetry SDK failed"
   fi
   echo "$venv/bin/python"
+}
+
+# cargo-nextest (the test runner of test.sh), installed once into ~/.cargo/bin.
+ensure_nextest() {
+  if ! cargo nextest --version >/dev/null 2>&1; then
+    log "installing cargo-nextest from crates.io (once, a few minutes; cached in ~/.cargo/bin)"
+    cargo install cargo-nextest --locked >&2 || die "cargo install cargo-nextest failed"
+  fi
 }

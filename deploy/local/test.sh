@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Run the whole test suite: starts its own PostgreSQL (two clusters: a shared
 # one, and one the database-restart test stops and starts), TimescaleDB (the
-# PGlite build, for the storage conformance suite) and tansu (SQLite engine)
-# on separate ports, builds the workspace, runs every test, stops everything.
-# Installs what is missing first (PostgreSQL, tansu, chromium, npm helpers).
+# PGlite build, for the storage conformance suite) and Apache Kafka (one KRaft
+# node shared by the tests; the broker-fault tests start their own nodes from
+# the same cached jars) on separate ports, builds the workspace, runs every
+# test in parallel (each test has its own topics, groups, database and org),
+# stops everything. Installs what is missing first (PostgreSQL, Kafka's jars,
+# cargo-nextest, chromium, npm and PyPI helpers).
 #   ./deploy/local/test.sh                 # everything
 #   ./deploy/local/test.sh -E 'test(overview)'   # extra args go to cargo nextest
 set -euo pipefail
@@ -17,14 +20,15 @@ KAFKA_PORT=${AGENTOPS_TEST_KAFKA_PORT:-19092}
 STATE="$ROOT/target/test-state"
 
 ensure_postgres
-ensure_tansu
+ensure_kafka
+ensure_nextest
 ensure_browser
 ensure_timescale
 AGENTOPS_TEST_PYTHON=$(ensure_python_otel)
 export AGENTOPS_TEST_PYTHON
 
 cleanup() {
-  stop_pidfile "$STATE/tansu/tansu.pid"
+  stop_kafka "$STATE/kafka"
   stop_pidfile "$STATE/timescale/pglite.pid"
   stop_postgres "$(pg_dir test "$PG_PORT")"
   stop_postgres "$(pg_dir restart "$PG_RESTART_PORT")"
@@ -36,7 +40,7 @@ mkdir -p "$STATE"
 AGENTOPS_PG_FSYNC=off start_postgres "$(pg_dir test "$PG_PORT")" "$PG_PORT"
 AGENTOPS_PG_FSYNC=off start_postgres "$(pg_dir restart "$PG_RESTART_PORT")" "$PG_RESTART_PORT"
 start_timescale "$STATE/timescale" "$TIMESCALE_PORT"
-start_tansu "$STATE/tansu" "$KAFKA_PORT" sqlite
+start_kafka "$STATE/kafka" "$KAFKA_PORT" 1g
 
 log "building the workspace"
 cargo build --workspace --bins --tests
@@ -48,11 +52,8 @@ export AGENTOPS_TEST_PG_RESTART_CTL="$ROOT/deploy/local/pg-ctl.sh restart $PG_RE
 export AGENTOPS_TEST_TIMESCALE="postgres://postgres:pglite@127.0.0.1:$TIMESCALE_PORT/postgres"
 export AGENTOPS_BIN_DIR="$ROOT/target/debug"
 log "running the tests"
-if cargo nextest --version >/dev/null 2>&1; then
-  cargo nextest run --workspace --no-fail-fast --test-threads "${AGENTOPS_TEST_THREADS:-1}" "$@"
-else
-  cargo test --workspace --no-fail-fast -- --test-threads "${AGENTOPS_TEST_THREADS:-1}"
-fi
+# nextest's default parallelism (one test per core); AGENTOPS_TEST_THREADS overrides.
+cargo nextest run --workspace --no-fail-fast ${AGENTOPS_TEST_THREADS:+--test-threads "$AGENTOPS_TEST_THREADS"} "$@"
 
 # --- fuzzing: every fuzz target briefly (deploy/local/fuzz.sh; about 20 s a
 # target plus the fuzz build, cached outside the checkout). 0 skips it.

@@ -1,16 +1,23 @@
 #!/usr/bin/env bash
 # Bring the whole pipeline up locally, with a demo fleet, and print the dashboard URL.
-# Installs what is missing (PostgreSQL, the tansu broker), builds in release mode,
-# runs migrations, creates a demo org and keys (deploy/local/.state/keys.env).
+# Installs what is missing (PostgreSQL, Apache Kafka's jars from Maven Central),
+# starts a KRaft Kafka node and PostgreSQL, builds in release mode, creates the
+# topics, runs migrations, creates a demo org and keys
+# (deploy/local/.state/keys.env), starts every component and the demo fleet.
 #
 # Settings (environment):
 #   AGENTOPS_GATEWAY_ADDR  gateway address          (default 127.0.0.1:8080)
 #   AGENTOPS_QUERY_ADDR    query API + dashboard    (default 127.0.0.1:8081)
 #   AGENTOPS_PG_PORT       private PostgreSQL port  (default 5433)
-#   AGENTOPS_KAFKA_PORT    tansu broker port        (default 9092)
+#   AGENTOPS_KAFKA_PORT    Kafka broker port        (default 9092; its controller +1)
+#   AGENTOPS_KAFKA_HEAP    Kafka broker heap        (default 1g)
+#   AGENTOPS_PARTITIONS    partitions of events.raw / events.enriched (default 12)
+#   AGENTOPS_PROCESSORS    processor instances      (default 1; one consumer group)
+#   AGENTOPS_PROJECTIONS   projection instances     (default 1; one consumer group)
+#   AGENTOPS_GATEWAYS      gateway instances        (default 1; the 2nd on port +10, ...)
 #   AGENTOPS_DEMO_LOAD=0   do not start the synthetic fleet
-#   AGENTOPS_DEMO_RATE     demo events per second   (default 20; the local tansu/SQLite
-#                          broker slows down as its log grows, so keep the demo modest)
+#   AGENTOPS_DEMO_RATE     demo events per second   (default 200)
+#   AGENTOPS_DEMO_AGENTS   demo fleet size          (default 60 agents)
 #   AGENTOPS_DEMO_BUDGET_WEBHOOK  Slack-compatible webhook for the demo org's budget
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -24,13 +31,14 @@ STATE="$ROOT/deploy/local/.state"
 BIN="$ROOT/target/release"
 mkdir -p "$STATE/logs" "$STATE/pids"
 
+STARTED=$(date +%s)
 ensure_postgres
-ensure_tansu
+ensure_kafka
 start_postgres "$(pg_dir local "$PG_PORT")" "$PG_PORT"
-if [ -f "$STATE/tansu/tansu.pid" ] && kill -0 "$(cat "$STATE/tansu/tansu.pid")" 2>/dev/null; then
-  log "tansu already running"
+if [ -f "$STATE/kafka/kafka.pid" ] && kill -0 "$(cat "$STATE/kafka/kafka.pid")" 2>/dev/null; then
+  log "kafka already running"
 else
-  start_tansu "$STATE/tansu" "$KAFKA_PORT" sqlite
+  start_kafka "$STATE/kafka" "$KAFKA_PORT"
 fi
 
 log "building the workspace (release)"
@@ -39,12 +47,7 @@ cargo build --release --workspace --bins
 export AGENTOPS_DATABASE__URL="postgres://agentops:agentops@127.0.0.1:$PG_PORT/agentops"
 export AGENTOPS_KAFKA__BROKERS="127.0.0.1:$KAFKA_PORT"
 export AGENTOPS_DASHBOARD_URL="http://$QUERY_ADDR"
-# tansu answers group heartbeats late while it is busy writing; a longer session
-# keeps a busy local broker from expelling (and then wedging) a live consumer.
-export AGENTOPS_KAFKA__SESSION_TIMEOUT_MS=${AGENTOPS_KAFKA__SESSION_TIMEOUT_MS:-30000}
-# Static group membership: a restarted component takes its own place back at once.
-export AGENTOPS_KAFKA__INSTANCE_ID=${AGENTOPS_KAFKA__INSTANCE_ID:-local-1}
-create_topics "$KAFKA_PORT" agentops.events.raw agentops.events.enriched agentops.alerts agentops.dlq
+create_topics "$KAFKA_PORT" 1
 "$BIN/agentops-query-api" migrate >/dev/null
 
 if [ ! -s "$STATE/keys.env" ]; then
@@ -71,16 +74,30 @@ start() { # name health-url command...
   log "$name up"
 }
 
-AGENTOPS_LISTEN=$GATEWAY_ADDR start ingest-gateway "http://$GATEWAY_ADDR/healthz" "$BIN/agentops-ingest-gateway"
-AGENTOPS_LISTEN=127.0.0.1:9101 start processors "http://127.0.0.1:9101/healthz" "$BIN/agentops-processors"
-AGENTOPS_LISTEN=127.0.0.1:9102 start projections "http://127.0.0.1:9102/healthz" "$BIN/agentops-projections"
+# Instances: each its own port (/metrics, /healthz) and, with static group
+# membership, its own id so a restarted instance takes its place back at once.
+GW_HOST=${GATEWAY_ADDR%:*} GW_PORT=${GATEWAY_ADDR##*:}
+for i in $(seq 1 "${AGENTOPS_GATEWAYS:-1}"); do
+  addr="$GW_HOST:$((GW_PORT + (i - 1) * 10))"
+  AGENTOPS_LISTEN=$addr start "ingest-gateway-$i" "http://$addr/healthz" "$BIN/agentops-ingest-gateway"
+done
+for i in $(seq 1 "${AGENTOPS_PROCESSORS:-1}"); do
+  AGENTOPS_LISTEN=127.0.0.1:$((9100 + i)) AGENTOPS_KAFKA__INSTANCE_ID=processors-$i \
+    start "processors-$i" "http://127.0.0.1:$((9100 + i))/healthz" "$BIN/agentops-processors"
+done
+for i in $(seq 1 "${AGENTOPS_PROJECTIONS:-1}"); do
+  AGENTOPS_LISTEN=127.0.0.1:$((9200 + i)) AGENTOPS_KAFKA__INSTANCE_ID=projections-$i \
+    start "projections-$i" "http://127.0.0.1:$((9200 + i))/healthz" "$BIN/agentops-projections"
+done
 AGENTOPS_LISTEN=$QUERY_ADDR start query-api "http://$QUERY_ADDR/healthz" "$BIN/agentops-query-api" serve
 
 if [ "${AGENTOPS_DEMO_LOAD:-1}" != "0" ]; then
   start demo-fleet "" "$BIN/agentops-loadgen" demo --gateway "http://$GATEWAY_ADDR" --key "$AGENTOPS_INGEST_KEY" \
-    --rate "${AGENTOPS_DEMO_RATE:-20}" --backfill-hours "${AGENTOPS_DEMO_BACKFILL_HOURS:-3}" \
-    --backfill-density 0.1 --backfill-rate "${AGENTOPS_DEMO_BACKFILL_RATE:-300}"
+    --rate "${AGENTOPS_DEMO_RATE:-200}" --agents "${AGENTOPS_DEMO_AGENTS:-60}" \
+    --backfill-hours "${AGENTOPS_DEMO_BACKFILL_HOURS:-3}" \
+    --backfill-density 0.1 --backfill-rate "${AGENTOPS_DEMO_BACKFILL_RATE:-2000}"
 fi
+log "up in $(($(date +%s) - STARTED)) s"
 
 cat <<MSG
 

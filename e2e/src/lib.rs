@@ -8,7 +8,10 @@
 //! starts both and sets these variables.
 
 pub mod events;
+pub mod kafka;
 pub mod webhook;
+
+pub use kafka::KafkaCluster;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -103,112 +106,6 @@ pub fn free_port() -> u16 {
         .expect("free port")
 }
 
-/// A private tansu broker (SQLite engine, started by
-/// `deploy/local/tansu-ctl.sh` like the test services) behind a TCP proxy
-/// that a test can take away and bring back: [`Tansu::stop`] drops every
-/// connection and refuses new ones, exactly what clients see of a stopped
-/// broker; [`Tansu::restart`] accepts again. The broker advertises the
-/// proxy's address, so every client goes through it.
-///
-/// Why a proxy and not the broker process: tansu 0.6's SQLite engine panics
-/// (`idempotent_message_check`, "more or less than one row") when an
-/// idempotent producer carries on after the broker process restarted, and
-/// then refuses all storage requests; Kafka keeps producer state across
-/// restarts, so that would test tansu, not us.
-pub struct Tansu {
-    pub port: u16,
-    broker_port: u16,
-    dir: PathBuf,
-    proxy: Option<tokio::task::JoinHandle<()>>,
-}
-
-impl Tansu {
-    /// Start a broker with fresh storage under `target/e2e-tansu/<name>`.
-    pub async fn start(name: &str) -> Result<Tansu> {
-        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../target/e2e-tansu")
-            .join(format!("{name}-{}", uuid::Uuid::new_v4().simple()));
-        std::fs::create_dir_all(&dir)?;
-        let mut t = Tansu {
-            port: free_port(),
-            broker_port: free_port(),
-            dir,
-            proxy: None,
-        };
-        t.ctl("start")?;
-        t.restart().await?;
-        Ok(t)
-    }
-
-    pub fn brokers(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-
-    fn ctl(&self, action: &str) -> Result<()> {
-        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../deploy/local/tansu-ctl.sh");
-        let status = Command::new(script)
-            .arg(&self.dir)
-            .arg(self.broker_port.to_string())
-            .arg(action)
-            .arg(self.port.to_string())
-            .status()
-            .context("cannot run deploy/local/tansu-ctl.sh")?;
-        if !status.success() {
-            bail!(
-                "tansu-ctl.sh {action} failed ({status}); see {}/tansu.log",
-                self.dir.display()
-            );
-        }
-        Ok(())
-    }
-
-    /// Take the broker away: every connection is dropped, new ones refused.
-    pub fn stop(&mut self) {
-        if let Some(proxy) = self.proxy.take() {
-            // Aborting the accept loop drops the listener and, with the
-            // JoinSet it owns, every connection task.
-            proxy.abort();
-        }
-    }
-
-    /// Bring the broker back on the same address.
-    pub async fn restart(&mut self) -> Result<()> {
-        self.stop();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let listener = loop {
-            match tokio::net::TcpListener::bind(("127.0.0.1", self.port)).await {
-                Ok(l) => break l,
-                Err(e) if Instant::now() > deadline => return Err(e.into()),
-                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
-            }
-        };
-        let upstream = self.broker_port;
-        self.proxy = Some(tokio::spawn(async move {
-            let mut conns = tokio::task::JoinSet::new();
-            while let Ok((mut client, _)) = listener.accept().await {
-                conns.spawn(async move {
-                    if let Ok(mut broker) =
-                        tokio::net::TcpStream::connect(("127.0.0.1", upstream)).await
-                    {
-                        let _ = tokio::io::copy_bidirectional(&mut client, &mut broker).await;
-                    }
-                });
-                while conns.try_join_next().is_some() {}
-            }
-        }));
-        Ok(())
-    }
-}
-
-impl Drop for Tansu {
-    fn drop(&mut self) {
-        self.stop();
-        if self.ctl("stop").is_ok() {
-            let _ = std::fs::remove_dir_all(&self.dir);
-        }
-    }
-}
-
 /// A database and topics of one test, with every component running.
 pub struct Stack {
     pub name: String,
@@ -231,6 +128,10 @@ pub struct Stack {
 pub struct StackOptions {
     /// How many processor instances (default 1).
     pub processors: usize,
+    /// How many gateway instances (default 1; [`Stack::gateway_urls`]).
+    pub gateways: usize,
+    /// How many projection instances (default 1).
+    pub projections: usize,
     /// Extra environment for every component.
     pub env: Vec<(String, String)>,
     /// Do not start these components.
@@ -239,8 +140,8 @@ pub struct StackOptions {
     pub pg_admin_url: Option<String>,
     /// Partitions of each topic (default 4).
     pub partitions: Option<i32>,
-    /// Another broker (default `AGENTOPS_TEST_KAFKA`), e.g. a [`Tansu`] the
-    /// test stops and restarts.
+    /// Another broker (default `AGENTOPS_TEST_KAFKA`), e.g. a private
+    /// [`KafkaCluster`] the test kills and restarts.
     pub brokers: Option<String>,
 }
 
@@ -302,15 +203,6 @@ impl Stack {
                 "AGENTOPS_KAFKA__PARTITIONS".to_owned(),
                 partitions.to_string(),
             ),
-            // tansu answers heartbeats late while it is busy: not too short a session.
-            (
-                "AGENTOPS_KAFKA__SESSION_TIMEOUT_MS".to_owned(),
-                "10000".to_owned(),
-            ),
-            (
-                "AGENTOPS_KAFKA__MAX_POLL_INTERVAL_MS".to_owned(),
-                "12000".to_owned(),
-            ),
             ("AGENTOPS_DATABASE__URL".to_owned(), db_url.clone()),
             ("AGENTOPS_NOTIFIER_GROUP".to_owned(), format!("n.{name}")),
             // The budget checker reads the projections' offsets under their group.
@@ -350,16 +242,19 @@ impl Stack {
             children: Vec::new(),
             extra_env: env,
         };
-        stack.ports.insert(Component::Gateway, vec![gw_port]);
+        let mut gw_ports = vec![gw_port];
+        gw_ports.extend((1..opts.gateways.max(1)).map(|_| free_port()));
+        stack.ports.insert(Component::Gateway, gw_ports);
         stack.ports.insert(Component::QueryApi, vec![q_port]);
         let n_proc = opts.processors.max(1);
         stack.ports.insert(
             Component::Processors,
             (0..n_proc).map(|_| free_port()).collect(),
         );
-        stack
-            .ports
-            .insert(Component::Projections, vec![free_port()]);
+        stack.ports.insert(
+            Component::Projections,
+            (0..opts.projections.max(1)).map(|_| free_port()).collect(),
+        );
         for c in [
             Component::Gateway,
             Component::Processors,
@@ -501,6 +396,31 @@ impl Stack {
         Ok(child.wait()?)
     }
 
+    /// Start one more instance of `c` (scale out) and wait until it is
+    /// healthy; returns its instance number.
+    pub async fn add_instance(&mut self, c: Component) -> Result<usize> {
+        let ports = self.ports.entry(c).or_default();
+        ports.push(free_port());
+        let instance = ports.len() - 1;
+        self.spawn(c, instance)?;
+        self.wait_healthy(c, instance).await?;
+        Ok(instance)
+    }
+
+    /// Base URLs of every gateway instance.
+    pub fn gateway_urls(&self) -> Vec<String> {
+        self.ports[&Component::Gateway]
+            .iter()
+            .map(|p| format!("http://127.0.0.1:{p}"))
+            .collect()
+    }
+
+    /// The consumer group of a consuming component (processors' enrich
+    /// stage, projections).
+    pub fn group_of(&self, c: Component) -> Option<String> {
+        self.group(c)
+    }
+
     /// Start an instance again (after `kill`) and wait until it is healthy.
     pub async fn restart(&mut self, c: Component, instance: usize) -> Result<()> {
         self.spawn(c, instance)?;
@@ -572,6 +492,15 @@ impl Stack {
         }
     }
 
+    /// A cloneable sender to gateway instance `i`.
+    pub fn ingest_at(&self, i: usize) -> Ingest {
+        Ingest {
+            http: self.http.clone(),
+            url: format!("{}/v1/events", self.gateway_urls()[i]),
+            key: self.ingest_key.clone(),
+        }
+    }
+
     /// Poll until `check` returns Some, or fail after `timeout`.
     pub async fn eventually<T, F, Fut>(
         &self,
@@ -611,7 +540,7 @@ impl Stack {
             ..Default::default()
         };
         Ok(EnrichedProducer {
-            producer: agentops_runtime::kafka::producer(&cfg, Duration::from_secs(300))?,
+            producer: agentops_runtime::kafka::stage_producer(&cfg)?,
             topic: self.topic("enriched"),
             codec: agentops_schemas::Codec::v1(),
         })

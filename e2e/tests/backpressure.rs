@@ -1,12 +1,13 @@
-//! Backpressure and limits of the gateway against a real broker that stops
-//! and comes back: 2xx only for events the broker acknowledged, 429/503 with
-//! `Retry-After` otherwise, never a duplicate and never half a batch.
+//! Backpressure and limits of the gateway against a real broker that is
+//! killed (SIGKILL) and comes back: 2xx only for events the broker
+//! acknowledged, 429/503 with `Retry-After` otherwise, never a duplicate and
+//! never half a batch; every component reconnects by itself.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use agentops_e2e::{events, Stack, StackOptions, Tansu};
+use agentops_e2e::{events, KafkaCluster, Stack, StackOptions};
 use anyhow::{ensure, Context, Result};
 use serde_json::{json, Value};
 use tokio::sync::Mutex;
@@ -49,12 +50,13 @@ async fn projected(stack: &Stack) -> Result<HashMap<String, i64>> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn twenty_clients_through_a_broker_restart_get_2xx_only_for_acknowledged_events() -> Result<()>
 {
-    let mut tansu = Tansu::start("restart").await?;
+    // A private single Kafka node, so killing it disturbs no other test.
+    let mut kafka = KafkaCluster::start("restart", 1).await?;
     let stack = Arc::new(
         Stack::start(
             "brokerrestart",
             StackOptions {
-                brokers: Some(tansu.brokers()),
+                brokers: Some(kafka.brokers()),
                 env: vec![
                     ("AGENTOPS_PRODUCE_TIMEOUT_MS".into(), "2000".into()),
                     ("AGENTOPS_MAX_IN_FLIGHT".into(), "8".into()),
@@ -139,9 +141,9 @@ async fn twenty_clients_through_a_broker_restart_get_2xx_only_for_acknowledged_e
         }));
     }
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    tansu.stop();
+    kafka.kill(1)?; // SIGKILL: no controlled shutdown
     tokio::time::sleep(Duration::from_secs(6)).await;
-    tansu.restart().await?;
+    kafka.restart(1, 1).await?;
     for c in clients {
         c.await??;
     }

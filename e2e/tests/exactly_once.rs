@@ -116,8 +116,7 @@ async fn wait_rows(stack: &Stack, n: i64, secs: u64) -> Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn projection_sigkilled_20_times_over_100k_events_counts_each_once() -> Result<()> {
     let mut opts = projections_only();
-    // tansu's fetch scans everything from the fetch offset to the end of the
-    // partition: more partitions keep each scan short.
+    // 16 partitions: each SIGKILL lands amid many partitions' batches.
     opts.partitions = Some(16);
     // The worker starts once the whole stream is in the log.
     opts.skip.push(Component::Projections);

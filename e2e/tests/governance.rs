@@ -1,4 +1,4 @@
-//! Budgets, alert rules and policies through the whole pipeline: real tansu,
+//! Budgets, alert rules and policies through the whole pipeline: real Apache Kafka,
 //! real PostgreSQL, every component as its own process, and real HTTP
 //! receivers for the notifications.
 

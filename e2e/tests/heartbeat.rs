@@ -1,4 +1,4 @@
-//! `POST /v1/heartbeat` through the whole pipeline: real tansu, PostgreSQL
+//! `POST /v1/heartbeat` through the whole pipeline: real Apache Kafka, PostgreSQL
 //! and every component as its own process.
 
 use std::time::Duration;

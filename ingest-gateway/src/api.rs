@@ -309,11 +309,14 @@ fn heartbeat_event(
 /// produce every event and wait until the broker acknowledged all of them,
 /// for at most `produce_timeout_ms`.
 ///
-/// The bound is enforced here, not by librdkafka's `message.timeout.ms`
-/// (kept long): a record that times out inside an idempotent producer forces
-/// an epoch bump, which some brokers (tansu) mishandle. A record still queued
-/// when we answer 503 may be written later; the client's retry is then a
+/// The producer's delivery timeout (`message.timeout.ms`) is
+/// `produce_timeout_ms` itself, so a 503 normally means librdkafka gave the
+/// record up. The wait here is bounded a second later as a safety net; a
+/// record already in flight when either fires may still be written (the
+/// broker cannot be asked to forget it), and the client's retry is then a
 /// duplicate that the projections drop by `event_id`.
+const PRODUCE_GRACE: Duration = Duration::from_secs(1);
+
 pub(crate) async fn produce_all(
     state: &AppState,
     key: &KeyInfo,
@@ -343,7 +346,7 @@ pub(crate) async fn produce_all(
         &records,
         timeout,
     );
-    let results = tokio::time::timeout(timeout, sends).await;
+    let results = tokio::time::timeout(timeout + PRODUCE_GRACE, sends).await;
     telemetry::produce_seconds(started.elapsed().as_secs_f64());
     let failure = match results {
         Err(_) => Some(format!(

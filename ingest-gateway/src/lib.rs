@@ -47,7 +47,11 @@ pub async fn run(
             "broker not reachable within 5 s; serving anyway (requests get 503 until it is)"
         ),
     }
-    let producer = agentops_runtime::kafka::producer(&config.kafka, Duration::from_secs(300))?;
+    // Delivery bounded by produce_timeout_ms: a 503 means librdkafka gave the record up.
+    let producer = agentops_runtime::kafka::producer(
+        &config.kafka,
+        Duration::from_millis(config.produce_timeout_ms),
+    )?;
     let health = Health::default();
     let state = Arc::new(api::AppState {
         keys: KeyCache::new(pool.clone(), Duration::from_millis(config.key_cache_ttl_ms)),

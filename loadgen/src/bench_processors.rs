@@ -13,9 +13,12 @@
 //!   stage's loop minus decode, pricing, policies, re-encode and budgets;
 //! - **processor**: one `agentops-processors` process (spawned here, its own
 //!   group and topics) with the org's governance (policies, budgets) in
-//!   Postgres, writing `<out>.b.<round>`.
+//!   Postgres, writing `<out>.b.<round>`, at least once;
+//! - **transactional** (`--exactly-once true`): the same with
+//!   `exactly_once` on (one Kafka transaction per batch), writing
+//!   `<out>.c.<round>`.
 //!
-//! Both are timed the same way, after the phase, from the output records'
+//! All phases are timed the same way, after the phase, from the output records'
 //! CreateTime stamps (set by the producing client): records after the first
 //! millisecond / (last stamp − first stamp). Beside it, each runner's own
 //! view: the raw loop's first record consumed → last ack, and the
@@ -75,9 +78,14 @@ pub struct ThroughputOptions {
     /// Partitions of every benchmark topic.
     #[arg(long, default_value_t = 8)]
     pub partitions: i32,
-    /// Rounds of (raw, processor).
+    /// Rounds of (raw, processor[, transactional processor]).
     #[arg(long, default_value_t = 3)]
     pub rounds: usize,
+    /// Also run the processor with `exactly_once` on in each round (a third
+    /// phase over the same records) and print its ratios to the raw loop
+    /// and to the at-least-once processor.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub exactly_once: bool,
     /// Agents in the fleet.
     #[arg(long, default_value_t = 1000)]
     pub agents: usize,
@@ -197,7 +205,7 @@ async fn produce_all(
     topic: &str,
     records: &[(String, Vec<u8>)],
 ) -> Result<Duration> {
-    let producer = kafka::producer(k, Duration::from_secs(300))?;
+    let producer = kafka::stage_producer(k)?;
     let fp = Codec::v1().fingerprint_hex();
     let started = Instant::now();
     for chunk in records.chunks(5000) {
@@ -312,7 +320,7 @@ async fn raw_loop(
     let consumer: StreamConsumer<DefaultConsumerContext> =
         kafka::consumer(k, group, DefaultConsumerContext)?;
     consumer.subscribe(&[raw])?;
-    let producer = kafka::producer(k, Duration::from_secs(300))?;
+    let producer = kafka::stage_producer(k)?;
     let fp = Codec::v1().fingerprint_hex();
     let never = CancellationToken::new();
     let (mut first, mut done) = (None, 0);
@@ -410,12 +418,20 @@ async fn enriched_so_far(http: &reqwest::Client, url: &str) -> u64 {
         .sum::<f64>() as u64
 }
 
-async fn processor_phase(o: &ThroughputOptions, raw: &str, round: usize) -> Result<Measured> {
+/// One processor instance over the raw topic, at least once or (with
+/// `exactly_once`) transactional.
+async fn processor_phase(
+    o: &ThroughputOptions,
+    raw: &str,
+    round: usize,
+    exactly_once: bool,
+) -> Result<Measured> {
     let p = &o.topic_prefix;
-    let out = format!("{p}.out.b.{round}");
+    let phase = if exactly_once { "c" } else { "b" };
+    let out = format!("{p}.out.{phase}.{round}");
     let suffix = uuid::Uuid::new_v4().simple().to_string();
     std::fs::create_dir_all(&o.log_dir)?;
-    let log_path = o.log_dir.join(format!("processors-{round}.log"));
+    let log_path = o.log_dir.join(format!("processors-{phase}-{round}.log"));
     let log_file = std::fs::File::create(&log_path)?;
     let mut child = tokio::process::Command::new(&o.processors_bin)
         .env("AGENTOPS_LISTEN", &o.listen)
@@ -426,13 +442,20 @@ async fn processor_phase(o: &ThroughputOptions, raw: &str, round: usize) -> Resu
         .env("AGENTOPS_KAFKA__TOPIC_ENRICHED", &out)
         .env(
             "AGENTOPS_KAFKA__TOPIC_ALERTS",
-            format!("{p}.alerts.{round}"),
+            format!("{p}.alerts.{phase}.{round}"),
         )
-        .env("AGENTOPS_KAFKA__TOPIC_DLQ", format!("{p}.dlq.{round}"))
-        .env("AGENTOPS_GROUP", format!("bench-proc-{round}-{suffix}"))
+        .env(
+            "AGENTOPS_KAFKA__TOPIC_DLQ",
+            format!("{p}.dlq.{phase}.{round}"),
+        )
+        .env(
+            "AGENTOPS_GROUP",
+            format!("bench-proc-{phase}-{round}-{suffix}"),
+        )
+        .env("AGENTOPS_EXACTLY_ONCE", exactly_once.to_string())
         .env(
             "AGENTOPS_NOTIFIER_GROUP",
-            format!("bench-notifier-{round}-{suffix}"),
+            format!("bench-notifier-{phase}-{round}-{suffix}"),
         )
         .env("AGENTOPS_BATCH_MAX", o.batch_max.to_string())
         .env("AGENTOPS_BATCH_LINGER_MS", o.linger_ms.to_string())
@@ -534,14 +557,33 @@ async fn throughput(o: ThroughputOptions) -> Result<()> {
             a.eps, a.own_eps
         ));
         tokio::time::sleep(Duration::from_secs(2)).await;
-        log(&format!("round {round}: one processor instance"));
-        let b = processor_phase(&o, &raw, round).await?;
-        log(&format!(
-            "round {round}: processor {:.0} events/s (its counter {:.0})",
-            b.eps, b.own_eps
-        ));
-        tokio::time::sleep(Duration::from_secs(2)).await;
-        rows.push((a, b));
+        // With both processor phases, their order alternates between rounds
+        // (the later one finds the earlier one's violations already stored).
+        let mut phases = vec![false];
+        if o.exactly_once {
+            phases.insert(usize::from(round % 2 == 1), true);
+        }
+        let (mut b, mut c) = (None, None);
+        for exactly_once in phases {
+            let what = if exactly_once {
+                "transactional"
+            } else {
+                "at-least-once"
+            };
+            log(&format!("round {round}: one processor instance, {what}"));
+            let m = processor_phase(&o, &raw, round, exactly_once).await?;
+            log(&format!(
+                "round {round}: processor ({what}) {:.0} events/s (its counter {:.0})",
+                m.eps, m.own_eps
+            ));
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            if exactly_once {
+                c = Some(m);
+            } else {
+                b = Some(m);
+            }
+        }
+        rows.push((a, b.context("no at-least-once phase")?, c));
     }
 
     println!("processor throughput, {desc}");
@@ -557,7 +599,10 @@ async fn throughput(o: ThroughputOptions) -> Result<()> {
         }
     );
     let (mut ratios, mut steady_ratios, mut json_rounds) = (Vec::new(), Vec::new(), Vec::new());
-    for (i, (a, b)) in rows.iter().enumerate() {
+    // Transactional: to raw, to at least once (first → last, steady).
+    let (mut t_raw, mut t_alo, mut t_alo_steady) = (Vec::new(), Vec::new(), Vec::new());
+    let r3 = |x: f64| (x * 1000.0).round() / 1000.0;
+    for (i, (a, b, c)) in rows.iter().enumerate() {
         let (r, rs) = (b.eps / a.eps, b.steady / a.steady);
         ratios.push(r);
         steady_ratios.push(rs);
@@ -578,25 +623,56 @@ async fn throughput(o: ThroughputOptions) -> Result<()> {
             cores(b, 1),
             cores(b, 2)
         );
-        let r3 = |x: f64| (x * 1000.0).round() / 1000.0;
-        json_rounds.push(json!({
+        let mut round = json!({
             "raw_eps": a.eps.round(), "processor_eps": b.eps.round(), "ratio": r3(r),
             "raw_steady_eps": a.steady.round(), "processor_steady_eps": b.steady.round(),
             "steady_ratio": r3(rs), "raw_own_timing_eps": a.own_eps.round(),
             "processor_counter_eps": b.own_eps.round(),
             "cores": {"raw_loop": a.cpu.first().copied().flatten(), "processor": b.cpu.get(1).copied().flatten()},
-        }));
+        });
+        if let Some(c) = c {
+            let (tr, ta, tas) = (c.eps / a.eps, c.eps / b.eps, c.steady / b.steady);
+            t_raw.push(tr);
+            t_alo.push(ta);
+            t_alo_steady.push(tas);
+            println!(
+                "           transactional processor {:.0} events/s (steady {:.0}, its counter {:.0}; cores busy {} broker {}): ratio {tr:.2} to raw, {ta:.2} to at least once (steady {tas:.2})",
+                c.eps,
+                c.steady,
+                c.own_eps,
+                cores(c, 1),
+                cores(c, 2)
+            );
+            round["transactional"] = json!({
+                "eps": c.eps.round(), "steady_eps": c.steady.round(),
+                "counter_eps": c.own_eps.round(), "ratio_to_raw": r3(tr),
+                "ratio_to_at_least_once": r3(ta), "steady_ratio_to_at_least_once": r3(tas),
+                "cores": c.cpu.get(1).copied().flatten(),
+            });
+        }
+        json_rounds.push(round);
     }
     let (m, ms) = (median(&mut ratios), median(&mut steady_ratios));
     println!(
         "  median ratio processor/raw: {m:.2} first → last record, {ms:.2} steady state (aim ≥ 0.7)"
     );
-    println!(
-        "{}",
-        json!({"bench": "processors_throughput", "events": o.events, "partitions": o.partitions,
-               "governance": o.governance, "rounds": json_rounds,
-               "median_ratio": (m * 1000.0).round() / 1000.0,
-               "median_steady_ratio": (ms * 1000.0).round() / 1000.0})
-    );
+    let mut summary = json!({"bench": "processors_throughput", "events": o.events, "partitions": o.partitions,
+           "governance": o.governance, "rounds": json_rounds,
+           "median_ratio": r3(m), "median_steady_ratio": r3(ms)});
+    if o.exactly_once {
+        let (tr, ta, tas) = (
+            median(&mut t_raw),
+            median(&mut t_alo),
+            median(&mut t_alo_steady),
+        );
+        println!(
+            "  median ratio transactional/raw: {tr:.2}; transactional/at-least-once: {ta:.2} first → last record, {tas:.2} steady state (cost {:.0}%)",
+            (1.0 - ta) * 100.0
+        );
+        summary["median_transactional_ratio"] = json!(r3(tr));
+        summary["median_transactional_to_at_least_once"] = json!(r3(ta));
+        summary["median_transactional_to_at_least_once_steady"] = json!(r3(tas));
+    }
+    println!("{summary}");
     Ok(())
 }

@@ -26,10 +26,10 @@ pub struct DemoOptions {
     #[arg(long, env = "AGENTOPS_INGEST_KEY", hide_env_values = true)]
     pub key: String,
     /// Number of agents in the fleet.
-    #[arg(long, default_value_t = 24)]
+    #[arg(long, default_value_t = 60)]
     pub agents: usize,
     /// Approximate events per second, overall.
-    #[arg(long, default_value_t = 40.0)]
+    #[arg(long, default_value_t = 200.0)]
     pub rate: f64,
     /// Stop after this many seconds (0 = run until SIGINT/SIGTERM).
     #[arg(long, default_value_t = 0)]
@@ -40,8 +40,8 @@ pub struct DemoOptions {
     /// Backfill density as a share of the live rate.
     #[arg(long, default_value_t = 0.1)]
     pub backfill_density: f64,
-    /// Most backfill events per second (keeps a small local broker from being
-    /// flooded: tansu's SQLite engine slows down and times requests out under a burst).
+    /// Most backfill events per second (history arrives fast without taking
+    /// the whole of a small machine from the live fleet).
     #[arg(long, default_value_t = 2000.0)]
     pub backfill_rate: f64,
     /// Random seed (default: from the OS).

@@ -1,4 +1,5 @@
-//! events.raw → price → policies → events.enriched, at least once.
+//! events.raw → price → policies → events.enriched, at least once (this
+//! module) or exactly once inside Kafka ([`txn`], `exactly_once`).
 //!
 //! Per batch: decode (undecodable → dead-letter), price, evaluate policies
 //! (violations recorded and pauses applied before anything is produced),
@@ -18,7 +19,7 @@ use std::time::Duration;
 use agentops_runtime::kafka;
 use agentops_runtime::shutdown::CancellationToken;
 use agentops_schemas::{AgentEvent, Codec};
-use rdkafka::consumer::{Consumer, DefaultConsumerContext, StreamConsumer};
+use rdkafka::consumer::{Consumer, ConsumerContext, DefaultConsumerContext, StreamConsumer};
 use rdkafka::message::OwnedMessage;
 use rdkafka::producer::FutureProducer;
 use rdkafka::Message;
@@ -30,6 +31,8 @@ use crate::governance::Governance;
 use crate::policy::{self, RunCosts, Violation};
 use crate::pricing::{Priced, Prices};
 use crate::{alert, telemetry, Config};
+
+pub(crate) mod txn;
 
 /// What the stage needs besides the batch.
 pub(crate) struct Stage {
@@ -83,16 +86,12 @@ pub(crate) async fn run(
     while let Some(batch) = kafka::next_batch(&consumer, config.batch_max, linger, &shutdown).await
     {
         // Run costs are only known for runs whose partitions stayed here.
-        let now_assigned = consumer.assignment().ok().map(|a| {
-            let mut parts: Vec<(String, i32)> = a.to_topic_map().into_keys().collect();
-            parts.sort();
-            parts
-        });
+        let now_assigned = assignment_of(&consumer);
         if now_assigned != assigned {
             stage.run_costs = RunCosts::default();
             assigned = now_assigned;
         }
-        let Some((records, events)) = prepare(&mut stage, &batch, &shutdown).await else {
+        let Some((records, events)) = prepare(&mut stage, &batch, &shutdown, None).await else {
             break; // shutdown before the batch was durable: do not store its offsets
         };
         // Batch N's acknowledgements are awaited while batch N+1 is read and
@@ -123,6 +122,17 @@ pub(crate) async fn run(
         tracing::debug!(error = %e, "final commit");
     }
     Ok(())
+}
+
+/// The partitions assigned to `consumer`, sorted (`None` if it cannot tell).
+fn assignment_of<C: ConsumerContext + 'static>(
+    consumer: &StreamConsumer<C>,
+) -> Option<Vec<(String, i32)>> {
+    consumer.assignment().ok().map(|a| {
+        let mut parts: Vec<(String, i32)> = a.to_topic_map().into_keys().collect();
+        parts.sort();
+        parts
+    })
 }
 
 /// Retry `op` until it succeeds (transient failures are never skipped);
@@ -164,21 +174,34 @@ type Record = (String, Vec<u8>);
 /// Next offsets to store: (topic, partition, offset).
 type Offsets = Vec<(String, i32, i64)>;
 
+/// What a batch sends besides its enriched records, when those go out in
+/// the batch's transaction ([`txn`]) instead of straight away.
+#[derive(Default)]
+struct Extra {
+    /// (index in the batch, reason): records that cannot be decoded or
+    /// re-encoded, for the dead-letter topic.
+    dead: Vec<(usize, String)>,
+    /// Policy alerts this instance has not raised yet.
+    alerts: Vec<alert::Alert>,
+}
+
 /// Decode, price, apply policies and encode one batch (dead-lettering what
-/// cannot be decoded or encoded); `None` on shutdown.
+/// cannot be decoded or encoded); `None` on shutdown. With `extra`, dead
+/// letters and policy alerts are collected there instead of produced.
 async fn prepare(
     stage: &mut Stage,
     batch: &[OwnedMessage],
     shutdown: &CancellationToken,
+    mut extra: Option<&mut Extra>,
 ) -> Option<(Vec<Record>, Vec<AgentEvent>)> {
     let config = stage.config.clone();
     let producer = stage.producer.clone();
     let mut events: Vec<AgentEvent> = Vec::with_capacity(batch.len());
     // The record each decoded event came from (for the dead letter).
-    let mut origin: Vec<&OwnedMessage> = Vec::with_capacity(batch.len());
+    let mut origin: Vec<usize> = Vec::with_capacity(batch.len());
     let mut unpriced = 0;
     let prices = stage.prices.current();
-    for msg in batch {
+    for (i, msg) in batch.iter().enumerate() {
         let decoded = match msg.payload() {
             None => Err("empty record".to_owned()),
             Some(p) => stage.codec.decode(p).map_err(|e| e.to_string()),
@@ -186,8 +209,16 @@ async fn prepare(
         let mut event = match decoded {
             Ok(e) => e,
             Err(reason) => {
-                if !kafka::dead_letter(&producer, &config.kafka.topic_dlq, msg, &reason, shutdown)
-                    .await
+                if let Some(x) = extra.as_deref_mut() {
+                    x.dead.push((i, reason));
+                } else if !kafka::dead_letter(
+                    &producer,
+                    &config.kafka.topic_dlq,
+                    msg,
+                    &reason,
+                    shutdown,
+                )
+                .await
                 {
                     return None;
                 }
@@ -200,16 +231,16 @@ async fn prepare(
         // Only the policy stage sets this attribute.
         event.attributes.remove(policy::FLAG_ATTRIBUTE);
         events.push(event);
-        origin.push(msg);
+        origin.push(i);
     }
     telemetry::unpriced(unpriced);
-    if !apply_policies(stage, &mut events, shutdown).await {
+    if !apply_policies(stage, &mut events, shutdown, extra.as_deref_mut()).await {
         return None;
     }
 
     let mut out = Vec::with_capacity(events.len());
     let mut kept = Vec::with_capacity(events.len());
-    for (event, msg) in events.into_iter().zip(origin) {
+    for (event, i) in events.into_iter().zip(origin) {
         match stage.codec.encode(&event) {
             Ok(bytes) => {
                 out.push((event.partition_key(), bytes));
@@ -217,8 +248,16 @@ async fn prepare(
             }
             Err(e) => {
                 let reason = format!("cannot re-encode: {e}");
-                if !kafka::dead_letter(&producer, &config.kafka.topic_dlq, msg, &reason, shutdown)
-                    .await
+                if let Some(x) = extra.as_deref_mut() {
+                    x.dead.push((i, reason));
+                } else if !kafka::dead_letter(
+                    &producer,
+                    &config.kafka.topic_dlq,
+                    &batch[i],
+                    &reason,
+                    shutdown,
+                )
+                .await
                 {
                     return None;
                 }
@@ -286,11 +325,13 @@ async fn produce(
 }
 
 /// Evaluate the org's policies on each event; record violations, apply
-/// pauses, flag the events and raise alerts. False on shutdown.
+/// pauses, flag the events and raise alerts (with `extra`: collect them
+/// there). False on shutdown.
 async fn apply_policies(
     stage: &mut Stage,
     events: &mut [AgentEvent],
     shutdown: &CancellationToken,
+    extra: Option<&mut Extra>,
 ) -> bool {
     let snap = stage.governance.current();
     if !events.iter().any(|e| snap.policies.contains_key(&e.org_id)) {
@@ -367,7 +408,10 @@ async fn apply_policies(
             alerts.push(a);
         }
     }
-    if !alerts.is_empty() {
+    if let Some(x) = extra {
+        // Raised (and remembered) once the batch's transaction commits.
+        x.alerts = alerts;
+    } else if !alerts.is_empty() {
         // All of the batch's alerts in flight at once (a retry re-sends them
         // all; the notifier records each id once).
         let topic = stage.config.kafka.topic_alerts.clone();

@@ -56,7 +56,7 @@ pub async fn run(
         ],
     )
     .await?;
-    let producer = agentops_runtime::kafka::producer(k, Duration::from_secs(300))?;
+    let producer = agentops_runtime::kafka::stage_producer(k)?;
     let health = Health::default();
     let ops = agentops_runtime::http::ops_router("processors", metrics, health.clone());
     let http = tokio::spawn(agentops_runtime::http::serve_owned(
@@ -81,7 +81,11 @@ pub async fn run(
         governance.clone(),
         spent_tx,
     );
-    let enrich = tokio::spawn(enrich::run(stage, shutdown.clone()));
+    let enrich = if config.exactly_once {
+        tokio::spawn(enrich::txn::run(stage, shutdown.clone()))
+    } else {
+        tokio::spawn(enrich::run(stage, shutdown.clone()))
+    };
     let budget = tokio::spawn(budget::run(
         config.clone(),
         pool.clone(),

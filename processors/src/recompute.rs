@@ -220,7 +220,7 @@ pub async fn recompute(
         }
         return Ok(summary);
     }
-    let producer = kafka::producer(&config.kafka, Duration::from_secs(300))?;
+    let producer = kafka::stage_producer(&config.kafka)?;
     let last = produce(&producer, &topic, &corrections, &shutdown).await?;
     eprintln!(
         "recompute: {} corrections written to {topic}",

@@ -58,7 +58,7 @@ pub(crate) async fn run(
         kafka::consumer(&config.kafka, &config.group, AssignContext { assigned: tx })?;
     let topic = config.kafka.topic_enriched.clone();
     consumer.subscribe(&[&topic])?;
-    let dlq = kafka::producer(&config.kafka, Duration::from_secs(300))?;
+    let dlq = kafka::stage_producer(&config.kafka)?;
     let codec = Codec::v1();
     // Next offset already applied per partition (from Postgres): anything below is skipped.
     let mut applied: HashMap<(String, i32), i64> = HashMap::new();

@@ -28,7 +28,8 @@ where
     figment.extract().map_err(|e| Error::Config(e.to_string()))
 }
 
-/// Kafka connection settings shared by every component.
+/// Kafka connection settings shared by every component. The client settings
+/// they turn into are in [`crate::kafka`] (and README "Kafka client settings").
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct KafkaConfig {
@@ -44,19 +45,33 @@ pub struct KafkaConfig {
     pub topic_dlq: String,
     /// Partitions used when a component creates a missing topic.
     pub partitions: i32,
-    /// Consumer group session timeout (ms).
+    /// Replication factor of topics a component creates; -1 takes the
+    /// broker's `default.replication.factor` (3 in production, 1 locally).
+    pub replication_factor: i32,
+    /// Consumer group session timeout (ms): how long a member that stopped
+    /// heartbeating (a killed process) keeps its partitions.
     pub session_timeout_ms: u32,
-    /// Longest pause between polls before a consumer leaves its group (ms); also
-    /// the rebalance timeout, i.e. how long a join waits for members that died
-    /// without leaving on brokers that do not expire them by session timeout.
+    /// Longest pause between polls before a consumer leaves its group (ms);
+    /// also the rebalance timeout.
     pub max_poll_interval_ms: u32,
-    /// Longest time the broker may hold a fetch waiting for data (ms). Low, for
-    /// freshness; tansu also sleeps about half of it after every fetch, data or not.
+    /// Longest time the broker may hold a fetch waiting for data (ms). Low,
+    /// for freshness.
     pub fetch_wait_max_ms: u32,
     /// Static group membership (`group.instance.id`): give each instance a
-    /// stable id and a restarted instance takes its own place back at once,
-    /// without waiting for the broker to expire the dead member. Unset: dynamic.
+    /// stable id and a restarted instance takes its own place back without a
+    /// rebalance (within `session_timeout_ms`). Unset: dynamic membership.
     pub instance_id: Option<String>,
+    /// How long a produced record may wait for its acknowledgement, retries
+    /// included (`message.timeout.ms`), in the stages that retry a failed
+    /// batch (processors, projections' dead letters). The gateway uses its
+    /// own `produce_timeout_ms` instead, so a 503 means the record was given up.
+    pub delivery_timeout_ms: u32,
+    /// Producer compression: none, gzip, snappy, lz4 or zstd.
+    pub compression: String,
+    /// How long the producer waits to fill a batch (ms).
+    pub linger_ms: u32,
+    /// Largest producer batch (bytes) per partition.
+    pub batch_bytes: u32,
 }
 
 impl Default for KafkaConfig {
@@ -67,11 +82,16 @@ impl Default for KafkaConfig {
             topic_enriched: "agentops.events.enriched".into(),
             topic_alerts: "agentops.alerts".into(),
             topic_dlq: "agentops.dlq".into(),
-            partitions: 4,
+            partitions: 12,
+            replication_factor: -1,
             session_timeout_ms: 10_000,
             max_poll_interval_ms: 60_000,
             fetch_wait_max_ms: 100,
             instance_id: None,
+            delivery_timeout_ms: 60_000,
+            compression: "lz4".into(),
+            linger_ms: 5,
+            batch_bytes: 1_000_000,
         }
     }
 }

@@ -13,24 +13,44 @@ use crate::config::KafkaConfig;
 use crate::Result;
 
 /// An idempotent producer that waits for all in-sync replicas (`acks=all`).
-/// A record not acknowledged within `delivery_timeout` fails (the caller
-/// answers 503 or retries; it never counts it as written).
+/// A record not acknowledged within `delivery_timeout` (retries included)
+/// fails: the caller answers 503 or retries the batch; it never counts it as
+/// written. The request timeout follows Kafka's rule `delivery >= linger +
+/// request`, so a hung request is retried within the delivery bound.
 pub fn producer(cfg: &KafkaConfig, delivery_timeout: Duration) -> Result<FutureProducer> {
-    Ok(ClientConfig::new()
-        .set("bootstrap.servers", &cfg.brokers)
-        .set("acks", "all")
-        .set("enable.idempotence", "true")
-        .set("linger.ms", "5")
-        .set(
-            "message.timeout.ms",
-            delivery_timeout.as_millis().max(1).to_string(),
-        )
-        .set("queue.buffering.max.messages", "200000")
-        .create()?)
+    Ok(producer_config(cfg, delivery_timeout).create()?)
 }
 
-/// An at-least-once group consumer: offsets are stored explicitly by the
-/// caller once the work they cover is durable, then committed in the background.
+/// [`producer`] with the stages' `delivery_timeout_ms`.
+pub fn stage_producer(cfg: &KafkaConfig) -> Result<FutureProducer> {
+    producer(cfg, Duration::from_millis(cfg.delivery_timeout_ms.into()))
+}
+
+/// The settings of [`producer`], for callers that add their own (a
+/// transactional id).
+pub fn producer_config(cfg: &KafkaConfig, delivery_timeout: Duration) -> ClientConfig {
+    let delivery_ms = delivery_timeout.as_millis().clamp(1, i32::MAX as u128) as u64;
+    let linger_ms = u64::from(cfg.linger_ms).min(delivery_ms.saturating_sub(1));
+    let request_ms = delivery_ms.saturating_sub(linger_ms).clamp(1, 30_000);
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", &cfg.brokers)
+        .set("acks", "all")
+        .set("enable.idempotence", "true")
+        .set("compression.type", &cfg.compression)
+        .set("linger.ms", linger_ms.to_string())
+        .set("batch.size", cfg.batch_bytes.max(1).to_string())
+        .set("message.timeout.ms", delivery_ms.to_string())
+        .set("request.timeout.ms", request_ms.to_string())
+        .set("queue.buffering.max.messages", "200000");
+    c
+}
+
+/// A group consumer: offsets are stored explicitly by the caller once the
+/// work they cover is durable, then committed in the background (at least
+/// once). Incremental (`cooperative-sticky`) rebalancing: adding or removing
+/// an instance moves only the partitions that change owner. Reads only
+/// committed records (`read_committed`), so records of an aborted
+/// transaction (the transactional enrich stage) are never seen.
 pub fn consumer<C, T>(cfg: &KafkaConfig, group: &str, context: C) -> Result<T>
 where
     C: ConsumerContext,
@@ -44,14 +64,16 @@ where
     Ok(client
         .set("bootstrap.servers", &cfg.brokers)
         .set("group.id", group)
+        .set("partition.assignment.strategy", "cooperative-sticky")
+        .set("isolation.level", "read_committed")
         .set("enable.auto.commit", "true")
-        .set("auto.commit.interval.ms", "5000")
+        .set("auto.commit.interval.ms", "1000")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
         .set("session.timeout.ms", cfg.session_timeout_ms.to_string())
         .set(
             "heartbeat.interval.ms",
-            (cfg.session_timeout_ms / 4).max(500).to_string(),
+            (cfg.session_timeout_ms / 3).max(500).to_string(),
         )
         .set(
             "max.poll.interval.ms",
@@ -71,12 +93,17 @@ pub async fn ensure_topics(cfg: &KafkaConfig, topics: &[&str]) -> Result<()> {
         .create()?;
     let new: Vec<NewTopic<'_>> = topics
         .iter()
-        .map(|t| NewTopic::new(t, cfg.partitions, TopicReplication::Fixed(1)))
+        .map(|t| NewTopic::new(t, cfg.partitions, TopicReplication::Fixed(cfg.replication_factor)))
         .collect();
     let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
     for result in admin.create_topics(&new, &opts).await? {
         match result {
-            Ok(topic) => tracing::info!(topic, partitions = cfg.partitions, "topic created"),
+            Ok(topic) => tracing::info!(
+                topic,
+                partitions = cfg.partitions,
+                replication_factor = cfg.replication_factor,
+                "topic created"
+            ),
             Err((topic, RDKafkaErrorCode::TopicAlreadyExists)) => {
                 tracing::debug!(topic, "topic exists")
             }
