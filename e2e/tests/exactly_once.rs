@@ -142,26 +142,26 @@ async fn projection_sigkilled_20_times_over_100k_events_counts_each_once() -> Re
     }
     stack.restart(Component::Projections, 0).await?;
     let mut mid_stream = 0;
-    let mut rows = 0;
-    for kill in 0..20 {
-        // Each kill lands at a random point after the restarted worker is
-        // consuming again: mid-batch, mid-transaction, between commit and the
-        // Kafka offset commit.
-        let before = rows;
+    for kill in 0..20u64 {
+        // Each kill lands at a random point of the stream: the k-th once the
+        // worker has projected about k/21 of it (plus a random share of a
+        // step), so kills spread over the whole run however fast the broker
+        // delivers: mid-batch, mid-transaction, between commit and the Kafka
+        // offset commit.
+        let step = want.events as u64 / 21;
+        let target = step * (kill + 1) + rand::rng().random_range(0..step / 2);
         stack
             .eventually(
                 Duration::from_secs(120),
                 "the worker makes progress",
                 || async {
                     let n = stack.event_rows().await?;
-                    Ok((n > before || n >= want.events).then_some(()))
+                    Ok((n as u64 >= target).then_some(()))
                 },
             )
             .await?;
-        let wait = rand::rng().random_range(0..800);
-        tokio::time::sleep(Duration::from_millis(wait)).await;
-        rows = stack.event_rows().await?;
         stack.kill(Component::Projections, 0)?;
+        let rows = stack.event_rows().await?;
         mid_stream += usize::from(rows < want.events);
         eprintln!("kill {kill}: {rows} rows projected");
         stack.restart(Component::Projections, 0).await?;
