@@ -74,19 +74,20 @@ start() { # name health-url command...
   log "$name up"
 }
 
-# Instances: each its own port (/metrics, /healthz) and, with static group
-# membership, its own id so a restarted instance takes its place back at once.
+# Instances: each its own port (/metrics, /healthz). Group membership is
+# dynamic (the default); set AGENTOPS_KAFKA__INSTANCE_ID per instance for
+# static membership (README "Kafka client settings").
 GW_HOST=${GATEWAY_ADDR%:*} GW_PORT=${GATEWAY_ADDR##*:}
 for i in $(seq 1 "${AGENTOPS_GATEWAYS:-1}"); do
   addr="$GW_HOST:$((GW_PORT + (i - 1) * 10))"
   AGENTOPS_LISTEN=$addr start "ingest-gateway-$i" "http://$addr/healthz" "$BIN/agentops-ingest-gateway"
 done
 for i in $(seq 1 "${AGENTOPS_PROCESSORS:-1}"); do
-  AGENTOPS_LISTEN=127.0.0.1:$((9100 + i)) AGENTOPS_KAFKA__INSTANCE_ID=processors-$i \
+  AGENTOPS_LISTEN=127.0.0.1:$((9100 + i)) \
     start "processors-$i" "http://127.0.0.1:$((9100 + i))/healthz" "$BIN/agentops-processors"
 done
 for i in $(seq 1 "${AGENTOPS_PROJECTIONS:-1}"); do
-  AGENTOPS_LISTEN=127.0.0.1:$((9200 + i)) AGENTOPS_KAFKA__INSTANCE_ID=projections-$i \
+  AGENTOPS_LISTEN=127.0.0.1:$((9200 + i)) \
     start "projections-$i" "http://127.0.0.1:$((9200 + i))/healthz" "$BIN/agentops-projections"
 done
 AGENTOPS_LISTEN=$QUERY_ADDR start query-api "http://$QUERY_ADDR/healthz" "$BIN/agentops-query-api" serve

@@ -83,8 +83,9 @@ impl KafkaCluster {
             .collect::<Vec<_>>()
             .join(",");
         let (rf, min_isr) = if n >= 3 { (3, 2) } else { (n, 1) };
-        let template = std::fs::read_to_string(repo().join("deploy/local/kafka/server.properties.in"))
-            .context("read deploy/local/kafka/server.properties.in")?;
+        let template =
+            std::fs::read_to_string(repo().join("deploy/local/kafka/server.properties.in"))
+                .context("read deploy/local/kafka/server.properties.in")?;
         let cluster_id = {
             use std::fmt::Write;
             // Kafka's Uuid text: 16 bytes, URL-safe base64 without padding.
@@ -242,18 +243,25 @@ impl KafkaCluster {
         }
     }
 
-    /// The leader node of each partition of `topic` (by partition id).
-    pub async fn leaders(&self, topic: &str) -> Result<Vec<(i32, i32)>> {
+    /// The live node that leads the most records of `topic`: the sum of the
+    /// high watermarks of the partitions it leads.
+    pub async fn busiest_leader(&self, topic: &str) -> Result<u32> {
         let b = self.brokers();
         let topic = topic.to_owned();
-        tokio::task::spawn_blocking(move || -> Result<Vec<(i32, i32)>> {
+        tokio::task::spawn_blocking(move || -> Result<u32> {
             let c: BaseConsumer = ClientConfig::new().set("bootstrap.servers", &b).create()?;
             let md = c.fetch_metadata(Some(&topic), Duration::from_secs(5))?;
-            Ok(md
-                .topics()
-                .iter()
-                .flat_map(|t| t.partitions().iter().map(|p| (p.id(), p.leader())))
-                .collect())
+            let mut load = std::collections::BTreeMap::<i32, i64>::new();
+            for p in md.topics().iter().flat_map(|t| t.partitions()) {
+                let (_, high) = c.fetch_watermarks(&topic, p.id(), Duration::from_secs(5))?;
+                *load.entry(p.leader()).or_default() += high;
+            }
+            let (leader, _) = load
+                .into_iter()
+                .filter(|(l, _)| *l > 0)
+                .max_by_key(|(_, n)| *n)
+                .context("no partition has a leader")?;
+            Ok(leader as u32)
         })
         .await?
     }
@@ -297,7 +305,9 @@ pub fn group_owners(brokers: &str, group: &str) -> Result<Vec<(String, i32, Opti
     let out = java(&libs, "256m")
         .arg(format!(
             "-Dlog4j2.configurationFile={}",
-            repo().join("deploy/local/kafka/log4j2-tools.yaml").display()
+            repo()
+                .join("deploy/local/kafka/log4j2-tools.yaml")
+                .display()
         ))
         .args([
             "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand",

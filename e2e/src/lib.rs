@@ -121,6 +121,7 @@ pub struct Stack {
     ports: HashMap<Component, Vec<u16>>,
     children: Vec<(Component, usize, Child)>,
     extra_env: Vec<(String, String)>,
+    dynamic_membership: bool,
 }
 
 /// Options for [`Stack::start`].
@@ -143,6 +144,11 @@ pub struct StackOptions {
     /// Another broker (default `AGENTOPS_TEST_KAFKA`), e.g. a private
     /// [`KafkaCluster`] the test kills and restarts.
     pub brokers: Option<String>,
+    /// Dynamic group membership instead of static (`group.instance.id`).
+    /// Tests that kill brokers need it: librdkafka fences a static member
+    /// that rejoins after its group coordinator moved (FencedInstanceId, a
+    /// fatal error; confluentinc/librdkafka#3437).
+    pub dynamic_membership: bool,
 }
 
 impl StackOptions {
@@ -241,6 +247,7 @@ impl Stack {
             ports: HashMap::new(),
             children: Vec::new(),
             extra_env: env,
+            dynamic_membership: opts.dynamic_membership,
         };
         let mut gw_ports = vec![gw_port];
         gw_ports.extend((1..opts.gateways.max(1)).map(|_| free_port()));
@@ -317,8 +324,10 @@ impl Stack {
         if let Some(g) = group {
             cmd.env("AGENTOPS_GROUP", g);
         }
-        // Static membership: a restarted instance takes its own place back.
-        cmd.env("AGENTOPS_KAFKA__INSTANCE_ID", format!("{c:?}-{instance}"));
+        if !self.dynamic_membership {
+            // Static membership: a restarted instance takes its own place back.
+            cmd.env("AGENTOPS_KAFKA__INSTANCE_ID", format!("{c:?}-{instance}"));
+        }
         let child = cmd
             .envs(self.extra_env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .env("AGENTOPS_LISTEN", format!("127.0.0.1:{port}"))
@@ -460,6 +469,36 @@ impl Stack {
         let text = r.text().await?;
         let json = serde_json::from_str(&text).unwrap_or(Value::String(text));
         Ok((status, json))
+    }
+
+    /// POST `{"events": batch}` with the ingest key; returns the status, the
+    /// `Retry-After` seconds if any, and the JSON body.
+    pub async fn post_batch(&self, batch: &[Value]) -> Result<(u16, Option<u64>, Value)> {
+        let r = self
+            .http
+            .post(format!("{}/v1/events", self.gateway_url))
+            .bearer_auth(&self.ingest_key)
+            .json(&serde_json::json!({ "events": batch }))
+            .send()
+            .await?;
+        let status = r.status().as_u16();
+        let retry_after = r
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok()?.parse().ok());
+        Ok((status, retry_after, r.json().await.unwrap_or(Value::Null)))
+    }
+
+    /// Event ids of this stack's org in the projections, with how many rows
+    /// each has (more than one would be a double count).
+    pub async fn projected_ids(&self) -> Result<HashMap<String, i64>> {
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT event_id::text, count(*)::int8 FROM events WHERE org_id = $1 GROUP BY 1",
+        )
+        .bind(&self.org_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().collect())
     }
 
     /// GET a query-API path with the read key.

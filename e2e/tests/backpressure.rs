@@ -3,7 +3,6 @@
 //! acknowledged, 429/503 with `Retry-After` otherwise, never a duplicate and
 //! never half a batch; every component reconnects by itself.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,33 +19,6 @@ struct Outcome {
     acked: bool,
 }
 
-async fn post(stack: &Stack, batch: &[Value]) -> Result<(u16, Option<u64>, Value)> {
-    let r = stack
-        .http
-        .post(format!("{}/v1/events", stack.gateway_url))
-        .bearer_auth(&stack.ingest_key)
-        .json(&json!({ "events": batch }))
-        .send()
-        .await?;
-    let status = r.status().as_u16();
-    let retry_after = r
-        .headers()
-        .get("retry-after")
-        .and_then(|v| v.to_str().ok()?.parse().ok());
-    Ok((status, retry_after, r.json().await.unwrap_or(Value::Null)))
-}
-
-/// Event ids of `org` in the projections, with how many rows each has.
-async fn projected(stack: &Stack) -> Result<HashMap<String, i64>> {
-    let rows: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT event_id::text, count(*)::int8 FROM events WHERE org_id = $1 GROUP BY 1",
-    )
-    .bind(&stack.org_id)
-    .fetch_all(&stack.pool)
-    .await?;
-    Ok(rows.into_iter().collect())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn twenty_clients_through_a_broker_restart_get_2xx_only_for_acknowledged_events() -> Result<()>
 {
@@ -61,6 +33,7 @@ async fn twenty_clients_through_a_broker_restart_get_2xx_only_for_acknowledged_e
                     ("AGENTOPS_PRODUCE_TIMEOUT_MS".into(), "2000".into()),
                     ("AGENTOPS_MAX_IN_FLIGHT".into(), "8".into()),
                 ],
+                dynamic_membership: true,
                 ..Default::default()
             },
         )
@@ -68,7 +41,7 @@ async fn twenty_clients_through_a_broker_restart_get_2xx_only_for_acknowledged_e
     );
     // The broker works before it is stopped.
     let first = events::run("client-x", "warm-up", false, 100, 5);
-    let (status, _, body) = post(&stack, &first).await?;
+    let (status, _, body) = stack.post_batch(&first).await?;
     ensure!(status == 202, "before the restart: {status} {body}");
 
     const CLIENTS: usize = 20;
@@ -107,7 +80,7 @@ async fn twenty_clients_through_a_broker_restart_get_2xx_only_for_acknowledged_e
                     acked: false,
                 };
                 loop {
-                    let (status, retry_after, body) = post(&stack, &batch).await?;
+                    let (status, retry_after, body) = stack.post_batch(&batch).await?;
                     o.statuses.push(status);
                     match status {
                         202 => {
@@ -177,7 +150,7 @@ async fn twenty_clients_through_a_broker_restart_get_2xx_only_for_acknowledged_e
     // them queued until the broker is back).
     let mut last = (0usize, std::time::Instant::now());
     let seen = loop {
-        let seen = projected(&stack).await?;
+        let seen = stack.projected_ids().await?;
         let complete = acked.iter().all(|id| seen.contains_key(*id));
         if seen.len() != last.0 {
             last = (seen.len(), std::time::Instant::now());
@@ -433,7 +406,7 @@ async fn slow_bodies_get_408_and_do_not_hold_the_gateway() -> Result<()> {
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     let batch = events::run("a", "r-slow", false, 100, 5);
-    let (status, _, body) = post(&stack, &batch).await?;
+    let (status, _, body) = stack.post_batch(&batch).await?;
     ensure!(
         status == 429 && body["error"]["code"] == "overloaded",
         "while both slots are held: {status} {body}"
@@ -451,7 +424,7 @@ async fn slow_bodies_get_408_and_do_not_hold_the_gateway() -> Result<()> {
         );
         ensure!(text.contains("request_timeout"), "{text}");
     }
-    let (status, _, body) = post(&stack, &batch).await?;
+    let (status, _, body) = stack.post_batch(&batch).await?;
     ensure!(status == 202, "slots free again: {status} {body}");
     Ok(())
 }

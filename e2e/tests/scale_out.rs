@@ -25,8 +25,8 @@ fn ownership(group: &str, topic: &str, members: usize) -> Result<Option<BTreeMap
             per_partition.entry(p).or_default().extend(m);
         }
     }
-    let all_once = per_partition.len() == PARTITIONS as usize
-        && per_partition.values().all(|m| m.len() == 1);
+    let all_once =
+        per_partition.len() == PARTITIONS as usize && per_partition.values().all(|m| m.len() == 1);
     let mut load: BTreeMap<String, usize> = BTreeMap::new();
     for m in per_partition.values().flatten() {
         *load.entry(m.clone()).or_default() += 1;
@@ -77,9 +77,11 @@ async fn processors_and_projections_scale_out_and_lose_an_instance_under_load() 
     let pgroup = stack.group_of(Component::Processors).expect("group");
     let jgroup = stack.group_of(Component::Projections).expect("group");
     stack
-        .eventually(Duration::from_secs(60), "3 processors own the raw partitions", || async {
-            ownership(&pgroup, &raw, 3)
-        })
+        .eventually(
+            Duration::from_secs(60),
+            "3 processors own the raw partitions",
+            || async { ownership(&pgroup, &raw, 3) },
+        )
         .await?;
 
     // Four senders, two per gateway, each a quarter of the stream in
@@ -107,9 +109,11 @@ async fn processors_and_projections_scale_out_and_lose_an_instance_under_load() 
     }
 
     stack
-        .eventually(Duration::from_secs(120), "all 6,000 events projected", || async {
-            Ok((stack.event_rows().await? >= 6000).then_some(()))
-        })
+        .eventually(
+            Duration::from_secs(120),
+            "all 6,000 events projected",
+            || async { Ok((stack.event_rows().await? >= 6000).then_some(())) },
+        )
         .await?;
     tokio::time::sleep(Duration::from_secs(3)).await; // anything late shows up as excess
     let (rows, distinct, llm_calls, tokens): (i64, i64, i64, i64) = sqlx::query_as(
@@ -120,8 +124,14 @@ async fn processors_and_projections_scale_out_and_lose_an_instance_under_load() 
     .bind(&stack.org_id)
     .fetch_one(&stack.pool)
     .await?;
-    ensure!(rows == 6000 && distinct == 6000, "{rows} rows, {distinct} distinct");
-    ensure!(llm_calls == 2400 && tokens == 2400 * 1200, "{llm_calls} calls, {tokens} tokens");
+    ensure!(
+        rows == 6000 && distinct == 6000,
+        "{rows} rows, {distinct} distinct"
+    );
+    ensure!(
+        llm_calls == 2400 && tokens == 2400 * 1200,
+        "{llm_calls} calls, {tokens} tokens"
+    );
     let (agg_events, agg_cost): (i64, f64) = sqlx::query_as(
         "SELECT COALESCE(sum(events), 0)::int8, COALESCE(sum(cost_usd), 0)::float8
            FROM agg_1h WHERE org_id = $1",
@@ -131,20 +141,29 @@ async fn processors_and_projections_scale_out_and_lose_an_instance_under_load() 
     .await?;
     ensure!(agg_events == 6000, "agg_1h counts {agg_events}");
     let want_cost = 2400.0 * events::LLM_CALL_COST;
-    ensure!((agg_cost - want_cost).abs() < 1e-6, "agg_1h cost {agg_cost}, want {want_cost}");
+    ensure!(
+        (agg_cost - want_cost).abs() < 1e-6,
+        "agg_1h cost {agg_cost}, want {want_cost}"
+    );
 
     // One notification per threshold crossed, whichever instance saw it.
     stack
-        .eventually(Duration::from_secs(60), "three budget notifications", || async {
-            Ok((hook.received().len() >= 3).then_some(()))
-        })
+        .eventually(
+            Duration::from_secs(60),
+            "three budget notifications",
+            || async { Ok((hook.received().len() >= 3).then_some(())) },
+        )
         .await?;
     tokio::time::sleep(Duration::from_secs(3)).await; // budget checkers keep looking
     let mut kinds: Vec<(String, String)> = hook
         .received()
         .iter()
         .map(|r| {
-            let a = if r.body.get("kind").is_some() { &r.body } else { &r.body["alert"] };
+            let a = if r.body.get("kind").is_some() {
+                &r.body
+            } else {
+                &r.body["alert"]
+            };
             (
                 a["kind"].as_str().unwrap_or("?").to_owned(),
                 a["alert_id"].as_str().unwrap_or("?").to_owned(),
@@ -167,15 +186,19 @@ async fn processors_and_projections_scale_out_and_lose_an_instance_under_load() 
     // The broker's view: the 4 processors share the raw partitions, the
     // surviving projection owns every enriched partition.
     let load = stack
-        .eventually(Duration::from_secs(60), "4 processors own the raw partitions", || async {
-            ownership(&pgroup, &raw, 4)
-        })
+        .eventually(
+            Duration::from_secs(60),
+            "4 processors own the raw partitions",
+            || async { ownership(&pgroup, &raw, 4) },
+        )
         .await?;
     eprintln!("processors' partitions per member: {load:?}");
     stack
-        .eventually(Duration::from_secs(60), "the surviving projection owns every partition", || async {
-            ownership(&jgroup, &enriched, 1)
-        })
+        .eventually(
+            Duration::from_secs(60),
+            "the surviving projection owns every partition",
+            || async { ownership(&jgroup, &enriched, 1) },
+        )
         .await?;
     Ok(())
 }

@@ -93,7 +93,13 @@ pub async fn ensure_topics(cfg: &KafkaConfig, topics: &[&str]) -> Result<()> {
         .create()?;
     let new: Vec<NewTopic<'_>> = topics
         .iter()
-        .map(|t| NewTopic::new(t, cfg.partitions, TopicReplication::Fixed(cfg.replication_factor)))
+        .map(|t| {
+            NewTopic::new(
+                t,
+                cfg.partitions,
+                TopicReplication::Fixed(cfg.replication_factor),
+            )
+        })
         .collect();
     let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
     for result in admin.create_topics(&new, &opts).await? {
@@ -137,7 +143,7 @@ pub async fn next_batch<C: ConsumerContext + 'static>(
                 break;
             }
             Err(e) => {
-                tracing::warn!(error = %e, "kafka receive error");
+                receive_error(&e);
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
         }
@@ -146,11 +152,27 @@ pub async fn next_batch<C: ConsumerContext + 'static>(
     while batch.len() < max {
         match tokio::time::timeout_at(deadline, consumer.recv()).await {
             Ok(Ok(m)) => batch.push(m.detach()),
-            Ok(Err(e)) => tracing::warn!(error = %e, "kafka receive error"),
+            Ok(Err(e)) => receive_error(&e),
             Err(_) => break,
         }
     }
     Some(batch)
+}
+
+/// Log an error from a consumer's `recv` (the consumer retries by itself).
+/// A fatal one (librdkafka's only one is a static member fenced by the group
+/// coordinator, `FencedInstanceId`) leaves the consumer unusable for good:
+/// the process exits with status 70 so its supervisor (systemd, Kubernetes)
+/// starts a fresh instance, instead of staying up with a dead consumer.
+pub fn receive_error(e: &rdkafka::error::KafkaError) {
+    if let rdkafka::error::KafkaError::MessageConsumptionFatal(code) = e {
+        tracing::error!(
+            error = %code,
+            "fatal Kafka consumer error: the consumer cannot continue; exiting (status 70)"
+        );
+        std::process::exit(70)
+    }
+    tracing::warn!(error = %e, "kafka receive error");
 }
 
 pub type KafkaBatch = Vec<rdkafka::message::OwnedMessage>;

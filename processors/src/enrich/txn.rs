@@ -330,7 +330,7 @@ impl Enrich {
                 }
                 Event::Record(Ok(m)) => break m,
                 Event::Record(Err(e)) => {
-                    tracing::warn!(error = %e, "kafka receive error");
+                    kafka::receive_error(&e);
                     tokio::time::sleep(Duration::from_millis(200)).await;
                 }
             }
@@ -342,7 +342,7 @@ impl Enrich {
         while batch.len() < max {
             match tokio::time::timeout_at(deadline, self.consumer.recv()).await {
                 Ok(Ok(m)) => batch.push(m.detach()),
-                Ok(Err(e)) => tracing::warn!(error = %e, "kafka receive error"),
+                Ok(Err(e)) => kafka::receive_error(&e),
                 Err(_) => break,
             }
         }
