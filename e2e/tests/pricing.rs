@@ -356,6 +356,7 @@ async fn unknown_model_priced_later_and_recomputed_from_the_log() -> Result<()> 
     ensure!(r.status() == 409, "{}", r.text().await?);
     let listed: Value = admin(reqwest::Method::GET, None).await?.json().await?;
     let rows = listed["prices"].as_array().unwrap();
+    let listed_rows = rows.len() as u64;
     ensure!(
         rows.iter().any(|p| p["model"] == "acme-llm-7"
             && p["scope"] == "org"
@@ -450,7 +451,32 @@ async fn unknown_model_priced_later_and_recomputed_from_the_log() -> Result<()> 
     )?;
     ensure!(out.contains("corrections=0"), "{out}");
 
-    // New events are priced with the org's price once the processors reload it.
+    // New events are priced with the org's price once the processors have
+    // reloaded it (every second here; `agentops_price_rows` says when).
+    stack
+        .eventually(
+            Duration::from_secs(30),
+            "the processors reload the prices",
+            || async {
+                let metrics = stack
+                    .http
+                    .get(stack.metrics_url(Component::Processors, 0))
+                    .send()
+                    .await?
+                    .text()
+                    .await?;
+                let rows = metrics
+                    .lines()
+                    .filter(|l| l.starts_with("agentops_price_rows{"))
+                    .find_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok());
+                ensure!(
+                    rows == Some(listed_rows as f64),
+                    "the processors price with {rows:?} rows, the API lists {listed_rows}"
+                );
+                Ok(Some(()))
+            },
+        )
+        .await?;
     let more = run_of("u9", "bot-u", "acme", "acme-llm-7", tokens.clone());
     stack.send_all(&more, 10).await?;
     let r = stack

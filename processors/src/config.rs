@@ -22,26 +22,21 @@ pub struct Config {
     /// Most records per enrich batch.
     pub batch_max: usize,
     /// Enrich exactly once inside Kafka (`AGENTOPS_EXACTLY_ONCE`; default
-    /// **false**, at least once). On: the enriched records, dead letters and
-    /// policy alerts of the batches read in ~100 ms commit in one Kafka
-    /// transaction with the raw offsets after them, so `read_committed`
-    /// readers find every raw event once in the enriched topic through
-    /// crashes, aborts and rebalances (see `enrich::txn`). The transactional
-    /// id is `<group>/<kafka.instance_id>`; without an instance id it is
-    /// random, and a crashed instance's partitions then wait up to 10 s for
-    /// its open transaction to be aborted. Off: offsets are stored after the
-    /// records are acknowledged, and a crash or rebalance can write a batch
-    /// twice (the projections count each event id once).
+    /// **true**). On: the enriched records, dead letters and policy alerts of
+    /// the batches read in ~100 ms commit in one Kafka transaction with the
+    /// raw offsets after them, so `read_committed` readers find every raw
+    /// event once in the enriched topic through crashes, aborts and
+    /// rebalances (see `enrich::txn`). The transactional id is
+    /// `<group>/<kafka.instance_id>`; without an instance id it is random,
+    /// and a crashed instance's partitions then wait up to 10 s for its open
+    /// transaction to be aborted. Off (at least once): offsets are stored
+    /// after the records are acknowledged, and a crash or rebalance can write
+    /// a batch twice (the projections still count each event id once). For
+    /// brokers without transactions (some Kafka-compatible services).
     ///
-    /// Why not the default: it costs next to no throughput (well under the
-    /// 15% it was allowed: `BENCH_PARTS=throughput BENCH_EVENTS=100000
-    /// ./deploy/local/bench-processors.sh`, median of 3 rounds, 0.98x and
-    /// 1.12x the at-least-once processor in two runs), but
-    /// `agentops-processors recompute` and `agentops-projections rebuild`
-    /// read the enriched log up to its high watermark, and a transactional
-    /// log ends with a commit marker no consumer receives: both fail after
-    /// 60 s ("no records for 60 s before the end of the log was reached").
-    /// Make it the default once they stop at the partition's end instead.
+    /// The default because it costs next to no throughput (well under the
+    /// 15% allowed): `BENCH_PARTS=throughput ./deploy/local/bench-processors.sh`
+    /// (README "Benchmarks").
     pub exactly_once: bool,
     /// How long a batch waits for more records (ms).
     pub batch_linger_ms: u64,
@@ -96,7 +91,7 @@ impl Default for Config {
             price_file: None,
             price_reload_secs: 10,
             batch_max: 1000,
-            exactly_once: false,
+            exactly_once: true,
             batch_linger_ms: 5,
             budget_check_interval_ms: 500,
             budget_watch_secs: 30,

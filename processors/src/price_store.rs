@@ -152,6 +152,7 @@ pub async fn start(
 ) -> agentops_runtime::Result<Prices> {
     let table = load_seeded(config, pool).await?;
     tracing::info!(rows = table.rows().len(), "price table loaded");
+    crate::telemetry::price_rows(table.rows().len());
     let prices = Prices::new(table);
     let every = Duration::from_secs(config.price_reload_secs.max(1));
     let (handle, pool, shutdown) = (prices.clone(), pool.clone(), shutdown.clone());
@@ -166,6 +167,7 @@ pub async fn start(
                     if t.rows() != handle.current().rows() {
                         tracing::info!(rows = t.rows().len(), "price table reloaded");
                     }
+                    crate::telemetry::price_rows(t.rows().len());
                     handle.replace(t);
                 }
                 Err(e) => {

@@ -24,7 +24,6 @@ use agentops_runtime::shutdown::CancellationToken;
 use agentops_schemas::correction::{self, CORRECTS, COST_CORRECTION, RECOMPUTED};
 use agentops_schemas::{AgentEvent, Codec};
 use chrono::{DateTime, NaiveDate, Utc};
-use rdkafka::consumer::{DefaultConsumerContext, StreamConsumer};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::Message;
@@ -247,46 +246,25 @@ async fn read_log(
     shutdown: &CancellationToken,
 ) -> agentops_runtime::Result<Scan> {
     let group = format!("{}.recompute", config.group);
-    let consumer: StreamConsumer = kafka::consumer(&config.kafka, &group, DefaultConsumerContext)?;
-    let kafka::LogRange {
-        partitions,
-        mut end,
-        total,
-    } = kafka::assign_whole_log(&consumer, topic)?;
+    let mut log = kafka::WholeLog::open(&config.kafka, &group, topic)?;
+    let (partitions, total) = (log.partitions, log.total);
     eprintln!("recompute: reading {total} records from {partitions} partitions of {topic}");
     let mut scan = Scan::default();
-    if end.is_empty() {
-        return Ok(scan);
-    }
     let codec = Codec::v1();
     let started = Instant::now();
     let mut last_report = Instant::now();
-    while !end.is_empty() {
+    while !log.done() {
         let batch = tokio::time::timeout(
             Duration::from_secs(60),
-            kafka::next_batch(
-                &consumer,
-                config.batch_max,
-                Duration::from_millis(50),
-                shutdown,
-            ),
+            log.next_batch(config.batch_max, Duration::from_millis(50), shutdown),
         )
         .await
         .map_err(|_| err("no records for 60 s before the end of the log was reached"))?
         .ok_or_else(|| err("recompute interrupted; nothing was written"))?;
         for m in &batch {
-            let Some(&high) = end.get(&m.partition()) else {
-                continue;
-            };
-            if m.offset() >= high {
-                continue;
-            }
             summary.records += 1;
             if let Some(Ok(e)) = m.payload().map(|p| codec.decode(p)) {
                 scan.record(e, opts, table);
-            }
-            if m.offset() + 1 >= high {
-                end.remove(&m.partition());
             }
         }
         if last_report.elapsed() >= Duration::from_secs(2) {

@@ -4,6 +4,11 @@ pub(crate) fn events_enriched(n: usize) {
     metrics::counter!("agentops_processor_events_total").increment(n as u64);
 }
 
+/// Price rows in the table the enrich stage prices with (set at each load).
+pub(crate) fn price_rows(n: usize) {
+    metrics::gauge!("agentops_price_rows").set(n as f64);
+}
+
 /// LLM calls with tokens but no known price (cost left null).
 pub(crate) fn unpriced(n: usize) {
     metrics::counter!("agentops_processor_unpriced_events_total").increment(n as u64);

@@ -13,7 +13,6 @@ use agentops_runtime::kafka;
 use agentops_runtime::shutdown::CancellationToken;
 use agentops_runtime::storage::{self, ModeChoice, PROJECTION_LOCK};
 use agentops_schemas::Codec;
-use rdkafka::consumer::{DefaultConsumerContext, StreamConsumer};
 use rdkafka::Message;
 
 use crate::store::Writer;
@@ -77,12 +76,8 @@ pub async fn rebuild(
 
     let topic = config.kafka.topic_enriched.clone();
     let group = format!("{}.rebuild", config.group);
-    let consumer: StreamConsumer = kafka::consumer(&config.kafka, &group, DefaultConsumerContext)?;
-    let kafka::LogRange {
-        partitions,
-        mut end,
-        total,
-    } = kafka::assign_whole_log(&consumer, &topic)?;
+    let mut log = kafka::WholeLog::open(&config.kafka, &group, &topic)?;
+    let (partitions, total) = (log.partitions, log.total);
     eprintln!("rebuild: reading {total} records from {partitions} partitions of {topic}");
 
     let codec = Codec::v1();
@@ -91,20 +86,16 @@ pub async fn rebuild(
     let started = Instant::now();
     let mut last_report = Instant::now();
     let linger = Duration::from_millis(config.batch_linger_ms);
-    while !end.is_empty() {
+    while !log.done() {
         let batch = tokio::time::timeout(
             Duration::from_secs(60),
-            kafka::next_batch(&consumer, config.batch_max, linger, &shutdown),
+            log.next_batch(config.batch_max, linger, &shutdown),
         )
         .await
         .map_err(|_| err("no records for 60 s before the end of the log was reached"))?;
-        let Some(batch) = batch else {
+        let Some(mine) = batch else {
             return Err(err("rebuild interrupted; run it again to start over"));
         };
-        let mine: Vec<_> = batch
-            .iter()
-            .filter(|m| end.get(&m.partition()).is_some_and(|&h| m.offset() < h))
-            .collect();
         let mut events = Vec::with_capacity(mine.len());
         for m in &mine {
             match m.payload().map(|p| codec.decode(p)) {
@@ -113,17 +104,11 @@ pub async fn rebuild(
                 _ => summary.undecodable += 1,
             }
         }
-        let owned: Vec<_> = mine.iter().map(|m| (*m).clone()).collect();
-        let offsets = kafka::next_offsets(&owned);
+        let offsets = kafka::next_offsets(&mine);
         let applied = writer.apply(&mut conn, &events, &offsets).await?;
         summary.records += mine.len() as u64;
         summary.inserted += applied.inserted as u64;
         summary.duplicates += applied.duplicates as u64;
-        for (_, p, next) in &offsets {
-            if end.get(p).is_some_and(|&h| *next >= h) {
-                end.remove(p);
-            }
-        }
         if last_report.elapsed() >= Duration::from_secs(2) {
             progress(summary.records, total, started, summary.inserted);
             last_report = Instant::now();

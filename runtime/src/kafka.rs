@@ -10,7 +10,10 @@ use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::producer::FutureProducer;
 
 use crate::config::KafkaConfig;
+
+mod replay;
 use crate::Result;
+pub use replay::WholeLog;
 
 /// An idempotent producer that waits for all in-sync replicas (`acks=all`).
 /// A record not acknowledged within `delivery_timeout` (retries included)
@@ -56,12 +59,17 @@ where
     C: ConsumerContext,
     T: rdkafka::config::FromClientConfigAndContext<C>,
 {
+    Ok(consumer_config(cfg, group).create_with_context(context)?)
+}
+
+/// The settings of [`consumer`].
+fn consumer_config(cfg: &KafkaConfig, group: &str) -> ClientConfig {
     let mut client = ClientConfig::new();
     if let Some(id) = &cfg.instance_id {
         // One process may run several groups; the id only needs to be unique per group.
         client.set("group.instance.id", format!("{id}/{group}"));
     }
-    Ok(client
+    client
         .set("bootstrap.servers", &cfg.brokers)
         .set("group.id", group)
         .set("partition.assignment.strategy", "cooperative-sticky")
@@ -82,8 +90,8 @@ where
                 .to_string(),
         )
         .set("fetch.wait.max.ms", cfg.fetch_wait_max_ms.to_string())
-        .set("enable.partition.eof", "false")
-        .create_with_context(context)?)
+        .set("enable.partition.eof", "false");
+    client
 }
 
 /// Create the topics if they do not exist yet (idempotent).
@@ -301,54 +309,4 @@ pub async fn send_records<'a>(
         .into_iter()
         .map(|r| r.map(|d| (d.partition, d.offset)).map_err(|(e, _)| e))
         .collect()
-}
-
-/// The records of a topic as of now, assigned to a consumer: each non-empty
-/// partition from its low watermark, ending before `end[partition]` (the
-/// high watermark when assigned). For replays (rebuild, recompute).
-pub struct LogRange {
-    /// All partitions of the topic.
-    pub partitions: usize,
-    /// Where each partition with records ends (exclusive).
-    pub end: std::collections::HashMap<i32, i64>,
-    /// Records between the watermarks.
-    pub total: u64,
-}
-
-/// Assign `consumer` to the whole retained log of `topic` (see [`LogRange`]).
-pub fn assign_whole_log<C: ConsumerContext + 'static>(
-    consumer: &rdkafka::consumer::StreamConsumer<C>,
-    topic: &str,
-) -> Result<LogRange> {
-    use rdkafka::consumer::Consumer;
-    let timeout = Duration::from_secs(10);
-    let metadata = consumer.fetch_metadata(Some(topic), timeout)?;
-    let partitions: Vec<i32> = metadata
-        .topics()
-        .iter()
-        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-        .collect();
-    if partitions.is_empty() {
-        return Err(crate::Error::Config(format!(
-            "topic {topic} has no partitions (does it exist?)"
-        )));
-    }
-    let mut range = LogRange {
-        partitions: partitions.len(),
-        end: Default::default(),
-        total: 0,
-    };
-    let mut tpl = rdkafka::TopicPartitionList::new();
-    for &p in &partitions {
-        let (low, high) = consumer.fetch_watermarks(topic, p, timeout)?;
-        range.total += (high - low).max(0) as u64;
-        if high > low {
-            range.end.insert(p, high);
-            tpl.add_partition_offset(topic, p, rdkafka::Offset::Offset(low))?;
-        }
-    }
-    if !range.end.is_empty() {
-        consumer.assign(&tpl)?;
-    }
-    Ok(range)
 }
