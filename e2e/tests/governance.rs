@@ -814,3 +814,60 @@ async fn budgets_of_every_scope_and_period_alert_on_their_own_spend() -> anyhow:
     assert!((field(&tagged, "value").as_f64().unwrap() - 0.036).abs() < 1e-9);
     Ok(())
 }
+
+/// A budget created (or lowered) after its spend is already projected, with
+/// no new spend coming, still alerts: a budget new to the processors is
+/// checked as soon as they load it, not only when its org spends again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_budget_created_after_its_spend_alerts_without_new_spend() -> anyhow::Result<()> {
+    let hook = Receiver::start(0).await?;
+    let stack = Stack::start(
+        "govlate",
+        StackOptions {
+            env: vec![
+                ("AGENTOPS_BUDGET_CHECK_INTERVAL_MS".into(), "200".into()),
+                ("AGENTOPS_GOVERNANCE_RELOAD_MS".into(), "500".into()),
+            ],
+            ..Default::default()
+        },
+    )
+    .await?;
+    let channel = webhook_channel(&stack, &hook.url).await?;
+    // Four runs at $0.009 each, all projected before any budget exists.
+    let mut evs = Vec::new();
+    for i in 0..4 {
+        evs.extend(events::run("agent-l", &format!("l-{i}"), false, 500, 30));
+    }
+    stack.send_all(&evs, 100).await?;
+    stack
+        .eventually(Duration::from_secs(60), "the spend projected", || async {
+            Ok((stack.event_rows().await? == 20).then_some(()))
+        })
+        .await?;
+    // Long past the processors' handling of that spend (budget ticks of 200 ms).
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    sqlx::query(
+        "INSERT INTO budgets (org_id, name, scope_kind, scope_value, period, limit_usd,
+             thresholds, channels)
+         VALUES ($1, 'late', 'org', NULL, 'day', 0.02, '{100}', ARRAY[$2::uuid])",
+    )
+    .bind(&stack.org_id)
+    .bind(&channel)
+    .execute(&stack.pool)
+    .await?;
+    let got = stack
+        .eventually(
+            Duration::from_secs(30),
+            "the late budget's alert",
+            || async { Ok(hook.received().first().cloned()) },
+        )
+        .await?;
+    anyhow::ensure!(
+        field(&got, "kind") == "budget_exceeded",
+        "not a budget alert: {:?}",
+        got.body
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    anyhow::ensure!(hook.received().len() == 1, "{:?}", hook.received());
+    Ok(())
+}

@@ -321,6 +321,8 @@ pub(crate) async fn run(
 ) -> agentops_runtime::Result<()> {
     let watch_for = Duration::from_secs(config.budget_watch_secs);
     let mut watched: HashMap<String, Instant> = HashMap::new();
+    // Budgets (with their limit and thresholds) this instance has checked.
+    let mut known: HashSet<String> = HashSet::new();
     let mut local = Local::default();
     // Alerts emitted and pauses done by this instance (peers dedupe through ids).
     let mut fired: HashSet<String> = HashSet::new();
@@ -336,6 +338,17 @@ pub(crate) async fn run(
             _ = tick.tick() => {}
         }
         let snap = governance.current();
+        // A budget new to this instance (created, changed, or loaded at
+        // start) is checked at once: spend that arrived before it was loaded
+        // was not kept locally, but is (or soon will be) projected.
+        for b in snap.budgets.values().flatten() {
+            if known.insert(format!("{}:{}:{:?}", b.id, b.limit_usd, b.thresholds)) {
+                watched.insert(b.org_id.clone(), Instant::now());
+            }
+        }
+        if known.len() > 100_000 {
+            known.clear();
+        }
         while let Ok(batch) = spent.try_recv() {
             for s in batch {
                 if snap.budgets.contains_key(&s.event.org_id) {

@@ -59,7 +59,11 @@ pub struct KafkaConfig {
     pub fetch_wait_max_ms: u32,
     /// Static group membership (`group.instance.id`): give each instance a
     /// stable id and a restarted instance takes its own place back without a
-    /// rebalance (within `session_timeout_ms`). Unset: dynamic membership.
+    /// rebalance (within `session_timeout_ms`). Unset (the default): dynamic
+    /// membership. Caveat: librdkafka may fence a static member that rejoins
+    /// after its group coordinator moved to another broker (a fatal
+    /// `FencedInstanceId`, confluentinc/librdkafka#3437); the process then
+    /// exits with status 70 for its supervisor to restart it.
     pub instance_id: Option<String>,
     /// How long a produced record may wait for its acknowledgement, retries
     /// included (`message.timeout.ms`), in the stages that retry a failed
