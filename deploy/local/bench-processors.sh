@@ -6,12 +6,13 @@
 #      (the workspace's consumer/producer and batching, payloads unchanged)
 #      and ONE agentops-processors instance (spawned by the loadgen, fresh
 #      group and output topic, the org's policies and budgets in Postgres)
-#      over the same records. Both rates are taken from the output topic's
-#      high watermarks (first record → all N); prints each round's ratio
-#      processor/raw and the median. With BENCH_EXACTLY_ONCE=true (default)
-#      each round also runs the processor with AGENTOPS_EXACTLY_ONCE=true
-#      (one Kafka transaction per batch) over the same records, and prints
-#      its ratios to the raw loop and to the at-least-once processor.
+#      over the same records, at least once (AGENTOPS_EXACTLY_ONCE=false).
+#      Rates come from the output records' CreateTime stamps (first → last);
+#      prints each round's ratio processor/raw and the median. With
+#      BENCH_EXACTLY_ONCE=true (default) each round also runs the processor
+#      with AGENTOPS_EXACTLY_ONCE=true (the default: Kafka transactions of
+#      ~100 ms) over the same records, and prints its ratios to the raw loop
+#      and to the at-least-once processor.
 #   2. alert latency: the whole pipeline (gateway, processors, projections,
 #      query API) and a webhook receiver inside the loadgen; per trial a new
 #      agent-scoped budget, then the event that crosses it; from that

@@ -13,18 +13,18 @@
 //!   stage's loop minus decode, pricing, policies, re-encode and budgets;
 //! - **processor**: one `agentops-processors` process (spawned here, its own
 //!   group and topics) with the org's governance (policies, budgets) in
-//!   Postgres, writing `<out>.b.<round>`, at least once;
+//!   Postgres, writing `<out>.b.<round>`, at least once (`exactly_once` off);
 //! - **transactional** (`--exactly-once true`): the same with
-//!   `exactly_once` on (one Kafka transaction per batch), writing
+//!   `exactly_once` on (Kafka transactions of ~100 ms), writing
 //!   `<out>.c.<round>`.
 //!
 //! All phases are timed the same way, after the phase, from the output records'
 //! CreateTime stamps (set by the producing client): records after the first
 //! millisecond / (last stamp − first stamp). Beside it, each runner's own
 //! view: the raw loop's first record consumed → last ack, and the
-//! processor's events counter on /metrics (polled every 50 ms). (The output
-//! topic's high watermarks are no use here: tansu 0.6's memory engine stops
-//! advancing them in ListOffsets answers after the first few hundred records.)
+//! processor's events counter on /metrics (polled every 50 ms). (Stamps rather
+//! than high watermarks: a transactional topic's watermarks count commit
+//! markers too.)
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
