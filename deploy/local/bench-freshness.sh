@@ -11,6 +11,8 @@
 #   BENCH_RATE        events per second      (default 5000)
 #   BENCH_SECS        seconds of sending     (default 60)
 #   BENCH_PG_PORT     (default 25434)   BENCH_KAFKA_PORT (default 29093)
+#   BENCH_EXACTLY_ONCE processors' transactional enrich stage (default true,
+#                     the stricter path; false for the default at-least-once)
 #   BENCH_NO_BUILD=1  skip the release build
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -44,6 +46,7 @@ start_kafka "$STATE/kafka" "$KAFKA_PORT" 2g
 export AGENTOPS_DATABASE__URL="postgres://agentops:agentops@127.0.0.1:$PG_PORT/agentops"
 export AGENTOPS_KAFKA__BROKERS="127.0.0.1:$KAFKA_PORT"
 export AGENTOPS_KAFKA__INSTANCE_ID=bench
+export AGENTOPS_EXACTLY_ONCE=${BENCH_EXACTLY_ONCE:-true}
 export RUST_LOG=warn
 "$BIN/agentops-query-api" admin create-org --id fresh --name "Freshness" >"$STATE/keys.env"
 INGEST_KEY=$(sed -n 's/^AGENTOPS_INGEST_KEY=//p' "$STATE/keys.env")

@@ -501,6 +501,45 @@ impl Stack {
         Ok(rows.into_iter().collect())
     }
 
+    /// Wait until every event id in `acked` is projected and this org's
+    /// projected events have not changed for 5 s (records refused with 503
+    /// may still arrive later), then check that none is stored twice and that
+    /// `agg_1h` counts exactly the stored events. Fails after 120 s without
+    /// progress. Returns the projected ids (each with its row count, 1).
+    pub async fn projected_once(&self, acked: &[&String]) -> Result<HashMap<String, i64>> {
+        let mut last = (usize::MAX, Instant::now());
+        let seen = loop {
+            let seen = self.projected_ids().await?;
+            if seen.len() != last.0 {
+                last = (seen.len(), Instant::now());
+            }
+            let missing = acked.iter().filter(|id| !seen.contains_key(**id)).count();
+            if missing == 0 && last.1.elapsed() > Duration::from_secs(5) {
+                break seen;
+            }
+            anyhow::ensure!(
+                last.1.elapsed() < Duration::from_secs(120),
+                "projections stuck at {} events; {missing} of {} acknowledged events missing",
+                seen.len(),
+                acked.len()
+            );
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        };
+        let dupes = seen.values().filter(|n| **n != 1).count();
+        anyhow::ensure!(dupes == 0, "{dupes} events stored more than once");
+        let (agg,): (i64,) =
+            sqlx::query_as("SELECT COALESCE(sum(events), 0)::int8 FROM agg_1h WHERE org_id = $1")
+                .bind(&self.org_id)
+                .fetch_one(&self.pool)
+                .await?;
+        anyhow::ensure!(
+            agg == seen.len() as i64,
+            "agg_1h counts {agg} events, {} stored",
+            seen.len()
+        );
+        Ok(seen)
+    }
+
     /// GET a query-API path with the read key.
     pub async fn get(&self, path_and_query: &str) -> Result<Value> {
         let r = self

@@ -205,36 +205,7 @@ async fn three_brokers_lose_two_and_recover_without_losing_an_acknowledged_event
     let given_up = batches.iter().filter(|b| !b.acked()).count();
 
     // Every acknowledged event projected, once; the count then stays put.
-    let mut last = (usize::MAX, Instant::now());
-    let seen = loop {
-        let seen = stack.projected_ids().await?;
-        if seen.len() != last.0 {
-            last = (seen.len(), Instant::now());
-        }
-        let missing = acked.iter().filter(|id| !seen.contains_key(**id)).count();
-        if missing == 0 && last.1.elapsed() > Duration::from_secs(5) {
-            break seen;
-        }
-        ensure!(
-            last.1.elapsed() < Duration::from_secs(120),
-            "projections stuck at {} events; {missing} of {} acknowledged events missing",
-            seen.len(),
-            acked.len()
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    };
-    let dupes = seen.values().filter(|n| **n != 1).count();
-    ensure!(dupes == 0, "{dupes} events stored more than once");
-    let (agg,): (i64,) =
-        sqlx::query_as("SELECT COALESCE(sum(events), 0)::int8 FROM agg_1h WHERE org_id = $1")
-            .bind(&stack.org_id)
-            .fetch_one(&stack.pool)
-            .await?;
-    ensure!(
-        agg == seen.len() as i64,
-        "agg_1h counts {agg} events, {} stored",
-        seen.len()
-    );
+    let seen = stack.projected_once(&acked).await?;
     let stored_unacked = seen.len().saturating_sub(acked.len() + 5); // 5: the warm-up run
     eprintln!(
         "three brokers: {} batches ({} events acknowledged, {given_up} batches given up at the end); \

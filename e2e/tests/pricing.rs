@@ -273,7 +273,12 @@ fn run_command(stack: &Stack, c: Component, args: &[&str]) -> Result<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_model_priced_later_and_recomputed_from_the_log() -> Result<()> {
-    let stack = Stack::start("pricing_unknown", options()).await?;
+    // The transactional enrich stage: `recompute` and `rebuild` must read a
+    // log that ends in transaction markers to its end.
+    let mut opts = options();
+    opts.env
+        .push(("AGENTOPS_EXACTLY_ONCE".into(), "true".into()));
+    let stack = Stack::start("pricing_unknown", opts).await?;
     let tokens = json!({"input_tokens": 1000, "output_tokens": 500, "cache_read_tokens": 2000});
     let mut events = Vec::new();
     for i in 0..3 {

@@ -22,21 +22,27 @@ pub struct Config {
     /// Most records per enrich batch.
     pub batch_max: usize,
     /// Enrich exactly once inside Kafka (`AGENTOPS_EXACTLY_ONCE`; default
-    /// **true**). On: the enriched records, dead letters and policy alerts of
-    /// the batches read in ~100 ms commit in one Kafka transaction with the
-    /// raw offsets after them, so `read_committed` readers find every raw
+    /// **false**). On: the enriched records, dead letters and policy alerts
+    /// of the batches read in ~100 ms commit in one Kafka transaction with
+    /// the raw offsets after them, so `read_committed` readers find every raw
     /// event once in the enriched topic through crashes, aborts and
     /// rebalances (see `enrich::txn`). The transactional id is
     /// `<group>/<kafka.instance_id>`; without an instance id it is random,
     /// and a crashed instance's partitions then wait up to 10 s for its open
     /// transaction to be aborted. Off (at least once): offsets are stored
     /// after the records are acknowledged, and a crash or rebalance can write
-    /// a batch twice (the projections still count each event id once). For
-    /// brokers without transactions (some Kafka-compatible services).
+    /// a batch twice (the projections still count each event id once).
     ///
-    /// The default because it costs next to no throughput (well under the
-    /// 15% allowed): `BENCH_PARTS=throughput ./deploy/local/bench-processors.sh`
-    /// (README "Benchmarks").
+    /// It costs no throughput (`BENCH_PARTS=throughput
+    /// ./deploy/local/bench-processors.sh`: transactional / at least once
+    /// 1.00), but it is not the default yet: in 2 of about 12 runs of the
+    /// three-broker fault test (`e2e/tests/kafka_cluster.rs` with
+    /// `AGENTOPS_EXACTLY_ONCE=true`) the pipeline stopped for good after two
+    /// brokers died and came back (the stage rewound its partitions and
+    /// nothing more reached the projections; transactional records had timed
+    /// out client-side mid-transaction just before). Until that is
+    /// understood, at least once (which stays exactly once in the
+    /// projections) is the safer default. See docs/kafka.md.
     pub exactly_once: bool,
     /// How long a batch waits for more records (ms).
     pub batch_linger_ms: u64,
@@ -91,7 +97,7 @@ impl Default for Config {
             price_file: None,
             price_reload_secs: 10,
             batch_max: 1000,
-            exactly_once: true,
+            exactly_once: false,
             batch_linger_ms: 5,
             budget_check_interval_ms: 500,
             budget_watch_secs: 30,

@@ -10,9 +10,9 @@ use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::producer::FutureProducer;
 
 use crate::config::KafkaConfig;
+use crate::Result;
 
 mod replay;
-use crate::Result;
 pub use replay::WholeLog;
 
 /// An idempotent producer that waits for all in-sync replicas (`acks=all`).
