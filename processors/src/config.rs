@@ -35,14 +35,14 @@ pub struct Config {
     ///
     /// It costs no throughput (`BENCH_PARTS=throughput
     /// ./deploy/local/bench-processors.sh`: transactional / at least once
-    /// 1.00), but it is not the default yet: in 2 of about 12 runs of the
+    /// 1.00), but it is not the default yet: in 3 of about 17 runs of the
     /// three-broker fault test (`e2e/tests/kafka_cluster.rs` with
-    /// `AGENTOPS_EXACTLY_ONCE=true`) the pipeline stopped for good after two
-    /// brokers died and came back (the stage rewound its partitions and
-    /// nothing more reached the projections; transactional records had timed
-    /// out client-side mid-transaction just before). Until that is
-    /// understood, at least once (which stays exactly once in the
-    /// projections) is the safer default. See docs/kafka.md.
+    /// `AGENTOPS_EXACTLY_ONCE=true`) the stage stopped consuming for good
+    /// after two brokers died and came back: it owned every raw partition,
+    /// with lag, and read nothing after seeking the partitions it had just
+    /// been given again to their committed offsets. Until that is fixed, at
+    /// least once (which stays exactly once in the projections) is the
+    /// default. See docs/kafka.md.
     pub exactly_once: bool,
     /// How long a batch waits for more records (ms).
     pub batch_linger_ms: u64,
