@@ -35,7 +35,7 @@ pub struct Config {
     ///
     /// It costs no throughput (`BENCH_PARTS=throughput
     /// ./deploy/local/bench-processors.sh`: transactional / at least once
-    /// 1.00), but it is not the default yet: in 3 of about 17 runs of the
+    /// 1.00), but it is not the default yet: in 3 of 14 runs of the
     /// three-broker fault test (`e2e/tests/kafka_cluster.rs` with
     /// `AGENTOPS_EXACTLY_ONCE=true`) the stage stopped consuming for good
     /// after two brokers died and came back: it owned every raw partition,
