@@ -96,27 +96,8 @@ export AGENTOPS_DATABASE__URL="postgres://agentops:agentops@127.0.0.1:$PG_PORT/a
 INGEST_KEY=$(sed -n 's/^AGENTOPS_INGEST_KEY=//p' "$STATE/keys.env")
 [ -n "$INGEST_KEY" ] || die "create-org printed no AGENTOPS_INGEST_KEY (see $STATE/keys.env)"
 
-# The broker is a JVM: its first hundred thousand records run partly
-# interpreted. One uncounted pass (raw producer and a gateway, latency phase
-# off) warms it, so the first measured phase is not the slow one.
-WARM=${BENCH_BROKER_WARMUP:-200000}
-if [ "$WARM" -gt 0 ]; then
-  log "warming the broker's JIT: one uncounted pass of $WARM events"
-  AGENTOPS_LISTEN="$GATEWAY_ADDR" AGENTOPS_KAFKA__BROKERS="127.0.0.1:$KAFKA_PORT" \
-  AGENTOPS_KAFKA__TOPIC_RAW="$TOPIC" AGENTOPS_RATE_LIMIT_EVENTS_PER_SEC=0 \
-  AGENTOPS_MAX_IN_FLIGHT="$MAX_IN_FLIGHT" RUST_LOG=warn \
-    nohup "$BIN/agentops-ingest-gateway" >>"$STATE/gateway.log" 2>&1 &
-  echo $! >"$STATE/gateway.pid"
-  wait_http "http://$GATEWAY_ADDR/healthz" 90 || die "gateway is not healthy (see $STATE/gateway.log)"
-  "$BIN/agentops-loadgen" bench --format json --gateway "http://$GATEWAY_ADDR" --key "$INGEST_KEY" \
-    --brokers "127.0.0.1:$KAFKA_PORT" --topic "$TOPIC" --events "$WARM" --batch "$BATCH" \
-    --concurrency "$CONCURRENCY" --latency-secs 0 >"$STATE/broker-warmup.out" 2>&1 \
-    || die "broker warm-up failed (see $STATE/broker-warmup.out)"
-fi
-
-status=0
-for FORMAT in $FORMATS; do
-  # A fresh gateway per format: its peak RSS is that format's.
+# start_gateway: a fresh gateway (the previous one stopped) on $GATEWAY_ADDR.
+start_gateway() {
   stop_pidfile "$STATE/gateway.pid"
   log "starting the gateway on $GATEWAY_ADDR (release, RUST_LOG=warn, no rate limit, max in flight $MAX_IN_FLIGHT)"
   AGENTOPS_LISTEN="$GATEWAY_ADDR" \
@@ -128,6 +109,25 @@ for FORMAT in $FORMATS; do
     nohup "$BIN/agentops-ingest-gateway" >>"$STATE/gateway.log" 2>&1 &
   echo $! >"$STATE/gateway.pid"
   wait_http "http://$GATEWAY_ADDR/healthz" 90 || die "gateway is not healthy (see $STATE/gateway.log)"
+}
+
+# The broker is a JVM: its first hundred thousand records run partly
+# interpreted. One uncounted pass (raw producer and a gateway, latency phase
+# off) warms it, so the first measured phase is not the slow one.
+WARM=${BENCH_BROKER_WARMUP:-200000}
+if [ "$WARM" -gt 0 ]; then
+  log "warming the broker's JIT: one uncounted pass of $WARM events"
+  start_gateway
+  "$BIN/agentops-loadgen" bench --format json --gateway "http://$GATEWAY_ADDR" --key "$INGEST_KEY" \
+    --brokers "127.0.0.1:$KAFKA_PORT" --topic "$TOPIC" --events "$WARM" --batch "$BATCH" \
+    --concurrency "$CONCURRENCY" --latency-secs 0 >"$STATE/broker-warmup.out" 2>&1 \
+    || die "broker warm-up failed (see $STATE/broker-warmup.out)"
+fi
+
+status=0
+for FORMAT in $FORMATS; do
+  # A fresh gateway per format: its peak RSS is that format's.
+  start_gateway
 
   log "benchmark [$FORMAT]: $EVENTS events, batch $BATCH, concurrency $CONCURRENCY, latency ${LATENCY_SECS}s at ${LATENCY_LOAD} x max, Apache Kafka $KAFKA_VERSION"
   rc=0

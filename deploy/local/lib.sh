@@ -158,15 +158,16 @@ stop_kafka() {
 # create_topics PORT REPLICATION: the pipeline's topics with the partition
 # counts and settings of README "Topics" (existing topics are left alone).
 create_topics() {
-  local port=$1 rf=${2:-1} p=${AGENTOPS_PARTITIONS:-12}
-  kafka_topics "$port" --create --if-not-exists --topic agentops.events.raw --partitions "$p" \
-    --replication-factor "$rf" --config retention.ms=604800000 >/dev/null
-  kafka_topics "$port" --create --if-not-exists --topic agentops.events.enriched --partitions "$p" \
-    --replication-factor "$rf" --config retention.ms=2592000000 >/dev/null
-  kafka_topics "$port" --create --if-not-exists --topic agentops.alerts --partitions 3 \
-    --replication-factor "$rf" --config retention.ms=2592000000 >/dev/null
-  kafka_topics "$port" --create --if-not-exists --topic agentops.dlq --partitions 3 \
-    --replication-factor "$rf" --config retention.ms=2592000000 >/dev/null
+  local port=$1 rf=${2:-1} p=${AGENTOPS_PARTITIONS:-12} topic parts retention
+  while read -r topic parts retention; do
+    kafka_topics "$port" --create --if-not-exists --topic "$topic" --partitions "$parts" \
+      --replication-factor "$rf" --config "retention.ms=$retention" </dev/null >/dev/null
+  done <<TOPICS
+agentops.events.raw      $p 604800000
+agentops.events.enriched $p 2592000000
+agentops.alerts          3  2592000000
+agentops.dlq             3  2592000000
+TOPICS
 }
 
 # stop_pidfile FILE [STEPS]: SIGTERM, wait up to STEPS × 0.2 s (default 10 s), SIGKILL.
