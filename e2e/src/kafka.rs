@@ -220,16 +220,15 @@ impl KafkaCluster {
     /// Wait until a metadata request (a real client call) sees `live`
     /// brokers; fails after 120 s.
     pub async fn wait_ready(&self, live: usize) -> Result<()> {
-        let brokers = self.brokers();
         let deadline = Instant::now() + Duration::from_secs(120);
         loop {
-            let b = brokers.clone();
-            let seen = tokio::task::spawn_blocking(move || -> Result<usize> {
-                let c: BaseConsumer = ClientConfig::new().set("bootstrap.servers", &b).create()?;
-                let md = c.fetch_metadata(None, Duration::from_secs(3))?;
-                Ok(md.brokers().len())
-            })
-            .await?;
+            let seen = self
+                .with_client(|c| {
+                    Ok(c.fetch_metadata(None, Duration::from_secs(3))?
+                        .brokers()
+                        .len())
+                })
+                .await;
             if matches!(seen, Ok(n) if n >= live) {
                 return Ok(());
             }
@@ -246,10 +245,8 @@ impl KafkaCluster {
     /// The live node that leads the most records of `topic`: the sum of the
     /// high watermarks of the partitions it leads.
     pub async fn busiest_leader(&self, topic: &str) -> Result<u32> {
-        let b = self.brokers();
         let topic = topic.to_owned();
-        tokio::task::spawn_blocking(move || -> Result<u32> {
-            let c: BaseConsumer = ClientConfig::new().set("bootstrap.servers", &b).create()?;
+        self.with_client(move |c| {
             let md = c.fetch_metadata(Some(&topic), Duration::from_secs(5))?;
             let mut load = std::collections::BTreeMap::<i32, i64>::new();
             for p in md.topics().iter().flat_map(|t| t.partitions()) {
@@ -263,21 +260,36 @@ impl KafkaCluster {
                 .context("no partition has a leader")?;
             Ok(leader as u32)
         })
-        .await?
+        .await
     }
 
     /// In-sync replica count of each partition of `topic`.
     pub async fn isr(&self, topic: &str) -> Result<Vec<(i32, usize)>> {
-        let b = self.brokers();
         let topic = topic.to_owned();
-        tokio::task::spawn_blocking(move || -> Result<Vec<(i32, usize)>> {
-            let c: BaseConsumer = ClientConfig::new().set("bootstrap.servers", &b).create()?;
+        self.with_client(move |c| {
             let md = c.fetch_metadata(Some(&topic), Duration::from_secs(5))?;
             Ok(md
                 .topics()
                 .iter()
                 .flat_map(|t| t.partitions().iter().map(|p| (p.id(), p.isr().len())))
                 .collect())
+        })
+        .await
+    }
+
+    /// Run `f` with a fresh client of the cluster, off the async threads
+    /// (metadata and watermark calls block).
+    async fn with_client<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&BaseConsumer) -> Result<T> + Send + 'static,
+    {
+        let brokers = self.brokers();
+        tokio::task::spawn_blocking(move || {
+            let c: BaseConsumer = ClientConfig::new()
+                .set("bootstrap.servers", &brokers)
+                .create()?;
+            f(&c)
         })
         .await?
     }
