@@ -354,3 +354,50 @@ pub fn group_owners(brokers: &str, group: &str) -> Result<Vec<(String, i32, Opti
     }
     Ok(owners)
 }
+
+/// One record read back by [`read_topic`].
+#[derive(Debug, Clone)]
+pub struct Record {
+    pub headers: std::collections::HashMap<String, String>,
+    pub payload: Vec<u8>,
+}
+
+/// Every record on `topic` of the shared test broker (all partitions, from
+/// the start), reading until `done` says so or `timeout` passes.
+pub async fn read_topic(
+    topic: &str,
+    timeout: Duration,
+    done: impl Fn(&[Record]) -> bool,
+) -> Result<Vec<Record>> {
+    use rdkafka::consumer::StreamConsumer;
+    use rdkafka::message::{Headers, Message};
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", crate::kafka_brokers())
+        .set("group.id", format!("reader-{}", crate::events::id()))
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .create()?;
+    consumer.subscribe(&[topic])?;
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut out = Vec::new();
+    while !done(&out) {
+        match tokio::time::timeout_at(deadline, consumer.recv()).await {
+            Err(_) => break,
+            Ok(Err(e)) => bail!("read {topic}: {e}"),
+            Ok(Ok(m)) => {
+                let mut headers = std::collections::HashMap::new();
+                if let Some(hs) = m.headers() {
+                    for h in hs.iter() {
+                        let v = h.value.map(|v| String::from_utf8_lossy(v).into_owned());
+                        headers.insert(h.key.to_owned(), v.unwrap_or_default());
+                    }
+                }
+                out.push(Record {
+                    headers,
+                    payload: m.payload().unwrap_or_default().to_vec(),
+                });
+            }
+        }
+    }
+    Ok(out)
+}

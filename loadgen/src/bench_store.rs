@@ -204,7 +204,7 @@ pub async fn projections(o: ProjectionsOptions) -> Result<()> {
     sqlx::raw_sql(
         "DROP TABLE IF EXISTS events_copy;
          CREATE TABLE events_copy (LIKE events INCLUDING DEFAULTS INCLUDING CONSTRAINTS);
-         ALTER TABLE events_copy ADD PRIMARY KEY (event_id, ts);
+         ALTER TABLE events_copy ADD PRIMARY KEY (event_id, org_id, ts);
          CREATE INDEX ON events_copy (org_id, ts DESC);
          CREATE INDEX ON events_copy (org_id, run_id, ts);
          CREATE INDEX ON events_copy (org_id, ts DESC) WHERE type = 'run_failed' OR status IN ('error', 'failed');",

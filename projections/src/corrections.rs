@@ -69,7 +69,7 @@ type Wanted = (uuid::Uuid, DateTime<Utc>, String, Option<f64>);
 
 /// The last correction of each event in the batch, in batch order.
 fn latest(corrections: &[&AgentEvent]) -> Vec<Wanted> {
-    let mut last: BTreeMap<uuid::Uuid, usize> = BTreeMap::new();
+    let mut last: BTreeMap<(uuid::Uuid, String), usize> = BTreeMap::new();
     let mut out = Vec::new();
     for c in corrections {
         let Some(id) = corrects(c) else {
@@ -77,10 +77,10 @@ fn latest(corrections: &[&AgentEvent]) -> Vec<Wanted> {
             continue;
         };
         let item = (id, ts(c.timestamp), c.org_id.clone(), c.cost_usd);
-        match last.get(&id) {
+        match last.get(&(id, c.org_id.clone())) {
             Some(&i) => out[i] = item,
             None => {
-                last.insert(id, out.len());
+                last.insert((id, c.org_id.clone()), out.len());
                 out.push(item);
             }
         }
@@ -105,26 +105,27 @@ pub(crate) async fn apply(
                 + COALESCE(e.cache_read_tokens, 0) + COALESCE(e.cache_write_tokens, 0)
                 + COALESCE(e.reasoning_tokens, 0) > 0
          FROM events e
-         JOIN UNNEST($1::uuid[], $2::timestamptz[]) AS c(event_id, ts)
-           ON e.event_id = c.event_id AND e.ts = c.ts
-         ORDER BY e.event_id
+         JOIN UNNEST($1::uuid[], $2::timestamptz[], $3::text[]) AS c(event_id, ts, org_id)
+           ON e.event_id = c.event_id AND e.ts = c.ts AND e.org_id = c.org_id
+         ORDER BY e.event_id, e.org_id
          FOR UPDATE OF e",
     )
     .bind(wanted.iter().map(|w| w.0).collect::<Vec<_>>())
     .bind(wanted.iter().map(|w| w.1).collect::<Vec<_>>())
+    .bind(wanted.iter().map(|w| w.2.clone()).collect::<Vec<_>>())
     .fetch_all(&mut *tx)
     .await?;
-    let by_id: BTreeMap<uuid::Uuid, &Wanted> = wanted.iter().map(|w| (w.0, w)).collect();
+    let by_id: BTreeMap<(uuid::Uuid, &str), &Wanted> =
+        wanted.iter().map(|w| ((w.0, w.2.as_str()), w)).collect();
     let mut changes = Vec::new();
     for (id, t, org, agent, wf, run, provider, model, cost, source, io) in stored {
-        let Some(&&(_, _, ref c_org, new_cost)) = by_id.get(&id) else {
+        let Some(&&(_, _, _, new_cost)) = by_id.get(&(id, org.as_str())) else {
             continue;
         };
         // The state a correction leaves depends on its cost alone, so any
         // batching of the log ends the same: priced → 'recomputed', no price → NULL.
         let new_source = new_cost.map(|_| RECOMPUTED);
-        if *c_org != org
-            || source.as_deref() == Some("client")
+        if source.as_deref() == Some("client")
             || (cost == new_cost && source.as_deref() == new_source)
         {
             continue;
@@ -154,14 +155,15 @@ pub(crate) async fn apply(
     }
     sqlx::query(
         "UPDATE events e SET cost_usd = c.cost, cost_source = c.source
-         FROM UNNEST($1::uuid[], $2::timestamptz[], $3::float8[], $4::text[])
-             AS c(event_id, ts, cost, source)
-         WHERE e.event_id = c.event_id AND e.ts = c.ts",
+         FROM UNNEST($1::uuid[], $2::timestamptz[], $5::text[], $3::float8[], $4::text[])
+             AS c(event_id, ts, org_id, cost, source)
+         WHERE e.event_id = c.event_id AND e.ts = c.ts AND e.org_id = c.org_id",
     )
     .bind(col!(|c| c.event_id))
     .bind(col!(|c| c.ts))
     .bind(col!(|c| c.new_cost))
     .bind(col!(|c| c.new_source))
+    .bind(col!(|c| c.org_id.clone()))
     .execute(&mut *tx)
     .await?;
     sqlx::query(

@@ -25,6 +25,8 @@ pub struct Summary {
     pub inserted: u64,
     pub duplicates: u64,
     pub undecodable: u64,
+    /// Events the database refuses (the live workers dead-lettered them).
+    pub refused: u64,
 }
 
 /// Progress line on stderr (the command's user watches it).
@@ -105,7 +107,31 @@ pub async fn rebuild(
             }
         }
         let offsets = kafka::next_offsets(&mine);
-        let applied = writer.apply(&mut conn, &events, &offsets).await?;
+        let applied = match writer.apply(&mut conn, &events, &offsets).await {
+            Err(e) if agentops_runtime::db::is_permanent_error(&e) => {
+                // One by one, skipping what the database refuses.
+                let mut applied = crate::store::Applied::default();
+                for event in &events {
+                    match writer
+                        .apply(&mut conn, std::slice::from_ref(event), &[])
+                        .await
+                    {
+                        Ok(a) => {
+                            applied.inserted += a.inserted;
+                            applied.duplicates += a.duplicates;
+                        }
+                        Err(e) if agentops_runtime::db::is_permanent_error(&e) => {
+                            tracing::warn!(event_id = %event.event_id, error = %e, "rebuild: event refused, skipped");
+                            summary.refused += 1;
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
+                writer.apply(&mut conn, &[], &offsets).await?;
+                applied
+            }
+            other => other?,
+        };
         summary.records += mine.len() as u64;
         summary.inserted += applied.inserted as u64;
         summary.duplicates += applied.duplicates as u64;
@@ -124,12 +150,13 @@ pub async fn rebuild(
         .execute(&mut conn)
         .await?;
     eprintln!(
-        "rebuild: done in {:.1} s: {} records, {} events, {} duplicates, {} undecodable",
+        "rebuild: done in {:.1} s: {} records, {} events, {} duplicates, {} undecodable, {} refused by the database",
         started.elapsed().as_secs_f64(),
         summary.records,
         summary.inserted,
         summary.duplicates,
-        summary.undecodable
+        summary.undecodable,
+        summary.refused
     );
     tracing::info!(
         records = summary.records,

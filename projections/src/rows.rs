@@ -136,8 +136,11 @@ pub(crate) async fn upsert_runs(
         let t = ts(e.timestamp);
         d.events += 1;
         d.cost_usd += e.cost_usd.unwrap_or(0.0);
+        // Saturating: validation bounds every count, so this never binds in
+        // practice, and a sum past int8 is refused by the database (the
+        // record is then dead-lettered) rather than wrapped here.
         for (sum, n) in d.tokens.iter_mut().zip(tokens(e)) {
-            *sum += n;
+            *sum = sum.saturating_add(n);
         }
         match e.kind() {
             Some(EventType::RunStarted) => {
@@ -249,7 +252,8 @@ pub(crate) fn agent_deltas(new: &[&AgentEvent]) -> BTreeMap<(String, String), Ag
                 }
                 _ => {}
             }
-            d.tokens += tokens(e).iter().sum::<i64>();
+            let t = tokens(e).iter().fold(0i64, |a, n| a.saturating_add(*n));
+            d.tokens = d.tokens.saturating_add(t);
             d.cost += e.cost_usd.unwrap_or(0.0);
         }
     }

@@ -32,7 +32,7 @@ SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::timestamptz[], $4::text[], $5::
     $7::text[], $8::text[], $9::int8[], $10::int2[], $11::text[], $12::text[], $13::int8[],
     $14::int8[], $15::int8[], $16::int8[], $17::int8[], $18::float8[], $19::text[], $20::text[],
     $21::text[], $22::text[], $23::text[], $24::text[], $25::jsonb[], $26::timestamptz[])
-ON CONFLICT (event_id, ts) DO NOTHING";
+ON CONFLICT (event_id, org_id, ts) DO NOTHING";
 
 const UPSERT_OFFSETS: &str = "
 INSERT INTO consumer_offsets (consumer_group, topic, partition, next_offset, updated_at)
@@ -45,7 +45,7 @@ ON CONFLICT (consumer_group, topic, partition) DO UPDATE SET
 /// TimescaleDB mode: the continuous aggregates follow `events` on their own.
 fn timescale_insert_sql() -> &'static str {
     static SQL: OnceLock<String> = OnceLock::new();
-    SQL.get_or_init(|| format!("{INSERT_EVENTS} RETURNING event_id"))
+    SQL.get_or_init(|| format!("{INSERT_EVENTS} RETURNING event_id, org_id, ts"))
 }
 
 /// Plain mode: one statement inserts the events and folds the ones that were
@@ -80,7 +80,7 @@ a{i} AS (
                 updates = updates.join(", "),
             );
         }
-        sql.push_str("\nSELECT event_id FROM ins");
+        sql.push_str("\nSELECT event_id, org_id, ts FROM ins");
         sql
     })
 }
@@ -147,13 +147,15 @@ impl Writer {
         // Cost corrections are applied after the batch's events, never stored as events.
         let (corrections, events): (Vec<&AgentEvent>, Vec<&AgentEvent>) =
             events.iter().partition(|e| correction::is_correction(e));
-        // Dedupe inside the batch first (the same event twice in one statement).
+        // Dedupe inside the batch first (the same event twice in one
+        // statement), on the table's key.
         let mut seen = HashSet::with_capacity(events.len());
         let batch: Vec<&AgentEvent> = events
             .iter()
             .copied()
             .filter(|e| {
-                uuid::Uuid::parse_str(&e.event_id).is_ok() && seen.insert(e.event_id.as_str())
+                uuid::Uuid::parse_str(&e.event_id).is_ok()
+                    && seen.insert((e.event_id.as_str(), e.org_id.as_str(), e.timestamp))
             })
             .collect();
         if self.mode == Mode::Postgres {
@@ -195,7 +197,7 @@ impl Writer {
             .bind(PROJECTION_LOCK)
             .execute(&mut *tx)
             .await?;
-        let inserted: HashSet<uuid::Uuid> = if batch.is_empty() {
+        let inserted: HashSet<Key> = if batch.is_empty() {
             HashSet::new()
         } else {
             let sql = match self.mode {
@@ -206,7 +208,10 @@ impl Writer {
         };
         let new: Vec<&AgentEvent> = batch
             .into_iter()
-            .filter(|e| uuid::Uuid::parse_str(&e.event_id).is_ok_and(|id| inserted.contains(&id)))
+            .filter(|e| {
+                uuid::Uuid::parse_str(&e.event_id)
+                    .is_ok_and(|id| inserted.contains(&(id, e.org_id.clone(), e.timestamp)))
+            })
             .collect();
         if !new.is_empty() {
             rows::upsert_runs(&mut tx, &new).await?;
@@ -227,17 +232,20 @@ impl Writer {
     }
 }
 
+/// The events table's key: (event_id, org_id, ts in µs).
+type Key = (uuid::Uuid, String, i64);
+
 async fn insert_events(
     tx: &mut PgConnection,
     sql: &str,
     batch: &[&AgentEvent],
-) -> Result<HashSet<uuid::Uuid>, sqlx::Error> {
+) -> Result<HashSet<Key>, sqlx::Error> {
     macro_rules! col {
         ($f:expr) => {
             batch.iter().map($f).collect::<Vec<_>>()
         };
     }
-    let rows: Vec<(uuid::Uuid,)> = sqlx::query_as(sql)
+    let rows: Vec<(uuid::Uuid, String, DateTime<Utc>)> = sqlx::query_as(sql)
         .bind(col!(
             |e| uuid::Uuid::parse_str(&e.event_id).unwrap_or_default()
         ))
@@ -270,7 +278,10 @@ async fn insert_events(
         .bind(col!(|e| e.ingested_at.map(ts)))
         .fetch_all(&mut *tx)
         .await?;
-    Ok(rows.into_iter().map(|(id,)| id).collect())
+    Ok(rows
+        .into_iter()
+        .map(|(id, org, t)| (id, org, t.timestamp_micros()))
+        .collect())
 }
 
 #[cfg(test)]
@@ -285,7 +296,7 @@ mod tests {
             assert!(sql.contains(&format!("ON CONFLICT ON CONSTRAINT {name}_key")));
         }
         assert!(sql.contains("lat_b79 = a.lat_b79 + EXCLUDED.lat_b79"));
-        assert!(sql.ends_with("SELECT event_id FROM ins"));
+        assert!(sql.ends_with("SELECT event_id, org_id, ts FROM ins"));
     }
 
     #[test]

@@ -3,11 +3,12 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use agentops_runtime::kafka;
 use agentops_runtime::shutdown::CancellationToken;
-use agentops_schemas::Codec;
+use agentops_runtime::{db, kafka};
+use agentops_schemas::{AgentEvent, Codec};
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::message::OwnedMessage;
+use rdkafka::producer::FutureProducer;
 use rdkafka::{ClientContext, Message, Offset};
 use sqlx::PgPool;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
@@ -90,56 +91,31 @@ pub(crate) async fn run(
             })
             .collect();
         let mut events = Vec::with_capacity(fresh.len());
+        let mut sources = Vec::with_capacity(fresh.len());
         for m in &fresh {
-            match m.payload().map(|p| codec.decode(p)) {
-                Some(Ok(e)) => events.push(e),
-                Some(Err(e)) => {
-                    if !kafka::dead_letter(
-                        &dlq,
-                        &config.kafka.topic_dlq,
-                        m,
-                        &e.to_string(),
-                        &shutdown,
-                    )
-                    .await
-                    {
-                        return Ok(());
-                    }
+            let reason = match m.payload().map(|p| codec.decode(p)) {
+                Some(Ok(e)) => {
+                    events.push(e);
+                    sources.push(*m);
+                    continue;
                 }
-                None => {
-                    if !kafka::dead_letter(
-                        &dlq,
-                        &config.kafka.topic_dlq,
-                        m,
-                        "empty record",
-                        &shutdown,
-                    )
-                    .await
-                    {
-                        return Ok(());
-                    }
-                }
+                Some(Err(e)) => e.to_string(),
+                None => "empty record".to_owned(),
+            };
+            if !kafka::dead_letter(&dlq, &config.kafka.topic_dlq, m, &reason, &shutdown).await {
+                return Ok(());
             }
         }
         let offsets = kafka::next_offsets(&batch);
-        // Transient database errors are retried with backoff, never skipped.
-        let mut backoff = Duration::from_millis(100);
-        let applied_batch = loop {
-            let attempt = match pool.acquire().await {
-                Ok(mut conn) => writer.apply(&mut conn, &events, &offsets).await,
-                Err(e) => Err(e.into()),
-            };
-            match attempt {
-                Ok(a) => break a,
-                Err(e) => {
-                    tracing::warn!(error = %e, events = events.len(), "projection write failed, retrying");
-                    tokio::select! {
-                        _ = shutdown.cancelled() => return Ok(()),
-                        _ = tokio::time::sleep(backoff) => {}
-                    }
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
-                }
-            }
+        let out = Out {
+            pool: &pool,
+            dlq: &dlq,
+            dlq_topic: &config.kafka.topic_dlq,
+            shutdown: &shutdown,
+        };
+        let Some(applied_batch) = write(&out, &mut writer, &events, &sources, &offsets).await
+        else {
+            return Ok(());
         };
         projected(applied_batch.inserted, applied_batch.duplicates);
         for (t, p, o) in &offsets {
@@ -153,6 +129,111 @@ pub(crate) async fn run(
         tracing::debug!(error = %e, "final commit");
     }
     Ok(())
+}
+
+/// Where a batch goes.
+struct Out<'a> {
+    pool: &'a PgPool,
+    dlq: &'a FutureProducer,
+    dlq_topic: &'a str,
+    shutdown: &'a CancellationToken,
+}
+
+/// Write `events` and then `offsets`. Transient database errors are
+/// retried with backoff, never skipped. A permanent one (the data itself,
+/// [`db::is_permanent`]) would fail every retry and stop the partition for
+/// every org on it, so the batch is split in halves, each written on its
+/// own (in order), down to the records the database refuses: those are
+/// dead-lettered with the reason and the rest is projected. Halves written
+/// before a crash are harmless: a replay finds their events present and
+/// counts nothing twice. `None` on shutdown.
+async fn write(
+    out: &Out<'_>,
+    writer: &mut Writer,
+    events: &[AgentEvent],
+    sources: &[&OwnedMessage],
+    offsets: &[(String, i32, i64)],
+) -> Option<store::Applied> {
+    let first = match attempt(out, writer, events, offsets, 2).await? {
+        Ok(a) => return Some(a),
+        Err(e) => e,
+    };
+    tracing::warn!(error = %first, events = events.len(), "the database refuses part of a batch; isolating the records it refuses");
+    let mut total = store::Applied::default();
+    // [start, end) ranges, the next one on top.
+    let mut pending = vec![(0, events.len())];
+    while let Some((a, b)) = pending.pop() {
+        // A single record gets three tries (as the whole batch got two): a
+        // plain-mode partition dropped under the worker, for one, fails once
+        // and then works.
+        let tries = if b - a == 1 { 3 } else { 1 };
+        match attempt(out, writer, &events[a..b], &[], tries).await? {
+            Ok(x) => {
+                total.inserted += x.inserted;
+                total.duplicates += x.duplicates;
+                total.corrected += x.corrected;
+            }
+            Err(e) if b - a == 1 => {
+                let reason = format!("the database refused the event: {e}");
+                tracing::warn!(event_id = %events[a].event_id, org_id = %events[a].org_id, error = %e, "event dead-lettered");
+                metrics::counter!("agentops_projection_refused_total").increment(1);
+                if !kafka::dead_letter(out.dlq, out.dlq_topic, sources[a], &reason, out.shutdown)
+                    .await
+                {
+                    return None;
+                }
+            }
+            Err(_) => {
+                let mid = a + (b - a) / 2;
+                pending.push((mid, b));
+                pending.push((a, mid));
+            }
+        }
+    }
+    // Offsets hold no event data: whatever the error, they are retried.
+    while attempt(out, writer, &[], offsets, 1).await?.is_err() {
+        tokio::select! {
+            _ = out.shutdown.cancelled() => return None,
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
+    Some(total)
+}
+
+/// One write, retried with backoff while it fails transiently; a permanent
+/// failure is returned once it has failed `tries` times. `None` on shutdown.
+async fn attempt(
+    out: &Out<'_>,
+    writer: &mut Writer,
+    events: &[AgentEvent],
+    offsets: &[(String, i32, i64)],
+    tries: u32,
+) -> Option<Result<store::Applied, agentops_runtime::Error>> {
+    let mut backoff = Duration::from_millis(100);
+    let mut permanent = 0;
+    loop {
+        let result = match out.pool.acquire().await {
+            Ok(mut conn) => writer.apply(&mut conn, events, offsets).await,
+            Err(e) => Err(e.into()),
+        };
+        match result {
+            Ok(a) => return Some(Ok(a)),
+            Err(e) if db::is_permanent_error(&e) => {
+                permanent += 1;
+                if permanent >= tries {
+                    return Some(Err(e));
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, events = events.len(), "projection write failed, retrying")
+            }
+        }
+        tokio::select! {
+            _ = out.shutdown.cancelled() => return None,
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
 }
 
 /// Load the Postgres offsets of newly assigned partitions and seek to them.

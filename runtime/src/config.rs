@@ -76,6 +76,11 @@ pub struct KafkaConfig {
     pub linger_ms: u32,
     /// Largest producer batch (bytes) per partition.
     pub batch_bytes: u32,
+    /// librdkafka debug contexts for every client of the component (its
+    /// `debug` setting, e.g. `cgrp,fetch,eos`), logged under the `librdkafka`
+    /// target at debug level (`RUST_LOG=info,librdkafka=debug`). Unset (the
+    /// default): none. For diagnosing client behaviour only: it is verbose.
+    pub debug: Option<String>,
 }
 
 impl Default for KafkaConfig {
@@ -96,6 +101,7 @@ impl Default for KafkaConfig {
             compression: "lz4".into(),
             linger_ms: 5,
             batch_bytes: 1_000_000,
+            debug: None,
         }
     }
 }

@@ -69,3 +69,22 @@ pub async fn prepare(pool: &PgPool, cfg: &DatabaseConfig) -> Result<crate::stora
     tracing::info!(storage_mode = mode.as_str(), "projection storage ready");
     Ok(mode)
 }
+
+/// A database error that retrying the same rows cannot fix: the data itself
+/// (SQLSTATE class 22: a value out of range, an invalid text) or an integrity
+/// constraint (class 23), or a value that could not be encoded. Connection
+/// losses, timeouts, serialization failures and deadlocks are transient.
+pub fn is_permanent(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|c| c.starts_with("22") || c.starts_with("23")),
+        sqlx::Error::Encode(_) => true,
+        _ => false,
+    }
+}
+
+/// [`is_permanent`] for the runtime's error type.
+pub fn is_permanent_error(e: &crate::Error) -> bool {
+    matches!(e, crate::Error::Database(d) if is_permanent(d))
+}

@@ -45,7 +45,15 @@ pub fn producer_config(cfg: &KafkaConfig, delivery_timeout: Duration) -> ClientC
         .set("message.timeout.ms", delivery_ms.to_string())
         .set("request.timeout.ms", request_ms.to_string())
         .set("queue.buffering.max.messages", "200000");
+    debug_contexts(&mut c, cfg);
     c
+}
+
+/// librdkafka's `debug` setting, when configured.
+fn debug_contexts(c: &mut ClientConfig, cfg: &KafkaConfig) {
+    if let Some(d) = cfg.debug.as_deref().filter(|d| !d.is_empty()) {
+        c.set("debug", d);
+    }
 }
 
 /// A group consumer: offsets are stored explicitly by the caller once the
@@ -91,6 +99,7 @@ fn consumer_config(cfg: &KafkaConfig, group: &str) -> ClientConfig {
         )
         .set("fetch.wait.max.ms", cfg.fetch_wait_max_ms.to_string())
         .set("enable.partition.eof", "false");
+    debug_contexts(&mut client, cfg);
     client
 }
 

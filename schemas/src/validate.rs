@@ -42,7 +42,27 @@ pub struct ValidationLimits {
     pub max_string_len: usize,
     pub max_message_len: usize,
     pub max_attributes: usize,
+    /// Largest token count of one kind in one event.
+    pub max_tokens: i64,
+    /// Largest `latency_ms`.
+    pub max_latency_ms: i64,
+    /// Largest `cost_usd` of one event.
+    pub max_cost_usd: f64,
 }
+
+/// Bounds on counts and amounts: no sum of them in a run, agent or
+/// aggregate row can overflow its column (`int8`, `float8`). A row sums at
+/// most five token kinds of [`MAX_TOKENS`] per event, so it reaches int8's
+/// 9.2e18 only after 1.8e10 events at the cap, all into one run, one
+/// agent-day or one bucket (three weeks at 10,000 events/s). Cost sums are
+/// float8 (up to 1.8e308): unreachable at [`MAX_COST_USD`] per event. A row
+/// the database still refuses is dead-lettered by the projections, never
+/// retried forever.
+pub const MAX_TOKENS: i64 = 100_000_000;
+/// 30 days in milliseconds.
+pub const MAX_LATENCY_MS: i64 = 30 * 24 * 3600 * 1000;
+/// See [`MAX_TOKENS`].
+pub const MAX_COST_USD: f64 = 1_000_000.0;
 
 impl Default for ValidationLimits {
     fn default() -> Self {
@@ -52,6 +72,9 @@ impl Default for ValidationLimits {
             max_string_len: 256,
             max_message_len: 4096,
             max_attributes: 64,
+            max_tokens: MAX_TOKENS,
+            max_latency_ms: MAX_LATENCY_MS,
+            max_cost_usd: MAX_COST_USD,
         }
     }
 }
@@ -114,13 +137,13 @@ fn validate(
     })?;
     let agent_id = f.required_str("agent_id", &input.agent_id)?.to_owned();
     let timestamp = f.timestamp("timestamp", &input.timestamp)?;
-    if timestamp > now_us + limits.max_future_secs * 1_000_000 {
+    if timestamp > now_us.saturating_add(limits.max_future_secs.saturating_mul(1_000_000)) {
         return Err(FieldError::new(
             "timestamp",
             format!("more than {} s in the future", limits.max_future_secs),
         ));
     }
-    if timestamp < now_us - limits.max_age_secs * 1_000_000 {
+    if timestamp < now_us.saturating_sub(limits.max_age_secs.saturating_mul(1_000_000)) {
         return Err(FieldError::new(
             "timestamp",
             format!(
@@ -146,14 +169,26 @@ fn validate(
         run_id,
         event_type: kind.as_str().to_owned(),
         status: f.opt_str("status", &input.status)?,
-        latency_ms: f.opt_count("latency_ms", &input.latency_ms)?,
+        latency_ms: f.opt_count("latency_ms", &input.latency_ms, limits.max_latency_ms)?,
         provider: f.opt_str("provider", &input.provider)?,
         model: f.opt_str("model", &input.model)?,
-        input_tokens: f.opt_count("input_tokens", &input.input_tokens)?,
-        output_tokens: f.opt_count("output_tokens", &input.output_tokens)?,
-        cache_read_tokens: f.opt_count("cache_read_tokens", &input.cache_read_tokens)?,
-        cache_write_tokens: f.opt_count("cache_write_tokens", &input.cache_write_tokens)?,
-        reasoning_tokens: f.opt_count("reasoning_tokens", &input.reasoning_tokens)?,
+        input_tokens: f.opt_count("input_tokens", &input.input_tokens, limits.max_tokens)?,
+        output_tokens: f.opt_count("output_tokens", &input.output_tokens, limits.max_tokens)?,
+        cache_read_tokens: f.opt_count(
+            "cache_read_tokens",
+            &input.cache_read_tokens,
+            limits.max_tokens,
+        )?,
+        cache_write_tokens: f.opt_count(
+            "cache_write_tokens",
+            &input.cache_write_tokens,
+            limits.max_tokens,
+        )?,
+        reasoning_tokens: f.opt_count(
+            "reasoning_tokens",
+            &input.reasoning_tokens,
+            limits.max_tokens,
+        )?,
         cost_source: cost_usd.map(|_| "client".to_owned()),
         cost_usd,
         tool_name: f.opt_str("tool_name", &input.tool_name)?,
@@ -189,9 +224,17 @@ impl Fields<'_> {
                 format!("longer than {} bytes", self.limits.max_string_len),
             ));
         }
-        if s.contains('\0') {
-            // PostgreSQL cannot store U+0000 in text or JSON.
-            return Err(FieldError::new(name, "contains a NUL character (U+0000)"));
+        // Identifiers end up in HTTP headers, chat messages, log lines and
+        // URLs: no control characters (PostgreSQL cannot store U+0000
+        // either), no line or paragraph separators.
+        if let Some(c) = s
+            .chars()
+            .find(|c| c.is_control() || matches!(c, '\u{2028}' | '\u{2029}'))
+        {
+            return Err(FieldError::new(
+                name,
+                format!("contains a control character (U+{:04X})", u32::from(c)),
+            ));
         }
         Ok(s)
     }
@@ -215,22 +258,28 @@ impl Fields<'_> {
         }
     }
 
-    fn opt_count(&self, name: &str, v: In<'_, '_>) -> Result<Option<i64>, FieldError> {
-        let err = || FieldError::new(name, "expected a non-negative integer");
-        match v {
-            None => Ok(None),
-            Some(Loose::Int(n)) if *n >= 0 => Ok(Some(*n)),
-            Some(Loose::Float(x)) if *x >= 0.0 && x.fract() == 0.0 && *x < 9.0e15 => {
-                Ok(Some(*x as i64))
-            }
-            Some(_) => Err(err()),
+    fn opt_count(&self, name: &str, v: In<'_, '_>, max: i64) -> Result<Option<i64>, FieldError> {
+        let n = match v {
+            None => return Ok(None),
+            Some(Loose::Int(n)) if *n >= 0 => *n,
+            // Whole floats (1e3, 5.0) below 2^53, where they are exact.
+            Some(Loose::Float(x)) if *x >= 0.0 && x.fract() == 0.0 && *x < 9.0e15 => *x as i64,
+            Some(_) => return Err(FieldError::new(name, "expected a non-negative integer")),
+        };
+        if n > max {
+            return Err(FieldError::new(name, format!("larger than {max}")));
         }
+        Ok(Some(n))
     }
 
     fn opt_cost(&self, name: &str, v: In<'_, '_>) -> Result<Option<f64>, FieldError> {
+        let max = self.limits.max_cost_usd;
         match v.as_ref().map(Loose::as_f64) {
             None => Ok(None),
-            Some(Some(x)) if x.is_finite() && x >= 0.0 => Ok(Some(x)),
+            Some(Some(x)) if x.is_finite() && x >= 0.0 && x <= max => Ok(Some(x)),
+            Some(Some(x)) if x.is_finite() && x > max => {
+                Err(FieldError::new(name, format!("larger than {max}")))
+            }
             Some(_) => Err(FieldError::new(name, "expected a non-negative number")),
         }
     }
@@ -357,7 +406,7 @@ mod tests {
         let e = check(v).unwrap_err();
         assert_eq!(
             (e.field.as_str(), e.error.as_str()),
-            ("model", "contains a NUL character (U+0000)")
+            ("model", "contains a control character (U+0000)")
         );
         let mut v = good();
         v["error_message"] = json!("bad\u{0}byte");
@@ -365,6 +414,85 @@ mod tests {
         let e = check(v).unwrap();
         assert_eq!(e.error_message.as_deref(), Some("bad\u{FFFD}byte"));
         assert_eq!(e.attributes["k\u{FFFD}"], "v\u{FFFD}");
+    }
+
+    #[test]
+    fn identifiers_refuse_control_characters() {
+        for (field, bad, code) in [
+            ("agent_id", "agent\nname", "U+000A"),
+            ("agent_id", "a\u{1b}[31m", "U+001B"),
+            ("workflow_id", "w\r1", "U+000D"),
+            ("run_id", "r\u{7f}", "U+007F"),
+            ("tool_name", "t\u{85}", "U+0085"),
+            ("model", "m\u{2028}x", "U+2028"),
+        ] {
+            let mut v = good();
+            v[field] = json!(bad);
+            let e = check(v).unwrap_err();
+            assert_eq!(e.field, field, "{bad:?}");
+            assert_eq!(e.error, format!("contains a control character ({code})"));
+        }
+        // Free text keeps its line breaks.
+        let mut v = good();
+        v["error_message"] = json!("line 1\nline 2\ttab");
+        assert_eq!(
+            check(v).unwrap().error_message.as_deref(),
+            Some("line 1\nline 2\ttab")
+        );
+        // Mention syntax is allowed in identifiers (escaped where it is shown).
+        let mut v = good();
+        v["agent_id"] = json!("<!channel> @everyone");
+        assert!(check(v).is_ok());
+    }
+
+    #[test]
+    fn counts_and_amounts_are_bounded() {
+        for field in [
+            "input_tokens",
+            "output_tokens",
+            "cache_read_tokens",
+            "cache_write_tokens",
+            "reasoning_tokens",
+        ] {
+            let mut v = good();
+            v[field] = json!(MAX_TOKENS);
+            assert!(check(v).is_ok(), "{field} at the cap");
+            let mut v = good();
+            v[field] = json!(MAX_TOKENS + 1);
+            let e = check(v).unwrap_err();
+            assert_eq!(
+                (e.field.as_str(), e.error),
+                (field, format!("larger than {MAX_TOKENS}"))
+            );
+            let mut v = good();
+            v[field] = json!(i64::MAX);
+            assert_eq!(check(v).unwrap_err().field, field);
+        }
+        let mut v = good();
+        v["latency_ms"] = json!(MAX_LATENCY_MS + 1);
+        assert_eq!(check(v).unwrap_err().field, "latency_ms");
+        let mut v = good();
+        v["cost_usd"] = json!(MAX_COST_USD);
+        assert_eq!(check(v).unwrap().cost_usd, Some(MAX_COST_USD));
+        for bad in [json!(MAX_COST_USD * 1.0001), json!(1e308)] {
+            let mut v = good();
+            v["cost_usd"] = bad;
+            let e = check(v).unwrap_err();
+            assert_eq!(
+                (e.field.as_str(), e.error),
+                ("cost_usd", format!("larger than {MAX_COST_USD}"))
+            );
+        }
+    }
+
+    #[test]
+    fn huge_windows_in_limits_never_overflow() {
+        let limits = ValidationLimits {
+            max_age_secs: i64::MAX,
+            max_future_secs: i64::MAX,
+            ..ValidationLimits::default()
+        };
+        assert!(event_from_json(&good(), "org", NOW, &limits).is_ok());
     }
 
     /// Found by the json_batch fuzz target: NULs replaced after truncating

@@ -23,7 +23,10 @@
 //!   rewound to the group's committed offset (a stable fetch, KIP-447) and
 //!   read again: nothing is skipped, and no offset is committed but with
 //!   the records it covers. Run costs are forgotten (re-seeded from the
-//!   projections), since the aborted events never reached them.
+//!   projections), since the aborted events never reached them. A producer
+//!   call that does not return within its bound counts as fatal (librdkafka's
+//!   `send_offsets_to_transaction` can wait forever for a group coordinator
+//!   that died, confluentinc/librdkafka#5456; see `transact::blocking`).
 //! - **Rebalances** (cooperative-sticky). Rebalance callbacks run inside
 //!   `recv`, so only while a batch is being read. Records of a partition
 //!   revoked meanwhile are dropped from that batch (and the partition

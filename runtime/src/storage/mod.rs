@@ -2,7 +2,8 @@
 //!
 //! Relations (same names and columns in both modes; the query API cannot tell
 //! the difference):
-//! - `events`: every event once, unique on (event_id, ts); daily partitions.
+//! - `events`: every event once, unique on (event_id, org_id, ts): an org
+//!   cannot shadow another's event by sending its id first; daily partitions.
 //! - `agg_1m`, `agg_1h`, `agg_1d`: counters per (org, bucket, agent, workflow,
 //!   provider, model) with run latency histogram bucket counts `lat_b00..`.
 //! - `runs`, `agents`: maintained by the projection workers in both modes.
@@ -204,6 +205,7 @@ async fn setup_locked(conn: &mut PgConnection, cfg: &StorageConfig) -> Result<Mo
         Mode::Timescaledb => setup_timescale(conn, cfg).await?,
         Mode::Postgres => setup_postgres(conn).await?,
     }
+    events_key_with_org(conn).await?;
     for ddl in RUNS_AND_AGENTS {
         exec(conn, ddl).await?;
     }
@@ -215,6 +217,35 @@ async fn setup_locked(conn: &mut PgConnection, cfg: &StorageConfig) -> Result<Mo
     .execute(&mut *conn)
     .await?;
     Ok(mode)
+}
+
+/// Databases created before the org was part of the events key (unique on
+/// `(event_id, ts)`) get the new key. In TimescaleDB mode with compressed
+/// chunks the change is refused; `agentops-projections rebuild` then
+/// rebuilds the relations from the log.
+async fn events_key_with_org(conn: &mut PgConnection) -> Result<()> {
+    const MIGRATE: &str = "
+DO $$
+DECLARE pk text; cols text[];
+BEGIN
+    SELECT c.conname, array_agg(a.attname::text ORDER BY k.ord) INTO pk, cols
+    FROM pg_constraint c
+    CROSS JOIN LATERAL unnest(c.conkey) WITH ORDINALITY AS k(attnum, ord)
+    JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.attnum
+    WHERE c.conrelid = 'events'::regclass AND c.contype = 'p'
+    GROUP BY c.conname;
+    IF cols = ARRAY['event_id', 'ts'] THEN
+        RAISE NOTICE 'events: unique key (event_id, ts) -> (event_id, org_id, ts)';
+        EXECUTE format('ALTER TABLE events DROP CONSTRAINT %I', pk);
+        ALTER TABLE events ADD PRIMARY KEY (event_id, org_id, ts);
+    END IF;
+END $$";
+    exec(conn, MIGRATE).await.map_err(|e| {
+        Error::Config(format!(
+            "adding org_id to the events key failed ({e}); \
+             run `agentops-projections rebuild` to rebuild the projections from the log"
+        ))
+    })
 }
 
 async fn setup_postgres(conn: &mut PgConnection) -> Result<()> {

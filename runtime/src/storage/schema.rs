@@ -134,7 +134,7 @@ pub(super) const EVENTS_COLUMNS: &str = "
     span_id             TEXT,
     attributes          JSONB NOT NULL DEFAULT '{}',
     ingested_at         TIMESTAMPTZ,
-    PRIMARY KEY (event_id, ts)";
+    PRIMARY KEY (event_id, org_id, ts)";
 
 pub(super) const EVENTS_INDEXES: [&str; 3] = [
     "CREATE INDEX IF NOT EXISTS events_org_ts ON events (org_id, ts DESC)",

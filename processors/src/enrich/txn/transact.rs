@@ -30,17 +30,49 @@ pub(super) fn transactional_id(config: &Config) -> String {
     }
 }
 
-/// Run a blocking producer call off the async workers.
+/// Run a blocking producer call on a thread of its own, bounded by
+/// [`CALL_TIMEOUT`] plus [`CALL_GRACE`]. librdkafka's transactional calls
+/// take a timeout but do not always honour it: `send_offsets_to_transaction`
+/// waits for the group coordinator with no deadline
+/// (confluentinc/librdkafka#5456, #5511), and after two of three brokers
+/// died and came back it never returned, freezing the stage. A call still
+/// running past the bound is left behind on its thread (which holds its own
+/// handle on the producer) and answers [`KafkaError::Canceled`], which
+/// [`is_fatal`] counts as fatal: the producer is replaced, and the new one's
+/// `init_transactions` aborts the transaction the old one was in. A plain
+/// thread, not `spawn_blocking`: the runtime waits for its blocking tasks
+/// at shutdown, and a hung call would hang the shutdown too.
 async fn blocking<T, F>(producer: &FutureProducer, f: F) -> KafkaResult<T>
 where
     T: Send + 'static,
     F: FnOnce(&FutureProducer) -> KafkaResult<T> + Send + 'static,
 {
     let p = producer.clone();
-    tokio::task::spawn_blocking(move || f(&p))
-        .await
-        .unwrap_or(Err(KafkaError::Canceled))
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("enrich-txn-call".into())
+        .spawn(move || {
+            let _ = tx.send(f(&p));
+        })
+        .map_err(|_| KafkaError::Canceled)?;
+    match tokio::time::timeout(CALL_TIMEOUT + CALL_GRACE, rx).await {
+        Ok(Ok(result)) => result,
+        // The call panicked.
+        Ok(Err(_)) => Err(KafkaError::Canceled),
+        Err(_) => {
+            metrics::counter!("agentops_processor_stuck_transactional_calls_total").increment(1);
+            tracing::warn!(
+                bound_ms = (CALL_TIMEOUT + CALL_GRACE).as_millis() as u64,
+                "a transactional producer call did not return within its bound; replacing the producer"
+            );
+            Err(KafkaError::Canceled)
+        }
+    }
 }
+
+/// How long past its own timeout a transactional call may take before it
+/// is given up (see [`blocking`]).
+const CALL_GRACE: Duration = Duration::from_secs(5);
 
 /// A producer with transactions initialized (any earlier producer with the
 /// same id fenced, its open transaction aborted); retried until it works.
@@ -155,9 +187,12 @@ fn is_fenced(e: &KafkaError) -> bool {
     )
 }
 
+/// Fatal for the producer: it must be replaced. `Canceled` is a call that
+/// did not return (see [`blocking`]): the producer is stuck inside it.
 fn is_fatal(e: &KafkaError) -> bool {
     match e {
         KafkaError::Transaction(t) => t.is_fatal(),
+        KafkaError::Canceled => true,
         _ => code(e) == Some(RDKafkaErrorCode::Fatal),
     }
 }
