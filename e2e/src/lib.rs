@@ -214,6 +214,11 @@ impl Stack {
             // The budget checker reads the projections' offsets under their group.
             ("AGENTOPS_PROJECTION_GROUP".to_owned(), format!("j.{name}")),
             ("AGENTOPS_WEBHOOK_BACKOFF_MS".to_owned(), "100".to_owned()),
+            // The outbound guard admits the tests' receivers only (webhook::RECEIVER_IP).
+            (
+                "AGENTOPS_NOTIFY__ALLOW_DESTINATIONS".to_owned(),
+                format!("{}/32", webhook::RECEIVER_IP),
+            ),
         ];
         env.extend(opts.env.iter().cloned());
         // Topics up front, so every consumer joins a topic that exists.

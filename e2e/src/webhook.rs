@@ -1,4 +1,6 @@
-//! A real HTTP receiver for webhook notifications, on a loopback port.
+//! A real HTTP receiver for webhook notifications, on a loopback port of
+//! [`RECEIVER_IP`]: the one address the stacks' outbound guard allows
+//! (`notify.allow_destinations`), so 127.0.0.1 stays refused as in production.
 
 use std::sync::{Arc, Mutex};
 
@@ -16,6 +18,9 @@ pub struct Received {
     /// The body bytes exactly as received (what a signature covers).
     pub raw: Vec<u8>,
 }
+
+/// The loopback address test receivers listen on and the test stacks allow.
+pub const RECEIVER_IP: &str = "127.0.0.2";
 
 #[derive(Default)]
 struct Inner {
@@ -53,7 +58,7 @@ impl Receiver {
             fail_status: Some(fail_status),
             ..Default::default()
         }));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let listener = tokio::net::TcpListener::bind((RECEIVER_IP, 0)).await?;
         let url = format!("http://{}/hook", listener.local_addr()?);
         let app = Router::new()
             .route("/hook", post(receive))

@@ -723,7 +723,7 @@ async fn alerts_acknowledge_and_violations() -> Result<()> {
             "/v1/admin/channels",
             &a.admin,
             Some(
-                json!({"name": "hook", "kind": "webhook", "url": "http://127.0.0.1:9/h",
+                json!({"name": "hook", "kind": "webhook", "url": "https://hooks.test/h",
                         "secret": "0123456789abcdef0123456789abcdef"}),
             ),
         )

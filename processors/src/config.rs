@@ -1,4 +1,5 @@
 use agentops_runtime::config::{DatabaseConfig, KafkaConfig};
+use agentops_runtime::outbound::OutboundConfig;
 use serde::{Deserialize, Serialize};
 
 /// Processor configuration. Every key can be set as `AGENTOPS_<KEY>`
@@ -80,6 +81,10 @@ pub struct Config {
     /// How often pending notifications are looked for besides the wake-ups
     /// of the notifier's consumer (ms): picks up a dead peer's work.
     pub notify_poll_ms: u64,
+    /// Outbound requests on an org's behalf (`notify.allow_destinations`,
+    /// `notify.connect_timeout_ms`, `notify.max_response_bytes`): only public
+    /// destinations unless allowed here (see `agentops_runtime::outbound`).
+    pub notify: OutboundConfig,
     /// How often the daily digests due are checked (s).
     pub digest_check_secs: u64,
     /// Base URL of the dashboard, used in notification links.
@@ -113,6 +118,7 @@ impl Default for Config {
             notify_claim_timeout_secs: 300,
             notify_concurrency: 16,
             notify_poll_ms: 1000,
+            notify: OutboundConfig::default(),
             digest_check_secs: 60,
             dashboard_url: "http://127.0.0.1:8081".into(),
         }

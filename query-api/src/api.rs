@@ -385,6 +385,12 @@ async fn put_budget(
     let webhook = match body.get("webhook_url") {
         None | Some(Value::Null) => None,
         Some(Value::String(u)) if u.starts_with("http://") || u.starts_with("https://") => {
+            crate::governance::channels::check_destination(u).map_err(|message| {
+                ApiError::BadParam {
+                    field: "webhook_url",
+                    message,
+                }
+            })?;
             Some(u.as_str())
         }
         Some(_) => {

@@ -1,4 +1,5 @@
 use agentops_runtime::config::DatabaseConfig;
+use agentops_runtime::outbound::OutboundConfig;
 use serde::{Deserialize, Serialize};
 
 /// Query API configuration. Every key can be set as `AGENTOPS_<KEY>`
@@ -11,6 +12,10 @@ pub struct Config {
     pub database: DatabaseConfig,
     /// How long an API key lookup is cached (a revoked key is refused after at most this).
     pub key_cache_ttl_ms: u64,
+    /// `notify.allow_destinations`: non-public channel destinations the
+    /// operator allows (the processors' setting of the same name; channels
+    /// elsewhere are refused at creation).
+    pub notify: OutboundConfig,
 }
 
 impl Default for Config {
@@ -19,6 +24,7 @@ impl Default for Config {
             listen: "127.0.0.1:8081".into(),
             database: DatabaseConfig::default(),
             key_cache_ttl_ms: 2_000,
+            notify: OutboundConfig::default(),
         }
     }
 }

@@ -60,6 +60,9 @@ pub async fn run(
     metrics: PrometheusHandle,
     shutdown: CancellationToken,
 ) -> agentops_runtime::Result<()> {
+    governance::channels::set_guard(agentops_runtime::outbound::Guard::new(
+        &config.notify.allow_destinations,
+    )?);
     let pool = admin::pool(&config).await?;
     let mode = agentops_runtime::db::prepare(&pool, &config.database).await?;
     let health = Health::default();

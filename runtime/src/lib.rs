@@ -11,6 +11,7 @@ pub mod governance;
 pub mod http;
 pub mod kafka;
 pub mod keys;
+pub mod outbound;
 pub mod shutdown;
 pub mod storage;
 pub mod telemetry;

@@ -201,11 +201,71 @@ pub(crate) fn summarize(alert: &Alert, transition: Transition, dashboard_url: &s
     }
 }
 
-/// Slack mrkdwn treats `&`, `<` and `>` as control characters.
+/// `@everyone`, `@here` and `@channel` with a zero-width space after the
+/// `@`: they read the same and notify nobody.
+fn defuse_mentions(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find('@') {
+        out.push_str(&rest[..=i]);
+        rest = &rest[i + 1..];
+        let word: String = rest
+            .chars()
+            .take(8)
+            .collect::<String>()
+            .to_ascii_lowercase();
+        if ["everyone", "here", "channel"]
+            .iter()
+            .any(|w| word.starts_with(w))
+        {
+            out.push('\u{200B}');
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Slack mrkdwn treats `&`, `<` and `>` as control characters: escaped, no
+/// `<!channel>`, `<@U123>` or `<https://x|masked link>` can be injected.
 fn slack_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
+    defuse_mentions(
+        &s.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;"),
+    )
+}
+
+/// Discord markdown: every character that starts a mention (`<@id>`,
+/// `<#id>`, `@everyone`), a masked link (`[text](url)`), a heading or
+/// formatting is backslash-escaped, so the text shows as written.
+fn discord_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if matches!(
+            c,
+            '\\' | '*' | '_' | '~' | '`' | '|' | '<' | '>' | '[' | ']' | '(' | ')' | '#' | '@'
+        ) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    defuse_mentions(&out)
+}
+
+/// A header value from any text: bytes outside visible ASCII (and `%`) are
+/// percent-encoded, so an id with a newline or non-ASCII character still
+/// makes a valid header (decode with any URL percent-decoder).
+pub(crate) fn header_value(s: &str) -> reqwest::header::HeaderValue {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_graphic() && b != b'%' {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    reqwest::header::HeaderValue::from_str(&out)
+        .unwrap_or_else(|_| reqwest::header::HeaderValue::from_static(""))
 }
 
 /// Cut to at most `max` characters (Slack and Discord reject longer fields).
@@ -236,7 +296,10 @@ pub(crate) fn slack_body(s: &Summary) -> Value {
     }
     section.push_str(&format!("\n<{}|Open in AgentOps>", s.link));
     json!({
-        "text": clip(&format!("{} — {} {}", s.title, s.message, s.link), 3000),
+        "text": clip(
+            &slack_escape(&format!("{} — {} {}", s.title, s.message, s.link)),
+            3000
+        ),
         "blocks": [
             {"type": "header", "text": {"type": "plain_text", "text": clip(&s.title, 150)}},
             {"type": "section", "text": {"type": "mrkdwn", "text": clip(&section, 3000)}},
@@ -260,22 +323,23 @@ fn discord_color(severity: &str, transition: Transition) -> u32 {
 /// Discord webhook: `content` plus one embed (title, description, colour,
 /// fields, url to the dashboard).
 pub(crate) fn discord_body(s: &Summary, alert: &Alert, transition: Transition) -> Value {
+    let field = |name: &str, value: &str, inline: bool| json!({"name": name, "value": clip(&discord_escape(value), 1024), "inline": inline});
     let mut fields = vec![
-        json!({"name": "What", "value": clip(&s.what, 1024), "inline": false}),
-        json!({"name": "Where", "value": clip(&s.where_, 1024), "inline": true}),
-        json!({"name": "How much", "value": clip(&s.how_much, 1024), "inline": true}),
-        json!({"name": "When", "value": clip(&s.when, 1024), "inline": false}),
+        field("What", &s.what, false),
+        field("Where", &s.where_, true),
+        field("How much", &s.how_much, true),
+        field("When", &s.when, false),
     ];
     if !s.lines.is_empty() {
-        fields.push(
-            json!({"name": "Details", "value": clip(&s.lines.join("\n"), 1024), "inline": false}),
-        );
+        fields.push(field("Details", &s.lines.join("\n"), false));
     }
     json!({
-        "content": clip(&s.title, 2000),
+        "content": clip(&discord_escape(&s.title), 2000),
+        // Nobody is pinged, whatever the text holds.
+        "allowed_mentions": {"parse": []},
         "embeds": [{
             "title": clip(&s.title, 256),
-            "description": clip(&format!("{}\n{}", s.message, s.link), 4096),
+            "description": clip(&format!("{}\n{}", discord_escape(&s.message), s.link), 4096),
             "color": discord_color(&alert.severity, transition),
             "fields": fields,
             "url": s.link,
@@ -331,6 +395,16 @@ pub(crate) enum Class {
     Transient,
     /// Will not get better: other 4xx, redirects (not followed).
     Permanent,
+}
+
+/// The coarse class of a non-2xx answer kept in the delivery row.
+pub(crate) fn status_class(status: u16) -> &'static str {
+    match status {
+        300..=399 => "http_3xx",
+        400..=499 => "http_4xx",
+        500..=599 => "http_5xx",
+        _ => "http_other",
+    }
 }
 
 pub(crate) fn classify(status: u16) -> Class {
@@ -456,6 +530,133 @@ mod tests {
         assert!(text.contains("&lt;!channel&gt; &amp; co"), "{text}");
     }
 
+    /// An alert whose every text field carries mention and link injections.
+    fn hostile() -> Alert {
+        let mut a = alert();
+        a.org_id = "acme".into();
+        a.scope_key = "agent=<@U024BE7LH> [click](https://evil.example)".into();
+        a.message = "<!channel> @everyone @here see <https://evil.example|docs>".into();
+        a.details = json!({"name": "<!here> [x](https://evil.example) <@&123> <#456>", "unit": "USD",
+                           "lines": ["@channel <!subteam^S1>"]});
+        a
+    }
+
+    /// Every text a Slack client renders as mrkdwn.
+    fn slack_texts(b: &Value) -> Vec<String> {
+        vec![
+            b["text"].as_str().unwrap().to_owned(),
+            b["blocks"][1]["text"]["text"].as_str().unwrap().to_owned(),
+            b["blocks"][2]["elements"][0]["text"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        ]
+    }
+
+    #[test]
+    fn slack_text_cannot_mention_or_mask_links() {
+        let b = body(
+            ChannelKind::Slack,
+            &hostile(),
+            Transition::Firing,
+            "http://d",
+        );
+        for t in slack_texts(&b) {
+            for injected in ["<!", "<@", "<#", "|docs>", "<https://evil"] {
+                assert!(!t.contains(injected), "{injected} in {t}");
+            }
+            for word in ["@everyone", "@here", "@channel"] {
+                assert!(!t.contains(word), "{word} in {t}");
+            }
+        }
+        let top = b["text"].as_str().unwrap();
+        assert!(top.contains("&lt;!channel&gt;"), "{top}");
+        assert!(top.contains("@\u{200B}everyone"), "{top}");
+        // The link to the dashboard still works.
+        assert!(top.ends_with("http://d/?org=acme"), "{top}");
+    }
+
+    #[test]
+    fn discord_text_cannot_mention_or_mask_links() {
+        let b = body(
+            ChannelKind::Discord,
+            &hostile(),
+            Transition::Firing,
+            "http://d",
+        );
+        assert_eq!(b["allowed_mentions"], json!({"parse": []}));
+        let e = &b["embeds"][0];
+        let mut texts = vec![
+            b["content"].as_str().unwrap().to_owned(),
+            e["description"].as_str().unwrap().to_owned(),
+        ];
+        for f in e["fields"].as_array().unwrap() {
+            texts.push(f["value"].as_str().unwrap().to_owned());
+        }
+        assert_eq!(texts.len(), 7, "content, description and 5 fields");
+        for t in &texts {
+            // Every specials is preceded by a backslash: no mention, no link.
+            for (i, c) in t.char_indices() {
+                if "<>[]()@#".contains(c) {
+                    assert!(t[..i].ends_with('\\'), "unescaped {c:?} in {t}");
+                }
+            }
+            assert!(!t.contains("](https://evil"), "{t}");
+        }
+        let content = b["content"].as_str().unwrap();
+        assert!(
+            content.contains("\\<\\!here\\>") || content.contains("\\<!here\\>"),
+            "{content}"
+        );
+        assert!(e["description"]
+            .as_str()
+            .unwrap()
+            .ends_with("\nhttp://d/?org=acme"));
+    }
+
+    #[test]
+    fn header_values_are_always_valid() {
+        assert_eq!(
+            header_value("budget:acme:b1:2026-11-22:100"),
+            "budget:acme:b1:2026-11-22:100"
+        );
+        for id in [
+            "rule:r1:agent=a\nb",
+            "x\r\nX-Injected: 1",
+            "agent=é✓",
+            "50% off",
+            "a b\t\0",
+        ] {
+            let v = header_value(id);
+            let text = v.to_str().unwrap();
+            assert!(text.bytes().all(|b| b.is_ascii_graphic()), "{text:?}");
+            // Reversible: percent-decoding gives the id back.
+            let mut decoded = Vec::new();
+            let bytes = text.as_bytes();
+            let mut i = 0;
+            while i < bytes.len() {
+                if bytes[i] == b'%' {
+                    decoded.push(u8::from_str_radix(&text[i + 1..i + 3], 16).unwrap());
+                    i += 3;
+                } else {
+                    decoded.push(bytes[i]);
+                    i += 1;
+                }
+            }
+            assert_eq!(String::from_utf8(decoded).unwrap(), id);
+        }
+        assert_eq!(header_value("a\nb"), "a%0Ab");
+    }
+
+    #[test]
+    fn error_classes_are_coarse() {
+        assert_eq!(status_class(302), "http_3xx");
+        assert_eq!(status_class(404), "http_4xx");
+        assert_eq!(status_class(429), "http_4xx");
+        assert_eq!(status_class(503), "http_5xx");
+        assert_eq!(status_class(101), "http_other");
+    }
+
     #[test]
     fn discord_shape() {
         let b = body(
@@ -464,7 +665,8 @@ mod tests {
             Transition::Firing,
             "http://d",
         );
-        assert!(b["content"].as_str().unwrap().contains("budget_exceeded"));
+        // Markdown specials are escaped in the content.
+        assert!(b["content"].as_str().unwrap().contains("budget\\_exceeded"));
         let e = &b["embeds"][0];
         assert!(e["title"].as_str().unwrap().contains("eng daily"));
         assert_eq!(e["color"], 0xE0_1E_5A);

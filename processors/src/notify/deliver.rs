@@ -5,9 +5,11 @@
 
 use std::time::{Duration, Instant};
 
+use agentops_runtime::outbound::{Failure, Outbound};
 use agentops_runtime::shutdown::CancellationToken;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
+use reqwest::header::{HeaderMap, HeaderValue, CONTENT_TYPE, RETRY_AFTER};
 use serde_json::json;
 use sqlx::PgPool;
 
@@ -18,7 +20,8 @@ use crate::telemetry;
 /// What every delivery shares.
 pub(crate) struct Ctx {
     pub(crate) pool: PgPool,
-    pub(crate) http: reqwest::Client,
+    /// Every POST goes through the outbound guard.
+    pub(crate) http: Outbound,
     pub(crate) producer: FutureProducer,
     pub(crate) dlq_topic: String,
     pub(crate) alerts_topic: String,
@@ -31,68 +34,106 @@ pub(crate) struct Ctx {
     pub(crate) shutdown: CancellationToken,
 }
 
-/// One POST's result.
-enum Posted {
-    Ok,
-    Failed {
-        class: Class,
-        error: String,
-        retry_after: Option<Duration>,
-    },
+/// A failed attempt (or a delivery that cannot be attempted).
+#[derive(Debug, Clone)]
+pub(crate) struct Failed {
+    pub(crate) class: Class,
+    /// What the delivery row keeps, which read keys can see: a coarse class
+    /// (`http_5xx`, `timeout`, `connect_error`, `refused_destination: ...`),
+    /// never an error text that could serve as a port-scan oracle.
+    pub(crate) error: String,
+    /// For operators (logs and the DLQ record); never the URL.
+    pub(crate) detail: String,
+    pub(crate) retry_after: Option<Duration>,
+    /// The destination was refused by the outbound guard (audited).
+    pub(crate) refused: bool,
 }
 
-/// Build, sign and send one attempt. Errors never carry the URL (Slack and
-/// Discord webhook URLs are credentials).
-async fn post(ctx: &Ctx, job: &Job, kind: ChannelKind, url: &str, body: &[u8]) -> Posted {
-    let now = chrono::Utc::now().timestamp();
-    let mut req = ctx
-        .http
-        .post(url)
-        .header(reqwest::header::CONTENT_TYPE, "application/json")
-        .header("X-AgentOps-Alert-Id", &job.alert.alert_id)
-        .header("X-AgentOps-Transition", job.transition.as_str())
-        .header("X-AgentOps-Timestamp", now.to_string());
+impl Failed {
+    fn permanent(error: &str, detail: String) -> Failed {
+        Failed {
+            class: Class::Permanent,
+            error: error.to_owned(),
+            detail,
+            retry_after: None,
+            refused: false,
+        }
+    }
+
+    fn from_outbound(f: Failure) -> Failed {
+        let refused = matches!(f, Failure::Refused(_));
+        let error = match &f {
+            Failure::Refused(r) => format!("{}: {}", f.class(), r.reason()),
+            other => other.class().to_owned(),
+        };
+        Failed {
+            // A refused destination will not become allowed by retrying.
+            class: if refused {
+                Class::Permanent
+            } else {
+                Class::Transient
+            },
+            error,
+            detail: f.to_string(),
+            retry_after: None,
+            refused,
+        }
+    }
+}
+
+/// The headers of one attempt. Ids are percent-encoded where they are not
+/// visible ASCII, so building them cannot fail.
+fn headers(job: &Job, kind: ChannelKind, now: i64, body: &[u8]) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    h.insert(
+        "x-agentops-alert-id",
+        channels::header_value(&job.alert.alert_id),
+    );
+    h.insert(
+        "x-agentops-transition",
+        HeaderValue::from_static(job.transition.as_str()),
+    );
+    h.insert("x-agentops-timestamp", HeaderValue::from(now));
     if kind == ChannelKind::Webhook {
         if let Some(secret) = job.channel.as_ref().and_then(|c| c.secret.as_deref()) {
-            req = req.header(
-                "X-AgentOps-Signature",
-                channels::signature(secret, now, body),
-            );
+            let sig = channels::signature(secret, now, body);
+            h.insert("x-agentops-signature", channels::header_value(&sig));
         }
     }
-    match req.body(body.to_vec()).send().await {
-        Ok(r) => {
-            let status = r.status();
-            match channels::classify(status.as_u16()) {
-                Class::Delivered => Posted::Ok,
-                class => Posted::Failed {
-                    class,
-                    error: format!("{} answered {status}", kind.as_str()),
-                    retry_after: channels::retry_after(
-                        r.headers()
-                            .get(reqwest::header::RETRY_AFTER)
-                            .and_then(|v| v.to_str().ok()),
-                    ),
-                },
-            }
-        }
-        Err(e) => Posted::Failed {
-            class: Class::Transient,
-            error: error_chain(&e.without_url()),
-            retry_after: None,
-        },
-    }
+    h
 }
 
-/// `error: cause: cause` of a request error.
-fn error_chain(e: &reqwest::Error) -> String {
-    let mut s = format!("unreachable: {e}");
-    let mut source = std::error::Error::source(e);
-    while let Some(cause) = source {
-        s.push_str(&format!(": {cause}"));
-        source = cause.source();
+/// Build, sign and send one attempt through the outbound guard.
+async fn post(
+    ctx: &Ctx,
+    job: &Job,
+    kind: ChannelKind,
+    url: &str,
+    body: &[u8],
+) -> Result<(), Failed> {
+    let now = chrono::Utc::now().timestamp();
+    let answer = ctx
+        .http
+        .post(url, headers(job, kind, now, body), body.to_vec())
+        .await
+        .map_err(Failed::from_outbound)?;
+    let status = answer.status.as_u16();
+    match channels::classify(status) {
+        Class::Delivered => Ok(()),
+        class => Err(Failed {
+            class,
+            error: channels::status_class(status).to_owned(),
+            detail: format!("{} answered {}", kind.as_str(), answer.status),
+            retry_after: channels::retry_after(
+                answer
+                    .headers
+                    .get(RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok()),
+            ),
+            refused: false,
+        }),
     }
-    s
 }
 
 /// Deliver one claimed job to the end (delivered, dead-lettered, or released
@@ -102,37 +143,39 @@ pub(crate) async fn run(ctx: &Ctx, job: Job) {
     let mut attempts = job.attempts.max(0) as u32;
     let (kind, url) = match &job.channel {
         None => {
-            let e = "the channel no longer exists".to_owned();
-            return dead_letter(ctx, &job, None, attempts, &e).await;
+            let f = Failed::permanent("channel_deleted", "the channel no longer exists".into());
+            return dead_letter(ctx, &job, None, attempts, &f).await;
         }
         Some(c) => match ChannelKind::parse(&c.kind) {
             None => {
-                let e = format!("unknown channel kind {:?}", c.kind);
-                return dead_letter(ctx, &job, None, attempts, &e).await;
+                let f = Failed::permanent(
+                    "unknown_channel_kind",
+                    format!("unknown channel kind {:?}", c.kind),
+                );
+                return dead_letter(ctx, &job, None, attempts, &f).await;
             }
             Some(k) => (k, c.url.clone()),
         },
     };
     let body = channels::body(kind, &job.alert, job.transition, &ctx.dashboard_url);
     let body = serde_json::to_vec(&body).unwrap_or_default();
-    let mut last_error = job_error_before(attempts);
+    let mut last = job_error_before(attempts);
     loop {
         if attempts >= ctx.max_attempts {
-            let e = format!("gave up after {attempts} attempts: {last_error}");
-            return dead_letter(ctx, &job, Some(kind), attempts, &e).await;
+            last.detail = format!("gave up after {attempts} attempts: {}", last.detail);
+            return dead_letter(ctx, &job, Some(kind), attempts, &last).await;
         }
         let left = ctx.total.saturating_sub(started.elapsed());
         attempts += 1;
         let posted = match tokio::time::timeout(left, post(ctx, &job, kind, &url, &body)).await {
             Ok(p) => p,
-            Err(_) => Posted::Failed {
-                class: Class::Permanent,
-                error: format!("no answer within the {:?} delivery bound", ctx.total),
-                retry_after: None,
-            },
+            Err(_) => Err(Failed::permanent(
+                "timeout",
+                format!("no answer within the {:?} delivery bound", ctx.total),
+            )),
         };
-        let (class, error, retry_after) = match posted {
-            Posted::Ok => {
+        let failed = match posted {
+            Ok(()) => {
                 telemetry::notification_attempt(kind.as_str(), "delivered");
                 finish(ctx, &job, Outcome::Delivered, attempts, None).await;
                 telemetry::notification("delivered");
@@ -147,16 +190,13 @@ pub(crate) async fn run(ctx: &Ctx, job: Job) {
                 );
                 return;
             }
-            Posted::Failed {
-                class,
-                error,
-                retry_after,
-            } => (class, error, retry_after),
+            Err(f) => f,
         };
-        last_error = error;
-        if class == Class::Permanent {
-            telemetry::notification_attempt(kind.as_str(), "permanent");
-            return dead_letter(ctx, &job, Some(kind), attempts, &last_error).await;
+        last = failed;
+        if last.class == Class::Permanent {
+            let outcome = if last.refused { "refused" } else { "permanent" };
+            telemetry::notification_attempt(kind.as_str(), outcome);
+            return dead_letter(ctx, &job, Some(kind), attempts, &last).await;
         }
         telemetry::notification_attempt(kind.as_str(), "transient");
         if attempts >= ctx.max_attempts {
@@ -164,15 +204,15 @@ pub(crate) async fn run(ctx: &Ctx, job: Job) {
         }
         let jitter = rand::random::<f64>();
         let mut delay = channels::backoff(attempts, ctx.backoff_base, ctx.backoff_max, jitter);
-        if let Some(ra) = retry_after {
+        if let Some(ra) = last.retry_after {
             delay = delay.max(ra.min(ctx.backoff_max));
         }
         if started.elapsed() + delay >= ctx.total {
-            let e = format!(
-                "gave up after {attempts} attempts within the {:?} delivery bound: {last_error}",
-                ctx.total
+            last.detail = format!(
+                "gave up after {attempts} attempts within the {:?} delivery bound: {}",
+                ctx.total, last.detail
             );
-            return dead_letter(ctx, &job, Some(kind), attempts, &e).await;
+            return dead_letter(ctx, &job, Some(kind), attempts, &last).await;
         }
         tracing::warn!(
             alert_id = %job.alert.alert_id,
@@ -180,7 +220,8 @@ pub(crate) async fn run(ctx: &Ctx, job: Job) {
             channel_kind = kind.as_str(),
             attempt = attempts,
             retry_in_ms = delay.as_millis() as u64,
-            error = %last_error,
+            error = %last.error,
+            detail = %last.detail,
             "notification attempt failed"
         );
         // Best effort: the attempt count survives a crash (a later claim continues it).
@@ -189,7 +230,8 @@ pub(crate) async fn run(ctx: &Ctx, job: Job) {
             &job,
             Outcome::Progress,
             attempts as i32,
-            Some(&last_error),
+            Some(&last.error),
+            None,
         )
         .await
         {
@@ -197,7 +239,7 @@ pub(crate) async fn run(ctx: &Ctx, job: Job) {
         }
         tokio::select! {
             _ = ctx.shutdown.cancelled() => {
-                finish(ctx, &job, Outcome::Released, attempts, Some(&last_error)).await;
+                finish(ctx, &job, Outcome::Released, attempts, Some(&last.error)).await;
                 return;
             }
             _ = tokio::time::sleep(delay) => {}
@@ -205,21 +247,37 @@ pub(crate) async fn run(ctx: &Ctx, job: Job) {
     }
 }
 
-fn job_error_before(attempts: u32) -> String {
-    if attempts == 0 {
-        String::new()
-    } else {
-        format!("{attempts} earlier attempts failed")
-    }
+/// What is known of the attempts earlier claims made (their class is in
+/// the row; only the count matters here).
+fn job_error_before(attempts: u32) -> Failed {
+    let mut f = Failed::permanent(
+        "attempts_exhausted",
+        format!("{attempts} earlier attempts failed"),
+    );
+    f.class = Class::Transient;
+    f
 }
 
 /// Record an outcome; database errors are retried (the outcome must not be
 /// lost), except at shutdown where a few seconds are allowed: an unrecorded
 /// outcome leaves the claim to expire and the delivery to be retried.
 async fn finish(ctx: &Ctx, job: &Job, outcome: Outcome, attempts: u32, error: Option<&str>) {
+    finish_audited(ctx, job, outcome, attempts, error, None).await;
+}
+
+/// [`finish`], with an `audit_log` row written in the same transaction
+/// when the outcome is recorded.
+async fn finish_audited(
+    ctx: &Ctx,
+    job: &Job,
+    outcome: Outcome,
+    attempts: u32,
+    error: Option<&str>,
+    audit: Option<&store::Audit>,
+) {
     let mut stop_at: Option<Instant> = None;
     loop {
-        match store::finish(&ctx.pool, job, outcome, attempts as i32, error).await {
+        match store::finish(&ctx.pool, job, outcome, attempts as i32, error, audit).await {
             Ok(true) => return,
             Ok(false) => {
                 tracing::warn!(
@@ -246,9 +304,12 @@ async fn finish(ctx: &Ctx, job: &Job, outcome: Outcome, attempts: u32, error: Op
 }
 
 /// Produce a DLQ record (the alert, channel id and kind, never the URL or
-/// secret, attempts, last error), then mark the row. At shutdown before the
-/// record is written, the claim is released instead.
-async fn dead_letter(ctx: &Ctx, job: &Job, kind: Option<ChannelKind>, attempts: u32, error: &str) {
+/// secret, attempts, the coarse error and the operator's detail), then mark
+/// the row; a refused destination also gets an `audit_log` row
+/// (`notification.destination_refused`, actor `notifier`). At shutdown
+/// before the record is written, the claim is released instead.
+async fn dead_letter(ctx: &Ctx, job: &Job, kind: Option<ChannelKind>, attempts: u32, f: &Failed) {
+    let error = f.error.as_str();
     let kind_str = kind
         .map(ChannelKind::as_str)
         .or(job.channel.as_ref().map(|c| c.kind.as_str()))
@@ -261,6 +322,7 @@ async fn dead_letter(ctx: &Ctx, job: &Job, kind: Option<ChannelKind>, attempts: 
         "channel_kind": kind_str,
         "attempts": attempts,
         "last_error": error,
+        "detail": f.detail,
         "dead_lettered_at": chrono::Utc::now(),
     });
     let payload = serde_json::to_vec(&record).unwrap_or_default();
@@ -297,7 +359,27 @@ async fn dead_letter(ctx: &Ctx, job: &Job, kind: Option<ChannelKind>, attempts: 
             }
         }
     }
-    finish(ctx, job, Outcome::DeadLettered, attempts, Some(error)).await;
+    let audit = f.refused.then(|| store::Audit {
+        org_id: job.alert.org_id.clone(),
+        actor: "notifier",
+        action: "notification.destination_refused",
+        detail: json!({
+            "channel_id": job.channel_id.to_string(),
+            "channel_kind": kind_str,
+            "alert_id": job.alert.alert_id,
+            "transition": job.transition.as_str(),
+            "reason": error,
+        }),
+    });
+    finish_audited(
+        ctx,
+        job,
+        Outcome::DeadLettered,
+        attempts,
+        Some(error),
+        audit.as_ref(),
+    )
+    .await;
     telemetry::notification("dead_lettered");
     telemetry::notification_dead_lettered(kind.map(ChannelKind::as_str).unwrap_or("unknown"));
     tracing::error!(
@@ -307,6 +389,7 @@ async fn dead_letter(ctx: &Ctx, job: &Job, kind: Option<ChannelKind>, attempts: 
         transition = job.transition.as_str(),
         attempts,
         error,
+        detail = %f.detail,
         "notification dead-lettered"
     );
 }

@@ -23,6 +23,12 @@
 //!
 //! The consumer never waits for HTTP, so a slow channel cannot hold a
 //! partition (or the consumer's poll interval) hostage.
+//!
+//! Every POST goes through the outbound guard
+//! ([`agentops_runtime::outbound`]): non-public destinations (unless the
+//! operator allows them in `notify.allow_destinations`) are refused before
+//! any connection, and the delivery is dead-lettered at once with the
+//! reason, audited as `notification.destination_refused`.
 
 mod channels;
 mod deliver;
@@ -52,15 +58,12 @@ pub(crate) async fn run(
     producer: FutureProducer,
     shutdown: CancellationToken,
 ) -> agentops_runtime::Result<()> {
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_millis(
-            config.notify_request_timeout_ms.max(1),
-        ))
-        .connect_timeout(Duration::from_secs(5))
-        .redirect(reqwest::redirect::Policy::none())
-        .user_agent(concat!("agentops-notifier/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|e| agentops_runtime::Error::Config(e.to_string()))?;
+    // Every POST on an org's behalf goes through the outbound guard.
+    let http = agentops_runtime::outbound::Outbound::new(
+        &config.notify,
+        Duration::from_millis(config.notify_request_timeout_ms.max(1)),
+        concat!("agentops-notifier/", env!("CARGO_PKG_VERSION")),
+    )?;
     // Stops the dispatcher when the consumer ends, whatever the reason.
     let stop = shutdown.child_token();
     let ctx = Arc::new(deliver::Ctx {

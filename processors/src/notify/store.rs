@@ -304,14 +304,27 @@ const RELEASED: &str = "
 UPDATE alert_deliveries SET claimed_at = NULL, attempts = $4, last_error = $6
 WHERE alert_id = $1 AND channel_id = $2 AND transition = $3 AND claimed_at = $5";
 
+/// An `audit_log` row to write with an outcome.
+#[derive(Debug, Clone)]
+pub(crate) struct Audit {
+    pub(crate) org_id: String,
+    pub(crate) actor: &'static str,
+    pub(crate) action: &'static str,
+    pub(crate) detail: serde_json::Value,
+}
+
+const AUDIT: &str = "INSERT INTO audit_log (org_id, actor, action, detail) VALUES ($1, $2, $3, $4)";
+
 /// Record an outcome while the claim is ours; false if the claim was lost
-/// (expired and taken by a peer), in which case nothing changes.
+/// (expired and taken by a peer), in which case nothing changes. `audit`
+/// is written in the same transaction, only when the outcome is recorded.
 pub(crate) async fn finish(
     pool: &PgPool,
     job: &Job,
     outcome: Outcome,
     attempts: i32,
     last_error: Option<&str>,
+    audit: Option<&Audit>,
 ) -> Result<bool, sqlx::Error> {
     let sql = match outcome {
         Outcome::Delivered => DELIVERED,
@@ -328,9 +341,23 @@ pub(crate) async fn finish(
     if outcome != Outcome::Delivered {
         q = q.bind(last_error);
     }
-    let done = q.execute(pool).await?.rows_affected();
     // DELIVERED reports the alerts row it touched (1), or 0 if the claim was lost.
-    Ok(done > 0)
+    let Some(a) = audit else {
+        return Ok(q.execute(pool).await?.rows_affected() > 0);
+    };
+    let mut tx = pool.begin().await?;
+    let done = q.execute(&mut *tx).await?.rows_affected() > 0;
+    if done {
+        sqlx::query(AUDIT)
+            .bind(&a.org_id)
+            .bind(a.actor)
+            .bind(a.action)
+            .bind(a.detail.to_string())
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(done)
 }
 
 /// Postgres errors that retrying cannot fix: the record itself is at fault

@@ -3,8 +3,16 @@
 //! channel's secret, generated unless supplied and shown only in the create
 //! answer; later answers carry `has_secret`). No `PUT`: delete and create.
 //! Deleting a channel removes it from every budget, rule, policy and digest.
+//!
+//! A URL whose destination is not public (an IP-literal host in a denied
+//! range, `localhost`) is refused here with a 400 naming `url`, unless the
+//! operator allows it in `notify.allow_destinations`; the notifier's
+//! outbound guard checks again, after resolving, at every delivery.
+
+use std::sync::OnceLock;
 
 use agentops_runtime::governance::new_webhook_secret;
+use agentops_runtime::outbound::Guard;
 use serde_json::Value;
 
 use super::crud::Resource;
@@ -36,6 +44,30 @@ pub(crate) static CHANNELS: Resource = Resource {
 
 const MAX_URL: usize = 2048;
 
+/// The outbound guard with the operator's allowlist, set once at startup.
+static GUARD: OnceLock<Guard> = OnceLock::new();
+
+/// Install the guard built from `notify.allow_destinations` (before serving).
+pub(crate) fn set_guard(guard: Guard) {
+    if GUARD.set(guard).is_err() {
+        tracing::warn!("outbound guard already set; the first one stays");
+    }
+}
+
+/// A destination an org may configure, or why not (for a field-named 400).
+pub(crate) fn check_destination(url: &str) -> Result<(), String> {
+    GUARD
+        .get_or_init(Guard::default)
+        .check_configured(url)
+        .map(drop)
+        .map_err(|r| {
+            format!(
+                "refused destination ({}): only public destinations can receive notifications",
+                r.reason()
+            )
+        })
+}
+
 /// An absolute http(s) URL with a host, no whitespace or control characters.
 pub(crate) fn valid_url(url: &str) -> bool {
     let rest = url
@@ -66,6 +98,7 @@ fn validate(m: &Obj) -> Result<Obj, ApiError> {
     let url = opt_str(m, "url")?
         .filter(|u| valid_url(u))
         .ok_or_else(|| bad("url", "required: an http:// or https:// URL with a host"))?;
+    check_destination(url).map_err(|m| bad("url", m))?;
     let secret = match (kind.as_str(), opt_str(m, "secret")?) {
         ("webhook", None) => new_webhook_secret(),
         ("webhook", Some(s)) if valid_secret(s) => s.to_owned(),
@@ -107,10 +140,11 @@ mod tests {
     fn urls() {
         for ok in [
             "https://hooks.slack.com/services/T/B/x",
-            "http://127.0.0.1:8080/hook",
             "https://user@example.com",
+            "http://8.8.8.8:8080/hook",
         ] {
             assert!(valid_url(ok), "{ok}");
+            assert_eq!(check_destination(ok), Ok(()), "{ok}");
         }
         for bad in [
             "ftp://x",
@@ -122,6 +156,29 @@ mod tests {
             "",
         ] {
             assert!(!valid_url(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn non_public_destinations_are_refused_naming_url() {
+        for url in [
+            "http://127.0.0.1:8080/hook",
+            "http://127.0.0.2:9/h",
+            "http://[::1]/",
+            "http://[::ffff:127.0.0.1]:80/",
+            "http://2130706433/",
+            "http://10.0.0.5/hook",
+            "http://192.168.1.1/",
+            "http://169.254.169.254/latest/meta-data/",
+            "http://[fd00:ec2::254]/",
+            "http://localhost:8080/",
+            "https://api.localhost/x",
+            "http://0.0.0.0/",
+        ] {
+            for kind in ["slack", "discord", "webhook"] {
+                let r = v(json!({"name": "a", "kind": kind, "url": url}));
+                assert_eq!(field(r), "url", "{kind} {url}");
+            }
         }
     }
 

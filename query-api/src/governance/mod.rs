@@ -10,7 +10,7 @@
 
 mod alerts;
 mod budgets;
-mod channels;
+pub(crate) mod channels;
 mod controls;
 mod crud;
 pub(crate) mod fields;
