@@ -40,6 +40,7 @@ impl Api {
         let db = DatabaseConfig {
             url: create_database(prefix).await?,
             max_connections: 4,
+            statement_timeout_ms: None,
             storage: StorageConfig {
                 mode: ModeChoice::Postgres,
                 ..Default::default()

@@ -527,6 +527,7 @@ async fn writer_target(url: &str, choice: ModeChoice) -> Result<(PgPool, Mode)> 
         url: url.into(),
         // The PGlite server runs one query at a time.
         max_connections: 1,
+        statement_timeout_ms: None,
         storage: StorageConfig {
             mode: choice,
             ..Default::default()

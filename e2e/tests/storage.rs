@@ -136,6 +136,7 @@ async fn suite(url: &str, choice: ModeChoice, expect: Mode) -> Result<()> {
         url: url.into(),
         // The PGlite server runs one query at a time.
         max_connections: 1,
+        statement_timeout_ms: None,
         storage: StorageConfig {
             mode: choice,
             ..Default::default()

@@ -59,6 +59,8 @@ pub enum Part {
     Throughput(ThroughputOptions),
     /// Budget crossing's 202 → webhook POST, through the whole pipeline.
     Alerts(crate::bench_alerts::AlertOptions),
+    /// The notifier's POST through the outbound guard beside a plain client.
+    NotifyGuard(crate::bench_alerts::GuardOptions),
 }
 
 #[derive(clap::Args, Debug)]
@@ -122,6 +124,7 @@ pub async fn run(o: ProcessorsOptions) -> Result<()> {
     match o.part {
         Part::Throughput(t) => throughput(t).await,
         Part::Alerts(a) => crate::bench_alerts::run(a).await,
+        Part::NotifyGuard(g) => crate::bench_alerts::run_guard(g).await,
     }
 }
 
@@ -144,6 +147,7 @@ async fn prepare_db(o: &ThroughputOptions) -> Result<PgPool> {
     let db = DatabaseConfig {
         url: o.database_url.clone(),
         max_connections: 2,
+        statement_timeout_ms: None,
         storage: StorageConfig {
             mode: ModeChoice::Postgres,
             ..Default::default()

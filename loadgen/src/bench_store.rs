@@ -41,6 +41,7 @@ async fn plain_pool(url: &str) -> Result<PgPool> {
     let db = DatabaseConfig {
         url: url.into(),
         max_connections: 4,
+        statement_timeout_ms: None,
         storage: StorageConfig {
             mode: ModeChoice::Postgres,
             ..Default::default()

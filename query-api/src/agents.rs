@@ -5,7 +5,8 @@
 //! Totals are for the current UTC day (zero when the agent was last seen on
 //! an earlier day).
 
-use axum::extract::{Query, State};
+use crate::params::Query;
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::Json;
 use chrono::{DateTime, Utc};

@@ -3,10 +3,11 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use crate::params::Query;
 use agentops_runtime::keys::{AuthError, KeyCache, KeyInfo, Scope};
 use agentops_runtime::storage;
 use agentops_schemas::histogram;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::Html;
 use axum::routing::{get, put};

@@ -22,7 +22,12 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             listen: "127.0.0.1:8081".into(),
-            database: DatabaseConfig::default(),
+            // No request may hold the database: a statement is cut after
+            // 10 s (503 `unavailable`).
+            database: DatabaseConfig {
+                statement_timeout_ms: Some(10_000),
+                ..DatabaseConfig::default()
+            },
             key_cache_ttl_ms: 2_000,
             notify: OutboundConfig::default(),
         }

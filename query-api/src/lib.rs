@@ -32,6 +32,7 @@ mod api;
 mod config;
 mod error;
 mod governance;
+mod params;
 pub mod prices;
 pub mod tenancy;
 mod window;

@@ -13,8 +13,9 @@
 
 use std::sync::Arc;
 
+use crate::params::Query;
 use axum::body::Bytes;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::get;
 use axum::{Json, Router};

@@ -26,9 +26,10 @@ mod validate;
 
 use std::sync::Arc;
 
+use crate::params::Query;
 use agentops_runtime::keys::{self, KeyInfo, NewKey, OrgSpec, Revocation, Scope};
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};

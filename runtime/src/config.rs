@@ -112,6 +112,13 @@ impl Default for KafkaConfig {
 pub struct DatabaseConfig {
     pub url: String,
     pub max_connections: u32,
+    /// Longest one statement may run on this component's pooled
+    /// connections (`statement_timeout`, ms); a statement cut short fails
+    /// like any database error. Unset: no limit, the default of the
+    /// pipeline's writers; the query API defaults to 10000 so that no
+    /// request can hold the database. Migrations and storage set-up are
+    /// never limited.
+    pub statement_timeout_ms: Option<u64>,
     /// How projections are stored (`[database.storage]`).
     pub storage: crate::storage::StorageConfig,
 }
@@ -121,6 +128,7 @@ impl Default for DatabaseConfig {
         Self {
             url: "postgres://agentops:agentops@127.0.0.1:5432/agentops".into(),
             max_connections: 8,
+            statement_timeout_ms: None,
             storage: Default::default(),
         }
     }

@@ -25,6 +25,29 @@ async fn init_connection(conn: &mut PgConnection) -> sqlx::Result<()> {
     Ok(())
 }
 
+/// [`init_connection`], then the statement timeout if one is configured.
+async fn init_pooled(
+    conn: &mut PgConnection,
+    statement_timeout_ms: Option<u64>,
+) -> sqlx::Result<()> {
+    init_connection(conn).await?;
+    if let Some(ms) = statement_timeout_ms.filter(|ms| *ms > 0) {
+        conn.execute(format!("SET statement_timeout = {ms}").as_str())
+            .await?;
+    }
+    Ok(())
+}
+
+/// A pooled connection without a statement timeout, for migrations and
+/// set-up (DDL on a large table takes what it takes); closed afterwards
+/// rather than returned to the pool.
+async fn unlimited(pool: &PgPool) -> Result<sqlx::pool::PoolConnection<sqlx::Postgres>> {
+    let mut conn = pool.acquire().await?;
+    conn.close_on_drop();
+    conn.execute("SET statement_timeout = 0").await?;
+    Ok(conn)
+}
+
 /// One dedicated connection (DDL, rebuild), set up like the pool's.
 pub async fn connect_one(cfg: &DatabaseConfig) -> Result<PgConnection> {
     let mut conn = PgConnection::connect_with(&connect_options(cfg)?).await?;
@@ -33,15 +56,16 @@ pub async fn connect_one(cfg: &DatabaseConfig) -> Result<PgConnection> {
 }
 
 /// Connect, retrying for up to `wait` while the database comes up; every
-/// connection goes through [`init_connection`].
+/// connection goes through [`init_pooled`].
 pub async fn connect(cfg: &DatabaseConfig, wait: Duration) -> Result<PgPool> {
     let deadline = tokio::time::Instant::now() + wait;
     let opts = connect_options(cfg)?;
+    let timeout = cfg.statement_timeout_ms;
     loop {
         let attempt = PgPoolOptions::new()
             .max_connections(cfg.max_connections)
             .acquire_timeout(Duration::from_secs(10))
-            .after_connect(|conn, _| Box::pin(init_connection(conn)))
+            .after_connect(move |conn, _| Box::pin(init_pooled(conn, timeout)))
             .connect_with(opts.clone())
             .await;
         match attempt {
@@ -57,14 +81,15 @@ pub async fn connect(cfg: &DatabaseConfig, wait: Duration) -> Result<PgPool> {
 
 /// Apply pending migrations (safe to run concurrently: sqlx takes an advisory lock).
 pub async fn migrate(pool: &PgPool) -> Result<()> {
-    sqlx::migrate!("./migrations").run(pool).await?;
+    let mut conn = unlimited(pool).await?;
+    sqlx::migrate!("./migrations").run(&mut *conn).await?;
     Ok(())
 }
 
 /// Migrations, then the projection relations in the configured storage mode.
 pub async fn prepare(pool: &PgPool, cfg: &DatabaseConfig) -> Result<crate::storage::Mode> {
     migrate(pool).await?;
-    let mut conn = pool.acquire().await?;
+    let mut conn = unlimited(pool).await?;
     let mode = crate::storage::setup(&mut conn, &cfg.storage).await?;
     tracing::info!(storage_mode = mode.as_str(), "projection storage ready");
     Ok(mode)

@@ -10,9 +10,10 @@
 //! - `GET /v1/policy-violations?limit=50&agent_id=` (read): newest first,
 //!   with the offending event.
 
+use crate::params::Query;
 use agentops_runtime::keys::Scope;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::Json;
 use serde::Deserialize;
