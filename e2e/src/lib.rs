@@ -445,6 +445,29 @@ impl Stack {
         format!("http://127.0.0.1:{}/metrics", self.ports[&c][instance])
     }
 
+    /// The sum of `name`'s series on `c`'s first instance's /metrics whose
+    /// labels contain `labels` ("" for all); 0 when not yet written.
+    pub async fn metric(&self, c: Component, name: &str, labels: &str) -> Result<f64> {
+        let text = self
+            .http
+            .get(self.metrics_url(c, 0))
+            .send()
+            .await?
+            .text()
+            .await?;
+        Ok(text
+            .lines()
+            .filter_map(|l| {
+                let rest = l.strip_prefix(name)?;
+                if !(rest.starts_with(' ') || rest.starts_with('{')) {
+                    return None;
+                }
+                let (series, value) = rest.rsplit_once(' ')?;
+                series.contains(labels).then(|| value.parse::<f64>().ok())?
+            })
+            .sum())
+    }
+
     /// POST a JSON body to the gateway with the ingest key; returns (status, body).
     pub async fn post_events(&self, body: &Value) -> Result<(u16, Value)> {
         self.post_raw(

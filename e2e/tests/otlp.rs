@@ -64,28 +64,6 @@ async fn finished_run(stack: &Stack, run: &str, events: i64) -> Result<Value> {
         .await
 }
 
-/// A counter of the gateway's /metrics (0 when not yet written; the
-/// exporter adds a `component` label).
-async fn gateway_counter(stack: &Stack, name: &str) -> Result<f64> {
-    let text = stack
-        .http
-        .get(stack.metrics_url(Component::Gateway, 0))
-        .send()
-        .await?
-        .text()
-        .await?;
-    Ok(text
-        .lines()
-        .find_map(|l| {
-            let rest = l.strip_prefix(name)?;
-            if !(rest.starts_with(' ') || rest.starts_with('{')) {
-                return None;
-            }
-            rest.split_whitespace().last()?.parse().ok()
-        })
-        .unwrap_or(0.0))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_sdk_runs_are_priced_through_the_pipeline() -> Result<()> {
     let stack = Stack::start("otlp_sdk", StackOptions::default()).await?;
@@ -182,7 +160,7 @@ async fn python_sdk_runs_are_priced_through_the_pipeline() -> Result<()> {
         ("agentops_gateway_otlp_spans_ignored_total", 1.0),
         ("agentops_gateway_otlp_spans_rejected_total", 0.0),
     ] {
-        let got = gateway_counter(&stack, name).await?;
+        let got = stack.metric(Component::Gateway, name, "").await?;
         ensure!(got == want, "{name} = {got}, want {want}");
     }
 

@@ -1,5 +1,6 @@
 //! HTTP handlers of the gateway.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -8,7 +9,7 @@ use agentops_schemas::batch::{self, Batch, Rejected};
 use agentops_schemas::validate::{event_from_str, ValidationLimits};
 use agentops_schemas::{AgentEvent, Codec};
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -62,16 +63,21 @@ async fn authenticate(
     state: &AppState,
     headers: &HeaderMap,
     scope: Scope,
+    client: std::net::IpAddr,
 ) -> Result<KeyInfo, ApiError> {
     state
         .keys
-        .authorize(headers, scope)
+        .authorize_from(headers, scope, Some(client))
         .await
         .map_err(|e| match e {
             AuthError::Missing => ApiError::MissingKey,
             AuthError::Invalid => ApiError::BadKey,
             AuthError::Forbidden(scope) => ApiError::Forbidden(scope.as_str()),
-            AuthError::Store(e) => ApiError::Unavailable(format!("key store: {e}")),
+            AuthError::Store(e) => {
+                // The details stay in the log: the caller is not authenticated.
+                tracing::warn!(error = %e, "key lookup failed");
+                ApiError::Unavailable("the key store is unavailable".into())
+            }
         })
 }
 
@@ -179,9 +185,10 @@ fn inflate(reader: impl std::io::Read, limit: usize) -> Result<axum::body::Bytes
 pub(crate) async fn ingest_request(
     state: &AppState,
     headers: &HeaderMap,
+    client: SocketAddr,
     body: Body,
 ) -> Result<(KeyInfo, axum::body::Bytes), ApiError> {
-    let key = authenticate(state, headers, Scope::Ingest).await?;
+    let key = authenticate(state, headers, Scope::Ingest, client.ip()).await?;
     let bytes = read_body(
         headers,
         body,
@@ -198,10 +205,11 @@ fn text(bytes: &[u8]) -> Result<&str, ApiError> {
 
 async fn post_events(
     State(state): State<Arc<AppState>>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let (key, bytes) = ingest_request(&state, &headers, body).await?;
+    let (key, bytes) = ingest_request(&state, &headers, client, body).await?;
     let limits = limits(&state.config);
     let now_us = chrono::Utc::now().timestamp_micros();
     let Batch { accepted, rejected } = batch::decode(
@@ -240,10 +248,11 @@ pub(crate) fn limits(config: &Config) -> ValidationLimits {
 /// downstream (agents' `last_heartbeat`, `no_heartbeat` rules).
 async fn post_heartbeat(
     State(state): State<Arc<AppState>>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let (key, bytes) = ingest_request(&state, &headers, body).await?;
+    let (key, bytes) = ingest_request(&state, &headers, client, body).await?;
     let value: serde_json::Value =
         serde_json::from_str(text(&bytes)?).map_err(|e| ApiError::BadJson(e.to_string()))?;
     let event = heartbeat_event(value, chrono::Utc::now())?;
@@ -324,7 +333,7 @@ pub(crate) async fn produce_all(
 ) -> Result<(), ApiError> {
     if let Err(wait) = state
         .rate
-        .take(key.key_id, key.rate_limit, events.len(), Instant::now())
+        .take(&key.org_id, key.rate_limit, events.len(), Instant::now())
     {
         return Err(ApiError::RateLimited(wait));
     }

@@ -22,10 +22,11 @@ pub struct Config {
     /// Requests processed at once; beyond this a request gets 429 at once.
     /// Bounds memory too: about `max_in_flight` × 2 × `max_body_bytes`.
     pub max_in_flight: usize,
-    /// Default token bucket per API key: events per second (0: unlimited).
+    /// Default token bucket per org (all its keys together): events per
+    /// second (0: unlimited).
     /// An org's own limit (`PATCH /v1/admin/orgs/{id}`) overrides it.
     pub rate_limit_events_per_sec: f64,
-    /// Default bucket size (events a key may send at once).
+    /// Default bucket size (events an org may send at once).
     pub rate_limit_burst: f64,
     /// How long an API key lookup is cached (a revoked key is refused after at most this).
     pub key_cache_ttl_ms: u64,

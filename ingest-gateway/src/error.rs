@@ -37,7 +37,7 @@ pub(crate) enum ApiError {
     AllRejected(Vec<agentops_schemas::batch::Rejected>),
     #[error("too many requests in flight (at most {0}); retry later")]
     Overloaded(usize),
-    #[error("rate limit of this API key exceeded; retry in {} ms", .0.as_millis())]
+    #[error("ingest rate limit of this org exceeded; retry in {} ms", .0.as_millis())]
     RateLimited(std::time::Duration),
     #[error("the event log is unavailable; retry later ({0})")]
     Unavailable(String),

@@ -9,11 +9,12 @@
 //! error body: 400 for a body that does not decode, 401/403, 413, 415 for a
 //! Content-Type other than protobuf or JSON, 429/503 from the producer.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use agentops_schemas::otlp::{self, Format};
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
@@ -23,6 +24,7 @@ use crate::telemetry;
 
 pub(crate) async fn post_traces(
     State(state): State<Arc<AppState>>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
@@ -32,7 +34,7 @@ pub(crate) async fn post_traces(
         .unwrap_or_default();
     let format = Format::from_content_type(content_type)
         .ok_or_else(|| ApiError::UnsupportedContentType(content_type.to_owned()))?;
-    let (key, bytes) = ingest_request(&state, &headers, body).await?;
+    let (key, bytes) = ingest_request(&state, &headers, client, body).await?;
     let now_us = chrono::Utc::now().timestamp_micros();
     let mapped = otlp::decode_and_map(&bytes, format, &key.org_id, now_us, &limits(&state.config))
         .map_err(|e| ApiError::BadShape(e.to_string()))?;

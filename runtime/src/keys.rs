@@ -147,11 +147,60 @@ pub async fn lookup(pool: &PgPool, raw: &str) -> Result<Option<KeyInfo>> {
     ))
 }
 
+/// Whether `raw` has the shape of a key: `aok_`, 8 lowercase hex
+/// characters, `_`, 64 lowercase hex characters. Anything else is refused
+/// without a lookup.
+pub fn well_formed(raw: &str) -> bool {
+    let b = raw.as_bytes();
+    let hex = |s: &[u8]| s.iter().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'));
+    b.len() == 77 && b.starts_with(b"aok_") && b[12] == b'_' && hex(&b[4..12]) && hex(&b[13..])
+}
+
+/// Unknown keys remembered at most (oldest forgotten first).
+const UNKNOWN_CAPACITY: usize = 10_000;
+
+/// Failed authentications a client address may make: this many per second
+/// sustained, twice as many at once. Past that the address is answered 401
+/// without a lookup for keys this process has not seen valid, so a flood of
+/// guesses costs neither database lookups nor the keys it knows; keys seen
+/// valid are still looked up (a valid client behind the same address keeps
+/// working).
+pub const AUTH_FAILURES_PER_SEC: f64 = 20.0;
+
 /// A lookup cache with a short TTL, so a revoked key is refused within `ttl`.
+/// Valid keys and unknown ones are cached apart: the valid ones are bounded
+/// by the keys that exist, the unknown ones (anyone can make up millions)
+/// by [`UNKNOWN_CAPACITY`], so guessing never evicts a valid key.
 pub struct KeyCache {
     pool: PgPool,
     ttl: Duration,
-    entries: Mutex<HashMap<String, (Instant, Option<KeyInfo>)>>,
+    known: Mutex<HashMap<String, (Instant, KeyInfo)>>,
+    unknown: Mutex<Unknown>,
+    failures: Mutex<HashMap<std::net::IpAddr, (f64, Instant)>>,
+}
+
+/// Hashes of unknown keys with when they were looked up, oldest first.
+#[derive(Default)]
+struct Unknown {
+    at: HashMap<String, Instant>,
+    order: std::collections::VecDeque<String>,
+}
+
+impl Unknown {
+    fn insert(&mut self, hash: String, now: Instant) {
+        if self.at.insert(hash.clone(), now).is_none() {
+            self.order.push_back(hash);
+        }
+        while self.order.len() > UNKNOWN_CAPACITY {
+            if let Some(old) = self.order.pop_front() {
+                self.at.remove(&old);
+            }
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl KeyCache {
@@ -159,33 +208,98 @@ impl KeyCache {
         Self {
             pool,
             ttl,
-            entries: Mutex::new(HashMap::new()),
+            known: Mutex::new(HashMap::new()),
+            unknown: Mutex::new(Unknown::default()),
+            failures: Mutex::new(HashMap::new()),
         }
     }
 
     pub async fn authenticate(&self, raw: &str) -> Result<Option<KeyInfo>> {
+        self.authenticate_from(raw, None).await
+    }
+
+    /// [`Self::authenticate`] for a request from `client`: refused without
+    /// a lookup when the key is malformed, known unknown, or when `client`
+    /// has spent its failures (see [`AUTH_FAILURES_PER_SEC`]).
+    pub async fn authenticate_from(
+        &self,
+        raw: &str,
+        client: Option<std::net::IpAddr>,
+    ) -> Result<Option<KeyInfo>> {
+        if !well_formed(raw) {
+            self.failed(client);
+            return Ok(None);
+        }
         let hash = hash_key(raw);
-        if let Some((at, info)) = self.entries.lock().expect("key cache lock").get(&hash) {
-            if at.elapsed() < self.ttl {
-                return Ok(info.clone());
+        let now = Instant::now();
+        let seen_valid = match lock(&self.known).get(&hash) {
+            Some((at, info)) if now.duration_since(*at) < self.ttl => {
+                return Ok(Some(info.clone()))
+            }
+            Some(_) => true,
+            None => false,
+        };
+        if !seen_valid {
+            if let Some(at) = lock(&self.unknown).at.get(&hash) {
+                if now.duration_since(*at) < self.ttl {
+                    self.failed(client);
+                    return Ok(None);
+                }
+            }
+            if client.is_some_and(|c| !self.may_fail(c, now)) {
+                metrics::counter!("agentops_auth_throttled_total").increment(1);
+                return Ok(None);
             }
         }
         let info = lookup(&self.pool, raw).await?;
-        let mut entries = self.entries.lock().expect("key cache lock");
-        if entries.len() > 100_000 {
-            entries.clear();
+        let found = if info.is_some() { "true" } else { "false" };
+        metrics::counter!("agentops_key_lookups_total", "found" => found).increment(1);
+        match &info {
+            Some(i) => {
+                lock(&self.known).insert(hash.clone(), (now, i.clone()));
+                lock(&self.unknown).at.remove(&hash);
+            }
+            None => {
+                lock(&self.known).remove(&hash);
+                lock(&self.unknown).insert(hash, now);
+                self.failed(client);
+            }
         }
-        entries.insert(hash, (Instant::now(), info.clone()));
         Ok(info)
+    }
+
+    /// Whether `client` has failures left (without spending one).
+    fn may_fail(&self, client: std::net::IpAddr, now: Instant) -> bool {
+        let mut f = lock(&self.failures);
+        let (tokens, at) = f
+            .entry(client)
+            .or_insert((2.0 * AUTH_FAILURES_PER_SEC, now));
+        *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * AUTH_FAILURES_PER_SEC)
+            .min(2.0 * AUTH_FAILURES_PER_SEC);
+        *at = now;
+        *tokens >= 1.0
+    }
+
+    /// Spend one of `client`'s failures.
+    fn failed(&self, client: Option<std::net::IpAddr>) {
+        metrics::counter!("agentops_auth_failures_total").increment(1);
+        let Some(client) = client else { return };
+        let now = Instant::now();
+        self.may_fail(client, now);
+        let mut f = lock(&self.failures);
+        if f.len() > 100_000 {
+            // Full buckets hold nothing worth keeping.
+            f.retain(|_, (t, _)| *t < 2.0 * AUTH_FAILURES_PER_SEC);
+        }
+        if let Some((tokens, _)) = f.get_mut(&client) {
+            *tokens = (*tokens - 1.0).max(0.0);
+        }
     }
 
     /// Drop a key's cached lookups, so this process refuses a key it has
     /// just revoked at once (other processes still wait out `ttl`).
     pub fn forget(&self, key_id: uuid::Uuid) {
-        self.entries
-            .lock()
-            .expect("key cache lock")
-            .retain(|_, (_, info)| info.as_ref().is_none_or(|i| i.key_id != key_id));
+        lock(&self.known).retain(|_, (_, info)| info.key_id != key_id);
     }
 }
 
@@ -209,8 +323,22 @@ impl KeyCache {
         headers: &axum::http::HeaderMap,
         scope: Scope,
     ) -> Result<KeyInfo, AuthError> {
+        self.authorize_from(headers, scope, None).await
+    }
+
+    /// [`Self::authorize`] for a request from `client` (its failures are
+    /// limited, see [`AUTH_FAILURES_PER_SEC`]).
+    pub async fn authorize_from(
+        &self,
+        headers: &axum::http::HeaderMap,
+        scope: Scope,
+        client: Option<std::net::IpAddr>,
+    ) -> Result<KeyInfo, AuthError> {
         let raw = from_headers(headers).ok_or(AuthError::Missing)?;
-        let key = self.authenticate(raw).await?.ok_or(AuthError::Invalid)?;
+        let key = self
+            .authenticate_from(raw, client)
+            .await?
+            .ok_or(AuthError::Invalid)?;
         if !key.allows(scope) {
             return Err(AuthError::Forbidden(scope));
         }
@@ -324,6 +452,83 @@ mod tests {
         }
     }
 
+    #[test]
+    fn key_shape() {
+        let (_, k) = generate();
+        assert!(well_formed(&k));
+        for bad in [
+            "",
+            "aok_",
+            &k[..76],
+            &format!("{k}0"),
+            &k.to_uppercase(),
+            &k.replacen("aok_", "aox_", 1),
+            &format!("{}g", &k[..76]),
+            &format!("{}é", &k[..75]),
+        ] {
+            assert!(!well_formed(bad), "{bad:?}");
+        }
+    }
+
+    /// A pool that cannot connect: any lookup is an error.
+    fn no_database() -> PgPool {
+        sqlx::postgres::PgPoolOptions::new()
+            .acquire_timeout(Duration::from_millis(200))
+            .connect_lazy("postgres://unused@127.0.0.1:1/none")
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn an_address_that_failed_too_often_gets_no_more_lookups() {
+        let cache = KeyCache::new(no_database(), Duration::from_secs(60));
+        let (a, b): (std::net::IpAddr, std::net::IpAddr) =
+            ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
+        // Malformed keys: refused without a lookup, but they are failures.
+        for _ in 0..(2.0 * AUTH_FAILURES_PER_SEC) as usize {
+            assert!(matches!(
+                cache.authenticate_from("nope", Some(a)).await,
+                Ok(None)
+            ));
+        }
+        // a is out of failures: a well-formed key is refused without a lookup
+        // (a lookup would fail: no database).
+        assert!(matches!(
+            cache.authenticate_from(&generate().1, Some(a)).await,
+            Ok(None)
+        ));
+        // b is not.
+        assert!(cache
+            .authenticate_from(&generate().1, Some(b))
+            .await
+            .is_err());
+        // A key a has seen valid is still looked up once its entry expired.
+        let (_, good) = generate();
+        let info = KeyInfo {
+            key_id: uuid::Uuid::nil(),
+            prefix: "00000000".into(),
+            org_id: "o".into(),
+            scopes: vec!["ingest".into()],
+            platform: false,
+            rate_limit: None,
+        };
+        cache.known.lock().unwrap().insert(
+            hash_key(&good),
+            (Instant::now() - Duration::from_secs(120), info),
+        );
+        assert!(cache.authenticate_from(&good, Some(a)).await.is_err());
+    }
+
+    #[test]
+    fn unknown_keys_are_bounded_oldest_first() {
+        let mut u = Unknown::default();
+        let now = Instant::now();
+        for i in 0..UNKNOWN_CAPACITY + 10 {
+            u.insert(format!("h{i}"), now);
+        }
+        assert_eq!(u.at.len(), UNKNOWN_CAPACITY);
+        assert!(!u.at.contains_key("h0") && u.at.contains_key("h10"));
+    }
+
     #[tokio::test]
     async fn forget_drops_only_that_keys_entries() {
         let pool = sqlx::postgres::PgPoolOptions::new()
@@ -340,15 +545,13 @@ mod tests {
         };
         let (a, b) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
         {
-            let mut e = cache.entries.lock().unwrap();
-            e.insert("ha".into(), (Instant::now(), Some(info(a))));
-            e.insert("hb".into(), (Instant::now(), Some(info(b))));
-            e.insert("hx".into(), (Instant::now(), None));
+            let mut e = cache.known.lock().unwrap();
+            e.insert("ha".into(), (Instant::now(), info(a)));
+            e.insert("hb".into(), (Instant::now(), info(b)));
         }
         cache.forget(a);
-        let e = cache.entries.lock().unwrap();
-        let mut left: Vec<&String> = e.keys().collect();
-        left.sort();
-        assert_eq!(left, ["hb", "hx"]);
+        let e = cache.known.lock().unwrap();
+        let left: Vec<&String> = e.keys().collect();
+        assert_eq!(left, ["hb"]);
     }
 }
