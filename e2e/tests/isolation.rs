@@ -325,3 +325,73 @@ async fn an_existing_events_table_gets_the_org_in_its_key() -> Result<()> {
     assert_eq!(key().await?, ["event_id", "org_id", "ts"]);
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_policy_violation_the_database_refuses_does_not_stop_the_enrich_stage() -> Result<()> {
+    let stack = Stack::start(
+        "refused_violation",
+        StackOptions {
+            partitions: Some(1),
+            env: vec![("AGENTOPS_GOVERNANCE_RELOAD_MS".into(), "200".into())],
+            ..Default::default()
+        },
+    )
+    .await?;
+    sqlx::query(
+        "INSERT INTO policies (org_id, name, kind, names, action)
+         VALUES ($1, 'no-o3', 'model_denylist', '{o3}', 'flag')",
+    )
+    .bind(&stack.org_id)
+    .execute(&stack.pool)
+    .await?;
+    // The test hook: the database refuses one agent's violations.
+    sqlx::raw_sql(
+        "CREATE FUNCTION refuse_violation() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN
+             IF NEW.agent_id = 'refused-violation' THEN
+                 RAISE EXCEPTION 'test hook: violation refused' USING ERRCODE = 'check_violation';
+             END IF;
+             RETURN NEW;
+         END $$;
+         CREATE TRIGGER refuse_violation BEFORE INSERT ON policy_violations
+             FOR EACH ROW EXECUTE FUNCTION refuse_violation();",
+    )
+    .execute(&stack.pool)
+    .await?;
+    tokio::time::sleep(Duration::from_millis(1500)).await; // the policy is loaded
+    let at = chrono::Utc::now().to_rfc3339();
+    let call = |agent: &str, run: &str| {
+        json!({"event_id": events::id(), "type": "llm_call", "agent_id": agent, "run_id": run,
+               "timestamp": at, "provider": "openai", "model": "o3", "input_tokens": 10})
+    };
+    let batch = vec![call("refused-violation", "r1"), call("ok-agent", "r2")];
+    let (status, body) = post_as(&stack, &stack.ingest_key, &batch).await?;
+    ensure!(status == 202, "{status} {body}");
+    // Both events flow on; the allowed violation is recorded.
+    for run in ["r1", "r2"] {
+        stack
+            .eventually(Duration::from_secs(30), "the run projected", || async {
+                let n: Option<i64> =
+                    sqlx::query_scalar("SELECT events FROM runs WHERE org_id = $1 AND run_id = $2")
+                        .bind(&stack.org_id)
+                        .bind(run)
+                        .fetch_optional(&stack.pool)
+                        .await?;
+                Ok((n == Some(1)).then_some(()))
+            })
+            .await?;
+    }
+    let recorded: Vec<String> = sqlx::query_scalar("SELECT agent_id FROM policy_violations")
+        .fetch_all(&stack.pool)
+        .await?;
+    assert_eq!(recorded, ["ok-agent"]);
+    let refused = stack
+        .metric(
+            agentops_e2e::Component::Processors,
+            "agentops_processor_refused_violations_total",
+            "",
+        )
+        .await?;
+    assert_eq!(refused, 1.0);
+    Ok(())
+}

@@ -160,6 +160,78 @@ where
     }
 }
 
+/// Like [`retrying`] for a database write, except that a permanent error
+/// (the data itself, [`agentops_runtime::db::is_permanent`]) is returned
+/// instead of retried forever. `None` on shutdown.
+async fn retrying_transient<F, Fut>(
+    what: &str,
+    shutdown: &CancellationToken,
+    mut op: F,
+) -> Option<Result<(), sqlx::Error>>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<(), sqlx::Error>>,
+{
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        match op().await {
+            Ok(()) => return Some(Ok(())),
+            Err(e) if agentops_runtime::db::is_permanent(&e) => return Some(Err(e)),
+            Err(e) => tracing::warn!(error = %e, "{what} failed, will retry"),
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return None,
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
+/// Record a batch's policy violations (and the pauses they ask for). A
+/// batch the database refuses for its data is recorded one violation at a
+/// time, and one it still refuses is logged and counted
+/// (`agentops_processor_refused_violations_total`) rather than retried
+/// forever, which would stop the partition for every org on it; its event
+/// goes on. False on shutdown.
+async fn record_violations(
+    pool: &PgPool,
+    found: &[(Violation, AgentEvent)],
+    shutdown: &CancellationToken,
+) -> bool {
+    match retrying_transient("recording policy violations", shutdown, || {
+        policy::record(pool, found)
+    })
+    .await
+    {
+        None => return false,
+        Some(Ok(())) => return true,
+        Some(Err(e)) => {
+            tracing::warn!(error = %e, "the database refuses a batch of policy violations; recording them one by one")
+        }
+    }
+    for one in found {
+        match retrying_transient("recording a policy violation", shutdown, || {
+            policy::record(pool, std::slice::from_ref(one))
+        })
+        .await
+        {
+            None => return false,
+            Some(Ok(())) => {}
+            Some(Err(e)) => {
+                metrics::counter!("agentops_processor_refused_violations_total").increment(1);
+                tracing::warn!(
+                    error = %e,
+                    event_id = %one.1.event_id,
+                    org_id = %one.1.org_id,
+                    policy = %one.0.policy.id,
+                    "policy violation refused by the database, not recorded"
+                );
+            }
+        }
+    }
+    true
+}
+
 /// Where a prepared batch goes.
 struct Output {
     producer: FutureProducer,
@@ -378,13 +450,7 @@ async fn apply_policies(
     if found.is_empty() {
         return true;
     }
-    let pool = stage.pool.clone();
-    if retrying("recording policy violations", shutdown, || {
-        policy::record(&pool, &found)
-    })
-    .await
-    .is_none()
-    {
+    if !record_violations(&stage.pool, &found, shutdown).await {
         return false;
     }
     for (v, _) in &found {

@@ -74,20 +74,39 @@ async fn check(
         .bind(day.format("%Y-%m-%d").to_string())
         .fetch_all(pool)
         .await?;
+    // One org's failure (its figures, its record) does not hold back the
+    // orgs after it; it is tried again at the next check.
     for (org, channels) in due {
-        let figures = figures(pool, &org, day).await?;
-        let alert = digest_alert(&org, day, channels, &figures, now);
-        let payload = serde_json::to_vec(&alert)?;
-        let record = FutureRecord::to(&config.kafka.topic_alerts)
-            .key(alert.key())
-            .payload(&payload);
-        producer
-            .send(record, Duration::from_secs(10))
-            .await
-            .map_err(|(e, _)| e)?;
-        telemetry::digest_emitted();
-        tracing::info!(org_id = %org, day = %day, alert_id = %alert.alert_id, "digest emitted");
+        if let Err(e) = emit(config, pool, producer, &org, channels, day, now).await {
+            metrics::counter!("agentops_digest_failures_total").increment(1);
+            tracing::warn!(org_id = %org, error = %e, "digest failed, retrying at the next check");
+        }
     }
+    Ok(())
+}
+
+/// Build and send one org's digest.
+async fn emit(
+    config: &Config,
+    pool: &PgPool,
+    producer: &FutureProducer,
+    org: &str,
+    channels: Vec<String>,
+    day: NaiveDate,
+    now: DateTime<Utc>,
+) -> Result<(), Error> {
+    let figures = figures(pool, org, day).await?;
+    let alert = digest_alert(org, day, channels, &figures, now);
+    let payload = serde_json::to_vec(&alert)?;
+    let record = FutureRecord::to(&config.kafka.topic_alerts)
+        .key(alert.key())
+        .payload(&payload);
+    producer
+        .send(record, Duration::from_secs(10))
+        .await
+        .map_err(|(e, _)| e)?;
+    telemetry::digest_emitted();
+    tracing::info!(org_id = %org, day = %day, alert_id = %alert.alert_id, "digest emitted");
     Ok(())
 }
 
