@@ -31,7 +31,9 @@
 #   BENCH_RATE          background events/s during the trials (default 500)
 #   BENCH_BUDGET_CHECK_INTERVAL_MS  processors' budget check   (default 500)
 #   BENCH_GOVERNANCE_RELOAD_MS      processors' config reload  (default 2000)
-#   BENCH_PARTS         which parts: "throughput alerts"       (default both)
+#   BENCH_PARTS         which parts: "throughput alerts guard" (default all three; guard:
+#                       the notifier's POST with the outbound guard vs a plain client)
+#   BENCH_GUARD_REQUESTS  POSTs per side and mode in the guard part (default 3000)
 #   BENCH_KAFKA_PORT    (default 29094)   BENCH_PG_PORT (default 25436)
 #   BENCH_NO_BUILD=1    skip the release build
 set -euo pipefail
@@ -47,7 +49,7 @@ TRIALS=${BENCH_TRIALS:-50}
 RATE=${BENCH_RATE:-500}
 CHECK_MS=${BENCH_BUDGET_CHECK_INTERVAL_MS:-500}
 RELOAD_MS=${BENCH_GOVERNANCE_RELOAD_MS:-2000}
-PARTS=${BENCH_PARTS:-throughput alerts}
+PARTS=${BENCH_PARTS:-throughput alerts guard}
 KAFKA_PORT=${BENCH_KAFKA_PORT:-29094}
 PG_PORT=${BENCH_PG_PORT:-25436}
 STATE="$ROOT/target/bench-processors"
@@ -109,7 +111,10 @@ if [[ " $PARTS " == *" alerts "* ]]; then
   }
   log "processors: AGENTOPS_BUDGET_CHECK_INTERVAL_MS=$CHECK_MS AGENTOPS_GOVERNANCE_RELOAD_MS=$RELOAD_MS"
   start projections agentops-projections 127.0.0.1:28102
+  # The benchmark's webhook receiver listens on loopback, which the outbound guard refuses
+  # unless allowed.
   AGENTOPS_BUDGET_CHECK_INTERVAL_MS=$CHECK_MS AGENTOPS_GOVERNANCE_RELOAD_MS=$RELOAD_MS \
+    AGENTOPS_NOTIFY__ALLOW_DESTINATIONS=127.0.0.1/32 \
     start processors agentops-processors 127.0.0.1:28103
   start gateway agentops-ingest-gateway "$GW"
   start query-api agentops-query-api "$QA"
@@ -119,5 +124,9 @@ if [[ " $PARTS " == *" alerts "* ]]; then
     --gateway "http://$GW" --key "$INGEST_KEY" --org alerts --database-url "$DB" \
     --trials "$TRIALS" --rate "$RATE" \
     --budget-check-interval-ms "$CHECK_MS" --governance-reload-ms "$RELOAD_MS" | tee -a "$OUT"
+fi
+if [[ " $PARTS " == *" guard "* ]]; then
+  "$BIN/agentops-loadgen" bench-processors notify-guard \
+    --requests "${BENCH_GUARD_REQUESTS:-3000}" | tee -a "$OUT"
 fi
 log "summary in $OUT"

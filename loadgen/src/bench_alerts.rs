@@ -305,3 +305,142 @@ pub(crate) async fn run(o: AlertOptions) -> Result<()> {
     ensure!(missed == 0, "{missed} of {} alerts never arrived", o.trials);
     Ok(())
 }
+
+/// `bench-processors notify-guard`: the notifier's POST with the outbound
+/// guard beside the same POST without it, in one run.
+#[derive(clap::Args, Debug)]
+pub struct GuardOptions {
+    /// POSTs per side and connection mode.
+    #[arg(long, default_value_t = 2000)]
+    pub requests: usize,
+    /// Host name of the receiver's URL: a name makes every new connection go
+    /// through the guard's resolver (an IP literal only through its check).
+    #[arg(long, default_value = "localhost")]
+    pub host: String,
+}
+
+/// A receiver that reads the body and answers 200, like a webhook endpoint.
+async fn start_sink() -> Result<u16> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let port = listener.local_addr()?.port();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(|_body: axum::body::Bytes| async { StatusCode::OK }),
+    );
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Ok(port)
+}
+
+/// A Slack-shaped notification body of the usual size (~1.3 KB).
+fn sample_body() -> Vec<u8> {
+    let section = "*What:* budget_exceeded (budget \"eng daily\")\n*Where:* org acme, scope agent=a1\n*How much:* $12.35 vs threshold $10.00\n*When:* 2026-11-22 10:00:00 UTC (period 2026-11-22)";
+    serde_json::to_vec(&json!({
+        "text": "FIRING [critical] budget_exceeded: budget \"eng daily\" (acme) — Budget eng daily: $12.35 of $10.00 spent http://127.0.0.1:8081/?org=acme",
+        "blocks": [
+            {"type": "header", "text": {"type": "plain_text", "text": "FIRING [critical] budget_exceeded: budget \"eng daily\" (acme)"}},
+            {"type": "section", "text": {"type": "mrkdwn", "text": format!("{section}\n<http://127.0.0.1:8081/?org=acme|Open in AgentOps>")}},
+            {"type": "context", "elements": [{"type": "mrkdwn", "text": "Budget eng daily: $12.35 of $10.00 spent ".repeat(8)}]}
+        ]
+    }))
+    .unwrap_or_default()
+}
+
+pub(crate) async fn run_guard(o: GuardOptions) -> Result<()> {
+    use agentops_runtime::outbound::{self, Outbound, OutboundConfig};
+    let port = start_sink().await?;
+    let url = format!("http://{}:{port}/hook", o.host);
+    // The receiver is on loopback: the operator allows that address (not
+    // the name), so every resolution is checked address by address.
+    let cfg = OutboundConfig {
+        allow_destinations: vec!["127.0.0.1/32".into(), "::1/128".into()],
+        ..OutboundConfig::default()
+    };
+    let total = Duration::from_secs(10);
+    let ua = "agentops-notifier-bench";
+    let body = sample_body();
+    println!(
+        "notifier POST latency, outbound guard vs a plain client with the same settings; {} POSTs per side and mode to {url}, {} B body, sides interleaved",
+        o.requests,
+        body.len()
+    );
+    let mut figures = Vec::new();
+    for (mode, fresh) in [
+        ("new connection per POST", true),
+        ("pooled connections", false),
+    ] {
+        let builder = || {
+            let b = outbound::client_builder(&cfg, total, ua);
+            if fresh {
+                b.pool_max_idle_per_host(0)
+            } else {
+                b
+            }
+        };
+        let guarded = Outbound::from_builder(&cfg, builder())?;
+        let plain = builder().build()?;
+        let headers = || {
+            let mut h = reqwest::header::HeaderMap::new();
+            h.insert(
+                reqwest::header::CONTENT_TYPE,
+                reqwest::header::HeaderValue::from_static("application/json"),
+            );
+            h
+        };
+        // Warm-up (first connections, allocator), not counted.
+        for _ in 0..50 {
+            guarded.post(&url, headers(), body.clone()).await?;
+            let r = plain
+                .post(&url)
+                .headers(headers())
+                .body(body.clone())
+                .send()
+                .await?;
+            outbound::read_capped(r, cfg.max_response_bytes).await;
+        }
+        let (mut g, mut p) = (Vec::new(), Vec::new());
+        for i in 0..o.requests * 2 {
+            let t = Instant::now();
+            let status = if i % 2 == 0 {
+                guarded.post(&url, headers(), body.clone()).await?.status
+            } else {
+                let r = plain
+                    .post(&url)
+                    .headers(headers())
+                    .body(body.clone())
+                    .send()
+                    .await?;
+                outbound::read_capped(r, cfg.max_response_bytes)
+                    .await
+                    .status
+            };
+            let ms = t.elapsed().as_secs_f64() * 1000.0;
+            ensure!(status == StatusCode::OK, "the sink answered {status}");
+            if i % 2 == 0 {
+                g.push(ms)
+            } else {
+                p.push(ms)
+            }
+        }
+        let (g50, g99, p50, p99) = (
+            quantile(&g, 0.5),
+            quantile(&g, 0.99),
+            quantile(&p, 0.5),
+            quantile(&p, 0.99),
+        );
+        println!(
+            "  {mode}: guarded p50 {g50:.3} ms, p99 {g99:.3} ms; plain p50 {p50:.3} ms, p99 {p99:.3} ms; guarded/plain p50 {:.2}, p99 {:.2}",
+            g50 / p50,
+            g99 / p99
+        );
+        figures.push(json!({"mode": if fresh { "fresh" } else { "pooled" },
+            "guarded_p50_ms": g50, "guarded_p99_ms": g99, "plain_p50_ms": p50, "plain_p99_ms": p99,
+            "ratio_p50": g50 / p50, "ratio_p99": g99 / p99}));
+    }
+    println!(
+        "{}",
+        json!({"bench": "notify_guard", "requests": o.requests, "host": o.host, "modes": figures})
+    );
+    Ok(())
+}

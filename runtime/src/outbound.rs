@@ -400,8 +400,14 @@ pub struct Outbound {
 impl Outbound {
     /// `total`: bound on one request, connect to the last body byte read.
     pub fn new(cfg: &OutboundConfig, total: Duration, user_agent: &str) -> Result<Outbound> {
+        Outbound::from_builder(cfg, client_builder(cfg, total, user_agent))
+    }
+
+    /// From a [`client_builder`] the caller adjusted (e.g. a benchmark
+    /// turning connection reuse off); the guard's resolver is installed here.
+    pub fn from_builder(cfg: &OutboundConfig, builder: reqwest::ClientBuilder) -> Result<Outbound> {
         let guard = Guard::new(&cfg.allow_destinations)?;
-        let client = client_builder(cfg, total, user_agent)
+        let client = builder
             .dns_resolver(Arc::new(GuardedResolver {
                 guard: guard.clone(),
             }))
