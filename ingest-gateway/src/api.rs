@@ -31,11 +31,26 @@ pub(crate) struct AppState {
     pub(crate) rate: crate::limits::RateLimiter,
 }
 
+/// Every route of the gateway: each takes `POST` and needs a key with the
+/// `ingest` scope (or `admin`). The router is built from this list, and the
+/// authorization matrix test (`e2e/tests/authz_matrix.rs`) walks it.
+fn handlers() -> [(&'static str, axum::routing::MethodRouter<Arc<AppState>>); 3] {
+    [
+        ("/v1/events", post(post_events)),
+        ("/v1/heartbeat", post(post_heartbeat)),
+        ("/v1/traces", post(crate::otlp::post_traces)),
+    ]
+}
+
+/// The paths of [`handlers`] (all `POST`, all `ingest`).
+pub fn routes() -> Vec<&'static str> {
+    handlers().into_iter().map(|(path, _)| path).collect()
+}
+
 pub(crate) fn router(state: Arc<AppState>) -> Router {
-    Router::new()
-        .route("/v1/events", post(post_events))
-        .route("/v1/heartbeat", post(post_heartbeat))
-        .route("/v1/traces", post(crate::otlp::post_traces))
+    handlers()
+        .into_iter()
+        .fold(Router::new(), |r, (path, h)| r.route(path, h))
         // Every ingest route above is behind the in-flight bound.
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), admit))
         .with_state(state)

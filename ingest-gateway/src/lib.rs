@@ -22,6 +22,7 @@ use agentops_runtime::keys::KeyCache;
 use agentops_runtime::shutdown::CancellationToken;
 use agentops_runtime::telemetry::PrometheusHandle;
 
+pub use api::routes;
 pub use config::Config;
 
 /// Run the gateway until `shutdown` is cancelled.

@@ -4,11 +4,13 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::params::Query;
+use crate::routes::{Access, Routes};
 use agentops_runtime::keys::{AuthError, KeyCache, KeyInfo, Scope};
 use agentops_runtime::storage;
 use agentops_schemas::histogram;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
+use axum::http::Method;
 use axum::response::Html;
 use axum::routing::{get, put};
 use axum::{Json, Router};
@@ -29,18 +31,39 @@ pub(crate) struct AppState {
 pub(crate) type Shared = State<Arc<AppState>>;
 
 pub(crate) fn router(state: Arc<AppState>) -> Router {
-    Router::new()
-        .route("/", get(dashboard))
-        .route("/v1/metrics/overview", get(overview))
-        .route("/v1/metrics/timeseries", get(timeseries))
-        .route("/v1/failures/recent", get(recent_failures))
-        .route("/v1/runs/{run_id}", get(run_detail))
-        .route("/v1/agents", get(crate::agents::list))
-        .route("/v1/admin/budget", put(put_budget))
+    routes().into_parts().0.with_state(state)
+}
+
+/// Every route with its access (see [`crate::routes`]).
+pub(crate) fn routes() -> Routes {
+    use Access::*;
+    Routes::new()
+        .add("/", &[(Method::GET, Public)], get(dashboard))
+        .add(
+            "/v1/metrics/overview",
+            &[(Method::GET, Read)],
+            get(overview),
+        )
+        .add(
+            "/v1/metrics/timeseries",
+            &[(Method::GET, Read)],
+            get(timeseries),
+        )
+        .add(
+            "/v1/failures/recent",
+            &[(Method::GET, Read)],
+            get(recent_failures),
+        )
+        .add("/v1/runs/{run_id}", &[(Method::GET, Read)], get(run_detail))
+        .add(
+            "/v1/agents",
+            &[(Method::GET, Read)],
+            get(crate::agents::list),
+        )
+        .add("/v1/admin/budget", &[(Method::PUT, Admin)], put(put_budget))
         .merge(crate::governance::routes())
         .merge(crate::tenancy::routes())
         .merge(crate::prices::routes())
-        .with_state(state)
 }
 
 /// `lat_b00, lat_b01, ...`

@@ -34,6 +34,7 @@ mod error;
 mod governance;
 mod params;
 pub mod prices;
+pub mod routes;
 pub mod tenancy;
 mod window;
 

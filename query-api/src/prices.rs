@@ -11,14 +11,12 @@
 //! the table every `price_reload_secs`; already-priced events change only
 //! through `agentops-processors recompute`.
 
-use std::sync::Arc;
-
 use crate::params::Query;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -26,18 +24,28 @@ use sqlx::PgPool;
 
 use agentops_runtime::keys::Scope;
 
-use crate::api::{authenticate, AppState, Shared};
+use crate::api::{authenticate, Shared};
 use crate::error::ApiError;
+use crate::routes::{Access, Routes};
+use axum::http::Method;
 
 /// Most aliases per row.
 const MAX_ALIASES: usize = 32;
 /// Highest accepted rate (USD per million tokens).
 const MAX_RATE: f64 = 100_000.0;
 
-pub(crate) fn routes() -> Router<Arc<AppState>> {
-    Router::new()
-        .route("/v1/admin/prices", get(list).post(add))
-        .route("/v1/prices/unknown", get(unknown))
+pub(crate) fn routes() -> Routes {
+    Routes::new()
+        .add(
+            "/v1/admin/prices",
+            &[(Method::GET, Access::Admin), (Method::POST, Access::Admin)],
+            get(list).post(add),
+        )
+        .add(
+            "/v1/prices/unknown",
+            &[(Method::GET, Access::Read)],
+            get(unknown),
+        )
 }
 
 /// A price version to write (USD per million tokens).

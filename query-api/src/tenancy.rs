@@ -24,8 +24,6 @@
 
 mod validate;
 
-use std::sync::Arc;
-
 use crate::params::Query;
 use agentops_runtime::keys::{self, KeyInfo, NewKey, OrgSpec, Revocation, Scope};
 use axum::body::Bytes;
@@ -33,7 +31,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -41,31 +39,54 @@ use serde_json::{json, Value};
 use crate::api::{authenticate, limit_param, AppState, Shared};
 use crate::error::ApiError;
 use crate::governance::fields::parse_body;
+use crate::routes::{Access, Routes};
+use axum::http::Method;
 pub use validate::{check_limits, MAX_LIMIT};
 use validate::{key_body, org_body, patch_limits, KEY_FIELDS, LIMIT_FIELDS, ORG_FIELDS};
 
 /// Every org and key route (merged into the API router).
-pub(crate) fn routes() -> Router<Arc<AppState>> {
-    Router::new()
-        .route("/v1/admin/keys", get(own_keys).post(create_own_key))
-        .route(
+pub(crate) fn routes() -> Routes {
+    use Access::*;
+    Routes::new()
+        .add(
+            "/v1/admin/keys",
+            &[(Method::GET, Admin), (Method::POST, Admin)],
+            get(own_keys).post(create_own_key),
+        )
+        .add(
             "/v1/admin/keys/{key_id}",
+            &[(Method::DELETE, Admin)],
             axum::routing::delete(revoke_own_key),
         )
-        .route("/v1/admin/keys/{key_id}/revoke", post(revoke_own_key))
-        .route("/v1/admin/audit", get(audit_log))
-        .route("/v1/admin/orgs", get(list_orgs).post(create_org))
-        .route("/v1/admin/orgs/{org_id}", get(get_org).patch(patch_org))
-        .route(
+        .add(
+            "/v1/admin/keys/{key_id}/revoke",
+            &[(Method::POST, Admin)],
+            post(revoke_own_key),
+        )
+        .add("/v1/admin/audit", &[(Method::GET, Admin)], get(audit_log))
+        .add(
+            "/v1/admin/orgs",
+            &[(Method::GET, PlatformAdmin), (Method::POST, PlatformAdmin)],
+            get(list_orgs).post(create_org),
+        )
+        .add(
+            "/v1/admin/orgs/{org_id}",
+            &[(Method::GET, PlatformAdmin), (Method::PATCH, PlatformAdmin)],
+            get(get_org).patch(patch_org),
+        )
+        .add(
             "/v1/admin/orgs/{org_id}/keys",
+            &[(Method::GET, PlatformAdmin), (Method::POST, PlatformAdmin)],
             get(org_keys).post(create_org_key),
         )
-        .route(
+        .add(
             "/v1/admin/orgs/{org_id}/keys/{key_id}",
+            &[(Method::DELETE, PlatformAdmin)],
             axum::routing::delete(revoke_org_key),
         )
-        .route(
+        .add(
             "/v1/admin/orgs/{org_id}/keys/{key_id}/revoke",
+            &[(Method::POST, PlatformAdmin)],
             post(revoke_org_key),
         )
 }

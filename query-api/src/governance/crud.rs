@@ -9,8 +9,6 @@
 //! stored columns (absent fields keep their value, `null` clears an optional
 //! one) and validates the result like a `POST`.
 
-use std::sync::Arc;
-
 use agentops_runtime::governance::Scope as GovScope;
 use agentops_runtime::keys::Scope;
 use axum::body::Bytes;
@@ -18,14 +16,16 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde_json::{json, Value};
 use sqlx::PgConnection;
 
 use super::fields::{bad, parse_body, Obj};
 use super::{actor, audit, check_channels, parse_id, unique_violation};
-use crate::api::{authenticate, AppState, Shared};
+use crate::api::{authenticate, Shared};
 use crate::error::ApiError;
+use crate::routes::{Access, Routes};
+use axum::http::Method;
 
 /// How one configuration table is exposed.
 pub(crate) struct Resource {
@@ -55,24 +55,31 @@ pub(crate) const ROW_JSON: &str = "to_jsonb(t) - 'org_id' || jsonb_build_object(
     'updated_at', to_char(t.updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'))";
 
 /// Routes `path` (list, create) and `path/{id}` (get, update, delete).
-pub(crate) fn routes(path: &str, res: &'static Resource) -> Router<Arc<AppState>> {
+/// Every method needs an admin key of the row's org.
+pub(crate) fn routes(path: &str, res: &'static Resource) -> Routes {
     let mut one =
         get(move |s: Shared, h: HeaderMap, Path(id): Path<String>| get_one(res, s, h, id))
             .delete(move |s: Shared, h: HeaderMap, Path(id): Path<String>| delete(res, s, h, id));
+    let mut one_rows = vec![
+        (Method::GET, Access::Admin),
+        (Method::DELETE, Access::Admin),
+    ];
     if res.updatable {
         one = one.put(
             move |s: Shared, h: HeaderMap, Path(id): Path<String>, b: Bytes| {
                 update(res, s, h, id, b)
             },
         );
+        one_rows.push((Method::PUT, Access::Admin));
     }
-    Router::new()
-        .route(
+    Routes::new()
+        .add(
             path,
+            &[(Method::GET, Access::Admin), (Method::POST, Access::Admin)],
             get(move |s: Shared, h: HeaderMap| list(res, s, h))
                 .post(move |s: Shared, h: HeaderMap, b: Bytes| create(res, s, h, b)),
         )
-        .route(&format!("{path}/{{id}}"), one)
+        .add(&format!("{path}/{{id}}"), &one_rows, one)
 }
 
 /// Add `scope_key` next to `scope_kind` / `scope_value`.

@@ -17,39 +17,72 @@ pub(crate) mod fields;
 mod policies;
 mod rules;
 
-use std::sync::Arc;
-
 use agentops_runtime::keys::KeyInfo;
 use axum::routing::{get, post, put};
-use axum::Router;
 use serde_json::Value;
 use sqlx::PgConnection;
 
-use crate::api::AppState;
 use crate::error::ApiError;
+use crate::routes::{Access, Routes};
+use axum::http::Method;
 use fields::bad;
 
 /// Every governance route (merged into the API router).
-pub(crate) fn routes() -> Router<Arc<AppState>> {
-    Router::new()
+pub(crate) fn routes() -> Routes {
+    use Access::*;
+    let admin = |m: Method| [(m, Admin)];
+    Routes::new()
         .merge(crud::routes("/v1/admin/channels", &channels::CHANNELS))
         .merge(crud::routes("/v1/admin/budgets", &budgets::BUDGETS))
         .merge(crud::routes("/v1/admin/alert-rules", &rules::RULES))
         .merge(crud::routes("/v1/admin/policies", &policies::POLICIES))
-        .route(
+        .add(
             "/v1/admin/digest",
+            &[
+                (Method::PUT, Admin),
+                (Method::GET, Admin),
+                (Method::DELETE, Admin),
+            ],
             put(controls::put_digest)
                 .get(controls::get_digest)
                 .delete(controls::delete_digest),
         )
-        .route("/v1/admin/agents/{agent_id}/pause", post(controls::pause))
-        .route("/v1/admin/agents/{agent_id}/kill", post(controls::kill))
-        .route("/v1/admin/agents/{agent_id}/resume", post(controls::resume))
-        .route("/v1/alerts", get(alerts::list))
-        .route("/v1/alerts/{alert_id}", get(alerts::detail))
-        .route("/v1/alerts/{alert_id}/ack", post(alerts::ack))
-        .route("/v1/policy-violations", get(alerts::violations))
-        .route("/v1/budgets/status", get(budgets::status))
+        .add(
+            "/v1/admin/agents/{agent_id}/pause",
+            &admin(Method::POST),
+            post(controls::pause),
+        )
+        .add(
+            "/v1/admin/agents/{agent_id}/kill",
+            &admin(Method::POST),
+            post(controls::kill),
+        )
+        .add(
+            "/v1/admin/agents/{agent_id}/resume",
+            &admin(Method::POST),
+            post(controls::resume),
+        )
+        .add("/v1/alerts", &[(Method::GET, Read)], get(alerts::list))
+        .add(
+            "/v1/alerts/{alert_id}",
+            &[(Method::GET, Read)],
+            get(alerts::detail),
+        )
+        .add(
+            "/v1/alerts/{alert_id}/ack",
+            &admin(Method::POST),
+            post(alerts::ack),
+        )
+        .add(
+            "/v1/policy-violations",
+            &[(Method::GET, Read)],
+            get(alerts::violations),
+        )
+        .add(
+            "/v1/budgets/status",
+            &[(Method::GET, Read)],
+            get(budgets::status),
+        )
 }
 
 /// Who did it, as recorded in `audit_log.actor`, `agent_controls.set_by`
