@@ -23,27 +23,21 @@ pub struct Config {
     /// Most records per enrich batch.
     pub batch_max: usize,
     /// Enrich exactly once inside Kafka (`AGENTOPS_EXACTLY_ONCE`; default
-    /// **false**). On: the enriched records, dead letters and policy alerts
-    /// of the batches read in ~100 ms commit in one Kafka transaction with
-    /// the raw offsets after them, so `read_committed` readers find every raw
+    /// **true**). The enriched records, dead letters and policy alerts of
+    /// the batches read in ~100 ms commit in one Kafka transaction with the
+    /// raw offsets after them, so `read_committed` readers find every raw
     /// event once in the enriched topic through crashes, aborts and
     /// rebalances (see `enrich::txn`). The transactional id is
     /// `<group>/<kafka.instance_id>`; without an instance id it is random,
     /// and a crashed instance's partitions then wait up to 10 s for its open
     /// transaction to be aborted. Off (at least once): offsets are stored
     /// after the records are acknowledged, and a crash or rebalance can write
-    /// a batch twice (the projections still count each event id once).
+    /// a batch twice (the projections still count each event id once); for
+    /// brokers without transactions.
     ///
-    /// It costs no throughput (`BENCH_PARTS=throughput
+    /// The default because it costs no throughput (`BENCH_PARTS=throughput
     /// ./deploy/local/bench-processors.sh`: transactional / at least once
-    /// 1.00), but it is not the default yet: in 3 of 14 runs of the
-    /// three-broker fault test (`e2e/tests/kafka_cluster.rs` with
-    /// `AGENTOPS_EXACTLY_ONCE=true`) the stage stopped consuming for good
-    /// after two brokers died and came back: it owned every raw partition,
-    /// with lag, and read nothing after seeking the partitions it had just
-    /// been given again to their committed offsets. Until that is fixed, at
-    /// least once (which stays exactly once in the projections) is the
-    /// default. See docs/kafka.md.
+    /// 1.00), under the 15% that was the bar. See docs/kafka.md.
     pub exactly_once: bool,
     /// How long a batch waits for more records (ms).
     pub batch_linger_ms: u64,
@@ -102,7 +96,7 @@ impl Default for Config {
             price_file: None,
             price_reload_secs: 10,
             batch_max: 1000,
-            exactly_once: false,
+            exactly_once: true,
             batch_linger_ms: 5,
             budget_check_interval_ms: 500,
             budget_watch_secs: 30,
