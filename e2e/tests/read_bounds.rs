@@ -217,3 +217,104 @@ async fn a_query_that_would_hold_the_database_is_cut_by_the_statement_timeout() 
     assert_eq!(overview["events"], 0);
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_org_cap_refuses_the_next_row_with_a_409_naming_its_setting() -> Result<()> {
+    let caps: Vec<(String, String)> = [
+        ("CHANNELS", "2"),
+        ("BUDGETS", "2"),
+        ("POLICIES", "2"),
+        ("PRICES", "2"),
+        ("KEYS", "4"),
+    ]
+    .iter()
+    .map(|(k, v)| (format!("AGENTOPS_CAPS__{k}"), (*v).to_owned()))
+    .collect();
+    let stack = Stack::start(
+        "org_caps",
+        StackOptions {
+            skip: vec![
+                Component::Gateway,
+                Component::Processors,
+                Component::Projections,
+            ],
+            env: caps,
+            ..Default::default()
+        },
+    )
+    .await?;
+    let post = |path: &'static str, body: Value| {
+        let stack = &stack;
+        async move {
+            let r = stack
+                .http
+                .post(format!("{}{path}", stack.query_url))
+                .bearer_auth(&stack.admin_key)
+                .json(&body)
+                .send()
+                .await?;
+            let status = r.status().as_u16();
+            anyhow::Ok((status, r.json::<Value>().await?))
+        }
+    };
+    // The stack's org has 3 keys; a cap of 4 lets one more in.
+    let cases: Vec<(&'static str, usize, Box<dyn Fn(usize) -> Value>, &str)> = vec![
+        (
+            "/v1/admin/channels",
+            2,
+            Box::new(
+                |i| serde_json::json!({"name": format!("c{i}"), "kind": "webhook", "url": "https://hooks.test/x"}),
+            ),
+            "caps.channels",
+        ),
+        (
+            "/v1/admin/budgets",
+            2,
+            Box::new(
+                |i| serde_json::json!({"name": format!("b{i}"), "period": "day", "limit_usd": 5}),
+            ),
+            "caps.budgets",
+        ),
+        (
+            "/v1/admin/policies",
+            2,
+            Box::new(
+                |i| serde_json::json!({"name": format!("p{i}"), "kind": "model_denylist", "names": ["o3"], "action": "flag"}),
+            ),
+            "caps.policies",
+        ),
+        (
+            "/v1/admin/prices",
+            2,
+            Box::new(
+                |i| serde_json::json!({"provider": "acme", "model": format!("m{i}"), "input": 1, "output": 2}),
+            ),
+            "caps.prices",
+        ),
+        (
+            "/v1/admin/keys",
+            1,
+            Box::new(|i| serde_json::json!({"scopes": ["read"], "name": format!("k{i}")})),
+            "caps.keys",
+        ),
+        (
+            "/v1/admin/alert-rules",
+            1000,
+            Box::new(
+                |i| serde_json::json!({"name": format!("r{i}"), "kind": "no_heartbeat", "minutes": 10}),
+            ),
+            "caps.alert_rules",
+        ),
+    ];
+    for (path, allowed, body, setting) in &cases {
+        for i in 0..*allowed {
+            let (status, answer) = post(path, body(i)).await?;
+            ensure!(status == 201, "{path} #{i}: {status} {answer}");
+        }
+        let (status, answer) = post(path, body(*allowed)).await?;
+        ensure!(status == 409, "{path} past its cap: {status} {answer}");
+        let message = answer["error"]["message"].as_str().unwrap_or_default();
+        ensure!(message.contains(setting), "{path}: {answer}");
+    }
+    Ok(())
+}

@@ -26,6 +26,7 @@ use crate::window::parse_secs;
 pub(crate) struct AppState {
     pub(crate) keys: KeyCache,
     pub(crate) pool: PgPool,
+    pub(crate) caps: crate::caps::Caps,
 }
 
 pub(crate) type Shared = State<Arc<AppState>>;

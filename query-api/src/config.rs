@@ -16,6 +16,8 @@ pub struct Config {
     /// operator allows (the processors' setting of the same name; channels
     /// elsewhere are refused at creation).
     pub notify: OutboundConfig,
+    /// Per-org caps on configuration rows (`caps.alert_rules` ...).
+    pub caps: crate::caps::Caps,
 }
 
 impl Default for Config {
@@ -30,6 +32,7 @@ impl Default for Config {
             },
             key_cache_ttl_ms: 2_000,
             notify: OutboundConfig::default(),
+            caps: crate::caps::Caps::default(),
         }
     }
 }

@@ -29,6 +29,7 @@ pub mod admin;
 mod agents;
 mod aggs;
 mod api;
+pub mod caps;
 mod config;
 mod error;
 mod governance;
@@ -50,9 +51,15 @@ pub use config::Config;
 
 /// The API and dashboard routes over `pool` (also used in-process by tests).
 pub fn app(pool: sqlx::PgPool, key_cache_ttl: Duration) -> axum::Router {
+    app_with(pool, key_cache_ttl, caps::Caps::default())
+}
+
+/// [`app`] with the org caps of the configuration.
+pub fn app_with(pool: sqlx::PgPool, key_cache_ttl: Duration, caps: caps::Caps) -> axum::Router {
     api::router(Arc::new(api::AppState {
         keys: KeyCache::new(pool.clone(), key_cache_ttl),
         pool,
+        caps,
     }))
 }
 
@@ -71,9 +78,16 @@ pub async fn run(
     health
         .set_detail("storage_mode", serde_json::json!(mode.as_str()))
         .await;
-    let router = app(pool, Duration::from_millis(config.key_cache_ttl_ms)).merge(
-        agentops_runtime::http::ops_router("query-api", metrics, health.clone()),
-    );
+    let router = app_with(
+        pool,
+        Duration::from_millis(config.key_cache_ttl_ms),
+        config.caps.clone(),
+    )
+    .merge(agentops_runtime::http::ops_router(
+        "query-api",
+        metrics,
+        health.clone(),
+    ));
     health.set_ready(true).await;
     agentops_runtime::http::serve(&config.listen, router, shutdown).await?;
     tracing::info!("query api stopped");

@@ -334,6 +334,18 @@ async fn add(
             p.model
         )));
     }
+    {
+        let mut conn = s.pool.acquire().await?;
+        crate::caps::check(
+            &mut conn,
+            &s.caps,
+            &key.org_id,
+            "model_prices",
+            "true",
+            "price row",
+        )
+        .await?;
+    }
     let (id, inserted) = set_price(&s.pool, Some(&key.org_id), &p, &actor).await?;
     let row: PriceRow = sqlx::query_as(&format!("{SELECT_ROWS} WHERE id = $1"))
         .bind(id)

@@ -139,6 +139,15 @@ async fn create_key_in(
     let k = key_body(&parse_body(body, KEY_FIELDS)?)?;
     let mut tx = s.pool.begin().await?;
     existing_org(&mut tx, org_id).await?;
+    crate::caps::check(
+        &mut tx,
+        &s.caps,
+        org_id,
+        "api_keys",
+        "revoked_at IS NULL",
+        "key",
+    )
+    .await?;
     let new = keys::insert_key(&mut tx, org_id, &k.scopes, k.name.as_deref(), &actor(key)).await?;
     tx.commit().await?;
     tracing::info!(org_id, key_id = %new.key_id, actor = %actor(key), "api key created");

@@ -178,6 +178,7 @@ async fn create(
     let key = authenticate(&s, &headers, Scope::Admin).await?;
     let cols = (res.validate)(&parse_body(&body, res.fields)?)?;
     let mut tx = s.pool.begin().await?;
+    crate::caps::check(&mut tx, &s.caps, &key.org_id, res.table, "true", res.noun).await?;
     check_channels(&mut tx, &key.org_id, &channels_of(&cols)).await?;
     let names = res.fields.join(", ");
     let sql = format!(
