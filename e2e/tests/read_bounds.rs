@@ -218,6 +218,9 @@ async fn a_query_that_would_hold_the_database_is_cut_by_the_statement_timeout() 
     Ok(())
 }
 
+/// (path, rows allowed, body of row i, the cap's setting)
+type Case = (&'static str, usize, Box<dyn Fn(usize) -> Value>, &'static str);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_org_cap_refuses_the_next_row_with_a_409_naming_its_setting() -> Result<()> {
     let caps: Vec<(String, String)> = [
@@ -258,7 +261,7 @@ async fn every_org_cap_refuses_the_next_row_with_a_409_naming_its_setting() -> R
         }
     };
     // The stack's org has 3 keys; a cap of 4 lets one more in.
-    let cases: Vec<(&'static str, usize, Box<dyn Fn(usize) -> Value>, &str)> = vec![
+    let cases: Vec<Case> = vec![
         (
             "/v1/admin/channels",
             2,
