@@ -103,7 +103,7 @@ log "up in $(($(date +%s) - STARTED)) s"
 cat <<MSG
 
 AgentOps is up.
-  Dashboard:  http://$QUERY_ADDR/?key=$AGENTOPS_READ_KEY
+  Dashboard:  http://$QUERY_ADDR/   (paste the read key when it asks: $AGENTOPS_READ_KEY)
   Ingest:     POST http://$GATEWAY_ADDR/v1/events   (Authorization: Bearer \$AGENTOPS_INGEST_KEY)
   Keys:       $STATE/keys.env
   Logs:       $STATE/logs/

@@ -219,7 +219,12 @@ async fn a_query_that_would_hold_the_database_is_cut_by_the_statement_timeout() 
 }
 
 /// (path, rows allowed, body of row i, the cap's setting)
-type Case = (&'static str, usize, Box<dyn Fn(usize) -> Value>, &'static str);
+type Case = (
+    &'static str,
+    usize,
+    Box<dyn Fn(usize) -> Value>,
+    &'static str,
+);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_org_cap_refuses_the_next_row_with_a_409_naming_its_setting() -> Result<()> {

@@ -30,6 +30,11 @@ pub struct Config {
     pub rate_limit_burst: f64,
     /// How long an API key lookup is cached (a revoked key is refused after at most this).
     pub key_cache_ttl_ms: u64,
+    /// Origins whose pages may call this API from a browser (CORS), exact
+    /// (`https://console.example.com`); a list, or one comma-separated
+    /// string in `AGENTOPS_CORS_ALLOW_ORIGINS`. Empty (the default): none.
+    #[serde(deserialize_with = "agentops_runtime::config::list_or_csv")]
+    pub cors_allow_origins: Vec<String>,
     /// How long an org's paused/killed agents are cached for directives (ms).
     pub directive_cache_ttl_ms: u64,
     /// Events older than this are rejected (late-data window), seconds.
@@ -62,6 +67,7 @@ impl Default for Config {
             rate_limit_events_per_sec: 10_000.0,
             rate_limit_burst: 20_000.0,
             key_cache_ttl_ms: 2_000,
+            cors_allow_origins: Vec::new(),
             directive_cache_ttl_ms: 2_000,
             max_event_age_secs: 7 * 24 * 3600,
             max_event_future_secs: 300,

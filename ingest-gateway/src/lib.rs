@@ -72,7 +72,13 @@ pub async fn run(
         health.clone(),
     ));
     health.set_ready(true).await;
-    agentops_runtime::http::serve(&config.listen, router, shutdown).await?;
+    agentops_runtime::http::serve_with(
+        &config.listen,
+        router,
+        &config.cors_allow_origins,
+        shutdown,
+    )
+    .await?;
     // In-flight requests have finished; flush anything librdkafka still holds.
     use rdkafka::producer::Producer;
     if let Err(e) = producer.flush(Duration::from_secs(10)) {

@@ -78,8 +78,19 @@ fn hist_columns() -> &'static str {
     })
 }
 
-async fn dashboard() -> Html<&'static str> {
-    Html(include_str!("../dashboard/index.html"))
+const DASHBOARD: &str = include_str!("../dashboard/index.html");
+
+/// The dashboard page, under a content security policy that runs only its
+/// own inline script.
+async fn dashboard() -> axum::response::Response {
+    static CSP: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    use axum::response::IntoResponse;
+    let csp = CSP.get_or_init(|| agentops_runtime::http::page_csp(DASHBOARD));
+    (
+        [(axum::http::header::CONTENT_SECURITY_POLICY, csp.as_str())],
+        Html(DASHBOARD),
+    )
+        .into_response()
 }
 
 pub(crate) async fn authenticate(

@@ -12,6 +12,11 @@ pub struct Config {
     pub database: DatabaseConfig,
     /// How long an API key lookup is cached (a revoked key is refused after at most this).
     pub key_cache_ttl_ms: u64,
+    /// Origins whose pages may call this API from a browser (CORS), exact
+    /// (`https://console.example.com`); a list, or one comma-separated
+    /// string in `AGENTOPS_CORS_ALLOW_ORIGINS`. Empty (the default): none.
+    #[serde(deserialize_with = "agentops_runtime::config::list_or_csv")]
+    pub cors_allow_origins: Vec<String>,
     /// `notify.allow_destinations`: non-public channel destinations the
     /// operator allows (the processors' setting of the same name; channels
     /// elsewhere are refused at creation).
@@ -31,6 +36,7 @@ impl Default for Config {
                 ..DatabaseConfig::default()
             },
             key_cache_ttl_ms: 2_000,
+            cors_allow_origins: Vec::new(),
             notify: OutboundConfig::default(),
             caps: crate::caps::Caps::default(),
         }

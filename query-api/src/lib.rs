@@ -89,7 +89,13 @@ pub async fn run(
         health.clone(),
     ));
     health.set_ready(true).await;
-    agentops_runtime::http::serve(&config.listen, router, shutdown).await?;
+    agentops_runtime::http::serve_with(
+        &config.listen,
+        router,
+        &config.cors_allow_origins,
+        shutdown,
+    )
+    .await?;
     tracing::info!("query api stopped");
     Ok(())
 }

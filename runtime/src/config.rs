@@ -134,6 +134,29 @@ impl Default for DatabaseConfig {
     }
 }
 
+/// A list setting given either as a list (file, or
+/// `AGENTOPS_X='["a", "b"]'`) or as one comma-separated string
+/// (`AGENTOPS_X=a,b`); items trimmed, empty ones dropped.
+pub fn list_or_csv<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Either {
+        List(Vec<String>),
+        One(String),
+    }
+    let items = match Either::deserialize(d)? {
+        Either::List(v) => v,
+        Either::One(s) => s.split(',').map(str::to_owned).collect(),
+    };
+    Ok(items
+        .into_iter()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -83,14 +83,33 @@ async fn healthz(State(s): State<OpsState>) -> Response {
     (status, Json(body)).into_response()
 }
 
-/// Serve a router until `shutdown` is cancelled (in-flight requests finish).
+/// Serve a router until `shutdown` is cancelled (in-flight requests finish),
+/// with the [security headers](security_headers) and no CORS.
 pub async fn serve(
     listen: &str,
     router: Router,
     shutdown: tokio_util::sync::CancellationToken,
 ) -> crate::Result<()> {
+    serve_with(listen, router, &[], shutdown).await
+}
+
+/// [`serve`], answering cross-origin requests from `cors_origins` (exact
+/// origins such as `https://console.example.com`; none: no CORS headers at
+/// all, so browsers keep other sites' pages from calling the API).
+pub async fn serve_with(
+    listen: &str,
+    router: Router,
+    cors_origins: &[String],
+    shutdown: tokio_util::sync::CancellationToken,
+) -> crate::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen).await?;
     tracing::info!(listen = %listener.local_addr()?, "http listening");
+    let origins: Arc<Vec<String>> = Arc::new(cors_origins.to_vec());
+    let router = router
+        .layer(axum::middleware::from_fn(move |req, next| {
+            cors(origins.clone(), req, next)
+        }))
+        .layer(axum::middleware::map_response(security_headers));
     // Handlers may read the client's address (`ConnectInfo<SocketAddr>`).
     axum::serve(
         listener,
@@ -101,6 +120,84 @@ pub async fn serve(
     Ok(())
 }
 
+/// Headers on every answer: no MIME sniffing, no referrer, no framing, and
+/// a content security policy that allows nothing (JSON needs nothing) unless
+/// the handler set its own (the dashboard page).
+pub async fn security_headers(mut response: Response) -> Response {
+    let h = response.headers_mut();
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        header::HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        header::HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(
+        header::X_FRAME_OPTIONS,
+        header::HeaderValue::from_static("DENY"),
+    );
+    if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
+        h.insert(
+            header::CONTENT_SECURITY_POLICY,
+            header::HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
+        );
+    }
+    response
+}
+
+/// CORS for the configured origins only: a preflight (`OPTIONS` with
+/// `Access-Control-Request-Method`) from one of them is answered 204 with
+/// what it may send; its other requests get `Access-Control-Allow-Origin`.
+/// Requests from any other origin pass unchanged, without CORS headers, so
+/// the browser withholds the answer from the calling page.
+async fn cors(
+    origins: Arc<Vec<String>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let origin = req
+        .headers()
+        .get(header::ORIGIN)
+        .and_then(|o| o.to_str().ok())
+        .filter(|o| origins.iter().any(|allowed| allowed == o))
+        .map(str::to_owned);
+    let Some(origin) = origin else {
+        return next.run(req).await;
+    };
+    let allow = header::HeaderValue::from_str(&origin)
+        .unwrap_or_else(|_| header::HeaderValue::from_static("null"));
+    let preflight = req.method() == axum::http::Method::OPTIONS
+        && req
+            .headers()
+            .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
+    let mut response = if preflight {
+        let mut r = StatusCode::NO_CONTENT.into_response();
+        let h = r.headers_mut();
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_METHODS,
+            header::HeaderValue::from_static("GET, POST, PUT, PATCH, DELETE"),
+        );
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_HEADERS,
+            header::HeaderValue::from_static(
+                "authorization, content-type, content-encoding, x-api-key",
+            ),
+        );
+        h.insert(
+            header::ACCESS_CONTROL_MAX_AGE,
+            header::HeaderValue::from_static("600"),
+        );
+        r
+    } else {
+        next.run(req).await
+    };
+    let h = response.headers_mut();
+    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, allow);
+    h.append(header::VARY, header::HeaderValue::from_static("origin"));
+    response
+}
+
 /// [`serve`] taking owned arguments, for `tokio::spawn`.
 pub async fn serve_owned(
     listen: String,
@@ -108,4 +205,54 @@ pub async fn serve_owned(
     shutdown: tokio_util::sync::CancellationToken,
 ) -> crate::Result<()> {
     serve(&listen, router, shutdown).await
+}
+
+/// The content security policy of a self-contained page: its inline
+/// `<script>` blocks allowed by their SHA-256 (nothing else runs), inline
+/// styles allowed, requests only to this origin, no framing, no plugins, no
+/// form posts elsewhere.
+pub fn page_csp(html: &str) -> String {
+    use base64::Engine as _;
+    use sha2::{Digest, Sha256};
+    let mut hashes = Vec::new();
+    let mut rest = html;
+    while let Some(start) = rest.find("<script>") {
+        let body = &rest[start + "<script>".len()..];
+        let Some(end) = body.find("</script>") else {
+            break;
+        };
+        let digest = Sha256::digest(&body.as_bytes()[..end]);
+        hashes.push(format!(
+            "'sha256-{}'",
+            base64::engine::general_purpose::STANDARD.encode(digest)
+        ));
+        rest = &body[end..];
+    }
+    format!(
+        "default-src 'none'; script-src {}; style-src 'unsafe-inline'; connect-src 'self'; \
+         img-src 'self' data:; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+        if hashes.is_empty() {
+            "'none'".to_owned()
+        } else {
+            hashes.join(" ")
+        }
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_page_policy_allows_exactly_its_inline_scripts() {
+        let csp = page_csp("<p>x</p><script>let a = 1;</script><script>b()</script>");
+        // echo -n 'let a = 1;' | openssl dgst -sha256 -binary | base64
+        assert!(
+            csp.contains("'sha256-xY6QKfH9PRsQnLz56nj6MBwiK5oHg+im1Jkpdp1x/Ck='"),
+            "{csp}"
+        );
+        assert_eq!(csp.matches("'sha256-").count(), 2, "{csp}");
+        assert!(csp.contains("frame-ancestors 'none'") && csp.contains("default-src 'none'"));
+        assert!(page_csp("<p>no script</p>").contains("script-src 'none'"));
+    }
 }

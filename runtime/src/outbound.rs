@@ -28,7 +28,7 @@ use std::time::Duration;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use reqwest::header::HeaderMap;
 use reqwest::Url;
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 
 pub use ranges::{classify, embedded_v4, Range};
 
@@ -45,7 +45,7 @@ pub struct OutboundConfig {
     /// (`hooks.corp.example`, whose every address is then allowed). A list,
     /// or one comma-separated string (`AGENTOPS_NOTIFY__ALLOW_DESTINATIONS=
     /// 127.0.0.2/32,hooks.corp.example`). Empty (the default): none.
-    #[serde(deserialize_with = "list_or_csv")]
+    #[serde(deserialize_with = "crate::config::list_or_csv")]
     pub allow_destinations: Vec<String>,
     /// Bound on establishing one connection (ms).
     pub connect_timeout_ms: u64,
@@ -61,24 +61,6 @@ impl Default for OutboundConfig {
             max_response_bytes: 64 * 1024,
         }
     }
-}
-
-fn list_or_csv<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Vec<String>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Either {
-        List(Vec<String>),
-        One(String),
-    }
-    let items = match Either::deserialize(d)? {
-        Either::List(v) => v,
-        Either::One(s) => s.split(',').map(str::to_owned).collect(),
-    };
-    Ok(items
-        .into_iter()
-        .map(|s| s.trim().to_owned())
-        .filter(|s| !s.is_empty())
-        .collect())
 }
 
 /// Why a destination was refused. `Display` is for operators (logs, the

@@ -130,11 +130,10 @@ async function withPage(fn) {
 
 test('dashboard shows the overview KPIs and recent failures from the API', { timeout: TEST_TIMEOUT }, async () => {
   await withPage(async (page) => {
-    try {
-      await page.goto(`${BASE}/?key=${encodeURIComponent(KEY)}`, { waitUntil: 'domcontentloaded' });
-    } catch (e) { // keep the key out of the test output
-      assert.fail(`could not open ${BASE}/: ${e.message.split('\n')[0].replaceAll(encodeURIComponent(KEY), '***')}`);
-    }
+    await page.goto(`${BASE}/`, { waitUntil: 'domcontentloaded' });
+    await page.waitForSelector('#auth-form', { state: 'visible' });
+    await page.fill('#auth-key', KEY);
+    await page.click('#auth-form button[type=submit]');
     await waitOrExplain(page, '#kpi-runs to get a data-value',
       page.waitForSelector('#kpi-runs[data-value]', { state: 'attached' }));
     await waitOrExplain(page, '#last-updated to be filled (a fully successful refresh)',
@@ -158,13 +157,15 @@ test('dashboard shows the overview KPIs and recent failures from the API', { tim
     assert.match(state.lastUpdated, /\d{1,2}:\d{2}:\d{2}/, `#last-updated is ${JSON.stringify(state.lastUpdated)}`);
     assert.ok(state.chartNodes > 0, 'the runs/errors chart (#chart) drew nothing');
     assert.equal(state.banner, '', 'an error banner is shown');
-    assert.equal(new URL(page.url()).searchParams.get('key'), null, 'the key should be removed from the address bar');
   });
 });
 
 test('a rejected read key shows a clear 401 message and the key form', { timeout: TEST_TIMEOUT }, async () => {
   await withPage(async (page) => {
-    await page.goto(`${BASE}/?key=agentops-browser-test-invalid-key`, { waitUntil: 'domcontentloaded' });
+    await page.goto(`${BASE}/`, { waitUntil: 'domcontentloaded' });
+    await page.waitForSelector('#auth-form', { state: 'visible' });
+    await page.fill('#auth-key', 'agentops-browser-test-invalid-key');
+    await page.click('#auth-form button[type=submit]');
     await page.waitForSelector('#auth-form', { state: 'visible' });
     await page.waitForFunction(() => /401/.test(document.getElementById('auth-msg')?.textContent || ''));
     const stored = await page.evaluate(() => localStorage.getItem('agentops_read_key'));
@@ -179,5 +180,19 @@ test('without a key the page asks for one and calls no API', { timeout: TEST_TIM
     await page.goto(`${BASE}/`, { waitUntil: 'load' });
     await page.waitForSelector('#auth-form', { state: 'visible' });
     assert.deepEqual(apiCalls, [], 'no API call should be made without a key');
+  });
+});
+
+test('a key in the address is not used: removed, not stored, the form asks for it', { timeout: TEST_TIMEOUT }, async () => {
+  await withPage(async (page) => {
+    const apiCalls = [];
+    page.on('request', (r) => { if (new URL(r.url()).pathname.startsWith('/v1/')) apiCalls.push(r.url()); });
+    await page.goto(`${BASE}/?key=${encodeURIComponent(KEY)}`, { waitUntil: 'load' });
+    await page.waitForSelector('#auth-form', { state: 'visible' });
+    await page.waitForFunction(() => /not accepted in the address/.test(document.getElementById('auth-msg')?.textContent || ''));
+    assert.deepEqual(apiCalls, [], 'a key from the address must not be used');
+    assert.equal(new URL(page.url()).searchParams.get('key'), null, 'the key should be removed from the address bar');
+    const stored = await page.evaluate(() => localStorage.getItem('agentops_read_key'));
+    assert.equal(stored, null, 'a key from the address must not be stored');
   });
 });
