@@ -70,8 +70,19 @@ pub struct Config {
     /// A claimed notification whose instance died is taken over after this
     /// long (s); never less than `notify_delivery_timeout_secs` + 60.
     pub notify_claim_timeout_secs: u64,
-    /// Notifications sent at once per processor instance.
+    /// Notification attempts in flight at once per processor instance.
     pub notify_concurrency: usize,
+    /// Of those, at most this many for one org (so one org's stalling
+    /// channels cannot take every slot).
+    pub notify_org_concurrency: usize,
+    /// And at most this many for one channel.
+    pub notify_channel_concurrency: usize,
+    /// Consecutive failed attempts (timeouts, 5xx, 408/429, network errors)
+    /// after which a channel's circuit breaker opens: its deliveries wait
+    /// `notify_breaker_cooldown_ms`, then one is tried (0: no breaker).
+    pub notify_breaker_failures: u32,
+    /// How long an open breaker holds a channel's deliveries back (ms).
+    pub notify_breaker_cooldown_ms: u64,
     /// How often pending notifications are looked for besides the wake-ups
     /// of the notifier's consumer (ms): picks up a dead peer's work.
     pub notify_poll_ms: u64,
@@ -111,6 +122,10 @@ impl Default for Config {
             notify_delivery_timeout_secs: 120,
             notify_claim_timeout_secs: 300,
             notify_concurrency: 16,
+            notify_org_concurrency: 4,
+            notify_channel_concurrency: 2,
+            notify_breaker_failures: 5,
+            notify_breaker_cooldown_ms: 30_000,
             notify_poll_ms: 1000,
             notify: OutboundConfig::default(),
             digest_check_secs: 60,

@@ -1,7 +1,7 @@
-//! One claimed delivery: post, retry transient failures with exponential
-//! backoff and jitter (bounded in attempts and in total time), then record
-//! the outcome; a delivery that cannot be made is dead-lettered (row marked,
-//! a record on the DLQ topic).
+//! One attempt of a claimed delivery, then its outcome: delivered, due
+//! again after exponential backoff with jitter (the slot is given back;
+//! bounded in attempts and in total time), or dead-lettered (row marked, a
+//! record on the DLQ topic) when it cannot be made.
 
 use std::time::{Duration, Instant};
 
@@ -136,15 +136,33 @@ async fn post(
     }
 }
 
-/// Deliver one claimed job to the end (delivered, dead-lettered, or released
-/// at shutdown).
-pub(crate) async fn run(ctx: &Ctx, job: Job) {
-    let started = Instant::now();
-    let mut attempts = job.attempts.max(0) as u32;
+/// How one claimed delivery's attempt went, for the dispatcher's slots and
+/// the channel's circuit breaker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Attempted {
+    /// Posted (2xx): the channel works.
+    Delivered,
+    /// A transient failure (timeout, 5xx, 408/429, network): counts
+    /// towards the channel's breaker; `retry_in` when the row is due again
+    /// (None: it was dead-lettered, attempts or time exhausted).
+    Failed { retry_in: Option<Duration> },
+    /// Nothing that says the channel is unhealthy: a permanent answer, a
+    /// refused destination, a deleted channel, a shutdown.
+    Other,
+}
+
+/// One attempt of a claimed delivery, then its outcome recorded: delivered,
+/// dead-lettered (permanent failure, attempts or time exhausted), or given
+/// back with `next_attempt_at` after the backoff (or `Retry-After`), so no
+/// slot is held while waiting. Bounded in attempts (`max_attempts`) and in
+/// time (`total`, counted from the first attempt, whatever the claims).
+pub(crate) async fn run(ctx: &Ctx, job: Job) -> Attempted {
+    let attempts = job.attempts.max(0) as u32;
     let (kind, url) = match &job.channel {
         None => {
             let f = Failed::permanent("channel_deleted", "the channel no longer exists".into());
-            return dead_letter(ctx, &job, None, attempts, &f).await;
+            dead_letter(ctx, &job, None, attempts, &f).await;
+            return Attempted::Other;
         }
         Some(c) => match ChannelKind::parse(&c.kind) {
             None => {
@@ -152,98 +170,106 @@ pub(crate) async fn run(ctx: &Ctx, job: Job) {
                     "unknown_channel_kind",
                     format!("unknown channel kind {:?}", c.kind),
                 );
-                return dead_letter(ctx, &job, None, attempts, &f).await;
+                dead_letter(ctx, &job, None, attempts, &f).await;
+                return Attempted::Other;
             }
             Some(k) => (k, c.url.clone()),
         },
     };
+    // Time spent since the first attempt, on the database's clock.
+    let spent = (job.claimed_at - job.first_attempt_at)
+        .to_std()
+        .unwrap_or_default();
+    if attempts >= ctx.max_attempts || spent >= ctx.total {
+        // Only after a crash between an attempt and its outcome, or a long
+        // wait behind an open circuit breaker.
+        let mut last = job_error_before(attempts);
+        last.detail = format!(
+            "gave up after {attempts} attempts in {spent:?} (bounds: {} attempts, {:?})",
+            ctx.max_attempts, ctx.total
+        );
+        dead_letter(ctx, &job, Some(kind), attempts, &last).await;
+        return Attempted::Other;
+    }
+    let left = ctx.total - spent;
     let body = channels::body(kind, &job.alert, job.transition, &ctx.dashboard_url);
     let body = serde_json::to_vec(&body).unwrap_or_default();
-    let mut last = job_error_before(attempts);
-    loop {
-        if attempts >= ctx.max_attempts {
-            last.detail = format!("gave up after {attempts} attempts: {}", last.detail);
-            return dead_letter(ctx, &job, Some(kind), attempts, &last).await;
-        }
-        let left = ctx.total.saturating_sub(started.elapsed());
-        attempts += 1;
-        let posted = match tokio::time::timeout(left, post(ctx, &job, kind, &url, &body)).await {
-            Ok(p) => p,
-            Err(_) => Err(Failed::permanent(
-                "timeout",
-                format!("no answer within the {:?} delivery bound", ctx.total),
-            )),
-        };
-        let failed = match posted {
-            Ok(()) => {
-                telemetry::notification_attempt(kind.as_str(), "delivered");
-                finish(ctx, &job, Outcome::Delivered, attempts, None).await;
-                telemetry::notification("delivered");
-                telemetry::notification_latency(kind.as_str(), started.elapsed());
-                tracing::info!(
-                    alert_id = %job.alert.alert_id,
-                    channel_id = %job.channel_id,
-                    channel_kind = kind.as_str(),
-                    transition = job.transition.as_str(),
-                    attempts,
-                    "notification delivered"
-                );
-                return;
-            }
-            Err(f) => f,
-        };
-        last = failed;
-        if last.class == Class::Permanent {
-            let outcome = if last.refused { "refused" } else { "permanent" };
-            telemetry::notification_attempt(kind.as_str(), outcome);
-            return dead_letter(ctx, &job, Some(kind), attempts, &last).await;
-        }
-        telemetry::notification_attempt(kind.as_str(), "transient");
-        if attempts >= ctx.max_attempts {
-            continue; // dead-lettered at the top of the loop
-        }
-        let jitter = rand::random::<f64>();
-        let mut delay = channels::backoff(attempts, ctx.backoff_base, ctx.backoff_max, jitter);
-        if let Some(ra) = last.retry_after {
-            delay = delay.max(ra.min(ctx.backoff_max));
-        }
-        if started.elapsed() + delay >= ctx.total {
-            last.detail = format!(
-                "gave up after {attempts} attempts within the {:?} delivery bound: {}",
-                ctx.total, last.detail
+    let claimed = Instant::now();
+    let attempts = attempts + 1;
+    let posted = match tokio::time::timeout(left, post(ctx, &job, kind, &url, &body)).await {
+        Ok(p) => p,
+        Err(_) => Err(Failed::permanent(
+            "timeout",
+            format!("no answer within the {:?} delivery bound", ctx.total),
+        )),
+    };
+    let mut last = match posted {
+        Ok(()) => {
+            telemetry::notification_attempt(kind.as_str(), "delivered");
+            finish(ctx, &job, Outcome::Delivered, attempts, None).await;
+            telemetry::notification("delivered");
+            telemetry::notification_latency(kind.as_str(), claimed.elapsed());
+            tracing::info!(
+                alert_id = %job.alert.alert_id,
+                channel_id = %job.channel_id,
+                channel_kind = kind.as_str(),
+                transition = job.transition.as_str(),
+                attempts,
+                "notification delivered"
             );
-            return dead_letter(ctx, &job, Some(kind), attempts, &last).await;
+            return Attempted::Delivered;
         }
-        tracing::warn!(
-            alert_id = %job.alert.alert_id,
-            channel_id = %job.channel_id,
-            channel_kind = kind.as_str(),
-            attempt = attempts,
-            retry_in_ms = delay.as_millis() as u64,
-            error = %last.error,
-            detail = %last.detail,
-            "notification attempt failed"
+        Err(f) => f,
+    };
+    if last.class == Class::Permanent {
+        let outcome = if last.refused { "refused" } else { "permanent" };
+        telemetry::notification_attempt(kind.as_str(), outcome);
+        dead_letter(ctx, &job, Some(kind), attempts, &last).await;
+        // The delivery bound cut the attempt: the channel did not answer.
+        return if last.error == "timeout" {
+            Attempted::Failed { retry_in: None }
+        } else {
+            Attempted::Other
+        };
+    }
+    telemetry::notification_attempt(kind.as_str(), "transient");
+    if attempts >= ctx.max_attempts {
+        last.detail = format!("gave up after {attempts} attempts: {}", last.detail);
+        dead_letter(ctx, &job, Some(kind), attempts, &last).await;
+        return Attempted::Failed { retry_in: None };
+    }
+    let jitter = rand::random::<f64>();
+    let mut delay = channels::backoff(attempts, ctx.backoff_base, ctx.backoff_max, jitter);
+    if let Some(ra) = last.retry_after {
+        delay = delay.max(ra.min(ctx.backoff_max));
+    }
+    if spent + claimed.elapsed() + delay >= ctx.total {
+        last.detail = format!(
+            "gave up after {attempts} attempts within the {:?} delivery bound: {}",
+            ctx.total, last.detail
         );
-        // Best effort: the attempt count survives a crash (a later claim continues it).
-        if let Err(e) = store::finish(
-            &ctx.pool,
-            &job,
-            Outcome::Progress,
-            attempts as i32,
-            Some(&last.error),
-            None,
-        )
-        .await
-        {
-            tracing::warn!(error = %e, "could not record the attempt");
-        }
-        tokio::select! {
-            _ = ctx.shutdown.cancelled() => {
-                finish(ctx, &job, Outcome::Released, attempts, Some(&last.error)).await;
-                return;
-            }
-            _ = tokio::time::sleep(delay) => {}
-        }
+        dead_letter(ctx, &job, Some(kind), attempts, &last).await;
+        return Attempted::Failed { retry_in: None };
+    }
+    tracing::warn!(
+        alert_id = %job.alert.alert_id,
+        channel_id = %job.channel_id,
+        channel_kind = kind.as_str(),
+        attempt = attempts,
+        retry_in_ms = delay.as_millis() as u64,
+        error = %last.error,
+        detail = %last.detail,
+        "notification attempt failed"
+    );
+    // The slot is free again; the row is due after `delay` (any instance).
+    let note = store::Note {
+        last_error: Some(&last.error),
+        retry_in: delay,
+        audit: None,
+    };
+    finish_noted(ctx, &job, Outcome::Retry, attempts, note).await;
+    Attempted::Failed {
+        retry_in: Some(delay),
     }
 }
 
@@ -262,22 +288,24 @@ fn job_error_before(attempts: u32) -> Failed {
 /// lost), except at shutdown where a few seconds are allowed: an unrecorded
 /// outcome leaves the claim to expire and the delivery to be retried.
 async fn finish(ctx: &Ctx, job: &Job, outcome: Outcome, attempts: u32, error: Option<&str>) {
-    finish_audited(ctx, job, outcome, attempts, error, None).await;
+    let note = store::Note {
+        last_error: error,
+        ..Default::default()
+    };
+    finish_noted(ctx, job, outcome, attempts, note).await;
 }
 
-/// [`finish`], with an `audit_log` row written in the same transaction
-/// when the outcome is recorded.
-async fn finish_audited(
+/// [`finish`] with a retry delay or an `audit_log` row.
+async fn finish_noted(
     ctx: &Ctx,
     job: &Job,
     outcome: Outcome,
     attempts: u32,
-    error: Option<&str>,
-    audit: Option<&store::Audit>,
+    note: store::Note<'_>,
 ) {
     let mut stop_at: Option<Instant> = None;
     loop {
-        match store::finish(&ctx.pool, job, outcome, attempts as i32, error, audit).await {
+        match store::finish(&ctx.pool, job, outcome, attempts as i32, note).await {
             Ok(true) => return,
             Ok(false) => {
                 tracing::warn!(
@@ -371,15 +399,12 @@ async fn dead_letter(ctx: &Ctx, job: &Job, kind: Option<ChannelKind>, attempts: 
             "reason": error,
         }),
     });
-    finish_audited(
-        ctx,
-        job,
-        Outcome::DeadLettered,
-        attempts,
-        Some(error),
-        audit.as_ref(),
-    )
-    .await;
+    let note = store::Note {
+        last_error: Some(error),
+        audit: audit.as_ref(),
+        ..Default::default()
+    };
+    finish_noted(ctx, job, Outcome::DeadLettered, attempts, note).await;
     telemetry::notification("dead_lettered");
     telemetry::notification_dead_lettered(kind.map(ChannelKind::as_str).unwrap_or("unknown"));
     tracing::error!(

@@ -9,12 +9,15 @@
 //!   channels, else all of the org's), in one transaction; then stores the
 //!   batch's offsets. Undecodable or unrecordable records go to the DLQ topic
 //!   with their reason; database errors are retried, never skipped.
-//! - **dispatcher**: claims pending deliveries in Postgres (`FOR UPDATE SKIP
+//! - **dispatcher**: claims due deliveries in Postgres (`FOR UPDATE SKIP
 //!   LOCKED`; unclaimed, or claimed longer ago than the claim timeout by an
-//!   instance that died) and runs up to `notify_concurrency` of them at once,
-//!   each bounded in attempts and time ([`deliver`]). The consumer wakes it
-//!   as soon as rows are written; it also polls, which picks up a dead
-//!   peer's work.
+//!   instance that died; never attempted, or their `next_attempt_at` has
+//!   come) and makes one attempt of each, up to `notify_concurrency` at
+//!   once, fairly: per-org and per-channel limits and a per-channel circuit
+//!   breaker ([`fair`]). A failed attempt releases its slot and sets the
+//!   row's `next_attempt_at`; a delivery stays bounded in attempts and time
+//!   ([`deliver`]). The consumer wakes it as soon as rows are written; it
+//!   also polls, which picks up a peer's retries and a dead peer's work.
 //!
 //! Several instances, restarts and duplicate records therefore lead to one
 //! POST per delivery row. The one exception is a crash between a successful
@@ -33,13 +36,16 @@
 mod channels;
 mod deliver;
 pub(crate) mod digest;
+mod fair;
 mod store;
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use agentops_runtime::kafka;
 use agentops_runtime::shutdown::CancellationToken;
+use futures::FutureExt;
 use rdkafka::consumer::{Consumer, DefaultConsumerContext, StreamConsumer};
 use rdkafka::message::OwnedMessage;
 use rdkafka::producer::FutureProducer;
@@ -193,41 +199,85 @@ async fn handle(
     }
 }
 
-/// Claim pending deliveries and run them, at most `notify_concurrency` at once.
+/// Claim due deliveries and run one attempt of each: at most
+/// `notify_concurrency` at once, `notify_org_concurrency` per org and
+/// `notify_channel_concurrency` per channel, none of a channel whose
+/// circuit breaker is open ([`fair`]). A failed attempt gives its slot back
+/// and its row is due again later; the dispatcher wakes for the soonest
+/// retry it scheduled or breaker it will half-open, for the consumer's
+/// wake-ups and every `notify_poll_ms` (a peer's retries, a dead peer's
+/// claims).
 async fn dispatch(config: Arc<Config>, ctx: Arc<deliver::Ctx>, wake: Arc<Notify>) {
-    let concurrency = config.notify_concurrency.max(1);
+    let mut slots = fair::Slots::new(fair::Limits {
+        total: config.notify_concurrency,
+        per_org: config.notify_org_concurrency,
+        per_channel: config.notify_channel_concurrency,
+        breaker_failures: config.notify_breaker_failures,
+        breaker_cooldown: Duration::from_millis(config.notify_breaker_cooldown_ms),
+    });
     let claim_timeout = claim_timeout(&config).as_secs_f64();
     let poll = Duration::from_millis(config.notify_poll_ms.max(10));
     let mut inflight = JoinSet::new();
+    // The soonest retry this instance scheduled.
+    let mut next_retry: Option<Instant> = None;
     loop {
-        let free = concurrency.saturating_sub(inflight.len());
-        if free > 0 {
-            match store::claim(&ctx.pool, claim_timeout, free as i64).await {
+        let now = Instant::now();
+        if next_retry.is_some_and(|t| t <= now) {
+            next_retry = None;
+        }
+        if let Some(room) = slots.room(now) {
+            match store::claim(&ctx.pool, claim_timeout, &room).await {
                 Ok(jobs) => {
                     for job in jobs {
+                        let (org, channel) = (job.alert.org_id.clone(), job.channel_id);
+                        slots.start(&org, channel);
                         let ctx = ctx.clone();
-                        inflight.spawn(async move { deliver::run(&ctx, job).await });
+                        inflight.spawn(async move {
+                            let result = AssertUnwindSafe(deliver::run(&ctx, job))
+                                .catch_unwind()
+                                .await
+                                .ok();
+                            (org, channel, result)
+                        });
                     }
                 }
                 Err(e) => tracing::warn!(error = %e, "cannot claim deliveries, retrying"),
             }
         }
+        let mut sleep_until = Instant::now() + poll;
+        for t in [next_retry, slots.next_reopen(Instant::now())]
+            .into_iter()
+            .flatten()
+        {
+            sleep_until = sleep_until.min(t);
+        }
         tokio::select! {
             _ = ctx.shutdown.cancelled() => break,
             _ = wake.notified() => {}
             Some(done) = inflight.join_next(), if !inflight.is_empty() => {
-                if let Err(e) = done {
-                    // Its claim expires and a later pass delivers it.
-                    tracing::error!(error = %e, "delivery task panicked");
+                match done {
+                    Ok((org, channel, result)) => {
+                        if result.is_none() {
+                            // Its claim expires and a later pass delivers it.
+                            tracing::error!(%channel, "delivery task panicked");
+                        }
+                        if let Some(deliver::Attempted::Failed { retry_in: Some(d) }) = result {
+                            let at = Instant::now() + d;
+                            next_retry = Some(next_retry.map_or(at, |t| t.min(at)));
+                        }
+                        slots.done(&org, channel, result, Instant::now());
+                    }
+                    // Only on cancellation, which is not done here.
+                    Err(e) => tracing::error!(error = %e, "delivery task failed"),
                 }
             }
-            _ = tokio::time::sleep(poll) => {}
+            _ = tokio::time::sleep_until(sleep_until.into()) => {}
         }
     }
     // Let in-flight deliveries finish their current attempt and record it.
     while let Some(done) = inflight.join_next().await {
         if let Err(e) = done {
-            tracing::error!(error = %e, "delivery task panicked");
+            tracing::error!(error = %e, "delivery task failed");
         }
     }
 }

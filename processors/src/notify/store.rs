@@ -153,6 +153,9 @@ pub(crate) struct Job {
     pub(crate) attempts: i32,
     /// The claim token: outcome updates only apply while it is ours.
     pub(crate) claimed_at: DateTime<Utc>,
+    /// When the first claim was made (database clock, like `claimed_at`):
+    /// the delivery's time bound counts from here.
+    pub(crate) first_attempt_at: DateTime<Utc>,
 }
 
 #[derive(Clone)]
@@ -176,6 +179,7 @@ struct JobRow {
     transition: String,
     attempts: i32,
     claimed_at: DateTime<Utc>,
+    first_attempt_at: DateTime<Utc>,
     org_id: String,
     source: String,
     source_id: Option<String>,
@@ -194,22 +198,65 @@ struct JobRow {
     secret: Option<String>,
 }
 
-/// Claim up to `limit` deliveries that are pending: never claimed, or whose
-/// claim is older than `claim_timeout_secs` (its holder died), and neither
-/// delivered nor dead-lettered.
+/// Claim up to `$2` deliveries that are due (never attempted, or their
+/// `next_attempt_at` has come), not held by a live claim (none, or older
+/// than `$1` seconds: its holder died), neither delivered nor dead-lettered
+/// — fairly:
+///
+/// - at most `room` more per channel (`$3`/`$4`, else `$5`) and per org
+///   (`$6`/`$7`, else `$8`), what this instance has in flight already
+///   subtracted by the caller (an open circuit breaker: room 0);
+/// - round robin over orgs: every org's first due row before any org's
+///   second, oldest due first within an org.
+///
+/// The window functions rank the candidates without locking them (Postgres
+/// allows no `FOR UPDATE` with windows); the chosen rows are then locked
+/// with `SKIP LOCKED` and re-checked, so a row a peer claimed meanwhile is
+/// skipped, never claimed twice.
 const CLAIM: &str = "
-WITH picked AS (
-    SELECT alert_id, channel_id, transition FROM alert_deliveries
-    WHERE delivered_at IS NULL AND dead_lettered_at IS NULL
-      AND (claimed_at IS NULL OR claimed_at < now() - make_interval(secs => $1))
-    LIMIT $2
-    FOR UPDATE SKIP LOCKED),
+WITH due AS (
+    SELECT d.alert_id, d.channel_id, d.transition, a.org_id,
+           COALESCE(d.next_attempt_at, '-infinity') AS due_at
+    FROM alert_deliveries d
+    JOIN alerts a ON a.alert_id = d.alert_id
+    WHERE d.delivered_at IS NULL AND d.dead_lettered_at IS NULL
+      AND (d.next_attempt_at IS NULL OR d.next_attempt_at <= now())
+      AND (d.claimed_at IS NULL OR d.claimed_at < now() - make_interval(secs => $1))),
+by_channel AS (
+    SELECT due.*, row_number() OVER (
+        PARTITION BY channel_id ORDER BY due_at, alert_id, transition) AS n
+    FROM due),
+channel_ok AS (
+    SELECT b.* FROM by_channel b
+    LEFT JOIN unnest($3::uuid[], $4::int[]) AS c(id, room) ON c.id = b.channel_id
+    WHERE b.n <= COALESCE(c.room, $5)),
+by_org AS (
+    SELECT channel_ok.*, row_number() OVER (
+        PARTITION BY org_id ORDER BY due_at, alert_id, channel_id, transition) AS m
+    FROM channel_ok),
+fair AS (
+    SELECT b.alert_id, b.channel_id, b.transition FROM by_org b
+    LEFT JOIN unnest($6::text[], $7::int[]) AS o(id, room) ON o.id = b.org_id
+    WHERE b.m <= COALESCE(o.room, $8)
+    ORDER BY b.m, b.due_at
+    LIMIT $2),
+picked AS (
+    SELECT d.alert_id, d.channel_id, d.transition
+    FROM alert_deliveries d
+    JOIN fair f ON f.alert_id = d.alert_id AND f.channel_id = d.channel_id
+               AND f.transition = d.transition
+    WHERE d.delivered_at IS NULL AND d.dead_lettered_at IS NULL
+      AND (d.next_attempt_at IS NULL OR d.next_attempt_at <= now())
+      AND (d.claimed_at IS NULL OR d.claimed_at < now() - make_interval(secs => $1))
+    FOR UPDATE OF d SKIP LOCKED),
 claimed AS (
-    UPDATE alert_deliveries d SET claimed_at = clock_timestamp()
+    UPDATE alert_deliveries d SET claimed_at = clock_timestamp(),
+        first_attempt_at = COALESCE(d.first_attempt_at, clock_timestamp())
     FROM picked p
     WHERE d.alert_id = p.alert_id AND d.channel_id = p.channel_id AND d.transition = p.transition
-    RETURNING d.alert_id, d.channel_id, d.transition, d.attempts, d.claimed_at)
-SELECT c.alert_id, c.channel_id, c.transition, c.attempts, c.claimed_at,
+    RETURNING d.alert_id, d.channel_id, d.transition, d.attempts, d.claimed_at,
+              d.first_attempt_at)
+SELECT c.alert_id, c.channel_id, c.transition, c.attempts, c.claimed_at, c.first_attempt_at,
        a.org_id, a.source, a.source_id::text AS source_id, a.kind, a.scope_key, a.severity,
        a.period, a.threshold, a.value, a.message, a.details, a.channels::text[] AS channels,
        a.created_at, ch.kind AS channel_kind, ch.url, ch.secret
@@ -217,14 +264,33 @@ FROM claimed c
 JOIN alerts a ON a.alert_id = c.alert_id
 LEFT JOIN notification_channels ch ON ch.id = c.channel_id";
 
+/// How many more deliveries may be claimed: in all, and per channel and
+/// per org (those listed; the others get the defaults).
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Room {
+    pub(crate) total: i64,
+    pub(crate) channels: Vec<(Uuid, i32)>,
+    pub(crate) channel_default: i32,
+    pub(crate) orgs: Vec<(String, i32)>,
+    pub(crate) org_default: i32,
+}
+
 pub(crate) async fn claim(
     pool: &PgPool,
     claim_timeout_secs: f64,
-    limit: i64,
+    room: &Room,
 ) -> Result<Vec<Job>, sqlx::Error> {
+    let (channel_ids, channel_room): (Vec<Uuid>, Vec<i32>) = room.channels.iter().cloned().unzip();
+    let (org_ids, org_room): (Vec<String>, Vec<i32>) = room.orgs.iter().cloned().unzip();
     let rows: Vec<JobRow> = sqlx::query_as(CLAIM)
         .bind(claim_timeout_secs)
-        .bind(limit)
+        .bind(room.total)
+        .bind(channel_ids)
+        .bind(channel_room)
+        .bind(room.channel_default)
+        .bind(org_ids)
+        .bind(org_room)
+        .bind(room.org_default)
         .fetch_all(pool)
         .await?;
     Ok(rows.into_iter().map(job_from_row).collect())
@@ -267,6 +333,7 @@ fn job_from_row(r: JobRow) -> Job {
         channel,
         attempts: r.attempts,
         claimed_at: r.claimed_at,
+        first_attempt_at: r.first_attempt_at,
     }
 }
 
@@ -277,8 +344,9 @@ pub(crate) enum Outcome {
     Delivered,
     /// Given up: `dead_lettered_at`.
     DeadLettered,
-    /// A failed attempt, more to come (keeps the claim).
-    Progress,
+    /// A failed attempt, more to come: the claim is given back and the row
+    /// is due again after the delay given to [`finish`].
+    Retry,
     /// Shutting down: give the claim back so a peer picks it up at once.
     Released,
 }
@@ -296,8 +364,9 @@ const DEAD_LETTERED: &str = "
 UPDATE alert_deliveries SET dead_lettered_at = now(), attempts = $4, last_error = $6
 WHERE alert_id = $1 AND channel_id = $2 AND transition = $3 AND claimed_at = $5";
 
-const PROGRESS: &str = "
-UPDATE alert_deliveries SET attempts = $4, last_error = $6
+const RETRY: &str = "
+UPDATE alert_deliveries SET claimed_at = NULL, attempts = $4, last_error = $6,
+    next_attempt_at = clock_timestamp() + make_interval(secs => $7)
 WHERE alert_id = $1 AND channel_id = $2 AND transition = $3 AND claimed_at = $5";
 
 const RELEASED: &str = "
@@ -315,21 +384,34 @@ pub(crate) struct Audit {
 
 const AUDIT: &str = "INSERT INTO audit_log (org_id, actor, action, detail) VALUES ($1, $2, $3, $4)";
 
+/// What to record with an outcome.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Note<'a> {
+    pub(crate) last_error: Option<&'a str>,
+    /// [`Outcome::Retry`]: due again after this long.
+    pub(crate) retry_in: std::time::Duration,
+    /// Written in the same transaction, only when the outcome is recorded.
+    pub(crate) audit: Option<&'a Audit>,
+}
+
 /// Record an outcome while the claim is ours; false if the claim was lost
-/// (expired and taken by a peer), in which case nothing changes. `audit`
-/// is written in the same transaction, only when the outcome is recorded.
+/// (expired and taken by a peer), in which case nothing changes.
 pub(crate) async fn finish(
     pool: &PgPool,
     job: &Job,
     outcome: Outcome,
     attempts: i32,
-    last_error: Option<&str>,
-    audit: Option<&Audit>,
+    note: Note<'_>,
 ) -> Result<bool, sqlx::Error> {
+    let Note {
+        last_error,
+        retry_in,
+        audit,
+    } = note;
     let sql = match outcome {
         Outcome::Delivered => DELIVERED,
         Outcome::DeadLettered => DEAD_LETTERED,
-        Outcome::Progress => PROGRESS,
+        Outcome::Retry => RETRY,
         Outcome::Released => RELEASED,
     };
     let mut q = sqlx::query(sql)
@@ -340,6 +422,9 @@ pub(crate) async fn finish(
         .bind(job.claimed_at);
     if outcome != Outcome::Delivered {
         q = q.bind(last_error);
+    }
+    if outcome == Outcome::Retry {
+        q = q.bind(retry_in.as_secs_f64());
     }
     // DELIVERED reports the alerts row it touched (1), or 0 if the claim was lost.
     let Some(a) = audit else {
