@@ -56,6 +56,7 @@ fn value() -> impl Strategy<Value = String> {
         "-?[0-9]{1,20}",
         // Anything at all, multi-byte characters and controls included.
         any::<String>(),
+        "[a-z]{0,3}[\\x00-\\x1f\\x7f][a-z]{0,3}",
         "\\PC{0,4}",
     ]
 }
@@ -148,6 +149,8 @@ fn every_read_parameter_answers_200_or_a_named_400_for_any_text() -> Result<()> 
         ("/v1/metrics/timeseries", "window=90d&bucket=1m"),
         ("/v1/metrics/overview", "window=1%C3%A9"),
         ("/v1/metrics/overview", "window=24h&window=1h"),
+        ("/v1/policy-violations", "agent_id=a%00b"),
+        ("/v1/policy-violations", "agent_id=a%0Ab"),
     ] {
         let r = rt.block_on(
             stack
@@ -159,6 +162,20 @@ fn every_read_parameter_answers_200_or_a_named_400_for_any_text() -> Result<()> 
         ensure!(r.status() == 400, "{path}?{query}: {}", r.status());
         let body: Value = rt.block_on(r.json())?;
         ensure!(body["error"]["field"].is_string(), "{path}?{query}: {body}");
+    }
+    // Identifiers in paths: a NUL or a control character is a named 400, not
+    // a database error.
+    for path in ["/v1/runs/a%00b", "/v1/alerts/a%0Ab", "/v1/runs/%1B"] {
+        let r = rt.block_on(
+            stack
+                .http
+                .get(format!("{}{path}", stack.query_url))
+                .bearer_auth(&stack.read_key)
+                .send(),
+        )?;
+        ensure!(r.status() == 400, "{path}: {}", r.status());
+        let body: Value = rt.block_on(r.json())?;
+        ensure!(body["error"]["field"].is_string(), "{path}: {body}");
     }
     let mut runner = TestRunner::new(Config {
         cases: 400,

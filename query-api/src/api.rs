@@ -364,6 +364,7 @@ async fn run_detail(
     Path(run_id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let key = authenticate(&s, &headers, Scope::Read).await?;
+    let run_id = crate::params::identifier("run_id", &run_id)?.to_owned();
     let run = sqlx::query(
         "SELECT run_id, agent_id, workflow_id, status, started_at, ended_at, latency_ms, events AS event_count,
                 cost_usd, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens,

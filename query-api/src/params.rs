@@ -33,3 +33,20 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
             })
     }
 }
+
+/// Longest identifier (bytes), as at ingest.
+pub(crate) const MAX_IDENTIFIER: usize = 256;
+
+/// An identifier given in a path or a filter (`run_id`, `agent_id`,
+/// `alert_id`): 1 to 256 bytes, no control characters, as the gateway
+/// accepts them. Anything else is a 400 naming `field` (a NUL would
+/// otherwise reach PostgreSQL and fail as a 503).
+pub(crate) fn identifier<'a>(field: &'static str, raw: &'a str) -> Result<&'a str, ApiError> {
+    if raw.is_empty() || raw.len() > MAX_IDENTIFIER || raw.chars().any(char::is_control) {
+        return Err(ApiError::BadParam {
+            field,
+            message: format!("expected 1 to {MAX_IDENTIFIER} bytes without control characters"),
+        });
+    }
+    Ok(raw)
+}

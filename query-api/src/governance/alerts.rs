@@ -128,8 +128,9 @@ pub(crate) async fn detail(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let key = authenticate(&s, &headers, Scope::Read).await?;
+    let id = crate::params::identifier("alert_id", &id)?;
     let mut conn = s.pool.acquire().await?;
-    Ok(Json(fetch_detail(&mut conn, &key.org_id, &id).await?))
+    Ok(Json(fetch_detail(&mut conn, &key.org_id, id).await?))
 }
 
 /// `{note?}`: at most 1000 characters.
@@ -151,6 +152,7 @@ pub(crate) async fn ack(
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     let key = authenticate(&s, &headers, Scope::Admin).await?;
+    crate::params::identifier("alert_id", &id)?;
     let note = note(&body)?;
     let who = actor(&key);
     let mut tx = s.pool.begin().await?;
@@ -232,7 +234,10 @@ pub(crate) async fn violations(
         ts("v.recorded_at")
     ))
     .bind(&key.org_id)
-    .bind(q.agent_id.filter(|a| !a.is_empty()))
+    .bind(match q.agent_id.as_deref().filter(|a| !a.is_empty()) {
+        Some(a) => Some(crate::params::identifier("agent_id", a)?.to_owned()),
+        None => None,
+    })
     .bind(limit)
     .fetch_all(&s.pool)
     .await?;

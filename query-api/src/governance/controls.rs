@@ -19,17 +19,10 @@ use super::{actor, audit, check_channels};
 use crate::api::{authenticate, Shared};
 use crate::error::ApiError;
 
-const MAX_AGENT_ID: usize = 256;
 const MAX_REASON: usize = 1000;
 
 fn agent_id(raw: &str) -> Result<&str, ApiError> {
-    if raw.is_empty() || raw.chars().count() > MAX_AGENT_ID || raw.chars().any(char::is_control) {
-        return Err(bad(
-            "agent_id",
-            "expected 1 to 256 characters without control characters",
-        ));
-    }
-    Ok(raw)
+    crate::params::identifier("agent_id", raw)
 }
 
 /// `{reason?}`: at most 1000 characters.
