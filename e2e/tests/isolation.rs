@@ -40,6 +40,25 @@ async fn post_as(stack: &Stack, key: &str, batch: &[Value]) -> Result<(u16, Valu
         .await
 }
 
+/// The test hook: a trigger makes the database refuse `table`'s rows of
+/// agent `agent` with a constraint violation (SQLSTATE 23514).
+async fn refuse_rows_of(stack: &Stack, table: &str, agent: &str) -> Result<()> {
+    sqlx::raw_sql(&format!(
+        "CREATE FUNCTION refuse_{table}() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN
+             IF NEW.agent_id = '{agent}' THEN
+                 RAISE EXCEPTION 'test hook: this {table} row is refused' USING ERRCODE = 'check_violation';
+             END IF;
+             RETURN NEW;
+         END $$;
+         CREATE TRIGGER refuse_{table} BEFORE INSERT ON {table}
+             FOR EACH ROW EXECUTE FUNCTION refuse_{table}();"
+    ))
+    .execute(&stack.pool)
+    .await?;
+    Ok(())
+}
+
 /// An LLM call at every cap at once.
 fn maximal_call(agent: &str, run: &str, at: &str) -> Value {
     let mut e = json!({"event_id": events::id(), "type": "llm_call", "agent_id": agent,
@@ -65,19 +84,7 @@ async fn a_refused_event_is_dead_lettered_while_its_batch_and_other_orgs_move_on
     let (org_b, key_b) = second_org(&stack, "b").await?;
     // The test hook: the database refuses one agent's events (a constraint
     // violation, as an overflowing sum or a bad value would be).
-    sqlx::raw_sql(
-        "CREATE FUNCTION refuse_poison() RETURNS trigger LANGUAGE plpgsql AS $$
-         BEGIN
-             IF NEW.agent_id = 'refused-by-db' THEN
-                 RAISE EXCEPTION 'test hook: this event is refused' USING ERRCODE = 'check_violation';
-             END IF;
-             RETURN NEW;
-         END $$;
-         CREATE TRIGGER refuse_poison BEFORE INSERT ON events
-             FOR EACH ROW EXECUTE FUNCTION refuse_poison();",
-    )
-    .execute(&stack.pool)
-    .await?;
+    refuse_rows_of(&stack, "events", "refused-by-db").await?;
 
     // 300 maximal calls into one run, one agent and one minute, with the
     // refused event in the middle of the same batch.
@@ -345,19 +352,7 @@ async fn a_policy_violation_the_database_refuses_does_not_stop_the_enrich_stage(
     .execute(&stack.pool)
     .await?;
     // The test hook: the database refuses one agent's violations.
-    sqlx::raw_sql(
-        "CREATE FUNCTION refuse_violation() RETURNS trigger LANGUAGE plpgsql AS $$
-         BEGIN
-             IF NEW.agent_id = 'refused-violation' THEN
-                 RAISE EXCEPTION 'test hook: violation refused' USING ERRCODE = 'check_violation';
-             END IF;
-             RETURN NEW;
-         END $$;
-         CREATE TRIGGER refuse_violation BEFORE INSERT ON policy_violations
-             FOR EACH ROW EXECUTE FUNCTION refuse_violation();",
-    )
-    .execute(&stack.pool)
-    .await?;
+    refuse_rows_of(&stack, "policy_violations", "refused-violation").await?;
     tokio::time::sleep(Duration::from_millis(1500)).await; // the policy is loaded
     let at = chrono::Utc::now().to_rfc3339();
     let call = |agent: &str, run: &str| {
