@@ -169,6 +169,8 @@ mod tests {
     }
 
     #[test]
+    // figment's `Jail` dictates the closure's (large) error type.
+    #[allow(clippy::result_large_err)]
     fn env_overrides_file_and_defaults() {
         figment::Jail::expect_with(|jail| {
             jail.create_file(
