@@ -48,6 +48,8 @@ export AGENTOPS_KAFKA__BROKERS="127.0.0.1:$KAFKA_PORT"
 export AGENTOPS_KAFKA__INSTANCE_ID=bench
 export AGENTOPS_EXACTLY_ONCE=${BENCH_EXACTLY_ONCE:-true}
 export RUST_LOG=warn
+AGENTOPS_SECRETS__KEY_FILE=$(ensure_secrets_key "$STATE")
+export AGENTOPS_SECRETS__KEY_FILE
 "$BIN/agentops-query-api" admin create-org --id fresh --name "Freshness" >"$STATE/keys.env"
 INGEST_KEY=$(sed -n 's/^AGENTOPS_INGEST_KEY=//p' "$STATE/keys.env")
 READ_KEY=$(sed -n 's/^AGENTOPS_READ_KEY=//p' "$STATE/keys.env")

@@ -81,6 +81,8 @@ done
 AGENTOPS_PG_FSYNC=off start_postgres "$(pg_dir procbench "$PG_PORT")" "$PG_PORT"
 start_kafka "$STATE/kafka" "$KAFKA_PORT" 2g
 DB="postgres://agentops:agentops@127.0.0.1:$PG_PORT/agentops"
+AGENTOPS_SECRETS__KEY_FILE=$(ensure_secrets_key "$STATE")
+export AGENTOPS_SECRETS__KEY_FILE
 {
   echo "# ./deploy/local/bench-processors.sh, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, Apache Kafka $KAFKA_VERSION"
 } >"$OUT"

@@ -171,6 +171,19 @@ TOPICS
 }
 
 # stop_pidfile FILE [STEPS]: SIGTERM, wait up to STEPS × 0.2 s (default 10 s), SIGKILL.
+# The key that seals channel credentials at rest (secrets.key_file): created
+# once in the state directory $1 (mode 600, `local:<base64 of 32 random
+# bytes>`), kept across runs so stored channels stay readable; prints its path.
+ensure_secrets_key() {
+  local file="$1/secrets.key"
+  mkdir -p "$1"
+  if [ ! -s "$file" ]; then
+    (umask 077 && printf 'local:%s\n' "$(head -c 32 /dev/urandom | base64 | tr -d '\n')" >"$file.tmp")
+    mv "$file.tmp" "$file"
+  fi
+  echo "$file"
+}
+
 stop_pidfile() {
   local f=$1 steps=${2:-50}
   [ -f "$f" ] || return 0

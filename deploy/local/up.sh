@@ -47,6 +47,8 @@ cargo build --release --workspace --bins
 export AGENTOPS_DATABASE__URL="postgres://agentops:agentops@127.0.0.1:$PG_PORT/agentops"
 export AGENTOPS_KAFKA__BROKERS="127.0.0.1:$KAFKA_PORT"
 export AGENTOPS_DASHBOARD_URL="http://$QUERY_ADDR"
+AGENTOPS_SECRETS__KEY_FILE=$(ensure_secrets_key "$STATE")
+export AGENTOPS_SECRETS__KEY_FILE
 create_topics "$KAFKA_PORT" 1
 "$BIN/agentops-query-api" migrate >/dev/null
 

@@ -219,6 +219,11 @@ impl Stack {
                 "AGENTOPS_NOTIFY__ALLOW_DESTINATIONS".to_owned(),
                 format!("{}/32", webhook::RECEIVER_IP),
             ),
+            // A key of this stack's own: channel credentials are sealed with it.
+            (
+                "AGENTOPS_SECRETS__KEY".to_owned(),
+                agentops_runtime::secrets::new_key("e2e"),
+            ),
         ];
         env.extend(opts.env.iter().cloned());
         // Topics up front, so every consumer joins a topic that exists.
@@ -294,6 +299,22 @@ impl Stack {
             }
         }
         Ok(stack)
+    }
+
+    /// Set (or replace) an environment variable of every component started
+    /// from now on (restarts, [`Stack::command`]), e.g. a rotated secrets key.
+    pub fn set_env(&mut self, key: &str, value: &str) {
+        self.extra_env.retain(|(k, _)| k != key);
+        self.extra_env.push((key.to_owned(), value.to_owned()));
+    }
+
+    /// The value of one of the components' environment variables.
+    pub fn env(&self, key: &str) -> Option<&str> {
+        self.extra_env
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 
     /// A command running `c`'s binary with this stack's configuration (for

@@ -1,5 +1,6 @@
 use agentops_runtime::config::{DatabaseConfig, KafkaConfig};
 use agentops_runtime::outbound::OutboundConfig;
+use agentops_runtime::secrets::SecretsConfig;
 use serde::{Deserialize, Serialize};
 
 /// Processor configuration. Every key can be set as `AGENTOPS_<KEY>`
@@ -90,6 +91,11 @@ pub struct Config {
     /// `notify.connect_timeout_ms`, `notify.max_response_bytes`): only public
     /// destinations unless allowed here (see `agentops_runtime::outbound`).
     pub notify: OutboundConfig,
+    /// Keys that open the channels' sealed URLs and secrets
+    /// (`secrets.key`, `secrets.key_file`, `secrets.allow_plaintext`; see
+    /// `agentops_runtime::secrets`). Without one the processors refuse to
+    /// start unless plaintext is allowed.
+    pub secrets: SecretsConfig,
     /// How often the daily digests due are checked (s).
     pub digest_check_secs: u64,
     /// Base URL of the dashboard, used in notification links.
@@ -128,6 +134,7 @@ impl Default for Config {
             notify_breaker_cooldown_ms: 30_000,
             notify_poll_ms: 1000,
             notify: OutboundConfig::default(),
+            secrets: SecretsConfig::default(),
             digest_check_secs: 60,
             dashboard_url: "http://127.0.0.1:8081".into(),
         }

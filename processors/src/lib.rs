@@ -41,6 +41,8 @@ pub async fn run(
     metrics: PrometheusHandle,
     shutdown: CancellationToken,
 ) -> agentops_runtime::Result<()> {
+    // No key, no start (unless plaintext is allowed): checked before anything runs.
+    agentops_runtime::secrets::Keys::load(&config.secrets)?;
     let pool = agentops_runtime::db::connect(&config.database, Duration::from_secs(60)).await?;
     agentops_runtime::db::migrate(&pool).await?;
     // Seeded from the price file if empty, then reloaded from Postgres.

@@ -3,9 +3,35 @@
 use std::time::Duration;
 
 use agentops_runtime::keys::{self, NewKey, OrgSpec, Scope};
+use agentops_runtime::secrets::{self, Keys};
 use sqlx::PgPool;
 
 use crate::Config;
+
+/// Load `secrets.*` (an error without a key unless plaintext is allowed)
+/// and seal channel credentials with them from now on.
+pub fn install_secrets(config: &Config) -> agentops_runtime::Result<Keys> {
+    let keys = Keys::load(&config.secrets)?;
+    if keys.current_id().is_none() {
+        tracing::warn!("secrets.allow_plaintext: channel URLs and secrets are stored in clear");
+    }
+    crate::governance::channels::set_keys(keys.clone());
+    Ok(keys)
+}
+
+/// Seal channel credentials still stored in clear (written before
+/// encryption); the startup sweep.
+pub async fn seal_plaintext_channels(pool: &PgPool, keys: &Keys) -> agentops_runtime::Result<()> {
+    let done = secrets::reseal_channels(pool, keys, true).await?;
+    if done.rows > 0 || done.unreadable > 0 {
+        tracing::info!(
+            rows = done.rows,
+            unreadable = done.unreadable,
+            "channel credentials sealed"
+        );
+    }
+    Ok(())
+}
 
 /// Connect and migrate.
 pub async fn pool(config: &Config) -> agentops_runtime::Result<PgPool> {
@@ -62,13 +88,17 @@ pub async fn set_budget(
 ) -> Result<(), sqlx::Error> {
     let mut tx = pool.begin().await?;
     if let Some(url) = webhook_url {
+        // Sealed like every channel URL (a bearer credential).
+        let (sealed, hint) = crate::governance::channels::seal_url(url);
         sqlx::query(
-            "INSERT INTO notification_channels (org_id, name, kind, url)
-             VALUES ($1, 'default', 'slack', $2)
-             ON CONFLICT (org_id, name) DO UPDATE SET url = EXCLUDED.url",
+            "INSERT INTO notification_channels (org_id, name, kind, url, url_hint)
+             VALUES ($1, 'default', 'slack', $2, $3)
+             ON CONFLICT (org_id, name) DO UPDATE SET url = EXCLUDED.url,
+                 url_hint = EXCLUDED.url_hint",
         )
         .bind(org_id)
-        .bind(url)
+        .bind(sealed)
+        .bind(hint)
         .execute(&mut *tx)
         .await?;
     }

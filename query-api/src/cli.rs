@@ -188,3 +188,30 @@ pub(crate) async fn set_org_limits(
     }
     Ok(())
 }
+
+/// `admin reencrypt-secrets`: seal every channel credential with the
+/// current key; fails (status 1) while some row is under a key that is not
+/// configured, so a rotation is finished only when it succeeds.
+pub(crate) async fn reencrypt_secrets(
+    pool: &PgPool,
+    keys: &agentops_runtime::secrets::Keys,
+) -> anyhow::Result<()> {
+    let Some(current) = keys.current_id() else {
+        anyhow::bail!(
+            "no secrets key configured (secrets.key / secrets.key_file): nothing to encrypt with"
+        );
+    };
+    let done = agentops_runtime::secrets::reseal_channels(pool, keys, false).await?;
+    println!(
+        "channels re-sealed with key {current}: {} rows rewritten, {} under a key not configured",
+        done.rows, done.unreadable
+    );
+    if done.unreadable > 0 {
+        anyhow::bail!(
+            "{} channel rows are sealed with a key that is not configured: add it to secrets.key \
+             and run again",
+            done.unreadable
+        );
+    }
+    Ok(())
+}

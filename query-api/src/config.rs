@@ -23,6 +23,11 @@ pub struct Config {
     pub notify: OutboundConfig,
     /// Per-org caps on configuration rows (`caps.alert_rules` ...).
     pub caps: crate::caps::Caps,
+    /// Keys that seal channel URLs and secrets (`secrets.key`,
+    /// `secrets.key_file`, `secrets.allow_plaintext`; see
+    /// `agentops_runtime::secrets`). Without one the API refuses to start
+    /// unless plaintext is allowed.
+    pub secrets: agentops_runtime::secrets::SecretsConfig,
 }
 
 impl Default for Config {
@@ -39,6 +44,7 @@ impl Default for Config {
             cors_allow_origins: Vec::new(),
             notify: OutboundConfig::default(),
             caps: crate::caps::Caps::default(),
+            secrets: Default::default(),
         }
     }
 }

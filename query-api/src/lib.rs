@@ -72,7 +72,9 @@ pub async fn run(
     governance::channels::set_guard(agentops_runtime::outbound::Guard::new(
         &config.notify.allow_destinations,
     )?);
+    let keys = admin::install_secrets(&config)?;
     let pool = admin::pool(&config).await?;
+    admin::seal_plaintext_channels(&pool, &keys).await?;
     let mode = agentops_runtime::db::prepare(&pool, &config.database).await?;
     let health = Health::default();
     health

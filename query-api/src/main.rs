@@ -124,6 +124,11 @@ enum AdminCommand {
         #[arg(long)]
         reasoning: Option<f64>,
     },
+    /// Re-seal every channel's URL and secret with the current secrets key
+    /// (the first of `secrets.key` / `secrets.key_file`): after a rotation,
+    /// and for rows written in clear before encryption. Keep the old keys
+    /// configured until it reports no row left.
+    ReencryptSecrets,
     /// Set an org's daily spend budget and its Slack-compatible webhook.
     SetBudget {
         #[arg(long)]
@@ -224,11 +229,16 @@ async fn main() -> anyhow::Result<()> {
                         if new { "added" } else { "replaced" }
                     );
                 }
+                AdminCommand::ReencryptSecrets => {
+                    let keys = admin::install_secrets(&config)?;
+                    cli::reencrypt_secrets(&pool, &keys).await?;
+                }
                 AdminCommand::SetBudget {
                     org,
                     daily_usd,
                     webhook_url,
                 } => {
+                    admin::install_secrets(&config)?;
                     admin::set_budget(&pool, &org, daily_usd, webhook_url.as_deref()).await?;
                     println!("budget for {org}: ${daily_usd}/day");
                 }

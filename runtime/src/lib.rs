@@ -12,6 +12,7 @@ pub mod http;
 pub mod kafka;
 pub mod keys;
 pub mod outbound;
+pub mod secrets;
 pub mod shutdown;
 pub mod storage;
 pub mod telemetry;

@@ -20,6 +20,8 @@ use crate::telemetry;
 /// What every delivery shares.
 pub(crate) struct Ctx {
     pub(crate) pool: PgPool,
+    /// Opens the channels' sealed URLs and secrets.
+    pub(crate) keys: agentops_runtime::secrets::Keys,
     /// Every POST goes through the outbound guard.
     pub(crate) http: Outbound,
     pub(crate) producer: FutureProducer,
@@ -158,6 +160,13 @@ pub(crate) enum Attempted {
 /// time (`total`, counted from the first attempt, whatever the claims).
 pub(crate) async fn run(ctx: &Ctx, job: Job) -> Attempted {
     let attempts = job.attempts.max(0) as u32;
+    if let Some(why) = &job.unreadable {
+        // A key missing from this instance's configuration: the row is
+        // dead-lettered (the DLQ record allows a replay once it is fixed).
+        let f = Failed::permanent("secret_unreadable", why.clone());
+        dead_letter(ctx, &job, None, attempts, &f).await;
+        return Attempted::Other;
+    }
     let (kind, url) = match &job.channel {
         None => {
             let f = Failed::permanent("channel_deleted", "the channel no longer exists".into());

@@ -70,10 +70,22 @@ pub(crate) async fn run(
         Duration::from_millis(config.notify_request_timeout_ms.max(1)),
         concat!("agentops-notifier/", env!("CARGO_PKG_VERSION")),
     )?;
+    // Channel URLs and secrets are stored sealed; rows still in clear (written
+    // before encryption) are sealed now.
+    let keys = agentops_runtime::secrets::Keys::load(&config.secrets)?;
+    let swept = agentops_runtime::secrets::reseal_channels(&pool, &keys, true).await?;
+    if swept.rows > 0 || swept.unreadable > 0 {
+        tracing::info!(
+            rows = swept.rows,
+            unreadable = swept.unreadable,
+            "channel credentials sealed"
+        );
+    }
     // Stops the dispatcher when the consumer ends, whatever the reason.
     let stop = shutdown.child_token();
     let ctx = Arc::new(deliver::Ctx {
         pool: pool.clone(),
+        keys,
         http,
         producer: producer.clone(),
         dlq_topic: config.kafka.topic_dlq.clone(),
@@ -226,7 +238,7 @@ async fn dispatch(config: Arc<Config>, ctx: Arc<deliver::Ctx>, wake: Arc<Notify>
             next_retry = None;
         }
         if let Some(room) = slots.room(now) {
-            match store::claim(&ctx.pool, claim_timeout, &room).await {
+            match store::claim(&ctx.pool, &ctx.keys, claim_timeout, &room).await {
                 Ok(jobs) => {
                     for job in jobs {
                         let (org, channel) = (job.alert.org_id.clone(), job.channel_id);

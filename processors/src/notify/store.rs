@@ -5,6 +5,7 @@
 //! delivery is claimed with a conditional UPDATE (`FOR UPDATE SKIP LOCKED`),
 //! so instances never claim the same row while the claim is live.
 
+use agentops_runtime::secrets::{self, Keys};
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -156,6 +157,8 @@ pub(crate) struct Job {
     /// When the first claim was made (database clock, like `claimed_at`):
     /// the delivery's time bound counts from here.
     pub(crate) first_attempt_at: DateTime<Utc>,
+    /// The channel's URL or secret cannot be opened (why; never the value).
+    pub(crate) unreadable: Option<String>,
 }
 
 #[derive(Clone)]
@@ -277,6 +280,7 @@ pub(crate) struct Room {
 
 pub(crate) async fn claim(
     pool: &PgPool,
+    keys: &Keys,
     claim_timeout_secs: f64,
     room: &Room,
 ) -> Result<Vec<Job>, sqlx::Error> {
@@ -293,21 +297,36 @@ pub(crate) async fn claim(
         .bind(room.org_default)
         .fetch_all(pool)
         .await?;
-    Ok(rows.into_iter().map(job_from_row).collect())
+    Ok(rows.into_iter().map(|r| job_from_row(keys, r)).collect())
 }
 
-fn job_from_row(r: JobRow) -> Job {
+fn job_from_row(keys: &Keys, r: JobRow) -> Job {
     let transition = if r.transition == "resolved" {
         Transition::Resolved
     } else {
         Transition::Firing
     };
+    // The URL and secret are stored sealed (runtime::secrets).
+    let mut unreadable = None;
     let channel = match (r.channel_kind, r.url) {
-        (Some(kind), Some(url)) => Some(Channel {
-            kind,
-            url,
-            secret: r.secret,
-        }),
+        (Some(kind), Some(url)) => {
+            let url = keys.open(secrets::CHANNEL_URL, &url);
+            let secret = r
+                .secret
+                .map(|s| keys.open(secrets::CHANNEL_SECRET, &s))
+                .transpose();
+            match (url, secret) {
+                (Ok(url), Ok(secret)) => Some(Channel { kind, url, secret }),
+                (Err(e), _) | (_, Err(e)) => {
+                    unreadable = Some(e.to_string());
+                    Some(Channel {
+                        kind,
+                        url: String::new(),
+                        secret: None,
+                    })
+                }
+            }
+        }
         _ => None,
     };
     Job {
@@ -334,6 +353,7 @@ fn job_from_row(r: JobRow) -> Job {
         attempts: r.attempts,
         claimed_at: r.claimed_at,
         first_attempt_at: r.first_attempt_at,
+        unreadable,
     }
 }
 

@@ -4,6 +4,11 @@
 //! answer; later answers carry `has_secret`). No `PUT`: delete and create.
 //! Deleting a channel removes it from every budget, rule, policy and digest.
 //!
+//! The URL and the secret are credentials (a Slack or Discord URL is one):
+//! they are stored sealed with the current `secrets` key
+//! ([`agentops_runtime::secrets`]) and never answered again; answers carry
+//! `url` masked to scheme, host and port (`url_hint`) and `has_secret`.
+//!
 //! A URL whose destination is not public (an IP-literal host in a denied
 //! range, `localhost`) is refused here with a 400 naming `url`, unless the
 //! operator allows it in `notify.allow_destinations`; the notifier's
@@ -13,6 +18,7 @@ use std::sync::OnceLock;
 
 use agentops_runtime::governance::new_webhook_secret;
 use agentops_runtime::outbound::Guard;
+use agentops_runtime::secrets::{self, Keys};
 use serde_json::Value;
 
 use super::crud::Resource;
@@ -23,10 +29,11 @@ pub(crate) static CHANNELS: Resource = Resource {
     table: "notification_channels",
     list_key: "channels",
     noun: "channel",
-    fields: &["name", "kind", "url", "secret"],
+    fields: &["name", "kind", "url", "secret", "url_hint"],
     fixed: &[],
     validate,
-    output: "to_jsonb(t) - 'org_id' - 'secret' || jsonb_build_object(
+    output: "to_jsonb(t) - 'org_id' - 'secret' - 'url_hint' || jsonb_build_object(
+        'url', COALESCE(t.url_hint, '(hidden)'),
         'has_secret', t.secret IS NOT NULL,
         'created_at', to_char(t.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'))",
     on_delete: &[
@@ -51,6 +58,42 @@ static GUARD: OnceLock<Guard> = OnceLock::new();
 pub(crate) fn set_guard(guard: Guard) {
     if GUARD.set(guard).is_err() {
         tracing::warn!("outbound guard already set; the first one stays");
+    }
+}
+
+/// The keys channel credentials are sealed with, set once at startup.
+static KEYS: OnceLock<Keys> = OnceLock::new();
+
+/// Install the `secrets` keys (before serving or writing a channel).
+pub(crate) fn set_keys(keys: Keys) {
+    if KEYS.set(keys).is_err() {
+        tracing::warn!("secrets keys already set; the first ones stay");
+    }
+}
+
+/// The installed keys; plaintext when none were installed (unit tests, and
+/// the test harness writing rows in-process: the components refuse to
+/// start without a key or an explicit `secrets.allow_plaintext`).
+fn keys() -> &'static Keys {
+    KEYS.get_or_init(Keys::plaintext)
+}
+
+/// A channel URL as stored (sealed) and as shown (masked).
+pub(crate) fn seal_url(url: &str) -> (String, String) {
+    (
+        keys().seal(secrets::CHANNEL_URL, url),
+        secrets::mask_url(url),
+    )
+}
+
+/// The secret of a create answer, shown once: the stored value opened.
+pub(crate) fn reveal(sealed: &Value) -> Value {
+    match sealed
+        .as_str()
+        .map(|s| keys().open(secrets::CHANNEL_SECRET, s))
+    {
+        Some(Ok(plain)) => plain.into(),
+        _ => Value::Null,
     }
 }
 
@@ -111,16 +154,18 @@ fn validate(m: &Obj) -> Result<Obj, ApiError> {
         (_, None) => String::new(),
         (_, Some(_)) => return Err(bad("secret", "only `webhook` channels are signed")),
     };
+    let (sealed_url, hint) = seal_url(url);
     let mut out = Obj::new();
     out.insert("name".into(), name.into());
     out.insert("kind".into(), kind.into());
-    out.insert("url".into(), url.into());
+    out.insert("url".into(), sealed_url.into());
+    out.insert("url_hint".into(), hint.into());
     out.insert(
         "secret".into(),
         if secret.is_empty() {
             Value::Null
         } else {
-            secret.into()
+            keys().seal(secrets::CHANNEL_SECRET, &secret).into()
         },
     );
     Ok(out)

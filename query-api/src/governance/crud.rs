@@ -149,6 +149,10 @@ fn audit_detail(id: uuid::Uuid, cols: &Obj) -> Value {
     if let Some(secret) = d.remove("secret") {
         d.insert("has_secret".into(), json!(!secret.is_null()));
     }
+    // A sealed credential: the masked form only.
+    if let Some(hint) = d.remove("url_hint") {
+        d.insert("url".into(), hint);
+    }
     d.insert("id".into(), json!(id));
     Value::Object(d)
 }
@@ -199,7 +203,7 @@ async fn create(
     tx.commit().await?;
     // A generated or supplied secret is shown once, here.
     if let Some(secret) = cols.get("secret").filter(|v| !v.is_null()) {
-        out["secret"] = secret.clone();
+        out["secret"] = super::channels::reveal(secret);
     }
     tracing::info!(resource = res.noun, %id, org_id = %key.org_id, "created");
     Ok((StatusCode::CREATED, Json(out)).into_response())
