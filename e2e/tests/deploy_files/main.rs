@@ -124,6 +124,22 @@ fn compose_and_prometheus_match_the_code() {
             "{demo} is not under the demo profile"
         );
     }
+    // The stages that seal channel credentials refuse to start without a
+    // key: both get the file secrets-init makes, mounted.
+    for svc in ["processors", "query-api"] {
+        let svc_def = get(services, svc).expect(svc);
+        assert_eq!(
+            compose_env(svc_def).get("AGENTOPS_SECRETS__KEY_FILE").map(String::as_str),
+            Some("/secrets/key"),
+            "{svc} has no secrets key"
+        );
+        assert!(
+            seq(svc_def, "volumes").contains(&Value::from("secrets:/secrets:ro")),
+            "{svc} does not mount the secrets volume"
+        );
+    }
+    let init = command_words(get(services, "secrets-init").expect("secrets-init")).join(" ");
+    assert!(init.contains("test -s /secrets/key"), "secrets-init keeps an existing key: {init}");
     let fleet = command_words(get(services, "demo-fleet").unwrap()).join(" ");
     assert!(
         fleet.contains("agentops-loadgen demo --gateway http://ingest-gateway:8080"),
@@ -189,6 +205,17 @@ fn helm_chart_renders_and_matches_the_code() {
     let docs = render_chart("{}");
     let errors = check_helm(&code, &docs);
     assert!(errors.is_empty(), "{}", errors.join("\n"));
+    // The stages that seal channel credentials get the key from a Secret.
+    for name in ["agentops-processors", "agentops-query-api"] {
+        let d = named(&docs, "Deployment", name).unwrap_or_else(|| panic!("{name}"));
+        let refs: Vec<String> = seq(d, "spec.template.spec.containers")
+            .iter()
+            .flat_map(|c| seq(c, "env"))
+            .filter(|e| s(e, "name") == "AGENTOPS_SECRETS__KEY")
+            .map(|e| s(e, "valueFrom.secretKeyRef.name").to_owned())
+            .collect();
+        assert_eq!(refs, ["agentops-secrets"], "{name}: the secrets key");
+    }
     assert_eq!(
         kind(&docs, "ScaledObject").len(),
         2,
@@ -203,6 +230,7 @@ fn helm_chart_renders_and_matches_the_code() {
     let docs = render_chart(
         "keda: {enabled: false}\n\
          database: {createSecret: true, url: 'postgres://u:p@db:5432/agentops'}\n\
+         secrets: {createSecret: true, key: 'k1:c2VjcmV0'}\n\
          processors: {env: {AGENTOPS_BATCH_MAX: '500'}}\n",
     );
     let errors = check_helm(&code, &docs);
@@ -213,6 +241,8 @@ fn helm_chart_renders_and_matches_the_code() {
         s(secret, "stringData.url"),
         "postgres://u:p@db:5432/agentops"
     );
+    let key = named(&docs, "Secret", "agentops-secrets").expect("chart-made secrets Secret");
+    assert_eq!(s(key, "stringData.key"), "k1:c2VjcmV0");
     for d in kind(&docs, "Deployment") {
         assert!(
             get(d, "spec.replicas").is_some(),
