@@ -38,7 +38,7 @@ use agentops_schemas::Codec;
 use anyhow::{bail, ensure, Context, Result};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use rdkafka::consumer::{BaseConsumer, Consumer, DefaultConsumerContext, StreamConsumer};
+use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
 use rdkafka::Message;
 use serde_json::json;
 use sqlx::PgPool;
@@ -321,8 +321,9 @@ async fn raw_loop(
     linger: Duration,
     pids: &[Option<u32>],
 ) -> Result<(f64, Vec<Option<f64>>)> {
-    let consumer: StreamConsumer<DefaultConsumerContext> =
-        kafka::consumer(k, group, DefaultConsumerContext)?;
+    // The stages' consumer, statistics included (one parse every 5 s).
+    let consumer: StreamConsumer<kafka::LagContext> =
+        kafka::consumer(k, group, kafka::LagContext::new(group))?;
     consumer.subscribe(&[raw])?;
     let producer = kafka::stage_producer(k)?;
     let fp = Codec::v1().fingerprint_hex();

@@ -19,7 +19,7 @@ use std::time::Duration;
 use agentops_runtime::kafka;
 use agentops_runtime::shutdown::CancellationToken;
 use agentops_schemas::{AgentEvent, Codec};
-use rdkafka::consumer::{Consumer, ConsumerContext, DefaultConsumerContext, StreamConsumer};
+use rdkafka::consumer::{Consumer, ConsumerContext, StreamConsumer};
 use rdkafka::message::OwnedMessage;
 use rdkafka::producer::FutureProducer;
 use rdkafka::Message;
@@ -75,8 +75,11 @@ pub(crate) async fn run(
     shutdown: CancellationToken,
 ) -> agentops_runtime::Result<()> {
     let config = stage.config.clone();
-    let consumer: StreamConsumer<DefaultConsumerContext> =
-        kafka::consumer(&config.kafka, &config.group, DefaultConsumerContext)?;
+    let consumer: StreamConsumer<kafka::LagContext> = kafka::consumer(
+        &config.kafka,
+        &config.group,
+        kafka::LagContext::new(&config.group),
+    )?;
     consumer.subscribe(&[&config.kafka.topic_raw])?;
     let linger = Duration::from_millis(config.batch_linger_ms);
     tracing::info!(topic = %config.kafka.topic_raw, group = %config.group, "enrich stage consuming");

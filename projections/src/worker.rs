@@ -20,9 +20,14 @@ use crate::Config;
 /// to the offsets stored in Postgres.
 struct AssignContext {
     assigned: UnboundedSender<Vec<(String, i32)>>,
+    group: String,
 }
 
-impl ClientContext for AssignContext {}
+impl ClientContext for AssignContext {
+    fn stats(&self, stats: rdkafka::Statistics) {
+        kafka::record_lag(&self.group, &stats);
+    }
+}
 
 impl ConsumerContext for AssignContext {
     fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
@@ -55,8 +60,14 @@ pub(crate) async fn run(
     shutdown: CancellationToken,
 ) -> agentops_runtime::Result<()> {
     let (tx, mut assigned) = unbounded_channel();
-    let consumer: StreamConsumer<AssignContext> =
-        kafka::consumer(&config.kafka, &config.group, AssignContext { assigned: tx })?;
+    let consumer: StreamConsumer<AssignContext> = kafka::consumer(
+        &config.kafka,
+        &config.group,
+        AssignContext {
+            assigned: tx,
+            group: config.group.clone(),
+        },
+    )?;
     let topic = config.kafka.topic_enriched.clone();
     consumer.subscribe(&[&topic])?;
     let dlq = kafka::stage_producer(&config.kafka)?;

@@ -106,6 +106,7 @@ pub async fn serve_with(
     tracing::info!(listen = %listener.local_addr()?, "http listening");
     let origins: Arc<Vec<String>> = Arc::new(cors_origins.to_vec());
     let router = router
+        .layer(axum::middleware::from_fn(request_metrics))
         .layer(axum::middleware::from_fn(move |req, next| {
             cors(origins.clone(), req, next)
         }))
@@ -118,6 +119,36 @@ pub async fn serve_with(
     .with_graceful_shutdown(async move { shutdown.cancelled().await })
     .await?;
     Ok(())
+}
+
+/// `agentops_http_requests_total{route, method, status}` and
+/// `agentops_http_request_duration_seconds{route, method}` for every request,
+/// `route` being the matched template (`/v1/runs/{run_id}`, so ids do not
+/// multiply the series) or `unmatched`.
+async fn request_metrics(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or("unmatched", |p| p.as_str())
+        .to_owned();
+    let method = req.method().as_str().to_owned();
+    let started = std::time::Instant::now();
+    let response = next.run(req).await;
+    let status = response.status().as_u16().to_string();
+    metrics::histogram!(
+        "agentops_http_request_duration_seconds",
+        "route" => route.clone(),
+        "method" => method.clone()
+    )
+    .record(started.elapsed().as_secs_f64());
+    metrics::counter!(
+        "agentops_http_requests_total",
+        "route" => route,
+        "method" => method,
+        "status" => status
+    )
+    .increment(1);
+    response
 }
 
 /// Headers on every answer: no MIME sniffing, no referrer, no framing, and

@@ -62,13 +62,78 @@ fn debug_contexts(c: &mut ClientConfig, cfg: &KafkaConfig) {
 /// an instance moves only the partitions that change owner. Reads only
 /// committed records (`read_committed`), so records of an aborted
 /// transaction (the transactional enrich stage) are never seen.
+///
+/// Its statistics come every [`STATS_INTERVAL`]: the context must record
+/// them with [`record_lag`] ([`LagContext`] does; librdkafka's default
+/// context would log them).
 pub fn consumer<C, T>(cfg: &KafkaConfig, group: &str, context: C) -> Result<T>
 where
     C: ConsumerContext,
     T: rdkafka::config::FromClientConfigAndContext<C>,
 {
-    Ok(consumer_config(cfg, group).create_with_context(context)?)
+    Ok(consumer_config(cfg, group)
+        .set(
+            "statistics.interval.ms",
+            STATS_INTERVAL.as_millis().to_string(),
+        )
+        .create_with_context(context)?)
 }
+
+/// How often a group consumer reports its lag.
+pub const STATS_INTERVAL: Duration = Duration::from_secs(5);
+
+/// `agentops_consumer_lag{group, topic, partition}` from a consumer's
+/// statistics: records between its position (the next offset the stage
+/// will see) and the partition's end (the last stable offset: consumers
+/// read committed), for each partition it is fetching. A partition that
+/// moved to another instance keeps its last value here: aggregate with
+/// `min by (group, topic, partition)`.
+pub fn record_lag(group: &str, stats: &rdkafka::Statistics) {
+    for (topic, t) in &stats.topics {
+        for (partition, p) in &t.partitions {
+            if *partition < 0 || p.fetch_state != "active" || p.app_offset < 0 {
+                continue;
+            }
+            let end = if p.ls_offset >= 0 {
+                p.ls_offset
+            } else {
+                p.hi_offset
+            };
+            if end < 0 {
+                continue;
+            }
+            metrics::gauge!(
+                "agentops_consumer_lag",
+                "group" => group.to_owned(),
+                "topic" => topic.clone(),
+                "partition" => partition.to_string()
+            )
+            .set((end - p.app_offset).max(0) as f64);
+        }
+    }
+}
+
+/// A consumer context that only records its lag ([`record_lag`]).
+#[derive(Clone)]
+pub struct LagContext {
+    group: String,
+}
+
+impl LagContext {
+    pub fn new(group: &str) -> Self {
+        Self {
+            group: group.to_owned(),
+        }
+    }
+}
+
+impl rdkafka::ClientContext for LagContext {
+    fn stats(&self, stats: rdkafka::Statistics) {
+        record_lag(&self.group, &stats);
+    }
+}
+
+impl ConsumerContext for LagContext {}
 
 /// The settings of [`consumer`].
 fn consumer_config(cfg: &KafkaConfig, group: &str) -> ClientConfig {

@@ -10,6 +10,11 @@ use tracing_subscriber::EnvFilter;
 
 use crate::{Error, Result};
 
+/// Bucket bounds of every histogram (seconds): 1 ms to 60 s.
+pub const SECONDS_BUCKETS: [f64; 16] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0,
+];
+
 /// Initialise logging and the Prometheus recorder. Call once from `main`.
 pub fn init(component: &'static str) -> Result<PrometheusHandle> {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
@@ -25,6 +30,10 @@ pub fn init(component: &'static str) -> Result<PrometheusHandle> {
     res.map_err(|e| Error::Telemetry(e.to_string()))?;
     let handle = PrometheusBuilder::new()
         .add_global_label("component", component)
+        // Real histograms (buckets, not summaries), so they aggregate
+        // across instances: every histogram is in seconds.
+        .set_buckets(&SECONDS_BUCKETS)
+        .map_err(|e| Error::Telemetry(e.to_string()))?
         .install_recorder()
         .map_err(|e| Error::Telemetry(e.to_string()))?;
     tracing::info!(component, version = env!("CARGO_PKG_VERSION"), "starting");

@@ -129,7 +129,9 @@ fn compose_and_prometheus_match_the_code() {
     for svc in ["processors", "query-api"] {
         let svc_def = get(services, svc).expect(svc);
         assert_eq!(
-            compose_env(svc_def).get("AGENTOPS_SECRETS__KEY_FILE").map(String::as_str),
+            compose_env(svc_def)
+                .get("AGENTOPS_SECRETS__KEY_FILE")
+                .map(String::as_str),
             Some("/secrets/key"),
             "{svc} has no secrets key"
         );
@@ -139,7 +141,10 @@ fn compose_and_prometheus_match_the_code() {
         );
     }
     let init = command_words(get(services, "secrets-init").expect("secrets-init")).join(" ");
-    assert!(init.contains("test -s /secrets/key"), "secrets-init keeps an existing key: {init}");
+    assert!(
+        init.contains("test -s /secrets/key"),
+        "secrets-init keeps an existing key: {init}"
+    );
     let fleet = command_words(get(services, "demo-fleet").unwrap()).join(" ");
     assert!(
         fleet.contains("agentops-loadgen demo --gateway http://ingest-gateway:8080"),

@@ -94,17 +94,25 @@ const COMMIT_RECORDS: usize = 50_000;
 type Part = (String, i32);
 
 /// The consumer context: partitions revoked (or lost) since the stage last
-/// looked.
-#[derive(Clone, Default)]
-struct Revocations(Arc<Mutex<BTreeSet<Part>>>);
+/// looked; the lag of the group's partitions goes to `/metrics`.
+#[derive(Clone)]
+struct Revocations(Arc<Mutex<BTreeSet<Part>>>, Arc<str>);
 
 impl Revocations {
+    fn new(group: &str) -> Self {
+        Self(Arc::default(), Arc::from(group))
+    }
+
     fn take(&self) -> BTreeSet<Part> {
         std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()))
     }
 }
 
-impl ClientContext for Revocations {}
+impl ClientContext for Revocations {
+    fn stats(&self, stats: rdkafka::Statistics) {
+        kafka::record_lag(&self.1, &stats);
+    }
+}
 
 impl ConsumerContext for Revocations {
     fn pre_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
@@ -447,7 +455,7 @@ pub(crate) async fn run(stage: Stage, shutdown: CancellationToken) -> agentops_r
     let Some(producer) = transactional_producer(&config, &id, &shutdown).await? else {
         return Ok(());
     };
-    let revoked = Revocations::default();
+    let revoked = Revocations::new(&config.group);
     let consumer: Arc<Consumed> = Arc::new(kafka::consumer(
         &config.kafka,
         &config.group,

@@ -46,7 +46,7 @@ use std::time::{Duration, Instant};
 use agentops_runtime::kafka;
 use agentops_runtime::shutdown::CancellationToken;
 use futures::FutureExt;
-use rdkafka::consumer::{Consumer, DefaultConsumerContext, StreamConsumer};
+use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::OwnedMessage;
 use rdkafka::producer::FutureProducer;
 use rdkafka::Message;
@@ -121,10 +121,10 @@ async fn consume(
     wake: &Notify,
     shutdown: &CancellationToken,
 ) -> agentops_runtime::Result<()> {
-    let consumer: StreamConsumer<DefaultConsumerContext> = kafka::consumer(
+    let consumer: StreamConsumer<kafka::LagContext> = kafka::consumer(
         &config.kafka,
         &config.notifier_group,
-        DefaultConsumerContext,
+        kafka::LagContext::new(&config.notifier_group),
     )?;
     consumer.subscribe(&[&config.kafka.topic_alerts])?;
     while let Some(batch) =
