@@ -5,7 +5,8 @@
 # node shared by the tests; the broker-fault tests start their own nodes from
 # the same cached jars) on separate ports, builds the workspace, runs every
 # test in parallel (each test has its own topics, groups, database and org),
-# stops everything. Installs what is missing first (PostgreSQL, Kafka's jars,
+# stops everything. Formatting and clippy (warnings are errors) run first.
+# Installs what is missing first (PostgreSQL, Kafka's jars,
 # cargo-nextest, chromium, npm and PyPI helpers).
 #   ./deploy/local/test.sh                 # everything
 #   ./deploy/local/test.sh -E 'test(overview)'   # extra args go to cargo nextest
@@ -41,6 +42,10 @@ AGENTOPS_PG_FSYNC=off start_postgres "$(pg_dir test "$PG_PORT")" "$PG_PORT"
 AGENTOPS_PG_FSYNC=off start_postgres "$(pg_dir restart "$PG_RESTART_PORT")" "$PG_RESTART_PORT"
 start_timescale "$STATE/timescale" "$TIMESCALE_PORT"
 start_kafka "$STATE/kafka" "$KAFKA_PORT" 1g
+
+log "lint: cargo fmt --check, cargo clippy -D warnings"
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets -- -D warnings
 
 log "building the workspace"
 cargo build --workspace --bins --tests
