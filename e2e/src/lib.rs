@@ -34,7 +34,7 @@ pub enum Component {
 }
 
 impl Component {
-    fn binary(self) -> &'static str {
+    pub fn binary(self) -> &'static str {
         match self {
             Component::Gateway => "agentops-ingest-gateway",
             Component::Processors => "agentops-processors",

@@ -74,3 +74,32 @@ impl Default for Config {
         }
     }
 }
+
+impl Config {
+    /// Refuse values that cannot work, naming the setting.
+    pub fn validate(&self) -> agentops_runtime::Result<()> {
+        self.kafka.validate()?;
+        self.database.validate()?;
+        agentops_runtime::config::require_positive(&[
+            ("max_body_bytes", self.max_body_bytes as f64),
+            ("body_read_timeout_ms", self.body_read_timeout_ms as f64),
+            ("max_batch_events", self.max_batch_events as f64),
+            ("produce_timeout_ms", self.produce_timeout_ms as f64),
+            ("max_in_flight", self.max_in_flight as f64),
+            ("max_event_age_secs", self.max_event_age_secs as f64),
+        ])?;
+        // 0 means unlimited; anything else must be a real rate.
+        for (key, v) in [
+            ("rate_limit_events_per_sec", self.rate_limit_events_per_sec),
+            ("rate_limit_burst", self.rate_limit_burst),
+        ] {
+            if !v.is_finite() || v < 0.0 {
+                return Err(agentops_runtime::Error::Config(format!(
+                    "setting `{key}` ({}) must be 0 (unlimited) or a positive number, not {v}",
+                    agentops_runtime::config::env_name(key)
+                )));
+            }
+        }
+        Ok(())
+    }
+}

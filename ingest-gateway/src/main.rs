@@ -12,14 +12,30 @@ struct Args {
     /// TOML config file (also AGENTOPS_CONFIG). Every key can be set as AGENTOPS_<KEY>.
     #[arg(long)]
     config: Option<String>,
+    /// Print the effective configuration (each setting's value and where it
+    /// came from: default, file or variable; credentials masked), check it,
+    /// and exit.
+    #[arg(long)]
+    print_config: bool,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if args.print_config {
+        let text = agentops_runtime::config::describe::<agentops_ingest_gateway::Config>(
+            args.config.as_deref(),
+        )?;
+        let config: agentops_ingest_gateway::Config =
+            agentops_runtime::config::load(args.config.as_deref())?;
+        config.validate()?;
+        print!("{text}");
+        return Ok(());
+    }
     let metrics = agentops_runtime::telemetry::init("ingest-gateway")?;
     let config: agentops_ingest_gateway::Config =
         agentops_runtime::config::load(args.config.as_deref())?;
+    config.validate()?;
     let shutdown = agentops_runtime::shutdown::on_signal();
     agentops_ingest_gateway::run(config, metrics, shutdown).await?;
     Ok(())

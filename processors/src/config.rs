@@ -141,3 +141,44 @@ impl Default for Config {
         }
     }
 }
+
+impl Config {
+    /// Refuse values that cannot work, naming the setting: intervals and
+    /// timeouts of zero (a zero interval would panic its timer), empty
+    /// batches, no delivery slots.
+    pub fn validate(&self) -> agentops_runtime::Result<()> {
+        self.kafka.validate()?;
+        self.database.validate()?;
+        let n = |v: u64| v as f64;
+        agentops_runtime::config::require_positive(&[
+            ("price_reload_secs", n(self.price_reload_secs)),
+            ("batch_max", self.batch_max as f64),
+            ("budget_check_interval_ms", n(self.budget_check_interval_ms)),
+            ("budget_watch_secs", n(self.budget_watch_secs)),
+            ("governance_reload_ms", n(self.governance_reload_ms)),
+            ("budget_sweep_secs", n(self.budget_sweep_secs)),
+            ("rules_interval_ms", n(self.rules_interval_ms)),
+            ("webhook_max_attempts", f64::from(self.webhook_max_attempts)),
+            (
+                "notify_request_timeout_ms",
+                n(self.notify_request_timeout_ms),
+            ),
+            (
+                "notify_delivery_timeout_secs",
+                n(self.notify_delivery_timeout_secs),
+            ),
+            (
+                "notify_claim_timeout_secs",
+                n(self.notify_claim_timeout_secs),
+            ),
+            ("notify_concurrency", self.notify_concurrency as f64),
+            ("notify_org_concurrency", self.notify_org_concurrency as f64),
+            (
+                "notify_channel_concurrency",
+                self.notify_channel_concurrency as f64,
+            ),
+            ("notify_poll_ms", n(self.notify_poll_ms)),
+            ("digest_check_secs", n(self.digest_check_secs)),
+        ])
+    }
+}

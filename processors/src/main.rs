@@ -8,6 +8,11 @@ struct Args {
     /// TOML config file (also AGENTOPS_CONFIG). Every key can be set as AGENTOPS_<KEY>.
     #[arg(long, global = true)]
     config: Option<String>,
+    /// Print the effective configuration (each setting's value and where it
+    /// came from: default, file or variable; credentials masked), check it,
+    /// and exit.
+    #[arg(long, global = true)]
+    print_config: bool,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -44,9 +49,20 @@ enum Command {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if args.print_config {
+        let text = agentops_runtime::config::describe::<agentops_processors::Config>(
+            args.config.as_deref(),
+        )?;
+        let config: agentops_processors::Config =
+            agentops_runtime::config::load(args.config.as_deref())?;
+        config.validate()?;
+        print!("{text}");
+        return Ok(());
+    }
     let metrics = agentops_runtime::telemetry::init("processors")?;
     let config: agentops_processors::Config =
         agentops_runtime::config::load(args.config.as_deref())?;
+    config.validate()?;
     let shutdown = agentops_runtime::shutdown::on_signal();
     match args.command.unwrap_or(Command::Run) {
         Command::Run => agentops_processors::run(config, metrics, shutdown).await?,

@@ -30,3 +30,12 @@ impl Default for Config {
         }
     }
 }
+
+impl Config {
+    /// Refuse values that cannot work, naming the setting.
+    pub fn validate(&self) -> agentops_runtime::Result<()> {
+        self.kafka.validate()?;
+        self.database.validate()?;
+        agentops_runtime::config::require_positive(&[("batch_max", self.batch_max as f64)])
+    }
+}

@@ -48,3 +48,10 @@ impl Default for Config {
         }
     }
 }
+
+impl Config {
+    /// Refuse values that cannot work, naming the setting.
+    pub fn validate(&self) -> agentops_runtime::Result<()> {
+        self.database.validate()
+    }
+}

@@ -11,6 +11,11 @@ struct Args {
     /// TOML config file (also AGENTOPS_CONFIG). Every key can be set as AGENTOPS_<KEY>.
     #[arg(long, global = true)]
     config: Option<String>,
+    /// Print the effective configuration (each setting's value and where it
+    /// came from: default, file or variable; credentials masked), check it,
+    /// and exit.
+    #[arg(long, global = true)]
+    print_config: bool,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -143,8 +148,19 @@ enum AdminCommand {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if args.print_config {
+        let text = agentops_runtime::config::describe::<agentops_query_api::Config>(
+            args.config.as_deref(),
+        )?;
+        let config: agentops_query_api::Config =
+            agentops_runtime::config::load(args.config.as_deref())?;
+        config.validate()?;
+        print!("{text}");
+        return Ok(());
+    }
     let config: agentops_query_api::Config =
         agentops_runtime::config::load(args.config.as_deref())?;
+    config.validate()?;
     match args.command.unwrap_or(Command::Serve) {
         Command::Serve => {
             let metrics = agentops_runtime::telemetry::init("query-api")?;

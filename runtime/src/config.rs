@@ -24,8 +24,250 @@ where
         }
         figment = figment.merge(Toml::file(path));
     }
-    figment = figment.merge(Env::prefixed("AGENTOPS_").ignore(&["config"]).split("__"));
+    figment = figment.merge(env());
+    check_keys::<T>(file.or(env_file.as_deref()))?;
     figment.extract().map_err(|e| Error::Config(e.to_string()))
+}
+
+/// The effective configuration, one `key = value  # source` line per
+/// setting (`default`, the file, or the variable that set it), credentials
+/// masked; for `--print-config`. Fails like [`load`] would.
+pub fn describe<T>(file: Option<&str>) -> Result<String>
+where
+    T: DeserializeOwned + Serialize + Default,
+{
+    let config: T = load(file)?;
+    let path = file
+        .map(str::to_owned)
+        .or_else(|| std::env::var("AGENTOPS_CONFIG").ok());
+    let from_file = match &path {
+        Some(p) => provided_keys(Toml::file(p))?,
+        None => Vec::new(),
+    };
+    let from_env = provided_keys(env())?;
+    let value = serde_json::to_value(&config).map_err(|e| Error::Config(e.to_string()))?;
+    let mut leaves = Vec::new();
+    leaf_values(&value, "", &mut leaves);
+    let mut out = String::new();
+    for (key, v) in leaves {
+        let source = if from_env.iter().any(|k| *k == key) {
+            env_name(&key)
+        } else if from_file.iter().any(|k| *k == key) {
+            path.clone().unwrap_or_default()
+        } else {
+            "default".to_owned()
+        };
+        out.push_str(&format!("{key} = {}  # {source}\n", mask(&key, &v)));
+    }
+    Ok(out)
+}
+
+fn leaf_values(v: &serde_json::Value, prefix: &str, out: &mut Vec<(String, serde_json::Value)>) {
+    match v {
+        serde_json::Value::Object(m) if !m.is_empty() => {
+            for (k, child) in m {
+                let path = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                leaf_values(child, &path, out);
+            }
+        }
+        _ => out.push((prefix.to_owned(), v.clone())),
+    }
+}
+
+/// Credentials never printed: keys and secrets as `***`, a URL's password
+/// replaced.
+fn mask(key: &str, v: &serde_json::Value) -> String {
+    let last = key.rsplit('.').next().unwrap_or(key);
+    if v.is_null() {
+        return "null".into();
+    }
+    if last == "key" || last.contains("secret") || last.contains("password") {
+        return "\"***\"".into();
+    }
+    if let Some(s) = v.as_str().filter(|_| last.ends_with("url")) {
+        if let Ok(mut u) = reqwest::Url::parse(s) {
+            if u.password().is_some() {
+                let _ = u.set_password(Some("***"));
+            }
+            return serde_json::Value::from(u.to_string()).to_string();
+        }
+    }
+    v.to_string()
+}
+
+/// The environment provider: `AGENTOPS_*` but the variables that are not
+/// settings (see [`NOT_SETTINGS`]).
+fn env() -> Env {
+    Env::prefixed("AGENTOPS_")
+        .filter(|k| !not_a_setting(k.as_str()))
+        .split("__")
+}
+
+/// `AGENTOPS_*` variables that are not settings of any component: the
+/// config file's path, the log format, and what the scripts, tests and
+/// tools read (instance counts, keys, test wiring).
+pub const NOT_SETTINGS: &[&str] = &[
+    "config",
+    "log_format",
+    "gateways",
+    "processors",
+    "projections",
+    "image",
+    "bin_dir",
+    "kafka_libs",
+    "ingest_key",
+    "read_key",
+    "admin_key",
+    "org_id",
+    "query_url",
+    "screenshot",
+];
+
+/// Prefixes of variables that are not settings (`AGENTOPS_TEST_*`, `AGENTOPS_DEMO_*`, ...).
+const NOT_SETTING_PREFIXES: &[&str] = &["test_", "demo_", "bench_"];
+
+fn not_a_setting(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    NOT_SETTINGS.contains(&k.as_str()) || NOT_SETTING_PREFIXES.iter().any(|p| k.starts_with(p))
+}
+
+/// Every dotted key path of a serialized default configuration (sections
+/// too), and the sections whose keys are free (maps).
+fn known_keys(v: &serde_json::Value, prefix: &str, out: &mut Vec<String>) {
+    if let serde_json::Value::Object(m) = v {
+        for (k, child) in m {
+            let path = if prefix.is_empty() {
+                k.clone()
+            } else {
+                format!("{prefix}.{k}")
+            };
+            out.push(path.clone());
+            known_keys(child, &path, out);
+        }
+    }
+}
+
+/// The dotted key paths a provider sets.
+fn provided_keys(provider: impl figment::Provider) -> Result<Vec<String>> {
+    fn walk(dict: &figment::value::Dict, prefix: &str, out: &mut Vec<String>) {
+        for (k, v) in dict {
+            let path = if prefix.is_empty() {
+                k.clone()
+            } else {
+                format!("{prefix}.{k}")
+            };
+            match v {
+                figment::value::Value::Dict(_, d) => walk(d, &path, out),
+                _ => out.push(path),
+            }
+        }
+    }
+    let data = provider.data().map_err(|e| Error::Config(e.to_string()))?;
+    let mut out = Vec::new();
+    for dict in data.values() {
+        walk(dict, "", &mut out);
+    }
+    Ok(out)
+}
+
+/// `kafka.session_timeout_ms` → `AGENTOPS_KAFKA__SESSION_TIMEOUT_MS`.
+pub fn env_name(key: &str) -> String {
+    format!("AGENTOPS_{}", key.replace('.', "__").to_ascii_uppercase())
+}
+
+/// The closest known key to `key` (for "did you mean").
+fn closest<'a>(key: &str, known: &'a [String]) -> Option<&'a str> {
+    known
+        .iter()
+        .map(|k| (strsim::levenshtein(key, k), k))
+        .filter(|(d, _)| *d <= 3)
+        .min()
+        .map(|(_, k)| k.as_str())
+}
+
+/// Refuse keys this component does not have, naming the closest one it
+/// has. In the file every key must be known. In the environment the same
+/// variables often reach every component (compose anchors, test
+/// harnesses), so a variable is refused when it is surely a mistake: a key
+/// in a section this component has (`AGENTOPS_KAFKA__MAX_INFLIGHT`), or a
+/// top-level key within two edits of one of its own (`AGENTOPS_MAX_INFLIGHT`
+/// for `max_in_flight`); any other unknown variable is logged and ignored
+/// (another component's setting).
+fn check_keys<T: Serialize + Default>(file: Option<&str>) -> Result<()> {
+    let defaults = serde_json::to_value(T::default()).map_err(|e| Error::Config(e.to_string()))?;
+    let mut known = Vec::new();
+    known_keys(&defaults, "", &mut known);
+    let is_known = |k: &str| {
+        known.iter().any(|n| n == k)
+            // Inside a map setting (no fixed keys), anything goes.
+            || known.iter().any(|n| {
+                k.starts_with(&format!("{n}."))
+                    && matches!(pointer(&defaults, n), Some(serde_json::Value::Object(m)) if m.is_empty())
+            })
+    };
+    let suggest = |k: &str| match closest(k, &known) {
+        Some(c) => format!("; did you mean `{c}`?"),
+        None => String::new(),
+    };
+    if let Some(path) = file {
+        for k in provided_keys(Toml::file(path))? {
+            if !is_known(&k) {
+                return Err(Error::Config(format!(
+                    "{path}: unknown setting `{k}`{}",
+                    suggest(&k)
+                )));
+            }
+        }
+    }
+    for k in provided_keys(env())? {
+        if is_known(&k) {
+            continue;
+        }
+        let section_known = k
+            .rsplit_once('.')
+            .is_some_and(|(section, _)| known.iter().any(|n| n == section));
+        let near = k
+            .find('.')
+            .is_none()
+            .then(|| {
+                known
+                    .iter()
+                    .filter(|n| !n.contains('.'))
+                    .any(|n| strsim::levenshtein(&k, n) <= 2)
+            })
+            .unwrap_or(false);
+        if section_known || near {
+            return Err(Error::Config(format!(
+                "unknown setting `{k}` ({}){}",
+                env_name(&k),
+                suggest(&k)
+            )));
+        }
+        tracing::debug!(variable = %env_name(&k), "not a setting of this component; ignored");
+    }
+    Ok(())
+}
+
+fn pointer<'a>(v: &'a serde_json::Value, dotted: &str) -> Option<&'a serde_json::Value> {
+    v.pointer(&format!("/{}", dotted.replace('.', "/")))
+}
+
+/// Refuse settings that must be greater than zero (intervals, sizes,
+/// concurrency), naming the setting and its variable.
+pub fn require_positive(checks: &[(&str, f64)]) -> Result<()> {
+    for (key, value) in checks {
+        if !(*value > 0.0) {
+            return Err(Error::Config(format!(
+                "setting `{key}` ({}) must be greater than 0, not {value}",
+                env_name(key)
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Kafka connection settings shared by every component. The client settings
@@ -103,6 +345,35 @@ impl Default for KafkaConfig {
             batch_bytes: 1_000_000,
             debug: None,
         }
+    }
+}
+
+impl KafkaConfig {
+    /// Refuse values that cannot work (named in the error).
+    pub fn validate(&self) -> Result<()> {
+        require_positive(&[
+            ("kafka.partitions", f64::from(self.partitions)),
+            (
+                "kafka.session_timeout_ms",
+                f64::from(self.session_timeout_ms),
+            ),
+            (
+                "kafka.max_poll_interval_ms",
+                f64::from(self.max_poll_interval_ms),
+            ),
+            (
+                "kafka.delivery_timeout_ms",
+                f64::from(self.delivery_timeout_ms),
+            ),
+            ("kafka.batch_bytes", f64::from(self.batch_bytes)),
+        ])
+    }
+}
+
+impl DatabaseConfig {
+    /// Refuse values that cannot work (named in the error).
+    pub fn validate(&self) -> Result<()> {
+        require_positive(&[("database.max_connections", f64::from(self.max_connections))])
     }
 }
 
