@@ -1,6 +1,7 @@
 //! The one place domain errors become HTTP status codes and JSON bodies.
 
-use axum::http::{header, StatusCode};
+use agentops_runtime::api_error::ErrorCode;
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
@@ -57,57 +58,43 @@ impl From<agentops_schemas::batch::BatchError> for ApiError {
 }
 
 impl ApiError {
-    fn status(&self) -> StatusCode {
+    /// Its code in the shared vocabulary (which also fixes the status).
+    fn error_code(&self) -> ErrorCode {
         match self {
-            ApiError::MissingKey | ApiError::BadKey => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
-            ApiError::BodyTooLarge(_)
-            | ApiError::DecompressedTooLarge(_)
-            | ApiError::BatchTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::BadEncoding(_) => StatusCode::BAD_REQUEST,
-            ApiError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
-            ApiError::UnsupportedEncoding(_) | ApiError::UnsupportedContentType(_) => {
-                StatusCode::UNSUPPORTED_MEDIA_TYPE
+            ApiError::MissingKey => ErrorCode::MissingApiKey,
+            ApiError::BadKey => ErrorCode::InvalidApiKey,
+            ApiError::Forbidden(_) => ErrorCode::Forbidden,
+            ApiError::BodyTooLarge(_) | ApiError::DecompressedTooLarge(_) => {
+                ErrorCode::BodyTooLarge
             }
-            ApiError::BadJson(_) | ApiError::BadShape(_) | ApiError::AllRejected(_) => {
-                StatusCode::BAD_REQUEST
-            }
-            ApiError::Overloaded(_) | ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::BadEncoding(_) => ErrorCode::InvalidEncoding,
+            ApiError::BodyTimeout(_) => ErrorCode::RequestTimeout,
+            ApiError::UnsupportedEncoding(_) => ErrorCode::UnsupportedEncoding,
+            ApiError::UnsupportedContentType(_) => ErrorCode::UnsupportedMediaType,
+            ApiError::BatchTooLarge { .. } => ErrorCode::BatchTooLarge,
+            ApiError::BadJson(_) => ErrorCode::InvalidJson,
+            ApiError::BadShape(_) => ErrorCode::InvalidRequest,
+            ApiError::AllRejected(_) => ErrorCode::AllEventsRejected,
+            ApiError::Overloaded(_) => ErrorCode::Overloaded,
+            ApiError::RateLimited(_) => ErrorCode::RateLimited,
+            ApiError::Unavailable(_) => ErrorCode::Unavailable,
+            ApiError::Internal(_) => ErrorCode::Internal,
         }
     }
 
     fn code(&self) -> &'static str {
-        match self {
-            ApiError::MissingKey => "missing_api_key",
-            ApiError::BadKey => "invalid_api_key",
-            ApiError::Forbidden(_) => "forbidden",
-            ApiError::BodyTooLarge(_) | ApiError::DecompressedTooLarge(_) => "body_too_large",
-            ApiError::BadEncoding(_) => "invalid_encoding",
-            ApiError::BodyTimeout(_) => "request_timeout",
-            ApiError::UnsupportedEncoding(_) => "unsupported_encoding",
-            ApiError::UnsupportedContentType(_) => "unsupported_media_type",
-            ApiError::BatchTooLarge { .. } => "batch_too_large",
-            ApiError::BadJson(_) => "invalid_json",
-            ApiError::BadShape(_) => "invalid_request",
-            ApiError::AllRejected(_) => "all_events_rejected",
-            ApiError::Overloaded(_) => "overloaded",
-            ApiError::RateLimited(_) => "rate_limited",
-            ApiError::Unavailable(_) => "unavailable",
-            ApiError::Internal(_) => "internal",
-        }
+        self.error_code().as_str()
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let status = self.status();
+        let status = self.error_code().status();
         crate::telemetry::request_failed(self.code());
         if let ApiError::Internal(detail) = &self {
             tracing::error!(detail, "internal error");
         }
-        let mut body = json!({"error": {"code": self.code(), "message": self.to_string()}});
+        let mut body = self.error_code().body(&self);
         if let ApiError::AllRejected(rejected) = &self {
             body["accepted"] = json!(0);
             body["rejected"] = json!(rejected);

@@ -108,7 +108,7 @@ pub(crate) async fn authenticate(
             AuthError::Forbidden(scope) => ApiError::Forbidden(scope.as_str()),
             AuthError::Store(e) => match e {
                 agentops_runtime::Error::Database(e) => ApiError::Database(e),
-                other => ApiError::Database(sqlx::Error::Protocol(other.to_string())),
+                other => ApiError::Unavailable(other.to_string()),
             },
         })
 }

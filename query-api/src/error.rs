@@ -1,6 +1,6 @@
 //! The one place domain errors become HTTP status codes and JSON bodies.
 
-use axum::http::StatusCode;
+use agentops_runtime::api_error::ErrorCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
@@ -35,28 +35,39 @@ pub(crate) enum ApiError {
     Conflict(String),
     #[error("database unavailable")]
     Database(#[from] sqlx::Error),
+    /// Something else the request needed failed (the key store, a
+    /// transaction); the cause is logged, the caller sees only this.
+    #[error("service unavailable")]
+    Unavailable(String),
+}
+
+impl ApiError {
+    /// Its code in the shared vocabulary (which also fixes the status).
+    fn error_code(&self) -> ErrorCode {
+        match self {
+            ApiError::MissingKey => ErrorCode::MissingApiKey,
+            ApiError::BadKey => ErrorCode::InvalidApiKey,
+            ApiError::Forbidden(_) | ApiError::NotPlatform(_) => ErrorCode::Forbidden,
+            ApiError::BadParam { .. } => ErrorCode::InvalidParameter,
+            ApiError::BadField { .. } => ErrorCode::InvalidField,
+            ApiError::UnknownField(_) => ErrorCode::UnknownField,
+            ApiError::BadJson(_) => ErrorCode::InvalidJson,
+            ApiError::NotFound => ErrorCode::NotFound,
+            ApiError::Conflict(_) => ErrorCode::Conflict,
+            ApiError::Database(_) | ApiError::Unavailable(_) => ErrorCode::Unavailable,
+        }
+    }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let (status, code) = match &self {
-            ApiError::MissingKey => (StatusCode::UNAUTHORIZED, "missing_api_key"),
-            ApiError::BadKey => (StatusCode::UNAUTHORIZED, "invalid_api_key"),
-            ApiError::Forbidden(_) | ApiError::NotPlatform(_) => {
-                (StatusCode::FORBIDDEN, "forbidden")
-            }
-            ApiError::BadParam { .. } => (StatusCode::BAD_REQUEST, "invalid_parameter"),
-            ApiError::BadField { .. } => (StatusCode::BAD_REQUEST, "invalid_field"),
-            ApiError::UnknownField(_) => (StatusCode::BAD_REQUEST, "unknown_field"),
-            ApiError::BadJson(_) => (StatusCode::BAD_REQUEST, "invalid_json"),
-            ApiError::NotFound => (StatusCode::NOT_FOUND, "not_found"),
-            ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
-            ApiError::Database(e) => {
-                tracing::error!(error = %e, "query failed");
-                (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
-            }
-        };
-        let mut body = json!({"error": {"code": code, "message": self.to_string()}});
+        match &self {
+            ApiError::Database(e) => tracing::error!(error = %e, "query failed"),
+            ApiError::Unavailable(e) => tracing::error!(error = %e, "request failed"),
+            _ => {}
+        }
+        let code = self.error_code();
+        let mut body = code.body(&self);
         match &self {
             ApiError::BadParam { field, .. } | ApiError::BadField { field, .. } => {
                 body["error"]["field"] = json!(field);
@@ -65,7 +76,7 @@ impl IntoResponse for ApiError {
             ApiError::NotPlatform(_) => body["error"]["required"] = json!("platform_admin"),
             _ => {}
         }
-        (status, Json(body)).into_response()
+        (code.status(), Json(body)).into_response()
     }
 }
 
@@ -73,7 +84,7 @@ impl From<agentops_runtime::Error> for ApiError {
     fn from(e: agentops_runtime::Error) -> Self {
         match e {
             agentops_runtime::Error::Database(e) => ApiError::Database(e),
-            other => ApiError::Database(sqlx::Error::Protocol(other.to_string())),
+            other => ApiError::Unavailable(other.to_string()),
         }
     }
 }

@@ -5,6 +5,7 @@
 //! endpoint, graceful shutdown, Kafka client setup, the Postgres pool with its
 //! migrations, and API keys.
 
+pub mod api_error;
 pub mod config;
 pub mod db;
 pub mod governance;
