@@ -1,6 +1,6 @@
 //! The authorization matrix (issue 12, item 3): every route of the gateway
 //! and the query API, from the tables the routers are built from
-//! (`agentops_ingest_gateway::routes`, `agentops_query_api::routes::table`),
+//! (`agentops_ingest_gateway::routes`, `agentops_query_api::route_table`),
 //! called with no key, a revoked key, each scope, another org's keys and a
 //! platform admin's key; each answer must be what the route's row says. An
 //! allowed caller gets neither 401, 403, 405 nor a 5xx; another org's key on
@@ -11,7 +11,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
 use agentops_e2e::{Stack, StackOptions};
-use agentops_query_api::routes::{table, Access};
+use agentops_query_api::route_table as table;
+use agentops_query_api::routes::Access;
 use anyhow::{ensure, Context, Result};
 use reqwest::Method;
 use serde_json::{json, Value};

@@ -26,7 +26,7 @@ use agentops_schemas::AgentEvent;
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 
-use crate::store::ts;
+use crate::rows::ts;
 
 type StoredRow = (
     uuid::Uuid,

@@ -9,7 +9,10 @@ use agentops_schemas::{AgentEvent, EventType};
 use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::PgConnection;
 
-use crate::store::ts;
+/// Microseconds since the epoch (an event's timestamp) as a UTC time.
+pub(crate) fn ts(us: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(us).unwrap_or_default()
+}
 
 const UPSERT_RUNS: &str = "
 INSERT INTO runs AS r (org_id, run_id, agent_id, workflow_id, status, started_at, ended_at,

@@ -10,7 +10,7 @@ use agentops_schemas::{correction, histogram, AgentEvent, EventType};
 use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::{Connection, PgConnection};
 
-use crate::rows;
+use crate::rows::{self, ts};
 
 /// What one batch changed.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -83,10 +83,6 @@ a{i} AS (
         sql.push_str("\nSELECT event_id, org_id, ts FROM ins");
         sql
     })
-}
-
-pub(crate) fn ts(us: i64) -> DateTime<Utc> {
-    DateTime::from_timestamp_micros(us).unwrap_or_default()
 }
 
 /// Histogram bucket of a finished run's latency (the aggregates' `lat_bNN`).

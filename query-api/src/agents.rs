@@ -13,8 +13,9 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::api::{authenticate, limit_param, Shared};
 use crate::error::ApiError;
+use crate::params::limit_param;
+use crate::state::{authenticate, Shared};
 use agentops_runtime::keys::Scope;
 
 #[derive(Deserialize)]

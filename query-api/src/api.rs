@@ -3,9 +3,10 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::params::Query;
+use crate::params::{limit_param, Query};
 use crate::routes::{Access, Routes};
-use agentops_runtime::keys::{AuthError, KeyCache, KeyInfo, Scope};
+use crate::state::{authenticate, AppState, Shared};
+use agentops_runtime::keys::Scope;
 use agentops_runtime::storage;
 use agentops_schemas::histogram;
 use axum::extract::{Path, State};
@@ -17,19 +18,11 @@ use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use sqlx::{Column, PgPool, Row, TypeInfo};
+use sqlx::{Column, Row, TypeInfo};
 
 use crate::aggs::{window_rows, Levels};
 use crate::error::ApiError;
 use crate::window::parse_secs;
-
-pub(crate) struct AppState {
-    pub(crate) keys: KeyCache,
-    pub(crate) pool: PgPool,
-    pub(crate) caps: crate::caps::Caps,
-}
-
-pub(crate) type Shared = State<Arc<AppState>>;
 
 pub(crate) fn router(state: Arc<AppState>) -> Router {
     routes().into_parts().0.with_state(state)
@@ -93,26 +86,6 @@ async fn dashboard() -> axum::response::Response {
         .into_response()
 }
 
-pub(crate) async fn authenticate(
-    state: &AppState,
-    headers: &HeaderMap,
-    scope: Scope,
-) -> Result<KeyInfo, ApiError> {
-    state
-        .keys
-        .authorize(headers, scope)
-        .await
-        .map_err(|e| match e {
-            AuthError::Missing => ApiError::MissingKey,
-            AuthError::Invalid => ApiError::BadKey,
-            AuthError::Forbidden(scope) => ApiError::Forbidden(scope.as_str()),
-            AuthError::Store(e) => match e {
-                agentops_runtime::Error::Database(e) => ApiError::Database(e),
-                other => ApiError::Unavailable(other.to_string()),
-            },
-        })
-}
-
 fn window_param(
     raw: Option<&str>,
     field: &'static str,
@@ -124,21 +97,6 @@ fn window_param(
         message: format!("`{s}` is not a duration like 15m, 24h or 7d (at most 90d)"),
     })?;
     Ok((s.to_owned(), secs))
-}
-
-/// `limit=`: an integer in 1..=`max`, `default` when absent.
-pub(crate) fn limit_param(raw: Option<&str>, default: i64, max: i64) -> Result<i64, ApiError> {
-    match raw {
-        None => Ok(default),
-        Some(l) => l
-            .parse::<i64>()
-            .ok()
-            .filter(|n| (1..=max).contains(n))
-            .ok_or_else(|| ApiError::BadParam {
-                field: "limit",
-                message: format!("expected an integer between 1 and {max}"),
-            }),
-    }
 }
 
 #[derive(Deserialize)]

@@ -36,6 +36,7 @@ mod governance;
 mod params;
 pub mod prices;
 pub mod routes;
+mod state;
 pub mod tenancy;
 mod window;
 
@@ -56,7 +57,7 @@ pub fn app(pool: sqlx::PgPool, key_cache_ttl: Duration) -> axum::Router {
 
 /// [`app`] with the org caps of the configuration.
 pub fn app_with(pool: sqlx::PgPool, key_cache_ttl: Duration, caps: caps::Caps) -> axum::Router {
-    api::router(Arc::new(api::AppState {
+    api::router(Arc::new(state::AppState {
         keys: KeyCache::new(pool.clone(), key_cache_ttl),
         pool,
         caps,
@@ -100,4 +101,10 @@ pub async fn run(
     .await?;
     tracing::info!("query api stopped");
     Ok(())
+}
+
+/// Every route of the query API with its access (see [`routes`]); the ops
+/// routes `/healthz` and `/metrics` are public and not in it.
+pub fn route_table() -> Vec<routes::Route> {
+    api::routes().into_parts().1
 }

@@ -50,3 +50,18 @@ pub(crate) fn identifier<'a>(field: &'static str, raw: &'a str) -> Result<&'a st
     }
     Ok(raw)
 }
+
+/// `limit=`: an integer in 1..=`max`, `default` when absent.
+pub(crate) fn limit_param(raw: Option<&str>, default: i64, max: i64) -> Result<i64, ApiError> {
+    match raw {
+        None => Ok(default),
+        Some(l) => l
+            .parse::<i64>()
+            .ok()
+            .filter(|n| (1..=max).contains(n))
+            .ok_or_else(|| ApiError::BadParam {
+                field: "limit",
+                message: format!("expected an integer between 1 and {max}"),
+            }),
+    }
+}

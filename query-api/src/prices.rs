@@ -24,9 +24,9 @@ use sqlx::PgPool;
 
 use agentops_runtime::keys::Scope;
 
-use crate::api::{authenticate, Shared};
 use crate::error::ApiError;
 use crate::routes::{Access, Routes};
+use crate::state::{authenticate, Shared};
 use axum::http::Method;
 
 /// Most aliases per row.

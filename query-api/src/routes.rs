@@ -1,5 +1,5 @@
 //! The authorization matrix: every route of the query API with who may call
-//! it. Routes are added through [`Routes::add`], which records each method's
+//! it ([`crate::route_table`]). Routes are added through [`Routes::add`], which records each method's
 //! [`Access`] as it registers the handler, so the table and the router are
 //! one: a route cannot exist without its row. Handlers enforce the access
 //! themselves (`authenticate`); `e2e/tests/authz_matrix.rs` walks this table
@@ -13,7 +13,7 @@ use axum::http::Method;
 use axum::routing::MethodRouter;
 use axum::Router;
 
-use crate::api::AppState;
+use crate::state::AppState;
 
 /// Who may call a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,10 +79,4 @@ impl Routes {
     pub(crate) fn into_parts(self) -> (Router<Arc<AppState>>, Vec<Route>) {
         (self.router, self.table)
     }
-}
-
-/// Every route of the query API with its access (the ops routes `/healthz`
-/// and `/metrics` are public and not in it).
-pub fn table() -> Vec<Route> {
-    crate::api::routes().into_parts().1
 }

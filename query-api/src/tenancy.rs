@@ -36,10 +36,11 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::api::{authenticate, limit_param, AppState, Shared};
 use crate::error::ApiError;
 use crate::governance::fields::parse_body;
+use crate::params::limit_param;
 use crate::routes::{Access, Routes};
+use crate::state::{authenticate, AppState, Shared};
 use axum::http::Method;
 pub use validate::{check_limits, MAX_LIMIT};
 use validate::{key_body, org_body, patch_limits, KEY_FIELDS, LIMIT_FIELDS, ORG_FIELDS};

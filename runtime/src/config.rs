@@ -50,9 +50,9 @@ where
     leaf_values(&value, "", &mut leaves);
     let mut out = String::new();
     for (key, v) in leaves {
-        let source = if from_env.iter().any(|k| *k == key) {
+        let source = if from_env.contains(&key) {
             env_name(&key)
-        } else if from_file.iter().any(|k| *k == key) {
+        } else if from_file.contains(&key) {
             path.clone().unwrap_or_default()
         } else {
             "default".to_owned()
@@ -230,16 +230,11 @@ fn check_keys<T: Serialize + Default>(file: Option<&str>) -> Result<()> {
         let section_known = k
             .rsplit_once('.')
             .is_some_and(|(section, _)| known.iter().any(|n| n == section));
-        let near = k
-            .find('.')
-            .is_none()
-            .then(|| {
-                known
-                    .iter()
-                    .filter(|n| !n.contains('.'))
-                    .any(|n| strsim::levenshtein(&k, n) <= 2)
-            })
-            .unwrap_or(false);
+        let near = !k.contains('.')
+            && known
+                .iter()
+                .filter(|n| !n.contains('.'))
+                .any(|n| strsim::levenshtein(&k, n) <= 2);
         if section_known || near {
             return Err(Error::Config(format!(
                 "unknown setting `{k}` ({}){}",
@@ -260,7 +255,8 @@ fn pointer<'a>(v: &'a serde_json::Value, dotted: &str) -> Option<&'a serde_json:
 /// concurrency), naming the setting and its variable.
 pub fn require_positive(checks: &[(&str, f64)]) -> Result<()> {
     for (key, value) in checks {
-        if !(*value > 0.0) {
+        // NaN is refused too.
+        if value.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) {
             return Err(Error::Config(format!(
                 "setting `{key}` ({}) must be greater than 0, not {value}",
                 env_name(key)

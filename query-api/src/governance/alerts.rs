@@ -22,8 +22,9 @@ use sqlx::PgConnection;
 
 use super::fields::{bad, opt_str, parse_body};
 use super::{actor, audit};
-use crate::api::{authenticate, limit_param, Shared};
 use crate::error::ApiError;
+use crate::params::limit_param;
+use crate::state::{authenticate, Shared};
 
 /// A timestamptz column as RFC 3339 UTC (`...Z`), NULL stays NULL.
 fn ts(col: &str) -> String {

@@ -23,8 +23,8 @@ use sqlx::PgPool;
 
 use super::crud::{Resource, ROW_JSON};
 use super::fields::{bad, channel_ids, name, one_of, opt_positive, present, put_scope, scope, Obj};
-use crate::api::{authenticate, Shared};
 use crate::error::ApiError;
+use crate::state::{authenticate, Shared};
 
 pub(crate) static BUDGETS: Resource = Resource {
     table: "budgets",

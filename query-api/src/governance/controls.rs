@@ -16,8 +16,8 @@ use serde_json::{json, Value};
 
 use super::fields::{bad, channel_ids, opt_int, opt_str, parse_body, present};
 use super::{actor, audit, check_channels};
-use crate::api::{authenticate, Shared};
 use crate::error::ApiError;
+use crate::state::{authenticate, Shared};
 
 const MAX_REASON: usize = 1000;
 

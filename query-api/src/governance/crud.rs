@@ -22,9 +22,9 @@ use sqlx::PgConnection;
 
 use super::fields::{bad, parse_body, Obj};
 use super::{actor, audit, check_channels, parse_id, unique_violation};
-use crate::api::{authenticate, Shared};
 use crate::error::ApiError;
 use crate::routes::{Access, Routes};
+use crate::state::{authenticate, Shared};
 use axum::http::Method;
 
 /// How one configuration table is exposed.
