@@ -281,12 +281,17 @@ async fn seek_to_stored(
                 continue;
             }
             applied.insert((topic.to_owned(), partition), next);
-            match consumer.seek(
-                topic,
-                partition,
-                Offset::Offset(next),
-                Duration::from_secs(5),
-            ) {
+            // A blocking call (up to 5 s): the runtime moves other tasks off
+            // this worker thread meanwhile.
+            let seek = tokio::task::block_in_place(|| {
+                consumer.seek(
+                    topic,
+                    partition,
+                    Offset::Offset(next),
+                    Duration::from_secs(5),
+                )
+            });
+            match seek {
                 Ok(()) => {
                     tracing::info!(topic, partition, offset = next, "seeked to stored offset")
                 }
