@@ -295,6 +295,53 @@ impl fmt::Display for Scope {
     }
 }
 
+/// Spend of `org` in `scope` within `[start, end)` (`end` `None`: up to
+/// now and beyond): the one query behind both the budget status the console
+/// reads (`GET /v1/budgets/status`) and the budget crossings and cost rules
+/// the processors alert on, so the two cannot disagree. Org, agent,
+/// workflow and model scopes read the hourly aggregates (periods start on
+/// whole hours); tag scopes read the events (attributes are not
+/// aggregated).
+pub async fn spend_in_scope(
+    conn: &mut sqlx::PgConnection,
+    org: &str,
+    scope: &Scope,
+    start: DateTime<Utc>,
+    end: Option<DateTime<Utc>>,
+) -> Result<f64, sqlx::Error> {
+    let column = match scope.kind() {
+        ScopeKind::Org => None,
+        ScopeKind::Agent => Some("agent_id"),
+        ScopeKind::Workflow => Some("workflow_id"),
+        ScopeKind::Model => Some("model"),
+        ScopeKind::Tag => {
+            let (k, v) = scope.tag().unwrap_or_default();
+            return sqlx::query_scalar(
+                "SELECT COALESCE(sum(cost_usd), 0)::float8 FROM events
+                 WHERE org_id = $1 AND ts >= $2 AND ($3::timestamptz IS NULL OR ts < $3)
+                   AND attributes->>$4 = $5",
+            )
+            .bind(org)
+            .bind(start)
+            .bind(end)
+            .bind(k)
+            .bind(v)
+            .fetch_one(conn)
+            .await;
+        }
+    };
+    let filter = column.map_or(String::new(), |c| format!(" AND {c} = $4"));
+    let sql = format!(
+        "SELECT COALESCE(sum(cost_usd), 0)::float8 FROM agg_1h
+         WHERE org_id = $1 AND bucket >= $2 AND ($3::timestamptz IS NULL OR bucket < $3){filter}"
+    );
+    let mut q = sqlx::query_scalar(&sql).bind(org).bind(start).bind(end);
+    if column.is_some() {
+        q = q.bind(scope.value().unwrap_or_default());
+    }
+    q.fetch_one(conn).await
+}
+
 /// A fresh HMAC-SHA256 key for a `webhook` channel: 32 random bytes, hex.
 pub fn new_webhook_secret() -> String {
     let mut secret = [0u8; 32];

@@ -17,9 +17,8 @@ use agentops_runtime::keys::Scope as KeyScope;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::Json;
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use serde_json::{json, Value};
-use sqlx::PgPool;
 
 use super::crud::{Resource, ROW_JSON};
 use super::fields::{bad, channel_ids, name, one_of, opt_positive, present, put_scope, scope, Obj};
@@ -105,50 +104,6 @@ type BudgetRow = (
     Option<f64>,
 );
 
-/// Spend of `scope` in `[start, end)`.
-async fn spend(
-    pool: &PgPool,
-    org: &str,
-    scope: &Scope,
-    start: DateTime<Utc>,
-    end: DateTime<Utc>,
-) -> Result<f64, sqlx::Error> {
-    let agg = |column: &str| {
-        format!(
-            "SELECT COALESCE(sum(cost_usd), 0)::float8 FROM agg_1h
-             WHERE org_id = $1 AND bucket >= $2 AND bucket < $3 AND {column} = $4"
-        )
-    };
-    let (sql, binds): (String, Vec<&str>) = match (scope.kind(), scope.value()) {
-        (ScopeKind::Org, _) | (_, None) => (
-            "SELECT COALESCE(sum(cost_usd), 0)::float8 FROM agg_1h
-             WHERE org_id = $1 AND bucket >= $2 AND bucket < $3"
-                .into(),
-            vec![],
-        ),
-        (ScopeKind::Agent, Some(v)) => (agg("agent_id"), vec![v]),
-        (ScopeKind::Workflow, Some(v)) => (agg("workflow_id"), vec![v]),
-        (ScopeKind::Model, Some(v)) => (agg("model"), vec![v]),
-        (ScopeKind::Tag, Some(_)) => {
-            let (k, v) = scope.tag().unwrap_or_default();
-            (
-                "SELECT COALESCE(sum(cost_usd), 0)::float8 FROM events
-                 WHERE org_id = $1 AND ts >= $2 AND ts < $3 AND attributes->>$4 = $5"
-                    .into(),
-                vec![k, v],
-            )
-        }
-    };
-    let mut q = sqlx::query_as::<_, (f64,)>(&sql)
-        .bind(org)
-        .bind(start)
-        .bind(end);
-    for b in binds {
-        q = q.bind(b);
-    }
-    Ok(q.fetch_one(pool).await?.0)
-}
-
 /// `GET /v1/budgets/status`: every budget with its current period and the
 /// spend so far (read scope).
 pub(crate) async fn status(State(s): Shared, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
@@ -161,6 +116,7 @@ pub(crate) async fn status(State(s): Shared, headers: HeaderMap) -> Result<Json<
     .fetch_all(&s.pool)
     .await?;
     let now = Utc::now();
+    let mut conn = s.pool.acquire().await?;
     let mut out = Vec::with_capacity(rows.len());
     for (id, name, kind, value, period, limit, thresholds, pause) in rows {
         // Rows were validated on the way in; the table's checks agree.
@@ -172,7 +128,15 @@ pub(crate) async fn status(State(s): Shared, headers: HeaderMap) -> Result<Json<
             continue;
         };
         let (start, end) = (period_start(period, now), period_end(period, now));
-        let spent = spend(&s.pool, &key.org_id, &scope, start, end).await?;
+        // The processors' crossing check reads the same function.
+        let spent = agentops_runtime::governance::spend_in_scope(
+            &mut conn,
+            &key.org_id,
+            &scope,
+            start,
+            Some(end),
+        )
+        .await?;
         let pct = spent / limit * 100.0;
         let crossed: Vec<f64> = thresholds.iter().copied().filter(|t| pct >= *t).collect();
         out.push(json!({
