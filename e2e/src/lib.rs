@@ -431,6 +431,46 @@ impl Stack {
         Ok(child.wait()?)
     }
 
+    /// Wait up to `within` for one instance to exit on its own; its exit
+    /// status (the instance is then no longer running).
+    pub async fn exited(
+        &mut self,
+        c: Component,
+        instance: usize,
+        within: Duration,
+    ) -> Result<std::process::ExitStatus> {
+        let deadline = Instant::now() + within;
+        loop {
+            let pos = self
+                .children
+                .iter()
+                .position(|(cc, i, _)| *cc == c && *i == instance)
+                .context("no such running component")?;
+            if let Some(status) = self.children[pos].2.try_wait()? {
+                self.children.remove(pos);
+                return Ok(status);
+            }
+            if Instant::now() >= deadline {
+                bail!("{c:?}[{instance}] still running after {within:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// What one instance has logged so far (stdout and stderr).
+    pub fn log(&self, c: Component, instance: usize) -> Result<String> {
+        let path = log_dir().join(format!("{}-{:?}-{instance}.log", self.name, c));
+        Ok(std::fs::read_to_string(path)?)
+    }
+
+    /// Writes events to this stack's raw topic, Avro-encoded as the gateway
+    /// writes them (what the enrich stage consumes).
+    pub fn raw_producer(&self) -> Result<EnrichedProducer> {
+        let mut p = self.enriched_producer()?;
+        p.topic = self.topic("raw");
+        Ok(p)
+    }
+
     /// Start one more instance of `c` (scale out) and wait until it is
     /// healthy; returns its instance number.
     pub async fn add_instance(&mut self, c: Component) -> Result<usize> {

@@ -20,6 +20,7 @@ use std::time::Duration;
 use agentops_runtime::http::Health;
 use agentops_runtime::keys::KeyCache;
 use agentops_runtime::shutdown::CancellationToken;
+use agentops_runtime::supervise::Supervisor;
 use agentops_runtime::telemetry::PrometheusHandle;
 
 pub use api::routes;
@@ -72,13 +73,14 @@ pub async fn run(
         health.clone(),
     ));
     health.set_ready(true).await;
-    agentops_runtime::http::serve_with(
-        &config.listen,
-        router,
-        &config.cors_allow_origins,
-        shutdown,
-    )
-    .await?;
+    // One task, critical (see `agentops_runtime::supervise`): the server's
+    // error (a port taken, a failing listener) stops the process non-zero.
+    let mut tasks = Supervisor::new(shutdown.clone());
+    let (listen, origins) = (config.listen.clone(), config.cors_allow_origins.clone());
+    tasks.critical("http", async move {
+        agentops_runtime::http::serve_with(&listen, router, &origins, shutdown).await
+    });
+    tasks.wait().await?;
     // In-flight requests have finished; flush anything librdkafka still holds.
     use rdkafka::producer::Producer;
     if let Err(e) = producer.flush(Duration::from_secs(10)) {

@@ -22,7 +22,7 @@ use chrono::{DateTime, Utc};
 use rdkafka::producer::FutureProducer;
 use serde_json::json;
 use sqlx::PgPool;
-use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::sync::mpsc;
 
 use crate::alert::{self, Alert, Transition};
 use crate::governance::{in_scope, spend_since, spend_source, Budget, Governance, Scope, Snapshot};
@@ -67,18 +67,127 @@ impl Spent {
     }
 }
 
+/// Batches of spend the enrich stage may have handed over that the budget
+/// task has not taken yet. The budget task takes them as they come, also
+/// while it waits on the database (see [`draining`]), so the queue only
+/// fills when that task cannot run at all; the enrich stage then waits
+/// (backpressure: Kafka lag grows, nothing is dropped). 16 batches of at most
+/// `batch_max` events.
+pub(crate) const QUEUE_BATCHES: usize = 16;
+
+/// The enrich stage's end of the bounded spend queue.
+#[derive(Clone)]
+pub(crate) struct SpentTx(mpsc::Sender<Vec<Spent>>);
+
+/// The budget task's end.
+pub(crate) struct SpentRx(mpsc::Receiver<Vec<Spent>>);
+
+/// The bounded queue from the enrich stage to the budget task.
+pub(crate) fn queue() -> (SpentTx, SpentRx) {
+    let (tx, rx) = mpsc::channel(QUEUE_BATCHES);
+    (SpentTx(tx), SpentRx(rx))
+}
+
+impl SpentTx {
+    /// Hand a batch's spend to the budget task, waiting while the queue is
+    /// full (each wait is recorded in `agentops_budget_queue_blocked_seconds`).
+    /// Returns at once on shutdown or once the budget task is gone: the
+    /// records are durable in Kafka already, and a successor instance reads
+    /// their spend from the projection store.
+    pub(crate) async fn hand_over(&self, spent: Vec<Spent>, shutdown: &CancellationToken) {
+        if spent.is_empty() {
+            return;
+        }
+        let spent = match self.0.try_send(spent) {
+            Ok(()) => {
+                telemetry::budget_queue_depth(self.depth());
+                return;
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => return,
+            Err(mpsc::error::TrySendError::Full(spent)) => spent,
+        };
+        let waited = Instant::now();
+        tokio::select! {
+            _ = shutdown.cancelled() => {}
+            _ = self.0.send(spent) => {}
+        }
+        telemetry::budget_queue_blocked(waited.elapsed());
+        telemetry::budget_queue_depth(self.depth());
+    }
+
+    fn depth(&self) -> usize {
+        self.0.max_capacity() - self.0.capacity()
+    }
+}
+
+/// What the budget task took from the queue: the orgs recently spending
+/// (checked each tick) and their unprojected spend.
+struct Intake {
+    watched: HashMap<String, Instant>,
+    local: Local,
+}
+
+impl Intake {
+    /// Keep the spend of orgs that have budgets.
+    fn take(&mut self, batch: Vec<Spent>, snap: &Snapshot) {
+        let now = Instant::now();
+        for s in batch {
+            if snap.budgets.contains_key(&s.event.org_id) {
+                if let Some(at) = self.watched.get_mut(&s.event.org_id) {
+                    *at = now;
+                } else {
+                    self.watched.insert(s.event.org_id.clone(), now);
+                }
+                self.local.push(s);
+            }
+        }
+    }
+}
+
+/// Run `work` (a database call) while taking what the enrich stage hands
+/// over, so a slow or stopped database never stops the enrich stage through
+/// this queue: what piles up meanwhile is held in [`Local`], whose size is
+/// bounded.
+async fn draining<T>(
+    work: impl std::future::Future<Output = T>,
+    rx: &mut SpentRx,
+    intake: &mut Intake,
+    snap: &Snapshot,
+) -> T {
+    tokio::pin!(work);
+    loop {
+        tokio::select! {
+            out = &mut work => return out,
+            Some(batch) = rx.0.recv() => intake.take(batch, snap),
+        }
+    }
+}
+
 /// Spend this instance wrote that the projections may not have stored yet,
-/// per org and partition (in offset order).
-#[derive(Default)]
+/// per org and partition (in offset order), at most `max` entries.
+///
+/// Past `max` (the projections far behind, or the database down for long
+/// under load), the oldest entry of the longest queue is let go and counted
+/// (`agentops_budget_local_dropped_total`): that spend is then counted once
+/// the projections store it, so a crossing is seen late, never twice nor
+/// early, and its alert still fires once (ids are per budget, period and
+/// threshold). Blocking the enrich stage instead would tie it to the
+/// projections' progress: with them stopped, enrichment would stop too.
 struct Local {
     by_org: HashMap<String, HashMap<i32, VecDeque<Spent>>>,
     len: usize,
+    max: usize,
 }
 
-/// Bound on unprojected entries kept (the projections being far behind).
-const LOCAL_MAX: usize = 1_000_000;
-
 impl Local {
+    fn new(max: usize) -> Local {
+        Local {
+            by_org: HashMap::new(),
+            len: 0,
+            max: max.max(1),
+        }
+    }
+
     fn push(&mut self, s: Spent) {
         self.by_org
             .entry(s.event.org_id.clone())
@@ -87,7 +196,7 @@ impl Local {
             .or_default()
             .push_back(s);
         self.len += 1;
-        if self.len > LOCAL_MAX {
+        if self.len > self.max {
             // Drop the oldest of the biggest queue: spend is then under-
             // counted until the projections catch up, never double counted.
             if let Some(q) = self
@@ -316,14 +425,16 @@ pub(crate) async fn run(
     pool: PgPool,
     producer: FutureProducer,
     governance: Governance,
-    mut spent: UnboundedReceiver<Vec<Spent>>,
+    mut spent: SpentRx,
     shutdown: CancellationToken,
 ) -> agentops_runtime::Result<()> {
     let watch_for = Duration::from_secs(config.budget_watch_secs);
-    let mut watched: HashMap<String, Instant> = HashMap::new();
+    let mut intake = Intake {
+        watched: HashMap::new(),
+        local: Local::new(config.budget_pending_max),
+    };
     // Budgets (with their limit and thresholds) this instance has checked.
     let mut known: HashSet<String> = HashSet::new();
-    let mut local = Local::default();
     // Alerts emitted and pauses done by this instance (peers dedupe through ids).
     let mut fired: HashSet<String> = HashSet::new();
     // Agents this instance paused (or found exempt) per (budget, period).
@@ -333,9 +444,14 @@ pub(crate) async fn run(
     let mut tick = tokio::time::interval(Duration::from_millis(config.budget_check_interval_ms));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
+        let snap = governance.current();
         tokio::select! {
             _ = shutdown.cancelled() => return Ok(()),
             _ = tick.tick() => {}
+            Some(batch) = spent.0.recv() => {
+                intake.take(batch, &snap);
+                continue;
+            }
         }
         let snap = governance.current();
         // A budget new to this instance (created, changed, or loaded at
@@ -343,34 +459,33 @@ pub(crate) async fn run(
         // was not kept locally, but is (or soon will be) projected.
         for b in snap.budgets.values().flatten() {
             if known.insert(format!("{}:{}:{:?}", b.id, b.limit_usd, b.thresholds)) {
-                watched.insert(b.org_id.clone(), Instant::now());
+                intake.watched.insert(b.org_id.clone(), Instant::now());
             }
         }
         if known.len() > 100_000 {
             known.clear();
         }
-        while let Ok(batch) = spent.try_recv() {
-            for s in batch {
-                if snap.budgets.contains_key(&s.event.org_id) {
-                    watched.insert(s.event.org_id.clone(), Instant::now());
-                    local.push(s);
-                }
-            }
+        while let Ok(batch) = spent.0.try_recv() {
+            intake.take(batch, &snap);
         }
-        watched.retain(|_, at| at.elapsed() < watch_for);
+        telemetry::budget_queue_depth(0);
+        telemetry::budget_pending(intake.local.len);
+        intake.watched.retain(|_, at| at.elapsed() < watch_for);
         let now = Utc::now();
-        for org in watched.keys() {
+        let orgs: Vec<String> = intake.watched.keys().cloned().collect();
+        for org in &orgs {
             let Some(budgets) = snap.budgets.get(org) else {
                 continue;
             };
-            let reading = match read_projection(&pool, &config, budgets, now).await {
+            let read = read_projection(&pool, &config, budgets, now);
+            let reading = match draining(read, &mut spent, &mut intake, &snap).await {
                 Ok(r) => r,
                 Err(e) => {
                     tracing::warn!(error = %e, org = %org, "budget read failed; retrying next tick");
                     continue;
                 }
             };
-            local.prune(&reading.projected_offsets);
+            intake.local.prune(&reading.projected_offsets);
             for (b, projected) in budgets.iter().zip(&reading.projected_spend) {
                 if let Err(e) = check(
                     &config,
@@ -378,7 +493,7 @@ pub(crate) async fn run(
                     &producer,
                     b,
                     *projected,
-                    &local,
+                    &intake.local,
                     now,
                     &mut fired,
                     &mut paused_known,
@@ -396,7 +511,9 @@ pub(crate) async fn run(
             paused_known.clear(); // pausing again is idempotent
         }
         if last_sweep.is_none_or(|t| t.elapsed() >= sweep_every) {
-            match lift_pauses(&pool, &standing_pauses(&snap, now)).await {
+            let standing = standing_pauses(&snap, now);
+            let lift = lift_pauses(&pool, &standing);
+            match draining(lift, &mut spent, &mut intake, &snap).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(
                     agents = n,
@@ -566,7 +683,7 @@ mod tests {
 
     #[test]
     fn local_spend_is_pruned_by_projection_offsets() {
-        let mut l = Local::default();
+        let mut l = Local::new(10);
         for (p, o) in [(0, 5), (0, 6), (1, 2)] {
             let e = AgentEvent {
                 org_id: "o".into(),

@@ -47,6 +47,13 @@ pub struct Config {
     pub budget_check_interval_ms: u64,
     /// How long after its last event an org's budget keeps being checked (s).
     pub budget_watch_secs: u64,
+    /// Most spend entries (priced events of orgs with budgets) the budget
+    /// checker holds that the projections have not stored yet. Past it the
+    /// oldest are left to the projections (counted in
+    /// `agentops_budget_local_dropped_total`): a crossing is then seen once
+    /// they are stored, late but once. Bounds the memory a stopped database
+    /// can pile up (see `budget::Local`).
+    pub budget_pending_max: usize,
     /// Consumer group of the projections: its offsets in Postgres tell
     /// which enriched records the projection store already holds.
     pub projection_group: String,
@@ -118,6 +125,7 @@ impl Default for Config {
             batch_linger_ms: 5,
             budget_check_interval_ms: 500,
             budget_watch_secs: 30,
+            budget_pending_max: 1_000_000,
             projection_group: "agentops-projections".into(),
             governance_reload_ms: 2000,
             rules_interval_ms: 5000,

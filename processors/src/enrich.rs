@@ -24,9 +24,8 @@ use rdkafka::message::OwnedMessage;
 use rdkafka::producer::FutureProducer;
 use rdkafka::Message;
 use sqlx::PgPool;
-use tokio::sync::mpsc::UnboundedSender;
 
-use crate::budget::Spent;
+use crate::budget::{Spent, SpentTx};
 use crate::governance::Governance;
 use crate::policy::{self, RunCosts, Violation};
 use crate::pricing::{Priced, Prices};
@@ -41,7 +40,7 @@ pub(crate) struct Stage {
     pub(crate) producer: FutureProducer,
     pub(crate) pool: PgPool,
     pub(crate) governance: Governance,
-    pub(crate) spent: UnboundedSender<Vec<Spent>>,
+    pub(crate) spent: SpentTx,
     run_costs: RunCosts,
     alerted: HashSet<String>,
     codec: Codec,
@@ -54,7 +53,7 @@ impl Stage {
         producer: FutureProducer,
         pool: PgPool,
         governance: Governance,
-        spent: UnboundedSender<Vec<Spent>>,
+        spent: SpentTx,
     ) -> Stage {
         Stage {
             config,
@@ -240,7 +239,7 @@ struct Output {
     producer: FutureProducer,
     topic: String,
     fp: String,
-    spent: UnboundedSender<Vec<Spent>>,
+    spent: SpentTx,
 }
 
 /// An encoded record: (partition key, Avro value).
@@ -344,7 +343,8 @@ async fn prepare(
 
 /// Produce a prepared batch, retrying whatever failed until it is
 /// acknowledged (never skipped), then hand what was spent to the budget
-/// checker; true once all of it is durable, false on shutdown.
+/// checker (waiting while its bounded queue is full: backpressure); true
+/// once all of it is durable, false on shutdown.
 async fn produce(
     o: Output,
     out: Vec<Record>,
@@ -393,9 +393,7 @@ async fn produce(
         .filter(|(e, _)| e.cost_usd.unwrap_or(0.0) > 0.0)
         .filter_map(|(e, at)| at.map(|(p, o)| Spent::of(e, p, o)))
         .collect();
-    if !spent.is_empty() {
-        let _ = o.spent.send(spent);
-    }
+    o.spent.hand_over(spent, &shutdown).await;
     true
 }
 

@@ -157,32 +157,35 @@ impl Governance {
         *self.0.write().expect("governance lock") = Arc::new(s);
     }
 
-    /// Load now, then reload every `every` until shutdown (a failed reload keeps the last).
-    pub(crate) async fn load_and_watch(
+    /// Load now.
+    pub(crate) async fn load(pool: &PgPool) -> agentops_runtime::Result<Governance> {
+        let g = Governance::default();
+        g.set(load(pool).await?);
+        Ok(g)
+    }
+
+    /// Reload every `every` until shutdown (a failed reload keeps the
+    /// last). Run supervised (`governance_reload`, restarted on failure).
+    pub(crate) async fn watch(
+        self,
         pool: PgPool,
         every: Duration,
         shutdown: CancellationToken,
-    ) -> agentops_runtime::Result<Governance> {
-        let g = Governance::default();
-        g.set(load(&pool).await?);
-        let watcher = g.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            tick.tick().await;
-            loop {
-                tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    _ = tick.tick() => {}
-                }
-                match load(&pool).await {
-                    Ok(s) => watcher.set(s),
-                    Err(e) => {
-                        tracing::warn!(error = %e, "governance reload failed; keeping the last")
-                    }
+    ) -> agentops_runtime::Result<()> {
+        let mut tick = tokio::time::interval(every);
+        tick.tick().await;
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return Ok(()),
+                _ = tick.tick() => {}
+            }
+            match load(&pool).await {
+                Ok(s) => self.set(s),
+                Err(e) => {
+                    tracing::warn!(error = %e, "governance reload failed; keeping the last")
                 }
             }
-        });
-        Ok(g)
+        }
     }
 }
 

@@ -31,11 +31,24 @@ use std::time::Duration;
 
 use agentops_runtime::http::Health;
 use agentops_runtime::shutdown::CancellationToken;
+use agentops_runtime::supervise::Supervisor;
 use agentops_runtime::telemetry::PrometheusHandle;
 
 pub use config::Config;
 
-/// Run every processor task until `shutdown` is cancelled.
+/// Run every processor task until `shutdown` is cancelled, each under the
+/// supervisor ([`agentops_runtime::supervise`]):
+///
+/// - **critical** (a failure stops the process, non-zero, for the process
+///   supervisor to start a clean one): `enrich` (its consumer's assignment,
+///   stored offsets and open transaction), `budget` (the spend the enrich
+///   stage handed over, the alerts it raised: its queue cannot be re-joined),
+///   `notifier` (its consumer and the notifications it has claimed), `http`
+///   (a process that cannot serve `/healthz` and `/metrics` must not look
+///   alive);
+/// - **restarted** with backoff: `rules`, `digest`, `price_reload`,
+///   `governance_reload`: periodic passes over Postgres that keep nothing
+///   between passes (rules and digests record what they sent in the database).
 pub async fn run(
     config: Config,
     metrics: PrometheusHandle,
@@ -46,7 +59,7 @@ pub async fn run(
     let pool = agentops_runtime::db::connect(&config.database, Duration::from_secs(60)).await?;
     agentops_runtime::db::migrate(&pool).await?;
     // Seeded from the price file if empty, then reloaded from Postgres.
-    let prices = price_store::start(&config, &pool, &shutdown).await?;
+    let prices = price_store::start(&config, &pool).await?;
     let k = &config.kafka;
     agentops_runtime::kafka::ensure_topics(
         k,
@@ -61,20 +74,39 @@ pub async fn run(
     let producer = agentops_runtime::kafka::stage_producer(k)?;
     let health = Health::default();
     let ops = agentops_runtime::http::ops_router("processors", metrics, health.clone());
-    let http = tokio::spawn(agentops_runtime::http::serve_owned(
-        config.listen.clone(),
-        ops,
-        shutdown.clone(),
-    ));
-
-    let governance = governance::Governance::load_and_watch(
-        pool.clone(),
-        Duration::from_millis(config.governance_reload_ms),
-        shutdown.clone(),
-    )
-    .await?;
-    let (spent_tx, spent_rx) = tokio::sync::mpsc::unbounded_channel();
+    let governance = governance::Governance::load(&pool).await?;
     let config = Arc::new(config);
+    let mut tasks = Supervisor::new(shutdown.clone());
+    tasks.critical(
+        "http",
+        agentops_runtime::http::serve_owned(config.listen.clone(), ops, shutdown.clone()),
+    );
+    {
+        let (config, prices, pool, shutdown) = (
+            config.clone(),
+            prices.clone(),
+            pool.clone(),
+            shutdown.clone(),
+        );
+        tasks.restarting("price_reload", move || {
+            let (config, prices, pool, shutdown) = (
+                config.clone(),
+                prices.clone(),
+                pool.clone(),
+                shutdown.clone(),
+            );
+            async move { price_store::reload(&config, prices, pool, shutdown).await }
+        });
+    }
+    {
+        let (g, pool, shutdown) = (governance.clone(), pool.clone(), shutdown.clone());
+        let every = Duration::from_millis(config.governance_reload_ms);
+        tasks.restarting("governance_reload", move || {
+            g.clone().watch(pool.clone(), every, shutdown.clone())
+        });
+    }
+    // Bounded: a full queue holds the enrich stage (see `budget::queue`).
+    let (spent_tx, spent_rx) = budget::queue();
     let stage = enrich::Stage::new(
         config.clone(),
         prices,
@@ -83,59 +115,57 @@ pub async fn run(
         governance.clone(),
         spent_tx,
     );
-    let enrich = if config.exactly_once {
-        tokio::spawn(enrich::txn::run(stage, shutdown.clone()))
+    if config.exactly_once {
+        tasks.critical("enrich", enrich::txn::run(stage, shutdown.clone()));
     } else {
-        tokio::spawn(enrich::run(stage, shutdown.clone()))
-    };
-    let budget = tokio::spawn(budget::run(
-        config.clone(),
-        pool.clone(),
-        producer.clone(),
-        governance.clone(),
-        spent_rx,
-        shutdown.clone(),
-    ));
-    let rules = tokio::spawn(rules::run(
-        config.clone(),
-        pool.clone(),
-        producer.clone(),
-        governance,
-        shutdown.clone(),
-    ));
-    let notify = tokio::spawn(notify::run(
-        config.clone(),
-        pool.clone(),
-        producer.clone(),
-        shutdown.clone(),
-    ));
-    let digest = tokio::spawn(notify::digest::run(
-        config.clone(),
-        pool,
-        producer,
-        shutdown.clone(),
-    ));
-    health.set_ready(true).await;
-    for (name, task) in [
-        ("enrich", enrich),
-        ("budget", budget),
-        ("rules", rules),
-        ("notifier", notify),
-        ("digest", digest),
-    ] {
-        match task.await {
-            Ok(Ok(())) => tracing::info!(task = name, "task stopped"),
-            Ok(Err(e)) => {
-                tracing::error!(task = name, error = %e, "task failed");
-                shutdown.cancel();
-            }
-            Err(e) => {
-                tracing::error!(task = name, error = %e, "task panicked");
-                shutdown.cancel();
-            }
-        }
+        tasks.critical("enrich", enrich::run(stage, shutdown.clone()));
     }
-    let _ = http.await;
+    tasks.critical(
+        "budget",
+        budget::run(
+            config.clone(),
+            pool.clone(),
+            producer.clone(),
+            governance.clone(),
+            spent_rx,
+            shutdown.clone(),
+        ),
+    );
+    {
+        let (c, pool, producer, g, shutdown) = (
+            config.clone(),
+            pool.clone(),
+            producer.clone(),
+            governance,
+            shutdown.clone(),
+        );
+        tasks.restarting("rules", move || {
+            rules::run(
+                c.clone(),
+                pool.clone(),
+                producer.clone(),
+                g.clone(),
+                shutdown.clone(),
+            )
+        });
+    }
+    tasks.critical(
+        "notifier",
+        notify::run(
+            config.clone(),
+            pool.clone(),
+            producer.clone(),
+            shutdown.clone(),
+        ),
+    );
+    {
+        let (c, shutdown) = (config.clone(), shutdown.clone());
+        tasks.restarting("digest", move || {
+            notify::digest::run(c.clone(), pool.clone(), producer.clone(), shutdown.clone())
+        });
+    }
+    health.set_ready(true).await;
+    let result = tasks.wait().await;
     tracing::info!("processors stopped");
-    Ok(())
+    Ok(result?)
 }

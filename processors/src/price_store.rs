@@ -143,40 +143,42 @@ pub async fn load_seeded(config: &Config, pool: &PgPool) -> agentops_runtime::Re
     Ok(load(pool).await?)
 }
 
-/// Load the table now, then keep reloading it every `price_reload_secs`
-/// until `shutdown` (a failed reload keeps the previous table).
-pub async fn start(
-    config: &Config,
-    pool: &PgPool,
-    shutdown: &CancellationToken,
-) -> agentops_runtime::Result<Prices> {
+/// Load the table now (seeded from the price file if empty).
+pub async fn start(config: &Config, pool: &PgPool) -> agentops_runtime::Result<Prices> {
     let table = load_seeded(config, pool).await?;
     tracing::info!(rows = table.rows().len(), "price table loaded");
     crate::telemetry::price_rows(table.rows().len());
-    let prices = Prices::new(table);
+    Ok(Prices::new(table))
+}
+
+/// Reload the table into `prices` every `price_reload_secs` until
+/// `shutdown` (a failed reload keeps the previous table). Run supervised
+/// (`price_reload`, restarted on failure).
+pub async fn reload(
+    config: &Config,
+    prices: Prices,
+    pool: PgPool,
+    shutdown: CancellationToken,
+) -> agentops_runtime::Result<()> {
     let every = Duration::from_secs(config.price_reload_secs.max(1));
-    let (handle, pool, shutdown) = (prices.clone(), pool.clone(), shutdown.clone());
-    tokio::spawn(async move {
-        loop {
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = tokio::time::sleep(every) => {}
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return Ok(()),
+            _ = tokio::time::sleep(every) => {}
+        }
+        match load(&pool).await {
+            Ok(t) => {
+                if t.rows() != prices.current().rows() {
+                    tracing::info!(rows = t.rows().len(), "price table reloaded");
+                }
+                crate::telemetry::price_rows(t.rows().len());
+                prices.replace(t);
             }
-            match load(&pool).await {
-                Ok(t) => {
-                    if t.rows() != handle.current().rows() {
-                        tracing::info!(rows = t.rows().len(), "price table reloaded");
-                    }
-                    crate::telemetry::price_rows(t.rows().len());
-                    handle.replace(t);
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "price table reload failed; keeping the previous one")
-                }
+            Err(e) => {
+                tracing::warn!(error = %e, "price table reload failed; keeping the previous one")
             }
         }
-    });
-    Ok(prices)
+    }
 }
 
 #[cfg(test)]

@@ -32,6 +32,22 @@ pub(crate) fn budget_local_dropped() {
     metrics::counter!("agentops_budget_local_dropped_total").increment(1);
 }
 
+/// Batches in the enrich → budget queue (of `budget::QUEUE_BATCHES`).
+pub(crate) fn budget_queue_depth(n: usize) {
+    metrics::gauge!("agentops_budget_queue_depth").set(n as f64);
+}
+
+/// Each wait of the enrich stage for room in the budget queue (its count:
+/// how often the queue was full; its sum: the time the stage was held).
+pub(crate) fn budget_queue_blocked(waited: std::time::Duration) {
+    metrics::histogram!("agentops_budget_queue_blocked_seconds").record(waited.as_secs_f64());
+}
+
+/// Unprojected spend entries the budget task holds (at most `budget_pending_max`).
+pub(crate) fn budget_pending(n: usize) {
+    metrics::gauge!("agentops_budget_pending_entries").set(n as f64);
+}
+
 /// Policy violations recorded, by action.
 pub(crate) fn policy_violations(action: &'static str, n: usize) {
     metrics::counter!("agentops_policy_violations_total", "action" => action).increment(n as u64);

@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use agentops_runtime::http::Health;
 use agentops_runtime::shutdown::CancellationToken;
+use agentops_runtime::supervise::Supervisor;
 use agentops_runtime::telemetry::PrometheusHandle;
 
 pub use config::Config;
@@ -43,16 +44,19 @@ pub async fn run(
         .await;
     tracing::info!(storage_mode = mode.as_str(), "projection storage mode");
     let ops = agentops_runtime::http::ops_router("projections", metrics, health.clone());
-    let http = tokio::spawn(agentops_runtime::http::serve_owned(
-        config.listen.clone(),
-        ops,
-        shutdown.clone(),
-    ));
+    // Both critical (see `agentops_runtime::supervise`): the worker owns its
+    // consumer and the offsets it writes with the rows; a failure of either
+    // stops the process, non-zero, for a clean restart.
+    let mut tasks = Supervisor::new(shutdown.clone());
+    tasks.critical(
+        "http",
+        agentops_runtime::http::serve_owned(config.listen.clone(), ops, shutdown.clone()),
+    );
     health.set_ready(true).await;
     let writer = Writer::new(mode, config.group.clone());
-    let result = worker::run(&config, pool, writer, shutdown.clone()).await;
-    shutdown.cancel();
-    let _ = http.await;
+    // On this task: its future is not `Send`.
+    let worker = worker::run(&config, pool, writer, shutdown.clone());
+    let result = tasks.wait_with("worker", worker).await;
     tracing::info!("projections stopped");
-    result
+    Ok(result?)
 }

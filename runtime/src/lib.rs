@@ -2,7 +2,7 @@
 //!
 //! One place for: configuration loading (file + `AGENTOPS_*` environment),
 //! telemetry (structured `tracing` logs, Prometheus `/metrics`), the health
-//! endpoint, graceful shutdown, Kafka client setup, the Postgres pool with its
+//! endpoint, graceful shutdown, task supervision, Kafka client setup, the Postgres pool with its
 //! migrations, and API keys.
 
 pub mod api_error;
@@ -16,6 +16,7 @@ pub mod outbound;
 pub mod secrets;
 pub mod shutdown;
 pub mod storage;
+pub mod supervise;
 pub mod telemetry;
 
 /// Errors raised by the shared runtime.
@@ -33,6 +34,8 @@ pub enum Error {
     Telemetry(String),
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Task(#[from] supervise::TaskFailed),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -101,8 +101,11 @@ pub(crate) async fn run(
     let dispatcher = tokio::spawn(dispatch(config.clone(), ctx, wake.clone()));
     let consumed = consume(&config, &pool, &producer, &wake, &shutdown).await;
     stop.cancel();
-    if let Err(e) = dispatcher.await {
-        tracing::error!(error = %e, "notification dispatcher panicked");
+    match dispatcher.await {
+        // The notifier fails with its dispatcher (the supervisor sees the panic).
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(e) => tracing::error!(error = %e, "notification dispatcher cancelled"),
+        Ok(()) => {}
     }
     consumed
 }

@@ -15,11 +15,10 @@ use rdkafka::message::ToBytes;
 use rdkafka::message::{Header, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 use rdkafka::{Message, Offset, TopicPartitionList};
-use tokio::sync::mpsc::UnboundedSender;
 
 use super::super::{Extra, Record};
 use super::{Part, CALL_TIMEOUT, COMMIT_INTERVAL, COMMIT_RECORDS, TXN_TIMEOUT};
-use crate::budget::Spent;
+use crate::budget::{Spent, SpentTx};
 use crate::{telemetry, Config};
 
 /// `<group>/<kafka.instance_id>`, or `<group>/<random>` without an instance id.
@@ -165,7 +164,7 @@ pub(super) struct Sink {
     pub(super) dlq: String,
     /// Writer-schema fingerprint of the enriched records.
     pub(super) fp: String,
-    pub(super) spent: UnboundedSender<Vec<Spent>>,
+    pub(super) spent: SpentTx,
 }
 
 pub(super) enum Outcome {
@@ -422,9 +421,8 @@ pub(super) async fn commit(
         .zip(&written)
         .filter_map(|(e, at)| Some(Spent::of(&e?, at.as_ref().ok()?.0, at.as_ref().ok()?.1)))
         .collect();
-    if !spent.is_empty() {
-        let _ = sink.spent.send(spent);
-    }
+    // Waits while the budget queue is full (backpressure; see `budget`).
+    sink.spent.hand_over(spent, &shutdown).await;
     for d in dead {
         metrics::counter!("agentops_dead_letters_total").increment(1);
         tracing::warn!(
