@@ -27,7 +27,7 @@ use tokio::sync::mpsc;
 use crate::alert::{self, Alert, Transition};
 use crate::governance::{in_scope, spend_since, spend_source, Budget, Governance, Scope, Snapshot};
 use crate::{telemetry, Config};
-use agentops_runtime::governance::{period_key, period_start};
+use agentops_runtime::governance::{period_end, period_key, period_start};
 
 /// A priced event this instance wrote to the enriched topic.
 #[derive(Debug, Clone)]
@@ -268,7 +268,10 @@ async fn read_projection(
     .await?;
     let mut spend = Vec::with_capacity(budgets.len());
     for b in budgets {
-        spend.push(spend_since(&mut tx, &b.org_id, &b.scope, period_start(b.period, now)).await?);
+        // The period only: an event stamped in the next one (up to 5 min
+        // ahead is accepted) counts there, as the budget status says.
+        let (start, end) = (period_start(b.period, now), period_end(b.period, now));
+        spend.push(spend_since(&mut tx, &b.org_id, &b.scope, start, Some(end)).await?);
     }
     tx.commit().await?;
     Ok(Reading {

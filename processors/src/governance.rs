@@ -63,23 +63,19 @@ pub(crate) fn spend_source(scope: &Scope) -> SpendSource {
     }
 }
 
-/// Spend in `scope` of `org` since `start` (the projection store's figure).
+/// Spend in `scope` of `org` within `[start, end)` (`end` `None`: up to
+/// now): the projection store's figure, read by the same function as the
+/// budget status the console shows
+/// (`agentops_runtime::governance::spend_in_scope`), so an alert and the
+/// status cannot disagree.
 pub(crate) async fn spend_since(
     conn: &mut sqlx::PgConnection,
     org: &str,
     scope: &Scope,
     start: chrono::DateTime<chrono::Utc>,
+    end: Option<chrono::DateTime<chrono::Utc>>,
 ) -> Result<f64, sqlx::Error> {
-    let src = spend_source(scope);
-    let sql = format!(
-        "SELECT COALESCE(sum(cost_usd), 0)::float8 {}",
-        src.from_where
-    );
-    let mut q = sqlx::query_scalar(&sql).bind(org).bind(start);
-    for v in &src.binds {
-        q = q.bind(v);
-    }
-    q.fetch_one(conn).await
+    agentops_runtime::governance::spend_in_scope(conn, org, scope, start, end).await
 }
 
 /// `name` matches `model` exactly (case-insensitive), as a `provider/` path's

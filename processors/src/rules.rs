@@ -282,7 +282,7 @@ async fn evaluate(
                 agentops_runtime::governance::Period::Day,
                 now,
             );
-            let cost = spend_since(&mut *conn, org, &rule.scope, start).await?;
+            let cost = spend_since(&mut *conn, org, &rule.scope, start, None).await?;
             (cost > threshold)
                 .then(|| Breach {
                     scope_key: scope_key.clone(),
