@@ -135,8 +135,8 @@ fn not_a_setting(key: &str) -> bool {
     NOT_SETTINGS.contains(&k.as_str()) || NOT_SETTING_PREFIXES.iter().any(|p| k.starts_with(p))
 }
 
-/// Every dotted key path of a serialized default configuration (sections
-/// too), and the sections whose keys are free (maps).
+/// Every dotted key path of a serialized default configuration, sections
+/// included (a map setting is an empty section: any key inside it goes).
 fn known_keys(v: &serde_json::Value, prefix: &str, out: &mut Vec<String>) {
     if let serde_json::Value::Object(m) = v {
         for (k, child) in m {
