@@ -151,6 +151,23 @@ pub struct StackOptions {
     pub dynamic_membership: bool,
 }
 
+/// Only `processors` processor instances (and the database), with `env`.
+pub fn processors_only(processors: usize, env: &[(&str, &str)]) -> StackOptions {
+    StackOptions {
+        processors,
+        skip: vec![
+            Component::Gateway,
+            Component::Projections,
+            Component::QueryApi,
+        ],
+        env: env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect(),
+        ..Default::default()
+    }
+}
+
 impl StackOptions {
     /// Only the gateway (and its database), with `env`.
     pub fn gateway_only(env: Vec<(String, String)>) -> Self {

@@ -7,34 +7,16 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use agentops_e2e::events;
+use agentops_e2e::kafka::read_topic;
 use agentops_e2e::webhook::{Received, Receiver};
-use agentops_e2e::{kafka_brokers, Component, Stack, StackOptions};
+use agentops_e2e::{kafka_brokers, processors_only, Component, Stack, StackOptions};
 use hmac::{Hmac, Mac};
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::message::Headers;
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::Message;
 use serde_json::{json, Value};
 use sha2::Sha256;
 
 /// Only what the notifier needs: Kafka, Postgres and the processors.
-fn processors_only(processors: usize, env: &[(&str, &str)]) -> StackOptions {
-    StackOptions {
-        processors,
-        skip: vec![
-            Component::Gateway,
-            Component::Projections,
-            Component::QueryApi,
-        ],
-        env: env
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect(),
-        ..Default::default()
-    }
-}
-
 fn producer() -> anyhow::Result<FutureProducer> {
     Ok(ClientConfig::new()
         .set("bootstrap.servers", kafka_brokers())
@@ -130,51 +112,6 @@ fn verify_signature(r: &Received, secret: &str) -> bool {
         &r.raw,
         chrono::Utc::now().timestamp(),
     )
-}
-
-/// One record read back from a topic.
-#[derive(Debug)]
-struct Record {
-    headers: HashMap<String, String>,
-    payload: Vec<u8>,
-}
-
-/// Every record on `topic` (all partitions, from the start), reading until
-/// `done` is satisfied or `timeout` passes.
-async fn read_topic(
-    topic: &str,
-    timeout: Duration,
-    done: impl Fn(&[Record]) -> bool,
-) -> anyhow::Result<Vec<Record>> {
-    let consumer: StreamConsumer = ClientConfig::new()
-        .set("bootstrap.servers", kafka_brokers())
-        .set("group.id", format!("reader-{}", events::id()))
-        .set("enable.auto.commit", "false")
-        .set("auto.offset.reset", "earliest")
-        .create()?;
-    consumer.subscribe(&[topic])?;
-    let deadline = tokio::time::Instant::now() + timeout;
-    let mut out = Vec::new();
-    while !done(&out) {
-        match tokio::time::timeout_at(deadline, consumer.recv()).await {
-            Err(_) => break,
-            Ok(Err(e)) => anyhow::bail!("read {topic}: {e}"),
-            Ok(Ok(m)) => {
-                let mut headers = HashMap::new();
-                if let Some(hs) = m.headers() {
-                    for h in hs.iter() {
-                        let v = h.value.map(|v| String::from_utf8_lossy(v).into_owned());
-                        headers.insert(h.key.to_owned(), v.unwrap_or_default());
-                    }
-                }
-                out.push(Record {
-                    headers,
-                    payload: m.payload().unwrap_or_default().to_vec(),
-                });
-            }
-        }
-    }
-    Ok(out)
 }
 
 async fn delivery_rows(stack: &Stack) -> anyhow::Result<Vec<(String, String, i32, bool, bool)>> {

@@ -8,28 +8,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use agentops_e2e::webhook::{Receiver, RECEIVER_IP};
-use agentops_e2e::{kafka_brokers, Component, Stack, StackOptions};
+use agentops_e2e::{kafka_brokers, processors_only, Stack};
 use axum::http::StatusCode;
 use rdkafka::config::ClientConfig;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::{json, Value};
 use tokio::io::AsyncReadExt;
-
-fn processors_only(env: &[(&str, &str)]) -> StackOptions {
-    StackOptions {
-        processors: 1,
-        skip: vec![
-            Component::Gateway,
-            Component::Projections,
-            Component::QueryApi,
-        ],
-        env: env
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect(),
-        ..Default::default()
-    }
-}
 
 fn producer() -> anyhow::Result<FutureProducer> {
     Ok(ClientConfig::new()
@@ -168,11 +152,14 @@ async fn one_orgs_stalling_channels_do_not_delay_another_orgs_alert() -> anyhow:
     let timeout_ms = request_timeout.as_millis().to_string();
     let stack = Stack::start(
         "notify_fair",
-        processors_only(&[
-            ("AGENTOPS_NOTIFY_REQUEST_TIMEOUT_MS", timeout_ms.as_str()),
-            ("AGENTOPS_NOTIFY_DELIVERY_TIMEOUT_SECS", "600"),
-            // The defaults: 16 slots, 4 per org, 2 per channel.
-        ]),
+        processors_only(
+            1,
+            &[
+                ("AGENTOPS_NOTIFY_REQUEST_TIMEOUT_MS", timeout_ms.as_str()),
+                ("AGENTOPS_NOTIFY_DELIVERY_TIMEOUT_SECS", "600"),
+                // The defaults: 16 slots, 4 per org, 2 per channel.
+            ],
+        ),
     )
     .await?;
     let org_a = stack.org_id.clone();
@@ -273,13 +260,16 @@ async fn a_failing_channels_breaker_holds_its_deliveries_for_the_cooldown() -> a
     let cooldown_ms = cooldown.as_millis().to_string();
     let stack = Stack::start(
         "notify_breaker",
-        processors_only(&[
-            ("AGENTOPS_NOTIFY_BREAKER_FAILURES", "2"),
-            ("AGENTOPS_NOTIFY_BREAKER_COOLDOWN_MS", cooldown_ms.as_str()),
-            // One attempt at a time on the channel: the two failures are
-            // the two first attempts, whatever the timing.
-            ("AGENTOPS_NOTIFY_CHANNEL_CONCURRENCY", "1"),
-        ]),
+        processors_only(
+            1,
+            &[
+                ("AGENTOPS_NOTIFY_BREAKER_FAILURES", "2"),
+                ("AGENTOPS_NOTIFY_BREAKER_COOLDOWN_MS", cooldown_ms.as_str()),
+                // One attempt at a time on the channel: the two failures are
+                // the two first attempts, whatever the timing.
+                ("AGENTOPS_NOTIFY_CHANNEL_CONCURRENCY", "1"),
+            ],
+        ),
     )
     .await?;
     let hook = Receiver::start_with(2, StatusCode::SERVICE_UNAVAILABLE).await?;
