@@ -10,6 +10,7 @@ mod api;
 mod config;
 mod directives;
 mod error;
+mod ingest;
 mod limits;
 mod otlp;
 mod telemetry;
@@ -55,7 +56,7 @@ pub async fn run(
         Duration::from_millis(config.produce_timeout_ms),
     )?;
     let health = Health::default();
-    let state = Arc::new(api::AppState {
+    let state = Arc::new(ingest::AppState {
         keys: KeyCache::new(pool.clone(), Duration::from_millis(config.key_cache_ttl_ms)),
         directives: directives::Directives::new(
             pool,

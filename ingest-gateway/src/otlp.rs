@@ -18,8 +18,8 @@ use axum::extract::{ConnectInfo, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-use crate::api::{ingest_request, limits, produce_all, AppState};
 use crate::error::ApiError;
+use crate::ingest::{ingest_request, limits, produce_all, AppState};
 use crate::telemetry;
 
 pub(crate) async fn post_traces(
