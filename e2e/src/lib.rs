@@ -312,7 +312,7 @@ impl Stack {
                 continue;
             }
             for i in 0..stack.ports[&c].len() {
-                stack.wait_healthy(c, i).await?;
+                stack.settle(c, i).await?;
             }
         }
         Ok(stack)
@@ -389,10 +389,33 @@ impl Stack {
         Ok(())
     }
 
-    /// Wait until a component's `/healthz` answers 200.
+    /// Wait until a component's `/healthz` answers 200 as that component
+    /// (another process that took the port does not count).
     pub async fn wait_healthy(&self, c: Component, instance: usize) -> Result<()> {
+        if self
+            .healthy_within(c, instance, Duration::from_secs(90))
+            .await?
+        {
+            return Ok(());
+        }
+        bail!(
+            "{c:?}[{instance}] not healthy within 90 s (logs in target/e2e-logs/{}-*)",
+            self.name
+        )
+    }
+
+    /// Whether `/healthz` of this instance answers 200 with its own
+    /// component name before `within` passes; false early if the process
+    /// has exited.
+    async fn healthy_within(
+        &self,
+        c: Component,
+        instance: usize,
+        within: Duration,
+    ) -> Result<bool> {
         let url = format!("http://127.0.0.1:{}/healthz", self.ports[&c][instance]);
-        let deadline = Instant::now() + Duration::from_secs(90);
+        let name = c.binary().trim_start_matches("agentops-");
+        let deadline = Instant::now() + within;
         while Instant::now() < deadline {
             if let Ok(r) = self
                 .http
@@ -402,10 +425,50 @@ impl Stack {
                 .await
             {
                 if r.status().is_success() {
-                    return Ok(());
+                    let body: Value = r.json().await.unwrap_or(Value::Null);
+                    if body["component"] == name {
+                        return Ok(true);
+                    }
                 }
             }
+            if self.pid(c, instance).is_some_and(process_gone) {
+                return Ok(false);
+            }
             tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Ok(false)
+    }
+
+    /// Wait until a just-spawned instance is healthy. Ports are picked free
+    /// but handed over, so under parallel tests another process can take
+    /// one first: an instance that exits because its port is taken is
+    /// started again on a new port (up to three times).
+    async fn settle(&mut self, c: Component, instance: usize) -> Result<()> {
+        for _ in 0..3 {
+            if self
+                .healthy_within(c, instance, Duration::from_secs(90))
+                .await?
+            {
+                return Ok(());
+            }
+            let log =
+                std::fs::read(log_dir().join(format!("{}-{:?}-{instance}.log", self.name, c)))
+                    .unwrap_or_default();
+            let tail = String::from_utf8_lossy(&log[log.len().saturating_sub(4096)..]).into_owned();
+            if !tail.contains("Address already in use") {
+                break;
+            }
+            self.children
+                .retain(|(cc, i, _)| !(*cc == c && *i == instance));
+            let port = free_port();
+            self.ports.get_mut(&c).context("component ports")?[instance] = port;
+            if instance == 0 && c == Component::Gateway {
+                self.gateway_url = format!("http://127.0.0.1:{port}");
+            }
+            if instance == 0 && c == Component::QueryApi {
+                self.query_url = format!("http://127.0.0.1:{port}");
+            }
+            self.spawn(c, instance)?;
         }
         bail!(
             "{c:?}[{instance}] not healthy within 90 s (logs in target/e2e-logs/{}-*)",
@@ -495,7 +558,7 @@ impl Stack {
         ports.push(free_port());
         let instance = ports.len() - 1;
         self.spawn(c, instance)?;
-        self.wait_healthy(c, instance).await?;
+        self.settle(c, instance).await?;
         Ok(instance)
     }
 
@@ -516,7 +579,7 @@ impl Stack {
     /// Start an instance again (after `kill`) and wait until it is healthy.
     pub async fn restart(&mut self, c: Component, instance: usize) -> Result<()> {
         self.spawn(c, instance)?;
-        self.wait_healthy(c, instance).await
+        self.settle(c, instance).await
     }
 
     pub fn metrics_url(&self, c: Component, instance: usize) -> String {
@@ -804,5 +867,16 @@ impl Ingest {
             }
         }
         Ok(())
+    }
+}
+
+/// Whether process `pid` has exited (gone, or a zombie not yet reaped).
+fn process_gone(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        // `pid (comm) S ...`: the state follows the last ')'.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with(['Z', 'X'])),
     }
 }
