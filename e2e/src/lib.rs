@@ -99,6 +99,19 @@ pub fn timescale_url() -> Option<String> {
 }
 
 /// A free loopback port (bound then released).
+/// The second PostgreSQL that tests may stop and start: its admin URL and
+/// the command that restarts it (`AGENTOPS_TEST_PG_RESTART`,
+/// `AGENTOPS_TEST_PG_RESTART_CTL`, set by deploy/local/test.sh).
+pub fn restartable_pg() -> Result<(String, String)> {
+    let admin = std::env::var("AGENTOPS_TEST_PG_RESTART").context(
+        "AGENTOPS_TEST_PG_RESTART is not set: run through deploy/local/test.sh (it starts a \
+         second PostgreSQL this test may stop and start)",
+    )?;
+    let ctl =
+        std::env::var("AGENTOPS_TEST_PG_RESTART_CTL").context("AGENTOPS_TEST_PG_RESTART_CTL")?;
+    Ok((admin, ctl))
+}
+
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -777,6 +790,27 @@ impl Stack {
     /// Name of this stack's topic `kind` (raw, enriched, alerts, dlq).
     pub fn topic(&self, kind: &str) -> String {
         format!("{kind}.{}", self.name)
+    }
+
+    /// Put an alert record (JSON) on this stack's alerts topic, keyed by
+    /// its org, as the evaluators do.
+    pub async fn produce_alert(&self, alert: &Value) -> Result<()> {
+        use rdkafka::producer::{FutureProducer, FutureRecord};
+        let p: FutureProducer = rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", kafka_brokers())
+            .set("message.timeout.ms", "60000")
+            .create()?;
+        let payload = serde_json::to_vec(alert)?;
+        let key = alert["org_id"].as_str().unwrap_or(&self.org_id).to_owned();
+        p.send(
+            FutureRecord::to(&self.topic("alerts"))
+                .key(&key)
+                .payload(&payload),
+            Duration::from_secs(30),
+        )
+        .await
+        .map_err(|(e, _)| anyhow::anyhow!("produce an alert: {e}"))?;
+        Ok(())
     }
 
     /// A producer that writes already-enriched events straight to this

@@ -45,12 +45,7 @@ async fn max_rss(pid: u32, span: Duration) -> Result<u64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn processor_memory_stays_flat_while_the_database_is_stopped_under_load() -> Result<()> {
-    let admin = std::env::var("AGENTOPS_TEST_PG_RESTART").context(
-        "AGENTOPS_TEST_PG_RESTART is not set: run through deploy/local/test.sh (it starts a \
-         second PostgreSQL this test may stop and start)",
-    )?;
-    let ctl =
-        std::env::var("AGENTOPS_TEST_PG_RESTART_CTL").context("AGENTOPS_TEST_PG_RESTART_CTL")?;
+    let (admin, ctl) = agentops_e2e::restartable_pg()?;
     let stack = Stack::start(
         "boundedq",
         StackOptions {

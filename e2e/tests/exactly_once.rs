@@ -10,7 +10,7 @@ use std::time::Duration;
 use agentops_e2e::events::enriched_runs;
 use agentops_e2e::{Component, Stack, StackOptions};
 use agentops_schemas::AgentEvent;
-use anyhow::{ensure, Context, Result};
+use anyhow::{ensure, Result};
 use chrono::{Duration as Span, Utc};
 use rand::Rng;
 
@@ -176,12 +176,7 @@ async fn projection_sigkilled_20_times_over_100k_events_counts_each_once() -> Re
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn database_restart_mid_stream_resumes_with_exact_counts() -> Result<()> {
-    let admin = std::env::var("AGENTOPS_TEST_PG_RESTART").context(
-        "AGENTOPS_TEST_PG_RESTART is not set: run through deploy/local/test.sh (it starts a \
-         second PostgreSQL this test may stop and start)",
-    )?;
-    let ctl =
-        std::env::var("AGENTOPS_TEST_PG_RESTART_CTL").context("AGENTOPS_TEST_PG_RESTART_CTL")?;
+    let (admin, ctl) = agentops_e2e::restartable_pg()?;
     let mut opts = projections_only();
     opts.pg_admin_url = Some(admin);
     let stack = Stack::start("dbrestart", opts).await?;

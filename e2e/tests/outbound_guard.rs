@@ -15,11 +15,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use agentops_e2e::webhook::{Receiver, RECEIVER_IP};
-use agentops_e2e::{kafka_brokers, Component, Stack, StackOptions};
+use agentops_e2e::{Component, Stack, StackOptions};
 use anyhow::Context;
 use axum::http::{header, StatusCode};
-use rdkafka::config::ClientConfig;
-use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::{json, Value};
 
 /// A TCP listener that counts the connections it accepts (and closes them).
@@ -105,23 +103,6 @@ fn alert(stack: &Stack, id: &str, channels: &[&str]) -> Value {
         "channels": channels,
         "occurred_at": chrono::Utc::now().to_rfc3339(),
     })
-}
-
-async fn produce(stack: &Stack, alert: &Value) -> anyhow::Result<()> {
-    let p: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", kafka_brokers())
-        .set("message.timeout.ms", "60000")
-        .create()?;
-    let payload = serde_json::to_vec(alert)?;
-    p.send(
-        FutureRecord::to(&stack.topic("alerts"))
-            .key(&stack.org_id)
-            .payload(&payload),
-        Duration::from_secs(30),
-    )
-    .await
-    .map_err(|(e, _)| anyhow::anyhow!("produce: {e}"))?;
-    Ok(())
 }
 
 /// (channel id → (attempts, delivered, dead-lettered, last_error)).
@@ -227,7 +208,7 @@ async fn non_public_destinations_are_never_connected_to() -> anyhow::Result<()> 
     let ok_id = add_channel(&stack, "allowed", "webhook", &ok.url).await?;
 
     let id = format!("budget:{}:guard", stack.org_id);
-    produce(&stack, &alert(&stack, &id, &[])).await?;
+    stack.produce_alert(&alert(&stack, &id, &[])).await?;
     let n = refused.len() + 2;
     let rows = stack
         .eventually(
@@ -290,7 +271,7 @@ async fn non_public_destinations_are_never_connected_to() -> anyhow::Result<()> 
 
     // An id that is not visible ASCII still makes a valid header: percent-encoded.
     let odd = format!("rule:{}:agent=bad\nname é", stack.org_id);
-    produce(&stack, &alert(&stack, &odd, &[&ok_id])).await?;
+    stack.produce_alert(&alert(&stack, &odd, &[&ok_id])).await?;
     let got = stack
         .eventually(Duration::from_secs(60), "the odd id delivered", || async {
             Ok(ok.received().get(1).cloned())

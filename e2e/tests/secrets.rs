@@ -7,10 +7,8 @@
 use std::time::Duration;
 
 use agentops_e2e::webhook::{Received, Receiver};
-use agentops_e2e::{kafka_brokers, Component, Stack, StackOptions};
+use agentops_e2e::{Component, Stack, StackOptions};
 use hmac::{Hmac, Mac};
-use rdkafka::config::ClientConfig;
-use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::{json, Value};
 use sha2::Sha256;
 
@@ -85,25 +83,13 @@ fn verify(secret: &str, r: &Received) -> bool {
 }
 
 async fn produce_alert(stack: &Stack, id: &str) -> anyhow::Result<()> {
-    let p: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", kafka_brokers())
-        .create()?;
     let alert = json!({
         "alert_id": id, "org_id": stack.org_id, "source": "rule", "kind": "error_rate",
         "scope_key": "org", "transition": "firing", "severity": "warning", "period": "",
         "threshold": 0.1, "value": 0.5, "message": "error rate 50%", "details": {},
         "channels": [], "occurred_at": chrono::Utc::now().to_rfc3339(),
     });
-    let payload = serde_json::to_vec(&alert)?;
-    p.send(
-        FutureRecord::to(&stack.topic("alerts"))
-            .key(&stack.org_id)
-            .payload(&payload),
-        Duration::from_secs(30),
-    )
-    .await
-    .map_err(|(e, _)| anyhow::anyhow!("produce: {e}"))?;
-    Ok(())
+    stack.produce_alert(&alert).await
 }
 
 /// Sealed values per key id: `(url's key, secret's key)` of every channel.
