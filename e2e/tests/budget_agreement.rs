@@ -1,5 +1,5 @@
 //! The budget status the console reads and the crossings the processors
-//! alert on come from one function (`runtime::governance::spend_in_scope`)
+//! alert on come from one function (`agentops_governance::spend::spend_in_scope`)
 //! and agree on a crafted stream (issue 13): at every step the thresholds
 //! the status says are crossed are exactly those alerted, for an org scope
 //! and a tag scope, and spend before the period counts for neither.

@@ -148,7 +148,16 @@ async fn budget_webhook_fires_exactly_once_across_two_processors_and_a_restart(
     )
     .await?;
     // $1/day; each run costs 2 x LLM_CALL_COST = $0.009, so the 112th run crosses it.
-    agentops_query_api::admin::set_budget(&stack.pool, &stack.org_id, 1.0, Some(&hook.url)).await?;
+    // Through the API: the legacy endpoint validates the URL against the
+    // query API's `notify.allow_destinations` (the stack allows loopback).
+    let answer = stack
+        .http
+        .put(format!("{}/v1/admin/budget", stack.query_url))
+        .bearer_auth(&stack.admin_key)
+        .json(&serde_json::json!({"daily_usd": 1.0, "webhook_url": hook.url}))
+        .send()
+        .await?;
+    anyhow::ensure!(answer.status() == 200, "{:?}", answer.text().await);
     let (crossing, _, _) = events::fleet(120, 10, 0, "b1");
     stack.send_all(&crossing, 100).await?;
     let first = stack

@@ -25,9 +25,12 @@ use sqlx::PgPool;
 use tokio::sync::mpsc;
 
 use crate::alert::{self, Alert, Transition};
-use crate::governance::{in_scope, spend_since, spend_source, Budget, Governance, Scope, Snapshot};
+use crate::governance::{channel_names, in_scope, Budget, Governance, Scope, Snapshot};
 use crate::{telemetry, Config};
-use agentops_runtime::governance::{period_end, period_key, period_start};
+use agentops_governance::alert::{budget_alert_id, AlertSource};
+use agentops_governance::controls::{self, SetBy};
+use agentops_governance::spend::{spend_in_scope, spend_source};
+use agentops_governance::{period_end, period_key, period_start};
 
 /// A priced event this instance wrote to the enriched topic.
 #[derive(Debug, Clone)]
@@ -258,7 +261,12 @@ async fn read_projection(
     sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
         .execute(&mut *tx)
         .await?;
-    let offsets: Vec<(i32, i64)> = sqlx::query_as(
+    #[derive(sqlx::FromRow)]
+    struct Offset {
+        partition: i32,
+        next_offset: i64,
+    }
+    let offsets: Vec<Offset> = sqlx::query_as(
         "SELECT partition, next_offset FROM consumer_offsets
          WHERE consumer_group = $1 AND topic = $2",
     )
@@ -271,11 +279,14 @@ async fn read_projection(
         // The period only: an event stamped in the next one (up to 5 min
         // ahead is accepted) counts there, as the budget status says.
         let (start, end) = (period_start(b.period, now), period_end(b.period, now));
-        spend.push(spend_since(&mut tx, &b.org_id, &b.scope, start, Some(end)).await?);
+        spend.push(spend_in_scope(&mut tx, &b.org_id, &b.scope, start, Some(end)).await?);
     }
     tx.commit().await?;
     Ok(Reading {
-        projected_offsets: offsets.into_iter().collect(),
+        projected_offsets: offsets
+            .into_iter()
+            .map(|o| (o.partition, o.next_offset))
+            .collect(),
         projected_spend: spend,
     })
 }
@@ -288,7 +299,7 @@ async fn already_projected(
     ids: &[String],
     since: DateTime<Utc>,
 ) -> Result<HashSet<String>, sqlx::Error> {
-    let rows: Vec<(String,)> = sqlx::query_as(
+    let rows: Vec<String> = sqlx::query_scalar(
         "SELECT event_id::text FROM events
          WHERE event_id = ANY($1::uuid[]) AND ts >= $2 AND org_id = $3",
     )
@@ -297,7 +308,7 @@ async fn already_projected(
     .bind(org)
     .fetch_all(pool)
     .await?;
-    Ok(rows.into_iter().map(|(id,)| id).collect())
+    Ok(rows.into_iter().collect())
 }
 
 /// The alert for `b` at `pct` percent in the period of `now`.
@@ -328,9 +339,9 @@ pub(crate) fn budget_alert(
         message.push_str(&format!("; paused {} agent(s)", paused.len()));
     }
     Alert {
-        alert_id: format!("budget:{}:{period}:{pct}", b.id),
+        alert_id: budget_alert_id(&b.id, &period, pct),
         org_id: b.org_id.clone(),
-        source: "budget".into(),
+        source: AlertSource::Budget.as_str().into(),
         source_id: Some(b.id.clone()),
         kind: kind.into(),
         scope_key: b.scope.scope_key(),
@@ -344,7 +355,7 @@ pub(crate) fn budget_alert(
             "budget": b.name, "limit_usd": b.limit_usd, "percent": pct,
             "used_percent": used, "unit": "usd", "paused_agents": paused,
         }),
-        channels: b.channels.clone(),
+        channels: channel_names(&b.channels),
         occurred_at: now,
     }
 }
@@ -381,21 +392,11 @@ async fn pause_agents(
         b.name,
         b.pause_at_pct.unwrap_or(100.0)
     );
-    sqlx::query(
-        "INSERT INTO agent_controls (org_id, agent_id, action, reason, set_by)
-         SELECT $1, a, 'pause', $3, $4 FROM unnest($2::text[]) a
-         WHERE NOT EXISTS (
-             SELECT 1 FROM audit_log l
-             WHERE l.org_id = $1 AND l.action = 'agent.resume'
-               AND l.detail::jsonb->>'agent_id' = a AND l.detail::jsonb->>'set_by' = $4)
-         ON CONFLICT (org_id, agent_id) DO NOTHING",
-    )
-    .bind(&b.org_id)
-    .bind(&agents)
-    .bind(&reason)
-    .bind(format!("budget:{}:{period}", b.id))
-    .execute(pool)
-    .await?;
+    let set_by = SetBy::Budget {
+        budget_id: b.id.clone(),
+        period_key: period.to_owned(),
+    };
+    controls::pause_for_budget(pool, &b.org_id, &agents, &reason, &set_by).await?;
     Ok(agents)
 }
 
@@ -406,7 +407,13 @@ fn standing_pauses(snap: &Snapshot, now: DateTime<Utc>) -> Vec<String> {
         .values()
         .flatten()
         .filter(|b| b.pause_at_pct.is_some())
-        .map(|b| format!("budget:{}:{}", b.id, period_key(b.period, now)))
+        .map(|b| {
+            SetBy::Budget {
+                budget_id: b.id.clone(),
+                period_key: period_key(b.period, now),
+            }
+            .to_string()
+        })
         .collect()
 }
 
@@ -414,13 +421,7 @@ fn standing_pauses(snap: &Snapshot, now: DateTime<Utc>) -> Vec<String> {
 /// by a budget that was deleted or lost its pause threshold. Every instance
 /// does it (idempotent).
 async fn lift_pauses(pool: &PgPool, standing: &[String]) -> Result<u64, sqlx::Error> {
-    let r = sqlx::query(
-        "DELETE FROM agent_controls WHERE set_by LIKE 'budget:%' AND NOT (set_by = ANY($1))",
-    )
-    .bind(standing)
-    .execute(pool)
-    .await?;
-    Ok(r.rows_affected())
+    controls::lift_budget_pauses(pool, standing).await
 }
 
 pub(crate) async fn run(
@@ -558,7 +559,7 @@ async fn check(
     let due: Vec<f64> = levels
         .into_iter()
         .filter(|pct| spend >= b.limit_usd * pct / 100.0)
-        .filter(|pct| !fired.contains(&format!("budget:{}:{period}:{pct}", b.id)))
+        .filter(|pct| !fired.contains(&budget_alert_id(&b.id, &period, *pct)))
         .collect();
     // Past the pause threshold, every agent in scope that spends is paused:
     // at the crossing those the store knows, then new spenders as they come.
@@ -629,19 +630,21 @@ async fn check(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::governance::Period;
+    use agentops_governance::{Period, Stored};
 
     fn budget() -> Budget {
-        Budget {
+        Stored {
             id: "b1".into(),
             org_id: "o".into(),
-            name: "team".into(),
-            scope: Scope::org(),
-            period: Period::Day,
-            limit_usd: 10.0,
-            thresholds: vec![80.0, 100.0],
-            pause_at_pct: None,
-            channels: vec![],
+            item: agentops_governance::Budget {
+                name: "team".into(),
+                scope: Scope::org(),
+                period: Period::Day,
+                limit_usd: 10.0,
+                thresholds: vec![80.0, 100.0],
+                pause_at_pct: None,
+                channels: vec![],
+            },
         }
     }
 
@@ -675,8 +678,8 @@ mod tests {
             .to_utc();
         let mut snap = Snapshot::default();
         let mut pausing = budget();
-        pausing.pause_at_pct = Some(100.0);
-        pausing.period = Period::Week;
+        pausing.item.pause_at_pct = Some(100.0);
+        pausing.item.period = Period::Week;
         snap.budgets.insert("o".into(), vec![budget(), pausing]);
         assert_eq!(
             standing_pauses(&snap, now),

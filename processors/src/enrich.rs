@@ -16,6 +16,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use agentops_governance::{PolicyAction, PolicyKind};
 use agentops_runtime::kafka;
 use agentops_runtime::shutdown::CancellationToken;
 use agentops_schemas::{AgentEvent, Codec};
@@ -413,7 +414,7 @@ async fn apply_policies(
     let needs_run_cost = |e: &AgentEvent| {
         snap.policies
             .get(&e.org_id)
-            .is_some_and(|ps| ps.iter().any(|p| p.kind == "max_cost_per_run"))
+            .is_some_and(|ps| ps.iter().any(|p| p.kind() == PolicyKind::MaxCostPerRun))
     };
     let costed: Vec<&AgentEvent> = events.iter().filter(|e| needs_run_cost(e)).collect();
     if !costed.is_empty() {
@@ -455,21 +456,14 @@ async fn apply_policies(
         return false;
     }
     for (v, _) in &found {
-        telemetry::policy_violations(
-            match v.policy.action.as_str() {
-                "pause" => "pause",
-                "alert" => "alert",
-                _ => "flag",
-            },
-            1,
-        );
+        telemetry::policy_violations(v.policy.action.as_str(), 1);
     }
     let mut alerts: Vec<alert::Alert> = Vec::new();
     for (v, e) in &found {
-        if v.policy.action == "flag" {
+        if v.policy.action == PolicyAction::Flag {
             continue;
         }
-        let a = policy::violation_alert(v, e, v.policy.action == "pause");
+        let a = policy::violation_alert(v, e, v.policy.action == PolicyAction::Pause);
         if !stage.alerted.contains(&a.alert_id) && !alerts.iter().any(|x| x.alert_id == a.alert_id)
         {
             alerts.push(a);

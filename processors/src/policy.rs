@@ -19,7 +19,10 @@ use serde_json::json;
 use sqlx::PgPool;
 
 use crate::alert::{Alert, Transition};
-use crate::governance::{model_matches, Policy};
+use crate::governance::{channel_names, Policy};
+use agentops_governance::alert::{policy_alert_id, AlertSource};
+use agentops_governance::controls::{self, PolicyPause};
+use agentops_governance::policy::{model_matches, Check, PolicyAction};
 
 /// The attribute listing the policies an enriched event violated.
 pub(crate) const FLAG_ATTRIBUTE: &str = "agentops.policy_violations";
@@ -56,30 +59,29 @@ pub(crate) fn evaluate(
         .filter(|p| crate::governance::in_scope(&p.scope, e))
     {
         let model = e.model.as_deref();
-        let detail = match p.kind.as_str() {
-            "model_allowlist" => model
-                .filter(|m| !p.names.iter().any(|n| model_matches(n, m)))
+        let detail = match &p.check {
+            Check::ModelAllowlist(names) => model
+                .filter(|m| !names.iter().any(|n| model_matches(n, m)))
                 .map(|m| format!("model {m} is not on the allowlist")),
-            "model_denylist" => model
-                .filter(|m| p.names.iter().any(|n| model_matches(n, m)))
+            Check::ModelDenylist(names) => model
+                .filter(|m| names.iter().any(|n| model_matches(n, m)))
                 .map(|m| format!("model {m} is denied")),
-            "max_tokens_per_call" => p.limit_value.and_then(|limit| {
+            Check::MaxTokensPerCall(limit) => {
                 let t = tokens(e);
-                (t as f64 > limit).then(|| format!("{t} tokens in one call, over {limit}"))
-            }),
-            "forbidden_tools" => e
+                (t as f64 > *limit).then(|| format!("{t} tokens in one call, over {limit}"))
+            }
+            Check::ForbiddenTools(names) => e
                 .tool_name
                 .as_deref()
-                .filter(|t| p.names.iter().any(|n| n.eq_ignore_ascii_case(t)))
+                .filter(|t| names.iter().any(|n| n.eq_ignore_ascii_case(t)))
                 .map(|t| format!("tool {t} is forbidden")),
-            "max_cost_per_run" => match (p.limit_value, run_cost) {
+            Check::MaxCostPerRun(limit) => match run_cost {
                 // Only the event that crosses the limit violates it.
-                (Some(limit), Some((before, after))) if before <= limit && after > limit => {
+                Some((before, after)) if before <= *limit && after > *limit => {
                     Some(format!("run cost ${after:.4} over ${limit:.4}"))
                 }
                 _ => None,
             },
-            _ => None,
         };
         if let Some(detail) = detail {
             out.push(Violation {
@@ -124,7 +126,13 @@ impl RunCosts {
                 runs.push(key.1);
             }
         }
-        let rows: Vec<(String, String, f64)> = if runs.is_empty() {
+        #[derive(sqlx::FromRow)]
+        struct RunCost {
+            org_id: String,
+            run_id: String,
+            cost_usd: f64,
+        }
+        let rows: Vec<RunCost> = if runs.is_empty() {
             Vec::new()
         } else {
             sqlx::query_as(
@@ -140,8 +148,8 @@ impl RunCosts {
         for key in seen {
             self.cost.entry(key).or_insert(0.0);
         }
-        for (org, run, cost) in rows {
-            self.cost.insert((org, run), cost);
+        for r in rows {
+            self.cost.insert((r.org_id, r.run_id), r.cost_usd);
         }
         Ok(())
     }
@@ -177,7 +185,7 @@ pub(crate) fn violation_alert(v: &Violation, e: &AgentEvent, paused: bool) -> Al
     let mut message = format!(
         "Policy '{}' ({}) violated by agent {}{}: {}",
         p.name,
-        p.kind,
+        p.kind(),
         e.agent_id,
         e.run_id
             .as_deref()
@@ -189,16 +197,16 @@ pub(crate) fn violation_alert(v: &Violation, e: &AgentEvent, paused: bool) -> Al
         message.push_str("; agent paused");
     }
     Alert {
-        alert_id: format!("policy:{}:{}:{day}", p.id, e.agent_id),
+        alert_id: policy_alert_id(&p.id, &e.agent_id, &day),
         org_id: e.org_id.clone(),
-        source: "policy".into(),
+        source: AlertSource::Policy.as_str().into(),
         source_id: Some(p.id.clone()),
-        kind: p.kind.clone(),
+        kind: p.kind().as_str().into(),
         scope_key: format!("agent={}", e.agent_id),
         transition: Transition::Firing,
         severity: if paused { "critical" } else { "warning" }.into(),
         period: day,
-        threshold: p.limit_value.unwrap_or(0.0),
+        threshold: p.check.limit().unwrap_or(0.0),
         value: 0.0,
         message,
         details: json!({
@@ -206,7 +214,7 @@ pub(crate) fn violation_alert(v: &Violation, e: &AgentEvent, paused: bool) -> Al
             "run_id": e.run_id, "agent_id": e.agent_id, "detail": v.detail,
             "paused_agents": if paused { vec![e.agent_id.clone()] } else { vec![] },
         }),
-        channels: p.channels.clone(),
+        channels: channel_names(&p.channels),
         occurred_at: Utc::now(),
     }
 }
@@ -237,35 +245,24 @@ pub(crate) async fn record(
     .bind(col!(|(_, e)| e.agent_id.clone()))
     .bind(col!(|(_, e)| e.run_id.clone()))
     .bind(col!(|(_, e)| ts(e)))
-    .bind(col!(|(v, _)| v.policy.action.clone()))
+    .bind(col!(|(v, _)| v.policy.action.as_str()))
     .bind(col!(|(v, _)| v.detail.clone()))
     .bind(col!(|(_, e)| serde_json::to_value(e).unwrap_or_default()))
     .execute(&mut *tx)
     .await?;
-    let pauses: Vec<&(Violation, AgentEvent)> = found
+    let pauses: Vec<PolicyPause> = found
         .iter()
-        .filter(|(v, _)| v.policy.action == "pause")
+        .filter(|(v, _)| v.policy.action == PolicyAction::Pause)
+        .map(|(v, e)| PolicyPause {
+            org_id: e.org_id.clone(),
+            agent_id: e.agent_id.clone(),
+            reason: format!("policy '{}': {}", v.policy.name, v.detail),
+            policy_id: v.policy.id.clone(),
+            alert_id: violation_alert(v, e, true).alert_id,
+        })
         .collect();
     if !pauses.is_empty() {
-        let col = |f: &dyn Fn(&Violation, &AgentEvent) -> String| {
-            pauses.iter().map(|(v, e)| f(v, e)).collect::<Vec<_>>()
-        };
-        sqlx::query(
-            "INSERT INTO agent_controls (org_id, agent_id, action, reason, set_by, alert_id)
-             SELECT o, a, 'pause', r, s, i
-             FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[])
-                  AS t(o, a, r, s, i)
-             ON CONFLICT (org_id, agent_id) DO NOTHING",
-        )
-        .bind(col(&|_, e| e.org_id.clone()))
-        .bind(col(&|_, e| e.agent_id.clone()))
-        .bind(col(&|v, _| {
-            format!("policy '{}': {}", v.policy.name, v.detail)
-        }))
-        .bind(col(&|v, _| format!("policy:{}", v.policy.id)))
-        .bind(col(&|v, e| violation_alert(v, e, true).alert_id))
-        .execute(&mut *tx)
-        .await?;
+        controls::pause_for_policies(&mut *tx, &pauses).await?;
     }
     tx.commit().await
 }
@@ -273,19 +270,25 @@ pub(crate) async fn record(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use agentops_runtime::governance::Scope;
+    use agentops_governance::{Scope, Stored};
 
-    fn policy(kind: &str, names: &[&str], limit: Option<f64>) -> Policy {
-        Policy {
+    fn policy(check: Check) -> Policy {
+        Stored {
             id: "p".into(),
-            name: kind.into(),
-            kind: kind.into(),
-            scope: Scope::org(),
-            names: names.iter().map(|s| s.to_string()).collect(),
-            limit_value: limit,
-            action: "flag".into(),
-            channels: vec![],
+            org_id: "o".into(),
+            item: agentops_governance::Policy {
+                name: check.kind().to_string(),
+                scope: Scope::org(),
+                check,
+                action: PolicyAction::Flag,
+                channels: vec![],
+                enabled: true,
+            },
         }
+    }
+
+    fn names(n: &[&str]) -> Vec<String> {
+        n.iter().map(|s| s.to_string()).collect()
     }
 
     fn call(model: &str, tokens: i64) -> AgentEvent {
@@ -302,15 +305,14 @@ mod tests {
 
     #[test]
     fn model_lists() {
-        let allow = [policy(
-            "model_allowlist",
-            &["gpt-4o-mini", "claude-haiku-4-5"],
-            None,
-        )];
+        let allow = [policy(Check::ModelAllowlist(names(&[
+            "gpt-4o-mini",
+            "claude-haiku-4-5",
+        ])))];
         assert!(evaluate(&allow, &call("gpt-4o-mini-2024-07-18", 1), None).is_empty());
         let v = evaluate(&allow, &call("gpt-4o", 1), None);
         assert_eq!(v[0].detail, "model gpt-4o is not on the allowlist");
-        let deny = [policy("model_denylist", &["o3"], None)];
+        let deny = [policy(Check::ModelDenylist(names(&["o3"])))];
         assert_eq!(evaluate(&deny, &call("o3", 1), None).len(), 1);
         assert!(evaluate(&deny, &call("o3-mini", 1), None).len() == 1); // dated/variant prefix
         assert!(evaluate(&deny, &call("o4-mini", 1), None).is_empty());
@@ -326,19 +328,19 @@ mod tests {
 
     #[test]
     fn tokens_tools_and_run_cost() {
-        let max = [policy("max_tokens_per_call", &[], Some(1000.0))];
+        let max = [policy(Check::MaxTokensPerCall(1000.0))];
         assert!(evaluate(&max, &call("x", 999), None).is_empty());
         assert_eq!(
             evaluate(&max, &call("x", 1000), None)[0].detail,
             "1001 tokens in one call, over 1000"
         );
-        let tools = [policy("forbidden_tools", &["shell"], None)];
+        let tools = [policy(Check::ForbiddenTools(names(&["shell"])))];
         let t = AgentEvent {
             tool_name: Some("Shell".into()),
             ..Default::default()
         };
         assert_eq!(evaluate(&tools, &t, None).len(), 1);
-        let run = [policy("max_cost_per_run", &[], Some(1.0))];
+        let run = [policy(Check::MaxCostPerRun(1.0))];
         let e = call("x", 1);
         assert!(evaluate(&run, &e, Some((0.5, 1.0))).is_empty());
         assert_eq!(evaluate(&run, &e, Some((0.9, 1.2))).len(), 1);
@@ -376,7 +378,7 @@ mod tests {
 
     #[test]
     fn one_alert_per_policy_agent_day() {
-        let p = policy("model_denylist", &["o3"], None);
+        let p = policy(Check::ModelDenylist(names(&["o3"])));
         let v = Violation {
             policy: p,
             detail: "model o3 is denied".into(),

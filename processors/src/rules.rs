@@ -21,7 +21,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use agentops_runtime::governance::ScopeKind;
+use agentops_governance::alert::{rule_alert_id, AlertSource};
+use agentops_governance::spend::{agg_filter, spend_in_scope};
+use agentops_governance::{period_start, Condition, Period, RuleKind, ScopeKind};
 use agentops_runtime::shutdown::CancellationToken;
 use agentops_runtime::storage;
 use agentops_schemas::histogram;
@@ -31,7 +33,7 @@ use serde_json::{json, Value};
 use sqlx::{PgConnection, PgPool};
 
 use crate::alert::{self, Alert, Transition};
-use crate::governance::{agg_filter, spend_since, Governance, Rule};
+use crate::governance::{channel_names, Governance, Rule};
 use crate::{telemetry, Config};
 
 /// Advisory lock key held by the instance evaluating a pass.
@@ -125,6 +127,13 @@ async fn pass(
     Ok(true)
 }
 
+/// An open alert of a rule.
+#[derive(Debug, sqlx::FromRow)]
+struct OpenAlert {
+    alert_id: String,
+    scope_key: String,
+}
+
 /// Evaluate one rule: resolve what stopped breaching, fire what started.
 async fn evaluate_rule(
     conn: &mut PgConnection,
@@ -133,7 +142,7 @@ async fn evaluate_rule(
 ) -> Result<Vec<Alert>, sqlx::Error> {
     let mut out = Vec::new();
     let (breaches, complete) = evaluate(&mut *conn, rule, now).await?;
-    let open: Vec<(String, String)> = sqlx::query_as(
+    let open: Vec<OpenAlert> = sqlx::query_as(
         "SELECT alert_id, scope_key FROM alerts
          WHERE source = 'rule' AND source_id = $1::uuid AND state <> 'resolved'",
     )
@@ -142,7 +151,11 @@ async fn evaluate_rule(
     .await?;
     let breaching: HashMap<&str, &Breach> =
         breaches.iter().map(|b| (b.scope_key.as_str(), b)).collect();
-    for (alert_id, scope_key) in &open {
+    for OpenAlert {
+        alert_id,
+        scope_key,
+    } in &open
+    {
         if breaching.contains_key(scope_key.as_str()) || !complete {
             continue; // still breaching, or not all breaches were listed
         }
@@ -156,7 +169,7 @@ async fn evaluate_rule(
         out.push(resolved_alert(rule, alert_id, scope_key, now));
     }
     for b in &breaches {
-        if open.iter().any(|(_, k)| k == &b.scope_key) {
+        if open.iter().any(|o| o.scope_key == b.scope_key) {
             continue;
         }
         let last: Option<DateTime<Utc>> = sqlx::query_scalar(
@@ -213,28 +226,20 @@ fn firing_alert(rule: &Rule, b: &Breach, now: DateTime<Utc>) -> Alert {
     let mut details = b.details.clone();
     details["rule"] = json!(rule.name);
     Alert {
-        alert_id: format!(
-            "rule:{}:{}:{}",
-            rule.id,
-            b.scope_key,
-            now.timestamp_millis()
-        ),
+        alert_id: rule_alert_id(&rule.id, &b.scope_key, now.timestamp_millis()),
         org_id: rule.org_id.clone(),
-        source: "rule".into(),
+        source: AlertSource::Rule.as_str().into(),
         source_id: Some(rule.id.clone()),
-        kind: rule.kind.clone(),
+        kind: rule.kind().as_str().into(),
         scope_key: b.scope_key.clone(),
         transition: Transition::Firing,
         severity: "warning".into(),
         period: String::new(),
-        threshold: rule
-            .threshold
-            .or(rule.minutes.map(f64::from))
-            .unwrap_or(0.0),
+        threshold: rule.condition.alert_threshold(),
         value: b.value,
         message: format!("{} (rule '{}')", b.message, rule.name),
         details,
-        channels: rule.channels.clone(),
+        channels: channel_names(&rule.channels),
         occurred_at: now,
     }
 }
@@ -243,26 +248,26 @@ fn resolved_alert(rule: &Rule, alert_id: &str, scope_key: &str, now: DateTime<Ut
     Alert {
         alert_id: alert_id.to_owned(),
         org_id: rule.org_id.clone(),
-        source: "rule".into(),
+        source: AlertSource::Rule.as_str().into(),
         source_id: Some(rule.id.clone()),
-        kind: rule.kind.clone(),
+        kind: rule.kind().as_str().into(),
         scope_key: scope_key.to_owned(),
         transition: Transition::Resolved,
         severity: "info".into(),
         period: String::new(),
-        threshold: rule.threshold.unwrap_or(0.0),
+        threshold: rule.condition.threshold().unwrap_or(0.0),
         value: 0.0,
         message: format!(
             "Resolved: {} for {scope_key} (rule '{}')",
-            rule.kind, rule.name
+            rule.kind(),
+            rule.name
         ),
         details: json!({"rule": rule.name}),
-        channels: rule.channels.clone(),
+        channels: channel_names(&rule.channels),
         occurred_at: now,
     }
 }
 
-/// Where the rule's condition holds now.
 /// Most scope keys listed per rule and pass (agents, runs).
 const MAX_BREACHES: usize = 1000;
 
@@ -272,155 +277,237 @@ async fn evaluate(
     rule: &Rule,
     now: DateTime<Utc>,
 ) -> Result<(Vec<Breach>, bool), sqlx::Error> {
-    let org = &rule.org_id;
-    let scope_key = rule.scope.scope_key();
-    let threshold = rule.threshold.unwrap_or(f64::INFINITY);
-    let window = |secs: Option<i32>| now - chrono::Duration::seconds(secs.unwrap_or(3600).into());
-    let breaches: Vec<Breach> = match rule.kind.as_str() {
-        "cost_per_day" => {
-            let start = agentops_runtime::governance::period_start(
-                agentops_runtime::governance::Period::Day,
-                now,
-            );
-            let cost = spend_since(&mut *conn, org, &rule.scope, start, None).await?;
-            (cost > threshold)
-                .then(|| Breach {
-                    scope_key: scope_key.clone(),
-                    value: cost,
-                    message: format!(
-                        "Cost today for {scope_key} is ${cost:.2}, over ${threshold:.2}"
-                    ),
-                    details: json!({"unit": "usd", "since": start}),
-                })
-                .into_iter()
-                .collect()
+    let breaches = match rule.condition {
+        Condition::CostPerDay { usd } => cost_today(conn, rule, usd, now).await?,
+        Condition::ErrorRate {
+            ratio,
+            window_secs,
+            min_runs,
+        } => {
+            let w = run_window(conn, rule, window_secs, now).await?;
+            w.error_rate(ratio, min_runs, window_secs, &rule.scope.scope_key())
         }
-        "error_rate" | "latency_p95" => {
-            let Some((filter, v)) = agg_filter(&rule.scope, 3) else {
-                return Ok((Vec::new(), true)); // the API refuses tag scopes for these kinds
-            };
-            let since = window(rule.window_secs);
-            let sql = format!(
-                "SELECT COALESCE(sum(runs_completed), 0)::int8, COALESCE(sum(runs_failed), 0)::int8,
-                        {hist}
-                 FROM agg_1m WHERE org_id = $1 AND bucket >= date_trunc('minute', $2::timestamptz)
-                   AND {filter}",
-                hist = storage::merged_histogram_sql(),
-            );
-            let q = sqlx::query_as::<_, (i64, i64, Vec<i64>)>(&sql)
-                .bind(org)
-                .bind(since);
-            let (completed, failed, hist) = match v {
-                Some(v) => q.bind(v),
-                None => q,
-            }
-            .fetch_one(&mut *conn)
-            .await?;
-            let runs = completed + failed;
-            let win = rule.window_secs.unwrap_or(3600);
-            if runs < i64::from(rule.min_runs.max(1)) {
-                Vec::new()
-            } else if rule.kind == "error_rate" {
-                let rate = failed as f64 / runs as f64;
-                (rate > threshold)
-                    .then(|| Breach {
-                        scope_key: scope_key.clone(),
-                        value: rate,
-                        message: format!(
-                            "Error rate for {scope_key} is {:.0}% over the last {}s ({failed} of {runs} runs failed), over {:.0}%",
-                            rate * 100.0, win, threshold * 100.0
-                        ),
-                        details: json!({"unit": "ratio", "failed": failed, "runs": runs, "window_secs": win}),
-                    })
-                    .into_iter()
-                    .collect()
-            } else {
-                let p95 = histogram::quantile(&hist, 0.95).unwrap_or(0.0);
-                (p95 > threshold)
-                    .then(|| Breach {
-                        scope_key: scope_key.clone(),
-                        value: p95,
-                        message: format!(
-                            "p95 run latency for {scope_key} is {p95:.0} ms over the last {win}s ({runs} runs), over {threshold:.0} ms"
-                        ),
-                        details: json!({"unit": "ms", "runs": runs, "window_secs": win}),
-                    })
-                    .into_iter()
-                    .collect()
-            }
+        Condition::LatencyP95 {
+            ms,
+            window_secs,
+            min_runs,
+        } => {
+            let w = run_window(conn, rule, window_secs, now).await?;
+            w.latency_p95(ms, min_runs, window_secs, &rule.scope.scope_key())
         }
-        "no_heartbeat" => {
-            let minutes = rule.minutes.unwrap_or(10);
-            let (filter, v) = agent_filter(rule);
-            let sql = format!(
-                "SELECT agent_id, last_seen FROM agents
-                 WHERE org_id = $1 AND last_heartbeat IS NOT NULL
-                   AND last_seen < $2 AND {filter}
-                 ORDER BY agent_id LIMIT {MAX_BREACHES}"
-            );
-            let q = sqlx::query_as::<_, (String, DateTime<Utc>)>(&sql)
-                .bind(org)
-                .bind(now - chrono::Duration::minutes(minutes.into()));
-            let rows = match v {
-                Some(v) => q.bind(v),
-                None => q,
-            }
-            .fetch_all(&mut *conn)
-            .await?;
-            rows.into_iter()
-                .map(|(agent, last)| {
-                    let silent = (now - last).num_seconds() as f64 / 60.0;
-                    Breach {
-                        scope_key: format!("agent={agent}"),
-                        value: silent,
-                        message: format!(
-                            "Agent {agent} silent for {silent:.0} min (last event {}), limit {minutes} min",
-                            last.format("%Y-%m-%d %H:%M:%S UTC")
-                        ),
-                        details: json!({"unit": "minutes", "agent_id": agent, "last_seen": last}),
-                    }
-                })
-                .collect()
-        }
-        "stuck_run" => {
-            let minutes = rule.minutes.unwrap_or(30);
-            let (filter, v) = agent_filter(rule);
-            let sql = format!(
-                "SELECT run_id, agent_id, started_at FROM runs
-                 WHERE org_id = $1 AND ended_at IS NULL AND status = 'running'
-                   AND started_at < $2 AND {filter}
-                 ORDER BY started_at LIMIT {MAX_BREACHES}"
-            );
-            let q = sqlx::query_as::<_, (String, String, DateTime<Utc>)>(&sql)
-                .bind(org)
-                .bind(now - chrono::Duration::minutes(minutes.into()));
-            let rows = match v {
-                Some(v) => q.bind(v),
-                None => q,
-            }
-            .fetch_all(&mut *conn)
-            .await?;
-            rows.into_iter()
-                .map(|(run, agent, started)| {
-                    let age = (now - started).num_seconds() as f64 / 60.0;
-                    Breach {
-                        scope_key: format!("run={run}"),
-                        value: age,
-                        message: format!(
-                            "Run {run} of agent {agent} running for {age:.0} min without finishing, limit {minutes} min"
-                        ),
-                        details: json!({"unit": "minutes", "run_id": run, "agent_id": agent, "started_at": started}),
-                    }
-                })
-                .collect()
-        }
-        other => {
-            tracing::warn!(rule = %rule.id, kind = other, "unknown alert rule kind");
-            Vec::new()
-        }
+        Condition::NoHeartbeat { minutes } => silent_agents(conn, rule, minutes, now).await?,
+        Condition::StuckRun { minutes } => stuck_runs(conn, rule, minutes, now).await?,
     };
     let complete = breaches.len() < MAX_BREACHES;
     Ok((breaches, complete))
+}
+
+/// `cost_per_day`: spend in scope since UTC midnight, read like the budget
+/// status.
+async fn cost_today(
+    conn: &mut PgConnection,
+    rule: &Rule,
+    usd: f64,
+    now: DateTime<Utc>,
+) -> Result<Vec<Breach>, sqlx::Error> {
+    let start = period_start(Period::Day, now);
+    let cost = spend_in_scope(conn, &rule.org_id, &rule.scope, start, None).await?;
+    let scope_key = rule.scope.scope_key();
+    Ok((cost > usd)
+        .then(|| Breach {
+            value: cost,
+            message: format!("Cost today for {scope_key} is ${cost:.2}, over ${usd:.2}"),
+            details: json!({"unit": "usd", "since": start}),
+            scope_key,
+        })
+        .into_iter()
+        .collect())
+}
+
+/// Runs finished in a rule's window, from the minute aggregates.
+#[derive(Debug, sqlx::FromRow)]
+struct RunWindow {
+    completed: i64,
+    failed: i64,
+    /// Merged run-latency histogram.
+    hist: Vec<i64>,
+}
+
+impl RunWindow {
+    fn runs(&self) -> i64 {
+        self.completed + self.failed
+    }
+
+    fn error_rate(&self, ratio: f64, min_runs: i32, win: i32, scope_key: &str) -> Vec<Breach> {
+        let (runs, failed) = (self.runs(), self.failed);
+        if runs < i64::from(min_runs.max(1)) {
+            return Vec::new();
+        }
+        let rate = failed as f64 / runs as f64;
+        (rate > ratio)
+            .then(|| Breach {
+                scope_key: scope_key.to_owned(),
+                value: rate,
+                message: format!(
+                    "Error rate for {scope_key} is {:.0}% over the last {win}s ({failed} of {runs} runs failed), over {:.0}%",
+                    rate * 100.0, ratio * 100.0
+                ),
+                details: json!({"unit": "ratio", "failed": failed, "runs": runs, "window_secs": win}),
+            })
+            .into_iter()
+            .collect()
+    }
+
+    fn latency_p95(&self, ms: f64, min_runs: i32, win: i32, scope_key: &str) -> Vec<Breach> {
+        let runs = self.runs();
+        if runs < i64::from(min_runs.max(1)) {
+            return Vec::new();
+        }
+        let p95 = histogram::quantile(&self.hist, 0.95).unwrap_or(0.0);
+        (p95 > ms)
+            .then(|| Breach {
+                scope_key: scope_key.to_owned(),
+                value: p95,
+                message: format!(
+                    "p95 run latency for {scope_key} is {p95:.0} ms over the last {win}s ({runs} runs), over {ms:.0} ms"
+                ),
+                details: json!({"unit": "ms", "runs": runs, "window_secs": win}),
+            })
+            .into_iter()
+            .collect()
+    }
+}
+
+/// `error_rate`, `latency_p95`: the runs of the last `window_secs`.
+async fn run_window(
+    conn: &mut PgConnection,
+    rule: &Rule,
+    window_secs: i32,
+    now: DateTime<Utc>,
+) -> Result<RunWindow, sqlx::Error> {
+    let Some((filter, v)) = agg_filter(&rule.scope, 3) else {
+        // Not reached: these kinds refuse tag scopes.
+        return Ok(RunWindow {
+            completed: 0,
+            failed: 0,
+            hist: Vec::new(),
+        });
+    };
+    let since = now - chrono::Duration::seconds(window_secs.into());
+    let sql = format!(
+        "SELECT COALESCE(sum(runs_completed), 0)::int8 AS completed,
+                COALESCE(sum(runs_failed), 0)::int8 AS failed, {hist} AS hist
+         FROM agg_1m WHERE org_id = $1 AND bucket >= date_trunc('minute', $2::timestamptz)
+           AND {filter}",
+        hist = storage::merged_histogram_sql(),
+    );
+    let q = sqlx::query_as::<_, RunWindow>(&sql)
+        .bind(&rule.org_id)
+        .bind(since);
+    match v {
+        Some(v) => q.bind(v),
+        None => q,
+    }
+    .fetch_one(conn)
+    .await
+}
+
+#[derive(Debug, sqlx::FromRow)]
+struct SilentAgent {
+    agent_id: String,
+    last_seen: DateTime<Utc>,
+}
+
+/// `no_heartbeat`: agents that send heartbeats, silent for `minutes`.
+async fn silent_agents(
+    conn: &mut PgConnection,
+    rule: &Rule,
+    minutes: i32,
+    now: DateTime<Utc>,
+) -> Result<Vec<Breach>, sqlx::Error> {
+    let (filter, v) = agent_filter(rule);
+    let sql = format!(
+        "SELECT agent_id, last_seen FROM agents
+         WHERE org_id = $1 AND last_heartbeat IS NOT NULL
+           AND last_seen < $2 AND {filter}
+         ORDER BY agent_id LIMIT {MAX_BREACHES}"
+    );
+    let q = sqlx::query_as::<_, SilentAgent>(&sql)
+        .bind(&rule.org_id)
+        .bind(now - chrono::Duration::minutes(minutes.into()));
+    let rows = match v {
+        Some(v) => q.bind(v),
+        None => q,
+    }
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(
+            |SilentAgent {
+                 agent_id: agent,
+                 last_seen: last,
+             }| {
+                let silent = (now - last).num_seconds() as f64 / 60.0;
+                Breach {
+                    scope_key: format!("agent={agent}"),
+                    value: silent,
+                    message: format!(
+                    "Agent {agent} silent for {silent:.0} min (last event {}), limit {minutes} min",
+                    last.format("%Y-%m-%d %H:%M:%S UTC")
+                ),
+                    details: json!({"unit": "minutes", "agent_id": agent, "last_seen": last}),
+                }
+            },
+        )
+        .collect())
+}
+
+#[derive(Debug, sqlx::FromRow)]
+struct OpenRun {
+    run_id: String,
+    agent_id: String,
+    started_at: DateTime<Utc>,
+}
+
+/// `stuck_run`: runs open for more than `minutes`.
+async fn stuck_runs(
+    conn: &mut PgConnection,
+    rule: &Rule,
+    minutes: i32,
+    now: DateTime<Utc>,
+) -> Result<Vec<Breach>, sqlx::Error> {
+    let (filter, v) = agent_filter(rule);
+    let sql = format!(
+        "SELECT run_id, agent_id, started_at FROM runs
+         WHERE org_id = $1 AND ended_at IS NULL AND status = 'running'
+           AND started_at < $2 AND {filter}
+         ORDER BY started_at LIMIT {MAX_BREACHES}"
+    );
+    let q = sqlx::query_as::<_, OpenRun>(&sql)
+        .bind(&rule.org_id)
+        .bind(now - chrono::Duration::minutes(minutes.into()));
+    let rows = match v {
+        Some(v) => q.bind(v),
+        None => q,
+    }
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            let (run, agent) = (r.run_id, r.agent_id);
+            let age = (now - r.started_at).num_seconds() as f64 / 60.0;
+            Breach {
+                scope_key: format!("run={run}"),
+                value: age,
+                message: format!(
+                    "Run {run} of agent {agent} running for {age:.0} min without finishing, limit {minutes} min"
+                ),
+                details: json!({"unit": "minutes", "run_id": run, "agent_id": agent, "started_at": r.started_at}),
+            }
+        })
+        .collect())
 }
 
 /// Scope filter on `agents`/`runs` (both have agent_id; runs also workflow_id,
@@ -429,7 +516,7 @@ fn agent_filter(rule: &Rule) -> (String, Option<String>) {
     let v = rule.scope.value().map(str::to_owned);
     match rule.scope.kind() {
         ScopeKind::Agent => ("agent_id = $3".into(), v),
-        ScopeKind::Workflow if rule.kind == "stuck_run" => ("workflow_id = $3".into(), v),
+        ScopeKind::Workflow if rule.kind() == RuleKind::StuckRun => ("workflow_id = $3".into(), v),
         ScopeKind::Workflow => (
             "agent_id IN (SELECT DISTINCT agent_id FROM agg_1d
                           WHERE org_id = $1 AND workflow_id = $3)"
@@ -443,21 +530,24 @@ fn agent_filter(rule: &Rule) -> (String, Option<String>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use agentops_runtime::governance::Scope;
+    use agentops_governance::{Scope, Stored};
 
     fn rule() -> Rule {
-        Rule {
+        Stored {
             id: "00000000-0000-0000-0000-000000000001".into(),
             org_id: "o".into(),
-            name: "errors".into(),
-            kind: "error_rate".into(),
-            scope: Scope::org(),
-            threshold: Some(0.5),
-            window_secs: Some(600),
-            min_runs: 5,
-            minutes: None,
-            cooldown_secs: 3600,
-            channels: vec![],
+            item: agentops_governance::Rule {
+                name: "errors".into(),
+                scope: Scope::org(),
+                condition: Condition::ErrorRate {
+                    ratio: 0.5,
+                    window_secs: 600,
+                    min_runs: 5,
+                },
+                cooldown_secs: 3600,
+                channels: vec![],
+                enabled: true,
+            },
         }
     }
 
@@ -485,16 +575,16 @@ mod tests {
     #[test]
     fn agent_scopes_filter_agents_and_runs() {
         let mut r = rule();
-        r.kind = "no_heartbeat".into();
+        r.item.condition = Condition::NoHeartbeat { minutes: 10 };
         assert_eq!(agent_filter(&r), ("TRUE".into(), None));
-        r.scope = Scope::parse("agent", Some("a1")).unwrap();
+        r.item.scope = Scope::parse("agent", Some("a1")).unwrap();
         assert_eq!(
             agent_filter(&r),
             ("agent_id = $3".into(), Some("a1".into()))
         );
-        r.scope = Scope::parse("workflow", Some("w")).unwrap();
+        r.item.scope = Scope::parse("workflow", Some("w")).unwrap();
         assert!(agent_filter(&r).0.contains("agg_1d"));
-        r.kind = "stuck_run".into();
+        r.item.condition = Condition::StuckRun { minutes: 30 };
         assert_eq!(agent_filter(&r).0, "workflow_id = $3");
     }
 }

@@ -6,7 +6,13 @@ use agentops_runtime::keys::{self, NewKey, OrgSpec, Scope};
 use agentops_runtime::secrets::{self, Keys};
 use sqlx::PgPool;
 
+use crate::error::ApiError;
+use crate::governance::budgets::BUDGETS;
+use crate::governance::channels::CHANNELS;
+use crate::governance::crud::{upsert_named, Writer};
+use crate::governance::fields::Obj;
 use crate::Config;
+use serde_json::json;
 
 /// Load `secrets.*` (an error without a key unless plaintext is allowed)
 /// and seal channel credentials with them from now on.
@@ -17,6 +23,15 @@ pub fn install_secrets(config: &Config) -> agentops_runtime::Result<Keys> {
     }
     crate::governance::channels::set_keys(keys.clone());
     Ok(keys)
+}
+
+/// Install the outbound guard of `notify.allow_destinations`, which channel
+/// URLs are checked against (before serving or writing a channel).
+pub fn install_guard(config: &Config) -> agentops_runtime::Result<()> {
+    crate::governance::channels::set_guard(agentops_runtime::outbound::Guard::new(
+        &config.notify.allow_destinations,
+    )?);
+    Ok(())
 }
 
 /// Seal channel credentials still stored in clear (written before
@@ -78,39 +93,68 @@ pub async fn provision_org(
 }
 
 /// Set (or replace) an org's `default` budget: org scope, per UTC day, one
-/// alert at 100%, posted to the org's `default` Slack-compatible channel
-/// (`webhook_url`), kept from the MVP's `PUT /v1/admin/budget`.
+/// alert at 100%, and with `webhook_url` the org's `default` Slack-compatible
+/// channel, kept from the MVP's `PUT /v1/admin/budget`. Both go through the
+/// CRUD path (`/v1/admin/budgets`, `/v1/admin/channels`): the same
+/// validation, caps and audit rows (`budget.create`/`budget.update`,
+/// `channel.create`/`channel.update`, actor `cli`) under `config.caps`; the
+/// URL is checked against the guard [`install_guard`] set.
 pub async fn set_budget(
     pool: &PgPool,
+    config: &Config,
     org_id: &str,
     daily_usd: f64,
     webhook_url: Option<&str>,
-) -> Result<(), sqlx::Error> {
+) -> anyhow::Result<()> {
+    let who = Writer {
+        org_id,
+        actor: "cli",
+        caps: &config.caps,
+    };
+    set_budget_as(pool, &who, daily_usd, webhook_url)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+/// [`set_budget`] by `who`; a field error names `daily_usd` or
+/// `webhook_url`.
+pub(crate) async fn set_budget_as(
+    pool: &PgPool,
+    who: &Writer<'_>,
+    daily_usd: f64,
+    webhook_url: Option<&str>,
+) -> Result<(), ApiError> {
+    // The legacy fields' names in errors.
+    let legacy = |e: ApiError| match e {
+        ApiError::BadField { field, message } => ApiError::BadField {
+            field: match field {
+                "limit_usd" => "daily_usd",
+                "url" => "webhook_url",
+                other => other,
+            },
+            message,
+        },
+        other => other,
+    };
     let mut tx = pool.begin().await?;
     if let Some(url) = webhook_url {
-        // Sealed like every channel URL (a bearer credential).
-        let (sealed, hint) = crate::governance::channels::seal_url(url);
-        sqlx::query(
-            "INSERT INTO notification_channels (org_id, name, kind, url, url_hint)
-             VALUES ($1, 'default', 'slack', $2, $3)
-             ON CONFLICT (org_id, name) DO UPDATE SET url = EXCLUDED.url,
-                 url_hint = EXCLUDED.url_hint",
-        )
-        .bind(org_id)
-        .bind(sealed)
-        .bind(hint)
-        .execute(&mut *tx)
-        .await?;
+        let patch = obj(json!({"name": "default", "kind": "slack", "url": url, "secret": null}));
+        upsert_named(&mut tx, &CHANNELS, who, Obj::new(), patch)
+            .await
+            .map_err(legacy)?;
     }
-    sqlx::query(
-        "INSERT INTO budgets (org_id, name, period, limit_usd, thresholds)
-         VALUES ($1, 'default', 'day', $2, '{100}')
-         ON CONFLICT (org_id, name) DO UPDATE SET limit_usd = EXCLUDED.limit_usd,
-             updated_at = now()",
-    )
-    .bind(org_id)
-    .bind(daily_usd)
-    .execute(&mut *tx)
-    .await?;
-    tx.commit().await
+    let defaults = obj(json!({"period": "day", "thresholds": [100]}));
+    let patch = obj(json!({"name": "default", "limit_usd": daily_usd}));
+    upsert_named(&mut tx, &BUDGETS, who, defaults, patch)
+        .await
+        .map_err(legacy)?;
+    tx.commit().await?;
+    Ok(())
+}
+
+fn obj(v: serde_json::Value) -> Obj {
+    match v {
+        serde_json::Value::Object(m) => m,
+        _ => Obj::new(),
+    }
 }

@@ -363,39 +363,27 @@ async fn run_detail(
     Ok(Json(Value::Object(body)))
 }
 
+/// `PUT /v1/admin/budget` `{daily_usd, webhook_url?}`: the MVP's one-call
+/// budget, written through the budgets and channels CRUD path (validated,
+/// capped, audited).
 async fn put_budget(
     State(s): Shared,
     headers: HeaderMap,
-    Json(body): Json<HashMap<String, Value>>,
+    body: axum::body::Bytes,
 ) -> Result<Json<Value>, ApiError> {
     let key = authenticate(&s, &headers, Scope::Admin).await?;
-    let daily = body
-        .get("daily_usd")
-        .and_then(Value::as_f64)
-        .filter(|v| v.is_finite() && *v > 0.0)
-        .ok_or(ApiError::BadParam {
-            field: "daily_usd",
-            message: "expected a positive number".into(),
-        })?;
-    let webhook = match body.get("webhook_url") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(u)) if u.starts_with("http://") || u.starts_with("https://") => {
-            crate::governance::channels::check_destination(u).map_err(|message| {
-                ApiError::BadParam {
-                    field: "webhook_url",
-                    message,
-                }
-            })?;
-            Some(u.as_str())
-        }
-        Some(_) => {
-            return Err(ApiError::BadParam {
-                field: "webhook_url",
-                message: "expected an http(s) URL".into(),
-            })
-        }
+    let m = crate::governance::fields::parse_body(&body, &["daily_usd", "webhook_url"])?;
+    let daily = crate::governance::fields::opt_f64(&m, "daily_usd")?.ok_or(ApiError::BadField {
+        field: "daily_usd",
+        message: "required: a number above 0".into(),
+    })?;
+    let webhook = crate::governance::fields::opt_str(&m, "webhook_url")?;
+    let who = crate::governance::crud::Writer {
+        org_id: &key.org_id,
+        actor: &crate::governance::actor(&key),
+        caps: &s.caps,
     };
-    crate::admin::set_budget(&s.pool, &key.org_id, daily, webhook).await?;
+    crate::admin::set_budget_as(&s.pool, &who, daily, webhook).await?;
     Ok(Json(
         json!({"org_id": key.org_id, "daily_usd": daily, "webhook_url": webhook}),
     ))

@@ -80,6 +80,15 @@ impl IntoResponse for ApiError {
     }
 }
 
+impl From<agentops_governance::FieldError> for ApiError {
+    fn from(e: agentops_governance::FieldError) -> Self {
+        ApiError::BadField {
+            field: e.field,
+            message: e.message,
+        }
+    }
+}
+
 impl From<agentops_runtime::Error> for ApiError {
     fn from(e: agentops_runtime::Error) -> Self {
         match e {

@@ -71,9 +71,7 @@ pub async fn run(
     metrics: PrometheusHandle,
     shutdown: CancellationToken,
 ) -> agentops_runtime::Result<()> {
-    governance::channels::set_guard(agentops_runtime::outbound::Guard::new(
-        &config.notify.allow_destinations,
-    )?);
+    admin::install_guard(&config)?;
     let keys = admin::install_secrets(&config)?;
     let pool = admin::pool(&config).await?;
     admin::seal_plaintext_channels(&pool, &keys).await?;

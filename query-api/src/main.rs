@@ -255,7 +255,9 @@ async fn main() -> anyhow::Result<()> {
                     webhook_url,
                 } => {
                     admin::install_secrets(&config)?;
-                    admin::set_budget(&pool, &org, daily_usd, webhook_url.as_deref()).await?;
+                    admin::install_guard(&config)?;
+                    admin::set_budget(&pool, &config, &org, daily_usd, webhook_url.as_deref())
+                        .await?;
                     println!("budget for {org}: ${daily_usd}/day");
                 }
             }

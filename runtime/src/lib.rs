@@ -8,7 +8,6 @@
 pub mod api_error;
 pub mod config;
 pub mod db;
-pub mod governance;
 pub mod http;
 pub mod kafka;
 pub mod keys;

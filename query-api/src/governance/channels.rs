@@ -16,7 +16,7 @@
 
 use std::sync::OnceLock;
 
-use agentops_runtime::governance::new_webhook_secret;
+use agentops_governance::channel::{new_webhook_secret, ChannelKind};
 use agentops_runtime::outbound::Guard;
 use agentops_runtime::secrets::{self, Keys};
 use serde_json::Value;
@@ -137,15 +137,15 @@ fn valid_secret(s: &str) -> bool {
 /// was supplied.
 fn validate(m: &Obj) -> Result<Obj, ApiError> {
     let name = name(m)?;
-    let kind = one_of(m, "kind", &["slack", "discord", "webhook"], None)?;
+    let kind: ChannelKind = one_of(m, "kind", None)?;
     let url = opt_str(m, "url")?
         .filter(|u| valid_url(u))
         .ok_or_else(|| bad("url", "required: an http:// or https:// URL with a host"))?;
     check_destination(url).map_err(|m| bad("url", m))?;
-    let secret = match (kind.as_str(), opt_str(m, "secret")?) {
-        ("webhook", None) => new_webhook_secret(),
-        ("webhook", Some(s)) if valid_secret(s) => s.to_owned(),
-        ("webhook", Some(_)) => {
+    let secret = match (kind, opt_str(m, "secret")?) {
+        (ChannelKind::Webhook, None) => new_webhook_secret(),
+        (ChannelKind::Webhook, Some(s)) if valid_secret(s) => s.to_owned(),
+        (ChannelKind::Webhook, Some(_)) => {
             return Err(bad(
                 "secret",
                 "expected 32 to 256 printable ASCII characters without spaces",
@@ -157,7 +157,7 @@ fn validate(m: &Obj) -> Result<Obj, ApiError> {
     let (sealed_url, hint) = seal_url(url);
     let mut out = Obj::new();
     out.insert("name".into(), name.into());
-    out.insert("kind".into(), kind.into());
+    out.insert("kind".into(), kind.as_str().into());
     out.insert("url".into(), sealed_url.into());
     out.insert("url_hint".into(), hint.into());
     out.insert(

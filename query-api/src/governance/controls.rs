@@ -6,6 +6,7 @@
 //! it (`resumed: false` when there was nothing to resume). The agent's status
 //! in `GET /v1/agents` follows at once.
 
+use agentops_governance::controls::{self, ControlAction};
 use agentops_runtime::keys::Scope;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -43,32 +44,20 @@ async fn set_control(
     headers: HeaderMap,
     agent: String,
     body: Bytes,
-    action: &'static str,
+    action: ControlAction,
 ) -> Result<Json<Value>, ApiError> {
     let State(s) = s;
     let key = authenticate(&s, &headers, Scope::Admin).await?;
     let agent = agent_id(&agent)?;
-    let default = if action == "kill" {
-        "killed by an admin"
-    } else {
-        "paused by an admin"
+    let default = match action {
+        ControlAction::Kill => "killed by an admin",
+        ControlAction::Pause => "paused by an admin",
     };
     let reason = reason(&body, default)?;
     let mut tx = s.pool.begin().await?;
-    let (set_at,): (DateTime<Utc>,) = sqlx::query_as(
-        "INSERT INTO agent_controls (org_id, agent_id, action, reason, set_by, set_at, alert_id)
-         VALUES ($1, $2, $3, $4, $5, now(), NULL)
-         ON CONFLICT (org_id, agent_id) DO UPDATE SET action = EXCLUDED.action,
-             reason = EXCLUDED.reason, set_by = EXCLUDED.set_by, set_at = now(), alert_id = NULL
-         RETURNING set_at",
-    )
-    .bind(&key.org_id)
-    .bind(agent)
-    .bind(action)
-    .bind(&reason)
-    .bind(actor(&key))
-    .fetch_one(&mut *tx)
-    .await?;
+    let set_at =
+        controls::set_by_operator(&mut *tx, &key.org_id, agent, action, &reason, &actor(&key))
+            .await?;
     audit(
         &mut tx,
         &key,
@@ -77,10 +66,9 @@ async fn set_control(
     )
     .await?;
     tx.commit().await?;
-    tracing::info!(org_id = %key.org_id, agent_id = %agent, action, "agent control set");
-    let status = if action == "kill" { "killed" } else { "paused" };
+    tracing::info!(org_id = %key.org_id, agent_id = %agent, action = action.as_str(), "agent control set");
     Ok(Json(json!({
-        "agent_id": agent, "status": status, "reason": reason,
+        "agent_id": agent, "status": action.status(), "reason": reason,
         "set_by": actor(&key), "set_at": set_at,
     })))
 }
@@ -92,7 +80,7 @@ pub(crate) async fn pause(
     Path(agent): Path<String>,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    set_control(s, headers, agent, body, "pause").await
+    set_control(s, headers, agent, body, ControlAction::Pause).await
 }
 
 /// `POST /v1/admin/agents/{agent_id}/kill` `{reason?}`.
@@ -102,7 +90,7 @@ pub(crate) async fn kill(
     Path(agent): Path<String>,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    set_control(s, headers, agent, body, "kill").await
+    set_control(s, headers, agent, body, ControlAction::Kill).await
 }
 
 /// `POST /v1/admin/agents/{agent_id}/resume`.
@@ -116,14 +104,8 @@ pub(crate) async fn resume(
     let agent = agent_id(&agent)?;
     parse_body(&body, &[])?;
     let mut tx = s.pool.begin().await?;
-    let previous: Option<(String, String)> = sqlx::query_as(
-        "DELETE FROM agent_controls WHERE org_id = $1 AND agent_id = $2 RETURNING action, set_by",
-    )
-    .bind(&key.org_id)
-    .bind(agent)
-    .fetch_optional(&mut *tx)
-    .await?;
-    if let Some((action, set_by)) = &previous {
+    let previous = controls::clear(&mut *tx, &key.org_id, agent).await?;
+    if let Some(controls::Cleared { action, set_by }) = &previous {
         audit(
             &mut tx,
             &key,
@@ -136,14 +118,19 @@ pub(crate) async fn resume(
     Ok(Json(json!({
         "agent_id": agent,
         "resumed": previous.is_some(),
-        "previous": previous.map(|(a, _)| a),
+        "previous": previous.map(|c| c.action),
     })))
 }
 
-type DigestRow = (Vec<uuid::Uuid>, i32, DateTime<Utc>);
+#[derive(sqlx::FromRow)]
+struct DigestRow {
+    channels: Vec<uuid::Uuid>,
+    hour_utc: i32,
+    created_at: DateTime<Utc>,
+}
 
-fn digest_json(org: &str, (channels, hour, created): DigestRow) -> Value {
-    json!({"org_id": org, "channels": channels, "hour_utc": hour, "created_at": created})
+fn digest_json(org: &str, r: DigestRow) -> Value {
+    json!({"org_id": org, "channels": r.channels, "hour_utc": r.hour_utc, "created_at": r.created_at})
 }
 
 /// `PUT /v1/admin/digest` `{channels?, hour_utc?}`: subscribe (or change
@@ -185,7 +172,7 @@ pub(crate) async fn put_digest(
         &mut tx,
         &key,
         "digest.update",
-        json!({"channels": row.0, "hour_utc": row.1}),
+        json!({"channels": row.channels, "hour_utc": row.hour_utc}),
     )
     .await?;
     tx.commit().await?;

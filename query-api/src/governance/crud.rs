@@ -9,7 +9,8 @@
 //! stored columns (absent fields keep their value, `null` clears an optional
 //! one) and validates the result like a `POST`.
 
-use agentops_runtime::governance::Scope as GovScope;
+use agentops_governance::config::{normalize, Configuration};
+use agentops_governance::Scope as GovScope;
 use agentops_runtime::keys::Scope;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -47,6 +48,28 @@ pub(crate) struct Resource {
     pub(crate) on_delete: &'static [&'static str],
     /// Whether the resource has `PUT`.
     pub(crate) updatable: bool,
+}
+
+impl Resource {
+    /// The resource of a typed configuration item, validated by its
+    /// `from_fields`, answered as [`ROW_JSON`], under `list_key`.
+    pub(crate) const fn of<T: Configuration>(list_key: &'static str) -> Resource {
+        Resource {
+            table: T::TABLE,
+            list_key,
+            noun: T::NOUN,
+            fields: T::FIELDS,
+            fixed: T::FIXED,
+            validate: validated::<T>,
+            output: ROW_JSON,
+            on_delete: &[],
+            updatable: true,
+        }
+    }
+}
+
+fn validated<T: Configuration>(m: &Obj) -> Result<Obj, ApiError> {
+    Ok(normalize::<T>(m)?)
 }
 
 /// `to_jsonb` of a config row without its org, timestamps in UTC `Z` form.
@@ -105,12 +128,12 @@ async fn fetch(
         "SELECT {} FROM {} t WHERE id = $1 AND org_id = $2",
         res.output, res.table
     );
-    let row: Option<(Value,)> = sqlx::query_as(&sql)
+    let row: Option<Value> = sqlx::query_scalar(&sql)
         .bind(id)
         .bind(org)
         .fetch_optional(conn)
         .await?;
-    row.map(|(v,)| decorate(v)).ok_or(ApiError::NotFound)
+    row.map(decorate).ok_or(ApiError::NotFound)
 }
 
 async fn list(
@@ -123,11 +146,11 @@ async fn list(
         "SELECT {} FROM {} t WHERE org_id = $1 ORDER BY name",
         res.output, res.table
     );
-    let rows: Vec<(Value,)> = sqlx::query_as(&sql)
+    let rows: Vec<Value> = sqlx::query_scalar(&sql)
         .bind(&key.org_id)
         .fetch_all(&s.pool)
         .await?;
-    let items: Vec<Value> = rows.into_iter().map(|(v,)| decorate(v)).collect();
+    let items: Vec<Value> = rows.into_iter().map(decorate).collect();
     Ok(Json(json!({ res.list_key: items })))
 }
 
@@ -173,6 +196,140 @@ fn channels_of(cols: &Obj) -> Vec<uuid::Uuid> {
         .unwrap_or_default()
 }
 
+/// Insert validated columns as a new row of `org`; its id.
+async fn insert_row(
+    conn: &mut PgConnection,
+    res: &Resource,
+    org: &str,
+    cols: &Obj,
+) -> Result<uuid::Uuid, ApiError> {
+    let names = res.fields.join(", ");
+    let sql = format!(
+        "INSERT INTO {table} (org_id, {names})
+         SELECT $1, {names} FROM jsonb_populate_record(NULL::{table}, $2)
+         RETURNING id",
+        table = res.table
+    );
+    sqlx::query_scalar(&sql)
+        .bind(org)
+        .bind(Value::Object(cols.clone()))
+        .fetch_one(conn)
+        .await
+        .map_err(|e| conflict(res, cols, e))
+}
+
+/// Write validated columns over row `id` of `org`.
+async fn update_row(
+    conn: &mut PgConnection,
+    res: &Resource,
+    org: &str,
+    id: uuid::Uuid,
+    cols: &Obj,
+) -> Result<(), ApiError> {
+    let names = res.fields.join(", ");
+    let sql = format!(
+        "UPDATE {table} t SET ({names}, updated_at) =
+             (SELECT {names}, now() FROM jsonb_populate_record(NULL::{table}, $3))
+         WHERE t.id = $1 AND t.org_id = $2",
+        table = res.table
+    );
+    sqlx::query(&sql)
+        .bind(id)
+        .bind(org)
+        .bind(Value::Object(cols.clone()))
+        .execute(conn)
+        .await
+        .map_err(|e| conflict(res, cols, e))?;
+    Ok(())
+}
+
+/// `patch` over the stored row's writable columns; a fixed field may not
+/// change.
+fn merge(res: &Resource, current: Obj, patch: Obj) -> Result<Obj, ApiError> {
+    let mut merged: Obj = current
+        .into_iter()
+        .filter(|(k, _)| res.fields.contains(&k.as_str()))
+        .collect();
+    for (k, v) in patch {
+        if let Some(f) = res.fixed.iter().find(|f| **f == k) {
+            if merged.get(*f) != Some(&v) {
+                return Err(bad(
+                    f,
+                    format!("cannot be changed; create a new {} instead", res.noun),
+                ));
+            }
+        }
+        merged.insert(k, v);
+    }
+    Ok(merged)
+}
+
+/// Who changes a row outside a request's key (the admin CLI) or with one.
+pub(crate) struct Writer<'a> {
+    pub(crate) org_id: &'a str,
+    /// `audit_log.actor`.
+    pub(crate) actor: &'a str,
+    pub(crate) caps: &'a crate::caps::Caps,
+}
+
+/// Create the org's row named by `patch["name"]` from `defaults` + `patch`,
+/// or merge `patch` over the existing one: validated, capped, channel-checked
+/// and audited exactly like `POST` and `PUT` (the legacy
+/// `PUT /v1/admin/budget` and the CLI's `set-budget` use it). Returns the
+/// row id and whether it was created.
+pub(crate) async fn upsert_named(
+    conn: &mut PgConnection,
+    res: &Resource,
+    who: &Writer<'_>,
+    defaults: Obj,
+    patch: Obj,
+) -> Result<(uuid::Uuid, bool), ApiError> {
+    let name = patch.get("name").cloned().unwrap_or(Value::Null);
+    let sql = format!(
+        "SELECT id, to_jsonb(t) FROM {} t WHERE org_id = $1 AND name = $2 FOR UPDATE",
+        res.table
+    );
+    #[derive(sqlx::FromRow)]
+    struct Current {
+        id: uuid::Uuid,
+        to_jsonb: Value,
+    }
+    let current: Option<Current> = sqlx::query_as(&sql)
+        .bind(who.org_id)
+        .bind(name.as_str().unwrap_or_default())
+        .fetch_optional(&mut *conn)
+        .await?;
+    let (id, created, cols) = match current {
+        Some(Current {
+            id,
+            to_jsonb: Value::Object(row),
+        }) => {
+            let cols = (res.validate)(&merge(res, row, patch)?)?;
+            check_channels(conn, who.org_id, &channels_of(&cols)).await?;
+            update_row(conn, res, who.org_id, id, &cols).await?;
+            (id, false, cols)
+        }
+        _ => {
+            let mut body = defaults;
+            body.extend(patch);
+            let cols = (res.validate)(&body)?;
+            crate::caps::check(conn, who.caps, who.org_id, res.table, "true", res.noun).await?;
+            check_channels(conn, who.org_id, &channels_of(&cols)).await?;
+            (insert_row(conn, res, who.org_id, &cols).await?, true, cols)
+        }
+    };
+    let action = format!("{}.{}", res.noun, if created { "create" } else { "update" });
+    super::audit_as(
+        conn,
+        who.org_id,
+        who.actor,
+        &action,
+        audit_detail(id, &cols),
+    )
+    .await?;
+    Ok((id, created))
+}
+
 async fn create(
     res: &'static Resource,
     State(s): Shared,
@@ -184,19 +341,7 @@ async fn create(
     let mut tx = s.pool.begin().await?;
     crate::caps::check(&mut tx, &s.caps, &key.org_id, res.table, "true", res.noun).await?;
     check_channels(&mut tx, &key.org_id, &channels_of(&cols)).await?;
-    let names = res.fields.join(", ");
-    let sql = format!(
-        "INSERT INTO {table} (org_id, {names})
-         SELECT $1, {names} FROM jsonb_populate_record(NULL::{table}, $2)
-         RETURNING id",
-        table = res.table
-    );
-    let (id,): (uuid::Uuid,) = sqlx::query_as(&sql)
-        .bind(&key.org_id)
-        .bind(Value::Object(cols.clone()))
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(|e| conflict(res, &cols, e))?;
+    let id = insert_row(&mut tx, res, &key.org_id, &cols).await?;
     let action = format!("{}.create", res.noun);
     audit(&mut tx, &key, &action, audit_detail(id, &cols)).await?;
     let mut out = fetch(&mut tx, res, &key.org_id, id).await?;
@@ -224,45 +369,17 @@ async fn update(
         "SELECT to_jsonb(t) FROM {} t WHERE id = $1 AND org_id = $2 FOR UPDATE",
         res.table
     );
-    let current: Option<(Value,)> = sqlx::query_as(&sql)
+    let current: Option<Value> = sqlx::query_scalar(&sql)
         .bind(id)
         .bind(&key.org_id)
         .fetch_optional(&mut *tx)
         .await?;
-    let Some((Value::Object(current),)) = current else {
+    let Some(Value::Object(current)) = current else {
         return Err(ApiError::NotFound);
     };
-    let mut merged: Obj = current
-        .into_iter()
-        .filter(|(k, _)| res.fields.contains(&k.as_str()))
-        .collect();
-    for (k, v) in patch {
-        if let Some(f) = res.fixed.iter().find(|f| **f == k) {
-            if merged.get(*f) != Some(&v) {
-                return Err(bad(
-                    f,
-                    format!("cannot be changed; create a new {} instead", res.noun),
-                ));
-            }
-        }
-        merged.insert(k, v);
-    }
-    let cols = (res.validate)(&merged)?;
+    let cols = (res.validate)(&merge(res, current, patch)?)?;
     check_channels(&mut tx, &key.org_id, &channels_of(&cols)).await?;
-    let names = res.fields.join(", ");
-    let sql = format!(
-        "UPDATE {table} t SET ({names}, updated_at) =
-             (SELECT {names}, now() FROM jsonb_populate_record(NULL::{table}, $3))
-         WHERE t.id = $1 AND t.org_id = $2",
-        table = res.table
-    );
-    sqlx::query(&sql)
-        .bind(id)
-        .bind(&key.org_id)
-        .bind(Value::Object(cols.clone()))
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| conflict(res, &cols, e))?;
+    update_row(&mut tx, res, &key.org_id, id, &cols).await?;
     let action = format!("{}.update", res.noun);
     audit(&mut tx, &key, &action, audit_detail(id, &cols)).await?;
     let out = fetch(&mut tx, res, &key.org_id, id).await?;
@@ -284,7 +401,7 @@ async fn delete(
         "DELETE FROM {} WHERE id = $1 AND org_id = $2 RETURNING name",
         res.table
     );
-    let (name,): (String,) = sqlx::query_as(&sql)
+    let name: String = sqlx::query_scalar(&sql)
         .bind(id)
         .bind(&key.org_id)
         .fetch_optional(&mut *tx)

@@ -1,21 +1,20 @@
 //! Request bodies of the management endpoints: a JSON object whose fields
 //! are checked one by one, each failure naming its field. No I/O.
 //!
+//! The field readers live in `agentops_governance::fields` (the budgets,
+//! rules and policies are validated there); this module adds what is the
+//! API's own: the body itself ([`parse_body`]) and errors as [`ApiError`].
+//!
 //! Conventions: an empty body is `{}`; a field not listed for the endpoint
 //! is refused (`unknown_field`, so a typo never passes silently); `null`
 //! means absent.
 
-use std::collections::HashSet;
-
-use agentops_runtime::governance::{Scope, ScopeKind};
-use serde_json::{Map, Value};
+pub(crate) use agentops_governance::fields::{
+    channel_ids, name, one_of, opt_f64, opt_int, opt_str, present, Obj, MAX_NAME,
+};
+use serde_json::Value;
 
 use crate::error::ApiError;
-
-pub(crate) type Obj = Map<String, Value>;
-
-/// Longest accepted name (channels, budgets, rules, policies).
-pub(crate) const MAX_NAME: usize = 100;
 
 pub(crate) fn bad(field: &'static str, message: impl Into<String>) -> ApiError {
     ApiError::BadField {
@@ -41,204 +40,6 @@ pub(crate) fn parse_body(bytes: &[u8], allowed: &[&str]) -> Result<Obj, ApiError
     Ok(m)
 }
 
-/// The field's value unless absent or null.
-pub(crate) fn present<'a>(m: &'a Obj, field: &str) -> Option<&'a Value> {
-    m.get(field).filter(|v| !v.is_null())
-}
-
-pub(crate) fn opt_str<'a>(m: &'a Obj, field: &'static str) -> Result<Option<&'a str>, ApiError> {
-    match present(m, field) {
-        None => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s)),
-        Some(_) => Err(bad(field, "expected a string")),
-    }
-}
-
-/// A required, non-empty, printable name of at most [`MAX_NAME`] characters.
-pub(crate) fn name(m: &Obj) -> Result<String, ApiError> {
-    let n = opt_str(m, "name")?
-        .map(str::trim)
-        .filter(|n| !n.is_empty())
-        .ok_or_else(|| bad("name", "required: a non-empty string"))?;
-    if n.chars().count() > MAX_NAME || n.chars().any(char::is_control) {
-        return Err(bad(
-            "name",
-            format!("at most {MAX_NAME} characters, no control characters"),
-        ));
-    }
-    Ok(n.to_owned())
-}
-
-/// One of `options`; `default` when absent (required when there is none).
-pub(crate) fn one_of(
-    m: &Obj,
-    field: &'static str,
-    options: &[&str],
-    default: Option<&str>,
-) -> Result<String, ApiError> {
-    let expected = || format!("expected one of {}", options.join(", "));
-    match opt_str(m, field) {
-        Ok(None) => default
-            .map(str::to_owned)
-            .ok_or_else(|| bad(field, format!("required; {}", expected()))),
-        Ok(Some(v)) if options.contains(&v) => Ok(v.to_owned()),
-        _ => Err(bad(field, expected())),
-    }
-}
-
-/// A finite number.
-pub(crate) fn opt_f64(m: &Obj, field: &'static str) -> Result<Option<f64>, ApiError> {
-    match present(m, field) {
-        None => Ok(None),
-        Some(v) => v
-            .as_f64()
-            .filter(|x| x.is_finite())
-            .map(Some)
-            .ok_or_else(|| bad(field, "expected a number")),
-    }
-}
-
-/// A number `x` with `0 < x <= max`.
-pub(crate) fn opt_positive(
-    m: &Obj,
-    field: &'static str,
-    max: f64,
-) -> Result<Option<f64>, ApiError> {
-    match opt_f64(m, field)? {
-        Some(x) if x <= 0.0 || x > max => Err(bad(
-            field,
-            format!("expected a number above 0, at most {max}"),
-        )),
-        other => Ok(other),
-    }
-}
-
-/// A whole number in `min..=max` (`60` and `60.0` both count).
-pub(crate) fn opt_int(
-    m: &Obj,
-    field: &'static str,
-    min: i64,
-    max: i64,
-) -> Result<Option<i64>, ApiError> {
-    let Some(v) = present(m, field) else {
-        return Ok(None);
-    };
-    v.as_i64()
-        .or_else(|| {
-            v.as_f64()
-                .filter(|x| x.fract() == 0.0 && x.abs() < 1e15)
-                .map(|x| x as i64)
-        })
-        .filter(|n| (min..=max).contains(n))
-        .map(Some)
-        .ok_or_else(|| {
-            bad(
-                field,
-                format!("expected a whole number from {min} to {max}"),
-            )
-        })
-}
-
-pub(crate) fn opt_bool(m: &Obj, field: &'static str) -> Result<Option<bool>, ApiError> {
-    match present(m, field) {
-        None => Ok(None),
-        Some(Value::Bool(b)) => Ok(Some(*b)),
-        Some(_) => Err(bad(field, "expected true or false")),
-    }
-}
-
-/// An array of non-empty strings (each at most `max_len` characters),
-/// deduplicated in order; absent = empty.
-pub(crate) fn str_list(
-    m: &Obj,
-    field: &'static str,
-    max_len: usize,
-) -> Result<Vec<String>, ApiError> {
-    let Some(v) = present(m, field) else {
-        return Ok(Vec::new());
-    };
-    let items = v
-        .as_array()
-        .filter(|a| a.len() <= 1000)
-        .ok_or_else(|| bad(field, "expected an array of at most 1000 strings"))?;
-    let mut seen = HashSet::new();
-    let mut out = Vec::new();
-    for item in items {
-        let s = item
-            .as_str()
-            .map(str::trim)
-            .filter(|s| !s.is_empty() && s.chars().count() <= max_len)
-            .filter(|s| !s.chars().any(char::is_control))
-            .ok_or_else(|| {
-                bad(
-                    field,
-                    format!(
-                        "every entry must be a non-empty string of at most {max_len} characters"
-                    ),
-                )
-            })?;
-        if seen.insert(s.to_owned()) {
-            out.push(s.to_owned());
-        }
-    }
-    Ok(out)
-}
-
-/// `channels`: an array of channel ids (UUIDs), deduplicated; absent = empty.
-pub(crate) fn channel_ids(m: &Obj) -> Result<Vec<uuid::Uuid>, ApiError> {
-    let mut out: Vec<uuid::Uuid> = Vec::new();
-    for s in str_list(m, "channels", 64)? {
-        let id = s.parse().map_err(|_| {
-            bad(
-                "channels",
-                format!("`{s}` is not a channel id (a UUID from /v1/admin/channels)"),
-            )
-        })?;
-        if !out.contains(&id) {
-            out.push(id);
-        }
-    }
-    Ok(out)
-}
-
-/// `scope_kind` (default `org`) and `scope_value`, the kind one of `allowed`.
-pub(crate) fn scope(m: &Obj, allowed: &[ScopeKind]) -> Result<Scope, ApiError> {
-    let kind: ScopeKind = match opt_str(m, "scope_kind")? {
-        None => ScopeKind::Org,
-        Some(k) => k.parse().map_err(|e| bad("scope_kind", format!("{e}")))?,
-    };
-    if !allowed.contains(&kind) {
-        let names: Vec<&str> = allowed.iter().map(|k| k.as_str()).collect();
-        return Err(bad(
-            "scope_kind",
-            format!(
-                "`{kind}` is not allowed here; expected one of {}",
-                names.join(", ")
-            ),
-        ));
-    }
-    Scope::new(kind, opt_str(m, "scope_value")?).map_err(|e| bad(e.field(), e.to_string()))
-}
-
-/// Refuse a field the kind does not use, unless absent, null or `default`.
-pub(crate) fn unused(
-    m: &Obj,
-    field: &'static str,
-    kind: &str,
-    default: Option<&Value>,
-) -> Result<(), ApiError> {
-    match present(m, field) {
-        Some(v) if Some(v) != default => Err(bad(field, format!("not used by kind `{kind}`"))),
-        _ => Ok(()),
-    }
-}
-
-/// The scope columns of a normalized object.
-pub(crate) fn put_scope(out: &mut Obj, scope: &Scope) {
-    out.insert("scope_kind".into(), scope.kind().as_str().into());
-    out.insert("scope_value".into(), scope.value().into());
-}
-
 /// In tests: the field a validation error names (panics on anything else).
 #[cfg(test)]
 pub(crate) fn field_error<T: std::fmt::Debug>(r: Result<T, ApiError>) -> &'static str {
@@ -252,10 +53,6 @@ pub(crate) fn field_error<T: std::fmt::Debug>(r: Result<T, ApiError>) -> &'stati
 mod tests {
     use super::*;
     use serde_json::json;
-
-    fn obj(v: Value) -> Obj {
-        v.as_object().unwrap().clone()
-    }
 
     fn field_of(e: ApiError) -> String {
         match e {
@@ -281,90 +78,6 @@ mod tests {
         assert_eq!(
             field_of(parse_body(br#"{"a":1,"b":2}"#, &["a"]).unwrap_err()),
             "b"
-        );
-    }
-
-    #[test]
-    fn scalar_fields() {
-        let m = obj(json!({"name": "  x ", "n": 60.0, "f": "1", "b": 1, "z": null}));
-        assert_eq!(name(&m).unwrap(), "x");
-        assert_eq!(
-            field_of(name(&obj(json!({"name": " "}))).unwrap_err()),
-            "name"
-        );
-        assert_eq!(field_of(name(&obj(json!({}))).unwrap_err()), "name");
-        assert!(name(&obj(json!({"name": "x".repeat(101)}))).is_err());
-        assert_eq!(opt_int(&m, "n", 1, 100).unwrap(), Some(60));
-        assert!(opt_int(&m, "n", 1, 10).is_err());
-        assert!(opt_int(&obj(json!({"n": 1.5})), "n", 0, 10).is_err());
-        assert_eq!(field_of(opt_f64(&m, "f").unwrap_err()), "f");
-        assert_eq!(opt_f64(&m, "z").unwrap(), None);
-        assert!(opt_bool(&m, "b").is_err());
-        assert!(opt_positive(&obj(json!({"p": 0})), "p", 10.0).is_err());
-        assert!(opt_positive(&obj(json!({"p": 11})), "p", 10.0).is_err());
-        assert_eq!(
-            opt_positive(&obj(json!({"p": 10})), "p", 10.0).unwrap(),
-            Some(10.0)
-        );
-        assert_eq!(
-            one_of(&m, "k", &["a", "b"], Some("a")).unwrap(),
-            "a".to_owned()
-        );
-        assert!(one_of(&m, "k", &["a"], None).is_err());
-        assert!(one_of(&obj(json!({"k": "c"})), "k", &["a"], None).is_err());
-    }
-
-    #[test]
-    fn lists_and_channels() {
-        let m = obj(json!({"l": ["a", " b", "a"], "bad": ["a", ""], "s": "a"}));
-        assert_eq!(str_list(&m, "l", 10).unwrap(), vec!["a", "b"]);
-        assert!(str_list(&m, "bad", 10).is_err());
-        assert!(str_list(&m, "s", 10).is_err());
-        assert!(str_list(&m, "missing", 10).unwrap().is_empty());
-        let id = uuid::Uuid::new_v4();
-        let c = obj(json!({"channels": [id.to_string(), id.to_string()]}));
-        assert_eq!(channel_ids(&c).unwrap(), vec![id]);
-        assert_eq!(
-            field_of(channel_ids(&obj(json!({"channels": ["nope"]}))).unwrap_err()),
-            "channels"
-        );
-    }
-
-    #[test]
-    fn scopes() {
-        let all = ScopeKind::ALL;
-        assert_eq!(scope(&obj(json!({})), &all).unwrap(), Scope::org());
-        let s = scope(
-            &obj(json!({"scope_kind": "tag", "scope_value": "team=pay"})),
-            &all,
-        );
-        assert_eq!(s.unwrap().scope_key(), "tag=team=pay");
-        let e = scope(
-            &obj(json!({"scope_kind": "tag", "scope_value": "team"})),
-            &all,
-        );
-        assert_eq!(field_of(e.unwrap_err()), "scope_value");
-        let e = scope(&obj(json!({"scope_kind": "org", "scope_value": "x"})), &all);
-        assert_eq!(field_of(e.unwrap_err()), "scope_value");
-        let e = scope(&obj(json!({"scope_kind": "agent"})), &all);
-        assert_eq!(field_of(e.unwrap_err()), "scope_value");
-        let e = scope(&obj(json!({"scope_kind": "team"})), &all);
-        assert_eq!(field_of(e.unwrap_err()), "scope_kind");
-        let e = scope(
-            &obj(json!({"scope_kind": "tag", "scope_value": "a=b"})),
-            &[ScopeKind::Org],
-        );
-        assert_eq!(field_of(e.unwrap_err()), "scope_kind");
-    }
-
-    #[test]
-    fn unused_fields() {
-        let m = obj(json!({"min_runs": 1, "minutes": 5, "window_secs": null}));
-        assert!(unused(&m, "min_runs", "k", Some(&json!(1))).is_ok());
-        assert!(unused(&m, "window_secs", "k", None).is_ok());
-        assert_eq!(
-            field_of(unused(&m, "minutes", "k", None).unwrap_err()),
-            "minutes"
         );
     }
 }

@@ -9,10 +9,10 @@
 //! `invalid_json`); a duplicate name answers 409.
 
 mod alerts;
-mod budgets;
+pub(crate) mod budgets;
 pub(crate) mod channels;
 mod controls;
-mod crud;
+pub(crate) mod crud;
 pub(crate) mod fields;
 mod policies;
 mod rules;
@@ -98,9 +98,20 @@ pub(crate) async fn audit(
     action: &str,
     detail: Value,
 ) -> Result<(), sqlx::Error> {
+    audit_as(conn, &key.org_id, &actor(key), action, detail).await
+}
+
+/// [`audit`] by an actor that is not a request's key (the admin CLI).
+pub(crate) async fn audit_as(
+    conn: &mut PgConnection,
+    org: &str,
+    actor: &str,
+    action: &str,
+    detail: Value,
+) -> Result<(), sqlx::Error> {
     sqlx::query("INSERT INTO audit_log (org_id, actor, action, detail) VALUES ($1, $2, $3, $4)")
-        .bind(&key.org_id)
-        .bind(actor(key))
+        .bind(org)
+        .bind(actor)
         .bind(action)
         .bind(detail.to_string())
         .execute(conn)
@@ -128,14 +139,14 @@ pub(crate) async fn check_channels(
     if ids.is_empty() {
         return Ok(());
     }
-    let found: Vec<(uuid::Uuid,)> = sqlx::query_as(
+    let found: Vec<uuid::Uuid> = sqlx::query_scalar(
         "SELECT id FROM notification_channels WHERE org_id = $1 AND id = ANY($2) FOR KEY SHARE",
     )
     .bind(org)
     .bind(ids)
     .fetch_all(conn)
     .await?;
-    match ids.iter().find(|id| !found.iter().any(|(f,)| f == *id)) {
+    match ids.iter().find(|id| !found.contains(id)) {
         None => Ok(()),
         Some(missing) => Err(bad(
             "channels",

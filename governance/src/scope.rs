@@ -1,60 +1,27 @@
-//! Governance vocabulary shared by the query API (which validates and stores
-//! budgets, rules and policies) and the processors (which evaluate them):
-//! budget periods in UTC and scopes.
+//! What a budget, rule or policy applies to ([`Scope`]) and over which
+//! period ([`Period`]).
 //!
 //! - [`Period`]: `day` (from UTC midnight), `week` (from Monday 00:00 UTC),
 //!   `month` (from the 1st, 00:00 UTC); [`period_start`], [`period_end`] and
 //!   [`period_key`] (`2026-11-22`, `2026-W47` (ISO week), `2026-11`).
-//! - [`Scope`]: what a budget, rule or policy applies to, stored as
-//!   `scope_kind` + `scope_value` (NULL for `org`, `key=value` for `tag`) and
-//!   written as one string by [`Scope::scope_key`]: `org`, `agent=a1`,
-//!   `workflow=triage`, `model=gpt-4o`, `tag=team=pay`.
+//! - [`Scope`]: stored as `scope_kind` + `scope_value` (NULL for `org`,
+//!   `key=value` for `tag`) and written as one string by
+//!   [`Scope::scope_key`]: `org`, `agent=a1`, `workflow=triage`,
+//!   `model=gpt-4o`, `tag=team=pay`.
 
 use std::collections::HashMap;
 use std::fmt;
-use std::str::FromStr;
 
 use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Utc};
-use rand::RngCore;
 
-/// A budget period, in UTC.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Period {
-    Day,
-    Week,
-    Month,
-}
+use crate::vocabulary::{vocabulary, UnknownName};
 
-impl Period {
-    pub const ALL: [Period; 3] = [Period::Day, Period::Week, Period::Month];
-
-    /// `day`, `week` or `month` (the `budgets.period` column).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Period::Day => "day",
-            Period::Week => "week",
-            Period::Month => "month",
-        }
-    }
-}
-
-impl fmt::Display for Period {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Period {
-    type Err = String;
-
-    /// Parse `day`, `week` or `month`.
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "day" => Ok(Period::Day),
-            "week" => Ok(Period::Week),
-            "month" => Ok(Period::Month),
-            _ => Err(format!("`{s}` is not one of day, week, month")),
-        }
+vocabulary! {
+    /// A budget period, in UTC (the `budgets.period` column).
+    pub enum Period ("period") {
+        Day = "day",
+        Week = "week",
+        Month = "month",
     }
 }
 
@@ -106,51 +73,15 @@ pub fn period_key(period: Period, now: DateTime<Utc>) -> String {
     }
 }
 
-/// What kind of thing a budget, rule or policy applies to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ScopeKind {
-    Org,
-    Agent,
-    Workflow,
-    Model,
-    Tag,
-}
-
-impl ScopeKind {
-    pub const ALL: [ScopeKind; 5] = [
-        ScopeKind::Org,
-        ScopeKind::Agent,
-        ScopeKind::Workflow,
-        ScopeKind::Model,
-        ScopeKind::Tag,
-    ];
-
-    /// The `scope_kind` column value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ScopeKind::Org => "org",
-            ScopeKind::Agent => "agent",
-            ScopeKind::Workflow => "workflow",
-            ScopeKind::Model => "model",
-            ScopeKind::Tag => "tag",
-        }
-    }
-}
-
-impl fmt::Display for ScopeKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for ScopeKind {
-    type Err = ScopeError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        ScopeKind::ALL
-            .into_iter()
-            .find(|k| k.as_str() == s)
-            .ok_or_else(|| ScopeError::UnknownKind(s.to_owned()))
+vocabulary! {
+    /// What kind of thing a budget, rule or policy applies to (the
+    /// `scope_kind` column).
+    pub enum ScopeKind ("scope kind") {
+        Org = "org",
+        Agent = "agent",
+        Workflow = "workflow",
+        Model = "model",
+        Tag = "tag",
     }
 }
 
@@ -229,7 +160,10 @@ impl Scope {
 
     /// [`Scope::new`] from the raw column strings.
     pub fn parse(kind: &str, value: Option<&str>) -> Result<Scope, ScopeError> {
-        Scope::new(kind.parse()?, value)
+        let kind = kind
+            .parse()
+            .map_err(|e: UnknownName| ScopeError::UnknownKind(e.name))?;
+        Scope::new(kind, value)
     }
 
     /// Inverse of [`Scope::scope_key`].
@@ -295,60 +229,6 @@ impl fmt::Display for Scope {
     }
 }
 
-/// Spend of `org` in `scope` within `[start, end)` (`end` `None`: up to
-/// now and beyond): the one query behind both the budget status the console
-/// reads (`GET /v1/budgets/status`) and the budget crossings and cost rules
-/// the processors alert on, so the two cannot disagree. Org, agent,
-/// workflow and model scopes read the hourly aggregates (periods start on
-/// whole hours); tag scopes read the events (attributes are not
-/// aggregated).
-pub async fn spend_in_scope(
-    conn: &mut sqlx::PgConnection,
-    org: &str,
-    scope: &Scope,
-    start: DateTime<Utc>,
-    end: Option<DateTime<Utc>>,
-) -> Result<f64, sqlx::Error> {
-    let column = match scope.kind() {
-        ScopeKind::Org => None,
-        ScopeKind::Agent => Some("agent_id"),
-        ScopeKind::Workflow => Some("workflow_id"),
-        ScopeKind::Model => Some("model"),
-        ScopeKind::Tag => {
-            let (k, v) = scope.tag().unwrap_or_default();
-            return sqlx::query_scalar(
-                "SELECT COALESCE(sum(cost_usd), 0)::float8 FROM events
-                 WHERE org_id = $1 AND ts >= $2 AND ($3::timestamptz IS NULL OR ts < $3)
-                   AND attributes->>$4 = $5",
-            )
-            .bind(org)
-            .bind(start)
-            .bind(end)
-            .bind(k)
-            .bind(v)
-            .fetch_one(conn)
-            .await;
-        }
-    };
-    let filter = column.map_or(String::new(), |c| format!(" AND {c} = $4"));
-    let sql = format!(
-        "SELECT COALESCE(sum(cost_usd), 0)::float8 FROM agg_1h
-         WHERE org_id = $1 AND bucket >= $2 AND ($3::timestamptz IS NULL OR bucket < $3){filter}"
-    );
-    let mut q = sqlx::query_scalar(&sql).bind(org).bind(start).bind(end);
-    if column.is_some() {
-        q = q.bind(scope.value().unwrap_or_default());
-    }
-    q.fetch_one(conn).await
-}
-
-/// A fresh HMAC-SHA256 key for a `webhook` channel: 32 random bytes, hex.
-pub fn new_webhook_secret() -> String {
-    let mut secret = [0u8; 32];
-    rand::rng().fill_bytes(&mut secret);
-    hex::encode(secret)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -394,7 +274,7 @@ mod tests {
     fn period_start_is_idempotent_and_contains_now() {
         let mut t = at("2023-12-25T05:06:07Z");
         for _ in 0..800 {
-            for p in Period::ALL {
+            for &p in Period::ALL {
                 let s = period_start(p, t);
                 let e = period_end(p, t);
                 assert!(s <= t && t < e, "{p} {t}: {s}..{e}");
@@ -409,7 +289,7 @@ mod tests {
 
     #[test]
     fn periods_parse() {
-        for p in Period::ALL {
+        for &p in Period::ALL {
             assert_eq!(p.as_str().parse::<Period>(), Ok(p));
         }
         assert!("daily".parse::<Period>().is_err());
@@ -466,13 +346,5 @@ mod tests {
         assert!(m("model", Some("gpt-4o")).matches("a", None, Some("gpt-4o"), &none));
         assert!(m("tag", Some("team=pay")).matches("a", None, None, &attrs));
         assert!(!m("tag", Some("team=ops")).matches("a", None, None, &attrs));
-    }
-
-    #[test]
-    fn webhook_secrets_are_32_random_bytes() {
-        let a = new_webhook_secret();
-        assert_eq!(a.len(), 64);
-        assert!(a.chars().all(|c| c.is_ascii_hexdigit()));
-        assert_ne!(a, new_webhook_secret());
     }
 }

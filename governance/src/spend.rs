@@ -1,0 +1,134 @@
+//! Spend in a scope: the one query behind both the budget status the
+//! console reads (`GET /v1/budgets/status`) and the budget crossings and
+//! cost rules the processors alert on, so the two cannot disagree; and the
+//! SQL filters that select a scope in the aggregates.
+//!
+//! Org, agent, workflow and model scopes read the hourly aggregates
+//! (`agg_1h`, grouped by agent, workflow and model; periods start on whole
+//! hours); tag scopes read the events (attributes are not aggregated).
+
+use chrono::{DateTime, Utc};
+
+use crate::scope::{Scope, ScopeKind};
+
+/// The aggregate column a scope kind filters on (`None`: org, no filter;
+/// tags have none).
+fn agg_column(kind: ScopeKind) -> Option<&'static str> {
+    match kind {
+        ScopeKind::Agent => Some("agent_id"),
+        ScopeKind::Workflow => Some("workflow_id"),
+        ScopeKind::Model => Some("model"),
+        ScopeKind::Org | ScopeKind::Tag => None,
+    }
+}
+
+/// Spend of `org` in `scope` within `[start, end)` (`end` `None`: up to
+/// now and beyond).
+pub async fn spend_in_scope(
+    conn: &mut sqlx::PgConnection,
+    org: &str,
+    scope: &Scope,
+    start: DateTime<Utc>,
+    end: Option<DateTime<Utc>>,
+) -> Result<f64, sqlx::Error> {
+    if let Some((k, v)) = scope.tag() {
+        return sqlx::query_scalar(
+            "SELECT COALESCE(sum(cost_usd), 0)::float8 FROM events
+             WHERE org_id = $1 AND ts >= $2 AND ($3::timestamptz IS NULL OR ts < $3)
+               AND attributes->>$4 = $5",
+        )
+        .bind(org)
+        .bind(start)
+        .bind(end)
+        .bind(k)
+        .bind(v)
+        .fetch_one(conn)
+        .await;
+    }
+    let column = agg_column(scope.kind());
+    let filter = column.map_or(String::new(), |c| format!(" AND {c} = $4"));
+    let sql = format!(
+        "SELECT COALESCE(sum(cost_usd), 0)::float8 FROM agg_1h
+         WHERE org_id = $1 AND bucket >= $2 AND ($3::timestamptz IS NULL OR bucket < $3){filter}"
+    );
+    let mut q = sqlx::query_scalar(&sql).bind(org).bind(start).bind(end);
+    if column.is_some() {
+        q = q.bind(scope.value().unwrap_or_default());
+    }
+    q.fetch_one(conn).await
+}
+
+/// A SQL condition on an aggregate relation (`agg_1m`/`agg_1h`/`agg_1d`)
+/// selecting the scope, with the scope value bound as parameter `$n`;
+/// `None` for tag scopes (the aggregates are not grouped by attributes: use
+/// `events`).
+pub fn agg_filter(scope: &Scope, n: usize) -> Option<(String, Option<String>)> {
+    match (scope.kind(), agg_column(scope.kind())) {
+        (ScopeKind::Tag, _) => None,
+        (_, None) => Some(("TRUE".into(), None)),
+        (_, Some(c)) => Some((format!("{c} = ${n}"), scope.value().map(str::to_owned))),
+    }
+}
+
+/// Where the spend of a scope is read from, as SQL to build other queries
+/// on (e.g. the agents that spent in it).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpendSource {
+    /// `FROM ... WHERE org_id = $1 AND <time> >= $2 AND <scope>`; `$3`, `$4` follow.
+    pub from_where: String,
+    pub binds: Vec<String>,
+}
+
+/// The [`SpendSource`] of `scope`: `agg_1h`, or `events` for tags.
+pub fn spend_source(scope: &Scope) -> SpendSource {
+    match (agg_filter(scope, 3), scope.tag()) {
+        (Some((filter, v)), _) => SpendSource {
+            from_where: format!("FROM agg_1h WHERE org_id = $1 AND bucket >= $2 AND {filter}"),
+            binds: v.into_iter().collect(),
+        },
+        (None, tag) => {
+            let (k, v) = tag.unwrap_or_default();
+            SpendSource {
+                from_where: "FROM events WHERE org_id = $1 AND ts >= $2 AND attributes->>$3 = $4"
+                    .into(),
+                binds: vec![k.to_owned(), v.to_owned()],
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scope(k: &str, v: &str) -> Scope {
+        Scope::parse(k, Some(v)).unwrap()
+    }
+
+    #[test]
+    fn scopes_filter_aggregates() {
+        assert_eq!(
+            agg_filter(&scope("model", "gpt-4o"), 3),
+            Some(("model = $3".into(), Some("gpt-4o".into())))
+        );
+        assert_eq!(agg_filter(&Scope::org(), 3), Some(("TRUE".into(), None)));
+        assert_eq!(agg_filter(&scope("tag", "team=pay"), 3), None);
+    }
+
+    #[test]
+    fn spend_is_read_from_hourly_aggregates_or_tagged_events() {
+        let org = spend_source(&Scope::org());
+        assert!(
+            org.from_where.starts_with("FROM agg_1h"),
+            "{}",
+            org.from_where
+        );
+        assert!(org.binds.is_empty());
+        let agent = spend_source(&scope("agent", "a1"));
+        assert!(agent.from_where.ends_with("agent_id = $3"));
+        assert_eq!(agent.binds, ["a1"]);
+        let tag = spend_source(&scope("tag", "team=pay"));
+        assert!(tag.from_where.starts_with("FROM events"));
+        assert_eq!(tag.binds, ["team", "pay"]);
+    }
+}
