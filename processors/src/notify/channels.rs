@@ -15,31 +15,7 @@ use sha2::Sha256;
 use crate::alert::{Alert, Transition};
 
 /// A notification channel's kind (`notification_channels.kind`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum ChannelKind {
-    Slack,
-    Discord,
-    Webhook,
-}
-
-impl ChannelKind {
-    pub(crate) fn parse(s: &str) -> Option<ChannelKind> {
-        match s {
-            "slack" => Some(ChannelKind::Slack),
-            "discord" => Some(ChannelKind::Discord),
-            "webhook" => Some(ChannelKind::Webhook),
-            _ => None,
-        }
-    }
-
-    pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            ChannelKind::Slack => "slack",
-            ChannelKind::Discord => "discord",
-            ChannelKind::Webhook => "webhook",
-        }
-    }
-}
+pub(crate) use agentops_governance::channel::ChannelKind;
 
 /// The parts every message is made of.
 #[derive(Debug, Clone, PartialEq)]

@@ -173,7 +173,7 @@ pub(crate) async fn run(ctx: &Ctx, job: Job) -> Attempted {
             dead_letter(ctx, &job, None, attempts, &f).await;
             return Attempted::Other;
         }
-        Some(c) => match ChannelKind::parse(&c.kind) {
+        Some(c) => match c.kind.parse::<ChannelKind>().ok() {
             None => {
                 let f = Failed::permanent(
                     "unknown_channel_kind",
