@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 use std::fmt;
 
-use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Utc};
+use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveTime, TimeZone, Utc};
 
 use crate::vocabulary::{vocabulary, UnknownName};
 
@@ -26,7 +26,17 @@ vocabulary! {
 }
 
 fn midnight(d: NaiveDate) -> DateTime<Utc> {
-    Utc.from_utc_datetime(&d.and_hms_opt(0, 0, 0).expect("midnight exists"))
+    Utc.from_utc_datetime(&d.and_time(NaiveTime::MIN))
+}
+
+/// Days in the month of `d`.
+fn days_in_month(d: NaiveDate) -> i64 {
+    match d.month() {
+        2 if d.leap_year() => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
 }
 
 /// Start of the period containing `now`: UTC midnight (day), Monday 00:00
@@ -36,7 +46,7 @@ pub fn period_start(period: Period, now: DateTime<Utc>) -> DateTime<Utc> {
     match period {
         Period::Day => midnight(d),
         Period::Week => midnight(d - Duration::days(i64::from(d.weekday().num_days_from_monday()))),
-        Period::Month => midnight(d.with_day(1).expect("day 1 exists")),
+        Period::Month => midnight(d - Duration::days(i64::from(d.day0()))),
     }
 }
 
@@ -46,15 +56,7 @@ pub fn period_end(period: Period, now: DateTime<Utc>) -> DateTime<Utc> {
     match period {
         Period::Day => start + Duration::days(1),
         Period::Week => start + Duration::days(7),
-        Period::Month => {
-            let d = start.date_naive();
-            let (y, m) = if d.month() == 12 {
-                (d.year() + 1, 1)
-            } else {
-                (d.year(), d.month() + 1)
-            };
-            midnight(NaiveDate::from_ymd_opt(y, m, 1).expect("1st of a month exists"))
-        }
+        Period::Month => start + Duration::days(days_in_month(start.date_naive())),
     }
 }
 

@@ -12,7 +12,7 @@
 //! whose `X-AgentOps-Alert-Id` is `budget:<that budget's id>:...`. The POST
 //! body's `occurred_at` (when the budget check decided) splits it in two.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use agentops_runtime::shutdown::CancellationToken;
@@ -81,7 +81,10 @@ async fn receive(State(inbox): State<Inbox>, headers: HeaderMap, body: String) -
             .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
             .map(|t| t.to_utc())
     });
-    inbox.lock().expect("inbox").push((id, at, occurred));
+    inbox
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .push((id, at, occurred));
     StatusCode::OK
 }
 
@@ -225,7 +228,7 @@ pub(crate) async fn run(o: AlertOptions) -> Result<()> {
         let got = loop {
             let found = inbox
                 .lock()
-                .expect("inbox")
+                .unwrap_or_else(PoisonError::into_inner)
                 .iter()
                 .find(|(id, _, _)| id.starts_with(&prefix))
                 .cloned();

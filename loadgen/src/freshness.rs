@@ -8,7 +8,7 @@
 //! batch's freshness is the time from its 202 to the first poll that counts
 //! at least every event acknowledged up to that 202.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use agentops_runtime::shutdown::CancellationToken;
@@ -89,7 +89,7 @@ pub async fn run(o: FreshnessOptions) -> Result<()> {
                 if let Ok(n) = visible(&http, &url, &key).await {
                     polls
                         .lock()
-                        .expect("polls")
+                        .unwrap_or_else(PoisonError::into_inner)
                         .push((Instant::now(), n - baseline));
                 }
                 tokio::time::sleep(every).await;
@@ -130,7 +130,7 @@ pub async fn run(o: FreshnessOptions) -> Result<()> {
         sends.push(tokio::spawn(async move {
             let out = gateway.send(&batch, &stop).await;
             if out.failed.is_none() {
-                let mut a = acks.lock().expect("acks");
+                let mut a = acks.lock().unwrap_or_else(PoisonError::into_inner);
                 let total = acked
                     .fetch_add(out.accepted as i64, std::sync::atomic::Ordering::SeqCst)
                     + out.accepted as i64;
@@ -153,7 +153,7 @@ pub async fn run(o: FreshnessOptions) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(120);
     while polls
         .lock()
-        .expect("polls")
+        .unwrap_or_else(PoisonError::into_inner)
         .last()
         .is_none_or(|(_, n)| *n < total)
     {
@@ -166,8 +166,8 @@ pub async fn run(o: FreshnessOptions) -> Result<()> {
     shutdown.cancel();
     let _ = poller.await;
 
-    let polls = polls.lock().expect("polls").clone();
-    let acks = acks.lock().expect("acks").clone();
+    let polls = polls.lock().unwrap_or_else(PoisonError::into_inner).clone();
+    let acks = acks.lock().unwrap_or_else(PoisonError::into_inner).clone();
     let mut lat: Vec<f64> = acks
         .iter()
         .filter_map(|(t, need)| {

@@ -76,6 +76,10 @@ pub(crate) async fn produce(
     topic: &str,
     alert: &Alert,
 ) -> Result<(), rdkafka::error::KafkaError> {
+    #[allow(
+        clippy::expect_used,
+        reason = "an Alert is strings, numbers and a JSON value: it always serializes"
+    )]
     let payload = serde_json::to_vec(alert).expect("an alert serializes");
     let record = rdkafka::producer::FutureRecord::to(topic)
         .key(alert.key())

@@ -5,7 +5,7 @@
 //! the same way the API did.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use agentops_governance::{load, Configuration, Stored};
@@ -51,11 +51,15 @@ pub(crate) struct Governance(Arc<RwLock<Arc<Snapshot>>>);
 
 impl Governance {
     pub(crate) fn current(&self) -> Arc<Snapshot> {
-        self.0.read().expect("governance lock").clone()
+        // A panic while swapping the Arc leaves a whole snapshot: use it.
+        self.0
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     fn set(&self, s: Snapshot) {
-        *self.0.write().expect("governance lock") = Arc::new(s);
+        *self.0.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(s);
     }
 
     /// Load now.

@@ -25,7 +25,7 @@ pub const BUNDLED: &str = include_str!("../prices.toml");
 
 /// `effective_from` of a row that has always applied.
 pub fn since_always() -> NaiveDate {
-    NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date")
+    chrono::DateTime::UNIX_EPOCH.date_naive()
 }
 
 /// One version of one model's prices (USD per million tokens).
@@ -98,6 +98,10 @@ impl PriceTable {
     }
 
     /// The bundled file.
+    #[allow(
+        clippy::expect_used,
+        reason = "the bundled table is a compile-time constant, parsed by its unit test"
+    )]
     pub fn bundled() -> Self {
         Self::parse(BUNDLED).expect("bundled price table parses")
     }

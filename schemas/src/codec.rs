@@ -61,6 +61,10 @@ fn fingerprint(schema: &Schema) -> [u8; 8] {
 
 impl Codec {
     /// The codec for the current contract (v1).
+    #[allow(
+        clippy::expect_used,
+        reason = "the bundled schema is a compile-time constant, parsed by every test"
+    )]
     pub fn v1() -> Self {
         Self::new(AGENT_EVENT_V1).expect("the bundled v1 schema parses")
     }

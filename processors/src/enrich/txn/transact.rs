@@ -326,6 +326,10 @@ impl Open {
             self.dead.push((d, delivery));
         }
         for a in &extra.alerts {
+            #[allow(
+                clippy::expect_used,
+                reason = "an Alert is strings, numbers and a JSON value: it always serializes"
+            )]
             let payload = serde_json::to_vec(a).expect("an alert serializes");
             let record = FutureRecord::to(&sink.alerts)
                 .key(a.key())
