@@ -4,8 +4,9 @@
 # Starts a private PostgreSQL and Apache Kafka (one KRaft node, 2 GiB heap)
 # under target/bench-fresh, the four components
 # (release builds), an org `fresh`, and runs `agentops-loadgen bench-freshness`.
-# Prints p50/p99/max and one JSON line (also in target/bench-fresh/freshness.out),
-# then the peak RSS (VmHWM) of the broker and of each component over the run.
+# Prints p50/p99/max, the largest consumer lag per group read from the
+# processors' and projections' /metrics during the run, and one JSON line (also in
+# target/bench-fresh/freshness.out), then the peak RSS (VmHWM) of the broker and of each component over the run.
 #
 # Settings (environment):
 #   BENCH_RATE        events per second      (default 5000)
@@ -66,7 +67,9 @@ sleep 8 # consumer groups settle
 
 "$BIN/agentops-loadgen" bench-freshness --gateway "http://$GW" --key "$INGEST_KEY" \
   --query-url "http://$QA" --read-key "$READ_KEY" \
-  --rate "${BENCH_RATE:-5000}" --secs "${BENCH_SECS:-60}" | tee "$STATE/freshness.out"
+  --rate "${BENCH_RATE:-5000}" --secs "${BENCH_SECS:-60}" \
+  --metrics-url http://127.0.0.1:28093/metrics --metrics-url http://127.0.0.1:28092/metrics \
+  | tee "$STATE/freshness.out"
 
 # Peak resident memory of every process over the whole run (kernel's VmHWM).
 peak() { awk '/^VmHWM:/ {printf "%.0f MiB", $2 / 1024}' "/proc/$1/status" 2>/dev/null || echo "gone"; }

@@ -44,6 +44,59 @@ pub struct FreshnessOptions {
     /// Overview polling interval (ms): the resolution of the figures.
     #[arg(long, default_value_t = 50)]
     pub poll_ms: u64,
+    /// A component's `/metrics` URL to read `agentops_consumer_lag` from
+    /// every second during the run (repeat for each: processors,
+    /// projections); the largest lag seen per consumer group is reported.
+    #[arg(long = "metrics-url")]
+    pub metrics_urls: Vec<String>,
+}
+
+/// Per consumer group, the sum of `agentops_consumer_lag` over its
+/// partitions in one `/metrics` text.
+fn lag_by_group(text: &str) -> Vec<(String, f64)> {
+    let mut out: Vec<(String, f64)> = Vec::new();
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix("agentops_consumer_lag{") else {
+            continue;
+        };
+        let Some((labels, value)) = rest.rsplit_once("} ") else {
+            continue;
+        };
+        let (Some(group), Ok(v)) = (
+            labels
+                .split(',')
+                .find_map(|l| l.strip_prefix("group=\""))
+                .map(|g| g.trim_end_matches('"')),
+            value.trim().parse::<f64>(),
+        ) else {
+            continue;
+        };
+        match out.iter_mut().find(|(g, _)| g == group) {
+            Some((_, sum)) => *sum += v,
+            None => out.push((group.to_owned(), v)),
+        }
+    }
+    out
+}
+
+/// Largest lag seen per group, and how many scrapes reported it.
+#[derive(Debug, Default, Clone)]
+struct LagSeen {
+    groups: Vec<(String, f64, u32)>,
+}
+
+impl LagSeen {
+    fn add(&mut self, sample: Vec<(String, f64)>) {
+        for (g, v) in sample {
+            match self.groups.iter_mut().find(|(x, _, _)| *x == g) {
+                Some((_, max, n)) => {
+                    *max = max.max(v);
+                    *n += 1;
+                }
+                None => self.groups.push((g, v, 1)),
+            }
+        }
+    }
 }
 
 fn quantile(v: &mut [f64], q: f64) -> f64 {
@@ -93,6 +146,31 @@ pub async fn run(o: FreshnessOptions) -> Result<()> {
                         .push((Instant::now(), n - baseline));
                 }
                 tokio::time::sleep(every).await;
+            }
+        })
+    };
+
+    let lag: Arc<Mutex<LagSeen>> = Arc::default();
+    let lag_sampler = {
+        let (http, urls, lag, stop) = (
+            http.clone(),
+            o.metrics_urls.clone(),
+            lag.clone(),
+            shutdown.clone(),
+        );
+        tokio::spawn(async move {
+            while !stop.is_cancelled() {
+                for url in &urls {
+                    let Ok(resp) = http.get(url).send().await else {
+                        continue;
+                    };
+                    if let Ok(text) = resp.text().await {
+                        lag.lock()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .add(lag_by_group(&text));
+                    }
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
             }
         })
     };
@@ -165,6 +243,8 @@ pub async fn run(o: FreshnessOptions) -> Result<()> {
     }
     shutdown.cancel();
     let _ = poller.await;
+    let _ = lag_sampler.await;
+    let lag = lag.lock().unwrap_or_else(PoisonError::into_inner).clone();
 
     let polls = polls.lock().unwrap_or_else(PoisonError::into_inner).clone();
     let acks = acks.lock().unwrap_or_else(PoisonError::into_inner).clone();
@@ -185,10 +265,54 @@ pub async fn run(o: FreshnessOptions) -> Result<()> {
     let rate = total as f64 / send_secs;
     println!("sent {total} events at {rate:.0} events/s ({failed} batches failed)");
     println!("freshness (202 → counted in /v1/metrics/overview): p50 {p50:.0} ms, p99 {p99:.0} ms, max {max:.0} ms (poll every {} ms)", o.poll_ms);
+    if !o.metrics_urls.is_empty() {
+        if lag.groups.is_empty() {
+            println!(
+                "consumer lag: no agentops_consumer_lag on {:?}",
+                o.metrics_urls
+            );
+        }
+        for (group, max, n) in &lag.groups {
+            println!("consumer lag of {group} (records, sum over partitions, read every 1 s from /metrics): max {max:.0} over {n} readings");
+        }
+    }
+    let lag_json: serde_json::Map<String, Value> = lag
+        .groups
+        .iter()
+        .map(|(g, max, _)| (g.clone(), json!(max)))
+        .collect();
     println!(
         "{}",
         json!({"bench": "freshness", "events": total, "events_per_s": rate.round(), "failed_batches": failed,
-               "p50_ms": p50.round(), "p99_ms": p99.round(), "max_ms": max.round(), "poll_ms": o.poll_ms})
+               "p50_ms": p50.round(), "p99_ms": p99.round(), "max_ms": max.round(), "poll_ms": o.poll_ms,
+               "consumer_lag_max": lag_json})
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lag_is_summed_per_group() {
+        let text = "# TYPE agentops_consumer_lag gauge
+agentops_consumer_lag{group=\"agentops-enrich\",topic=\"raw\",partition=\"0\"} 5
+agentops_consumer_lag{group=\"agentops-enrich\",topic=\"raw\",partition=\"1\"} 7
+agentops_consumer_lag{group=\"agentops-projections\",topic=\"enriched\",partition=\"0\"} 0
+agentops_consumer_lagging 3
+";
+        let got = lag_by_group(text);
+        assert_eq!(
+            got,
+            vec![
+                ("agentops-enrich".to_owned(), 12.0),
+                ("agentops-projections".to_owned(), 0.0)
+            ]
+        );
+        let mut seen = LagSeen::default();
+        seen.add(got);
+        seen.add(vec![("agentops-enrich".to_owned(), 3.0)]);
+        assert_eq!(seen.groups[0], ("agentops-enrich".to_owned(), 12.0, 2));
+    }
 }
