@@ -114,17 +114,19 @@ pub async fn lookup(pool: &PgPool, raw: &str) -> Result<Option<KeyInfo>> {
     let Some(prefix) = raw.strip_prefix("aok_").and_then(|r| r.split('_').next()) else {
         return Ok(None);
     };
-    type Row = (
-        uuid::Uuid,
-        String,
-        String,
-        Vec<String>,
-        bool,
-        Option<f64>,
-        Option<f64>,
-    );
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        key_id: uuid::Uuid,
+        prefix: String,
+        org_id: String,
+        scopes: Vec<String>,
+        platform: bool,
+        ingest_events_per_sec: Option<f64>,
+        ingest_burst: Option<f64>,
+    }
     let row: Option<Row> = sqlx::query_as(
-        "SELECT k.id, k.prefix, k.org_id, k.scopes, o.platform, o.ingest_events_per_sec, o.ingest_burst
+        "SELECT k.id AS key_id, k.prefix, k.org_id, k.scopes, o.platform,
+                o.ingest_events_per_sec, o.ingest_burst
          FROM api_keys k JOIN orgs o ON o.id = k.org_id
          WHERE k.prefix = $1 AND k.key_hash = $2 AND k.revoked_at IS NULL",
     )
@@ -132,19 +134,17 @@ pub async fn lookup(pool: &PgPool, raw: &str) -> Result<Option<KeyInfo>> {
     .bind(hash_key(raw))
     .fetch_optional(pool)
     .await?;
-    Ok(row.map(
-        |(key_id, prefix, org_id, scopes, platform, eps, burst)| KeyInfo {
-            key_id,
-            prefix,
-            org_id,
-            scopes,
-            platform,
-            rate_limit: eps.map(|events_per_sec| RateLimit {
-                events_per_sec,
-                burst: burst.unwrap_or(events_per_sec).max(1.0),
-            }),
-        },
-    ))
+    Ok(row.map(|r| KeyInfo {
+        key_id: r.key_id,
+        prefix: r.prefix,
+        org_id: r.org_id,
+        scopes: r.scopes,
+        platform: r.platform,
+        rate_limit: r.ingest_events_per_sec.map(|events_per_sec| RateLimit {
+            events_per_sec,
+            burst: r.ingest_burst.unwrap_or(events_per_sec).max(1.0),
+        }),
+    }))
 }
 
 /// Whether `raw` has the shape of a key: `aok_`, 8 lowercase hex

@@ -285,12 +285,25 @@ pub struct Resealed {
 /// row is rewritten only if unchanged meanwhile (compare and set), so
 /// concurrent sweeps and API writes are safe. Never logs a value.
 pub async fn reseal_channels(pool: &PgPool, keys: &Keys, only_plaintext: bool) -> Result<Resealed> {
-    let rows: Vec<(uuid::Uuid, String, Option<String>, Option<String>)> =
+    #[derive(sqlx::FromRow)]
+    struct ChannelRow {
+        id: uuid::Uuid,
+        url: String,
+        secret: Option<String>,
+        url_hint: Option<String>,
+    }
+    let rows: Vec<ChannelRow> =
         sqlx::query_as("SELECT id, url, secret, url_hint FROM notification_channels")
             .fetch_all(pool)
             .await?;
     let mut out = Resealed::default();
-    for (id, url, secret, hint) in rows {
+    for ChannelRow {
+        id,
+        url,
+        secret,
+        url_hint: hint,
+    } in rows
+    {
         let stale = |v: &str| {
             if only_plaintext {
                 !v.starts_with(PREFIX) && keys.current.is_some()

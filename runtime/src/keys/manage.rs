@@ -196,13 +196,22 @@ pub async fn set_org_limits(
     burst: Option<f64>,
     actor: &str,
 ) -> Result<Option<OrgRecord>> {
-    let old: Option<(Option<f64>, Option<f64>)> = sqlx::query_as(
+    #[derive(sqlx::FromRow)]
+    struct Limits {
+        ingest_events_per_sec: Option<f64>,
+        ingest_burst: Option<f64>,
+    }
+    let old: Option<Limits> = sqlx::query_as(
         "SELECT ingest_events_per_sec, ingest_burst FROM orgs WHERE id = $1 FOR UPDATE",
     )
     .bind(org_id)
     .fetch_optional(&mut *conn)
     .await?;
-    let Some((old_eps, old_burst)) = old else {
+    let Some(Limits {
+        ingest_events_per_sec: old_eps,
+        ingest_burst: old_burst,
+    }) = old
+    else {
         return Ok(None);
     };
     sqlx::query("UPDATE orgs SET ingest_events_per_sec = $2, ingest_burst = $3 WHERE id = $1")
@@ -237,7 +246,7 @@ pub async fn insert_key(
     let (prefix, raw) = generate();
     let key_id = uuid::Uuid::new_v4();
     let names: Vec<&str> = uniq.iter().map(|s| s.as_str()).collect();
-    let (created_at,): (DateTime<Utc>,) = sqlx::query_as(
+    let created_at: DateTime<Utc> = sqlx::query_scalar(
         "INSERT INTO api_keys (id, org_id, prefix, key_hash, scopes, name, created_by)
          VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING created_at",
     )

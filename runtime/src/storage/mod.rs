@@ -130,11 +130,11 @@ pub const PROJECTION_LOCK: i64 = 0x4167_4f70_0002;
 
 /// Recorded mode of an already set-up database.
 async fn stored_mode(conn: &mut PgConnection) -> Result<Option<Mode>> {
-    let v: Option<(String,)> =
-        sqlx::query_as("SELECT value FROM storage_settings WHERE key = 'mode'")
+    let v: Option<String> =
+        sqlx::query_scalar("SELECT value FROM storage_settings WHERE key = 'mode'")
             .fetch_optional(&mut *conn)
             .await?;
-    Ok(v.and_then(|(s,)| Mode::parse(&s)))
+    Ok(v.and_then(|s| Mode::parse(&s)))
 }
 
 async fn try_timescale(conn: &mut PgConnection) -> bool {
@@ -331,13 +331,13 @@ async fn setup_timescale(conn: &mut PgConnection, cfg: &StorageConfig) -> Result
     )
     .await?;
     if cfg.compress_after_days > 0 {
-        let enabled: Option<(bool,)> = sqlx::query_as(
+        let enabled: Option<bool> = sqlx::query_scalar(
             "SELECT compression_enabled FROM timescaledb_information.hypertables
              WHERE hypertable_name = 'events'",
         )
         .fetch_optional(&mut *conn)
         .await?;
-        if !enabled.is_some_and(|(e,)| e) {
+        if !enabled.is_some_and(|e| e) {
             exec(
                 conn,
                 "ALTER TABLE events SET (timescaledb.compress,

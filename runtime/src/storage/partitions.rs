@@ -24,11 +24,11 @@ pub async fn ensure_partitions(conn: &mut PgConnection, days: &[NaiveDate]) -> R
         );
         if let Err(e) = sqlx::raw_sql(&sql).execute(&mut *conn).await {
             // Lost a race with another worker creating the same partition?
-            let exists: (bool,) = sqlx::query_as("SELECT to_regclass($1) IS NOT NULL")
+            let exists: bool = sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
                 .bind(partition_name(day))
                 .fetch_one(&mut *conn)
                 .await?;
-            if !exists.0 {
+            if !exists {
                 return Err(e.into());
             }
         }
@@ -46,7 +46,7 @@ pub async fn drop_expired_partitions(
     if retention_days == 0 {
         return Ok(0);
     }
-    let parts: Vec<(String,)> = sqlx::query_as(
+    let parts: Vec<String> = sqlx::query_scalar(
         "SELECT c.relname::text FROM pg_inherits i
          JOIN pg_class c ON c.oid = i.inhrelid
          WHERE i.inhparent = 'events'::regclass",
@@ -55,7 +55,7 @@ pub async fn drop_expired_partitions(
     .await?;
     let cutoff = today - chrono::Days::new(u64::from(retention_days));
     let mut dropped = 0;
-    for (name,) in parts {
+    for name in parts {
         let Some(day) = name
             .strip_prefix("events_p")
             .and_then(|d| NaiveDate::parse_from_str(d, "%Y%m%d").ok())
