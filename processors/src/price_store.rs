@@ -36,7 +36,7 @@ pub async fn seed_if_empty(pool: &PgPool, seed: &PriceTable) -> Result<usize, sq
         .bind(SEED_LOCK)
         .execute(&mut *tx)
         .await?;
-    let (n,): (i64,) = sqlx::query_as("SELECT count(*) FROM model_prices WHERE org_id IS NULL")
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM model_prices WHERE org_id IS NULL")
         .fetch_one(&mut *tx)
         .await?;
     if n > 0 {
@@ -85,18 +85,37 @@ fn pg_text_array(items: &[String]) -> String {
     format!("{{{}}}", quoted.join(","))
 }
 
-type PriceRow = (
-    Option<String>,
-    String,
-    String,
-    Vec<String>,
-    NaiveDate,
-    f64,
-    f64,
-    Option<f64>,
-    Option<f64>,
-    Option<f64>,
-);
+/// One row of `model_prices` as [`load`] reads it.
+#[derive(sqlx::FromRow)]
+struct PriceRow {
+    org_id: Option<String>,
+    provider: String,
+    model: String,
+    aliases: Vec<String>,
+    effective_from: NaiveDate,
+    input: f64,
+    output: f64,
+    cache_read: Option<f64>,
+    cache_write: Option<f64>,
+    reasoning: Option<f64>,
+}
+
+impl From<PriceRow> for ModelPrice {
+    fn from(r: PriceRow) -> ModelPrice {
+        ModelPrice {
+            org_id: r.org_id,
+            provider: r.provider,
+            model: r.model,
+            aliases: r.aliases,
+            effective_from: r.effective_from,
+            input: r.input,
+            output: r.output,
+            cache_read: r.cache_read,
+            cache_write: r.cache_write,
+            reasoning: r.reasoning,
+        }
+    }
+}
 
 /// Every row of `model_prices` (global and every org's).
 pub async fn load(pool: &PgPool) -> Result<PriceTable, sqlx::Error> {
@@ -107,25 +126,7 @@ pub async fn load(pool: &PgPool) -> Result<PriceTable, sqlx::Error> {
     )
     .fetch_all(pool)
     .await?;
-    let rows = rows
-        .into_iter()
-        .map(
-            |(org_id, provider, model, aliases, effective_from, input, output, cr, cw, rs)| {
-                ModelPrice {
-                    org_id,
-                    provider,
-                    model,
-                    aliases,
-                    effective_from,
-                    input,
-                    output,
-                    cache_read: cr,
-                    cache_write: cw,
-                    reasoning: rs,
-                }
-            },
-        )
-        .collect();
+    let rows = rows.into_iter().map(ModelPrice::from).collect();
     let (table, conflicts) = PriceTable::build(rows);
     for c in conflicts {
         tracing::warn!(conflict = %c, "price table: name conflict, keeping the older row");

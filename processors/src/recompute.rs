@@ -225,11 +225,11 @@ pub async fn recompute(
         "recompute: {} corrections written to {topic}",
         corrections.len()
     );
-    let mode: Option<(String,)> =
-        sqlx::query_as("SELECT value FROM storage_settings WHERE key = 'mode'")
+    let mode: Option<String> =
+        sqlx::query_scalar("SELECT value FROM storage_settings WHERE key = 'mode'")
             .fetch_optional(&pool)
             .await?;
-    if mode.is_some_and(|(m,)| m == "timescaledb") {
+    if mode.is_some_and(|m| m == "timescaledb") {
         wait_applied(&pool, &opts, &topic, &last, &shutdown).await?;
         refresh(&pool, &opts).await?;
     }
@@ -377,8 +377,13 @@ async fn wait_applied(
         opts.projections_group
     );
     let deadline = Instant::now() + Duration::from_secs(opts.wait_secs);
+    #[derive(sqlx::FromRow)]
+    struct Stored {
+        partition: i32,
+        next_offset: i64,
+    }
     loop {
-        let stored: Vec<(i32, i64)> = sqlx::query_as(
+        let stored: Vec<Stored> = sqlx::query_as(
             "SELECT partition, next_offset FROM consumer_offsets
              WHERE consumer_group = $1 AND topic = $2",
         )
@@ -386,7 +391,10 @@ async fn wait_applied(
         .bind(topic)
         .fetch_all(pool)
         .await?;
-        let stored: HashMap<i32, i64> = stored.into_iter().collect();
+        let stored: HashMap<i32, i64> = stored
+            .into_iter()
+            .map(|s| (s.partition, s.next_offset))
+            .collect();
         if last
             .iter()
             .all(|(p, o)| stored.get(p).is_some_and(|n| n > o))

@@ -28,20 +28,6 @@ use sqlx::PgConnection;
 
 use crate::rows::ts;
 
-type StoredRow = (
-    uuid::Uuid,
-    DateTime<Utc>,
-    String,
-    String,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    Option<f64>,
-    Option<String>,
-    bool,
-);
-
 /// One event whose cost changes.
 struct Change {
     event_id: uuid::Uuid,
@@ -98,12 +84,27 @@ pub(crate) async fn apply(
     if wanted.is_empty() {
         return Ok(0);
     }
-    let stored: Vec<StoredRow> = sqlx::query_as(
+    /// A corrected event as stored.
+    #[derive(sqlx::FromRow)]
+    struct Stored {
+        event_id: uuid::Uuid,
+        ts: DateTime<Utc>,
+        org_id: String,
+        agent_id: String,
+        workflow_id: Option<String>,
+        run_id: Option<String>,
+        provider: Option<String>,
+        model: Option<String>,
+        cost_usd: Option<f64>,
+        cost_source: Option<String>,
+        has_tokens: bool,
+    }
+    let stored: Vec<Stored> = sqlx::query_as(
         "SELECT e.event_id, e.ts, e.org_id, e.agent_id, e.workflow_id, e.run_id, e.provider,
                 e.model, e.cost_usd, e.cost_source,
                 COALESCE(e.input_tokens, 0) + COALESCE(e.output_tokens, 0)
                 + COALESCE(e.cache_read_tokens, 0) + COALESCE(e.cache_write_tokens, 0)
-                + COALESCE(e.reasoning_tokens, 0) > 0
+                + COALESCE(e.reasoning_tokens, 0) > 0 AS has_tokens
          FROM events e
          JOIN UNNEST($1::uuid[], $2::timestamptz[], $3::text[]) AS c(event_id, ts, org_id)
            ON e.event_id = c.event_id AND e.ts = c.ts AND e.org_id = c.org_id
@@ -118,31 +119,30 @@ pub(crate) async fn apply(
     let by_id: BTreeMap<(uuid::Uuid, &str), &Wanted> =
         wanted.iter().map(|w| ((w.0, w.2.as_str()), w)).collect();
     let mut changes = Vec::new();
-    for (id, t, org, agent, wf, run, provider, model, cost, source, io) in stored {
-        let Some(&&(_, _, _, new_cost)) = by_id.get(&(id, org.as_str())) else {
+    for s in stored {
+        let Some(&&(_, _, _, new_cost)) = by_id.get(&(s.event_id, s.org_id.as_str())) else {
             continue;
         };
         // The state a correction leaves depends on its cost alone, so any
         // batching of the log ends the same: priced → 'recomputed', no price → NULL.
         let new_source = new_cost.map(|_| RECOMPUTED);
-        if source.as_deref() == Some("client")
-            || (cost == new_cost && source.as_deref() == new_source)
-        {
+        let (cost, source) = (s.cost_usd, s.cost_source.as_deref());
+        if source == Some("client") || (cost == new_cost && source == new_source) {
             continue;
         }
         changes.push(Change {
-            event_id: id,
-            ts: t,
-            org_id: org,
-            agent_id: agent,
-            workflow_id: wf,
-            run_id: run,
-            provider,
-            model,
+            event_id: s.event_id,
+            ts: s.ts,
+            org_id: s.org_id,
+            agent_id: s.agent_id,
+            workflow_id: s.workflow_id,
+            run_id: s.run_id,
+            provider: s.provider,
+            model: s.model,
             new_cost,
             new_source,
             d_cost: new_cost.unwrap_or(0.0) - cost.unwrap_or(0.0),
-            d_unpriced: unpriced(new_cost, io) - unpriced(cost, io),
+            d_unpriced: unpriced(new_cost, s.has_tokens) - unpriced(cost, s.has_tokens),
         });
     }
     if changes.is_empty() {

@@ -95,19 +95,29 @@ fn lat_bucket(e: &AgentEvent) -> Option<i16> {
     }
 }
 
-/// Stored next offsets of a consumer group for the given topic.
+/// Stored next offsets of a consumer group for the given topic:
+/// `(partition, next offset)`.
 pub(crate) async fn load_offsets(
     conn: &mut PgConnection,
     group: &str,
     topic: &str,
 ) -> Result<Vec<(i32, i64)>, sqlx::Error> {
-    sqlx::query_as(
+    #[derive(sqlx::FromRow)]
+    struct Stored {
+        partition: i32,
+        next_offset: i64,
+    }
+    let rows: Vec<Stored> = sqlx::query_as(
         "SELECT partition, next_offset FROM consumer_offsets WHERE consumer_group = $1 AND topic = $2",
     )
     .bind(group)
     .bind(topic)
     .fetch_all(&mut *conn)
-    .await
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| (r.partition, r.next_offset))
+        .collect())
 }
 
 /// Writes batches for one consumer group in one storage mode.
@@ -241,7 +251,14 @@ async fn insert_events(
             batch.iter().map($f).collect::<Vec<_>>()
         };
     }
-    let rows: Vec<(uuid::Uuid, String, DateTime<Utc>)> = sqlx::query_as(sql)
+    /// The key of an inserted row (`RETURNING event_id, org_id, ts`).
+    #[derive(sqlx::FromRow)]
+    struct Inserted {
+        event_id: uuid::Uuid,
+        org_id: String,
+        ts: DateTime<Utc>,
+    }
+    let rows: Vec<Inserted> = sqlx::query_as(sql)
         .bind(col!(
             |e| uuid::Uuid::parse_str(&e.event_id).unwrap_or_default()
         ))
@@ -276,7 +293,7 @@ async fn insert_events(
         .await?;
     Ok(rows
         .into_iter()
-        .map(|(id, org, t)| (id, org, t.timestamp_micros()))
+        .map(|r| (r.event_id, r.org_id, r.ts.timestamp_micros()))
         .collect())
 }
 

@@ -55,10 +55,17 @@ enum Error {
 
 /// The digests due at `now` that were not recorded yet.
 const DUE: &str = "
-SELECT s.org_id, s.channels::text[] FROM digest_subscriptions s
+SELECT s.org_id, s.channels::text[] AS channels FROM digest_subscriptions s
 WHERE s.hour_utc <= $1
   AND NOT EXISTS (SELECT 1 FROM alerts a WHERE a.alert_id = 'digest:' || s.org_id || ':' || $2)
 ORDER BY s.org_id";
+
+/// One row of [`DUE`].
+#[derive(sqlx::FromRow)]
+struct Due {
+    org_id: String,
+    channels: Vec<String>,
+}
 
 async fn check(
     config: &Config,
@@ -69,14 +76,18 @@ async fn check(
     let Some(day) = now.date_naive().pred_opt() else {
         return Ok(());
     };
-    let due: Vec<(String, Vec<String>)> = sqlx::query_as(DUE)
+    let due: Vec<Due> = sqlx::query_as(DUE)
         .bind(now.hour() as i32)
         .bind(day.format("%Y-%m-%d").to_string())
         .fetch_all(pool)
         .await?;
     // One org's failure (its figures, its record) does not hold back the
     // orgs after it; it is tried again at the next check.
-    for (org, channels) in due {
+    for Due {
+        org_id: org,
+        channels,
+    } in due
+    {
         if let Err(e) = emit(config, pool, producer, &org, channels, day, now).await {
             metrics::counter!("agentops_digest_failures_total").increment(1);
             tracing::warn!(org_id = %org, error = %e, "digest failed, retrying at the next check");
@@ -110,17 +121,19 @@ async fn emit(
     Ok(())
 }
 
-/// One agent's line in the digest.
-#[derive(Debug, Clone, PartialEq)]
+/// One agent's line in the digest (a row of [`TOP`]).
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub(crate) struct AgentCost {
     pub(crate) agent_id: String,
+    #[sqlx(rename = "cost")]
     pub(crate) cost_usd: f64,
     pub(crate) runs: i64,
     pub(crate) failed: i64,
 }
 
-/// Yesterday's figures and the 7 days before (sums, not averages).
-#[derive(Debug, Clone, Default, PartialEq)]
+/// Yesterday's figures and the 7 days before (sums, not averages): a row of
+/// [`TOTALS`], then the rows of [`TOP`].
+#[derive(Debug, Clone, Default, PartialEq, sqlx::FromRow)]
 pub(crate) struct Figures {
     pub(crate) cost_usd: f64,
     pub(crate) completed: i64,
@@ -128,22 +141,23 @@ pub(crate) struct Figures {
     pub(crate) prev_cost_usd: f64,
     pub(crate) prev_completed: i64,
     pub(crate) prev_failed: i64,
+    #[sqlx(skip)]
     pub(crate) top: Vec<AgentCost>,
 }
 
 const TOTALS: &str = "
-SELECT COALESCE(sum(cost_usd) FILTER (WHERE bucket >= $2), 0)::float8,
-       COALESCE(sum(runs_completed) FILTER (WHERE bucket >= $2), 0)::int8,
-       COALESCE(sum(runs_failed) FILTER (WHERE bucket >= $2), 0)::int8,
-       COALESCE(sum(cost_usd) FILTER (WHERE bucket < $2), 0)::float8,
-       COALESCE(sum(runs_completed) FILTER (WHERE bucket < $2), 0)::int8,
-       COALESCE(sum(runs_failed) FILTER (WHERE bucket < $2), 0)::int8
+SELECT COALESCE(sum(cost_usd) FILTER (WHERE bucket >= $2), 0)::float8 AS cost_usd,
+       COALESCE(sum(runs_completed) FILTER (WHERE bucket >= $2), 0)::int8 AS completed,
+       COALESCE(sum(runs_failed) FILTER (WHERE bucket >= $2), 0)::int8 AS failed,
+       COALESCE(sum(cost_usd) FILTER (WHERE bucket < $2), 0)::float8 AS prev_cost_usd,
+       COALESCE(sum(runs_completed) FILTER (WHERE bucket < $2), 0)::int8 AS prev_completed,
+       COALESCE(sum(runs_failed) FILTER (WHERE bucket < $2), 0)::int8 AS prev_failed
 FROM agg_1d WHERE org_id = $1 AND bucket >= $3 AND bucket < $4";
 
 const TOP: &str = "
 SELECT agent_id, COALESCE(sum(cost_usd), 0)::float8 AS cost,
-       COALESCE(sum(runs_completed + runs_failed), 0)::int8,
-       COALESCE(sum(runs_failed), 0)::int8
+       COALESCE(sum(runs_completed + runs_failed), 0)::int8 AS runs,
+       COALESCE(sum(runs_failed), 0)::int8 AS failed
 FROM agg_1d WHERE org_id = $1 AND bucket >= $2 AND bucket < $3
 GROUP BY agent_id ORDER BY cost DESC, agent_id LIMIT $4";
 
@@ -155,44 +169,21 @@ async fn figures(pool: &PgPool, org: &str, day: NaiveDate) -> Result<Figures, sq
     let start = midnight(day);
     let end = start + chrono::Duration::days(1);
     let week_before = start - chrono::Duration::days(7);
-    let (cost_usd, completed, failed, prev_cost_usd, prev_completed, prev_failed): (
-        f64,
-        i64,
-        i64,
-        f64,
-        i64,
-        i64,
-    ) = sqlx::query_as(TOTALS)
+    let mut figures: Figures = sqlx::query_as(TOTALS)
         .bind(org)
         .bind(start)
         .bind(week_before)
         .bind(end)
         .fetch_one(pool)
         .await?;
-    let top: Vec<(String, f64, i64, i64)> = sqlx::query_as(TOP)
+    figures.top = sqlx::query_as(TOP)
         .bind(org)
         .bind(start)
         .bind(end)
         .bind(TOP_AGENTS)
         .fetch_all(pool)
         .await?;
-    Ok(Figures {
-        cost_usd,
-        completed,
-        failed,
-        prev_cost_usd,
-        prev_completed,
-        prev_failed,
-        top: top
-            .into_iter()
-            .map(|(agent_id, cost_usd, runs, failed)| AgentCost {
-                agent_id,
-                cost_usd,
-                runs,
-                failed,
-            })
-            .collect(),
-    })
+    Ok(figures)
 }
 
 fn success_rate(completed: i64, failed: i64) -> Option<f64> {
