@@ -23,20 +23,22 @@ pub(crate) struct AgentsQuery {
     limit: Option<String>,
 }
 
-type AgentRow = (
-    String,
-    DateTime<Utc>,
-    DateTime<Utc>,
-    Option<DateTime<Utc>>,
-    Option<String>,
-    String,
-    Option<String>,
-    i64,
-    i64,
-    i64,
-    i64,
-    f64,
-);
+/// One row of the agents query in [`list`].
+#[derive(sqlx::FromRow)]
+struct AgentRow {
+    agent_id: String,
+    first_seen: DateTime<Utc>,
+    last_seen: DateTime<Utc>,
+    last_heartbeat: Option<DateTime<Utc>>,
+    heartbeat_status: Option<String>,
+    status: String,
+    status_reason: Option<String>,
+    events: i64,
+    runs: i64,
+    failures: i64,
+    tokens: i64,
+    cost: f64,
+}
 
 pub(crate) async fn list(
     State(s): Shared,
@@ -49,8 +51,8 @@ pub(crate) async fn list(
         "SELECT a.agent_id, a.first_seen, a.last_seen, a.last_heartbeat, a.heartbeat_status,
                 CASE c.action WHEN 'kill' THEN 'killed' WHEN 'pause' THEN 'paused'
                      ELSE CASE WHEN a.last_seen >= now() - interval '5 minutes'
-                               THEN 'active' ELSE 'idle' END END,
-                c.reason,
+                               THEN 'active' ELSE 'idle' END END AS status,
+                c.reason AS status_reason,
                 t.events, t.runs, t.failures, t.tokens, t.cost
          FROM agents a
          LEFT JOIN agent_controls c ON c.org_id = a.org_id AND c.agent_id = a.agent_id
@@ -72,12 +74,13 @@ pub(crate) async fn list(
     .await?;
     let agents: Vec<Value> = rows
         .into_iter()
-        .map(|(id, first, last, hb, hb_status, status, reason, ev, runs, fails, tok, cost)| {
+        .map(|r| {
             json!({
-                "agent_id": id, "status": status, "status_reason": reason,
-                "first_seen": first, "last_seen": last,
-                "last_heartbeat": hb, "heartbeat_status": hb_status,
-                "today": {"events": ev, "runs": runs, "failures": fails, "tokens": tok, "cost_usd": cost},
+                "agent_id": r.agent_id, "status": r.status, "status_reason": r.status_reason,
+                "first_seen": r.first_seen, "last_seen": r.last_seen,
+                "last_heartbeat": r.last_heartbeat, "heartbeat_status": r.heartbeat_status,
+                "today": {"events": r.events, "runs": r.runs, "failures": r.failures,
+                          "tokens": r.tokens, "cost_usd": r.cost},
             })
         })
         .collect();

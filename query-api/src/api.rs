@@ -16,9 +16,8 @@ use axum::response::Html;
 use axum::routing::{get, put};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use sqlx::{Column, Row, TypeInfo};
 
 use crate::aggs::{window_rows, Levels};
 use crate::error::ApiError;
@@ -113,10 +112,21 @@ async fn overview(
     let (window, secs) = window_param(q.window.as_deref(), "window", "24h")?;
     let now = Utc::now();
     let levels = Levels::new(now - chrono::Duration::seconds(secs), now);
+    #[derive(sqlx::FromRow)]
+    struct Totals {
+        completed: i64,
+        failed: i64,
+        cost: f64,
+        events: i64,
+        agents: i64,
+        histogram: Vec<i64>,
+    }
     let sql = format!(
-        "SELECT COALESCE(sum(runs_completed), 0)::int8, COALESCE(sum(runs_failed), 0)::int8,
-                COALESCE(sum(cost_usd), 0)::float8, COALESCE(sum(events), 0)::int8,
-                count(DISTINCT agent_id)::int8, {hist}
+        "SELECT COALESCE(sum(runs_completed), 0)::int8 AS completed,
+                COALESCE(sum(runs_failed), 0)::int8 AS failed,
+                COALESCE(sum(cost_usd), 0)::float8 AS cost,
+                COALESCE(sum(events), 0)::int8 AS events,
+                count(DISTINCT agent_id)::int8 AS agents, {hist} AS histogram
          FROM ({rows}) a",
         hist = storage::merged_histogram_sql(),
         rows = window_rows(&format!(
@@ -124,15 +134,21 @@ async fn overview(
             hist_columns()
         )),
     );
-    let (completed, failed, cost, events, agents, h): (i64, i64, f64, i64, i64, Vec<i64>) =
-        sqlx::query_as(&sql)
-            .bind(&key.org_id)
-            .bind(levels.start)
-            .bind(levels.hours)
-            .bind(levels.days)
-            .fetch_one(&s.pool)
-            .await?;
-    let (errors_last_hour,): (i64,) = sqlx::query_as(
+    let Totals {
+        completed,
+        failed,
+        cost,
+        events,
+        agents,
+        histogram: h,
+    } = sqlx::query_as(&sql)
+        .bind(&key.org_id)
+        .bind(levels.start)
+        .bind(levels.hours)
+        .bind(levels.days)
+        .fetch_one(&s.pool)
+        .await?;
+    let errors_last_hour: i64 = sqlx::query_scalar(
         "SELECT COALESCE(sum(errors), 0)::int8 FROM agg_1m
          WHERE org_id = $1 AND bucket >= now() - interval '1 hour'",
     )
@@ -214,15 +230,20 @@ async fn timeseries(
             WHERE org_id = $1 AND bucket >= $2
             GROUP BY 1
          )
-         SELECT s.ts, COALESCE(a.v, 0)::float8 FROM s LEFT JOIN a USING (ts) ORDER BY s.ts"
+         SELECT s.ts, COALESCE(a.v, 0)::float8 AS value FROM s LEFT JOIN a USING (ts) ORDER BY s.ts"
     );
+    #[derive(sqlx::FromRow)]
+    struct Point {
+        ts: DateTime<Utc>,
+        value: f64,
+    }
     // First point: the window start floored to the step (steps divide a day,
     // so flooring on the Unix epoch is flooring on any UTC day). A bound
     // parameter, not a subquery, so the planner uses the (org, bucket) index.
     let from = Utc::now().timestamp() - secs;
     let first =
         DateTime::from_timestamp(from - from.rem_euclid(bucket_secs), 0).unwrap_or_default();
-    let rows: Vec<(DateTime<Utc>, f64)> = sqlx::query_as(&sql)
+    let rows: Vec<Point> = sqlx::query_as(&sql)
         .bind(&key.org_id)
         .bind(first)
         .bind(bucket_secs)
@@ -230,7 +251,7 @@ async fn timeseries(
         .await?;
     let points: Vec<Value> = rows
         .into_iter()
-        .map(|(ts, v)| json!({"ts": ts, "value": v}))
+        .map(|p| json!({"ts": p.ts, "value": p.value}))
         .collect();
     Ok(Json(
         json!({"metric": metric, "bucket": bucket, "window": window, "points": points}),
@@ -242,17 +263,20 @@ struct FailuresQuery {
     limit: Option<String>,
 }
 
-type FailureRow = (
-    uuid::Uuid,
-    DateTime<Utc>,
-    String,
-    Option<String>,
-    Option<String>,
-    String,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-);
+/// One row of the failures query in [`recent_failures`].
+#[derive(sqlx::FromRow)]
+struct FailureRow {
+    event_id: uuid::Uuid,
+    ts: DateTime<Utc>,
+    agent_id: String,
+    workflow_id: Option<String>,
+    run_id: Option<String>,
+    #[sqlx(rename = "type")]
+    event_type: String,
+    error_type: Option<String>,
+    error_message: Option<String>,
+    model: Option<String>,
+}
 
 async fn recent_failures(
     State(s): Shared,
@@ -275,9 +299,10 @@ async fn recent_failures(
     .await?;
     let failures: Vec<Value> = one_per_run(rows, limit as usize)
         .into_iter()
-        .map(|(id, ts, agent, wf, run, ty, et, em, model)| {
-            json!({"event_id": id, "timestamp": ts, "agent_id": agent, "workflow_id": wf, "run_id": run,
-                   "type": ty, "error_type": et, "error_message": em, "model": model})
+        .map(|r| {
+            json!({"event_id": r.event_id, "timestamp": r.ts, "agent_id": r.agent_id,
+                   "workflow_id": r.workflow_id, "run_id": r.run_id, "type": r.event_type,
+                   "error_type": r.error_type, "error_message": r.error_message, "model": r.model})
         })
         .collect();
     Ok(Json(json!({ "failures": failures })))
@@ -288,12 +313,14 @@ fn one_per_run(rows: Vec<FailureRow>, limit: usize) -> Vec<FailureRow> {
     let mut out: Vec<FailureRow> = Vec::new();
     let mut by_run: HashMap<String, usize> = HashMap::new();
     for row in rows {
-        let Some(run) = row.4.clone() else {
+        let Some(run) = row.run_id.clone() else {
             out.push(row);
             continue;
         };
         match by_run.get(&run) {
-            Some(&i) if row.5 == "run_failed" && out[i].5 != "run_failed" => out[i] = row,
+            Some(&i) if row.event_type == "run_failed" && out[i].event_type != "run_failed" => {
+                out[i] = row
+            }
             Some(_) => {}
             None => {
                 by_run.insert(run, out.len());
@@ -305,16 +332,43 @@ fn one_per_run(rows: Vec<FailureRow>, limit: usize) -> Vec<FailureRow> {
     out
 }
 
-type TimelineRow = (
-    uuid::Uuid,
-    DateTime<Utc>,
-    String,
-    Option<String>,
-    Option<i64>,
-    Option<f64>,
-    Option<String>,
-    Option<String>,
-);
+/// The run as [`run_detail`] answers it: every column, named as in the
+/// answer (NULL as null).
+#[derive(sqlx::FromRow, Serialize)]
+struct RunRow {
+    run_id: Option<String>,
+    agent_id: Option<String>,
+    workflow_id: Option<String>,
+    status: Option<String>,
+    started_at: Option<DateTime<Utc>>,
+    ended_at: Option<DateTime<Utc>>,
+    latency_ms: Option<i64>,
+    event_count: Option<i64>,
+    cost_usd: Option<f64>,
+    input_tokens: Option<i64>,
+    output_tokens: Option<i64>,
+    cache_read_tokens: Option<i64>,
+    cache_write_tokens: Option<i64>,
+    reasoning_tokens: Option<i64>,
+    llm_calls: Option<i64>,
+    tool_calls: Option<i64>,
+    error_type: Option<String>,
+    error_message: Option<String>,
+}
+
+/// One event of a run's timeline.
+#[derive(sqlx::FromRow)]
+struct TimelineRow {
+    event_id: uuid::Uuid,
+    ts: DateTime<Utc>,
+    #[sqlx(rename = "type")]
+    event_type: String,
+    model: Option<String>,
+    latency_ms: Option<i64>,
+    cost_usd: Option<f64>,
+    tool_name: Option<String>,
+    cost_source: Option<String>,
+}
 
 async fn run_detail(
     State(s): Shared,
@@ -323,7 +377,7 @@ async fn run_detail(
 ) -> Result<Json<Value>, ApiError> {
     let key = authenticate(&s, &headers, Scope::Read).await?;
     let run_id = crate::params::identifier("run_id", &run_id)?.to_owned();
-    let run = sqlx::query(
+    let run: RunRow = sqlx::query_as(
         "SELECT run_id, agent_id, workflow_id, status, started_at, ended_at, latency_ms, events AS event_count,
                 cost_usd, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens,
                 reasoning_tokens, llm_calls, tool_calls, error_type, error_message
@@ -334,17 +388,6 @@ async fn run_detail(
     .fetch_optional(&s.pool)
     .await?
     .ok_or(ApiError::NotFound)?;
-    let mut body = serde_json::Map::new();
-    for col in run.columns() {
-        let name = col.name();
-        let v = match col.type_info().name() {
-            "TEXT" => json!(run.try_get::<Option<String>, _>(name)?),
-            "TIMESTAMPTZ" => json!(run.try_get::<Option<DateTime<Utc>>, _>(name)?),
-            "INT8" => json!(run.try_get::<Option<i64>, _>(name)?),
-            _ => json!(run.try_get::<Option<f64>, _>(name)?),
-        };
-        body.insert(name.to_owned(), v);
-    }
     let events: Vec<TimelineRow> = sqlx::query_as(
         "SELECT event_id, ts, type, model, latency_ms, cost_usd, tool_name, cost_source FROM events
              WHERE org_id = $1 AND run_id = $2 ORDER BY ts LIMIT 1000",
@@ -355,12 +398,23 @@ async fn run_detail(
     .await?;
     let timeline: Vec<Value> = events
         .into_iter()
-        .map(|(id, ts, ty, model, lat, cost, tool, source)| {
-            json!({"event_id": id, "timestamp": ts, "type": ty, "model": model, "latency_ms": lat, "cost_usd": cost, "cost_source": source, "tool_name": tool})
+        .map(|e| {
+            json!({"event_id": e.event_id, "timestamp": e.ts, "type": e.event_type,
+                   "model": e.model, "latency_ms": e.latency_ms, "cost_usd": e.cost_usd,
+                   "cost_source": e.cost_source, "tool_name": e.tool_name})
         })
         .collect();
-    body.insert("events".into(), Value::Array(timeline));
-    Ok(Json(Value::Object(body)))
+    /// The run's columns, then its timeline.
+    #[derive(Serialize)]
+    struct RunDetail {
+        #[serde(flatten)]
+        run: RunRow,
+        events: Vec<Value>,
+    }
+    Ok(Json(json!(RunDetail {
+        run,
+        events: timeline
+    })))
 }
 
 /// `PUT /v1/admin/budget` `{daily_usd, webhook_url?}`: the MVP's one-call
@@ -395,17 +449,17 @@ mod tests {
 
     fn row(run: Option<&str>, ty: &str, secs: i64) -> FailureRow {
         let ts = DateTime::from_timestamp(1_790_000_000 + secs, 0).unwrap();
-        (
-            uuid::Uuid::new_v4(),
+        FailureRow {
+            event_id: uuid::Uuid::new_v4(),
             ts,
-            "a".into(),
-            None,
-            run.map(Into::into),
-            ty.into(),
-            None,
-            None,
-            None,
-        )
+            agent_id: "a".into(),
+            workflow_id: None,
+            run_id: run.map(Into::into),
+            event_type: ty.into(),
+            error_type: None,
+            error_message: None,
+            model: None,
+        }
     }
 
     #[test]
@@ -419,8 +473,10 @@ mod tests {
             row(Some("r2"), "tool_call", 6),
         ];
         let out = one_per_run(rows, 10);
-        let got: Vec<(Option<String>, String)> =
-            out.iter().map(|r| (r.4.clone(), r.5.clone())).collect();
+        let got: Vec<(Option<String>, String)> = out
+            .iter()
+            .map(|r| (r.run_id.clone(), r.event_type.clone()))
+            .collect();
         assert_eq!(
             got,
             vec![

@@ -244,8 +244,14 @@ pub async fn set_price(
     p: &NewPrice,
     actor: &str,
 ) -> Result<(i64, bool), sqlx::Error> {
+    /// The row [`UPSERT`] returns.
+    #[derive(sqlx::FromRow)]
+    struct Upserted {
+        id: i64,
+        inserted: bool,
+    }
     let mut tx = pool.begin().await?;
-    let (id, inserted): (i64, bool) = sqlx::query_as(UPSERT)
+    let Upserted { id, inserted } = sqlx::query_as(UPSERT)
         .bind(org)
         .bind(&p.provider)
         .bind(&p.model)
@@ -277,35 +283,37 @@ pub async fn set_price(
     Ok((id, inserted))
 }
 
-type PriceRow = (
-    i64,
-    Option<String>,
-    String,
-    String,
-    Vec<String>,
-    NaiveDate,
-    f64,
-    f64,
-    Option<f64>,
-    Option<f64>,
-    Option<f64>,
-    String,
-    DateTime<Utc>,
-);
-
-fn row_json(r: PriceRow) -> Value {
-    let (id, org, provider, model, aliases, from, input, output, cr, cw, rs, by, at) = r;
-    json!({
-        "id": id, "scope": if org.is_some() { "org" } else { "global" },
-        "provider": provider, "model": model, "aliases": aliases, "effective_from": from,
-        "input": input, "output": output, "cache_read": cr, "cache_write": cw, "reasoning": rs,
-        "created_by": by, "created_at": at,
-    })
-}
-
 const SELECT_ROWS: &str =
     "SELECT id, org_id, provider, model, aliases, effective_from, input, output,
     cache_read, cache_write, reasoning, created_by, created_at FROM model_prices";
+
+/// One row of [`SELECT_ROWS`].
+#[derive(sqlx::FromRow)]
+struct PriceRow {
+    id: i64,
+    org_id: Option<String>,
+    provider: String,
+    model: String,
+    aliases: Vec<String>,
+    effective_from: NaiveDate,
+    input: f64,
+    output: f64,
+    cache_read: Option<f64>,
+    cache_write: Option<f64>,
+    reasoning: Option<f64>,
+    created_by: String,
+    created_at: DateTime<Utc>,
+}
+
+fn row_json(r: PriceRow) -> Value {
+    json!({
+        "id": r.id, "scope": if r.org_id.is_some() { "org" } else { "global" },
+        "provider": r.provider, "model": r.model, "aliases": r.aliases,
+        "effective_from": r.effective_from, "input": r.input, "output": r.output,
+        "cache_read": r.cache_read, "cache_write": r.cache_write, "reasoning": r.reasoning,
+        "created_by": r.created_by, "created_at": r.created_at,
+    })
+}
 
 async fn list(State(s): Shared, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
     let key = authenticate(&s, &headers, Scope::Admin).await?;
@@ -359,14 +367,16 @@ async fn add(
     Ok((status, Json(row_json(row))))
 }
 
-/// (provider, model, unpriced calls, first hour, last hour)
-type UnknownRow = (
-    Option<String>,
-    Option<String>,
-    i64,
-    DateTime<Utc>,
-    DateTime<Utc>,
-);
+/// One row of the query in [`unknown`]: a model's unpriced calls, first
+/// and last hour.
+#[derive(sqlx::FromRow)]
+struct UnknownRow {
+    provider: Option<String>,
+    model: Option<String>,
+    unpriced_calls: i64,
+    first_seen: DateTime<Utc>,
+    last_seen: DateTime<Utc>,
+}
 
 #[derive(Deserialize)]
 struct UnknownQuery {
@@ -388,7 +398,8 @@ async fn unknown(
     let from = now - secs;
     let start = DateTime::from_timestamp(from - from.rem_euclid(3600), 0).unwrap_or_default();
     let rows: Vec<UnknownRow> = sqlx::query_as(
-        "SELECT provider, model, sum(unpriced_calls)::int8, min(bucket), max(bucket)
+        "SELECT provider, model, sum(unpriced_calls)::int8 AS unpriced_calls,
+                min(bucket) AS first_seen, max(bucket) AS last_seen
              FROM agg_1h
              WHERE org_id = $1 AND bucket >= $2 AND unpriced_calls > 0
              GROUP BY provider, model
@@ -400,9 +411,9 @@ async fn unknown(
     .await?;
     let models: Vec<Value> = rows
         .into_iter()
-        .map(|(provider, model, calls, first, last)| {
-            json!({"provider": provider, "model": model, "unpriced_calls": calls,
-                   "first_seen": first, "last_seen": last})
+        .map(|r| {
+            json!({"provider": r.provider, "model": r.model, "unpriced_calls": r.unpriced_calls,
+                   "first_seen": r.first_seen, "last_seen": r.last_seen})
         })
         .collect();
     Ok(Json(json!({"window": window, "models": models})))

@@ -219,7 +219,15 @@ async fn audit_log(
 ) -> Result<Json<Value>, ApiError> {
     let key = authenticate(&s, &headers, Scope::Admin).await?;
     let limit = limit_param(q.limit.as_deref(), 50, 1000)?;
-    let rows: Vec<(i64, DateTime<Utc>, String, String, String)> = sqlx::query_as(
+    #[derive(sqlx::FromRow)]
+    struct AuditRow {
+        id: i64,
+        at: DateTime<Utc>,
+        actor: String,
+        action: String,
+        detail: String,
+    }
+    let rows: Vec<AuditRow> = sqlx::query_as(
         "SELECT id, at, actor, action, detail FROM audit_log
          WHERE org_id = $1 ORDER BY at DESC, id DESC LIMIT $2",
     )
@@ -229,9 +237,10 @@ async fn audit_log(
     .await?;
     let entries: Vec<Value> = rows
         .into_iter()
-        .map(|(id, at, actor, action, detail)| {
-            let detail = serde_json::from_str::<Value>(&detail).unwrap_or(Value::String(detail));
-            json!({"id": id, "at": at, "actor": actor, "action": action, "detail": detail})
+        .map(|r| {
+            let detail =
+                serde_json::from_str::<Value>(&r.detail).unwrap_or(Value::String(r.detail));
+            json!({"id": r.id, "at": r.at, "actor": r.actor, "action": r.action, "detail": detail})
         })
         .collect();
     Ok(Json(json!({ "org_id": key.org_id, "entries": entries })))
