@@ -13,8 +13,8 @@ use serde::Serialize;
 use sqlx::PgPool;
 use tokio::sync::RwLock;
 
-/// One directive in a response.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+/// One directive in a response, read as is from a row of `agent_controls`.
+#[derive(Debug, Clone, Serialize, PartialEq, sqlx::FromRow)]
 pub(crate) struct Directive {
     pub(crate) agent_id: String,
     /// `pause` or `kill`.
@@ -51,7 +51,7 @@ impl Directives {
                 return c.by_agent.clone();
             }
         }
-        let query = sqlx::query_as::<_, (String, String, String)>(
+        let query = sqlx::query_as::<_, Directive>(
             "SELECT agent_id, action, reason FROM agent_controls WHERE org_id = $1",
         )
         .bind(org)
@@ -68,14 +68,7 @@ impl Directives {
         let by_agent = match rows {
             Ok(rows) => Arc::new(
                 rows.into_iter()
-                    .map(|(agent_id, action, reason)| {
-                        let d = Directive {
-                            agent_id: agent_id.clone(),
-                            action,
-                            reason,
-                        };
-                        (agent_id, d)
-                    })
+                    .map(|d| (d.agent_id.clone(), d))
                     .collect::<HashMap<_, _>>(),
             ),
             Err(e) => {

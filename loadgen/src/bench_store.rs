@@ -266,9 +266,14 @@ pub async fn projections(o: ProjectionsOptions) -> Result<()> {
     }
     let copy_secs = started.elapsed().as_secs_f64();
 
-    let (n_writer, n_copy): (i64, i64) = sqlx::query_as(
-        "SELECT (SELECT count(*) FROM events WHERE org_id = 'bench'),
-                (SELECT count(*) FROM events_copy WHERE org_id = 'bench')",
+    #[derive(sqlx::FromRow)]
+    struct Counts {
+        n_writer: i64,
+        n_copy: i64,
+    }
+    let Counts { n_writer, n_copy } = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM events WHERE org_id = 'bench') AS n_writer,
+                (SELECT count(*) FROM events_copy WHERE org_id = 'bench') AS n_copy",
     )
     .fetch_one(&pool)
     .await?;
@@ -413,13 +418,28 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 const RAW_OVERVIEW: &str = "
-SELECT count(*) FILTER (WHERE type = 'run_completed'), count(*) FILTER (WHERE type = 'run_failed'),
-       COALESCE(sum(cost_usd), 0)::float8, count(*), count(DISTINCT agent_id),
+SELECT count(*) FILTER (WHERE type = 'run_completed') AS completed,
+       count(*) FILTER (WHERE type = 'run_failed') AS failed,
+       COALESCE(sum(cost_usd), 0)::float8 AS cost_usd, count(*) AS events,
+       count(DISTINCT agent_id) AS agents,
        (SELECT array_agg(c ORDER BY b) FROM (
             SELECT lat_bucket AS b, count(*) AS c FROM events
             WHERE org_id = 'bench' AND ts >= now() - interval '24 hours' AND lat_bucket IS NOT NULL
-            GROUP BY 1) h)
+            GROUP BY 1) h) AS latency_histogram
 FROM events WHERE org_id = 'bench' AND ts >= now() - interval '24 hours'";
+
+/// One row of [`RAW_OVERVIEW`]: the run counts are compared with the API's,
+/// the rest is only shown when they differ.
+#[derive(Debug, sqlx::FromRow)]
+#[allow(dead_code)]
+struct RawOverview {
+    completed: i64,
+    failed: i64,
+    cost_usd: f64,
+    events: i64,
+    agents: i64,
+    latency_histogram: Option<Vec<i64>>,
+}
 
 const RAW_SERIES: &str = "
 WITH s AS (SELECT generate_series(date_trunc('hour', now() - interval '24 hours'), now(), interval '1 hour') AS ts),
@@ -454,12 +474,11 @@ pub async fn queries(o: QueriesOptions) -> Result<()> {
     let series = "/v1/metrics/timeseries?metric=runs&bucket=1h&window=24h";
     // Same answers first (and warm caches).
     let (_, api_ov) = get(overview).await?;
-    let raw: (i64, i64, f64, i64, i64, Option<Vec<i64>>) =
-        sqlx::query_as(RAW_OVERVIEW).fetch_one(&pool).await?;
+    let raw: RawOverview = sqlx::query_as(RAW_OVERVIEW).fetch_one(&pool).await?;
     // Same answer up to the window edges: the API counts whole minute buckets
     // from the window start, the raw query every event since now() - 24h.
     let api_runs = api_ov["runs"].as_i64().unwrap_or(0);
-    let raw_runs = raw.0 + raw.1;
+    let raw_runs = raw.completed + raw.failed;
     ensure!(
         (api_runs - raw_runs).abs() as f64 <= 0.005 * raw_runs as f64,
         "overview differs: api {api_ov}, raw {raw:?}"
