@@ -1,5 +1,6 @@
 //! What every ingest route shares (JSON events, heartbeats, OTLP traces):
-//! the state, authentication, the capped and decompressed body, the
+//! the state, authentication, the capped body and its decompression and
+//! parsing (off the async workers when large, see [`RawBody::parse`]), the
 //! validation limits and producing to Kafka. The routes are in `api` and
 //! `otlp`, which depend on this module and not on each other.
 
@@ -50,16 +51,15 @@ async fn authenticate(
         })
 }
 
-/// The request body, at most `limit` bytes on the wire and, when it is
-/// `Content-Encoding: gzip` or `zstd`, at most `limit` bytes decompressed:
-/// decompression stops one byte past the limit, so a bomb costs `limit`
-/// bytes of memory and answers 413.
+/// The request body as received, at most `limit` bytes on the wire, with
+/// its `Content-Encoding` (identity, gzip or zstd; any other answers 415
+/// once the body is read). Decompressing it is [`RawBody::parse`]'s work.
 pub(crate) async fn read_body(
     headers: &HeaderMap,
     body: Body,
     limit: usize,
     read_timeout: Duration,
-) -> Result<axum::body::Bytes, ApiError> {
+) -> Result<RawBody, ApiError> {
     let declared = headers
         .get(axum::http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
@@ -73,15 +73,86 @@ pub(crate) async fn read_body(
     let encoding = headers
         .get(axum::http::header::CONTENT_ENCODING)
         .map(|v| v.to_str().unwrap_or("?").trim().to_ascii_lowercase());
-    match encoding.as_deref() {
-        None | Some("") | Some("identity") => Ok(raw),
-        Some("gzip") | Some("x-gzip") => inflate(flate2::read::GzDecoder::new(&raw[..]), limit),
-        Some("zstd") => {
-            let d = zstd::stream::read::Decoder::new(&raw[..])
-                .map_err(|e| ApiError::BadEncoding(e.to_string()))?;
-            inflate(d, limit)
+    let encoding = match encoding.as_deref() {
+        None | Some("") | Some("identity") => Encoding::Identity,
+        Some("gzip") | Some("x-gzip") => Encoding::Gzip,
+        Some("zstd") => Encoding::Zstd,
+        Some(other) => return Err(ApiError::UnsupportedEncoding(other.to_owned())),
+    };
+    Ok(RawBody {
+        bytes: raw,
+        encoding,
+        limit,
+    })
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Encoding {
+    Identity,
+    Gzip,
+    Zstd,
+}
+
+/// A request body as received (see [`read_body`]).
+#[derive(Debug)]
+pub(crate) struct RawBody {
+    bytes: axum::body::Bytes,
+    encoding: Encoding,
+    /// The most bytes the body may have once decompressed.
+    limit: usize,
+}
+
+/// Plain (uncompressed) bodies up to this size are parsed on the async
+/// worker that read them; larger ones, and every compressed body, on
+/// tokio's blocking pool.
+///
+/// Parsing and validating costs CPU in proportion to the body: a fraction
+/// of a millisecond for 64 KiB, milliseconds for the 1 MiB cap, time during
+/// which the other requests on that worker wait. A compressed body goes to
+/// the pool whatever its size, because its decompressed size is only known
+/// after the work: a few KiB of gzip can inflate to the whole cap. The
+/// common small plain batch stays inline, where it costs less than the
+/// hand-off to another thread. The pool's use is bounded by `max_in_flight`
+/// (admission holds a slot while the handler runs) and, past it, by tokio's
+/// blocking thread limit.
+const INLINE_MAX: usize = 64 << 10;
+
+impl RawBody {
+    /// Whether [`RawBody::parse`] runs on the async worker.
+    fn inline(&self) -> bool {
+        self.encoding == Encoding::Identity && self.bytes.len() <= INLINE_MAX
+    }
+
+    /// The body decompressed: at most `limit` bytes, decompression stops
+    /// one byte past it, so a bomb costs `limit` bytes of memory and
+    /// answers 413.
+    fn decode(self) -> Result<axum::body::Bytes, ApiError> {
+        match self.encoding {
+            Encoding::Identity => Ok(self.bytes),
+            Encoding::Gzip => inflate(flate2::read::GzDecoder::new(&self.bytes[..]), self.limit),
+            Encoding::Zstd => {
+                let d = zstd::stream::read::Decoder::new(&self.bytes[..])
+                    .map_err(|e| ApiError::BadEncoding(e.to_string()))?;
+                inflate(d, self.limit)
+            }
         }
-        Some(other) => Err(ApiError::UnsupportedEncoding(other.to_owned())),
+    }
+
+    /// Decompress the body and hand it to `parse` (decoding and validating
+    /// its events): inline for a small plain body, else on the blocking pool
+    /// (see [`INLINE_MAX`]). The answers are the same either way; a panic
+    /// on the pool answers 500 `internal`.
+    pub(crate) async fn parse<T, F>(self, parse: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&[u8]) -> Result<T, ApiError> + Send + 'static,
+    {
+        if self.inline() {
+            return parse(&self.bytes);
+        }
+        tokio::task::spawn_blocking(move || parse(&self.decode()?))
+            .await
+            .unwrap_or_else(|e| Err(ApiError::Internal(format!("parsing the body: {e}"))))
     }
 }
 
@@ -150,22 +221,23 @@ fn inflate(reader: impl std::io::Read, limit: usize) -> Result<axum::body::Bytes
     Ok(out.into())
 }
 
-/// Authenticate an ingest request and read its (decompressed) body.
+/// Authenticate an ingest request and read its body (still compressed, if
+/// it was sent so: [`RawBody::parse`] decompresses it).
 pub(crate) async fn ingest_request(
     state: &AppState,
     headers: &HeaderMap,
     client: SocketAddr,
     body: Body,
-) -> Result<(KeyInfo, axum::body::Bytes), ApiError> {
+) -> Result<(KeyInfo, RawBody), ApiError> {
     let key = authenticate(state, headers, Scope::Ingest, client.ip()).await?;
-    let bytes = read_body(
+    let body = read_body(
         headers,
         body,
         state.config.max_body_bytes,
         Duration::from_millis(state.config.body_read_timeout_ms),
     )
     .await?;
-    Ok((key, bytes))
+    Ok((key, body))
 }
 
 pub(crate) fn text(bytes: &[u8]) -> Result<&str, ApiError> {
@@ -238,4 +310,94 @@ pub(crate) async fn produce_all(
         return Err(ApiError::Unavailable(e));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn encoded(encoding: &str, plain: &[u8]) -> Vec<u8> {
+        use std::io::Write;
+        match encoding {
+            "gzip" => {
+                let mut w = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+                w.write_all(plain).unwrap();
+                w.finish().unwrap()
+            }
+            _ => zstd::stream::encode_all(plain, 3).unwrap(),
+        }
+    }
+
+    async fn raw(encoding: &str, body: Vec<u8>, limit: usize) -> Result<RawBody, ApiError> {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            axum::http::header::CONTENT_ENCODING,
+            encoding.parse().unwrap(),
+        );
+        read_body(&headers, Body::from(body), limit, Duration::from_secs(5)).await
+    }
+
+    async fn read(encoding: &str, body: Vec<u8>, limit: usize) -> Result<Vec<u8>, ApiError> {
+        raw(encoding, body, limit)
+            .await?
+            .parse(|b| Ok(b.to_vec()))
+            .await
+    }
+
+    #[tokio::test]
+    async fn compressed_bodies_are_bounded_after_decompression() {
+        let plain = br#"{"events":[]}"#.to_vec();
+        for enc in ["gzip", "zstd"] {
+            assert_eq!(read(enc, encoded(enc, &plain), 1024).await.unwrap(), plain);
+            // 64 MiB of zeros compresses to a few KiB: refused at the 1 MiB cap.
+            let bomb = encoded(enc, &vec![0u8; 64 << 20]);
+            assert!(bomb.len() < 1 << 20, "{enc} bomb is {} bytes", bomb.len());
+            assert!(matches!(
+                read(enc, bomb, 1 << 20).await,
+                Err(ApiError::DecompressedTooLarge(_))
+            ));
+            assert!(matches!(
+                read(enc, b"not compressed".to_vec(), 1024).await,
+                Err(ApiError::BadEncoding(_))
+            ));
+        }
+        assert!(matches!(
+            read("br", plain.clone(), 1024).await,
+            Err(ApiError::UnsupportedEncoding(_))
+        ));
+        assert_eq!(read("identity", plain.clone(), 1024).await.unwrap(), plain);
+    }
+
+    /// The thread `parse` ran on.
+    async fn parsed_on(encoding: &str, body: Vec<u8>) -> std::thread::ThreadId {
+        raw(encoding, body, 1 << 20)
+            .await
+            .unwrap()
+            .parse(|_| Ok(std::thread::current().id()))
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn large_or_compressed_bodies_are_parsed_off_the_async_worker() {
+        // A current-thread runtime: the test's own thread is the only worker.
+        let worker = std::thread::current().id();
+        let small = br#"{"events":[]}"#.to_vec();
+        let large = vec![b' '; INLINE_MAX + 1];
+        assert_eq!(parsed_on("identity", small.clone()).await, worker);
+        assert_eq!(parsed_on("identity", vec![b' '; INLINE_MAX]).await, worker);
+        assert_ne!(parsed_on("identity", large).await, worker);
+        for enc in ["gzip", "zstd"] {
+            assert_ne!(parsed_on(enc, encoded(enc, &small)).await, worker);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_panic_while_parsing_answers_internal() {
+        let body = raw("gzip", encoded("gzip", b"{}"), 1024).await.unwrap();
+        let got = body
+            .parse(|_| -> Result<(), ApiError> { panic!("parser bug") })
+            .await;
+        assert!(matches!(got, Err(ApiError::Internal(_))), "{got:?}");
+    }
 }

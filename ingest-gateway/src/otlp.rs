@@ -34,10 +34,15 @@ pub(crate) async fn post_traces(
         .unwrap_or_default();
     let format = Format::from_content_type(content_type)
         .ok_or_else(|| ApiError::UnsupportedContentType(content_type.to_owned()))?;
-    let (key, bytes) = ingest_request(&state, &headers, client, body).await?;
-    let now_us = chrono::Utc::now().timestamp_micros();
-    let mapped = otlp::decode_and_map(&bytes, format, &key.org_id, now_us, &limits(&state.config))
-        .map_err(|e| ApiError::BadShape(e.to_string()))?;
+    let (key, body) = ingest_request(&state, &headers, client, body).await?;
+    let (limits, org_id) = (limits(&state.config), key.org_id.clone());
+    let mapped = body
+        .parse(move |bytes| {
+            let now_us = chrono::Utc::now().timestamp_micros();
+            otlp::decode_and_map(bytes, format, &org_id, now_us, &limits)
+                .map_err(|e| ApiError::BadShape(e.to_string()))
+        })
+        .await?;
     let rejected_spans = mapped.rejected_spans();
     telemetry::otlp_spans_received(mapped.spans);
     telemetry::otlp_spans_ignored(mapped.ignored_spans);
