@@ -454,7 +454,7 @@ pub async fn queries(o: QueriesOptions) -> Result<()> {
     if !o.skip_load {
         load_history(&pool, o.events, o.agents, o.days).await?;
     }
-    let (n,): (i64,) = sqlx::query_as("SELECT count(*) FROM events WHERE org_id = 'bench'")
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM events WHERE org_id = 'bench'")
         .fetch_one(&pool)
         .await?;
     let http = reqwest::Client::new();
