@@ -74,13 +74,12 @@ pub(crate) async fn list(
          ORDER BY a.created_at DESC, a.alert_id LIMIT $3",
         alert_json()
     );
-    let rows: Vec<(Value,)> = sqlx::query_as(&sql)
+    let alerts: Vec<Value> = sqlx::query_scalar(&sql)
         .bind(&key.org_id)
         .bind(q.state)
         .bind(limit)
         .fetch_all(&s.pool)
         .await?;
-    let alerts: Vec<Value> = rows.into_iter().map(|(v,)| v).collect();
     Ok(Json(json!({ "alerts": alerts })))
 }
 
@@ -89,13 +88,13 @@ async fn fetch_detail(conn: &mut PgConnection, org: &str, id: &str) -> Result<Va
         "SELECT {} FROM alerts a WHERE a.org_id = $1 AND a.alert_id = $2",
         alert_json()
     );
-    let (mut alert,): (Value,) = sqlx::query_as(&sql)
+    let mut alert: Value = sqlx::query_scalar(&sql)
         .bind(org)
         .bind(id)
         .fetch_optional(&mut *conn)
         .await?
         .ok_or(ApiError::NotFound)?;
-    let history: Vec<(Value,)> = sqlx::query_as(&format!(
+    let history: Vec<Value> = sqlx::query_scalar(&format!(
         "SELECT jsonb_build_object('state', h.state, 'actor', h.actor, 'note', h.note,
                                    'at', {})
          FROM alert_history h WHERE h.alert_id = $1 ORDER BY h.at, h.id",
@@ -104,7 +103,7 @@ async fn fetch_detail(conn: &mut PgConnection, org: &str, id: &str) -> Result<Va
     .bind(id)
     .fetch_all(&mut *conn)
     .await?;
-    let deliveries: Vec<(Value,)> = sqlx::query_as(&format!(
+    let deliveries: Vec<Value> = sqlx::query_scalar(&format!(
         "SELECT jsonb_build_object('channel_id', d.channel_id, 'channel_name', c.name,
                     'channel_kind', c.kind, 'transition', d.transition, 'attempts', d.attempts,
                     'delivered_at', {}, 'dead_lettered_at', {}, 'last_error', d.last_error)
@@ -118,8 +117,8 @@ async fn fetch_detail(conn: &mut PgConnection, org: &str, id: &str) -> Result<Va
     .bind(org)
     .fetch_all(&mut *conn)
     .await?;
-    alert["history"] = history.into_iter().map(|(v,)| v).collect();
-    alert["deliveries"] = deliveries.into_iter().map(|(v,)| v).collect();
+    alert["history"] = Value::Array(history);
+    alert["deliveries"] = Value::Array(deliveries);
     Ok(alert)
 }
 
@@ -157,7 +156,12 @@ pub(crate) async fn ack(
     let note = note(&body)?;
     let who = actor(&key);
     let mut tx = s.pool.begin().await?;
-    let (state, acked_by): (String, Option<String>) = sqlx::query_as(
+    #[derive(sqlx::FromRow)]
+    struct AckState {
+        state: String,
+        acked_by: Option<String>,
+    }
+    let AckState { state, acked_by } = sqlx::query_as(
         "SELECT state, acked_by FROM alerts WHERE org_id = $1 AND alert_id = $2 FOR UPDATE",
     )
     .bind(&key.org_id)
@@ -222,7 +226,7 @@ pub(crate) async fn violations(
 ) -> Result<Json<Value>, ApiError> {
     let key = authenticate(&s, &headers, Scope::Read).await?;
     let limit = limit_param(q.limit.as_deref(), 50, 500)?;
-    let rows: Vec<(Value,)> = sqlx::query_as(&format!(
+    let rows: Vec<Value> = sqlx::query_scalar(&format!(
         "SELECT jsonb_build_object('policy_id', v.policy_id, 'policy_name', p.name,
                     'policy_kind', p.kind, 'event_id', v.event_id, 'agent_id', v.agent_id,
                     'run_id', v.run_id, 'timestamp', {}, 'action', v.action,
@@ -242,6 +246,6 @@ pub(crate) async fn violations(
     .bind(limit)
     .fetch_all(&s.pool)
     .await?;
-    let violations: Vec<Value> = rows.into_iter().map(|(v,)| v).collect();
+    let violations = rows;
     Ok(Json(json!({ "violations": violations })))
 }
