@@ -66,8 +66,14 @@ pub struct Summary {
     pub unpriced_after: u64,
 }
 
-fn err(msg: impl Into<String>) -> agentops_runtime::Error {
-    agentops_runtime::Error::Config(msg.into())
+use agentops_runtime::Error;
+
+fn incomplete(msg: impl Into<String>) -> Error {
+    Error::Incomplete(msg.into())
+}
+
+fn interrupted(msg: impl Into<String>) -> Error {
+    Error::Interrupted(msg.into())
 }
 
 /// `--from` / `--to`: RFC 3339, or a UTC date (`--to` date: through its end).
@@ -185,7 +191,7 @@ pub async fn recompute(
     shutdown: CancellationToken,
 ) -> agentops_runtime::Result<Summary> {
     if opts.from >= opts.to {
-        return Err(err("--from must be before --to"));
+        return Err(Error::Config("--from must be before --to".into()));
     }
     let pool = agentops_runtime::db::connect(&config.database, Duration::from_secs(60)).await?;
     agentops_runtime::db::migrate(&pool).await?;
@@ -259,8 +265,8 @@ async fn read_log(
             log.next_batch(config.batch_max, Duration::from_millis(50), shutdown),
         )
         .await
-        .map_err(|_| err("no records for 60 s before the end of the log was reached"))?
-        .ok_or_else(|| err("recompute interrupted; nothing was written"))?;
+        .map_err(|_| incomplete("no records for 60 s before the end of the log was reached"))?
+        .ok_or_else(|| interrupted("recompute stopped; nothing was written"))?;
         for m in &batch {
             summary.records += 1;
             if let Some(Ok(e)) = m.payload().map(|p| codec.decode(p)) {
@@ -302,7 +308,7 @@ async fn produce(
     for c in corrections {
         let bytes = codec
             .encode(c)
-            .map_err(|e| err(format!("cannot encode a correction: {e}")))?;
+            .map_err(|e| incomplete(format!("cannot encode a correction: {e}")))?;
         records.push((c.partition_key(), bytes));
     }
     let mut last: HashMap<i32, i64> = HashMap::new();
@@ -349,14 +355,14 @@ async fn produce(
             break;
         }
         if attempt >= 20 {
-            return Err(err(format!(
+            return Err(incomplete(format!(
                 "{} corrections could not be written; run recompute again (it is idempotent)",
                 failed.len()
             )));
         }
         pending = failed;
         tokio::select! {
-            _ = shutdown.cancelled() => return Err(err("recompute interrupted while writing; run it again")),
+            _ = shutdown.cancelled() => return Err(interrupted("recompute stopped while writing; run it again")),
             _ = tokio::time::sleep(backoff) => {}
         }
         backoff = (backoff * 2).min(Duration::from_secs(5));
@@ -402,14 +408,14 @@ async fn wait_applied(
             return Ok(());
         }
         if Instant::now() >= deadline {
-            return Err(err(format!(
+            return Err(incomplete(format!(
                 "the projections (group {}) did not apply the corrections within {} s; \
                  the continuous aggregates catch up at their next refresh",
                 opts.projections_group, opts.wait_secs
             )));
         }
         tokio::select! {
-            _ = shutdown.cancelled() => return Err(err("recompute interrupted while waiting")),
+            _ = shutdown.cancelled() => return Err(interrupted("recompute stopped while waiting")),
             _ = tokio::time::sleep(Duration::from_millis(500)) => {}
         }
     }

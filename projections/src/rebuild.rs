@@ -43,10 +43,6 @@ fn progress(done: u64, total: u64, started: Instant, inserted: u64) {
     );
 }
 
-fn err(msg: impl Into<String>) -> agentops_runtime::Error {
-    agentops_runtime::Error::Config(msg.into())
-}
-
 pub async fn rebuild(
     mut config: Config,
     mode: Option<ModeChoice>,
@@ -94,9 +90,15 @@ pub async fn rebuild(
             log.next_batch(config.batch_max, linger, &shutdown),
         )
         .await
-        .map_err(|_| err("no records for 60 s before the end of the log was reached"))?;
+        .map_err(|_| {
+            agentops_runtime::Error::Incomplete(
+                "no records for 60 s before the end of the log was reached".into(),
+            )
+        })?;
         let Some(mine) = batch else {
-            return Err(err("rebuild interrupted; run it again to start over"));
+            return Err(agentops_runtime::Error::Interrupted(
+                "rebuild stopped; run it again to start over".into(),
+            ));
         };
         let mut events = Vec::with_capacity(mine.len());
         for m in &mine {

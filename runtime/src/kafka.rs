@@ -196,9 +196,10 @@ pub async fn ensure_topics(cfg: &KafkaConfig, topics: &[&str]) -> Result<()> {
                 tracing::debug!(topic, "topic exists")
             }
             Err((topic, code)) => {
-                return Err(crate::Error::Config(format!(
-                    "cannot create topic {topic}: {code}"
-                )))
+                return Err(crate::Error::Topic {
+                    topic: topic.to_owned(),
+                    message: format!("cannot create it: {code}"),
+                })
             }
         }
     }

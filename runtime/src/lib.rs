@@ -21,8 +21,24 @@ pub mod telemetry;
 /// Errors raised by the shared runtime.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// A setting or argument that cannot work (named in the message).
     #[error("configuration: {0}")]
     Config(String),
+    /// A Kafka topic that cannot be created or read.
+    #[error("kafka topic {topic}: {message}")]
+    Topic { topic: String, message: String },
+    /// A schema change the database refused.
+    #[error("schema migration: {0}")]
+    Schema(String),
+    /// An HTTP client that cannot be built.
+    #[error("HTTP client: {0}")]
+    HttpClient(String),
+    /// A long job (rebuild, recompute) stopped by shutdown before it finished.
+    #[error("interrupted: {0}")]
+    Interrupted(String),
+    /// A long job that could not complete its work (what is left is named).
+    #[error("{0}")]
+    Incomplete(String),
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
     #[error("database migration: {0}")]

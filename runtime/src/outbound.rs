@@ -394,7 +394,7 @@ impl Outbound {
                 guard: guard.clone(),
             }))
             .build()
-            .map_err(|e| Error::Config(format!("outbound HTTP client: {e}")))?;
+            .map_err(|e| Error::HttpClient(format!("outbound: {e}")))?;
         Ok(Outbound {
             guard,
             client,

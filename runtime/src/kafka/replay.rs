@@ -51,9 +51,10 @@ impl WholeLog {
             .flat_map(|t| t.partitions().iter().map(|p| p.id()))
             .collect();
         if partitions.is_empty() {
-            return Err(crate::Error::Config(format!(
-                "topic {topic} has no partitions (does it exist?)"
-            )));
+            return Err(crate::Error::Topic {
+                topic: topic.to_owned(),
+                message: "no partitions (does it exist?)".into(),
+            });
         }
         let mut log = WholeLog {
             consumer,

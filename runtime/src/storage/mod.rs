@@ -241,7 +241,7 @@ BEGIN
     END IF;
 END $$";
     exec(conn, MIGRATE).await.map_err(|e| {
-        Error::Config(format!(
+        Error::Schema(format!(
             "adding org_id to the events key failed ({e}); \
              run `agentops-projections rebuild` to rebuild the projections from the log"
         ))
