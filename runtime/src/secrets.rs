@@ -194,7 +194,10 @@ impl Keys {
             msg: plain.as_bytes(),
             aad: column.as_bytes(),
         };
-        // Encryption fails only past 256 GiB of plaintext.
+        #[allow(
+            clippy::expect_used,
+            reason = "encryption fails only past 256 GiB of plaintext"
+        )]
         let sealed = cipher
             .encrypt(nonce, payload)
             .expect("XChaCha20-Poly1305 encrypts any value of a few KiB");

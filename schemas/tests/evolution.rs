@@ -1,6 +1,11 @@
 //! Schema evolution: readers resolve records written with a newer schema
 //! (one more optional field) and newer readers resolve older records.
 
+#![allow(
+    clippy::expect_used,
+    reason = "test code: a panic is the failure report"
+)]
+
 use agentops_schemas::codec::AGENT_EVENT_V1;
 use agentops_schemas::{AgentEvent, Codec};
 use apache_avro::types::Value;
