@@ -1,8 +1,13 @@
+use super::event::EVENT_ID_NAMESPACE;
+use super::semconv::OPERATION;
 use super::*;
+use crate::batch::Rejected;
+use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::common::v1::{any_value::Value as Any, AnyValue};
 use opentelemetry_proto::tonic::common::v1::{ArrayValue, KeyValueList};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{span, ResourceSpans, ScopeSpans, Status};
+use opentelemetry_proto::tonic::trace::v1::{status::StatusCode, Span};
 use proptest::prelude::*;
 use serde_json::{json, Value};
 
