@@ -1,0 +1,53 @@
+//! Test databases: a fresh one per test on the shared PostgreSQL, the
+//! TimescaleDB server, and the second PostgreSQL tests may restart.
+
+use anyhow::{Context, Result};
+use sqlx::PgPool;
+
+use crate::env::env_or;
+
+fn pg_admin_url() -> String {
+    env_or(
+        "AGENTOPS_TEST_PG",
+        "postgres://agentops:agentops@127.0.0.1:5432/postgres",
+    )
+}
+
+/// A fresh database on the test Postgres server; returns its URL.
+pub async fn create_database(prefix: &str) -> Result<String> {
+    create_database_on(&pg_admin_url(), prefix).await
+}
+
+/// A fresh database on the Postgres server of `admin_url`; returns its URL.
+pub async fn create_database_on(admin_url: &str, prefix: &str) -> Result<String> {
+    let suffix = uuid::Uuid::new_v4().simple().to_string()[..10].to_owned();
+    let name = format!("{prefix}_{suffix}");
+    let admin = PgPool::connect(admin_url)
+        .await
+        .context("connect to the test Postgres (AGENTOPS_TEST_PG)")?;
+    sqlx::query(&format!("CREATE DATABASE \"{name}\""))
+        .execute(&admin)
+        .await?;
+    admin.close().await;
+    let mut db_url = reqwest::Url::parse(admin_url)?;
+    db_url.set_path(&name);
+    Ok(db_url.to_string())
+}
+
+/// URL of the TimescaleDB (PGlite) server started by `deploy/local/test.sh`.
+pub fn timescale_url() -> Option<String> {
+    std::env::var("AGENTOPS_TEST_TIMESCALE").ok()
+}
+
+/// The second PostgreSQL that tests may stop and start: its admin URL and
+/// the command that restarts it (`AGENTOPS_TEST_PG_RESTART`,
+/// `AGENTOPS_TEST_PG_RESTART_CTL`, set by deploy/local/test.sh).
+pub fn restartable_pg() -> Result<(String, String)> {
+    let admin = std::env::var("AGENTOPS_TEST_PG_RESTART").context(
+        "AGENTOPS_TEST_PG_RESTART is not set: run through deploy/local/test.sh (it starts a \
+         second PostgreSQL this test may stop and start)",
+    )?;
+    let ctl =
+        std::env::var("AGENTOPS_TEST_PG_RESTART_CTL").context("AGENTOPS_TEST_PG_RESTART_CTL")?;
+    Ok((admin, ctl))
+}
