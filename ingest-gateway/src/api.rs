@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use agentops_schemas::batch::{self, Batch, Rejected};
 use agentops_schemas::validate::event_from_str;
+use agentops_schemas::AgentEvent;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -14,7 +15,7 @@ use axum::{Json, Router};
 use serde_json::json;
 
 use crate::error::ApiError;
-use crate::ingest::{ingest_request, limits, produce_all, text, AppState};
+use crate::ingest::{ingest_request, limits, produce_all, text, Accepted, AppState};
 use crate::telemetry;
 
 /// Every route of the gateway: each takes `POST` and needs a key with the
@@ -69,8 +70,8 @@ async fn post_events(
     let (key, body) = ingest_request(&state, &headers, client, body).await?;
     let limits = limits(&state.config);
     let (max_events, org_id) = (state.config.max_batch_events, key.org_id.clone());
-    let Batch { accepted, rejected } = body
-        .parse(move |bytes| {
+    let (Batch { accepted, rejected }, records) = body
+        .parse_and_encode(&state.codec, move |bytes| {
             let now_us = chrono::Utc::now().timestamp_micros();
             Ok(batch::decode(
                 text(bytes)?,
@@ -85,7 +86,7 @@ async fn post_events(
     if accepted.is_empty() {
         return Err(ApiError::AllRejected(rejected));
     }
-    produce_all(&state, &key, &accepted).await?;
+    produce_all(&state, &key, &records).await?;
     telemetry::events_accepted(accepted.len());
     let directives = state
         .directives
@@ -93,6 +94,12 @@ async fn post_events(
         .await;
     let body = json!({"accepted": accepted.len(), "rejected": rejected, "directives": directives});
     Ok((StatusCode::ACCEPTED, Json(body)).into_response())
+}
+
+impl Accepted for Batch {
+    fn accepted(&self) -> &[AgentEvent] {
+        &self.accepted
+    }
 }
 
 /// `POST /v1/heartbeat`: `{"agent_id": "a1", "status": "ok", "metadata": {...}}`
@@ -108,8 +115,8 @@ async fn post_heartbeat(
 ) -> Result<Response, ApiError> {
     let (key, body) = ingest_request(&state, &headers, client, body).await?;
     let (limits, org_id) = (limits(&state.config), key.org_id.clone());
-    let e = body
-        .parse(move |bytes| {
+    let (e, records) = body
+        .parse_and_encode(&state.codec, move |bytes| {
             let value: serde_json::Value =
                 serde_json::from_str(text(bytes)?).map_err(|e| ApiError::BadJson(e.to_string()))?;
             let event = heartbeat_event(value, chrono::Utc::now())?;
@@ -123,7 +130,7 @@ async fn post_heartbeat(
             })
         })
         .await?;
-    produce_all(&state, &key, std::slice::from_ref(&e)).await?;
+    produce_all(&state, &key, &records).await?;
     telemetry::events_accepted(1);
     let directives = state
         .directives
@@ -131,6 +138,12 @@ async fn post_heartbeat(
         .await;
     let body = json!({"accepted": 1, "event_id": e.event_id, "directives": directives});
     Ok((StatusCode::ACCEPTED, Json(body)).into_response())
+}
+
+impl Accepted for AgentEvent {
+    fn accepted(&self) -> &[AgentEvent] {
+        std::slice::from_ref(self)
+    }
 }
 
 /// The event a heartbeat body stands for (validated afterwards like any event).

@@ -1,8 +1,9 @@
 //! What every ingest route shares (JSON events, heartbeats, OTLP traces):
-//! the state, authentication, the capped body and its decompression and
-//! parsing (off the async workers when large, see [`RawBody::parse`]), the
-//! validation limits and producing to Kafka. The routes are in `api` and
-//! `otlp`, which depend on this module and not on each other.
+//! the state, authentication, the capped body and its decompression,
+//! parsing and encoding of the accepted events (off the async workers when
+//! large, see [`RawBody::parse_and_encode`]), the validation limits and
+//! producing to Kafka. The routes are in `api` and `otlp`, which depend on
+//! this module and not on each other.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -23,7 +24,7 @@ pub(crate) struct AppState {
     pub(crate) keys: KeyCache,
     pub(crate) directives: crate::directives::Directives,
     pub(crate) producer: FutureProducer,
-    pub(crate) codec: Codec,
+    pub(crate) codec: Arc<Codec>,
     pub(crate) config: Config,
     pub(crate) in_flight: Arc<tokio::sync::Semaphore>,
     pub(crate) rate: crate::limits::RateLimiter,
@@ -102,13 +103,13 @@ pub(crate) struct RawBody {
     limit: usize,
 }
 
-/// Plain (uncompressed) bodies up to this size are parsed on the async
-/// worker that read them; larger ones, and every compressed body, on
-/// tokio's blocking pool.
+/// Plain (uncompressed) bodies up to this size are parsed (and their events
+/// encoded) on the async worker that read them; larger ones, and every
+/// compressed body, on tokio's blocking pool.
 ///
-/// Parsing and validating costs CPU in proportion to the body: a fraction
-/// of a millisecond for 64 KiB, milliseconds for the 1 MiB cap, time during
-/// which the other requests on that worker wait. A compressed body goes to
+/// Parsing, validating and encoding cost CPU in proportion to the body: a
+/// fraction of a millisecond for 64 KiB, milliseconds for the 1 MiB cap,
+/// time during which the other requests on that worker wait. A compressed body goes to
 /// the pool whatever its size, because its decompressed size is only known
 /// after the work: a few KiB of gzip can inflate to the whole cap. The
 /// common small plain batch stays inline, where it costs less than the
@@ -153,6 +154,56 @@ impl RawBody {
         tokio::task::spawn_blocking(move || parse(&self.decode()?))
             .await
             .unwrap_or_else(|e| Err(ApiError::Internal(format!("parsing the body: {e}"))))
+    }
+
+    /// [`RawBody::parse`], and in the same step (so on the blocking pool for
+    /// a large or compressed body) the events `parse` accepted encoded for
+    /// the raw topic: the records [`produce_all`] sends, so the async worker
+    /// only waits for the broker.
+    pub(crate) async fn parse_and_encode<T, F>(
+        self,
+        codec: &Arc<Codec>,
+        parse: F,
+    ) -> Result<(T, Records), ApiError>
+    where
+        T: Accepted + Send + 'static,
+        F: FnOnce(&[u8]) -> Result<T, ApiError> + Send + 'static,
+    {
+        let codec = Arc::clone(codec);
+        self.parse(move |bytes| {
+            let parsed = parse(bytes)?;
+            let records = Records::encode(&codec, parsed.accepted())?;
+            Ok((parsed, records))
+        })
+        .await
+    }
+}
+
+/// What a body's parse step accepted, to be produced: the valid events of a
+/// batch or of a trace export, or one heartbeat.
+pub(crate) trait Accepted {
+    fn accepted(&self) -> &[AgentEvent];
+}
+
+/// Events encoded for the raw topic, in order: each one's partition key and
+/// Avro record (see [`RawBody::parse_and_encode`]).
+#[derive(Debug, PartialEq)]
+pub(crate) struct Records(Vec<(String, Vec<u8>)>);
+
+impl Records {
+    fn encode(codec: &Codec, events: &[AgentEvent]) -> Result<Self, ApiError> {
+        let mut records = Vec::with_capacity(events.len());
+        for e in events {
+            let payload = codec
+                .encode(e)
+                .map_err(|e| ApiError::Internal(e.to_string()))?;
+            records.push((e.partition_key(), payload));
+        }
+        Ok(Records(records))
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.0.len()
     }
 }
 
@@ -252,9 +303,14 @@ pub(crate) fn limits(config: &Config) -> ValidationLimits {
     }
 }
 
+/// How much longer than `produce_timeout_ms` [`produce_all`] waits for the
+/// broker's acknowledgements: a safety net (see there).
+const PRODUCE_GRACE: Duration = Duration::from_secs(1);
+
 /// Take the events from the key's rate limit (429 when it is spent), then
-/// produce every event and wait until the broker acknowledged all of them,
-/// for at most `produce_timeout_ms`.
+/// produce every record (encoded with the parsing, see
+/// [`RawBody::parse_and_encode`]) and wait until the broker acknowledged all
+/// of them, for at most `produce_timeout_ms`.
 ///
 /// The producer's delivery timeout (`message.timeout.ms`) is
 /// `produce_timeout_ms` itself, so a 503 normally means librdkafka gave the
@@ -262,35 +318,25 @@ pub(crate) fn limits(config: &Config) -> ValidationLimits {
 /// record already in flight when either fires may still be written (the
 /// broker cannot be asked to forget it), and the client's retry is then a
 /// duplicate that the projections drop by `event_id`.
-const PRODUCE_GRACE: Duration = Duration::from_secs(1);
-
 pub(crate) async fn produce_all(
     state: &AppState,
     key: &KeyInfo,
-    events: &[AgentEvent],
+    records: &Records,
 ) -> Result<(), ApiError> {
     if let Err(wait) = state
         .rate
-        .take(&key.org_id, key.rate_limit, events.len(), Instant::now())
+        .take(&key.org_id, key.rate_limit, records.len(), Instant::now())
     {
         return Err(ApiError::RateLimited(wait));
     }
     let started = Instant::now();
     let timeout = Duration::from_millis(state.config.produce_timeout_ms);
-    let mut records = Vec::with_capacity(events.len());
-    for e in events {
-        let payload = state
-            .codec
-            .encode(e)
-            .map_err(|e| ApiError::Internal(e.to_string()))?;
-        records.push((e.partition_key(), payload));
-    }
     let fp = state.codec.fingerprint_hex();
     let sends = agentops_runtime::kafka::send_records(
         &state.producer,
         &state.config.kafka.topic_raw,
         &fp,
-        &records,
+        &records.0,
         timeout,
     );
     let results = tokio::time::timeout(timeout + PRODUCE_GRACE, sends).await;
@@ -306,7 +352,7 @@ pub(crate) async fn produce_all(
             .map(|e| e.to_string()),
     };
     if let Some(e) = failure {
-        tracing::warn!(error = %e, events = events.len(), "broker did not acknowledge the batch");
+        tracing::warn!(error = %e, events = records.len(), "broker did not acknowledge the batch");
         return Err(ApiError::Unavailable(e));
     }
     Ok(())
@@ -390,6 +436,80 @@ mod tests {
         for enc in ["gzip", "zstd"] {
             assert_ne!(parsed_on(enc, encoded(enc, &small)).await, worker);
         }
+    }
+
+    /// Parsed events that note the thread their encoding read them on.
+    struct Probe {
+        events: Vec<AgentEvent>,
+        read_on: std::cell::Cell<Option<std::thread::ThreadId>>,
+        panics: bool,
+    }
+
+    impl Accepted for Probe {
+        fn accepted(&self) -> &[AgentEvent] {
+            assert!(!self.panics, "encoder bug");
+            self.read_on.set(Some(std::thread::current().id()));
+            &self.events
+        }
+    }
+
+    fn probe(panics: bool) -> Probe {
+        let event = |i: usize| AgentEvent {
+            event_id: uuid::Uuid::new_v4().to_string(),
+            org_id: "org-1".into(),
+            event_type: "heartbeat".into(),
+            agent_id: format!("agent-{i}"),
+            timestamp: 1_795_341_600_000_000,
+            ..Default::default()
+        };
+        Probe {
+            events: (0..3).map(event).collect(),
+            read_on: Default::default(),
+            panics,
+        }
+    }
+
+    /// The thread the accepted events were encoded on, with what
+    /// `parse_and_encode` gave.
+    async fn encoded_on(encoding: &str, body: Vec<u8>) -> (std::thread::ThreadId, Probe, Records) {
+        let (probe, records) = raw(encoding, body, 1 << 20)
+            .await
+            .unwrap()
+            .parse_and_encode(&Arc::new(Codec::v1()), |_| Ok(probe(false)))
+            .await
+            .unwrap();
+        (probe.read_on.get().unwrap(), probe, records)
+    }
+
+    #[tokio::test]
+    async fn large_or_compressed_bodies_are_encoded_off_the_async_worker() {
+        // A current-thread runtime: the test's own thread is the only worker.
+        let worker = std::thread::current().id();
+        let small = br#"{"events":[]}"#.to_vec();
+        let (on, probe, records) = encoded_on("identity", small.clone()).await;
+        assert_eq!(on, worker);
+        let codec = Codec::v1();
+        let want = probe
+            .events
+            .iter()
+            .map(|e| (e.partition_key(), codec.encode(e).unwrap()))
+            .collect();
+        assert_eq!(records, Records(want));
+        let (on, _, records) = encoded_on("identity", vec![b' '; INLINE_MAX + 1]).await;
+        assert_ne!(on, worker);
+        assert_eq!(records.len(), 3);
+        for enc in ["gzip", "zstd"] {
+            assert_ne!(encoded_on(enc, encoded(enc, &small)).await.0, worker);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_panic_while_encoding_answers_internal() {
+        let body = raw("gzip", encoded("gzip", b"{}"), 1024).await.unwrap();
+        let got = body
+            .parse_and_encode(&Arc::new(Codec::v1()), |_| Ok(probe(true)))
+            .await;
+        assert!(matches!(got, Err(ApiError::Internal(_))), "{:?}", got.err());
     }
 
     #[tokio::test]

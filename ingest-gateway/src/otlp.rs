@@ -12,14 +12,15 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use agentops_schemas::otlp::{self, Format};
+use agentops_schemas::otlp::{self, Format, Mapped};
+use agentops_schemas::AgentEvent;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use crate::error::ApiError;
-use crate::ingest::{ingest_request, limits, produce_all, AppState};
+use crate::ingest::{ingest_request, limits, produce_all, Accepted, AppState};
 use crate::telemetry;
 
 pub(crate) async fn post_traces(
@@ -36,8 +37,8 @@ pub(crate) async fn post_traces(
         .ok_or_else(|| ApiError::UnsupportedContentType(content_type.to_owned()))?;
     let (key, body) = ingest_request(&state, &headers, client, body).await?;
     let (limits, org_id) = (limits(&state.config), key.org_id.clone());
-    let mapped = body
-        .parse(move |bytes| {
+    let (mapped, records) = body
+        .parse_and_encode(&state.codec, move |bytes| {
             let now_us = chrono::Utc::now().timestamp_micros();
             otlp::decode_and_map(bytes, format, &org_id, now_us, &limits)
                 .map_err(|e| ApiError::BadShape(e.to_string()))
@@ -49,7 +50,7 @@ pub(crate) async fn post_traces(
     telemetry::otlp_spans_rejected(rejected_spans);
     telemetry::events_rejected(mapped.rejected.len());
     if !mapped.accepted.is_empty() {
-        produce_all(&state, &key, &mapped.accepted).await?;
+        produce_all(&state, &key, &records).await?;
         telemetry::events_accepted(mapped.accepted.len());
     }
     telemetry::otlp_spans_mapped(mapped.mapped_spans());
@@ -68,4 +69,10 @@ pub(crate) async fn post_traces(
         HeaderValue::from_static(format.content_type()),
     );
     Ok(response)
+}
+
+impl Accepted for Mapped {
+    fn accepted(&self) -> &[AgentEvent] {
+        &self.accepted
+    }
 }
