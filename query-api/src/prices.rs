@@ -403,7 +403,7 @@ async fn unknown(
              FROM agg_1h
              WHERE org_id = $1 AND bucket >= $2 AND unpriced_calls > 0
              GROUP BY provider, model
-             ORDER BY 3 DESC, 2, 1",
+             ORDER BY unpriced_calls DESC, model, provider",
     )
     .bind(&key.org_id)
     .bind(start)
