@@ -133,12 +133,12 @@ async fn guessed_keys_cost_at_most_one_lookup_each_and_a_valid_client_keeps_goin
 async fn the_keys_of_one_org_share_its_ingest_limit() -> Result<()> {
     let stack = Stack::start("org_limit", StackOptions::gateway_only(vec![])).await?;
     let mut conn = stack.pool.acquire().await?;
-    agentops_runtime::keys::set_org_limits(&mut conn, &stack.org_id, Some(1.0), Some(100.0), "e2e")
+    agentops_tenancy::set_org_limits(&mut conn, &stack.org_id, Some(1.0), Some(100.0), "e2e")
         .await?;
     drop(conn);
     let mut keys = Vec::new();
     for i in 0..3 {
-        let k = agentops_runtime::keys::create_key_named(
+        let k = agentops_tenancy::create_key_named(
             &stack.pool,
             &stack.org_id,
             &[agentops_runtime::keys::Scope::Ingest],

@@ -116,7 +116,7 @@ async fn every_route_answers_every_caller_as_its_row_says() -> Result<()> {
         "e2e",
     )
     .await?;
-    let revoked = agentops_runtime::keys::create_key_named(
+    let revoked = agentops_tenancy::create_key_named(
         pool,
         &stack.org_id,
         &[agentops_runtime::keys::Scope::Admin],
@@ -125,7 +125,7 @@ async fn every_route_answers_every_caller_as_its_row_says() -> Result<()> {
     )
     .await?;
     ensure!(
-        agentops_runtime::keys::revoke_key(pool, &stack.org_id, revoked.key_id, "e2e").await?,
+        agentops_tenancy::revoke_key(pool, &stack.org_id, revoked.key_id, "e2e").await?,
         "revoke"
     );
     let keys = Keys {
@@ -183,7 +183,7 @@ async fn every_route_answers_every_caller_as_its_row_says() -> Result<()> {
         .bind(&stack.org_id)
         .execute(pool)
         .await?;
-    let read_key_id = agentops_runtime::keys::list_keys(pool, &stack.org_id)
+    let read_key_id = agentops_tenancy::list_keys(pool, &stack.org_id)
         .await?
         .into_iter()
         .find(|k| k.scopes == ["read"])

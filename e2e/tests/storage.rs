@@ -206,15 +206,11 @@ async fn suite(url: &str, choice: ModeChoice, expect: Mode) -> Result<()> {
     );
 
     let org = format!("conf-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
-    agentops_runtime::keys::create_org(&pool, &org, "conformance").await?;
-    let key = agentops_runtime::keys::create_key(
-        &pool,
-        &org,
-        agentops_runtime::keys::Scope::Read,
-        "test",
-    )
-    .await?
-    .secret;
+    agentops_tenancy::create_org(&pool, &org, "conformance").await?;
+    let key =
+        agentops_tenancy::create_key(&pool, &org, agentops_runtime::keys::Scope::Read, "test")
+            .await?
+            .secret;
     let t = Target {
         router: agentops_query_api::app(pool.clone(), Duration::from_secs(5)),
         pool,

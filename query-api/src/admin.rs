@@ -1,9 +1,11 @@
 //! Admin operations shared by the CLI, the admin endpoints and the tests.
 
+use agentops_tenancy as orgs;
 use std::time::Duration;
 
-use agentops_runtime::keys::{self, NewKey, OrgSpec, Scope};
+use agentops_runtime::keys::Scope;
 use agentops_runtime::secrets::{self, Keys};
+use agentops_tenancy::{NewKey, OrgSpec};
 use sqlx::PgPool;
 
 use crate::error::ApiError;
@@ -83,10 +85,10 @@ pub async fn provision_org(
         burst: None,
     };
     let mut tx = pool.begin().await?;
-    keys::ensure_org(&mut tx, &spec, actor).await?;
+    orgs::ensure_org(&mut tx, &spec, actor).await?;
     let mut out = Vec::new();
     for scope in [Scope::Ingest, Scope::Read, Scope::Admin] {
-        out.push(keys::insert_key(&mut tx, org_id, &[scope], None, actor).await?);
+        out.push(orgs::insert_key(&mut tx, org_id, &[scope], None, actor).await?);
     }
     tx.commit().await?;
     Ok(out)

@@ -3,7 +3,9 @@
 //! (`agentops_query_api::tenancy`). Lists never print a secret.
 
 use agentops_query_api::tenancy::check_limits;
-use agentops_runtime::keys::{self, Revocation, Scope};
+use agentops_runtime::keys::Scope;
+use agentops_tenancy as orgs;
+use agentops_tenancy::Revocation;
 use anyhow::{bail, Context};
 use chrono::{DateTime, SecondsFormat, Utc};
 use sqlx::PgPool;
@@ -43,15 +45,15 @@ fn table(header: &[&str], rows: &[Vec<String>]) {
     }
 }
 
-async fn require_org(pool: &PgPool, org: &str) -> anyhow::Result<keys::OrgRecord> {
+async fn require_org(pool: &PgPool, org: &str) -> anyhow::Result<orgs::OrgRecord> {
     let mut conn = pool.acquire().await?;
-    keys::get_org(&mut conn, org)
+    orgs::get_org(&mut conn, org)
         .await?
         .with_context(|| format!("no org {org:?}"))
 }
 
 pub(crate) async fn list_orgs(pool: &PgPool, json: bool) -> anyhow::Result<()> {
-    let orgs = keys::list_orgs(pool).await?;
+    let orgs = orgs::list_orgs(pool).await?;
     if json {
         for o in &orgs {
             println!("{}", serde_json::to_string(o)?);
@@ -87,7 +89,7 @@ pub(crate) async fn list_orgs(pool: &PgPool, json: bool) -> anyhow::Result<()> {
 
 pub(crate) async fn list_keys(pool: &PgPool, org: &str, json: bool) -> anyhow::Result<()> {
     require_org(pool, org).await?;
-    let list = keys::list_keys(pool, org).await?;
+    let list = orgs::list_keys(pool, org).await?;
     if json {
         for k in &list {
             println!("{}", serde_json::to_string(k)?);
@@ -134,7 +136,7 @@ pub(crate) async fn create_key(
         }
     }
     require_org(pool, org).await?;
-    let k = keys::create_key_named(pool, org, scopes, name, ACTOR).await?;
+    let k = orgs::create_key_named(pool, org, scopes, name, ACTOR).await?;
     println!(
         "key_id={} scope={} key={}",
         k.key_id,
@@ -146,7 +148,7 @@ pub(crate) async fn create_key(
 
 pub(crate) async fn revoke_key(pool: &PgPool, org: &str, key_id: uuid::Uuid) -> anyhow::Result<()> {
     let mut tx = pool.begin().await?;
-    let outcome = keys::revoke(&mut tx, org, key_id, ACTOR).await?;
+    let outcome = orgs::revoke(&mut tx, org, key_id, ACTOR).await?;
     tx.commit().await?;
     match outcome {
         Revocation::Revoked(_) => println!("revoked {key_id}"),
@@ -174,7 +176,7 @@ pub(crate) async fn set_org_limits(
         bail!("{flag}: {message}");
     }
     let mut tx = pool.begin().await?;
-    let Some(o) = keys::set_org_limits(&mut tx, org, events_per_sec, burst, ACTOR).await? else {
+    let Some(o) = orgs::set_org_limits(&mut tx, org, events_per_sec, burst, ACTOR).await? else {
         bail!("no org {org:?}");
     };
     tx.commit().await?;

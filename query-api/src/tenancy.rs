@@ -25,7 +25,9 @@
 mod validate;
 
 use crate::params::Query;
-use agentops_runtime::keys::{self, KeyInfo, NewKey, OrgSpec, Revocation, Scope};
+use agentops_runtime::keys::{self, KeyInfo, Scope};
+use agentops_tenancy as orgs;
+use agentops_tenancy::{NewKey, OrgSpec, Revocation};
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -110,11 +112,11 @@ async fn platform_admin(s: &AppState, headers: &HeaderMap) -> Result<KeyInfo, Ap
 async fn existing_org(
     conn: &mut sqlx::PgConnection,
     org_id: &str,
-) -> Result<keys::OrgRecord, ApiError> {
+) -> Result<orgs::OrgRecord, ApiError> {
     if !keys::valid_org_id(org_id) {
         return Err(ApiError::NotFound);
     }
-    keys::get_org(conn, org_id).await?.ok_or(ApiError::NotFound)
+    orgs::get_org(conn, org_id).await?.ok_or(ApiError::NotFound)
 }
 
 /// A created key as answered: its record plus the raw key, shown only here.
@@ -127,7 +129,7 @@ fn created_key(k: &NewKey) -> Value {
 }
 
 async fn list_keys_of(s: &AppState, org_id: &str) -> Result<Json<Value>, ApiError> {
-    let keys = keys::list_keys(&s.pool, org_id).await?;
+    let keys = orgs::list_keys(&s.pool, org_id).await?;
     Ok(Json(json!({ "org_id": org_id, "keys": keys })))
 }
 
@@ -149,7 +151,7 @@ async fn create_key_in(
         "key",
     )
     .await?;
-    let new = keys::insert_key(&mut tx, org_id, &k.scopes, k.name.as_deref(), &actor(key)).await?;
+    let new = orgs::insert_key(&mut tx, org_id, &k.scopes, k.name.as_deref(), &actor(key)).await?;
     tx.commit().await?;
     tracing::info!(org_id, key_id = %new.key_id, actor = %actor(key), "api key created");
     Ok((StatusCode::CREATED, Json(created_key(&new))).into_response())
@@ -163,7 +165,7 @@ async fn revoke_in(
 ) -> Result<Json<Value>, ApiError> {
     let key_id = crate::governance::parse_id(key_id)?;
     let mut tx = s.pool.begin().await?;
-    let outcome = keys::revoke(&mut tx, org_id, key_id, &actor(key)).await?;
+    let outcome = orgs::revoke(&mut tx, org_id, key_id, &actor(key)).await?;
     tx.commit().await?;
     match outcome {
         Revocation::Revoked(k) => {
@@ -249,7 +251,7 @@ async fn audit_log(
 /// `GET /v1/admin/orgs` (platform).
 async fn list_orgs(State(s): Shared, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
     platform_admin(&s, &headers).await?;
-    Ok(Json(json!({ "orgs": keys::list_orgs(&s.pool).await? })))
+    Ok(Json(json!({ "orgs": orgs::list_orgs(&s.pool).await? })))
 }
 
 /// `POST /v1/admin/orgs` (platform): the org and its first admin key.
@@ -269,14 +271,14 @@ async fn create_org(
     };
     let who = actor(&key);
     let mut tx = s.pool.begin().await?;
-    if !keys::insert_org(&mut tx, &spec, &who).await? {
+    if !orgs::insert_org(&mut tx, &spec, &who).await? {
         return Err(ApiError::Conflict(format!(
             "an org with id `{}` already exists",
             o.id
         )));
     }
     let admin =
-        keys::insert_key(&mut tx, &o.id, &[Scope::Admin], Some("initial admin"), &who).await?;
+        orgs::insert_key(&mut tx, &o.id, &[Scope::Admin], Some("initial admin"), &who).await?;
     let org = existing_org(&mut tx, &o.id).await?;
     tx.commit().await?;
     tracing::info!(org_id = %o.id, actor = %who, "org created");
@@ -310,7 +312,7 @@ async fn patch_org(
         (current.ingest_events_per_sec, current.ingest_burst),
         &patch,
     )?;
-    let org = keys::set_org_limits(&mut tx, &org_id, eps, burst, &actor(&key))
+    let org = orgs::set_org_limits(&mut tx, &org_id, eps, burst, &actor(&key))
         .await?
         .ok_or(ApiError::NotFound)?;
     tx.commit().await?;

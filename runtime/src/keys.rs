@@ -3,15 +3,8 @@
 //! A key looks like `aok_<prefix>_<secret>`: 8 hex chars of public prefix
 //! (for lookup and display) and 32 random bytes of secret (256 bits), hex.
 //! Only the SHA-256 of the whole key is stored; the raw key is shown once.
-//! Creating, listing and revoking keys and orgs: [`manage`] (re-exported).
-
-mod manage;
-
-pub use manage::{
-    audit, create_key, create_key_named, create_org, ensure_org, get_org, insert_key, insert_org,
-    list_keys, list_orgs, revoke, revoke_key, set_org_limits, KeyRecord, NewKey, OrgRecord,
-    OrgSpec, Revocation,
-};
+//! Creating, listing and revoking keys and orgs is the `agentops-tenancy`
+//! crate's (domain, not plumbing); it builds keys with [`generate`].
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -98,7 +91,7 @@ pub fn hash_key(raw: &str) -> String {
 }
 
 /// A fresh `(prefix, raw key)`.
-fn generate() -> (String, String) {
+pub fn generate() -> (String, String) {
     let mut rng = rand::rng();
     let mut prefix = [0u8; 4];
     let mut secret = [0u8; 32];

@@ -10,8 +10,8 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use sqlx::{PgConnection, PgPool};
 
-use super::{generate, hash_key, Scope};
-use crate::Result;
+use agentops_runtime::keys::{generate, hash_key, Scope};
+use agentops_runtime::Result;
 
 /// A newly created key; `secret` is the only copy of the raw key.
 #[derive(Debug, Clone, Serialize)]
