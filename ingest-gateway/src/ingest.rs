@@ -113,10 +113,21 @@ pub(crate) struct RawBody {
 /// the pool whatever its size, because its decompressed size is only known
 /// after the work: a few KiB of gzip can inflate to the whole cap. The
 /// common small plain batch stays inline, where it costs less than the
-/// hand-off to another thread. The pool's use is bounded by `max_in_flight`
-/// (admission holds a slot while the handler runs) and, past it, by tokio's
-/// blocking thread limit.
+/// hand-off to another thread. At most [`decoders`] bodies are worked on the
+/// pool at once (one per core); the others wait for a turn without holding
+/// a thread, so decompression buffers and allocator arenas stay bounded
+/// however many requests `max_in_flight` admits.
 const INLINE_MAX: usize = 64 << 10;
+
+/// Bodies decompressed and parsed on the blocking pool at once: one per
+/// core (more would not finish sooner, only hold more memory).
+fn decoders() -> &'static tokio::sync::Semaphore {
+    static DECODERS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    DECODERS.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+        tokio::sync::Semaphore::new(cores)
+    })
+}
 
 impl RawBody {
     /// Whether [`RawBody::parse`] runs on the async worker.
@@ -151,9 +162,19 @@ impl RawBody {
         if self.inline() {
             return parse(&self.bytes);
         }
-        tokio::task::spawn_blocking(move || parse(&self.decode()?))
+        // The semaphore is never closed: acquiring only waits.
+        let permit = decoders()
+            .acquire()
             .await
-            .unwrap_or_else(|e| Err(ApiError::Internal(format!("parsing the body: {e}"))))
+            .map_err(|e| ApiError::Internal(format!("decoder slots: {e}")))?;
+        // The permit moves with the work: a client that goes away does not
+        // free the slot before the work ends.
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            parse(&self.decode()?)
+        })
+        .await
+        .unwrap_or_else(|e| Err(ApiError::Internal(format!("parsing the body: {e}"))))
     }
 
     /// [`RawBody::parse`], and in the same step (so on the blocking pool for
