@@ -11,7 +11,8 @@
 //! them all; a run first seen mid-way (after a rebalance or restart) starts
 //! from its cost in the `runs` projection.
 
-use std::collections::HashMap;
+use hashbrown::hash_map::EntryRef;
+use hashbrown::{HashMap as FastMap, HashSet as FastSet};
 
 use agentops_schemas::AgentEvent;
 use chrono::{DateTime, Utc};
@@ -93,17 +94,37 @@ pub(crate) fn evaluate(
     out
 }
 
-/// Running cost of the runs this instance sees.
+/// Running cost of the runs this instance sees: org → run → USD. Looked up
+/// by `&str` (no key is built per event) with hashbrown's fast default hash
+/// (foldhash; randomly seeded per map).
 #[derive(Default)]
 pub(crate) struct RunCosts {
-    cost: HashMap<(String, String), f64>,
+    cost: FastMap<String, FastMap<String, f64>>,
+    /// Runs in `cost`.
+    runs: usize,
     /// Event ids already added (a retried batch carries them again).
-    seen: std::collections::HashSet<String>,
+    seen: FastSet<String>,
 }
 
 const RUNS_MAX: usize = 200_000;
 
 impl RunCosts {
+    fn get(&self, org: &str, run: &str) -> Option<f64> {
+        self.cost.get(org)?.get(run).copied()
+    }
+
+    /// The run's cost, created at 0.
+    fn entry(&mut self, org: &str, run: &str) -> &mut f64 {
+        // `entry_ref` allocates a key only when it inserts.
+        match self.cost.entry_ref(org).or_default().entry_ref(run) {
+            EntryRef::Occupied(o) => o.into_mut(),
+            EntryRef::Vacant(v) => {
+                self.runs += 1;
+                v.insert(0.0)
+            }
+        }
+    }
+
     /// Runs of `events` not yet known here that did not start in this batch:
     /// their cost so far comes from the projection.
     pub(crate) async fn seed(
@@ -113,17 +134,18 @@ impl RunCosts {
     ) -> Result<(), sqlx::Error> {
         let mut orgs = Vec::new();
         let mut runs = Vec::new();
-        let mut seen = std::collections::HashSet::new();
+        let mut seen: FastSet<(&str, &str)> = FastSet::default();
         for e in events {
-            let Some(run) = &e.run_id else { continue };
-            let key = (e.org_id.clone(), run.clone());
+            let Some(run) = e.run_id.as_deref() else {
+                continue;
+            };
             // A run starting in this batch has no cost before it.
-            if self.cost.contains_key(&key) || !seen.insert(key.clone()) {
+            if self.get(&e.org_id, run).is_some() || !seen.insert((&e.org_id, run)) {
                 continue;
             }
             if e.event_type != "run_started" {
-                orgs.push(key.0);
-                runs.push(key.1);
+                orgs.push(e.org_id.clone());
+                runs.push(run.to_owned());
             }
         }
         #[derive(sqlx::FromRow)]
@@ -145,31 +167,30 @@ impl RunCosts {
             .fetch_all(pool)
             .await?
         };
-        for key in seen {
-            self.cost.entry(key).or_insert(0.0);
+        for (org, run) in seen {
+            self.entry(org, run);
         }
         for r in rows {
-            self.cost.insert((r.org_id, r.run_id), r.cost_usd);
+            *self.entry(&r.org_id, &r.run_id) = r.cost_usd;
         }
         Ok(())
     }
 
     /// Add the event's cost; (before, after) for its run.
     pub(crate) fn add(&mut self, e: &AgentEvent) -> Option<(f64, f64)> {
-        let run = e.run_id.as_ref()?;
-        if self.cost.len() > RUNS_MAX || self.seen.len() > RUNS_MAX {
+        let run = e.run_id.as_deref()?;
+        if self.runs > RUNS_MAX || self.seen.len() > RUNS_MAX {
             // Runs seen again are re-seeded from the projection.
             self.cost.clear();
+            self.runs = 0;
             self.seen.clear();
         }
-        if !self.seen.insert(e.event_id.clone()) {
-            let c = self.cost.get(&(e.org_id.clone(), run.clone())).copied()?;
+        if self.seen.contains(e.event_id.as_str()) {
+            let c = self.get(&e.org_id, run)?;
             return Some((c, c)); // a duplicate adds nothing
         }
-        let c = self
-            .cost
-            .entry((e.org_id.clone(), run.clone()))
-            .or_insert(0.0);
+        self.seen.insert(e.event_id.clone());
+        let c = self.entry(&e.org_id, run);
         let before = *c;
         *c += e.cost_usd.unwrap_or(0.0);
         Some((before, *c))

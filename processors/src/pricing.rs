@@ -153,17 +153,16 @@ impl PriceTable {
             .map(|(_, i)| *i)
     }
 
+    /// The longest name that is `model` up to a `-`, `@` or `:` (a dated
+    /// or tagged version: `gpt-4o` for `gpt-4o-2024-08-06`) with a row on
+    /// `day`: one lookup per separator of `model`, longest first.
     fn by_prefix(&self, names: &Names, model: &str, day: NaiveDate) -> Option<usize> {
-        names
-            .iter()
-            .filter(|(name, _)| {
-                model.len() > name.len()
-                    && model.starts_with(name.as_str())
-                    && matches!(model.as_bytes()[name.len()], b'-' | b'@' | b':')
-            })
-            .filter_map(|(name, v)| self.version(Some(v), day).map(|i| (name.len(), i)))
-            .max_by_key(|(len, _)| *len)
-            .map(|(_, i)| i)
+        model
+            .bytes()
+            .enumerate()
+            .rev()
+            .filter(|(_, b)| matches!(b, b'-' | b'@' | b':'))
+            .find_map(|(i, _)| self.version(names.get(&model[..i]), day))
     }
 
     /// The row pricing `model` for `org` on `day` (UTC).
