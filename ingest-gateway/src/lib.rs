@@ -83,8 +83,10 @@ pub async fn run(
     });
     tasks.wait().await?;
     // In-flight requests have finished; flush anything librdkafka still holds.
+    // Flushing waits up to 10 s for the broker: off the async workers.
     use rdkafka::producer::Producer;
-    if let Err(e) = producer.flush(Duration::from_secs(10)) {
+    let flush = tokio::task::spawn_blocking(move || producer.flush(Duration::from_secs(10)));
+    if let Ok(Err(e)) = flush.await {
         tracing::warn!(error = %e, "producer flush at shutdown failed");
     }
     tracing::info!("ingest gateway stopped");

@@ -121,7 +121,11 @@ pub(crate) async fn run(
         }
     }
     // Commit what was stored so a successor starts where we stopped.
-    if let Err(e) = consumer.commit_consumer_state(rdkafka::consumer::CommitMode::Sync) {
+    // A synchronous commit waits for the broker: off the async workers.
+    let commit = tokio::task::spawn_blocking(move || {
+        consumer.commit_consumer_state(rdkafka::consumer::CommitMode::Sync)
+    });
+    if let Ok(Err(e)) = commit.await {
         tracing::debug!(error = %e, "final commit");
     }
     Ok(())
