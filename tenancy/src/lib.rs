@@ -1,4 +1,6 @@
-//! Orgs and API keys in the database: create, list, revoke, ingest limits.
+//! Orgs and API keys in the database: create, list, revoke, ingest limits;
+//! people ([`people`]: users, memberships and roles), [`invitations`] and
+//! sign-in [`sessions`].
 //!
 //! Every change writes an `audit_log` row in the same transaction as the
 //! change (`actor` as given: `cli`, `admin:<key id>:<prefix>`, ...; `detail`
@@ -12,6 +14,12 @@ use sqlx::{PgConnection, PgPool};
 
 use agentops_runtime::keys::{generate, hash_key, Scope};
 use agentops_runtime::Result;
+
+pub mod invitations;
+pub mod people;
+pub mod sessions;
+
+pub use people::Role;
 
 /// A newly created key; `secret` is the only copy of the raw key.
 #[derive(Debug, Clone, Serialize)]
