@@ -225,6 +225,23 @@ ensure_browser() {
   fi
 }
 
+# The operator console (query-api/console): locked dependencies (npm ci,
+# redone only when package-lock.json changes), then `npm run <each arg>`
+# (build: type check + Vite build into query-api/console/dist).
+console_npm() {
+  local dir="$ROOT/query-api/console" stamp
+  stamp=$(sha256sum "$dir/package-lock.json" | cut -c1-16)
+  if [ "$(cat "$dir/node_modules/.agentops-lock" 2>/dev/null)" != "$stamp" ]; then
+    log "installing the console's npm dependencies (npm ci)"
+    (cd "$dir" && npm ci --no-audit --no-fund --silent) || die "console: npm ci failed"
+    echo "$stamp" >"$dir/node_modules/.agentops-lock"
+  fi
+  local task
+  for task in "$@"; do
+    (cd "$dir" && npm run --silent "$task") || die "console: npm run $task failed"
+  done
+}
+
 # TimescaleDB for tests: PGlite (PostgreSQL 17 in WASM) with the timescaledb
 # extension, over the wire protocol. One client connection at a time (others
 # queue); see deploy/local/timescale/server.mjs.

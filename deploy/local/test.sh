@@ -47,6 +47,9 @@ log "lint: cargo fmt --check, cargo clippy -D warnings"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 
+log "console: type check, unit tests (Vitest), build"
+console_npm test build
+
 log "building the workspace"
 cargo build --workspace --bins --tests
 

@@ -43,6 +43,8 @@ fi
 
 log "building the workspace (release)"
 cargo build --release --workspace --bins
+log "building the console"
+console_npm build
 
 export AGENTOPS_DATABASE__URL="postgres://agentops:agentops@127.0.0.1:$PG_PORT/agentops"
 export AGENTOPS_KAFKA__BROKERS="127.0.0.1:$KAFKA_PORT"
@@ -105,7 +107,8 @@ log "up in $(($(date +%s) - STARTED)) s"
 cat <<MSG
 
 AgentOps is up.
-  Dashboard:  http://$QUERY_ADDR/   (paste the read key when it asks: $AGENTOPS_READ_KEY)
+  Console:    http://$QUERY_ADDR/console/   (paste the read key when it asks: $AGENTOPS_READ_KEY)
+  Dashboard:  http://$QUERY_ADDR/   (the first page, kept while the console grows)
   Ingest:     POST http://$GATEWAY_ADDR/v1/events   (Authorization: Bearer \$AGENTOPS_INGEST_KEY)
   Keys:       $STATE/keys.env
   Logs:       $STATE/logs/

@@ -210,7 +210,7 @@ impl Stack {
                 .build()?,
             ports: HashMap::new(),
             children: Vec::new(),
-            extra_env: env,
+            extra_env: with_console(env)?,
             dynamic_membership: opts.dynamic_membership,
         };
         let mut gw_ports = vec![gw_port];
@@ -325,4 +325,28 @@ impl Drop for Stack {
             let _ = child.wait();
         }
     }
+}
+
+/// The query API serves the console's build from `console_dir`: unless the
+/// test chose one, a small stand-in build (the real one needs npm; its own
+/// checks are the console's Vitest and build steps).
+fn with_console(mut env: Vec<(String, String)>) -> anyhow::Result<Vec<(String, String)>> {
+    const KEY: &str = "AGENTOPS_CONSOLE_DIR";
+    if env.iter().any(|(k, _)| k == KEY) {
+        return Ok(env);
+    }
+    static DIR: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    let dir = DIR.get_or_init(|| {
+        std::env::temp_dir().join(format!("agentops-console-{}", std::process::id()))
+    });
+    if !dir.join("index.html").exists() {
+        std::fs::create_dir_all(dir.join("assets"))?;
+        std::fs::write(dir.join("assets/app.js"), "")?;
+        std::fs::write(
+            dir.join("index.html"),
+            r#"<!doctype html><title>console</title><script type="module" src="/console/assets/app.js"></script>"#,
+        )?;
+    }
+    env.push((KEY.into(), dir.display().to_string()));
+    Ok(env)
 }

@@ -54,6 +54,7 @@ pub(crate) fn routes() -> Routes {
             get(crate::agents::list),
         )
         .add("/v1/admin/budget", &[(Method::PUT, Admin)], put(put_budget))
+        .merge(crate::console::routes())
         .merge(crate::governance::routes())
         .merge(crate::tenancy::routes())
         .merge(crate::prices::routes())

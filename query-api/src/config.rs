@@ -28,6 +28,9 @@ pub struct Config {
     /// `agentops_runtime::secrets`). Without one the API refuses to start
     /// unless plaintext is allowed.
     pub secrets: agentops_runtime::secrets::SecretsConfig,
+    /// The operator console's build (`query-api/console`, `npm run build`),
+    /// served under `/console/`; relative to the working directory.
+    pub console_dir: String,
 }
 
 impl Default for Config {
@@ -45,6 +48,7 @@ impl Default for Config {
             notify: OutboundConfig::default(),
             caps: crate::caps::Caps::default(),
             secrets: Default::default(),
+            console_dir: crate::console::DEFAULT_DIR.into(),
         }
     }
 }

@@ -31,6 +31,7 @@ mod aggs;
 mod api;
 pub mod caps;
 mod config;
+mod console;
 mod error;
 mod governance;
 mod params;
@@ -72,6 +73,7 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> agentops_runtime::Result<()> {
     admin::install_guard(&config)?;
+    console::set_dir(std::path::Path::new(&config.console_dir));
     let keys = admin::install_secrets(&config)?;
     let pool = admin::pool(&config).await?;
     admin::seal_plaintext_channels(&pool, &keys).await?;

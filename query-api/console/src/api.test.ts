@@ -1,0 +1,35 @@
+import { describe, expect, it } from "vitest";
+import { Api, ApiError, type Fetch } from "./api";
+
+function answering(status: number, body: unknown, seen: string[] = []): Fetch {
+  return async (input, init) => {
+    seen.push(`${input} ${(init?.headers as Record<string, string>).authorization}`);
+    return new Response(JSON.stringify(body), { status, headers: { "content-type": "application/json" } });
+  };
+}
+
+describe("Api", () => {
+  it("sends the key and reads the answer", async () => {
+    const seen: string[] = [];
+    const api = new Api("aok_x", answering(200, { window: "24h", runs: 3 }, seen));
+    const o = await api.overview("24h");
+    expect(o.runs).toBe(3);
+    expect(seen).toEqual(["/v1/metrics/overview?window=24h Bearer aok_x"]);
+  });
+
+  it("turns the API's error body into an ApiError naming the field", async () => {
+    const api = new Api("k", answering(400, { error: { code: "invalid_parameter", message: "bad", field: "window" } }));
+    const e = await api.overview("nope").catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(ApiError);
+    expect((e as ApiError).status).toBe(400);
+    expect((e as ApiError).field).toBe("window");
+    expect((e as ApiError).code).toBe("invalid_parameter");
+  });
+
+  it("builds the series query", async () => {
+    const seen: string[] = [];
+    const api = new Api("k", answering(200, { points: [] }, seen));
+    await api.series("cost", "7d", "1h");
+    expect(seen[0]).toContain("/v1/metrics/timeseries?metric=cost&window=7d&bucket=1h");
+  });
+});

@@ -1,0 +1,68 @@
+// The overview: KPI cards with the change against the previous window,
+// budget gauges, and runs / errors / cost over time (uPlot).
+import uPlot from "uplot";
+import "uplot/dist/uPlot.min.css";
+import type { Api, Series } from "./api";
+import { apiWindow, bucketFor, budgetLevel, change, count, ms, percent, usd, type Window } from "./format";
+import { card, el } from "./view";
+
+function toColumns(runs: Series, errors: Series): uPlot.AlignedData {
+  const xs = runs.points.map((p) => Date.parse(p.ts) / 1000);
+  const byTs = new Map(errors.points.map((p) => [p.ts, p.value]));
+  return [xs, runs.points.map((p) => p.value ?? 0), runs.points.map((p) => byTs.get(p.ts) ?? 0)];
+}
+
+export async function overview(api: Api, w: Window, root: HTMLElement): Promise<void> {
+  const win = apiWindow(w);
+  const bucket = bucketFor(w);
+  const [now, budgets, runs, errors, cost] = await Promise.all([
+    api.overview(win),
+    api.budgets(),
+    api.series("runs", win, bucket),
+    api.series("errors", win, bucket),
+    api.series("cost", win, bucket),
+  ]);
+  const half = (s: Series): [number, number] => {
+    const v = s.points.map((p) => p.value ?? 0);
+    const mid = Math.floor(v.length / 2);
+    const sum = (a: number[]) => a.reduce((x, y) => x + y, 0);
+    return [sum(v.slice(mid)), sum(v.slice(0, mid))];
+  };
+  const [runsNow, runsBefore] = half(runs);
+  const [costNow, costBefore] = half(cost);
+  root.replaceChildren(
+    el("section", { class: "cards", "aria-label": "key figures" },
+      card("Runs", count(now.runs), `${change(runsNow, runsBefore)} vs first half`),
+      card("Success rate", percent(now.success_rate)),
+      card("Spend", usd(now.cost_usd), `${change(costNow, costBefore)} vs first half`),
+      card("Latency p50 / p95", `${ms(now.latency_ms.p50)} / ${ms(now.latency_ms.p95)}`),
+      card("Errors last hour", count(now.errors_last_hour)),
+      card("Active agents", count(now.active_agents)),
+    ),
+    el("section", { class: "gauges", "aria-label": "budgets" },
+      ...budgets.map((b) => {
+        const level = budgetLevel(b.percent);
+        const width = `${Math.min(100, Math.max(0, b.percent ?? 0)).toFixed(1)}%`;
+        const fill = el("div", { class: "fill" });
+        fill.style.width = width;
+        return el("div", { class: `card gauge ${level}`, "data-level": level },
+          el("div", { class: "label" }, `${b.name} (${b.scope_key}, ${b.period})`),
+          el("div", { class: "value" }, b.percent === null ? "—" : `${b.percent.toFixed(1)}%`),
+          el("div", { class: "label" }, `${usd(b.spend_usd)} of ${usd(b.limit_usd)}`),
+          el("div", { class: "bar" }, fill));
+      }),
+    ),
+  );
+  const chart = el("section", { class: "panel", "aria-label": "runs and errors over time" });
+  root.append(chart);
+  new uPlot(
+    {
+      width: Math.max(320, root.clientWidth - 40),
+      height: 240,
+      series: [{}, { label: "runs", stroke: "#2563eb" }, { label: "errors", stroke: "#c53030" }],
+      axes: [{}, { label: "per bucket" }],
+    },
+    toColumns(runs, errors),
+    chart,
+  );
+}
