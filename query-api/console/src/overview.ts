@@ -32,12 +32,13 @@ export async function overview(api: Api, w: Window, root: HTMLElement): Promise<
   const [costNow, costBefore] = half(cost);
   root.replaceChildren(
     el("section", { class: "cards", "aria-label": "key figures" },
-      card("Runs", count(now.runs), `${change(runsNow, runsBefore)} vs first half`),
-      card("Success rate", percent(now.success_rate)),
-      card("Spend", usd(now.cost_usd), `${change(costNow, costBefore)} vs first half`),
-      card("Latency p50 / p95", `${ms(now.latency_ms.p50)} / ${ms(now.latency_ms.p95)}`),
-      card("Errors last hour", count(now.errors_last_hour)),
-      card("Active agents", count(now.active_agents)),
+      card("runs", "Runs", count(now.runs), now.runs, `${change(runsNow, runsBefore)} vs first half`),
+      card("success_rate", "Success rate", percent(now.success_rate), now.success_rate),
+      card("cost_usd", "Spend", usd(now.cost_usd), now.cost_usd, `${change(costNow, costBefore)} vs first half`),
+      card("latency_p95", "Latency p50 / p95", `${ms(now.latency_ms.p50)} / ${ms(now.latency_ms.p95)}`,
+        now.latency_ms.p95),
+      card("errors_last_hour", "Errors last hour", count(now.errors_last_hour), now.errors_last_hour),
+      card("active_agents", "Active agents", count(now.active_agents), now.active_agents),
     ),
     el("section", { class: "gauges", "aria-label": "budgets" },
       ...budgets.map((b) => {
@@ -45,7 +46,7 @@ export async function overview(api: Api, w: Window, root: HTMLElement): Promise<
         const width = `${Math.min(100, Math.max(0, b.percent ?? 0)).toFixed(1)}%`;
         const fill = el("div", { class: "fill" });
         fill.style.width = width;
-        return el("div", { class: `card gauge ${level}`, "data-level": level },
+        return el("div", { class: `card gauge ${level}`, "data-level": level, "data-budget": b.name },
           el("div", { class: "label" }, `${b.name} (${b.scope_key}, ${b.period})`),
           el("div", { class: "value" }, b.percent === null ? "—" : `${b.percent.toFixed(1)}%`),
           el("div", { class: "label" }, `${usd(b.spend_usd)} of ${usd(b.limit_usd)}`),
@@ -57,7 +58,8 @@ export async function overview(api: Api, w: Window, root: HTMLElement): Promise<
   root.append(chart);
   new uPlot(
     {
-      width: Math.max(320, root.clientWidth - 40),
+      // The panel's inner width (its padding is 0.8rem a side).
+      width: Math.max(320, chart.clientWidth - 28),
       height: 240,
       series: [{}, { label: "runs", stroke: "#2563eb" }, { label: "errors", stroke: "#c53030" }],
       axes: [{}, { label: "per bucket" }],
@@ -65,4 +67,6 @@ export async function overview(api: Api, w: Window, root: HTMLElement): Promise<
     toColumns(runs, errors),
     chart,
   );
+  // Drawn: tests wait for this.
+  root.setAttribute("data-window", win);
 }

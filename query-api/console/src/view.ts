@@ -11,7 +11,10 @@ export function el<K extends keyof HTMLElementTagNameMap>(
   return e;
 }
 
-export function card(label: string, value: string, note = ""): HTMLElement {
-  return el("div", { class: "card" }, el("div", { class: "label" }, label), el("div", { class: "value" }, value),
+/** A KPI card; `data-kpi` names it and `data-value` holds the raw figure
+ *  (tests compare it with the API's answer). */
+export function card(kpi: string, label: string, text: string, raw: number | null, note = ""): HTMLElement {
+  return el("div", { class: "card", "data-kpi": kpi, "data-value": raw === null ? "" : String(raw) },
+    el("div", { class: "label" }, label), el("div", { class: "value" }, text),
     el("div", { class: "label" }, note));
 }

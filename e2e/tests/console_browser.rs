@@ -1,0 +1,75 @@
+//! The operator console in headless Chromium (Playwright) against a real
+//! stack with a known event mix and budgets of each color: the KPI cards and
+//! gauge colors equal the API's answers, the window picker redraws every
+//! panel and lands in the URL. Runs `deploy/local/browser/console.test.mjs`
+//! on the real build (`query-api/console/dist`, made by the test command);
+//! screenshots in `target/e2e-logs/console-*.png`.
+
+use std::time::Duration;
+
+use agentops_e2e::events;
+use agentops_e2e::{Stack, StackOptions};
+use serde_json::json;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_shows_the_api_figures_in_chromium() -> anyhow::Result<()> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let build = root.join("query-api/console/dist");
+    anyhow::ensure!(
+        build.join("index.html").exists(),
+        "no console build in {}: run `cd query-api/console && npm ci && npm run build` (the test command does)",
+        build.display()
+    );
+    let stack = Stack::start(
+        "console_browser",
+        StackOptions {
+            env: vec![("AGENTOPS_CONSOLE_DIR".into(), build.display().to_string())],
+            ..Default::default()
+        },
+    )
+    .await?;
+    let (evs, _, _) = events::fleet(60, 6, 4, "cb");
+    stack.send_all(&evs, 100).await?;
+    stack
+        .eventually(Duration::from_secs(60), "projected", || async {
+            Ok((stack.event_rows().await? == 300).then_some(()))
+        })
+        .await?;
+    // One budget per color: far below (green), just past 80% (amber), over (red).
+    let spent: f64 = sqlx::query_scalar("SELECT COALESCE(sum(cost_usd), 0)::float8 FROM events")
+        .fetch_one(&stack.pool)
+        .await?;
+    anyhow::ensure!(spent > 0.0, "the mix has a cost");
+    for (name, limit) in [
+        ("green", spent * 100.0),
+        ("amber", spent / 0.85),
+        ("red", spent / 2.0),
+    ] {
+        let r = stack
+            .http
+            .post(format!("{}/v1/admin/budgets", stack.query_url))
+            .bearer_auth(&stack.admin_key)
+            .json(&json!({"name": name, "period": "month", "limit_usd": limit}))
+            .send()
+            .await?;
+        anyhow::ensure!(r.status() == 201, "{}", r.text().await?);
+    }
+    let shots = root.join("target/e2e-logs");
+    std::fs::create_dir_all(&shots)?;
+    let out = tokio::process::Command::new("node")
+        .args(["--test", "--test-reporter=tap", "console.test.mjs"])
+        .current_dir(root.join("deploy/local/browser"))
+        .env("AGENTOPS_QUERY_URL", &stack.query_url)
+        .env("AGENTOPS_READ_KEY", &stack.read_key)
+        .env("AGENTOPS_SCREENSHOT_DIR", &shots)
+        .output()
+        .await?;
+    let text = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "browser test failed:\n{text}");
+    assert!(text.contains("# fail 0"), "{text}");
+    Ok(())
+}
