@@ -413,6 +413,18 @@ fn dockerfile_builds_every_binary() {
     }
     let runtime = &dockerfile[dockerfile.rfind("\nFROM ").unwrap()..];
     assert!(runtime.contains("ca-certificates"));
+    // The console's Vite build, where the query API looks for it.
+    assert!(dockerfile.contains("npm ci") && dockerfile.contains("npm run build"));
+    let console_dir = runtime
+        .lines()
+        .find_map(|l| l.strip_prefix("ENV AGENTOPS_CONSOLE_DIR="))
+        .expect("the runtime stage sets AGENTOPS_CONSOLE_DIR");
+    assert!(
+        runtime.contains(&format!(
+            "COPY --from=console /console/dist/ {console_dir}/"
+        )),
+        "the console build is not copied to {console_dir}"
+    );
     let user = runtime
         .lines()
         .find_map(|l| l.strip_prefix("USER "))
