@@ -80,3 +80,25 @@ test('a wrong key is refused and asked again', { timeout: 30_000 }, async () => 
   await page.waitForSelector('form.key [role=alert]:not(:empty)', { timeout: 15_000 });
   if (SHOTS) await page.screenshot({ path: `${SHOTS}/console-key-refused.png` });
 });
+
+test('TV mode fills 1920×1080 without scrollbars or navigation', { timeout: 30_000 }, async () => {
+  const page = await browser.newPage({ viewport: { width: 1920, height: 1080 } });
+  await page.goto(`${BASE}/console/?tv=1`);
+  await page.evaluate((k) => sessionStorage.setItem('agentops.console.key', k), KEY);
+  await page.reload();
+  await page.waitForSelector('main[data-window="24h"]', { timeout: 15_000 });
+  const m = await page.evaluate(() => ({
+    sw: document.documentElement.scrollWidth,
+    sh: document.documentElement.scrollHeight,
+    w: window.innerWidth,
+    h: window.innerHeight,
+    nav: getComputedStyle(document.querySelector('header.top')).display,
+    cards: document.querySelectorAll('[data-kpi]').length,
+    gauges: document.querySelectorAll('[data-budget]').length,
+  }));
+  assert.ok(m.sw <= m.w && m.sh <= m.h, `scrollbars: content ${m.sw}×${m.sh} in ${m.w}×${m.h}`);
+  assert.equal(m.nav, 'none');
+  assert.equal(m.cards, 6);
+  assert.ok(m.gauges > 0);
+  if (SHOTS) await page.screenshot({ path: `${SHOTS}/console-tv-1920x1080.png` });
+});

@@ -46,9 +46,25 @@ async function drawHud(api: Api): Promise<void> {
     link(`worst budget ${worst === null ? "—" : `${worst.toFixed(0)}%`}`, budgetLevel(worst)));
 }
 
+/** `?tv=1`: a wall screen — no navigation, large type, KPIs and gauges only. */
+const TV = new URLSearchParams(location.search).get("tv") === "1";
+/** Seconds between redraws (a TV redraws at most once a second). */
+const REFRESH_SECS = TV ? 5 : 15;
+let drawing = false;
+
 async function render(): Promise<void> {
   const key = sessionStorage.getItem(KEY);
   if (!key) return askKey();
+  if (drawing) return;
+  drawing = true;
+  try {
+    await draw(key);
+  } finally {
+    drawing = false;
+  }
+}
+
+async function draw(key: string): Promise<void> {
   const api = new Api(key);
   const w = windowFrom(location.search);
   drawPicker(w);
@@ -63,5 +79,9 @@ async function render(): Promise<void> {
   }
 }
 
+if (TV) document.body.classList.add("tv");
 window.addEventListener("popstate", () => void render());
+setInterval(() => {
+  if (!document.hidden) void render();
+}, REFRESH_SECS * 1000);
 void render();
