@@ -24,7 +24,14 @@ use crate::error::ApiError;
 use crate::window::parse_secs;
 
 pub(crate) fn router(state: Arc<AppState>) -> Router {
-    routes().into_parts().0.with_state(state)
+    routes()
+        .into_parts()
+        .0
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::auth::csrf_guard,
+        ))
+        .with_state(state)
 }
 
 /// Every route with its access (see [`crate::routes`]).
@@ -55,6 +62,8 @@ pub(crate) fn routes() -> Routes {
         )
         .add("/v1/admin/budget", &[(Method::PUT, Admin)], put(put_budget))
         .merge(crate::console::routes())
+        .merge(crate::auth::routes())
+        .merge(crate::people::routes())
         .merge(crate::governance::routes())
         .merge(crate::tenancy::routes())
         .merge(crate::prices::routes())

@@ -28,6 +28,10 @@ pub struct Config {
     /// `agentops_runtime::secrets`). Without one the API refuses to start
     /// unless plaintext is allowed.
     pub secrets: agentops_runtime::secrets::SecretsConfig,
+    /// Sign-in: `auth.session_hours` (12), `auth.secure_cookies` (false:
+    /// `Secure` only on requests that arrived over TLS),
+    /// `auth.invitation_hours` (168).
+    pub auth: crate::auth::AuthConfig,
     /// The operator console's build (`query-api/console`, `npm run build`),
     /// served under `/console/`; relative to the working directory.
     pub console_dir: String,
@@ -48,6 +52,7 @@ impl Default for Config {
             notify: OutboundConfig::default(),
             caps: crate::caps::Caps::default(),
             secrets: Default::default(),
+            auth: crate::auth::AuthConfig::default(),
             console_dir: crate::console::DEFAULT_DIR.into(),
         }
     }
@@ -56,6 +61,7 @@ impl Default for Config {
 impl Config {
     /// Refuse values that cannot work, naming the setting.
     pub fn validate(&self) -> agentops_runtime::Result<()> {
-        self.database.validate()
+        self.database.validate()?;
+        self.auth.validate()
     }
 }

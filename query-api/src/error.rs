@@ -13,6 +13,21 @@ pub(crate) enum ApiError {
     BadKey,
     #[error("this API key lacks the `{0}` scope")]
     Forbidden(&'static str),
+    #[error("the session is unknown, expired or revoked: sign in again")]
+    BadSession,
+    #[error("wrong email or password")]
+    BadCredentials,
+    #[error("the role `{role}` does not allow {what}")]
+    RoleForbidden {
+        role: &'static str,
+        what: &'static str,
+    },
+    #[error("{0}")]
+    NotMember(String),
+    #[error("a request signed in by cookie that changes something needs the header `x-csrf-token` with the session's token (from sign-in or `GET /v1/auth/me`)")]
+    Csrf,
+    #[error("too many failed sign-ins for this email; retry in {0} s")]
+    LoginThrottled(u64),
     #[error("managing orgs needs an admin key of a platform org; org `{0}` is not a platform org")]
     NotPlatform(String),
     #[error("parameter `{field}`: {message}")]
@@ -47,7 +62,14 @@ impl ApiError {
         match self {
             ApiError::MissingKey => ErrorCode::MissingApiKey,
             ApiError::BadKey => ErrorCode::InvalidApiKey,
-            ApiError::Forbidden(_) | ApiError::NotPlatform(_) => ErrorCode::Forbidden,
+            ApiError::Forbidden(_)
+            | ApiError::NotPlatform(_)
+            | ApiError::RoleForbidden { .. }
+            | ApiError::NotMember(_) => ErrorCode::Forbidden,
+            ApiError::BadSession => ErrorCode::InvalidSession,
+            ApiError::BadCredentials => ErrorCode::InvalidCredentials,
+            ApiError::Csrf => ErrorCode::InvalidCsrfToken,
+            ApiError::LoginThrottled(_) => ErrorCode::RateLimited,
             ApiError::BadParam { .. } => ErrorCode::InvalidParameter,
             ApiError::BadField { .. } => ErrorCode::InvalidField,
             ApiError::UnknownField(_) => ErrorCode::UnknownField,
@@ -74,7 +96,12 @@ impl IntoResponse for ApiError {
             }
             ApiError::UnknownField(field) => body["error"]["field"] = json!(field),
             ApiError::NotPlatform(_) => body["error"]["required"] = json!("platform_admin"),
+            ApiError::RoleForbidden { role, .. } => body["error"]["role"] = json!(role),
             _ => {}
+        }
+        if let ApiError::LoginThrottled(secs) = &self {
+            let retry = [(axum::http::header::RETRY_AFTER, secs.to_string())];
+            return (code.status(), retry, Json(body)).into_response();
         }
         (code.status(), Json(body)).into_response()
     }

@@ -23,18 +23,26 @@
 //!     (or `DELETE /v1/admin/keys/{id}`), `GET /v1/admin/audit?limit=50`
 //!   - platform admins: `GET|POST /v1/admin/orgs`, `GET|PATCH /v1/admin/orgs/{id}`,
 //!     `GET|POST /v1/admin/orgs/{id}/keys`, `POST /v1/admin/orgs/{id}/keys/{key_id}/revoke`
+//! - people (`auth` and `people` modules; a session cookie instead of a key,
+//!   its role mapped onto the scopes, CSRF token on mutating calls):
+//!   `POST /v1/auth/login|logout`, `GET /v1/auth/me`,
+//!   `POST /v1/auth/accept-invitation`, `GET /v1/admin/members`,
+//!   `PUT|DELETE /v1/admin/members/{user_id}`, `GET|POST /v1/admin/invitations`,
+//!   `DELETE /v1/admin/invitations/{id}`
 //! - `GET /` the dashboard; `/metrics`, `/healthz`
 
 pub mod admin;
 mod agents;
 mod aggs;
 mod api;
+mod auth;
 pub mod caps;
 mod config;
 mod console;
 mod error;
 mod governance;
 mod params;
+mod people;
 pub mod prices;
 pub mod routes;
 mod state;
@@ -50,6 +58,7 @@ use agentops_runtime::shutdown::CancellationToken;
 use agentops_runtime::supervise::Supervisor;
 use agentops_runtime::telemetry::PrometheusHandle;
 
+pub use auth::AuthConfig;
 pub use config::Config;
 
 /// The API and dashboard routes over `pool` (also used in-process by tests).
@@ -59,10 +68,21 @@ pub fn app(pool: sqlx::PgPool, key_cache_ttl: Duration) -> axum::Router {
 
 /// [`app`] with the org caps of the configuration.
 pub fn app_with(pool: sqlx::PgPool, key_cache_ttl: Duration, caps: caps::Caps) -> axum::Router {
+    app_with_auth(pool, key_cache_ttl, caps, AuthConfig::default())
+}
+
+/// [`app_with`] with the sign-in settings (`auth.*`).
+pub fn app_with_auth(
+    pool: sqlx::PgPool,
+    key_cache_ttl: Duration,
+    caps: caps::Caps,
+    auth: AuthConfig,
+) -> axum::Router {
     api::router(Arc::new(state::AppState {
         keys: KeyCache::new(pool.clone(), key_cache_ttl),
         pool,
         caps,
+        auth,
     }))
 }
 
@@ -82,10 +102,11 @@ pub async fn run(
     health
         .set_detail("storage_mode", serde_json::json!(mode.as_str()))
         .await;
-    let router = app_with(
+    let router = app_with_auth(
         pool,
         Duration::from_millis(config.key_cache_ttl_ms),
         config.caps.clone(),
+        config.auth.clone(),
     )
     .merge(agentops_runtime::http::ops_router(
         "query-api",

@@ -25,7 +25,7 @@
 mod validate;
 
 use crate::params::Query;
-use agentops_runtime::keys::{self, KeyInfo, Scope};
+use agentops_runtime::keys::{self, Scope};
 use agentops_tenancy as orgs;
 use agentops_tenancy::{NewKey, OrgSpec, Revocation};
 use axum::body::Bytes;
@@ -42,7 +42,7 @@ use crate::error::ApiError;
 use crate::governance::fields::parse_body;
 use crate::params::limit_param;
 use crate::routes::{Access, Routes};
-use crate::state::{authenticate, AppState, Shared};
+use crate::state::{authenticate, authorize, AppState, Caller, Permission, Shared};
 use axum::http::Method;
 pub use validate::{check_limits, MAX_LIMIT};
 use validate::{key_body, org_body, patch_limits, KEY_FIELDS, LIMIT_FIELDS, ORG_FIELDS};
@@ -94,13 +94,15 @@ pub(crate) fn routes() -> Routes {
         )
 }
 
-/// `audit_log.actor` and `api_keys.created_by` of a change made with `key`.
-pub(crate) fn actor(key: &KeyInfo) -> String {
-    format!("admin:{}:{}", key.key_id, key.prefix)
+/// `audit_log.actor` and `api_keys.created_by` of a change made with `key`
+/// (`user:<id>:<email>` for a signed-in owner).
+pub(crate) fn actor(key: &Caller) -> String {
+    key.user_actor()
+        .unwrap_or_else(|| format!("admin:{}:{}", key.key_id, key.prefix))
 }
 
 /// An admin key of a platform org.
-async fn platform_admin(s: &AppState, headers: &HeaderMap) -> Result<KeyInfo, ApiError> {
+async fn platform_admin(s: &AppState, headers: &HeaderMap) -> Result<Caller, ApiError> {
     let key = authenticate(s, headers, Scope::Admin).await?;
     if !key.platform {
         return Err(ApiError::NotPlatform(key.org_id));
@@ -135,7 +137,7 @@ async fn list_keys_of(s: &AppState, org_id: &str) -> Result<Json<Value>, ApiErro
 
 async fn create_key_in(
     s: &AppState,
-    key: &KeyInfo,
+    key: &Caller,
     org_id: &str,
     body: &[u8],
 ) -> Result<Response, ApiError> {
@@ -159,7 +161,7 @@ async fn create_key_in(
 
 async fn revoke_in(
     s: &AppState,
-    key: &KeyInfo,
+    key: &Caller,
     org_id: &str,
     key_id: &str,
 ) -> Result<Json<Value>, ApiError> {
@@ -183,7 +185,7 @@ async fn revoke_in(
 
 /// `GET /v1/admin/keys`.
 async fn own_keys(State(s): Shared, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
-    let key = authenticate(&s, &headers, Scope::Admin).await?;
+    let key = authorize(&s, &headers, Permission::ManageAccess).await?;
     list_keys_of(&s, &key.org_id).await
 }
 
@@ -193,7 +195,7 @@ async fn create_own_key(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let key = authenticate(&s, &headers, Scope::Admin).await?;
+    let key = authorize(&s, &headers, Permission::ManageAccess).await?;
     create_key_in(&s, &key, &key.org_id, &body).await
 }
 
@@ -203,7 +205,7 @@ async fn revoke_own_key(
     headers: HeaderMap,
     Path(key_id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let key = authenticate(&s, &headers, Scope::Admin).await?;
+    let key = authorize(&s, &headers, Permission::ManageAccess).await?;
     revoke_in(&s, &key, &key.org_id, &key_id).await
 }
 

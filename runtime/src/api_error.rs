@@ -10,7 +10,10 @@ use axum::http::StatusCode;
 pub enum ErrorCode {
     MissingApiKey,
     InvalidApiKey,
+    InvalidCredentials,
+    InvalidSession,
     Forbidden,
+    InvalidCsrfToken,
     InvalidParameter,
     InvalidField,
     UnknownField,
@@ -32,10 +35,13 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 21] = [
+    pub const ALL: [ErrorCode; 24] = [
         ErrorCode::MissingApiKey,
         ErrorCode::InvalidApiKey,
+        ErrorCode::InvalidCredentials,
+        ErrorCode::InvalidSession,
         ErrorCode::Forbidden,
+        ErrorCode::InvalidCsrfToken,
         ErrorCode::InvalidParameter,
         ErrorCode::InvalidField,
         ErrorCode::UnknownField,
@@ -61,7 +67,10 @@ impl ErrorCode {
         match self {
             ErrorCode::MissingApiKey => "missing_api_key",
             ErrorCode::InvalidApiKey => "invalid_api_key",
+            ErrorCode::InvalidCredentials => "invalid_credentials",
+            ErrorCode::InvalidSession => "invalid_session",
             ErrorCode::Forbidden => "forbidden",
+            ErrorCode::InvalidCsrfToken => "invalid_csrf_token",
             ErrorCode::InvalidParameter => "invalid_parameter",
             ErrorCode::InvalidField => "invalid_field",
             ErrorCode::UnknownField => "unknown_field",
@@ -86,8 +95,11 @@ impl ErrorCode {
     /// The HTTP status that goes with it.
     pub fn status(self) -> StatusCode {
         match self {
-            ErrorCode::MissingApiKey | ErrorCode::InvalidApiKey => StatusCode::UNAUTHORIZED,
-            ErrorCode::Forbidden => StatusCode::FORBIDDEN,
+            ErrorCode::MissingApiKey
+            | ErrorCode::InvalidApiKey
+            | ErrorCode::InvalidCredentials
+            | ErrorCode::InvalidSession => StatusCode::UNAUTHORIZED,
+            ErrorCode::Forbidden | ErrorCode::InvalidCsrfToken => StatusCode::FORBIDDEN,
             ErrorCode::InvalidParameter
             | ErrorCode::InvalidField
             | ErrorCode::UnknownField

@@ -24,7 +24,7 @@ use super::fields::{bad, opt_str, parse_body};
 use super::{actor, audit};
 use crate::error::ApiError;
 use crate::params::limit_param;
-use crate::state::{authenticate, Shared};
+use crate::state::{authenticate, authorize, Permission, Shared};
 
 /// A timestamptz column as RFC 3339 UTC (`...Z`), NULL stays NULL.
 fn ts(col: &str) -> String {
@@ -151,7 +151,7 @@ pub(crate) async fn ack(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let key = authenticate(&s, &headers, Scope::Admin).await?;
+    let key = authorize(&s, &headers, Permission::Acknowledge).await?;
     crate::params::identifier("alert_id", &id)?;
     let note = note(&body)?;
     let who = actor(&key);

@@ -17,7 +17,7 @@ pub(crate) mod fields;
 mod policies;
 mod rules;
 
-use agentops_runtime::keys::KeyInfo;
+use crate::state::Caller;
 use axum::routing::{get, post, put};
 use serde_json::Value;
 use sqlx::PgConnection;
@@ -86,15 +86,17 @@ pub(crate) fn routes() -> Routes {
 }
 
 /// Who did it, as recorded in `audit_log.actor`, `agent_controls.set_by`
-/// and `alerts.acked_by`: `admin:<key id>`.
-pub(crate) fn actor(key: &KeyInfo) -> String {
-    format!("admin:{}", key.key_id)
+/// and `alerts.acked_by`: `admin:<key id>`, or `user:<id>:<email>` for a
+/// signed-in member.
+pub(crate) fn actor(key: &Caller) -> String {
+    key.user_actor()
+        .unwrap_or_else(|| format!("admin:{}", key.key_id))
 }
 
 /// Append an `audit_log` row (in the caller's transaction).
 pub(crate) async fn audit(
     conn: &mut PgConnection,
-    key: &KeyInfo,
+    key: &Caller,
     action: &str,
     detail: Value,
 ) -> Result<(), sqlx::Error> {
