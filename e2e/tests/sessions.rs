@@ -19,6 +19,7 @@ use tower::ServiceExt;
 const PASSWORD: &str = "correct horse battery staple";
 
 struct Api {
+    url: String,
     pool: PgPool,
     router: axum::Router,
     org: String,
@@ -54,6 +55,7 @@ impl Api {
         let keys = agentops_query_api::admin::create_org_with_keys(&pool, "org-a", "org-a", "test")
             .await?;
         Ok(Api {
+            url: db.url.clone(),
             router: agentops_query_api::app(pool.clone(), Duration::from_millis(100)),
             pool,
             org: "org-a".into(),
@@ -793,5 +795,125 @@ async fn invitations_are_created_accepted_and_revoked() -> Result<()> {
     ensure!(api.audit("invitation.create").await?.len() == 2);
     ensure!(api.audit("invitation.accept").await?.len() == 1);
     ensure!(api.audit("invitation.revoke").await?.len() == 1);
+    Ok(())
+}
+
+/// `agentops-query-api admin create-user` against the test database.
+fn create_user_cli(
+    api: &Api,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> Result<(bool, String, String)> {
+    let dir = std::env::var("AGENTOPS_BIN_DIR").unwrap_or_else(|_| "target/debug".into());
+    let out = std::process::Command::new(format!("{dir}/agentops-query-api"))
+        .args(["admin", "create-user"])
+        .args(args)
+        .env("AGENTOPS_DATABASE__URL", &api.url)
+        .envs(env.iter().copied())
+        .output()
+        .context("run agentops-query-api")?;
+    Ok((
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    ))
+}
+
+#[tokio::test]
+async fn the_cli_creates_the_first_owner() -> Result<()> {
+    let api = Api::start("sessions_cli").await?;
+    let (ok, out, err) = create_user_cli(
+        &api,
+        &[
+            "--org",
+            "org-a",
+            "--email",
+            "Boss@Example.com",
+            "--name",
+            "Boss",
+            "--role",
+            "owner",
+            "--password-env",
+            "BOSS_PW",
+        ],
+        &[("BOSS_PW", PASSWORD)],
+    )?;
+    ensure!(ok, "{out} {err}");
+    ensure!(
+        out.contains("AGENTOPS_USER_EMAIL=boss@example.com") && !out.contains(PASSWORD),
+        "{out}"
+    );
+    let s = api.login("boss@example.com").await?;
+    let me = api.call("GET", "/v1/auth/me", &s, None).await?;
+    ensure!(me.body["role"] == json!("owner"), "{}", me.body);
+    let add = api.audit("member.add").await?;
+    ensure!(add.len() == 1 && add[0].0 == "cli", "{add:?}");
+
+    // Generated: printed once, and it signs in.
+    let (ok, out, err) = create_user_cli(
+        &api,
+        &[
+            "--org",
+            "org-a",
+            "--email",
+            "gen@example.com",
+            "--name",
+            "Gen",
+            "--role",
+            "viewer",
+        ],
+        &[],
+    )?;
+    ensure!(ok, "{out} {err}");
+    let pw = out
+        .lines()
+        .find_map(|l| l.strip_prefix("AGENTOPS_USER_PASSWORD="))
+        .context("a generated password")?;
+    let a = api
+        .public(
+            "/v1/auth/login",
+            json!({"email": "gen@example.com", "password": pw}),
+            &[],
+        )
+        .await?;
+    ensure!(a.status == StatusCode::OK && a.body["role"] == json!("viewer"));
+
+    // Again: nothing changes, it says so; a bad role or org fails.
+    let (ok, out, _) = create_user_cli(
+        &api,
+        &[
+            "--org",
+            "org-a",
+            "--email",
+            "gen@example.com",
+            "--name",
+            "Gen",
+            "--role",
+            "owner",
+        ],
+        &[],
+    )?;
+    ensure!(ok && !out.contains("AGENTOPS_USER_PASSWORD"), "{out}");
+    let (ok, _, _) = create_user_cli(
+        &api,
+        &[
+            "--org",
+            "org-a",
+            "--email",
+            "x@example.com",
+            "--name",
+            "X",
+            "--role",
+            "boss",
+        ],
+        &[],
+    )?;
+    ensure!(!ok);
+    let (ok, _, _) = create_user_cli(
+        &api,
+        &["--org", "no-org", "--email", "x@example.com", "--name", "X"],
+        &[],
+    )?;
+    ensure!(!ok);
     Ok(())
 }

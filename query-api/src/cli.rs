@@ -217,3 +217,67 @@ pub(crate) async fn reencrypt_secrets(
     }
     Ok(())
 }
+
+/// `admin create-user`'s arguments.
+pub(crate) struct NewUser<'a> {
+    pub(crate) org: &'a str,
+    pub(crate) email: &'a str,
+    pub(crate) name: &'a str,
+    pub(crate) role: &'a str,
+    pub(crate) password_env: Option<&'a str>,
+}
+
+/// Create the user (or find them by email) and the membership; prints
+/// `AGENTOPS_USER_EMAIL=`, and `AGENTOPS_USER_PASSWORD=` when generated.
+pub(crate) async fn create_user(pool: &PgPool, u: &NewUser<'_>) -> anyhow::Result<()> {
+    use agentops_tenancy::people::{self, Role};
+    let role = Role::parse(u.role)
+        .with_context(|| format!("--role {:?}: one of owner, admin, member, viewer", u.role))?;
+    let email = people::normalize_email(u.email)
+        .with_context(|| format!("--email {:?}: not an email address", u.email))?;
+    let name = u.name.trim();
+    if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
+        bail!("--name: expected 1 to 200 characters, no control characters");
+    }
+    require_org(pool, u.org).await?;
+    let (password, generated) = match u.password_env {
+        Some(var) => (
+            std::env::var(var).with_context(|| format!("--password-env: ${var} is not set"))?,
+            false,
+        ),
+        None => (
+            agentops_tenancy::sessions::random_token()[..24].to_owned(),
+            true,
+        ),
+    };
+    if let Some(problem) = people::password_problem(&password) {
+        bail!("the password: {problem}");
+    }
+    let mut tx = pool.begin().await?;
+    let (user_id, created) = match people::user_by_email(&mut tx, &email).await? {
+        Some(existing) => (existing.id, false),
+        None => {
+            let hash = people::hash_password_blocking(password.clone()).await?;
+            let user = people::insert_user(&mut tx, &email, name, &hash)
+                .await?
+                .context("the email was taken meanwhile; run again")?;
+            (user.id, true)
+        }
+    };
+    let added = people::add_member(&mut tx, u.org, user_id, role, ACTOR).await?;
+    tx.commit().await?;
+    println!("AGENTOPS_USER_EMAIL={email}");
+    if created && generated {
+        println!("AGENTOPS_USER_PASSWORD={password}");
+    }
+    if !created {
+        eprintln!("{email} already has an account: its password is unchanged");
+    }
+    if !added {
+        eprintln!(
+            "{email} is already a member of {}: its role is unchanged",
+            u.org
+        );
+    }
+    Ok(())
+}

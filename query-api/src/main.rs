@@ -86,6 +86,26 @@ enum AdminCommand {
         #[arg(long)]
         name: Option<String>,
     },
+    /// Create a user (unless the email has one) and make them a member of
+    /// the org with a role, audited with actor `cli`. The password comes
+    /// from the environment variable named by `--password-env`, or is
+    /// generated and printed once (`AGENTOPS_USER_PASSWORD=`). An existing
+    /// user keeps their password; an existing member keeps their role.
+    CreateUser {
+        #[arg(long)]
+        org: String,
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        name: String,
+        /// owner, admin, member or viewer.
+        #[arg(long, default_value = "owner")]
+        role: String,
+        /// The name of an environment variable holding the password (at
+        /// least 12 characters).
+        #[arg(long)]
+        password_env: Option<String>,
+    },
     /// Revoke a key by id.
     RevokeKey {
         #[arg(long)]
@@ -198,6 +218,22 @@ async fn main() -> anyhow::Result<()> {
                 AdminCommand::CreateKey { org, scope, name } => {
                     let scopes: Vec<Scope> = scope.into_iter().map(Scope::from).collect();
                     cli::create_key(&pool, &org, &scopes, name.as_deref()).await?;
+                }
+                AdminCommand::CreateUser {
+                    org,
+                    email,
+                    name,
+                    role,
+                    password_env,
+                } => {
+                    let user = cli::NewUser {
+                        org: &org,
+                        email: &email,
+                        name: &name,
+                        role: &role,
+                        password_env: password_env.as_deref(),
+                    };
+                    cli::create_user(&pool, &user).await?;
                 }
                 AdminCommand::RevokeKey { org, key_id } => {
                     cli::revoke_key(&pool, &org, key_id).await?;
