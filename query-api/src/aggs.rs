@@ -47,6 +47,17 @@ pub(crate) fn window_rows(cols: &str) -> String {
     )
 }
 
+/// Every histogram column of the aggregates, comma-separated.
+pub(crate) fn hist_columns() -> &'static str {
+    static COLS: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    COLS.get_or_init(|| {
+        (0..agentops_schemas::histogram::BUCKETS)
+            .map(agentops_runtime::storage::hist_column)
+            .collect::<Vec<_>>()
+            .join(", ")
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

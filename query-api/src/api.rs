@@ -62,6 +62,7 @@ pub(crate) fn routes() -> Routes {
         )
         .add("/v1/admin/budget", &[(Method::PUT, Admin)], put(put_budget))
         .merge(crate::console::routes())
+        .merge(crate::top::routes())
         .merge(crate::auth::routes())
         .merge(crate::people::routes())
         .merge(crate::governance::routes())

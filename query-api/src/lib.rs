@@ -46,6 +46,7 @@ mod people;
 pub mod prices;
 pub mod routes;
 mod state;
+mod top;
 pub mod tenancy;
 mod window;
 

@@ -52,6 +52,11 @@ test('the overview shows what the API returns and follows the window', { timeout
     const got = await page.getAttribute(`[data-budget="${b.name}"]`, 'data-level');
     assert.equal(got, level(b.percent), `budget ${b.name} at ${b.percent}%`);
   }
+  const top = (await api('/v1/metrics/top?by=cost&window=24h&limit=5')).top;
+  const cells = await page.$$eval('#top-cost tbody tr', (trs) => trs.map((tr) => tr.cells[0].textContent));
+  assert.deepEqual(cells, top.map((r) => r.agent));
+  const failures = (await api('/v1/failures/recent?limit=10')).failures;
+  assert.equal(await page.$$eval('#failures tbody tr', (trs) => trs.length), failures.length);
   if (SHOTS) await page.screenshot({ path: `${SHOTS}/console-overview-24h.png`, fullPage: true });
 
   await page.click('#window button:text("7d")');

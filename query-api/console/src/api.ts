@@ -44,6 +44,26 @@ export interface BudgetStatus {
   percent: number | null;
 }
 
+export interface TopRow {
+  agent?: string;
+  workflow?: string;
+  model?: string;
+  runs: number;
+  failed: number;
+  cost_usd: number;
+  latency_ms: { p50: number | null; p95: number | null };
+}
+
+export interface Failure {
+  event_id: string;
+  timestamp: string;
+  agent_id: string;
+  run_id: string | null;
+  type: string;
+  error_type: string | null;
+  error_message: string | null;
+}
+
 export type Fetch = (input: string, init?: RequestInit) => Promise<Response>;
 
 export class Api {
@@ -71,6 +91,15 @@ export class Api {
   series(metric: string, window: string, bucket: string): Promise<Series> {
     const q = new URLSearchParams({ metric, window, bucket });
     return this.get(`/v1/metrics/timeseries?${q.toString()}`);
+  }
+
+  async top(by: "cost" | "runs", window: string, limit = 10): Promise<TopRow[]> {
+    const q = new URLSearchParams({ by, window, limit: String(limit) });
+    return (await this.get<{ top: TopRow[] }>(`/v1/metrics/top?${q.toString()}`)).top;
+  }
+
+  async failures(limit = 10): Promise<Failure[]> {
+    return (await this.get<{ failures: Failure[] }>(`/v1/failures/recent?limit=${limit}`)).failures;
   }
 
   async budgets(): Promise<BudgetStatus[]> {

@@ -2,7 +2,7 @@
 // budget gauges, and runs / errors / cost over time (uPlot).
 import uPlot from "uplot";
 import "uplot/dist/uPlot.min.css";
-import type { Api, Series } from "./api";
+import type { Api, Failure, Series, TopRow } from "./api";
 import { apiWindow, bucketFor, budgetLevel, change, count, ms, percent, usd, type Window } from "./format";
 import { card, el } from "./view";
 
@@ -12,15 +12,37 @@ function toColumns(runs: Series, errors: Series): uPlot.AlignedData {
   return [xs, runs.points.map((p) => p.value ?? 0), runs.points.map((p) => byTs.get(p.ts) ?? 0)];
 }
 
+function table(label: string, id: string, head: string[], rows: string[][]): HTMLElement {
+  return el("section", { class: "panel", "aria-label": label, id },
+    el("h2", {}, label),
+    el("table", {},
+      el("thead", {}, el("tr", {}, ...head.map((h) => el("th", {}, h)))),
+      el("tbody", {}, ...rows.map((r) => el("tr", {}, ...r.map((c) => el("td", {}, c)))))));
+}
+
+function topTable(label: string, id: string, rows: TopRow[]): HTMLElement {
+  return table(label, id, ["agent", "runs", "failed", "cost", "p95"],
+    rows.map((r) => [r.agent ?? "", count(r.runs), count(r.failed), usd(r.cost_usd), ms(r.latency_ms.p95)]));
+}
+
+function failuresTable(rows: Failure[]): HTMLElement {
+  return table("Recent failures", "failures", ["when", "agent", "run", "error"],
+    rows.map((f) => [new Date(f.timestamp).toLocaleString(), f.agent_id, f.run_id ?? "—",
+      f.error_message ?? f.error_type ?? f.type]));
+}
+
 export async function overview(api: Api, w: Window, root: HTMLElement): Promise<void> {
   const win = apiWindow(w);
   const bucket = bucketFor(w);
-  const [now, budgets, runs, errors, cost] = await Promise.all([
+  const [now, budgets, runs, errors, cost, byCost, byRuns, failures] = await Promise.all([
     api.overview(win),
     api.budgets(),
     api.series("runs", win, bucket),
     api.series("errors", win, bucket),
     api.series("cost", win, bucket),
+    api.top("cost", win, 5),
+    api.top("runs", win, 5),
+    api.failures(10),
   ]);
   const half = (s: Series): [number, number] => {
     const v = s.points.map((p) => p.value ?? 0);
@@ -55,7 +77,11 @@ export async function overview(api: Api, w: Window, root: HTMLElement): Promise<
     ),
   );
   const chart = el("section", { class: "panel", "aria-label": "runs and errors over time" });
-  root.append(chart);
+  root.append(chart,
+    el("div", { class: "tables" },
+      topTable("Top agents by cost", "top-cost", byCost),
+      topTable("Top agents by runs", "top-runs", byRuns),
+      failuresTable(failures)));
   new uPlot(
     {
       // The panel's inner width (its padding is 0.8rem a side).
