@@ -409,6 +409,31 @@ async fn twenty_wrong_passwords_are_rate_limited() -> Result<()> {
         .execute(&api.pool)
         .await?;
     api.login("rita@example.com").await?;
+
+    // What is left behind is purged, a hundred rows at a time: failures
+    // older than a day (of any email) at the next failure, sessions a day
+    // past their expiry at the next sign-in.
+    sqlx::query(
+        "INSERT INTO login_failures (email, at)
+         SELECT 'guess' || g || '@example.com', now() - interval '2 days' FROM generate_series(1, 150) g",
+    )
+    .execute(&api.pool)
+    .await?;
+    api.public("/v1/auth/login", wrong.clone(), &[]).await?;
+    let old: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM login_failures WHERE at < now() - interval '1 day'",
+    )
+    .fetch_one(&api.pool)
+    .await?;
+    ensure!(old == 50, "{old} old failures left");
+    sqlx::query("UPDATE sessions SET expires_at = now() - interval '2 days'")
+        .execute(&api.pool)
+        .await?;
+    api.login("sam@example.com").await?;
+    let sessions: i64 = sqlx::query_scalar("SELECT count(*) FROM sessions")
+        .fetch_one(&api.pool)
+        .await?;
+    ensure!(sessions == 1, "{sessions} sessions (the new one only)");
     Ok(())
 }
 

@@ -191,6 +191,7 @@ async fn login(State(s): Shared, headers: HeaderMap, body: Bytes) -> Result<Resp
         sessions::create_session(&mut tx, user.id, &org_id, s.auth.session_lifetime()).await?;
     tx.commit().await?;
     sessions::clear_failures(&s.pool, &email).await?;
+    sessions::purge_sessions(&s.pool).await?;
     tracing::info!(user_id = %user.id, org_id, role = role.as_str(), "signed in");
     let answer = Json(json!({
         "user": {"id": user.id, "email": user.email, "name": user.name},

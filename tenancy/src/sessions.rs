@@ -155,17 +155,33 @@ pub async fn recent_failures(
     Ok((n, oldest))
 }
 
-/// Record a failed sign-in; drops failures older than a day for the email.
+/// Record a failed sign-in, and drop up to 100 failures (of any email)
+/// older than a day, so guessed emails cannot grow the table without bound.
 pub async fn record_failure(pool: &PgPool, email: &str) -> Result<()> {
     sqlx::query("INSERT INTO login_failures (email) VALUES ($1)")
         .bind(email)
         .execute(pool)
         .await?;
-    sqlx::query("DELETE FROM login_failures WHERE email = $1 AND at < now() - interval '1 day'")
-        .bind(email)
-        .execute(pool)
-        .await?;
+    sqlx::query(
+        "DELETE FROM login_failures WHERE ctid = ANY(ARRAY(
+             SELECT ctid FROM login_failures WHERE at < now() - interval '1 day' LIMIT 100))",
+    )
+    .execute(pool)
+    .await?;
     Ok(())
+}
+
+/// Delete up to 100 sessions that expired more than a day ago (revoked
+/// ones are kept until their expiry, so a revocation is never forgotten
+/// before the session would have ended anyway). Returns how many.
+pub async fn purge_sessions(pool: &PgPool) -> Result<u64> {
+    Ok(sqlx::query(
+        "DELETE FROM sessions WHERE id = ANY(ARRAY(
+             SELECT id FROM sessions WHERE expires_at < now() - interval '1 day' LIMIT 100))",
+    )
+    .execute(pool)
+    .await?
+    .rows_affected())
 }
 
 /// Forget the failures of an email (after a successful sign-in).
