@@ -15,10 +15,14 @@ use axum::Router;
 
 use crate::state::AppState;
 
-/// Who may call a route.
+/// Who may call a route. A signed-in member's session stands for a key
+/// (`crate::state::authorize`): every role passes `Read`, admins and owners
+/// pass `Admin`, except that acknowledging an alert also admits members and
+/// the members' and keys' changes admit only owners; no session passes
+/// `PlatformAdmin` (`e2e/tests/sessions.rs` walks the table with each role).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
-    /// Anyone, without a key (the dashboard page).
+    /// Anyone, without a key (the dashboard page, sign-in).
     Public,
     /// A key with the `read` scope (or `admin`), on its own org's data.
     Read,
