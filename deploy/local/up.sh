@@ -60,6 +60,18 @@ if [ ! -s "$STATE/keys.env" ]; then
   "$BIN/agentops-query-api" admin set-budget --org demo --daily-usd "${AGENTOPS_DEMO_BUDGET_USD:-50}" \
     ${AGENTOPS_DEMO_BUDGET_WEBHOOK:+--webhook-url "$AGENTOPS_DEMO_BUDGET_WEBHOOK"} >/dev/null
 fi
+# The demo org's first owner, for signing in to the console (once; the
+# password is kept beside the keys).
+if ! grep -q '^AGENTOPS_DEMO_OWNER_PASSWORD=' "$STATE/keys.env"; then
+  AGENTOPS_DEMO_OWNER_PASSWORD=$(head -c 18 /dev/urandom | base64 | tr -d '/+=' | cut -c1-20)
+  export AGENTOPS_DEMO_OWNER_PASSWORD
+  "$BIN/agentops-query-api" admin create-user --org demo --email owner@demo.local \
+    --name "Demo owner" --role owner --password-env AGENTOPS_DEMO_OWNER_PASSWORD >/dev/null
+  {
+    echo "AGENTOPS_DEMO_OWNER_EMAIL=owner@demo.local"
+    echo "AGENTOPS_DEMO_OWNER_PASSWORD=$AGENTOPS_DEMO_OWNER_PASSWORD"
+  } >>"$STATE/keys.env"
+fi
 # shellcheck disable=SC1091
 source "$STATE/keys.env"
 
@@ -107,7 +119,8 @@ log "up in $(($(date +%s) - STARTED)) s"
 cat <<MSG
 
 AgentOps is up.
-  Console:    http://$QUERY_ADDR/console/   (paste the read key when it asks: $AGENTOPS_READ_KEY)
+  Console:    http://$QUERY_ADDR/console/   (sign in: $AGENTOPS_DEMO_OWNER_EMAIL / $AGENTOPS_DEMO_OWNER_PASSWORD,
+              or paste the read key: $AGENTOPS_READ_KEY)
   Dashboard:  http://$QUERY_ADDR/   (the first page, kept while the console grows)
   Ingest:     POST http://$GATEWAY_ADDR/v1/events   (Authorization: Bearer \$AGENTOPS_INGEST_KEY)
   Keys:       $STATE/keys.env

@@ -1,5 +1,6 @@
 //! The operator console in headless Chromium (Playwright) against a real
-//! stack with a known event mix and budgets of each color: the KPI cards and
+//! stack with a known event mix and budgets of each color: a viewer signs in
+//! (and out, which revokes the session), the KPI cards and
 //! gauge colors equal the API's answers, the window picker redraws every
 //! panel and lands in the URL. Runs `deploy/local/browser/console.test.mjs`
 //! on the real build (`query-api/console/dist`, made by the test command);
@@ -54,6 +55,22 @@ async fn the_console_shows_the_api_figures_in_chromium() -> anyhow::Result<()> {
             .await?;
         anyhow::ensure!(r.status() == 201, "{}", r.text().await?);
     }
+    // A viewer who signs in (created as the CLI does).
+    let (email, password) = ("viewer@console.test", "a long enough password 1");
+    let hash = agentops_tenancy::people::hash_password(password)?;
+    let mut tx = stack.pool.begin().await?;
+    let user = agentops_tenancy::people::insert_user(&mut tx, email, "Vera Viewer", &hash)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("email taken"))?;
+    agentops_tenancy::people::add_member(
+        &mut tx,
+        &stack.org_id,
+        user.id,
+        agentops_tenancy::people::Role::Viewer,
+        "test",
+    )
+    .await?;
+    tx.commit().await?;
     let shots = root.join("target/e2e-logs");
     std::fs::create_dir_all(&shots)?;
     let out = tokio::process::Command::new("node")
@@ -61,6 +78,8 @@ async fn the_console_shows_the_api_figures_in_chromium() -> anyhow::Result<()> {
         .current_dir(root.join("deploy/local/browser"))
         .env("AGENTOPS_QUERY_URL", &stack.query_url)
         .env("AGENTOPS_READ_KEY", &stack.read_key)
+        .env("AGENTOPS_USER_EMAIL", email)
+        .env("AGENTOPS_USER_PASSWORD", password)
         .env("AGENTOPS_SCREENSHOT_DIR", &shots)
         .output()
         .await?;

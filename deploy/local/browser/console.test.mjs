@@ -14,6 +14,8 @@ const BASE = (process.env.AGENTOPS_QUERY_URL || '').replace(/\/+$/, '');
 const KEY = process.env.AGENTOPS_READ_KEY || '';
 const SHOTS = process.env.AGENTOPS_SCREENSHOT_DIR || '';
 const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
+const EMAIL = process.env.AGENTOPS_USER_EMAIL || '';
+const PASSWORD = process.env.AGENTOPS_USER_PASSWORD || '';
 
 let browser;
 before(async () => {
@@ -33,11 +35,15 @@ test('the overview shows what the API returns and follows the window', { timeout
   const page = await browser.newPage({ viewport: { width: 1440, height: 900 } });
   const errors = [];
   page.on('pageerror', (e) => errors.push(String(e)));
-  page.on('console', (m) => m.type() === 'error' && errors.push(m.text()));
+  // The first page load asks /v1/auth/me whether a session exists: its 401 is expected.
+  page.on('console', (m) => m.type() === 'error' && !/status of 401/.test(m.text()) && errors.push(m.text()));
   await page.goto(`${BASE}/console/`);
-  await page.fill('input[name=key]', KEY);
-  await page.click('button[type=submit]');
+  if (SHOTS) await page.screenshot({ path: `${SHOTS}/console-sign-in.png` });
+  await page.fill('input[name=email]', EMAIL);
+  await page.fill('input[name=password]', PASSWORD);
+  await page.click('form[aria-label="sign in"] button[type=submit]');
   await page.waitForSelector('main[data-window="24h"]', { timeout: 15_000 });
+  assert.match(await page.textContent('#who-name'), /\(viewer, /);
 
   const o = await api('/v1/metrics/overview?window=24h');
   const kpi = (name) => page.getAttribute(`[data-kpi="${name}"]`, 'data-value');
@@ -75,14 +81,34 @@ test('the overview shows what the API returns and follows the window', { timeout
   await again.reload();
   await again.waitForSelector('main[data-window="7d"]', { timeout: 15_000 });
   assert.deepEqual(errors, []);
+
+  // Signing out revokes the session: the page asks again, the cookie is dead.
+  const cookies = await page.context().cookies();
+  assert.ok(cookies.some((c) => c.name === 'agentops_session' && c.httpOnly && c.sameSite === 'Strict'));
+  await page.click('#sign-out');
+  await page.waitForSelector('form[aria-label="sign in"]', { timeout: 15_000 });
+  const stale = cookies.find((c) => c.name === 'agentops_session');
+  const r = await fetch(`${BASE}/v1/auth/me`, { headers: { cookie: `agentops_session=${stale.value}` } });
+  assert.equal(r.status, 401);
+});
+
+test('a wrong password is refused on the form', { timeout: 30_000 }, async () => {
+  const page = await browser.newPage();
+  await page.goto(`${BASE}/console/`);
+  await page.fill('input[name=email]', EMAIL);
+  await page.fill('input[name=password]', 'not the password at all');
+  await page.click('form[aria-label="sign in"] button[type=submit]');
+  await page.waitForSelector('form[aria-label="sign in"] [role=alert]:not(:empty)', { timeout: 15_000 });
+  if (SHOTS) await page.screenshot({ path: `${SHOTS}/console-sign-in-refused.png` });
 });
 
 test('a wrong key is refused and asked again', { timeout: 30_000 }, async () => {
   const page = await browser.newPage();
   await page.goto(`${BASE}/console/`);
+  await page.click('details summary');
   await page.fill('input[name=key]', 'aok_00000000_' + '0'.repeat(64));
-  await page.click('button[type=submit]');
-  await page.waitForSelector('form.key [role=alert]:not(:empty)', { timeout: 15_000 });
+  await page.click('form[aria-label="read key"] button[type=submit]');
+  await page.waitForSelector('form[aria-label="sign in"] [role=alert]:not(:empty)', { timeout: 15_000 });
   if (SHOTS) await page.screenshot({ path: `${SHOTS}/console-key-refused.png` });
 });
 

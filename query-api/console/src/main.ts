@@ -2,7 +2,7 @@
 // (state in the URL, so a link reproduces the view), the header HUD, and
 // the overview.
 import "./style.css";
-import { Api, ApiError } from "./api";
+import { Api, ApiError, type Me } from "./api";
 import { budgetLevel, count, usd, WINDOWS, windowFrom, type Window } from "./format";
 import { overview } from "./overview";
 import { el } from "./view";
@@ -11,17 +11,67 @@ const KEY = "agentops.console.key";
 const main = document.getElementById("main") as HTMLElement;
 const hud = document.getElementById("hud") as HTMLElement;
 const picker = document.getElementById("window") as HTMLFormElement;
+const who = document.getElementById("who") as HTMLElement;
 
-function askKey(message = ""): void {
-  const input = el("input", { type: "password", name: "key", placeholder: "aok_… (read key)", required: "" });
-  const form = el("form", { class: "key" }, el("label", {}, "Read key of your org", input),
-    el("button", { type: "submit" }, "Open"), el("div", { class: "error", role: "alert" }, message));
+/** Who is signed in: a person by the session cookie, or a key kept for the tab. */
+let current: { api: Api; me: Me } | null = null;
+
+/** The signed-in caller, asking the API about the cookie when none is known. */
+async function caller(): Promise<{ api: Api; me: Me } | null> {
+  if (current) return current;
+  const key = sessionStorage.getItem(KEY);
+  const api = new Api(key);
+  try {
+    current = { api, me: await api.me() };
+    return current;
+  } catch (e) {
+    // Not signed in: ask. A refused key is reported (by `render`).
+    if (key === null && e instanceof ApiError && e.status === 401) return null;
+    throw e;
+  }
+}
+
+function signIn(message = ""): void {
+  who.replaceChildren();
+  hud.replaceChildren();
+  picker.replaceChildren();
+  const email = el("input", { type: "email", name: "email", autocomplete: "username", required: "" });
+  const password = el("input", { type: "password", name: "password", autocomplete: "current-password", required: "" });
+  const error = el("div", { class: "error", role: "alert" }, message);
+  const form = el("form", { class: "key", "aria-label": "sign in" },
+    el("h1", {}, "Sign in"), el("label", {}, "Email ", email), el("label", {}, "Password ", password),
+    el("button", { type: "submit" }, "Sign in"), error);
   form.addEventListener("submit", (ev) => {
     ev.preventDefault();
-    sessionStorage.setItem(KEY, input.value.trim());
+    const api = new Api(null);
+    api.login(email.value.trim(), password.value).then((me) => {
+      current = { api, me };
+      return render();
+    }).catch((e: unknown) => error.replaceChildren(e instanceof Error ? e.message : String(e)));
+  });
+  const key = el("input", { type: "password", name: "key", placeholder: "aok_… (read key)" });
+  const keyForm = el("form", { class: "key", "aria-label": "read key" },
+    el("label", {}, "Or a read key of your org ", key), el("button", { type: "submit" }, "Open"));
+  keyForm.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    sessionStorage.setItem(KEY, key.value.trim());
+    current = null;
     void render();
   });
-  main.replaceChildren(form);
+  main.replaceChildren(form, el("details", {}, el("summary", {}, "Use a read key instead"), keyForm));
+}
+
+function drawWho(c: { api: Api; me: Me }): void {
+  const label = c.me.user ? `${c.me.user.name} (${c.me.role ?? "?"}, ${c.me.org_id})` : `key ${c.me.key?.prefix ?? ""} (${c.me.org_id})`;
+  const out = el("button", { type: "button", id: "sign-out" }, c.me.user ? "Sign out" : "Forget key");
+  out.addEventListener("click", () => {
+    const done = c.me.user ? c.api.logout() : Promise.resolve(sessionStorage.removeItem(KEY));
+    void done.finally(() => {
+      current = null;
+      signIn();
+    });
+  });
+  who.replaceChildren(el("span", { id: "who-name" }, label), out);
 }
 
 function drawPicker(w: Window): void {
@@ -53,29 +103,24 @@ const REFRESH_SECS = TV ? 5 : 15;
 let drawing = false;
 
 async function render(): Promise<void> {
-  const key = sessionStorage.getItem(KEY);
-  if (!key) return askKey();
   if (drawing) return;
   drawing = true;
   try {
-    await draw(key);
-  } finally {
-    drawing = false;
-  }
-}
-
-async function draw(key: string): Promise<void> {
-  const api = new Api(key);
-  const w = windowFrom(location.search);
-  drawPicker(w);
-  try {
-    await Promise.all([overview(api, w, main), drawHud(api)]);
+    const c = await caller();
+    if (!c) return signIn();
+    drawWho(c);
+    const w = windowFrom(location.search);
+    drawPicker(w);
+    await Promise.all([overview(c.api, w, main), drawHud(c.api)]);
   } catch (e) {
     if (e instanceof ApiError && (e.status === 401 || e.status === 403)) {
+      current = null;
       sessionStorage.removeItem(KEY);
-      return askKey(e.message);
+      return signIn(`Refused: ${e.message}`);
     }
     main.replaceChildren(el("p", { class: "error", role: "alert" }, String(e instanceof Error ? e.message : e)));
+  } finally {
+    drawing = false;
   }
 }
 
