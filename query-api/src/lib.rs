@@ -46,8 +46,8 @@ mod people;
 pub mod prices;
 pub mod routes;
 mod state;
-mod top;
 pub mod tenancy;
+mod top;
 mod window;
 
 use std::sync::Arc;
