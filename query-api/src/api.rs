@@ -19,7 +19,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::aggs::{window_rows, Levels};
+use crate::aggs::{hist_columns, window_rows, Levels};
 use crate::error::ApiError;
 use crate::window::parse_secs;
 
@@ -71,16 +71,6 @@ pub(crate) fn routes() -> Routes {
 }
 
 /// `lat_b00, lat_b01, ...`
-fn hist_columns() -> &'static str {
-    static COLS: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    COLS.get_or_init(|| {
-        (0..histogram::BUCKETS)
-            .map(storage::hist_column)
-            .collect::<Vec<_>>()
-            .join(", ")
-    })
-}
-
 const DASHBOARD: &str = include_str!("../dashboard/index.html");
 
 /// The dashboard page, under a content security policy that runs only its
