@@ -122,6 +122,7 @@ impl StackOptions {
 
 impl Stack {
     pub async fn start(name: &str, opts: StackOptions) -> Result<Stack> {
+        clear_of_midnight().await;
         let db_url = match &opts.pg_admin_url {
             Some(admin) => create_database_on(admin, name).await?,
             None => create_database(name).await?,
@@ -349,4 +350,18 @@ fn with_console(mut env: Vec<(String, String)>) -> anyhow::Result<Vec<(String, S
     }
     env.push((KEY.into(), dir.display().to_string()));
     Ok(env)
+}
+
+/// Budgets count per UTC day, week and month, and `cost_per_day` rules
+/// since UTC midnight: a test whose events land before midnight and whose
+/// budget or check runs after it would see the spend in another period. A
+/// stack started in the last 3 minutes of a UTC day waits for the next one.
+async fn clear_of_midnight() {
+    use chrono::Timelike;
+    let now = chrono::Utc::now();
+    let left = 86_400 - i64::from(now.num_seconds_from_midnight());
+    if left <= 180 {
+        eprintln!("{left} s to UTC midnight: waiting for the new day (periods start there)");
+        tokio::time::sleep(std::time::Duration::from_secs(left.unsigned_abs() + 2)).await;
+    }
 }
