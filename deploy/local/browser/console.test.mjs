@@ -58,6 +58,10 @@ test('the overview shows what the API returns and follows the window', { timeout
     const got = await page.getAttribute(`[data-budget="${b.name}"]`, 'data-level');
     assert.equal(got, level(b.percent), `budget ${b.name} at ${b.percent}%`);
   }
+  // Sparklines in the runs, spend and errors cards.
+  for (const k of ['runs', 'cost_usd', 'errors_last_hour']) {
+    assert.ok(await page.$(`[data-kpi="${k}"] [data-spark] canvas`), `no sparkline in ${k}`);
+  }
   const top = (await api('/v1/metrics/top?by=cost&window=24h&limit=5')).top;
   const cells = await page.$$eval('#top-cost tbody tr', (trs) => trs.map((tr) => tr.cells[0].textContent));
   assert.deepEqual(cells, top.map((r) => r.agent));

@@ -31,6 +31,27 @@ function failuresTable(rows: Failure[]): HTMLElement {
       f.error_message ?? f.error_type ?? f.type]));
 }
 
+/** A sparkline of `s` drawn into the KPI card `kpi` (no axes, no legend). */
+function sparkline(root: HTMLElement, kpi: string, s: Series, stroke: string): void {
+  const card = root.querySelector<HTMLElement>(`[data-kpi="${kpi}"]`);
+  if (!card) return;
+  const box = el("div", { class: "spark", "data-spark": kpi });
+  card.append(box);
+  new uPlot(
+    {
+      width: Math.max(80, card.clientWidth - 24),
+      height: 36,
+      legend: { show: false },
+      cursor: { show: false },
+      axes: [{ show: false }, { show: false }],
+      scales: { x: { time: true } },
+      series: [{}, { stroke, width: 1.5, points: { show: false } }],
+    },
+    [s.points.map((p) => Date.parse(p.ts) / 1000), s.points.map((p) => p.value ?? 0)],
+    box,
+  );
+}
+
 export async function overview(api: Api, w: Window, root: HTMLElement): Promise<void> {
   const win = apiWindow(w);
   const bucket = bucketFor(w);
@@ -76,6 +97,9 @@ export async function overview(api: Api, w: Window, root: HTMLElement): Promise<
       }),
     ),
   );
+  sparkline(root, "runs", runs, "#2563eb");
+  sparkline(root, "cost_usd", cost, "#1a7f37");
+  sparkline(root, "errors_last_hour", errors, "#c53030");
   const chart = el("section", { class: "panel", "aria-label": "runs and errors over time" });
   root.append(chart,
     el("div", { class: "tables" },
