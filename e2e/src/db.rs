@@ -18,6 +18,26 @@ pub async fn create_database(prefix: &str) -> Result<String> {
     create_database_on(&pg_admin_url(), prefix).await
 }
 
+/// A fresh database in plain PostgreSQL mode, migrated and prepared as the
+/// components would at start; its URL and a small pool (for tests that
+/// drive a router in-process instead of starting a stack).
+pub async fn prepared_database(prefix: &str) -> Result<(String, PgPool)> {
+    use agentops_runtime::config::DatabaseConfig;
+    use agentops_runtime::storage::{ModeChoice, StorageConfig};
+    let db = DatabaseConfig {
+        url: create_database(prefix).await?,
+        max_connections: 4,
+        statement_timeout_ms: None,
+        storage: StorageConfig {
+            mode: ModeChoice::Postgres,
+            ..Default::default()
+        },
+    };
+    let pool = agentops_runtime::db::connect(&db, std::time::Duration::from_secs(30)).await?;
+    agentops_runtime::db::prepare(&pool, &db).await?;
+    Ok((db.url, pool))
+}
+
 /// A fresh database on the Postgres server of `admin_url`; returns its URL.
 pub async fn create_database_on(admin_url: &str, prefix: &str) -> Result<String> {
     let suffix = uuid::Uuid::new_v4().simple().to_string()[..10].to_owned();

@@ -14,7 +14,9 @@ pub mod kafka;
 mod stack;
 pub mod webhook;
 
-pub use db::{create_database, create_database_on, restartable_pg, timescale_url};
+pub use db::{
+    create_database, create_database_on, prepared_database, restartable_pg, timescale_url,
+};
 pub use env::{free_port, kafka_brokers};
 pub use kafka::KafkaCluster;
 pub use stack::{processors_only, Component, EnrichedProducer, Ingest, Stack, StackOptions};

@@ -5,9 +5,7 @@
 
 use std::time::Duration;
 
-use agentops_e2e::create_database;
-use agentops_runtime::config::DatabaseConfig;
-use agentops_runtime::storage::{ModeChoice, StorageConfig};
+use agentops_e2e::prepared_database;
 use agentops_tenancy::people::{self, Role};
 use anyhow::{ensure, Context, Result};
 use axum::body::Body;
@@ -41,21 +39,11 @@ struct Answer {
 
 impl Api {
     async fn start(prefix: &str) -> Result<Api> {
-        let db = DatabaseConfig {
-            url: create_database(prefix).await?,
-            max_connections: 4,
-            statement_timeout_ms: None,
-            storage: StorageConfig {
-                mode: ModeChoice::Postgres,
-                ..Default::default()
-            },
-        };
-        let pool = agentops_runtime::db::connect(&db, Duration::from_secs(30)).await?;
-        agentops_runtime::db::prepare(&pool, &db).await?;
+        let (url, pool) = prepared_database(prefix).await?;
         let keys = agentops_query_api::admin::create_org_with_keys(&pool, "org-a", "org-a", "test")
             .await?;
         Ok(Api {
-            url: db.url.clone(),
+            url,
             router: agentops_query_api::app(pool.clone(), Duration::from_millis(100)),
             pool,
             org: "org-a".into(),

@@ -15,12 +15,10 @@ mod legacy_budget;
 
 use std::time::Duration;
 
-use agentops_e2e::create_database;
 use agentops_e2e::events::enriched_event;
+use agentops_e2e::prepared_database;
 use agentops_governance::{period_start, Period};
 use agentops_projections::Writer;
-use agentops_runtime::config::DatabaseConfig;
-use agentops_runtime::storage::{ModeChoice, StorageConfig};
 use anyhow::{ensure, Context, Result};
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
@@ -44,17 +42,7 @@ struct Api {
 
 impl Api {
     async fn start(prefix: &str) -> Result<Api> {
-        let db = DatabaseConfig {
-            url: create_database(prefix).await?,
-            max_connections: 4,
-            statement_timeout_ms: None,
-            storage: StorageConfig {
-                mode: ModeChoice::Postgres,
-                ..Default::default()
-            },
-        };
-        let pool = agentops_runtime::db::connect(&db, Duration::from_secs(30)).await?;
-        agentops_runtime::db::prepare(&pool, &db).await?;
+        let (_, pool) = prepared_database(prefix).await?;
         let mut orgs = Vec::new();
         for id in ["org-a", "org-b"] {
             let keys =
