@@ -7,6 +7,7 @@
 //! (an admin URL whose database is replaced per test). `deploy/local/test.sh`
 //! starts both and sets these variables.
 
+mod browser;
 mod db;
 mod env;
 pub mod events;
@@ -14,6 +15,7 @@ pub mod kafka;
 mod stack;
 pub mod webhook;
 
+pub use browser::run_browser_test;
 pub use db::{
     create_database, create_database_on, prepared_database, restartable_pg, timescale_url,
 };

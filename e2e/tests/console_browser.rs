@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use agentops_e2e::events;
-use agentops_e2e::{Stack, StackOptions};
+use agentops_e2e::{run_browser_test, Stack, StackOptions};
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -73,22 +73,15 @@ async fn the_console_shows_the_api_figures_in_chromium() -> anyhow::Result<()> {
     tx.commit().await?;
     let shots = root.join("target/e2e-logs");
     std::fs::create_dir_all(&shots)?;
-    let out = tokio::process::Command::new("node")
-        .args(["--test", "--test-reporter=tap", "console.test.mjs"])
-        .current_dir(root.join("deploy/local/browser"))
-        .env("AGENTOPS_QUERY_URL", &stack.query_url)
-        .env("AGENTOPS_READ_KEY", &stack.read_key)
-        .env("AGENTOPS_USER_EMAIL", email)
-        .env("AGENTOPS_USER_PASSWORD", password)
-        .env("AGENTOPS_SCREENSHOT_DIR", &shots)
-        .output()
-        .await?;
-    let text = format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "browser test failed:\n{text}");
-    assert!(text.contains("# fail 0"), "{text}");
-    Ok(())
+    run_browser_test(
+        "console.test.mjs",
+        &[
+            ("AGENTOPS_QUERY_URL", stack.query_url.as_ref()),
+            ("AGENTOPS_READ_KEY", stack.read_key.as_ref()),
+            ("AGENTOPS_USER_EMAIL", email.as_ref()),
+            ("AGENTOPS_USER_PASSWORD", password.as_ref()),
+            ("AGENTOPS_SCREENSHOT_DIR", shots.as_os_str()),
+        ],
+    )
+    .await
 }

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use agentops_e2e::events;
-use agentops_e2e::{Stack, StackOptions};
+use agentops_e2e::{run_browser_test, Stack, StackOptions};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dashboard_shows_the_api_kpis_in_chromium() -> anyhow::Result<()> {
@@ -16,23 +16,15 @@ async fn dashboard_shows_the_api_kpis_in_chromium() -> anyhow::Result<()> {
             Ok((stack.event_rows().await? == 300).then_some(()))
         })
         .await?;
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/local/browser");
     let screenshot =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/e2e-logs/dashboard.png");
-    let out = tokio::process::Command::new("node")
-        .args(["--test", "--test-reporter=tap", "dashboard.test.mjs"])
-        .current_dir(&dir)
-        .env("AGENTOPS_QUERY_URL", &stack.query_url)
-        .env("AGENTOPS_READ_KEY", &stack.read_key)
-        .env("AGENTOPS_SCREENSHOT", &screenshot)
-        .output()
-        .await?;
-    let text = format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "browser test failed:\n{text}");
-    assert!(text.contains("# fail 0"), "{text}");
-    Ok(())
+    run_browser_test(
+        "dashboard.test.mjs",
+        &[
+            ("AGENTOPS_QUERY_URL", stack.query_url.as_ref()),
+            ("AGENTOPS_READ_KEY", stack.read_key.as_ref()),
+            ("AGENTOPS_SCREENSHOT", screenshot.as_os_str()),
+        ],
+    )
+    .await
 }
