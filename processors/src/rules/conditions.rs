@@ -169,21 +169,14 @@ pub(super) async fn silent_agents(
     minutes: i32,
     now: DateTime<Utc>,
 ) -> Result<Vec<Breach>, sqlx::Error> {
-    let (filter, v) = agent_filter(rule);
-    let sql = format!(
+    let rows: Vec<SilentAgent> = in_scope_before(
+        conn,
+        rule,
         "SELECT agent_id, last_seen FROM agents
-         WHERE org_id = $1 AND last_heartbeat IS NOT NULL
-           AND last_seen < $2 AND {filter}
-         ORDER BY agent_id LIMIT {MAX_BREACHES}"
-    );
-    let q = sqlx::query_as::<_, SilentAgent>(&sql)
-        .bind(&rule.org_id)
-        .bind(now - chrono::Duration::minutes(minutes.into()));
-    let rows = match v {
-        Some(v) => q.bind(v),
-        None => q,
-    }
-    .fetch_all(conn)
+         WHERE org_id = $1 AND last_heartbeat IS NOT NULL AND last_seen < $2",
+        "agent_id",
+        now - chrono::Duration::minutes(minutes.into()),
+    )
     .await?;
     Ok(rows
         .into_iter()
@@ -221,21 +214,14 @@ pub(super) async fn stuck_runs(
     minutes: i32,
     now: DateTime<Utc>,
 ) -> Result<Vec<Breach>, sqlx::Error> {
-    let (filter, v) = agent_filter(rule);
-    let sql = format!(
+    let rows: Vec<OpenRun> = in_scope_before(
+        conn,
+        rule,
         "SELECT run_id, agent_id, started_at FROM runs
-         WHERE org_id = $1 AND ended_at IS NULL AND status = 'running'
-           AND started_at < $2 AND {filter}
-         ORDER BY started_at LIMIT {MAX_BREACHES}"
-    );
-    let q = sqlx::query_as::<_, OpenRun>(&sql)
-        .bind(&rule.org_id)
-        .bind(now - chrono::Duration::minutes(minutes.into()));
-    let rows = match v {
-        Some(v) => q.bind(v),
-        None => q,
-    }
-    .fetch_all(conn)
+         WHERE org_id = $1 AND ended_at IS NULL AND status = 'running' AND started_at < $2",
+        "started_at",
+        now - chrono::Duration::minutes(minutes.into()),
+    )
     .await?;
     Ok(rows
         .into_iter()
@@ -252,6 +238,30 @@ pub(super) async fn stuck_runs(
             }
         })
         .collect())
+}
+
+/// The rows of `select` (org `$1`, a time bound `$2` = `before`) in the
+/// rule's scope ([`agent_filter`], value `$3`), ordered by `order`, at most
+/// [`MAX_BREACHES`].
+async fn in_scope_before<T>(
+    conn: &mut PgConnection,
+    rule: &Rule,
+    select: &str,
+    order: &str,
+    before: DateTime<Utc>,
+) -> Result<Vec<T>, sqlx::Error>
+where
+    T: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin,
+{
+    let (filter, v) = agent_filter(rule);
+    let sql = format!("{select} AND {filter} ORDER BY {order} LIMIT {MAX_BREACHES}");
+    let q = sqlx::query_as::<_, T>(&sql).bind(&rule.org_id).bind(before);
+    match v {
+        Some(v) => q.bind(v),
+        None => q,
+    }
+    .fetch_all(conn)
+    .await
 }
 
 /// Scope filter on `agents`/`runs` (both have agent_id; runs also workflow_id,
