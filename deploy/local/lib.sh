@@ -230,6 +230,10 @@ ensure_browser() {
 # (build: type check + Vite build into query-api/console/dist).
 console_npm() {
   local dir="$ROOT/query-api/console" stamp
+  command -v npm >/dev/null || apt_install nodejs npm
+  # Vite 8 needs Node 20.19 or later.
+  node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a===20&&b>=19)?0:1)' \
+    || die "the console needs Node.js >= 20.19 (found $(node --version))"
   stamp=$(sha256sum "$dir/package-lock.json" | cut -c1-16)
   if [ "$(cat "$dir/node_modules/.agentops-lock" 2>/dev/null)" != "$stamp" ]; then
     log "installing the console's npm dependencies (npm ci)"
