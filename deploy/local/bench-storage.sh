@@ -8,6 +8,11 @@
 #      agents) with the aggregates built by the worker's own column definitions,
 #      starts the query API, and times the 24h overview and the 24h hourly
 #      series through it, beside the same answers computed from raw events.
+#   3. bench-console (on that history, with the runs projection built from
+#      it): p50/p95 of every endpoint the console's overview calls and of the
+#      runs explorer's first page with two filters (beside the same page from
+#      raw events), then the time until the overview is fully drawn in
+#      Chromium over cold page loads (deploy/local/browser/bench-console.mjs).
 # Prints the figures and one JSON line per benchmark (also in
 # target/bench-state/storage.out). Everything it started is stopped on exit.
 #
@@ -17,7 +22,9 @@
 #   BENCH_EVENTS       history size for 2.                  (default 10000000)
 #   BENCH_DAYS         days of history                      (default 30)
 #   BENCH_AGENTS       agents                               (default 1000)
-#   BENCH_ONLY         projections | queries (default both)
+#   BENCH_ONLY         projections | queries | console (default all; console
+#                      loads the history like queries, then measures the console)
+#   BENCH_LOADS        Chromium page loads for the draw time  (default 10)
 #   BENCH_PG_PORT      PostgreSQL port                      (default 25433)
 #   BENCH_QUERY_ADDR   query API listen address             (default 127.0.0.1:28081)
 #   BENCH_NO_BUILD=1   skip the release build
@@ -44,12 +51,14 @@ mkdir -p "$STATE"
 if [ "${BENCH_NO_BUILD:-0}" != "1" ]; then
   log "building query-api and loadgen (release)"
   cargo build --release -p agentops-query-api -p agentops-loadgen --bins
+  [ "$ONLY" = projections ] || console_npm build
 fi
+[ "$ONLY" = projections ] || ensure_browser
 AGENTOPS_PG_FSYNC=on start_postgres "$(pg_dir bench "$PG_PORT")" "$PG_PORT"
 PG="postgres://agentops:agentops@127.0.0.1:$PG_PORT"
 psql_admin() { runuser -u postgres -- psql -h "$(pg_dir bench "$PG_PORT")" -p "$PG_PORT" -U postgres -qtA -c "$1" >/dev/null; }
 
-if [ "$ONLY" != queries ]; then
+if [ "$ONLY" != queries ] && [ "$ONLY" != console ]; then
   psql_admin "CREATE DATABASE bench_projections OWNER agentops"
   log "bench-projections"
   "$BIN/agentops-loadgen" bench-projections --database-url "$PG/bench_projections" \
@@ -63,14 +72,25 @@ fi
 if [ "$ONLY" != projections ]; then
   export AGENTOPS_DATABASE__URL="$PG/agentops"
   export AGENTOPS_DATABASE__STORAGE__MODE=postgres
+  export AGENTOPS_SECRETS__ALLOW_PLAINTEXT=true
   "$BIN/agentops-query-api" admin create-org --id bench --name "Benchmark" >"$STATE/keys.env"
   READ_KEY=$(sed -n 's/^AGENTOPS_READ_KEY=//p' "$STATE/keys.env")
+  ADMIN_KEY=$(sed -n 's/^AGENTOPS_ADMIN_KEY=//p' "$STATE/keys.env")
   [ -n "$READ_KEY" ] || die "create-org printed no read key"
-  AGENTOPS_LISTEN="$QUERY_ADDR" RUST_LOG=warn nohup "$BIN/agentops-query-api" >"$STATE/query-api.log" 2>&1 &
+  AGENTOPS_LISTEN="$QUERY_ADDR" AGENTOPS_CONSOLE_DIR="$ROOT/query-api/console/dist" RUST_LOG=warn \
+    nohup "$BIN/agentops-query-api" >"$STATE/query-api.log" 2>&1 &
   echo $! >"$STATE/query-api.pid"
   wait_http "http://$QUERY_ADDR/healthz" 90 || die "query api is not healthy (see $STATE/query-api.log)"
   log "bench-queries (loading the history takes a few minutes)"
   "$BIN/agentops-loadgen" bench-queries --database-url "$PG/agentops" --query-url "http://$QUERY_ADDR" \
     --key "$READ_KEY" --events "${BENCH_EVENTS:-10000000}" --days "${BENCH_DAYS:-30}" \
     --agents "${BENCH_AGENTS:-1000}" | tee -a "$STATE/storage.out"
+fi
+if [ "$ONLY" != projections ] && [ "$ONLY" != queries ]; then
+  log "bench-console: the console's endpoints over the same history"
+  "$BIN/agentops-loadgen" bench-console --database-url "$PG/agentops" --query-url "http://$QUERY_ADDR" \
+    --key "$READ_KEY" --admin-key "$ADMIN_KEY" | tee -a "$STATE/storage.out"
+  log "bench-console: time until the overview is drawn in Chromium"
+  (cd "$ROOT/deploy/local/browser" && AGENTOPS_QUERY_URL="http://$QUERY_ADDR" AGENTOPS_READ_KEY="$READ_KEY" \
+    AGENTOPS_SCREENSHOT_DIR="$STATE" BENCH_LOADS="${BENCH_LOADS:-10}" node bench-console.mjs) | tee -a "$STATE/storage.out"
 fi

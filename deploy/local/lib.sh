@@ -266,19 +266,26 @@ start_timescale() {
   log "timescaledb (pglite) on 127.0.0.1:$port"
 }
 
-# ensure_python_otel: a venv at target/py-otel with the OpenTelemetry Python SDK
-# and its OTLP/HTTP protobuf exporter, for the OTLP end-to-end test (reused when
-# it already has them). Prints the venv's interpreter.
-ensure_python_otel() {
-  local venv="$ROOT/target/py-otel"
-  if ! "$venv/bin/python" -c 'import opentelemetry.sdk, opentelemetry.exporter.otlp.proto.http' >/dev/null 2>&1; then
-    log "installing opentelemetry-sdk and opentelemetry-exporter-otlp-proto-http from PyPI (venv $venv)"
+# ensure_python_tools: a venv at target/py-otel with the Python helpers of the
+# end-to-end tests pinned in e2e/python/requirements.txt (the OpenTelemetry SDK
+# and its OTLP/HTTP exporter, schemathesis), reused when it already has them.
+# Prints the venv's interpreter.
+ensure_python_tools() {
+  local venv="$ROOT/target/py-otel" req="$ROOT/e2e/python/requirements.txt"
+  local st_version
+  st_version=$(sed -n 's/^schemathesis==//p' "$req")
+  if ! "$venv/bin/python" -c 'import opentelemetry.sdk, opentelemetry.exporter.otlp.proto.http' >/dev/null 2>&1 \
+    || [ "$("$venv/bin/python" -c 'import importlib.metadata as m; print(m.version("schemathesis"))' 2>/dev/null)" != "$st_version" ]; then
+    log "installing the e2e Python helpers from PyPI ($req, venv $venv)"
     python3 -m venv "$venv" >&2 || die "cannot create a Python venv (Debian: apt-get install python3-venv)"
-    "$venv/bin/pip" install --quiet --disable-pip-version-check \
-      opentelemetry-sdk opentelemetry-exporter-otlp-proto-http >&2 || die "pip install of the OpenTelemetry SDK failed"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$req" >&2 \
+      || die "pip install -r $req failed"
   fi
   echo "$venv/bin/python"
 }
+
+# The former name (the OTLP test's messages use it).
+ensure_python_otel() { ensure_python_tools; }
 
 # cargo-nextest (the test runner of test.sh), installed once into ~/.cargo/bin.
 ensure_nextest() {

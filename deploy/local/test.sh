@@ -25,7 +25,7 @@ ensure_kafka
 ensure_nextest
 ensure_browser
 ensure_timescale
-AGENTOPS_TEST_PYTHON=$(ensure_python_otel)
+AGENTOPS_TEST_PYTHON=$(ensure_python_tools)
 export AGENTOPS_TEST_PYTHON
 
 cleanup() {

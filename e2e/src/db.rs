@@ -71,3 +71,24 @@ pub fn restartable_pg() -> Result<(String, String)> {
         std::env::var("AGENTOPS_TEST_PG_RESTART_CTL").context("AGENTOPS_TEST_PG_RESTART_CTL")?;
     Ok((admin, ctl))
 }
+
+/// Members of `org` who sign in with `password` (created as the admin CLI
+/// does): each `(email, name, role)`, in one transaction.
+pub async fn add_members(
+    pool: &PgPool,
+    org: &str,
+    password: &str,
+    people: &[(&str, &str, agentops_tenancy::people::Role)],
+) -> Result<()> {
+    use agentops_tenancy::people;
+    let hash = people::hash_password(password)?;
+    let mut tx = pool.begin().await?;
+    for (email, name, role) in people {
+        let user = people::insert_user(&mut tx, email, name, &hash)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("email {email} taken"))?;
+        people::add_member(&mut tx, org, user.id, *role, "test").await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}

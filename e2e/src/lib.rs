@@ -11,13 +11,15 @@ mod browser;
 mod db;
 mod env;
 pub mod events;
+pub mod history;
 pub mod kafka;
 mod stack;
 pub mod webhook;
 
 pub use browser::run_browser_test;
 pub use db::{
-    create_database, create_database_on, prepared_database, restartable_pg, timescale_url,
+    add_members, create_database, create_database_on, prepared_database, restartable_pg,
+    timescale_url,
 };
 pub use env::{free_port, kafka_brokers};
 pub use kafka::KafkaCluster;

@@ -19,6 +19,37 @@ pub struct Received {
     pub raw: Vec<u8>,
 }
 
+impl Received {
+    /// A header's value as text (empty when absent or not text).
+    pub fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+    }
+
+    /// Whether `x-agentops-signature` is the HMAC-SHA256 under `secret` of
+    /// `<x-agentops-timestamp>.<raw body>` (recomputed independently of the
+    /// sender's code; freshness is not checked).
+    pub fn signed_by(&self, secret: &str) -> bool {
+        use hmac::{Hmac, Mac};
+        let Some(sig) = self
+            .header("x-agentops-signature")
+            .strip_prefix("sha256=")
+            .and_then(|s| hex::decode(s).ok())
+        else {
+            return false;
+        };
+        let Ok(mut mac) = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()) else {
+            return false;
+        };
+        mac.update(self.header("x-agentops-timestamp").as_bytes());
+        mac.update(b".");
+        mac.update(&self.raw);
+        mac.verify_slice(&sig).is_ok()
+    }
+}
+
 /// The loopback address test receivers listen on and the test stacks allow.
 pub const RECEIVER_IP: &str = "127.0.0.2";
 

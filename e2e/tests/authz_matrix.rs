@@ -183,6 +183,13 @@ async fn every_route_answers_every_caller_as_its_row_says() -> Result<()> {
         .bind(&stack.org_id)
         .execute(pool)
         .await?;
+    sqlx::query(
+        "INSERT INTO agents (org_id, agent_id, first_seen, last_seen, day)
+         VALUES ($1, 'a', now(), now(), current_date)",
+    )
+    .bind(&stack.org_id)
+    .execute(pool)
+    .await?;
     let read_key_id = agentops_tenancy::list_keys(pool, &stack.org_id)
         .await?
         .into_iter()
@@ -233,8 +240,10 @@ async fn every_route_answers_every_caller_as_its_row_says() -> Result<()> {
             }
         }
         // Another org's keys on this org's ids: 404, never this org's data.
-        let target = if path.starts_with("/v1/runs/") {
+        let target = if path.contains("{run_id}") {
             Some(("run_id", "own-run".to_owned()))
+        } else if path == "/v1/agents/{agent_id}" {
+            Some(("agent_id", "a".to_owned()))
         } else if path.starts_with("/v1/admin/keys/") {
             Some(("key_id", read_key_id.clone()))
         } else {

@@ -2,18 +2,42 @@
 //! stack with a known event mix and budgets of each color: a viewer signs in
 //! (and out, which revokes the session), the KPI cards and
 //! gauge colors equal the API's answers, the window picker redraws every
-//! panel and lands in the URL. Runs `deploy/local/browser/console.test.mjs`
-//! on the real build (`query-api/console/dist`, made by the test command);
-//! screenshots in `target/e2e-logs/console-*.png`.
+//! panel and lands in the URL; an owner creates a budget (a bad value shown
+//! next to its field) and a key (its secret shown once); the viewer sees no
+//! admin actions and gets 403 calling the API anyway; a member acknowledges
+//! a firing alert; every page renders without console errors. Runs
+//! `deploy/local/browser/console.test.mjs` on the real build
+//! (`query-api/console/dist`, made by the test command); screenshots in
+//! `target/e2e-logs/console-*.png`.
+//!
+//! The second test (`console-ops.test.mjs`, its own stack and mix: 120 runs
+//! over 6 agents, every other one failed, tagged by team, one call of an
+//! unpriced model): a window change and a custom range redraw every panel;
+//! a failed run sent to the gateway is in the live ticker within 2 s of its
+//! 202 and its row opens the run's timeline with the API's steps; the runs
+//! explorer pages through exactly the API's runs while new ones arrive;
+//! an admin's pause from the agent page is the gateway's next directive,
+//! a viewer has no pause button; TV mode at 1920×1080 has no scrollbars and
+//! redraws the ticker at most once a second. The two tests take turns (one
+//! stack at a time, so the 2 s budget is not shared with another stack):
+//! nextest runs each test in its own process, so its `browser` test group
+//! (`.config/nextest.toml`, one at a time) orders them; the lock below does
+//! the same under `cargo test`, which runs them as threads of one process.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use agentops_e2e::events;
-use agentops_e2e::{run_browser_test, Stack, StackOptions};
+use agentops_e2e::{add_members, run_browser_test, Stack, StackOptions};
 use serde_json::json;
+use tokio::sync::Mutex;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_console_shows_the_api_figures_in_chromium() -> anyhow::Result<()> {
+/// One stack at a time under `cargo test` (see the module's note).
+static TURN: Mutex<()> = Mutex::const_new(());
+
+/// A stack whose query API serves the real console build, and the
+/// repository root.
+async fn console_stack(name: &str) -> anyhow::Result<(Stack, PathBuf)> {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let build = root.join("query-api/console/dist");
     anyhow::ensure!(
@@ -22,13 +46,20 @@ async fn the_console_shows_the_api_figures_in_chromium() -> anyhow::Result<()> {
         build.display()
     );
     let stack = Stack::start(
-        "console_browser",
+        name,
         StackOptions {
             env: vec![("AGENTOPS_CONSOLE_DIR".into(), build.display().to_string())],
             ..Default::default()
         },
     )
     .await?;
+    Ok((stack, root))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_shows_the_api_figures_in_chromium() -> anyhow::Result<()> {
+    let _turn = TURN.lock().await;
+    let (stack, root) = console_stack("console_browser").await?;
     let (evs, _, _) = events::fleet(60, 6, 4, "cb");
     stack.send_all(&evs, 100).await?;
     stack
@@ -55,22 +86,59 @@ async fn the_console_shows_the_api_figures_in_chromium() -> anyhow::Result<()> {
             .await?;
         anyhow::ensure!(r.status() == 201, "{}", r.text().await?);
     }
-    // A viewer who signs in (created as the CLI does).
-    let (email, password) = ("viewer@console.test", "a long enough password 1");
-    let hash = agentops_tenancy::people::hash_password(password)?;
-    let mut tx = stack.pool.begin().await?;
-    let user = agentops_tenancy::people::insert_user(&mut tx, email, "Vera Viewer", &hash)
-        .await?
-        .ok_or_else(|| anyhow::anyhow!("email taken"))?;
-    agentops_tenancy::people::add_member(
-        &mut tx,
-        &stack.org_id,
-        user.id,
-        agentops_tenancy::people::Role::Viewer,
-        "test",
+    // A row on each configuration page (its screenshot shows one).
+    for (path, body) in [
+        (
+            "channels",
+            json!({"name": "ops-slack", "kind": "slack", "url": "https://hooks.slack.com/services/T/B/x"}),
+        ),
+        (
+            "alert-rules",
+            json!({"name": "errors", "kind": "error_rate", "threshold": 0.25, "window_secs": 900}),
+        ),
+        (
+            "policies",
+            json!({"name": "models", "kind": "model_denylist", "names": ["gpt-3.5-turbo"]}),
+        ),
+    ] {
+        let r = stack
+            .http
+            .post(format!("{}/v1/admin/{path}", stack.query_url))
+            .bearer_auth(&stack.admin_key)
+            .json(&body)
+            .send()
+            .await?;
+        anyhow::ensure!(r.status() == 201, "{path}: {}", r.text().await?);
+    }
+    // A firing alert for the member to acknowledge: a policy's (the processors
+    // resolve open rule alerts whose rule is gone, as this one's would be).
+    let alert_id = "cb-alert-1";
+    sqlx::query(
+        "INSERT INTO alerts (alert_id, org_id, kind, period, threshold, value, message, source,
+                             scope_key)
+         VALUES ($1, $2, 'max_cost_per_run', '', 0.25, 0.5,
+                 'a run cost $0.50, over the $0.25 limit', 'policy', 'agent=agent-1')",
     )
+    .bind(alert_id)
+    .bind(&stack.org_id)
+    .execute(&stack.pool)
     .await?;
-    tx.commit().await?;
+    sqlx::query(
+        "INSERT INTO alert_history (alert_id, state, actor) VALUES ($1, 'firing', 'policy:costs')",
+    )
+    .bind(alert_id)
+    .execute(&stack.pool)
+    .await?;
+    // People who sign in (created as the CLI does): a viewer, a member, an owner.
+    use agentops_tenancy::people::Role;
+    let password = "a long enough password 1";
+    let people = [
+        ("viewer@console.test", "Vera Viewer", Role::Viewer),
+        ("member@console.test", "Mo Member", Role::Member),
+        ("owner@console.test", "Olive Owner", Role::Owner),
+    ];
+    add_members(&stack.pool, &stack.org_id, password, &people).await?;
+    let [(email, ..), (member, ..), (owner, ..)] = people;
     let shots = root.join("target/e2e-logs");
     std::fs::create_dir_all(&shots)?;
     run_browser_test(
@@ -80,6 +148,70 @@ async fn the_console_shows_the_api_figures_in_chromium() -> anyhow::Result<()> {
             ("AGENTOPS_READ_KEY", stack.read_key.as_ref()),
             ("AGENTOPS_USER_EMAIL", email.as_ref()),
             ("AGENTOPS_USER_PASSWORD", password.as_ref()),
+            ("AGENTOPS_MEMBER_EMAIL", member.as_ref()),
+            ("AGENTOPS_MEMBER_PASSWORD", password.as_ref()),
+            ("AGENTOPS_OWNER_EMAIL", owner.as_ref()),
+            ("AGENTOPS_OWNER_PASSWORD", password.as_ref()),
+            ("AGENTOPS_ALERT_ID", alert_id.as_ref()),
+            ("AGENTOPS_SCREENSHOT_DIR", shots.as_os_str()),
+        ],
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_explores_runs_live_and_controls_agents_in_chromium() -> anyhow::Result<()> {
+    let _turn = TURN.lock().await;
+    let (stack, root) = console_stack("console_ops").await?;
+    // 120 runs over 6 agents, every other one failed (ops-run-0, -2, ...);
+    // even agents are team=pay, odd ones team=search.
+    let (mut evs, failed, _) = events::fleet(120, 6, 2, "ops");
+    anyhow::ensure!(failed == 60);
+    for e in &mut evs {
+        let n: usize = e["agent_id"].as_str().unwrap_or("agent-0")[6..].parse()?;
+        let team = ["pay", "search"][n % 2];
+        e["attributes"] = json!({ "team": team });
+    }
+    // One completed run with a call of a model without a price.
+    let mut unpriced = events::run("agent-0", "ops-unpriced", false, 150, 60);
+    unpriced[1]["provider"] = json!("acme");
+    unpriced[1]["model"] = json!("mystery-llm");
+    evs.extend(unpriced);
+    let total = evs.len() as i64;
+    stack.send_all(&evs, 100).await?;
+    stack
+        .eventually(Duration::from_secs(60), "projected", || async {
+            Ok((stack.event_rows().await? == total).then_some(()))
+        })
+        .await?;
+    let r = stack
+        .http
+        .post(format!("{}/v1/admin/budgets", stack.query_url))
+        .bearer_auth(&stack.admin_key)
+        .json(&json!({"name": "agent-2 monthly", "scope_kind": "agent", "scope_value": "agent-2", "period": "month", "limit_usd": 1.0}))
+        .send()
+        .await?;
+    anyhow::ensure!(r.status() == 201, "{}", r.text().await?);
+    use agentops_tenancy::people::Role;
+    let password = "a long enough password 2";
+    let people = [
+        ("admin@ops.test", "Ada Admin", Role::Admin),
+        ("viewer@ops.test", "Vic Viewer", Role::Viewer),
+    ];
+    add_members(&stack.pool, &stack.org_id, password, &people).await?;
+    let [(admin, ..), (viewer, ..)] = people;
+    let shots = root.join("target/e2e-logs");
+    std::fs::create_dir_all(&shots)?;
+    run_browser_test(
+        "console-ops.test.mjs",
+        &[
+            ("AGENTOPS_QUERY_URL", stack.query_url.as_ref()),
+            ("AGENTOPS_GATEWAY_URL", stack.gateway_url.as_ref()),
+            ("AGENTOPS_READ_KEY", stack.read_key.as_ref()),
+            ("AGENTOPS_INGEST_KEY", stack.ingest_key.as_ref()),
+            ("AGENTOPS_ADMIN_EMAIL", admin.as_ref()),
+            ("AGENTOPS_VIEWER_EMAIL", viewer.as_ref()),
+            ("AGENTOPS_PASSWORD", password.as_ref()),
             ("AGENTOPS_SCREENSHOT_DIR", shots.as_os_str()),
         ],
     )

@@ -6,11 +6,9 @@
 
 use std::time::Duration;
 
-use agentops_e2e::webhook::{Received, Receiver};
+use agentops_e2e::webhook::Receiver;
 use agentops_e2e::{Component, Stack, StackOptions};
-use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
-use sha2::Sha256;
 
 async fn api(
     stack: &Stack,
@@ -59,27 +57,6 @@ async fn dump(stack: &Stack) -> anyhow::Result<String> {
 /// `needle` in `dump` in clear, or hex-encoded (a bytea column).
 fn holds(dump: &str, needle: &str) -> bool {
     dump.contains(needle) || dump.contains(&hex::encode(needle.as_bytes()))
-}
-
-fn verify(secret: &str, r: &Received) -> bool {
-    let h = |n: &str| {
-        r.headers
-            .get(n)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned()
-    };
-    let Some(sig) = h("x-agentops-signature")
-        .strip_prefix("sha256=")
-        .and_then(|s| hex::decode(s).ok())
-    else {
-        return false;
-    };
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("any key length");
-    mac.update(h("x-agentops-timestamp").as_bytes());
-    mac.update(b".");
-    mac.update(&r.raw);
-    mac.verify_slice(&sig).is_ok()
 }
 
 async fn produce_alert(stack: &Stack, id: &str) -> anyhow::Result<()> {
@@ -241,8 +218,8 @@ async fn channel_credentials_are_sealed_signed_and_rotated() -> anyhow::Result<(
         )
         .await?;
     let got = hook.received()[0].clone();
-    assert!(verify(&secret, &got), "signature: {:?}", got.headers);
-    assert!(!verify("another secret", &got));
+    assert!(got.signed_by(&secret), "signature: {:?}", got.headers);
+    assert!(!got.signed_by("another secret"));
 
     // A row written in clear by an older version, straight into the table.
     let legacy_secret = format!("legacy-secret-{}", uuid::Uuid::new_v4());
@@ -308,9 +285,9 @@ async fn channel_credentials_are_sealed_signed_and_rotated() -> anyhow::Result<(
         .await?;
     let got = hook.received()[1].clone();
     assert_eq!(got.body["alert_id"], "secrets-2");
-    assert!(verify(&secret, &got), "signature after rotation");
+    assert!(got.signed_by(&secret), "signature after rotation");
     assert!(
-        verify(&legacy_secret, &legacy.received()[0]),
+        legacy.received()[0].signed_by(&legacy_secret),
         "the legacy row's secret"
     );
     let dead: i64 = sqlx::query_scalar(

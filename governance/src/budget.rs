@@ -13,6 +13,9 @@ use crate::scope::{Period, Scope, ScopeKind};
 
 /// Largest accepted limit (USD).
 pub const MAX_USD: f64 = 1e12;
+/// Smallest accepted limit (a hundredth of a cent), so that the percent of
+/// any spend stays a finite number (a subnormal limit made it infinite).
+pub const MIN_USD: f64 = 0.0001;
 /// Largest accepted percent (thresholds, pause).
 pub const MAX_PCT: f64 = 1000.0;
 
@@ -93,8 +96,11 @@ impl Configuration for Budget {
             name: name(m)?,
             scope: scope(m, ScopeKind::ALL)?,
             period: one_of(m, "period", None)?,
-            limit_usd: opt_positive(m, "limit_usd", MAX_USD)?
-                .ok_or_else(|| bad("limit_usd", "required: a number above 0"))?,
+            limit_usd: match opt_positive(m, "limit_usd", MAX_USD)? {
+                Some(x) if x >= MIN_USD => x,
+                Some(_) => return Err(bad("limit_usd", format!("at least {MIN_USD}"))),
+                None => return Err(bad("limit_usd", "required: a number above 0")),
+            },
             thresholds: thresholds(m)?,
             pause_at_pct: opt_positive(m, "pause_at_pct", MAX_PCT)?,
             channels: channel_ids(m)?,
@@ -164,6 +170,7 @@ mod tests {
         assert!(v(ok.clone()).is_ok());
         assert_eq!(field(with("period", json!("year"))), "period");
         assert_eq!(field(with("limit_usd", json!(0))), "limit_usd");
+        assert_eq!(field(with("limit_usd", json!(5e-324))), "limit_usd");
         assert_eq!(field(with("limit_usd", json!(-3))), "limit_usd");
         assert_eq!(field(with("limit_usd", json!("5"))), "limit_usd");
         assert_eq!(field(with("limit_usd", Value::Null)), "limit_usd");

@@ -3,11 +3,14 @@
 //! cost rules the processors alert on, so the two cannot disagree; and the
 //! SQL filters that select a scope in the aggregates.
 //!
-//! Org, agent, workflow and model scopes read the hourly aggregates
-//! (`agg_1h`, grouped by agent, workflow and model; periods start on whole
-//! hours); tag scopes read the events (attributes are not aggregated).
+//! Org, agent, workflow and model scopes read the aggregates (grouped by
+//! agent, workflow and model): whole UTC days from `agg_1d`, the hours
+//! around them from `agg_1h` ([`day_split`]; a window starts on a whole hour
+//! as far as spend goes). A month's budget thus reads about 30 daily rows
+//! per agent instead of 720 hourly ones. Tag scopes read the events
+//! (attributes are not aggregated).
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, DurationRound, Utc};
 
 use crate::scope::{Scope, ScopeKind};
 
@@ -46,16 +49,51 @@ pub async fn spend_in_scope(
         .await;
     }
     let column = agg_column(scope.kind());
-    let filter = column.map_or(String::new(), |c| format!(" AND {c} = $4"));
+    let filter = column.map_or(String::new(), |c| format!(" AND {c} = $6"));
+    // Hours before the first whole day, whole days, hours after the last.
     let sql = format!(
-        "SELECT COALESCE(sum(cost_usd), 0)::float8 FROM agg_1h
-         WHERE org_id = $1 AND bucket >= $2 AND ($3::timestamptz IS NULL OR bucket < $3){filter}"
+        "SELECT COALESCE(sum(cost_usd), 0)::float8 FROM (
+           SELECT cost_usd FROM agg_1h
+           WHERE org_id = $1 AND bucket >= $2 AND bucket < $4{filter}
+           UNION ALL
+           SELECT cost_usd FROM agg_1d
+           WHERE org_id = $1 AND bucket >= $4 AND ($5::timestamptz IS NULL OR bucket < $5){filter}
+           UNION ALL
+           SELECT cost_usd FROM agg_1h
+           WHERE org_id = $1 AND bucket >= $5 AND bucket < $3{filter}) s"
     );
-    let mut q = sqlx::query_scalar(&sql).bind(org).bind(start).bind(end);
+    let (days_from, days_to) = day_split(start, end);
+    let mut q = sqlx::query_scalar(&sql)
+        .bind(org)
+        .bind(start)
+        .bind(end)
+        .bind(days_from)
+        .bind(days_to);
     if column.is_some() {
         q = q.bind(scope.value().unwrap_or_default());
     }
     q.fetch_one(conn).await
+}
+
+/// The whole UTC days `[from, to)` inside `[start, end)` (`to` `None`: up to
+/// the latest bucket, for an open end); when the window holds no whole day,
+/// an empty range at `end` (everything is read from the hours).
+pub fn day_split(
+    start: DateTime<Utc>,
+    end: Option<DateTime<Utc>>,
+) -> (DateTime<Utc>, Option<DateTime<Utc>>) {
+    let day = Duration::days(1);
+    let floor = |t: DateTime<Utc>| t.duration_trunc(day).unwrap_or(t);
+    let from = if floor(start) == start {
+        start
+    } else {
+        floor(start) + day
+    };
+    match end {
+        None => (from, None),
+        Some(e) if floor(e) > from => (from, Some(floor(e))),
+        Some(e) => (e, Some(e)),
+    }
 }
 
 /// A SQL condition on an aggregate relation (`agg_1m`/`agg_1h`/`agg_1d`)
@@ -113,6 +151,28 @@ mod tests {
         );
         assert_eq!(agg_filter(&Scope::org(), 3), Some(("TRUE".into(), None)));
         assert_eq!(agg_filter(&scope("tag", "team=pay"), 3), None);
+    }
+
+    #[test]
+    fn windows_split_into_whole_days_and_the_hours_around_them() {
+        let t = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
+        // A month so far: all whole days, open or bounded by the period end.
+        let month = t("2026-12-01T00:00:00Z");
+        assert_eq!(day_split(month, None), (month, None));
+        let next = t("2027-01-01T00:00:00Z");
+        assert_eq!(day_split(month, Some(next)), (month, Some(next)));
+        // Ragged edges: hours before the first whole day and after the last.
+        let (a, b) = (t("2026-12-03T05:00:00Z"), t("2026-12-06T17:00:00Z"));
+        assert_eq!(
+            day_split(a, Some(b)),
+            (t("2026-12-04T00:00:00Z"), Some(t("2026-12-06T00:00:00Z")))
+        );
+        assert_eq!(day_split(a, None), (t("2026-12-04T00:00:00Z"), None));
+        // No whole day inside: an empty range at the end, hours only.
+        let (c, d) = (t("2026-12-03T05:00:00Z"), t("2026-12-04T03:00:00Z"));
+        assert_eq!(day_split(c, Some(d)), (d, Some(d)));
+        let (e, f) = (t("2026-12-03T05:00:00Z"), t("2026-12-03T09:00:00Z"));
+        assert_eq!(day_split(e, Some(f)), (f, Some(f)));
     }
 
     #[test]

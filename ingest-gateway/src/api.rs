@@ -61,7 +61,15 @@ async fn admit(
     response
 }
 
-async fn post_events(
+/// Append one event or a batch; valid events are acknowledged by the broker
+/// before the 202, invalid ones are listed in `rejected`.
+#[utoipa::path(post, path = "/v1/events", tag = "ingest",
+    request_body(content = crate::openapi::EventsBody, content_type = "application/json"),
+    responses(
+        (status = 202, description = "Accepted (some events may be rejected)", body = crate::openapi::EventsAccepted),
+        (status = 400, description = "No event is valid (`all_events_rejected`, with `accepted: 0` and `rejected`), or the body is not JSON of the right shape", body = agentops_runtime::openapi::ErrorBody),
+    ))]
+pub(crate) async fn post_events(
     State(state): State<Arc<AppState>>,
     ConnectInfo(client): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
@@ -107,7 +115,10 @@ impl Accepted for Batch {
 /// defaults to now and the id to a new UUID). It becomes a `heartbeat` event,
 /// validated and acknowledged like any other, so liveness is computed
 /// downstream (agents' `last_heartbeat`, `no_heartbeat` rules).
-async fn post_heartbeat(
+#[utoipa::path(post, path = "/v1/heartbeat", tag = "ingest",
+    request_body(content = crate::openapi::HeartbeatBody, content_type = "application/json"),
+    responses((status = 202, description = "Accepted", body = crate::openapi::HeartbeatAccepted)))]
+pub(crate) async fn post_heartbeat(
     State(state): State<Arc<AppState>>,
     ConnectInfo(client): ConnectInfo<SocketAddr>,
     headers: HeaderMap,

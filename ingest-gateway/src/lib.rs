@@ -5,6 +5,9 @@
 //! (acks=all, idempotent producer, keyed by org/agent) and the 202 is sent
 //! only after the broker acknowledged every one of them. The answer carries
 //! `directives` for the batch's agents that are paused or killed.
+//!
+//! `GET /openapi.json`: the OpenAPI 3.1 document of these routes (generated
+//! from the handlers, `openapi` module), `GET /docs` a page rendering it.
 
 mod api;
 mod config;
@@ -12,6 +15,7 @@ mod directives;
 mod error;
 mod ingest;
 mod limits;
+mod openapi;
 mod otlp;
 mod telemetry;
 
@@ -68,11 +72,14 @@ pub async fn run(
         rate: limits::RateLimiter::new(config.default_rate_limit()),
         config: config.clone(),
     });
-    let router = api::router(state).merge(agentops_runtime::http::ops_router(
-        "ingest-gateway",
-        metrics,
-        health.clone(),
-    ));
+    let router =
+        api::router(state)
+            .merge(openapi::docs_router())
+            .merge(agentops_runtime::http::ops_router(
+                "ingest-gateway",
+                metrics,
+                health.clone(),
+            ));
     health.set_ready(true).await;
     // One task, critical (see `agentops_runtime::supervise`): the server's
     // error (a port taken, a failing listener) stops the process non-zero.

@@ -23,6 +23,17 @@ use crate::error::ApiError;
 use crate::ingest::{ingest_request, limits, produce_all, Accepted, AppState};
 use crate::telemetry;
 
+/// OTLP/HTTP trace export: GenAI spans become agent events.
+#[utoipa::path(post, path = "/v1/traces", tag = "ingest",
+    request_body(content(
+        (crate::openapi::TraceExportRequest = "application/json"),
+        (Vec<u8> = "application/x-protobuf"),
+    )),
+    responses((status = 200, description = "Exported; `partialSuccess` counts refused spans (answered in the request's encoding)",
+        content(
+            (crate::openapi::TraceExportResponse = "application/json"),
+            (Vec<u8> = "application/x-protobuf"),
+        ))))]
 pub(crate) async fn post_traces(
     State(state): State<Arc<AppState>>,
     ConnectInfo(client): ConnectInfo<SocketAddr>,

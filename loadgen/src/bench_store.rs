@@ -374,35 +374,11 @@ async fn load_history(pool: &PgPool, n: i64, agents: i64, days: i64) -> Result<(
             started.elapsed().as_secs_f64()
         );
     }
-    let cols = storage::aggregates();
-    let names: Vec<&str> = cols.iter().map(|c| c.name.as_str()).collect();
-    let exprs: Vec<&str> = cols.iter().map(|c| c.from_events.as_str()).collect();
-    for (rel, width, below) in storage::LEVELS {
-        // 1m from events with the worker's expressions; each level above from
-        // the one below by sums, as the continuous aggregates are built.
-        let (source, time, exprs) = match below {
-            None => ("events", "ts", exprs.join(", ")),
-            Some(b) => (
-                b,
-                "bucket",
-                cols.iter()
-                    .map(|c| match c.kind {
-                        storage::ColumnKind::Count => format!("sum({})::int8", c.name),
-                        storage::ColumnKind::Float => format!("sum({})::float8", c.name),
-                    })
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            ),
-        };
-        let sql = format!(
-            "INSERT INTO {rel} (org_id, bucket, agent_id, workflow_id, provider, model, {names})
-             SELECT org_id, date_bin(INTERVAL '{width}', {time}, TIMESTAMPTZ '2000-01-01 00:00:00+00') AS b,
-                 agent_id, workflow_id, provider, model, {exprs}
-             FROM {source} WHERE org_id = 'bench'
-             GROUP BY org_id, b, agent_id, workflow_id, provider, model",
-            names = names.join(", "),
-        );
-        sqlx::raw_sql(&sql).execute(&mut *conn).await?;
+    for (sql, (rel, _, _)) in storage::levels_from_events_sql()
+        .iter()
+        .zip(storage::LEVELS)
+    {
+        sqlx::query(sql).bind("bench").execute(&mut *conn).await?;
         eprintln!(
             "bench-queries: built {rel} ({:.0} s)",
             started.elapsed().as_secs_f64()

@@ -1,12 +1,15 @@
 //! AgentOps load generator: a synthetic agent fleet for demos (`demo`) and
 //! the ingest-gateway benchmark against a raw Kafka producer (`bench`, JSON
 //! or OTLP bodies, throughput and open-loop latency), and
-//! the storage and freshness benchmarks (`bench-projections`, `bench-queries`,
-//! `bench-freshness`), and the processor benchmark (`bench-processors`).
+//! the storage, console and freshness benchmarks (`bench-projections`,
+//! `bench-queries`, `bench-console`, `bench-freshness`), the processor benchmark (`bench-processors`)
+//! and the live feed's WebSocket fan-out (`bench-live`).
 
 pub mod bench;
 pub mod bench_alerts;
+pub mod bench_console;
 mod bench_latency;
+pub mod bench_live;
 mod bench_otlp;
 pub mod bench_processors;
 pub mod bench_store;

@@ -18,8 +18,12 @@ enum Command {
     BenchProjections(agentops_loadgen::bench_store::ProjectionsOptions),
     /// Query API latency over a large history beside the same queries on raw events.
     BenchQueries(agentops_loadgen::bench_store::QueriesOptions),
+    /// The console's endpoints (p50/p95) over the bench-queries history.
+    BenchConsole(agentops_loadgen::bench_console::ConsoleOptions),
     /// Gateway 202 → visible in the overview, at a sustained rate.
     BenchFreshness(agentops_loadgen::freshness::FreshnessOptions),
+    /// WebSocket live feed: fan-out latency and throughput with clients beside without.
+    BenchLive(agentops_loadgen::bench_live::LiveOptions),
     /// Processor events/s beside a raw consume→produce loop; budget alert latency.
     BenchProcessors(agentops_loadgen::bench_processors::ProcessorsOptions),
 }
@@ -30,7 +34,9 @@ async fn main() -> anyhow::Result<()> {
         Command::Demo(o) => agentops_loadgen::demo::run(o).await,
         Command::BenchProjections(o) => agentops_loadgen::bench_store::projections(o).await,
         Command::BenchQueries(o) => agentops_loadgen::bench_store::queries(o).await,
+        Command::BenchConsole(o) => agentops_loadgen::bench_console::run(o).await,
         Command::BenchFreshness(o) => agentops_loadgen::freshness::run(o).await,
+        Command::BenchLive(o) => agentops_loadgen::bench_live::run(o).await,
         Command::BenchProcessors(o) => agentops_loadgen::bench_processors::run(o).await,
         Command::Bench(o) => {
             if agentops_loadgen::bench::run(o).await? {

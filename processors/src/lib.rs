@@ -18,7 +18,7 @@ mod budget;
 mod config;
 mod enrich;
 mod governance;
-mod notify;
+pub mod notify;
 mod policy;
 pub mod price_store;
 pub mod pricing;

@@ -3,8 +3,9 @@
 //! Both are order-independent folds, so a rebuild that reads the log in
 //! bigger batches ends with the same rows as the live workers.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use agentops_runtime::storage::{RUN_LIST_CAP, RUN_TAGS_CAP, RUN_TAG_KEY_MAX, RUN_TAG_VALUE_MAX};
 use agentops_schemas::{AgentEvent, EventType};
 use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::PgConnection;
@@ -18,17 +19,35 @@ const UPSERT_RUNS: &str = "
 INSERT INTO runs AS r (org_id, run_id, agent_id, workflow_id, status, started_at, ended_at,
     latency_ms, events, cost_usd, input_tokens, output_tokens, cache_read_tokens,
     cache_write_tokens, reasoning_tokens, llm_calls, tool_calls, error_type, error_message,
-    updated_at)
+    models, providers, tags, updated_at)
 SELECT org_id, run_id, agent_id, workflow_id, status, started_at, ended_at, latency_ms, events,
     cost_usd, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens,
-    reasoning_tokens, llm_calls, tool_calls, error_type, error_message, now()
+    reasoning_tokens, llm_calls, tool_calls, error_type, error_message,
+    ARRAY(SELECT jsonb_array_elements_text(models::jsonb)),
+    ARRAY(SELECT jsonb_array_elements_text(providers::jsonb)), tags::jsonb, now()
 FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[],
     $7::timestamptz[], $8::int8[], $9::int8[], $10::float8[], $11::int8[], $12::int8[],
-    $13::int8[], $14::int8[], $15::int8[], $16::int8[], $17::int8[], $18::text[], $19::text[])
+    $13::int8[], $14::int8[], $15::int8[], $16::int8[], $17::int8[], $18::text[], $19::text[],
+    $20::text[], $21::text[], $22::text[])
     AS t(org_id, run_id, agent_id, workflow_id, status, started_at, ended_at, latency_ms, events,
          cost_usd, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens,
-         reasoning_tokens, llm_calls, tool_calls, error_type, error_message)
+         reasoning_tokens, llm_calls, tool_calls, error_type, error_message,
+         models, providers, tags)
 ON CONFLICT (org_id, run_id) DO UPDATE SET
+    -- The batch's lists and tags arrive folded and capped (RunDelta) and are
+    -- merged here by the same rules (agentops_runtime::storage::RUN_LIST_CAP).
+    models = CASE WHEN EXCLUDED.models = '{}' THEN r.models ELSE
+        ARRAY(SELECT DISTINCT m COLLATE \"C\" FROM unnest(r.models || EXCLUDED.models) m
+              ORDER BY 1 LIMIT $23) END,
+    providers = CASE WHEN EXCLUDED.providers = '{}' THEN r.providers ELSE
+        ARRAY(SELECT DISTINCT p COLLATE \"C\" FROM unnest(r.providers || EXCLUDED.providers) p
+              ORDER BY 1 LIMIT $23) END,
+    tags = CASE WHEN EXCLUDED.tags = '{}' THEN r.tags ELSE COALESCE(
+        (SELECT jsonb_object_agg(k, v) FROM (
+             SELECT k, min(v COLLATE \"C\") AS v FROM (
+                 SELECT * FROM jsonb_each_text(r.tags)
+                 UNION ALL SELECT * FROM jsonb_each_text(EXCLUDED.tags)) x(k, v)
+             GROUP BY k ORDER BY k COLLATE \"C\" LIMIT $24) y), '{}') END,
     workflow_id = COALESCE(r.workflow_id, EXCLUDED.workflow_id),
     started_at = LEAST(r.started_at, EXCLUDED.started_at),
     status = CASE WHEN EXCLUDED.ended_at IS NOT NULL
@@ -106,6 +125,37 @@ struct RunDelta {
     tool_calls: i64,
     error_type: Option<String>,
     error_message: Option<String>,
+    models: BTreeSet<String>,
+    providers: BTreeSet<String>,
+    tags: BTreeMap<String, String>,
+}
+
+/// Keep the `cap` smallest entries (the same rule as the upsert's merge).
+fn cap_set(set: &mut BTreeSet<String>, cap: usize) {
+    while set.len() > cap {
+        set.pop_last();
+    }
+}
+
+/// Fold an event's attributes into a run's tags: keys and values within
+/// their lengths, the smallest value of a key, the smallest keys kept
+/// (byte order, as the upsert's `COLLATE "C"`).
+fn merge_tags(tags: &mut BTreeMap<String, String>, attributes: &HashMap<String, String>) {
+    for (k, v) in attributes {
+        if k.is_empty() || k.len() > RUN_TAG_KEY_MAX || v.len() > RUN_TAG_VALUE_MAX {
+            continue;
+        }
+        match tags.get_mut(k) {
+            Some(old) if v < old => v.clone_into(old),
+            Some(_) => {}
+            None => {
+                tags.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    while tags.len() > RUN_TAGS_CAP {
+        tags.pop_last();
+    }
 }
 
 fn tokens(e: &AgentEvent) -> [i64; 5] {
@@ -116,6 +166,12 @@ fn tokens(e: &AgentEvent) -> [i64; 5] {
         e.cache_write_tokens.unwrap_or(0),
         e.reasoning_tokens.unwrap_or(0),
     ]
+}
+
+/// A list or map as JSON text, bound as `text` and cast in SQL (UNNEST
+/// cannot take an array of arrays).
+fn json_text<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string(v).unwrap_or_else(|_| "[]".into())
 }
 
 pub(crate) async fn upsert_runs(
@@ -168,6 +224,15 @@ pub(crate) async fn upsert_runs(
             Some(EventType::ToolCall) => d.tool_calls += 1,
             _ => {}
         }
+        if let Some(m) = e.model.as_ref().filter(|m| !m.is_empty()) {
+            d.models.insert(m.clone());
+            cap_set(&mut d.models, RUN_LIST_CAP);
+        }
+        if let Some(p) = e.provider.as_ref().filter(|p| !p.is_empty()) {
+            d.providers.insert(p.clone());
+            cap_set(&mut d.providers, RUN_LIST_CAP);
+        }
+        merge_tags(&mut d.tags, &e.attributes);
     }
     if runs.is_empty() {
         return Ok(());
@@ -197,6 +262,11 @@ pub(crate) async fn upsert_runs(
         .bind(col!(|(_, d)| d.tool_calls))
         .bind(col!(|(_, d)| d.error_type.clone()))
         .bind(col!(|(_, d)| d.error_message.clone()))
+        .bind(col!(|(_, d)| json_text(&d.models)))
+        .bind(col!(|(_, d)| json_text(&d.providers)))
+        .bind(col!(|(_, d)| json_text(&d.tags)))
+        .bind(RUN_LIST_CAP as i64)
+        .bind(RUN_TAGS_CAP as i64)
         .execute(&mut *tx)
         .await?;
     Ok(())
@@ -305,6 +375,49 @@ mod tests {
             input_tokens: Some(10),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn run_tags_fold_the_same_in_any_order_and_stay_capped() {
+        let attrs = |pairs: &[(&str, &str)]| -> HashMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect()
+        };
+        let long_key = "k".repeat(RUN_TAG_KEY_MAX + 1);
+        let long_value = "v".repeat(RUN_TAG_VALUE_MAX + 1);
+        let mut batches = vec![
+            attrs(&[("team", "pay"), ("env", "prod")]),
+            attrs(&[
+                ("team", "ops"),
+                (long_key.as_str(), "x"),
+                ("big", &long_value),
+            ]),
+        ];
+        for i in 0..40 {
+            batches.push(attrs(&[(&format!("z{i:02}"), "1")]));
+        }
+        let fold = |order: &[HashMap<String, String>]| {
+            let mut tags = BTreeMap::new();
+            for a in order {
+                merge_tags(&mut tags, a);
+            }
+            tags
+        };
+        let forward = fold(&batches);
+        batches.reverse();
+        assert_eq!(fold(&batches), forward);
+        assert_eq!(forward.len(), RUN_TAGS_CAP);
+        // The smallest value of a key, the smallest keys; long ones left out.
+        assert_eq!(forward["team"], "ops");
+        assert_eq!(forward["env"], "prod");
+        assert!(!forward.contains_key(&long_key) && !forward.contains_key("big"));
+        assert!(forward.contains_key("z29") && !forward.contains_key("z30"));
+        let mut set: BTreeSet<String> = (0..40).map(|i| format!("m{i:02}")).collect();
+        cap_set(&mut set, RUN_LIST_CAP);
+        assert_eq!(set.len(), RUN_LIST_CAP);
+        assert_eq!(set.last().map(String::as_str), Some("m31"));
     }
 
     #[test]

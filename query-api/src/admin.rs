@@ -30,10 +30,7 @@ pub fn install_secrets(config: &Config) -> agentops_runtime::Result<Keys> {
 /// Install the outbound guard of `notify.allow_destinations`, which channel
 /// URLs are checked against (before serving or writing a channel).
 pub fn install_guard(config: &Config) -> agentops_runtime::Result<()> {
-    crate::governance::channels::set_guard(agentops_runtime::outbound::Guard::new(
-        &config.notify.allow_destinations,
-    )?);
-    Ok(())
+    crate::governance::channels::set_outbound(&config.notify)
 }
 
 /// Seal channel credentials still stored in clear (written before

@@ -47,6 +47,113 @@ pub(crate) fn window_rows(cols: &str) -> String {
     )
 }
 
+/// The bounds of a window `[start, end)` read in five parts, each from the
+/// coarsest level that fits: minutes up to the first whole hour, hours up
+/// to the first whole day, days, hours after the last whole day, minutes
+/// after the last whole hour ([`span_rows`]). An open end (`None`) reads to
+/// the latest bucket, as [`Levels`] does (and adds up to the same rows).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Span(pub(crate) [DateTime<Utc>; 6]);
+
+fn floor(t: DateTime<Utc>, step: Duration) -> DateTime<Utc> {
+    t.duration_trunc(step).unwrap_or(t)
+}
+
+impl Span {
+    pub(crate) fn new(
+        start: DateTime<Utc>,
+        end: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Self {
+        // An open end: a midnight far beyond any event.
+        let e = end.unwrap_or_else(|| {
+            DateTime::from_timestamp(253_402_214_400, 0).unwrap_or(now + Duration::days(3650))
+        });
+        let (hour, day) = (Duration::hours(1), Duration::days(1));
+        let h_s = ceil(start, hour).min(e);
+        // Whole days only pay off for windows of a few days.
+        let (d_s, d_e) = if end.unwrap_or(now) - start >= Duration::days(2) {
+            let d_s = ceil(h_s, day).min(e);
+            (d_s, floor(e, day).max(d_s))
+        } else {
+            let h = floor(e, hour).max(h_s);
+            (h, h)
+        };
+        let h_e = floor(e, hour).max(d_e);
+        Self([start, h_s, d_s, d_e, h_e, e])
+    }
+}
+
+/// `SELECT {cols}` over the rows of org `$1` in a [`Span`], binding its
+/// six bounds as `$2` .. `$7`.
+pub(crate) fn span_rows(cols: &str) -> String {
+    let part = |level: &str, lo: u8| {
+        format!(
+            "SELECT {cols} FROM {level} WHERE org_id = $1 AND bucket >= ${lo} AND bucket < ${}",
+            lo + 1
+        )
+    };
+    [
+        part("agg_1m", 2),
+        part("agg_1h", 3),
+        part("agg_1d", 4),
+        part("agg_1h", 5),
+        part("agg_1m", 6),
+    ]
+    .join("\n         UNION ALL\n         ")
+}
+
+/// The overview's figures of a window ([`Span`]); `errors_last_hour` counts
+/// the errors of the hour before the window's end (or now).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub(crate) struct Totals {
+    pub(crate) completed: i64,
+    pub(crate) failed: i64,
+    pub(crate) cost: f64,
+    pub(crate) events: i64,
+    pub(crate) agents: i64,
+    pub(crate) histogram: Vec<i64>,
+    pub(crate) errors_last_hour: i64,
+}
+
+/// [`Totals`] of org `org` from `start` to `end` (None: up to now).
+pub(crate) async fn overview_totals(
+    pool: &sqlx::PgPool,
+    org: &str,
+    start: DateTime<Utc>,
+    end: Option<DateTime<Utc>>,
+) -> Result<Totals, sqlx::Error> {
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let sql = SQL.get_or_init(|| {
+        format!(
+            "SELECT COALESCE(sum(runs_completed), 0)::int8 AS completed,
+                    COALESCE(sum(runs_failed), 0)::int8 AS failed,
+                    COALESCE(sum(cost_usd), 0)::float8 AS cost,
+                    COALESCE(sum(events), 0)::int8 AS events,
+                    count(DISTINCT agent_id)::int8 AS agents, {hist} AS histogram,
+                    (SELECT COALESCE(sum(errors), 0)::int8 FROM agg_1m
+                     WHERE org_id = $1 AND bucket >= $8 - interval '1 hour'
+                       AND bucket < $9) AS errors_last_hour
+             FROM ({rows}) a",
+            hist = agentops_runtime::storage::merged_histogram_sql(),
+            rows = span_rows(&format!(
+                "agent_id, runs_completed, runs_failed, cost_usd, events, {}",
+                hist_columns()
+            )),
+        )
+    });
+    let now = Utc::now();
+    let span = Span::new(start, end, now);
+    let mut q = sqlx::query_as(sql).bind(org);
+    for b in span.0 {
+        q = q.bind(b);
+    }
+    q.bind(end.unwrap_or(now))
+        .bind(end.unwrap_or(span.0[5]))
+        .fetch_one(pool)
+        .await
+}
+
 /// Every histogram column of the aggregates, comma-separated.
 pub(crate) fn hist_columns() -> &'static str {
     static COLS: std::sync::OnceLock<String> = std::sync::OnceLock::new();
@@ -64,6 +171,52 @@ mod tests {
 
     fn t(s: &str) -> DateTime<Utc> {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn spans_split_the_window() {
+        let now = t("2026-11-22T10:17:00Z");
+        let Span(b) = Span::new(now - Duration::hours(24), None, now);
+        assert_eq!(b[1], t("2026-11-21T11:00:00Z"));
+        assert!(
+            b[2] > now && b[2..].iter().all(|x| *x == b[2]),
+            "no days: {b:?}"
+        );
+        // The open span reads what the overview's levels read.
+        let l = Levels::new(now - Duration::days(30), now);
+        let Span(b) = Span::new(now - Duration::days(30), None, now);
+        assert_eq!((b[1], b[2]), (l.hours, l.days));
+        assert!(b[3] > now);
+        // A closed span comes back down to hours and minutes at its end.
+        let start = t("2026-10-20T09:30:00Z");
+        let end = t("2026-10-25T07:45:00Z");
+        let Span(b) = Span::new(start, Some(end), now);
+        assert_eq!(
+            b,
+            [
+                start,
+                t("2026-10-20T10:00:00Z"),
+                t("2026-10-21T00:00:00Z"),
+                t("2026-10-25T00:00:00Z"),
+                t("2026-10-25T07:00:00Z"),
+                end
+            ]
+        );
+        // Short closed spans: no days; within one hour: minutes only.
+        let Span(b) = Span::new(start, Some(t("2026-10-20T12:10:00Z")), now);
+        assert_eq!(b[1], t("2026-10-20T10:00:00Z"));
+        assert_eq!((b[2], b[3], b[4]), (b[4], b[4], t("2026-10-20T12:00:00Z")));
+        let Span(b) = Span::new(start, Some(t("2026-10-20T09:50:00Z")), now);
+        assert!(
+            b[1..].iter().all(|x| *x == t("2026-10-20T09:50:00Z")),
+            "{b:?}"
+        );
+        for Span(b) in [
+            Span::new(start, Some(end), now),
+            Span::new(start, None, now),
+        ] {
+            assert!(b.windows(2).all(|w| w[0] <= w[1]), "{b:?}");
+        }
     }
 
     #[test]

@@ -7,7 +7,6 @@ use crate::params::{limit_param, Query};
 use crate::routes::{Access, Routes};
 use crate::state::{authenticate, AppState, Shared};
 use agentops_runtime::keys::Scope;
-use agentops_runtime::storage;
 use agentops_schemas::histogram;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
@@ -17,9 +16,9 @@ use axum::routing::{get, put};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use utoipa::{IntoParams, ToSchema};
 
-use crate::aggs::{hist_columns, window_rows, Levels};
+use crate::aggs::{overview_totals, Totals};
 use crate::error::ApiError;
 use crate::window::parse_secs;
 
@@ -63,12 +62,25 @@ pub(crate) fn routes() -> Routes {
         .add("/v1/admin/budget", &[(Method::PUT, Admin)], put(put_budget))
         .merge(crate::console::routes())
         .merge(crate::top::routes())
+        .merge(crate::runs::routes())
+        .merge(crate::cost::routes())
+        .merge(crate::agents::routes())
         .merge(crate::auth::routes())
         .merge(crate::people::routes())
         .merge(crate::governance::routes())
         .merge(crate::tenancy::routes())
         .merge(crate::prices::routes())
+        .merge(crate::live::routes())
+        .merge(crate::openapi::routes())
 }
+
+/// The handlers of this module in the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(overview, timeseries, recent_failures, run_detail, put_budget),
+    components(schemas(SeriesMetric))
+)]
+pub(crate) struct Doc;
 
 /// `lat_b00, lat_b01, ...`
 const DASHBOARD: &str = include_str!("../dashboard/index.html");
@@ -99,42 +111,51 @@ fn window_param(
     Ok((s.to_owned(), secs))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct OverviewQuery {
+    /// A duration like `15m`, `24h` or `7d` (at most `90d`; default `24h`).
+    #[param(pattern = "^[0-9]+[smhd]$", example = "24h")]
     window: Option<String>,
 }
 
+/// `GET /v1/metrics/overview`.
+#[derive(Serialize, ToSchema)]
+struct Overview {
+    window: String,
+    /// Finished runs (succeeded + failed).
+    runs: i64,
+    succeeded: i64,
+    failed: i64,
+    /// succeeded / runs; null without finished runs.
+    success_rate: Option<f64>,
+    cost_usd: f64,
+    latency_ms: OverviewLatency,
+    /// Errored events in the last hour (whatever the window).
+    errors_last_hour: i64,
+    active_agents: i64,
+    events: i64,
+}
+
+/// Run latency quantiles (ms); null without finished runs.
+#[derive(Serialize, ToSchema)]
+struct OverviewLatency {
+    p50: Option<f64>,
+    p95: Option<f64>,
+    p99: Option<f64>,
+}
+
+/// The window's KPIs: runs, success rate, spend, latency, errors, agents.
+#[utoipa::path(get, path = "/v1/metrics/overview", tag = "metrics", params(OverviewQuery),
+    responses((status = 200, description = "The window's totals", body = Overview)))]
 async fn overview(
     State(s): Shared,
     headers: HeaderMap,
     Query(q): Query<OverviewQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Overview>, ApiError> {
     let key = authenticate(&s, &headers, Scope::Read).await?;
     let (window, secs) = window_param(q.window.as_deref(), "window", "24h")?;
     let now = Utc::now();
-    let levels = Levels::new(now - chrono::Duration::seconds(secs), now);
-    #[derive(sqlx::FromRow)]
-    struct Totals {
-        completed: i64,
-        failed: i64,
-        cost: f64,
-        events: i64,
-        agents: i64,
-        histogram: Vec<i64>,
-    }
-    let sql = format!(
-        "SELECT COALESCE(sum(runs_completed), 0)::int8 AS completed,
-                COALESCE(sum(runs_failed), 0)::int8 AS failed,
-                COALESCE(sum(cost_usd), 0)::float8 AS cost,
-                COALESCE(sum(events), 0)::int8 AS events,
-                count(DISTINCT agent_id)::int8 AS agents, {hist} AS histogram
-         FROM ({rows}) a",
-        hist = storage::merged_histogram_sql(),
-        rows = window_rows(&format!(
-            "agent_id, runs_completed, runs_failed, cost_usd, events, {}",
-            hist_columns()
-        )),
-    );
     let Totals {
         completed,
         failed,
@@ -142,51 +163,83 @@ async fn overview(
         events,
         agents,
         histogram: h,
-    } = sqlx::query_as(&sql)
-        .bind(&key.org_id)
-        .bind(levels.start)
-        .bind(levels.hours)
-        .bind(levels.days)
-        .fetch_one(&s.pool)
-        .await?;
-    let errors_last_hour: i64 = sqlx::query_scalar(
-        "SELECT COALESCE(sum(errors), 0)::int8 FROM agg_1m
-         WHERE org_id = $1 AND bucket >= now() - interval '1 hour'",
+        errors_last_hour,
+    } = overview_totals(
+        &s.pool,
+        &key.org_id,
+        now - chrono::Duration::seconds(secs),
+        None,
     )
-    .bind(&key.org_id)
-    .fetch_one(&s.pool)
     .await?;
     let runs = completed + failed;
-    Ok(Json(json!({
-        "window": window,
-        "runs": runs,
-        "succeeded": completed,
-        "failed": failed,
-        "success_rate": if runs > 0 { Some(completed as f64 / runs as f64) } else { None },
-        "cost_usd": cost,
-        "latency_ms": {
-            "p50": histogram::quantile(&h, 0.50),
-            "p95": histogram::quantile(&h, 0.95),
-            "p99": histogram::quantile(&h, 0.99),
+    Ok(Json(Overview {
+        window,
+        runs,
+        succeeded: completed,
+        failed,
+        success_rate: (runs > 0).then(|| completed as f64 / runs as f64),
+        cost_usd: cost,
+        latency_ms: OverviewLatency {
+            p50: histogram::quantile(&h, 0.50),
+            p95: histogram::quantile(&h, 0.95),
+            p99: histogram::quantile(&h, 0.99),
         },
-        "errors_last_hour": errors_last_hour,
-        "active_agents": agents,
-        "events": events,
-    })))
+        errors_last_hour,
+        active_agents: agents,
+        events,
+    }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct SeriesQuery {
+    /// What to count (default `runs`).
+    #[param(value_type = Option<SeriesMetric>)]
     metric: Option<String>,
+    /// Point width (default `1h`); at most 5000 points.
+    #[param(value_type = Option<crate::openapi::reads::Bucket>)]
     bucket: Option<String>,
+    /// A duration like `15m`, `24h` or `7d` (at most `90d`; default `24h`).
+    #[param(pattern = "^[0-9]+[smhd]$", example = "24h")]
     window: Option<String>,
 }
 
+/// `metric=` of the time series.
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)] // Named by the document only.
+enum SeriesMetric {
+    Runs,
+    Errors,
+    Cost,
+    Events,
+    LlmCalls,
+}
+
+/// `GET /v1/metrics/timeseries`.
+#[derive(Serialize, ToSchema)]
+struct Series {
+    metric: String,
+    bucket: String,
+    window: String,
+    /// One point per bucket from the window start to now (0 where empty).
+    points: Vec<SeriesPoint>,
+}
+
+#[derive(Serialize, ToSchema)]
+struct SeriesPoint {
+    ts: DateTime<Utc>,
+    value: f64,
+}
+
+/// A metric per time bucket over the window.
+#[utoipa::path(get, path = "/v1/metrics/timeseries", tag = "metrics", params(SeriesQuery),
+    responses((status = 200, description = "The series", body = Series)))]
 async fn timeseries(
     State(s): Shared,
     headers: HeaderMap,
     Query(q): Query<SeriesQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Series>, ApiError> {
     let key = authenticate(&s, &headers, Scope::Read).await?;
     let metric = q.metric.as_deref().unwrap_or("runs");
     let expr = match metric {
@@ -250,18 +303,49 @@ async fn timeseries(
         .bind(bucket_secs)
         .fetch_all(&s.pool)
         .await?;
-    let points: Vec<Value> = rows
+    let points = rows
         .into_iter()
-        .map(|p| json!({"ts": p.ts, "value": p.value}))
+        .map(|p| SeriesPoint {
+            ts: p.ts,
+            value: p.value,
+        })
         .collect();
-    Ok(Json(
-        json!({"metric": metric, "bucket": bucket, "window": window, "points": points}),
-    ))
+    Ok(Json(Series {
+        metric: metric.to_owned(),
+        bucket: bucket.to_owned(),
+        window,
+        points,
+    }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct FailuresQuery {
+    /// Rows, 1 to 500 (default 20).
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 500)]
     limit: Option<String>,
+}
+
+/// `GET /v1/failures/recent`.
+#[derive(Serialize, ToSchema)]
+struct Failures {
+    failures: Vec<Failure>,
+}
+
+/// A failed run's failing event (its `run_failed` when present), or an
+/// errored event outside a run.
+#[derive(Serialize, ToSchema)]
+struct Failure {
+    event_id: uuid::Uuid,
+    timestamp: DateTime<Utc>,
+    agent_id: String,
+    workflow_id: Option<String>,
+    run_id: Option<String>,
+    #[serde(rename = "type")]
+    event_type: String,
+    error_type: Option<String>,
+    error_message: Option<String>,
+    model: Option<String>,
 }
 
 /// One row of the failures query in [`recent_failures`].
@@ -279,11 +363,14 @@ struct FailureRow {
     model: Option<String>,
 }
 
+/// The newest failures, one per run.
+#[utoipa::path(get, path = "/v1/failures/recent", tag = "runs", params(FailuresQuery),
+    responses((status = 200, description = "Newest first", body = Failures)))]
 async fn recent_failures(
     State(s): Shared,
     headers: HeaderMap,
     Query(q): Query<FailuresQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Failures>, ApiError> {
     let key = authenticate(&s, &headers, Scope::Read).await?;
     let limit = limit_param(q.limit.as_deref(), 20, 500)?;
     // Newest errored events; a failed run often has an errored call before its
@@ -298,15 +385,21 @@ async fn recent_failures(
     .bind(limit * 4)
     .fetch_all(&s.pool)
     .await?;
-    let failures: Vec<Value> = one_per_run(rows, limit as usize)
+    let failures = one_per_run(rows, limit as usize)
         .into_iter()
-        .map(|r| {
-            json!({"event_id": r.event_id, "timestamp": r.ts, "agent_id": r.agent_id,
-                   "workflow_id": r.workflow_id, "run_id": r.run_id, "type": r.event_type,
-                   "error_type": r.error_type, "error_message": r.error_message, "model": r.model})
+        .map(|r| Failure {
+            event_id: r.event_id,
+            timestamp: r.ts,
+            agent_id: r.agent_id,
+            workflow_id: r.workflow_id,
+            run_id: r.run_id,
+            event_type: r.event_type,
+            error_type: r.error_type,
+            error_message: r.error_message,
+            model: r.model,
         })
         .collect();
-    Ok(Json(json!({ "failures": failures })))
+    Ok(Json(Failures { failures }))
 }
 
 /// Keep one failure per run (its `run_failed` event when present), newest first.
@@ -335,7 +428,7 @@ fn one_per_run(rows: Vec<FailureRow>, limit: usize) -> Vec<FailureRow> {
 
 /// The run as [`run_detail`] answers it: every column, named as in the
 /// answer (NULL as null).
-#[derive(sqlx::FromRow, Serialize)]
+#[derive(sqlx::FromRow, Serialize, ToSchema)]
 struct RunRow {
     run_id: Option<String>,
     agent_id: Option<String>,
@@ -355,9 +448,24 @@ struct RunRow {
     tool_calls: Option<i64>,
     error_type: Option<String>,
     error_message: Option<String>,
+    /// The models and providers of its LLM calls, sorted.
+    models: Option<Vec<String>>,
+    providers: Option<Vec<String>>,
+    /// Its events' attributes, merged (at most 32).
+    #[schema(value_type = Option<Object>)]
+    tags: Option<sqlx::types::Json<serde_json::Value>>,
 }
 
-/// One event of a run's timeline.
+/// The agent's control (pause or kill) as the run page shows it.
+#[derive(sqlx::FromRow, Serialize, ToSchema)]
+struct ControlRow {
+    action: String,
+    reason: String,
+    set_by: String,
+    set_at: DateTime<Utc>,
+}
+
+/// One event of a run's timeline (query row).
 #[derive(sqlx::FromRow)]
 struct TimelineRow {
     event_id: uuid::Uuid,
@@ -369,19 +477,67 @@ struct TimelineRow {
     cost_usd: Option<f64>,
     tool_name: Option<String>,
     cost_source: Option<String>,
+    provider: Option<String>,
+    status: Option<String>,
+    input_tokens: Option<i64>,
+    output_tokens: Option<i64>,
+    cache_read_tokens: Option<i64>,
+    cache_write_tokens: Option<i64>,
+    reasoning_tokens: Option<i64>,
+    error_type: Option<String>,
+    error_message: Option<String>,
 }
 
+/// One event of a run's timeline.
+#[derive(Serialize, ToSchema)]
+struct TimelineEvent {
+    event_id: uuid::Uuid,
+    timestamp: DateTime<Utc>,
+    #[serde(rename = "type")]
+    event_type: String,
+    model: Option<String>,
+    latency_ms: Option<i64>,
+    cost_usd: Option<f64>,
+    cost_source: Option<String>,
+    tool_name: Option<String>,
+    provider: Option<String>,
+    status: Option<String>,
+    input_tokens: Option<i64>,
+    output_tokens: Option<i64>,
+    cache_read_tokens: Option<i64>,
+    cache_write_tokens: Option<i64>,
+    reasoning_tokens: Option<i64>,
+    error_type: Option<String>,
+    error_message: Option<String>,
+}
+
+/// The run's columns, the agent's control, then its timeline.
+#[derive(Serialize, ToSchema)]
+struct RunDetail {
+    #[serde(flatten)]
+    run: RunRow,
+    /// The agent's directive (what the gateway answers its next event with).
+    control: Option<ControlRow>,
+    /// Its events, oldest first (at most 1000).
+    events: Vec<TimelineEvent>,
+}
+
+/// A run with its totals and event timeline.
+#[utoipa::path(get, path = "/v1/runs/{run_id}", tag = "runs",
+    params(("run_id" = String, Path, description = "The run's id (1 to 256 bytes)")),
+    responses((status = 200, description = "The run", body = RunDetail)))]
 async fn run_detail(
     State(s): Shared,
     headers: HeaderMap,
     Path(run_id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<RunDetail>, ApiError> {
     let key = authenticate(&s, &headers, Scope::Read).await?;
     let run_id = crate::params::identifier("run_id", &run_id)?.to_owned();
     let run: RunRow = sqlx::query_as(
         "SELECT run_id, agent_id, workflow_id, status, started_at, ended_at, latency_ms, events AS event_count,
                 cost_usd, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens,
-                reasoning_tokens, llm_calls, tool_calls, error_type, error_message
+                reasoning_tokens, llm_calls, tool_calls, error_type, error_message,
+                models, providers, tags
          FROM runs WHERE org_id = $1 AND run_id = $2",
     )
     .bind(&key.org_id)
@@ -390,42 +546,85 @@ async fn run_detail(
     .await?
     .ok_or(ApiError::NotFound)?;
     let events: Vec<TimelineRow> = sqlx::query_as(
-        "SELECT event_id, ts, type, model, latency_ms, cost_usd, tool_name, cost_source FROM events
+        "SELECT event_id, ts, type, model, latency_ms, cost_usd, tool_name, cost_source, provider,
+                status, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens,
+                reasoning_tokens, error_type, error_message FROM events
              WHERE org_id = $1 AND run_id = $2 ORDER BY ts LIMIT 1000",
     )
     .bind(&key.org_id)
     .bind(&run_id)
     .fetch_all(&s.pool)
     .await?;
-    let timeline: Vec<Value> = events
+    let events = events
         .into_iter()
-        .map(|e| {
-            json!({"event_id": e.event_id, "timestamp": e.ts, "type": e.event_type,
-                   "model": e.model, "latency_ms": e.latency_ms, "cost_usd": e.cost_usd,
-                   "cost_source": e.cost_source, "tool_name": e.tool_name})
+        .map(|e| TimelineEvent {
+            event_id: e.event_id,
+            timestamp: e.ts,
+            event_type: e.event_type,
+            model: e.model,
+            latency_ms: e.latency_ms,
+            cost_usd: e.cost_usd,
+            cost_source: e.cost_source,
+            tool_name: e.tool_name,
+            provider: e.provider,
+            status: e.status,
+            input_tokens: e.input_tokens,
+            output_tokens: e.output_tokens,
+            cache_read_tokens: e.cache_read_tokens,
+            cache_write_tokens: e.cache_write_tokens,
+            reasoning_tokens: e.reasoning_tokens,
+            error_type: e.error_type,
+            error_message: e.error_message,
         })
         .collect();
-    /// The run's columns, then its timeline.
-    #[derive(Serialize)]
-    struct RunDetail {
-        #[serde(flatten)]
-        run: RunRow,
-        events: Vec<Value>,
-    }
-    Ok(Json(json!(RunDetail {
+    // The agent's directive: what the gateway answers its next event with.
+    let control: Option<ControlRow> = sqlx::query_as(
+        "SELECT action, reason, set_by, set_at FROM agent_controls
+         WHERE org_id = $1 AND agent_id = $2",
+    )
+    .bind(&key.org_id)
+    .bind(&run.agent_id)
+    .fetch_optional(&s.pool)
+    .await?;
+    Ok(Json(RunDetail {
         run,
-        events: timeline
-    })))
+        control,
+        events,
+    }))
+}
+
+/// `PUT /v1/admin/budget` body.
+#[derive(ToSchema)]
+#[allow(dead_code)] // Named by the document only (the body is read field by field).
+struct LegacyBudgetBody {
+    /// The org's daily limit in USD, at least 0.0001.
+    #[schema(minimum = 0.0001, maximum = 1e12)]
+    daily_usd: f64,
+    /// A Slack-compatible webhook for its alerts (a public destination).
+    #[schema(pattern = "^https?://[a-z0-9-]+(\\.[a-z0-9-]+)*\\.[a-z]{2,}(/[A-Za-z0-9._~-]*)*$")]
+    webhook_url: Option<String>,
+}
+
+/// `PUT /v1/admin/budget` answer.
+#[derive(Serialize, ToSchema)]
+struct LegacyBudget {
+    org_id: String,
+    daily_usd: f64,
+    webhook_url: Option<String>,
 }
 
 /// `PUT /v1/admin/budget` `{daily_usd, webhook_url?}`: the MVP's one-call
 /// budget, written through the budgets and channels CRUD path (validated,
 /// capped, audited).
+#[utoipa::path(put, path = "/v1/admin/budget", tag = "governance",
+    request_body = LegacyBudgetBody,
+    responses((status = 200, description = "The org's daily budget", body = LegacyBudget),
+              (status = 409, description = "A cap is reached", body = agentops_runtime::openapi::ErrorBody)))]
 async fn put_budget(
     State(s): Shared,
     headers: HeaderMap,
     body: axum::body::Bytes,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<LegacyBudget>, ApiError> {
     let key = authenticate(&s, &headers, Scope::Admin).await?;
     let m = crate::governance::fields::parse_body(&body, &["daily_usd", "webhook_url"])?;
     let daily = crate::governance::fields::opt_f64(&m, "daily_usd")?.ok_or(ApiError::BadField {
@@ -439,9 +638,11 @@ async fn put_budget(
         caps: &s.caps,
     };
     crate::admin::set_budget_as(&s.pool, &who, daily, webhook).await?;
-    Ok(Json(
-        json!({"org_id": key.org_id, "daily_usd": daily, "webhook_url": webhook}),
-    ))
+    Ok(Json(LegacyBudget {
+        org_id: key.org_id,
+        daily_usd: daily,
+        webhook_url: webhook.map(str::to_owned),
+    }))
 }
 
 #[cfg(test)]

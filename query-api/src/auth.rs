@@ -27,7 +27,9 @@ use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
+use agentops_runtime::openapi::ErrorBody;
 use agentops_tenancy::{people, sessions};
+use utoipa::ToSchema;
 
 use crate::error::ApiError;
 use crate::governance::fields::{bad, parse_body};
@@ -94,6 +96,73 @@ pub(crate) fn routes() -> Routes {
         .add("/v1/auth/me", &[(Method::GET, Read)], get(me))
 }
 
+/// The handlers of this module in the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(login, logout, me))]
+pub(crate) struct Doc;
+
+/// `POST /v1/auth/login` body.
+#[derive(ToSchema)]
+#[allow(dead_code)] // Named by the document only (the body is read field by field).
+struct LoginBody {
+    email: String,
+    password: String,
+    /// The org to sign in to (default: the user's first).
+    org_id: Option<String>,
+}
+
+/// Who is signed in, with the session's CSRF token.
+#[derive(Serialize, ToSchema)]
+#[allow(dead_code)] // Describes the answers built in `login` and `me`.
+struct SignedIn {
+    user: SignedInUser,
+    org_id: String,
+    role: agentops_tenancy::Role,
+    /// Send it in `x-csrf-token` on every change made with the cookie.
+    csrf_token: String,
+    expires_at: chrono::DateTime<Utc>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[allow(dead_code)] // Describes the answers built in `login` and `me`.
+struct SignedInUser {
+    id: uuid::Uuid,
+    email: String,
+    name: String,
+}
+
+/// `GET /v1/auth/me` with a key.
+#[derive(Serialize, ToSchema)]
+#[allow(dead_code)] // Describes the answer built in `me`.
+struct CallingKey {
+    key: CallingKeyId,
+    org_id: String,
+}
+
+#[derive(Serialize, ToSchema)]
+#[allow(dead_code)] // Describes the answer built in `me`.
+struct CallingKeyId {
+    id: uuid::Uuid,
+    prefix: String,
+}
+
+/// `GET /v1/auth/me`: a session's member or the calling key.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)] // Describes the answer built in `me`.
+enum Me {
+    Session(SignedIn),
+    Key(CallingKey),
+}
+
+/// `POST /v1/auth/logout`.
+#[derive(ToSchema)]
+#[allow(dead_code)] // Describes the answer built in `logout`.
+struct SignedOut {
+    /// Whether a live session was revoked.
+    signed_out: bool,
+}
+
 /// A required non-empty string field.
 pub(crate) fn req_str(obj: &Map<String, Value>, field: &'static str) -> Result<String, ApiError> {
     match obj.get(field) {
@@ -150,6 +219,15 @@ fn with_cookie(mut r: Response, value: &str) -> Result<Response, ApiError> {
 }
 
 /// `POST /v1/auth/login` `{email, password, org_id?}`.
+#[utoipa::path(post, path = "/v1/auth/login", tag = "people", request_body = LoginBody,
+    responses(
+        (status = 200, description = "Signed in; the session cookie is set", body = SignedIn,
+         headers(("set-cookie" = String, description = "agentops_session=...; HttpOnly; SameSite=Strict"))),
+        (status = 401, description = "Wrong email or password", body = ErrorBody),
+        (status = 403, description = "Not a member of the org", body = ErrorBody),
+        (status = 429, description = "Too many failed sign-ins for this email", body = ErrorBody,
+         headers(("retry-after" = i64, description = "Seconds"))),
+    ))]
 async fn login(State(s): Shared, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
     let obj = parse_body(&body, &["email", "password", "org_id"])?;
     let email_raw = req_str(&obj, "email")?;
@@ -206,6 +284,8 @@ async fn login(State(s): Shared, headers: HeaderMap, body: Bytes) -> Result<Resp
 
 /// `POST /v1/auth/logout`: revokes the session (if any) and clears the
 /// cookie; 200 either way.
+#[utoipa::path(post, path = "/v1/auth/logout", tag = "people",
+    responses((status = 200, description = "Signed out; the cookie is cleared", body = SignedOut)))]
 async fn logout(State(s): Shared, headers: HeaderMap) -> Result<Response, ApiError> {
     let revoked = match session_of(&s, &headers).await? {
         Some(session) => {
@@ -221,6 +301,8 @@ async fn logout(State(s): Shared, headers: HeaderMap) -> Result<Response, ApiErr
 
 /// `GET /v1/auth/me`: the signed-in member (with the CSRF token), or the
 /// calling key.
+#[utoipa::path(get, path = "/v1/auth/me", tag = "people",
+    responses((status = 200, description = "The caller", body = Me)))]
 async fn me(State(s): Shared, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
     let caller = authorize(&s, &headers, Permission::Read).await?;
     Ok(Json(match &caller.session {

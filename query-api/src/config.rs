@@ -35,6 +35,14 @@ pub struct Config {
     /// The operator console's build (`query-api/console`, `npm run build`),
     /// served under `/console/`; relative to the working directory.
     pub console_dir: String,
+    /// The brokers and topics the live feed reads (`kafka.brokers`,
+    /// `kafka.topic_enriched`, `kafka.topic_alerts`; the pipeline's
+    /// defaults, `127.0.0.1:9092`). Only the live feed uses Kafka.
+    pub kafka: agentops_runtime::config::KafkaConfig,
+    /// `GET /v1/live`: `live.enabled` (true), `live.max_clients` (2000 per
+    /// instance), `live.max_clients_per_org` (250 per instance),
+    /// `live.ping_interval_ms` (30000), `live.controls_poll_ms` (1000).
+    pub live: crate::live::LiveConfig,
 }
 
 impl Default for Config {
@@ -54,6 +62,8 @@ impl Default for Config {
             secrets: Default::default(),
             auth: crate::auth::AuthConfig::default(),
             console_dir: crate::console::DEFAULT_DIR.into(),
+            kafka: Default::default(),
+            live: Default::default(),
         }
     }
 }
@@ -62,6 +72,10 @@ impl Config {
     /// Refuse values that cannot work, naming the setting.
     pub fn validate(&self) -> agentops_runtime::Result<()> {
         self.database.validate()?;
+        self.live.validate()?;
+        if self.live.enabled {
+            self.kafka.validate()?;
+        }
         self.auth.validate()
     }
 }

@@ -6,6 +6,14 @@
 //! - `GET /v1/failures/recent?limit=20`
 //! - `GET /v1/runs/{run_id}` (with its event timeline)
 //! - `GET /v1/agents?limit=100` (status, last heartbeat, today's totals)
+//! - `GET /v1/runs?<filters>&sort=&order=&limit=50&cursor=` (run search, keyset pages;
+//!   `limit` ≤ 500, ranges ≤ 90 days) and `GET /v1/runs/export?format=csv|json` (at most
+//!   100,000 rows, streamed) (`runs` module)
+//! - `GET /v1/agents/{agent_id}?window=24h` (agent page: control, totals, models, recent
+//!   runs and failures, covering budgets, violations; 10 of each list)
+//! - `GET /v1/metrics/cost?group=agent|workflow|model|provider|tag:<key>&window=24h&bucket=1h&limit=10`
+//!   (`limit` ≤ 25, ≤ 1,000 points, tag windows ≤ 30 days) and
+//!   `GET /v1/metrics/compare?window=24h` (`cost` module)
 //! - `PUT /v1/admin/budget` (admin scope)
 //! - `GET /v1/alerts?state=firing|acknowledged|resolved&limit=50`, `GET /v1/alerts/{alert_id}`
 //!   (with history and deliveries), `POST /v1/alerts/{alert_id}/ack` `{note?}` (admin scope)
@@ -29,6 +37,10 @@
 //!   `POST /v1/auth/accept-invitation`, `GET /v1/admin/members`,
 //!   `PUT|DELETE /v1/admin/members/{user_id}`, `GET|POST /v1/admin/invitations`,
 //!   `DELETE /v1/admin/invitations/{id}`
+//! - `GET /v1/live` (WebSocket): the org's runs, budget crossings, alerts and
+//!   agent controls as they happen (`live` module)
+//! - `GET /openapi.json` (this API's OpenAPI 3.1 document, generated from the
+//!   handlers) and `GET /docs` (a reference page rendering it), public
 //! - `GET /` the dashboard; `/metrics`, `/healthz`
 
 pub mod admin;
@@ -39,12 +51,16 @@ mod auth;
 pub mod caps;
 mod config;
 mod console;
+mod cost;
 mod error;
 mod governance;
+mod live;
+mod openapi;
 mod params;
 mod people;
 pub mod prices;
 pub mod routes;
+mod runs;
 mod state;
 pub mod tenancy;
 mod top;
@@ -61,6 +77,7 @@ use agentops_runtime::telemetry::PrometheusHandle;
 
 pub use auth::AuthConfig;
 pub use config::Config;
+pub use live::LiveConfig;
 
 /// The API and dashboard routes over `pool` (also used in-process by tests).
 pub fn app(pool: sqlx::PgPool, key_cache_ttl: Duration) -> axum::Router {
@@ -79,11 +96,24 @@ pub fn app_with_auth(
     caps: caps::Caps,
     auth: AuthConfig,
 ) -> axum::Router {
+    // In-process (tests): a hub without a feed.
+    let hub = live::Hub::new(LiveConfig::default(), CancellationToken::new());
+    router_with(pool, key_cache_ttl, caps, auth, hub)
+}
+
+fn router_with(
+    pool: sqlx::PgPool,
+    key_cache_ttl: Duration,
+    caps: caps::Caps,
+    auth: AuthConfig,
+    live: Arc<live::Hub>,
+) -> axum::Router {
     api::router(Arc::new(state::AppState {
         keys: KeyCache::new(pool.clone(), key_cache_ttl),
         pool,
         caps,
         auth,
+        live,
     }))
 }
 
@@ -103,11 +133,14 @@ pub async fn run(
     health
         .set_detail("storage_mode", serde_json::json!(mode.as_str()))
         .await;
-    let router = app_with_auth(
-        pool,
+    let hub = live::Hub::new(config.live.clone(), shutdown.child_token());
+    hub.report(&health).await;
+    let router = router_with(
+        pool.clone(),
         Duration::from_millis(config.key_cache_ttl_ms),
         config.caps.clone(),
         config.auth.clone(),
+        hub.clone(),
     )
     .merge(agentops_runtime::http::ops_router(
         "query-api",
@@ -115,14 +148,18 @@ pub async fn run(
         health.clone(),
     ));
     health.set_ready(true).await;
-    // One task, critical (see `agentops_runtime::supervise`): the server's
-    // error (a port taken, a failing listener) stops the process non-zero.
+    // The server is critical (see `agentops_runtime::supervise`): its error
+    // (a port taken, a failing listener) stops the process non-zero. The
+    // live feed's tasks restart on failure (they hold nothing).
     let mut tasks = Supervisor::new(shutdown.clone());
+    live::start(&mut tasks, &hub, &config.kafka, &pool, &health, &shutdown);
     let (listen, origins) = (config.listen.clone(), config.cors_allow_origins.clone());
     tasks.critical("http", async move {
         agentops_runtime::http::serve_with(&listen, router, &origins, shutdown).await
     });
     tasks.wait().await?;
+    // Upgraded sockets outlive the server: each closes with 1001.
+    hub.drained(Duration::from_secs(3)).await;
     tracing::info!("query api stopped");
     Ok(())
 }

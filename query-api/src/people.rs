@@ -25,6 +25,9 @@ use serde_json::{json, Value};
 use agentops_tenancy::invitations::{self, Accepted};
 use agentops_tenancy::people::{self, MemberChange, Role};
 
+use agentops_runtime::openapi::ErrorBody;
+use utoipa::ToSchema;
+
 use crate::auth::req_str;
 use crate::error::ApiError;
 use crate::governance::fields::{bad, parse_body};
@@ -57,6 +60,89 @@ pub(crate) fn routes() -> Routes {
         )
 }
 
+/// The handlers of this module in the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(
+    list,
+    set_role,
+    remove,
+    list_invitations,
+    invite,
+    revoke_invitation,
+    accept
+))]
+pub(crate) struct Doc;
+
+/// `GET /v1/admin/members`.
+#[derive(ToSchema)]
+#[allow(dead_code)] // Describes the answer built in `list`.
+struct Members {
+    org_id: String,
+    members: Vec<people::Member>,
+}
+
+/// `PUT /v1/admin/members/{user_id}` body.
+#[derive(ToSchema)]
+#[allow(dead_code)] // Named by the document only (the body is read field by field).
+struct RoleBody {
+    role: Role,
+}
+
+/// `GET /v1/admin/invitations`.
+#[derive(ToSchema)]
+#[allow(dead_code)] // Describes the answer built in `list_invitations`.
+struct Invitations {
+    org_id: String,
+    invitations: Vec<invitations::Invitation>,
+}
+
+/// `POST /v1/admin/invitations` body.
+#[derive(ToSchema)]
+#[allow(dead_code)] // Named by the document only (the body is read field by field).
+struct InviteBody {
+    email: String,
+    role: Role,
+}
+
+/// A created invitation, with its token (shown only here).
+#[derive(serde::Serialize, ToSchema)]
+#[allow(dead_code)] // Describes the answer built in `invite`.
+struct CreatedInvitation {
+    #[serde(flatten)]
+    invitation: invitations::Invitation,
+    token: String,
+}
+
+/// `DELETE /v1/admin/invitations/{id}`.
+#[derive(ToSchema)]
+#[allow(dead_code)] // Describes the answer built in `revoke_invitation`.
+struct RevokedInvitation {
+    id: uuid::Uuid,
+    revoked: bool,
+}
+
+/// `POST /v1/auth/accept-invitation` body.
+#[derive(ToSchema)]
+#[allow(dead_code)] // Named by the document only (the body is read field by field).
+struct AcceptBody {
+    token: String,
+    /// Required for a new user (at most 200 characters).
+    name: Option<String>,
+    /// At least 12 characters for a new user; an existing user's own password.
+    password: String,
+}
+
+/// `POST /v1/auth/accept-invitation`.
+#[derive(ToSchema)]
+#[allow(dead_code)] // Describes the answer built in `accept`.
+struct AcceptedInvitation {
+    user_id: uuid::Uuid,
+    email: String,
+    org_id: String,
+    role: Role,
+    new_user: bool,
+}
+
 fn actor(c: &Caller) -> String {
     crate::tenancy::actor(c)
 }
@@ -72,6 +158,8 @@ fn role_field(obj: &serde_json::Map<String, Value>) -> Result<Role, ApiError> {
 }
 
 /// `GET /v1/admin/members`.
+#[utoipa::path(get, path = "/v1/admin/members", tag = "people",
+    responses((status = 200, description = "The org's members", body = Members)))]
 async fn list(State(s): Shared, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
     let c = authorize(&s, &headers, Permission::Configure).await?;
     let members = people::list_members(&s.pool, &c.org_id).await?;
@@ -90,6 +178,11 @@ fn changed(outcome: MemberChange) -> Result<Json<Value>, ApiError> {
 }
 
 /// `PUT /v1/admin/members/{user_id}` `{role}`.
+#[utoipa::path(put, path = "/v1/admin/members/{user_id}", tag = "people",
+    params(("user_id" = String, Path, description = "The member's user id (a UUID)")),
+    request_body = RoleBody,
+    responses((status = 200, description = "The member with the new role", body = people::Member),
+              (status = 409, description = "The last owner cannot be demoted", body = ErrorBody)))]
 async fn set_role(
     State(s): Shared,
     headers: HeaderMap,
@@ -107,6 +200,10 @@ async fn set_role(
 }
 
 /// `DELETE /v1/admin/members/{user_id}`.
+#[utoipa::path(delete, path = "/v1/admin/members/{user_id}", tag = "people",
+    params(("user_id" = String, Path, description = "The member's user id (a UUID)")),
+    responses((status = 200, description = "The removed member", body = people::Member),
+              (status = 409, description = "The last owner cannot be removed", body = ErrorBody)))]
 async fn remove(
     State(s): Shared,
     headers: HeaderMap,
@@ -122,6 +219,8 @@ async fn remove(
 }
 
 /// `GET /v1/admin/invitations`: newest first, never a token.
+#[utoipa::path(get, path = "/v1/admin/invitations", tag = "people",
+    responses((status = 200, description = "Newest first", body = Invitations)))]
 async fn list_invitations(State(s): Shared, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
     let c = authorize(&s, &headers, Permission::Configure).await?;
     let list = invitations::list_invitations(&s.pool, &c.org_id).await?;
@@ -129,6 +228,9 @@ async fn list_invitations(State(s): Shared, headers: HeaderMap) -> Result<Json<V
 }
 
 /// `POST /v1/admin/invitations` `{email, role}`: 201 with the token.
+#[utoipa::path(post, path = "/v1/admin/invitations", tag = "people", request_body = InviteBody,
+    responses((status = 201, description = "The invitation and its token (shown once)", body = CreatedInvitation),
+              (status = 409, description = "A cap is reached or the email is invited already", body = ErrorBody)))]
 async fn invite(State(s): Shared, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
     let c = authorize(&s, &headers, Permission::Configure).await?;
     let obj = parse_body(&body, &["email", "role"])?;
@@ -161,6 +263,9 @@ async fn invite(State(s): Shared, headers: HeaderMap, body: Bytes) -> Result<Res
 }
 
 /// `DELETE /v1/admin/invitations/{id}`: 404 unless pending in the org.
+#[utoipa::path(delete, path = "/v1/admin/invitations/{id}", tag = "people",
+    params(("id" = String, Path, description = "The invitation's id (a UUID)")),
+    responses((status = 200, description = "Revoked", body = RevokedInvitation)))]
 async fn revoke_invitation(
     State(s): Shared,
     headers: HeaderMap,
@@ -178,6 +283,10 @@ async fn revoke_invitation(
 }
 
 /// `POST /v1/auth/accept-invitation` `{token, name, password}`.
+#[utoipa::path(post, path = "/v1/auth/accept-invitation", tag = "people", request_body = AcceptBody,
+    responses((status = 200, description = "Joined the org", body = AcceptedInvitation),
+              (status = 401, description = "The email has a user and this is not its password", body = ErrorBody),
+              (status = 409, description = "Already a member", body = ErrorBody)))]
 async fn accept(State(s): Shared, body: Bytes) -> Result<Json<Value>, ApiError> {
     let obj = parse_body(&body, &["token", "name", "password"])?;
     let token = req_str(&obj, "token")?;

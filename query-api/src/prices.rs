@@ -12,6 +12,7 @@
 //! through `agentops-processors recompute`.
 
 use crate::params::Query;
+use agentops_runtime::openapi::ErrorBody;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -21,6 +22,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use sqlx::PgPool;
+use utoipa::{IntoParams, ToSchema};
 
 use agentops_runtime::keys::Scope;
 
@@ -46,6 +48,84 @@ pub(crate) fn routes() -> Routes {
             &[(Method::GET, Access::Read)],
             get(unknown),
         )
+}
+
+/// The handlers of this module in the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(list, add, unknown))]
+pub(crate) struct Doc;
+
+/// `GET /v1/admin/prices`.
+#[derive(ToSchema)]
+#[allow(dead_code)] // Describes the answer built in `list`.
+struct Prices {
+    prices: Vec<Price>,
+}
+
+/// Where a price row applies.
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)] // Named by the document only.
+enum PriceScope {
+    Global,
+    Org,
+}
+
+/// A version of a model's prices (USD per million tokens).
+#[derive(ToSchema)]
+#[allow(dead_code)] // Describes the answer built in `row_json`.
+struct Price {
+    id: i64,
+    scope: PriceScope,
+    provider: String,
+    model: String,
+    aliases: Vec<String>,
+    effective_from: NaiveDate,
+    input: f64,
+    output: f64,
+    cache_read: Option<f64>,
+    cache_write: Option<f64>,
+    reasoning: Option<f64>,
+    created_by: String,
+    created_at: DateTime<Utc>,
+}
+
+/// `POST /v1/admin/prices` body (USD per million tokens, 0 to 100000).
+#[derive(ToSchema)]
+#[allow(dead_code)] // Named by the document only (the body is read field by field).
+struct PriceBody {
+    provider: String,
+    /// 1 to 200 characters, no whitespace or `/` (matched ignoring case).
+    model: String,
+    /// Other names of the model (at most 32).
+    aliases: Option<Vec<String>>,
+    /// A UTC date `YYYY-MM-DD` (default: 1970-01-01, always).
+    effective_from: Option<NaiveDate>,
+    input: f64,
+    output: f64,
+    cache_read: Option<f64>,
+    cache_write: Option<f64>,
+    reasoning: Option<f64>,
+}
+
+/// `GET /v1/prices/unknown`.
+#[derive(ToSchema)]
+#[allow(dead_code)] // Describes the answer built in `unknown`.
+struct UnknownModels {
+    window: String,
+    models: Vec<UnknownModel>,
+}
+
+/// A model used with tokens but no price.
+#[derive(ToSchema)]
+#[allow(dead_code)] // Describes the answer built in `unknown`.
+struct UnknownModel {
+    provider: Option<String>,
+    model: Option<String>,
+    unpriced_calls: i64,
+    /// First and last hour bucket with unpriced calls.
+    first_seen: DateTime<Utc>,
+    last_seen: DateTime<Utc>,
 }
 
 /// A price version to write (USD per million tokens).
@@ -315,6 +395,9 @@ fn row_json(r: PriceRow) -> Value {
     })
 }
 
+/// The global price rows and this org's, every version.
+#[utoipa::path(get, path = "/v1/admin/prices", tag = "prices",
+    responses((status = 200, description = "By provider and model, global first", body = Prices)))]
 async fn list(State(s): Shared, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
     let key = authenticate(&s, &headers, Scope::Admin).await?;
     let rows: Vec<PriceRow> = sqlx::query_as(&format!(
@@ -328,6 +411,11 @@ async fn list(State(s): Shared, headers: HeaderMap) -> Result<Json<Value>, ApiEr
     Ok(Json(json!({ "prices": prices })))
 }
 
+/// Add (or replace) a version of a model's prices for this org.
+#[utoipa::path(post, path = "/v1/admin/prices", tag = "prices", request_body = PriceBody,
+    responses((status = 201, description = "A new version", body = Price),
+              (status = 200, description = "The version of that day, replaced", body = Price),
+              (status = 409, description = "The name belongs to another model, or a cap is reached", body = ErrorBody)))]
 async fn add(
     State(s): Shared,
     headers: HeaderMap,
@@ -378,11 +466,17 @@ struct UnknownRow {
     last_seen: DateTime<Utc>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct UnknownQuery {
+    /// A duration like `15m`, `24h` or `7d` (at most `90d`; default `7d`).
+    #[param(pattern = "^[0-9]+[smhd]$", example = "7d")]
     window: Option<String>,
 }
 
+/// Models this org used with tokens but no price, most calls first.
+#[utoipa::path(get, path = "/v1/prices/unknown", tag = "prices", params(UnknownQuery),
+    responses((status = 200, description = "Most unpriced calls first", body = UnknownModels)))]
 async fn unknown(
     State(s): Shared,
     headers: HeaderMap,

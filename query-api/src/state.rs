@@ -22,6 +22,8 @@ pub(crate) struct AppState {
     pub(crate) pool: PgPool,
     pub(crate) caps: crate::caps::Caps,
     pub(crate) auth: crate::auth::AuthConfig,
+    /// The live feed's clients (`GET /v1/live`).
+    pub(crate) live: std::sync::Arc<crate::live::Hub>,
 }
 
 pub(crate) type Shared = State<Arc<AppState>>;

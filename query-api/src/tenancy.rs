@@ -26,6 +26,7 @@ mod validate;
 
 use crate::params::Query;
 use agentops_runtime::keys::{self, Scope};
+use agentops_runtime::openapi::ErrorBody;
 use agentops_tenancy as orgs;
 use agentops_tenancy::{NewKey, OrgSpec, Revocation};
 use axum::body::Bytes;
@@ -37,6 +38,7 @@ use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{json, Value};
+use utoipa::{IntoParams, ToSchema};
 
 use crate::error::ApiError;
 use crate::governance::fields::parse_body;
@@ -92,6 +94,130 @@ pub(crate) fn routes() -> Routes {
             &[(Method::POST, PlatformAdmin)],
             post(revoke_org_key),
         )
+}
+
+/// The handlers of this module in the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(
+    own_keys,
+    create_own_key,
+    revoke_own_key,
+    revoke_own_key_post,
+    audit_log,
+    list_orgs,
+    create_org,
+    get_org,
+    patch_org,
+    org_keys,
+    create_org_key,
+    revoke_org_key,
+    revoke_org_key_post
+))]
+pub(crate) struct Doc;
+
+/// A key list (never a secret or a hash).
+#[derive(ToSchema)]
+#[allow(dead_code)] // Describes the answer built in `list_keys_of`.
+struct Keys {
+    org_id: String,
+    keys: Vec<orgs::KeyRecord>,
+}
+
+/// A key scope.
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)] // Named by the document only.
+enum ScopeName {
+    Ingest,
+    Read,
+    Admin,
+}
+
+/// `POST .../keys` body.
+#[derive(ToSchema)]
+#[allow(dead_code)] // Named by the document only (the body is read field by field).
+struct KeyBody {
+    /// At least one.
+    #[schema(min_items = 1)]
+    scopes: Vec<ScopeName>,
+    /// 1 to 100 characters.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = "^[A-Za-z0-9][A-Za-z0-9 ._-]*$"
+    )]
+    name: Option<String>,
+}
+
+/// A created key: its record and the raw key, shown only here.
+#[derive(ToSchema)]
+#[allow(dead_code)] // Describes the answer built in `created_key`.
+struct CreatedKey {
+    id: uuid::Uuid,
+    org_id: String,
+    prefix: String,
+    name: Option<String>,
+    scopes: Vec<String>,
+    created_at: DateTime<Utc>,
+    created_by: String,
+    /// Always null here.
+    revoked_at: Option<DateTime<Utc>>,
+    /// The raw key: keep it, it is never shown again.
+    key: String,
+}
+
+/// `GET /v1/admin/audit`.
+#[derive(ToSchema)]
+#[allow(dead_code)] // Describes the answer built in `audit_log`.
+struct AuditLog {
+    org_id: String,
+    entries: Vec<AuditEntry>,
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code)] // Describes the answer built in `audit_log`.
+struct AuditEntry {
+    id: i64,
+    at: DateTime<Utc>,
+    actor: String,
+    action: String,
+    /// JSON when the row holds JSON (older rows hold plain text).
+    detail: Value,
+}
+
+/// `GET /v1/admin/orgs`.
+#[derive(ToSchema)]
+#[allow(dead_code)] // Describes the answer built in `list_orgs`.
+struct Orgs {
+    orgs: Vec<orgs::OrgRecord>,
+}
+
+/// `POST /v1/admin/orgs` body.
+#[derive(ToSchema)]
+#[allow(dead_code)] // Named by the document only (the body is read field by field).
+struct OrgBody {
+    /// 1 to 64 characters of a-z, 0-9, `.`, `_`, `-`, starting with a letter or digit.
+    id: String,
+    /// Default: the id.
+    name: Option<String>,
+    ingest_events_per_sec: Option<f64>,
+    ingest_burst: Option<f64>,
+}
+
+/// `PATCH /v1/admin/orgs/{org_id}` body: `null` clears a limit.
+#[derive(ToSchema)]
+#[allow(dead_code)] // Named by the document only (the body is read field by field).
+struct LimitsBody {
+    ingest_events_per_sec: Option<f64>,
+    ingest_burst: Option<f64>,
+}
+
+/// `POST /v1/admin/orgs`.
+#[derive(ToSchema)]
+#[allow(dead_code)] // Describes the answer built in `create_org`.
+struct CreatedOrg {
+    org: orgs::OrgRecord,
+    admin_key: CreatedKey,
 }
 
 /// `audit_log.actor` and `api_keys.created_by` of a change made with `key`
@@ -184,12 +310,17 @@ async fn revoke_in(
 }
 
 /// `GET /v1/admin/keys`.
+#[utoipa::path(get, path = "/v1/admin/keys", tag = "keys",
+    responses((status = 200, description = "The org's keys", body = Keys)))]
 async fn own_keys(State(s): Shared, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
     let key = authorize(&s, &headers, Permission::ManageAccess).await?;
     list_keys_of(&s, &key.org_id).await
 }
 
 /// `POST /v1/admin/keys` `{scopes, name?}`.
+#[utoipa::path(post, path = "/v1/admin/keys", tag = "keys", request_body = KeyBody,
+    responses((status = 201, description = "The key, shown once", body = CreatedKey),
+              (status = 409, description = "The org's key cap is reached", body = ErrorBody)))]
 async fn create_own_key(
     State(s): Shared,
     headers: HeaderMap,
@@ -200,6 +331,10 @@ async fn create_own_key(
 }
 
 /// `POST /v1/admin/keys/{id}/revoke`, `DELETE /v1/admin/keys/{id}`.
+#[utoipa::path(delete, path = "/v1/admin/keys/{key_id}", tag = "keys",
+    params(("key_id" = String, Path, description = "The key's id (a UUID)")),
+    responses((status = 200, description = "The revoked key", body = orgs::KeyRecord),
+              (status = 409, description = "Already revoked", body = ErrorBody)))]
 async fn revoke_own_key(
     State(s): Shared,
     headers: HeaderMap,
@@ -209,13 +344,26 @@ async fn revoke_own_key(
     revoke_in(&s, &key, &key.org_id, &key_id).await
 }
 
-#[derive(Deserialize)]
+/// `POST /v1/admin/keys/{key_id}/revoke`: the same as its `DELETE`.
+#[utoipa::path(post, path = "/v1/admin/keys/{key_id}/revoke", tag = "keys",
+    params(("key_id" = String, Path, description = "The key's id (a UUID)")),
+    responses((status = 200, description = "The revoked key", body = orgs::KeyRecord),
+              (status = 409, description = "Already revoked", body = ErrorBody)))]
+#[allow(dead_code)] // The route is served by `revoke_own_key`.
+fn revoke_own_key_post() {}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct AuditQuery {
+    /// Rows, 1 to 1000 (default 50).
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 1000)]
     limit: Option<String>,
 }
 
 /// `GET /v1/admin/audit?limit=50`: newest first; `detail` as
 /// JSON when it is JSON (older rows hold plain text).
+#[utoipa::path(get, path = "/v1/admin/audit", tag = "keys", params(AuditQuery),
+    responses((status = 200, description = "Newest first", body = AuditLog)))]
 async fn audit_log(
     State(s): Shared,
     headers: HeaderMap,
@@ -251,12 +399,17 @@ async fn audit_log(
 }
 
 /// `GET /v1/admin/orgs` (platform).
+#[utoipa::path(get, path = "/v1/admin/orgs", tag = "orgs",
+    responses((status = 200, description = "Every org", body = Orgs)))]
 async fn list_orgs(State(s): Shared, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
     platform_admin(&s, &headers).await?;
     Ok(Json(json!({ "orgs": orgs::list_orgs(&s.pool).await? })))
 }
 
 /// `POST /v1/admin/orgs` (platform): the org and its first admin key.
+#[utoipa::path(post, path = "/v1/admin/orgs", tag = "orgs", request_body = OrgBody,
+    responses((status = 201, description = "The org and its first admin key (shown once)", body = CreatedOrg),
+              (status = 409, description = "The id exists", body = ErrorBody)))]
 async fn create_org(
     State(s): Shared,
     headers: HeaderMap,
@@ -289,6 +442,9 @@ async fn create_org(
 }
 
 /// `GET /v1/admin/orgs/{id}` (platform).
+#[utoipa::path(get, path = "/v1/admin/orgs/{org_id}", tag = "orgs",
+    params(("org_id" = String, Path, description = "The org's id")),
+    responses((status = 200, description = "The org", body = orgs::OrgRecord)))]
 async fn get_org(
     State(s): Shared,
     headers: HeaderMap,
@@ -300,6 +456,10 @@ async fn get_org(
 }
 
 /// `PATCH /v1/admin/orgs/{id}` `{ingest_events_per_sec?, ingest_burst?}` (platform).
+#[utoipa::path(patch, path = "/v1/admin/orgs/{org_id}", tag = "orgs",
+    params(("org_id" = String, Path, description = "The org's id")),
+    request_body = LimitsBody,
+    responses((status = 200, description = "The org with its limits", body = orgs::OrgRecord)))]
 async fn patch_org(
     State(s): Shared,
     headers: HeaderMap,
@@ -323,6 +483,9 @@ async fn patch_org(
 }
 
 /// `GET /v1/admin/orgs/{id}/keys` (platform).
+#[utoipa::path(get, path = "/v1/admin/orgs/{org_id}/keys", tag = "orgs",
+    params(("org_id" = String, Path, description = "The org's id")),
+    responses((status = 200, description = "The org's keys", body = Keys)))]
 async fn org_keys(
     State(s): Shared,
     headers: HeaderMap,
@@ -336,6 +499,11 @@ async fn org_keys(
 }
 
 /// `POST /v1/admin/orgs/{id}/keys` `{scopes, name?}` (platform).
+#[utoipa::path(post, path = "/v1/admin/orgs/{org_id}/keys", tag = "orgs",
+    params(("org_id" = String, Path, description = "The org's id")),
+    request_body = KeyBody,
+    responses((status = 201, description = "The key, shown once", body = CreatedKey),
+              (status = 409, description = "The org's key cap is reached", body = ErrorBody)))]
 async fn create_org_key(
     State(s): Shared,
     headers: HeaderMap,
@@ -347,6 +515,11 @@ async fn create_org_key(
 }
 
 /// `POST /v1/admin/orgs/{id}/keys/{key_id}/revoke`, `DELETE .../{key_id}` (platform).
+#[utoipa::path(delete, path = "/v1/admin/orgs/{org_id}/keys/{key_id}", tag = "orgs",
+    params(("org_id" = String, Path, description = "The org's id"),
+           ("key_id" = String, Path, description = "The key's id (a UUID)")),
+    responses((status = 200, description = "The revoked key", body = orgs::KeyRecord),
+              (status = 409, description = "Already revoked", body = ErrorBody)))]
 async fn revoke_org_key(
     State(s): Shared,
     headers: HeaderMap,
@@ -355,3 +528,12 @@ async fn revoke_org_key(
     let key = platform_admin(&s, &headers).await?;
     revoke_in(&s, &key, &org_id, &key_id).await
 }
+
+/// `POST /v1/admin/orgs/{org_id}/keys/{key_id}/revoke`: the same as its `DELETE`.
+#[utoipa::path(post, path = "/v1/admin/orgs/{org_id}/keys/{key_id}/revoke", tag = "orgs",
+    params(("org_id" = String, Path, description = "The org's id"),
+           ("key_id" = String, Path, description = "The key's id (a UUID)")),
+    responses((status = 200, description = "The revoked key", body = orgs::KeyRecord),
+              (status = 409, description = "Already revoked", body = ErrorBody)))]
+#[allow(dead_code)] // The route is served by `revoke_org_key`.
+fn revoke_org_key_post() {}

@@ -19,6 +19,7 @@ use axum::Json;
 use chrono::Utc;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use utoipa::{IntoParams, ToSchema};
 
 use crate::aggs::{hist_columns, window_rows, Levels};
 use crate::error::ApiError;
@@ -31,12 +32,79 @@ pub(crate) fn routes() -> Routes {
     Routes::new().add("/v1/metrics/top", &[(Method::GET, Access::Read)], get(top))
 }
 
-#[derive(Deserialize)]
+/// The handlers of this module in the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(top), components(schemas(TopBy, TopGroup)))]
+pub(crate) struct Doc;
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct TopQuery {
+    /// Order by spend or by finished runs (default `cost`).
+    #[param(value_type = Option<TopBy>)]
     by: Option<String>,
+    /// What a row is (default `agent`); it also names the row's key field.
+    #[param(value_type = Option<TopGroup>)]
     group: Option<String>,
+    /// A duration like `15m`, `24h` or `7d` (at most `90d`; default `24h`).
+    #[param(pattern = "^[0-9]+[smhd]$", example = "24h")]
     window: Option<String>,
+    /// Rows, 1 to 100 (default 10).
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 100)]
     limit: Option<String>,
+}
+
+/// `by=`.
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)] // Named by the document only.
+enum TopBy {
+    Cost,
+    Runs,
+}
+
+/// `group=`.
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)] // Named by the document only.
+enum TopGroup {
+    Agent,
+    Workflow,
+    Model,
+}
+
+/// `GET /v1/metrics/top`.
+#[derive(ToSchema)]
+#[allow(dead_code)] // Describes the answer built in `top`.
+struct Top {
+    window: String,
+    by: String,
+    group: String,
+    top: Vec<TopRow>,
+}
+
+/// One row; its key is named after `group` (`agent`, `workflow` or `model`).
+#[derive(ToSchema)]
+#[allow(dead_code)] // Describes the answer built in `top`.
+struct TopRow {
+    /// Present when `group=agent`.
+    agent: Option<String>,
+    /// Present when `group=workflow`.
+    workflow: Option<String>,
+    /// Present when `group=model`.
+    model: Option<String>,
+    runs: i64,
+    failed: i64,
+    cost_usd: f64,
+    latency_ms: TopLatency,
+}
+
+/// Run latency quantiles (ms); null without finished runs.
+#[derive(ToSchema)]
+#[allow(dead_code)] // Describes the answer built in `top`.
+struct TopLatency {
+    p50: Option<f64>,
+    p95: Option<f64>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -64,6 +132,9 @@ fn one_of<'a>(
         })
 }
 
+/// The largest agents, workflows or models of the window.
+#[utoipa::path(get, path = "/v1/metrics/top", tag = "metrics", params(TopQuery),
+    responses((status = 200, description = "Largest first", body = Top)))]
 async fn top(
     State(s): Shared,
     headers: HeaderMap,

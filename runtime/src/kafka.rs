@@ -168,6 +168,36 @@ fn consumer_config(cfg: &KafkaConfig, group: &str) -> ClientConfig {
     client
 }
 
+/// A consumer that only watches the head of its topics, for a live view (the
+/// query API's WebSocket feed): its own `group` (the caller makes it unique
+/// per process, so every instance sees every record), starting at the end
+/// (`auto.offset.reset=latest`), committing nothing (a restart starts at the
+/// end again), reading committed records only. It never holds back another
+/// stage: it is in no other stage's group and stores no offsets.
+pub fn tail_consumer<C, T>(cfg: &KafkaConfig, group: &str, context: C) -> Result<T>
+where
+    C: ConsumerContext,
+    T: rdkafka::config::FromClientConfigAndContext<C>,
+{
+    let mut client = ClientConfig::new();
+    client
+        .set("bootstrap.servers", &cfg.brokers)
+        .set("group.id", group)
+        .set("isolation.level", "read_committed")
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "latest")
+        .set("session.timeout.ms", cfg.session_timeout_ms.to_string())
+        .set("fetch.wait.max.ms", cfg.fetch_wait_max_ms.to_string())
+        .set("enable.partition.eof", "false")
+        .set(
+            "statistics.interval.ms",
+            STATS_INTERVAL.as_millis().to_string(),
+        );
+    debug_contexts(&mut client, cfg);
+    Ok(client.create_with_context(context)?)
+}
+
 /// Create the topics if they do not exist yet (idempotent).
 pub async fn ensure_topics(cfg: &KafkaConfig, topics: &[&str]) -> Result<()> {
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()

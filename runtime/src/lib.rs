@@ -11,6 +11,7 @@ pub mod db;
 pub mod http;
 pub mod kafka;
 pub mod keys;
+pub mod openapi;
 pub mod outbound;
 pub mod secrets;
 pub mod shutdown;

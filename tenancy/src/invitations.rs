@@ -13,7 +13,7 @@ use crate::sessions::{random_token, token_hash};
 use agentops_runtime::Result;
 
 /// An invitation as listed (never its token).
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Invitation {
     pub id: uuid::Uuid,
     pub org_id: String,

@@ -42,7 +42,7 @@ impl NewKey {
 }
 
 /// A stored key as listed: never its secret or hash.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct KeyRecord {
     pub id: uuid::Uuid,
     pub org_id: String,
@@ -55,7 +55,7 @@ pub struct KeyRecord {
 }
 
 /// An org as listed, with its number of live (unrevoked) keys.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct OrgRecord {
     pub id: String,
     pub name: String,

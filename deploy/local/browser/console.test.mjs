@@ -1,14 +1,22 @@
 // Headless-Chromium check of the operator console served by the query API
-// under /console/ (issue 14): sign in with a read key, KPI cards and budget
-// gauge colors equal what the API returns, the window picker updates every
-// panel and the URL, screenshots of each state.
+// under /console/ (issue 14): sign in and out, KPI cards and budget gauge
+// colors equal what the API returns, the window picker updates every panel
+// and the URL; an owner creates a budget (a bad value is shown next to its
+// field) and a key (the secret shown once); a viewer sees no admin buttons
+// and is refused by the API anyway; a member acknowledges an alert; every
+// page renders without console errors, with a screenshot of each.
 //
-//   AGENTOPS_QUERY_URL=http://127.0.0.1:18081 AGENTOPS_READ_KEY=... node --test console.test.mjs
+//   AGENTOPS_QUERY_URL=http://127.0.0.1:18081 AGENTOPS_READ_KEY=... \
+//   AGENTOPS_USER_EMAIL=viewer... AGENTOPS_USER_PASSWORD=... \
+//   AGENTOPS_OWNER_EMAIL=... AGENTOPS_OWNER_PASSWORD=... \
+//   AGENTOPS_MEMBER_EMAIL=... AGENTOPS_MEMBER_PASSWORD=... AGENTOPS_ALERT_ID=... \
+//   node --test console.test.mjs
 //
 // Optional: CHROMIUM_PATH (default /usr/bin/chromium), AGENTOPS_SCREENSHOT_DIR (PNG files).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { chromium } from 'playwright-core';
+import { consolePages } from './console-pages.mjs';
 
 const BASE = (process.env.AGENTOPS_QUERY_URL || '').replace(/\/+$/, '');
 const KEY = process.env.AGENTOPS_READ_KEY || '';
@@ -16,8 +24,13 @@ const SHOTS = process.env.AGENTOPS_SCREENSHOT_DIR || '';
 const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 const EMAIL = process.env.AGENTOPS_USER_EMAIL || '';
 const PASSWORD = process.env.AGENTOPS_USER_PASSWORD || '';
+const OWNER = [process.env.AGENTOPS_OWNER_EMAIL || '', process.env.AGENTOPS_OWNER_PASSWORD || ''];
+const MEMBER = [process.env.AGENTOPS_MEMBER_EMAIL || '', process.env.AGENTOPS_MEMBER_PASSWORD || ''];
+const VIEWER = [EMAIL, PASSWORD];
+const ALERT_ID = process.env.AGENTOPS_ALERT_ID || '';
 
 let browser;
+const { signedIn, open } = consolePages(() => browser, BASE, [[404, '/v1/admin/digest']]);
 before(async () => {
   browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
 });
@@ -136,4 +149,161 @@ test('TV mode fills 1920×1080 without scrollbars or navigation', { timeout: 30_
   assert.equal(m.cards, 6);
   assert.ok(m.gauges > 0);
   if (SHOTS) await page.screenshot({ path: `${SHOTS}/console-tv-1920x1080.png` });
+});
+
+test('an owner creates a budget; a bad value is shown next to its field', { timeout: 60_000 }, async () => {
+  const { page, errors } = await signedIn(OWNER);
+  assert.match(await page.textContent('#who-name'), /\(owner, /);
+  // Client-side navigation through the Admin menu.
+  await page.click('nav.menu summary');
+  await page.click('nav.menu a[href^="/console/admin/budgets"]');
+  await page.waitForSelector('[data-page="budgets"] form[aria-label="new budget"]', { timeout: 15_000 });
+  assert.match(page.url(), /\/console\/admin\/budgets/);
+  const form = 'form[aria-label="new budget"]';
+  await page.fill(`${form} input[name=name]`, 'pw-budget');
+  await page.fill(`${form} input[name=limit_usd]`, '-5');
+  await page.click(`${form} button[type=submit]`);
+  const err = `${form} [data-field="limit_usd"] [data-field-error="limit_usd"]`;
+  await page.waitForSelector(err, { timeout: 15_000 });
+  assert.match(await page.textContent(err), /above 0/);
+  // Only that field is marked, and nothing was created.
+  assert.equal(await page.$$eval(`${form} [data-field-error]`, (e) => e.length), 1);
+  if (SHOTS) await page.screenshot({ path: `${SHOTS}/console-budget-field-error.png`, fullPage: true });
+  await page.fill(`${form} input[name=limit_usd]`, '25');
+  await page.fill(`${form} input[name=thresholds]`, '50, 100');
+  await page.click(`${form} button[type=submit]`);
+  await page.waitForSelector('tr[data-row="pw-budget"]', { timeout: 15_000 });
+  assert.equal(await page.$$eval(`${form} [data-field-error]`, (e) => e.length), 0);
+  const status = (await api('/v1/budgets/status')).budgets.find((b) => b.name === 'pw-budget');
+  assert.ok(status, 'the budget exists in the API');
+  assert.equal(status.limit_usd, 25);
+  assert.deepEqual(status.thresholds, [50, 100]);
+  // Edit it, then delete it (asks first).
+  await page.click('button[data-edit="pw-budget"]');
+  await page.fill('form[aria-label="edit budget pw-budget"] input[name=limit_usd]', '30');
+  await page.click('form[aria-label="edit budget pw-budget"] button[type=submit]');
+  await page.waitForFunction(() => !document.querySelector('[data-editing]'), null, { timeout: 15_000 });
+  assert.equal((await api('/v1/budgets/status')).budgets.find((b) => b.name === 'pw-budget').limit_usd, 30);
+  await page.click('tr[data-row="pw-budget"] .confirm button.danger');
+  await page.click('tr[data-row="pw-budget"] [aria-label=confirm] button.danger');
+  await page.waitForSelector('tr[data-row="pw-budget"]', { state: 'detached', timeout: 15_000 });
+  assert.ok(!(await api('/v1/budgets/status')).budgets.some((b) => b.name === 'pw-budget'));
+  // The one refused create (400) is the expected answer.
+  assert.deepEqual(errors.filter((e) => !/status of 400 .*\/v1\/admin\/budgets$/.test(e)), []);
+});
+
+test('an owner creates a key and sees its secret once', { timeout: 60_000 }, async () => {
+  const { page, errors } = await signedIn(OWNER);
+  await open(page, '/admin/keys', 'keys');
+  const form = 'form[aria-label="new key"]';
+  await page.fill(`${form} input[name=name]`, 'pw-key');
+  await page.click(`${form} button[type=submit]`);
+  await page.waitForSelector('[data-secret-value]', { timeout: 15_000 });
+  const secret = (await page.textContent('[data-secret-value]')).trim();
+  assert.match(secret, /^aok_/);
+  assert.match(await page.textContent('[data-secret]'), /shown this once/);
+  if (SHOTS) await page.screenshot({ path: `${SHOTS}/console-key-created.png`, fullPage: true });
+  // The key works, with the read scope only.
+  const me = await fetch(`${BASE}/v1/auth/me`, { headers: { Authorization: `Bearer ${secret}` } });
+  assert.equal(me.status, 200);
+  const adm = await fetch(`${BASE}/v1/admin/budgets`, { headers: { Authorization: `Bearer ${secret}` } });
+  assert.equal(adm.status, 403);
+  // Once: gone after Done and after a reload; the list shows its prefix only.
+  await page.click('[data-secret] button:text("Done")');
+  assert.equal(await page.$('[data-secret-value]'), null);
+  await open(page, '/admin/keys', 'keys');
+  assert.equal(await page.$('[data-secret-value]'), null);
+  assert.ok(!(await page.content()).includes(secret));
+  const prefix = (await fetch(`${BASE}/v1/auth/me`, { headers: { Authorization: `Bearer ${secret}` } }).then((r) => r.json())).key.prefix;
+  await page.waitForSelector(`tr[data-key="${prefix}"]`);
+  // Revoke it (asks first): the API refuses it after.
+  await page.click(`tr[data-key="${prefix}"] .confirm button.danger`);
+  await page.click(`tr[data-key="${prefix}"] [aria-label=confirm] button.danger`);
+  await page.waitForSelector(`tr[data-key="${prefix}"].muted`, { timeout: 15_000 });
+  const gone = await fetch(`${BASE}/v1/auth/me`, { headers: { Authorization: `Bearer ${secret}` } });
+  assert.equal(gone.status, 401);
+  assert.deepEqual(errors, []);
+});
+
+test('a viewer sees no admin actions and the API refuses them anyway', { timeout: 60_000 }, async () => {
+  const { page, errors } = await signedIn(VIEWER);
+  await open(page, '/admin/budgets', 'budgets');
+  assert.equal(await page.$('form[aria-label="new budget"]'), null);
+  assert.equal(await page.$('[data-edit]'), null);
+  assert.ok((await page.$$('tr[data-row]')).length > 0, 'the viewer still reads the budgets');
+  if (SHOTS) await page.screenshot({ path: `${SHOTS}/console-viewer-budgets.png`, fullPage: true });
+  for (const [path, name] of [['/admin/keys', 'keys'], ['/admin/rules', 'rules'], ['/admin/channels', 'channels'],
+    ['/admin/policies', 'policies'], ['/admin/members', 'members']]) {
+    await open(page, path, name);
+    assert.match(await page.textContent('[data-cannot]'), /Your role \(viewer\) cannot/, path);
+    assert.equal(await page.$('form.api-form'), null, path);
+  }
+  if (SHOTS) await page.screenshot({ path: `${SHOTS}/console-viewer-keys.png`, fullPage: true });
+  await open(page, '/admin/prices', 'prices');
+  assert.equal(await page.$('form[aria-label="new price"]'), null);
+  assert.equal(await page.$('[data-add-price]'), null);
+  await open(page, `/alerts/${encodeURIComponent(ALERT_ID)}`, 'alert');
+  assert.equal(await page.$('form[aria-label="acknowledge"]'), null);
+  assert.ok(await page.$('[data-cannot]'));
+  assert.deepEqual(errors, []);
+  // Calling the API anyway, with the session's CSRF token: 403 by role.
+  const answers = await page.evaluate(async () => {
+    const me = await (await fetch('/v1/auth/me')).json();
+    const headers = { 'content-type': 'application/json', 'x-csrf-token': me.csrf_token };
+    const out = {};
+    for (const [m, p, b] of [['POST', '/v1/admin/budgets', { name: 'x', period: 'day', limit_usd: 1 }],
+      ['GET', '/v1/admin/keys'], ['POST', '/v1/admin/agents/a1/pause', {}]]) {
+      const r = await fetch(p, { method: m, headers, body: b ? JSON.stringify(b) : undefined });
+      out[`${m} ${p}`] = [r.status, (await r.json()).error?.code];
+    }
+    return out;
+  });
+  for (const [k, v] of Object.entries(answers)) assert.deepEqual(v, [403, 'forbidden'], k);
+});
+
+test('a member acknowledges an alert with a note', { timeout: 60_000 }, async () => {
+  const { page, errors } = await signedIn(MEMBER);
+  await page.click('nav.menu a[href^="/console/alerts"]');
+  await page.waitForSelector(`tr[data-alert="${ALERT_ID}"][data-state="firing"]`, { timeout: 15_000 });
+  if (SHOTS) await page.screenshot({ path: `${SHOTS}/console-alerts.png`, fullPage: true });
+  await page.click(`tr[data-alert="${ALERT_ID}"] a`);
+  await page.waitForSelector('form[aria-label="acknowledge"]', { timeout: 15_000 });
+  await page.fill('form[aria-label="acknowledge"] textarea[name=note]', 'on it — pw');
+  await page.click('form[aria-label="acknowledge"] button[type=submit]');
+  await page.waitForSelector('[data-alert-state="acknowledged"]', { timeout: 15_000 });
+  assert.match(await page.textContent('#history'), /on it — pw/);
+  if (SHOTS) await page.screenshot({ path: `${SHOTS}/console-alert.png`, fullPage: true });
+  const a = await api(`/v1/alerts/${encodeURIComponent(ALERT_ID)}`);
+  assert.equal(a.state, 'acknowledged');
+  assert.match(a.acked_by, /^user:.*member@/);
+  // The acknowledged tab lists it.
+  await page.goto(`${BASE}/console/alerts?state=acknowledged`);
+  await page.waitForSelector(`tr[data-alert="${ALERT_ID}"][data-state="acknowledged"]`, { timeout: 15_000 });
+  assert.deepEqual(errors, []);
+});
+
+test('every page renders without console errors (screenshots)', { timeout: 120_000 }, async () => {
+  const { page, errors } = await signedIn(OWNER);
+  const pages = [['/', 'overview'], ['/runs', 'runs'], ['/agents', 'agents'], ['/cost', 'cost'],
+    ['/alerts', 'alerts'], ['/alerts?state=resolved', 'alerts'], [`/alerts/${encodeURIComponent(ALERT_ID)}`, 'alert'],
+    ['/admin/keys', 'keys'], ['/admin/budgets', 'budgets'], ['/admin/rules', 'rules'], ['/admin/channels', 'channels'],
+    ['/admin/policies', 'policies'], ['/admin/prices', 'prices'], ['/admin/members', 'members'],
+    ['/accept-invitation', 'accept-invitation'], ['/no/such/page', 'not-found']];
+  for (const [path, name] of pages) {
+    // Opened directly: the query API answers index.html for every /console/ path.
+    if (name === 'overview') {
+      await page.goto(`${BASE}/console${path}`);
+      await page.waitForSelector('main[data-window]', { timeout: 15_000 });
+    } else {
+      await open(page, path, name);
+    }
+    assert.ok(!(await page.$('main [role=alert]:not(:empty):not(.form-error)')), `an error on ${path}: ${await page.textContent('main')}`);
+    const file = path.includes('state=resolved') ? 'alerts-resolved' : name;
+    if (SHOTS) await page.screenshot({ path: `${SHOTS}/console-${file}.png`, fullPage: true });
+  }
+  // The Admin menu open, as an operator sees it.
+  await open(page, '/admin/rules', 'rules');
+  await page.click('nav.menu summary');
+  if (SHOTS) await page.screenshot({ path: `${SHOTS}/console-admin-menu.png` });
+  assert.deepEqual(errors, []);
 });

@@ -178,7 +178,13 @@ async fn agent_controls_and_budget_status() -> Result<()> {
     );
 
     let resumed = api
-        .expect(ok, "POST", "/v1/admin/agents/a1/resume", &a.admin, None)
+        .expect(
+            ok,
+            "POST",
+            "/v1/admin/agents/a1/resume",
+            &a.admin,
+            Some(json!({"reason": "incident over"})),
+        )
         .await?;
     ensure!(
         resumed["resumed"] == json!(true) && resumed["previous"] == json!("pause"),
@@ -197,6 +203,21 @@ async fn agent_controls_and_budget_status() -> Result<()> {
         status_of(&list, "a2").map(|s| s.0) == Some("killed".into()),
         "{list:?}"
     );
+    let resume_reason: Vec<String> = sqlx::query_scalar(
+        "SELECT detail::jsonb->>'reason' FROM audit_log WHERE org_id = $1 AND action = 'agent.resume'",
+    )
+    .bind(&a.id)
+    .fetch_all(&api.pool)
+    .await?;
+    ensure!(resume_reason == ["incident over"], "{resume_reason:?}");
+    api.expect(
+        StatusCode::BAD_REQUEST,
+        "POST",
+        "/v1/admin/agents/a1/resume",
+        &a.admin,
+        Some(json!({"why": "x"})),
+    )
+    .await?;
     let actions = api.audit_actions(&a.id).await?;
     for action in ["agent.pause", "agent.kill", "agent.resume"] {
         ensure!(

@@ -131,8 +131,29 @@ pub(crate) fn check_compose(code: &Code, compose: &Value, prometheus: &Value) ->
     }
     if errors.is_empty() {
         errors.extend(check_groups(code, "compose", &effective));
+        errors.extend(check_live_feed(code, "compose", &effective));
     }
     errors
+}
+
+/// The query API's live feed (`GET /v1/live`) tails the enriched and alerts
+/// topics the processors write, on the same brokers.
+pub(crate) fn check_live_feed(
+    code: &Code,
+    what: &str,
+    env: &BTreeMap<&str, BTreeMap<String, String>>,
+) -> Vec<String> {
+    let (p, q) = ("agentops-processors", "agentops-query-api");
+    ["kafka__brokers", "kafka__topic_enriched", "kafka__topic_alerts"]
+        .into_iter()
+        .filter_map(|key| {
+            let want = code.effective(p, &env[p], key);
+            let got = code.effective(q, &env[q], key);
+            (got != want).then(|| {
+                format!("{what}: the query API's live feed reads {key} {got:?}, the processors use {want:?}")
+            })
+        })
+        .collect()
 }
 
 /// The processors' `projection_group` names the projections' consumer group.

@@ -217,6 +217,7 @@ pub(crate) fn check_helm(code: &Code, docs: &[Value]) -> Vec<String> {
     }
     if envs.len() == STAGES.len() {
         errors.extend(check_groups(code, "helm", &envs));
+        errors.extend(check_live_feed(code, "helm", &envs));
     }
     let jobs: Vec<_> = kind(docs, "Job")
         .into_iter()

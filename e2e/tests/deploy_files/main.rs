@@ -140,6 +140,14 @@ fn compose_and_prometheus_match_the_code() {
             "{svc} does not mount the secrets volume"
         );
     }
+    // The query API's live feed tails Kafka: it gets the brokers the stages use.
+    assert_eq!(
+        compose_env(get(services, "query-api").expect("query-api"))
+            .get("AGENTOPS_KAFKA__BROKERS")
+            .map(String::as_str),
+        Some("kafka:9092"),
+        "the query API has no AGENTOPS_KAFKA__BROKERS (live feed)"
+    );
     let init = command_words(get(services, "secrets-init").expect("secrets-init")).join(" ");
     assert!(
         init.contains("test -s /secrets/key"),
@@ -221,6 +229,28 @@ fn helm_chart_renders_and_matches_the_code() {
             .collect();
         assert_eq!(refs, ["agentops-secrets"], "{name}: the secrets key");
     }
+    // The query API's live feed tails Kafka: the chart's brokers, whatever they are set to.
+    for (overrides, brokers) in [
+        ("{}", "kafka-bootstrap.kafka.svc:9092"),
+        ("kafka: {brokers: 'b1:9092,b2:9092'}", "b1:9092,b2:9092"),
+    ] {
+        let docs = render_chart(overrides);
+        let d = named(&docs, "Deployment", "agentops-query-api").expect("query API");
+        let mut errs = Vec::new();
+        let env = container_env(
+            &docs,
+            &seq(d, "spec.template.spec.containers")[0],
+            &mut errs,
+        );
+        assert!(errs.is_empty(), "{errs:?}");
+        assert_eq!(
+            env.get("AGENTOPS_KAFKA__BROKERS").map(String::as_str),
+            Some(brokers),
+            "the query API's AGENTOPS_KAFKA__BROKERS with {overrides}"
+        );
+        let errors = check_helm(&code, &docs);
+        assert!(errors.is_empty(), "{}", errors.join("\n"));
+    }
     assert_eq!(
         kind(&docs, "ScaledObject").len(),
         2,
@@ -263,11 +293,11 @@ fn checks_reject_broken_files() {
     let docs = render_chart("gateway: {env: {AGENTOPS_NOT_A_KEY: 'x'}}\n");
     let errors = check_helm(&code, &docs).join("\n");
     assert!(errors.contains("AGENTOPS_NOT_A_KEY"), "{errors}");
-    // The query API reads no Kafka settings.
-    let docs = render_chart("queryApi: {env: {AGENTOPS_KAFKA__BROKERS: 'k:9092'}}\n");
+    // A misspelt Kafka key of the query API (its live feed reads `kafka.*`).
+    let docs = render_chart("queryApi: {env: {AGENTOPS_KAFKA__BROKER: 'k:9092'}}\n");
     assert!(check_helm(&code, &docs)
         .join("\n")
-        .contains("AGENTOPS_KAFKA__BROKERS"));
+        .contains("AGENTOPS_KAFKA__BROKER "));
     // Rendered manifests edited the way a careless change would.
     let cases = [
         (
@@ -309,6 +339,22 @@ fn checks_reject_broken_files() {
             "AGENTOPS_KAFKA__TOPIC_ENRICHED",
             "x",
             "trigger topic",
+        ),
+        (
+            "ConfigMap",
+            "agentops-query-api",
+            "data",
+            "AGENTOPS_KAFKA__BROKERS",
+            "elsewhere:9092",
+            "the query API's live feed reads kafka__brokers",
+        ),
+        (
+            "ConfigMap",
+            "agentops-query-api",
+            "data",
+            "AGENTOPS_KAFKA__TOPIC_ALERTS",
+            "x",
+            "the query API's live feed reads kafka__topic_alerts",
         ),
         (
             "PodDisruptionBudget",
@@ -374,6 +420,18 @@ fn checks_reject_broken_files() {
     assert!(errors.contains("AGENTOPS_KAFKA__BROKER "), "{errors}");
     assert!(errors.contains("health check"), "{errors}");
     assert!(errors.contains("no target processors:9111"), "{errors}");
+
+    // A query API without the brokers: its live feed would dial loopback.
+    let mut compose = yaml("compose.yaml", &read("deploy/compose/compose.yaml"));
+    compose["services"]["query-api"]["environment"]
+        .as_mapping_mut()
+        .expect("query-api env")
+        .remove("AGENTOPS_KAFKA__BROKERS");
+    let errors = check_compose(&code, &compose, &prometheus).join("\n");
+    assert!(
+        errors.contains("the query API's live feed reads kafka__brokers \"127.0.0.1:9092\""),
+        "{errors}"
+    );
 }
 
 #[test]

@@ -15,6 +15,7 @@ use sqlx::PgPool;
 
 use super::channels::{self, ChannelKind, Class};
 use super::store::{self, Job, Outcome};
+use crate::alert::Transition;
 use crate::telemetry;
 
 /// What every delivery shares.
@@ -85,20 +86,24 @@ impl Failed {
 
 /// The headers of one attempt. Ids are percent-encoded where they are not
 /// visible ASCII, so building them cannot fail.
-fn headers(job: &Job, kind: ChannelKind, now: i64, body: &[u8]) -> HeaderMap {
+pub(super) fn headers(
+    alert_id: &str,
+    transition: Transition,
+    kind: ChannelKind,
+    secret: Option<&str>,
+    now: i64,
+    body: &[u8],
+) -> HeaderMap {
     let mut h = HeaderMap::new();
     h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    h.insert(
-        "x-agentops-alert-id",
-        channels::header_value(&job.alert.alert_id),
-    );
+    h.insert("x-agentops-alert-id", channels::header_value(alert_id));
     h.insert(
         "x-agentops-transition",
-        HeaderValue::from_static(job.transition.as_str()),
+        HeaderValue::from_static(transition.as_str()),
     );
     h.insert("x-agentops-timestamp", HeaderValue::from(now));
     if kind == ChannelKind::Webhook {
-        if let Some(secret) = job.channel.as_ref().and_then(|c| c.secret.as_deref()) {
+        if let Some(secret) = secret {
             let sig = channels::signature(secret, now, body);
             h.insert("x-agentops-signature", channels::header_value(&sig));
         }
@@ -117,7 +122,18 @@ async fn post(
     let now = chrono::Utc::now().timestamp();
     let answer = ctx
         .http
-        .post(url, headers(job, kind, now, body), body.to_vec())
+        .post(
+            url,
+            headers(
+                &job.alert.alert_id,
+                job.transition,
+                kind,
+                job.channel.as_ref().and_then(|c| c.secret.as_deref()),
+                now,
+                body,
+            ),
+            body.to_vec(),
+        )
         .await
         .map_err(Failed::from_outbound)?;
     let status = answer.status.as_u16();

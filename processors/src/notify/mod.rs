@@ -38,6 +38,9 @@ mod deliver;
 pub(crate) mod digest;
 mod fair;
 mod store;
+mod test_send;
+
+pub use test_send::{test_send, TestSend};
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;

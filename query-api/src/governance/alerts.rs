@@ -19,6 +19,7 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use sqlx::PgConnection;
+use utoipa::IntoParams;
 
 use super::fields::{bad, opt_str, parse_body};
 use super::{actor, audit};
@@ -47,12 +48,20 @@ fn alert_json() -> String {
     )
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct AlertsQuery {
+    /// Only alerts in this state.
+    #[param(value_type = Option<super::docs::AlertState>)]
     state: Option<String>,
+    /// Rows, 1 to 500 (default 50).
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 500)]
     limit: Option<String>,
 }
 
+/// The org's alerts, newest first.
+#[utoipa::path(get, path = "/v1/alerts", tag = "alerts", params(AlertsQuery),
+    responses((status = 200, description = "Newest first", body = super::docs::Alerts)))]
 pub(crate) async fn list(
     State(s): Shared,
     headers: HeaderMap,
@@ -122,6 +131,10 @@ async fn fetch_detail(conn: &mut PgConnection, org: &str, id: &str) -> Result<Va
     Ok(alert)
 }
 
+/// An alert with its history and deliveries.
+#[utoipa::path(get, path = "/v1/alerts/{alert_id}", tag = "alerts",
+    params(("alert_id" = String, Path, description = "The alert's id")),
+    responses((status = 200, description = "The alert", body = super::docs::AlertDetail)))]
 pub(crate) async fn detail(
     State(s): Shared,
     headers: HeaderMap,
@@ -145,6 +158,12 @@ fn note(body: &[u8]) -> Result<Option<String>, ApiError> {
     }
 }
 
+/// Acknowledge a firing alert.
+#[utoipa::path(post, path = "/v1/alerts/{alert_id}/ack", tag = "alerts",
+    params(("alert_id" = String, Path, description = "The alert's id")),
+    request_body = super::docs::NoteBody,
+    responses((status = 200, description = "The acknowledged alert", body = super::docs::AlertDetail),
+              (status = 409, description = "Already acknowledged, or resolved", body = agentops_runtime::openapi::ErrorBody)))]
 pub(crate) async fn ack(
     State(s): Shared,
     headers: HeaderMap,
@@ -213,12 +232,19 @@ pub(crate) async fn ack(
     Ok(Json(out))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct ViolationsQuery {
+    /// Rows, 1 to 500 (default 50).
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 500)]
     limit: Option<String>,
+    /// Only this agent's.
     agent_id: Option<String>,
 }
 
+/// Policy violations, newest first.
+#[utoipa::path(get, path = "/v1/policy-violations", tag = "alerts", params(ViolationsQuery),
+    responses((status = 200, description = "Newest first", body = super::docs::Violations)))]
 pub(crate) async fn violations(
     State(s): Shared,
     headers: HeaderMap,

@@ -27,6 +27,8 @@ pub(crate) static BUDGETS: Resource = Resource::of::<Budget>("budgets");
 
 /// `GET /v1/budgets/status`: every budget with its current period and the
 /// spend so far (read scope).
+#[utoipa::path(get, path = "/v1/budgets/status", tag = "alerts",
+    responses((status = 200, description = "Every budget, by name", body = super::docs::BudgetsStatus)))]
 pub(crate) async fn status(State(s): Shared, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
     let key = authenticate(&s, &headers, KeyScope::Read).await?;
     let now = Utc::now();

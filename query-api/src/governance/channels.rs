@@ -1,8 +1,13 @@
 //! Notification channels: `slack` / `discord` (their incoming-webhook URL)
 //! and `webhook` (any URL; every POST is signed with HMAC-SHA256 under the
 //! channel's secret, generated unless supplied and shown only in the create
-//! answer; later answers carry `has_secret`). No `PUT`: delete and create.
-//! Deleting a channel removes it from every budget, rule, policy and digest.
+//! answer; later answers carry `has_secret`). `PUT` changes the name, the
+//! URL or the secret (absent fields keep their stored value; the kind is
+//! fixed). `POST .../{id}/test` sends a test notification at once through
+//! the notifier's own delivery code ([`agentops_processors::notify::test_send`]:
+//! same body, headers, signature and outbound guard; one attempt, nothing
+//! recorded but an audit row) and answers how it went. Deleting a channel
+//! removes it from every budget, rule, policy and digest.
 //!
 //! The URL and the secret are credentials (a Slack or Discord URL is one):
 //! they are stored sealed with the current `secrets` key
@@ -17,7 +22,7 @@
 use std::sync::OnceLock;
 
 use agentops_governance::channel::{new_webhook_secret, ChannelKind};
-use agentops_runtime::outbound::Guard;
+use agentops_runtime::outbound::{Guard, Outbound, OutboundConfig};
 use agentops_runtime::secrets::{self, Keys};
 use serde_json::Value;
 
@@ -30,7 +35,7 @@ pub(crate) static CHANNELS: Resource = Resource {
     list_key: "channels",
     noun: "channel",
     fields: &["name", "kind", "url", "secret", "url_hint"],
-    fixed: &[],
+    fixed: &["kind"],
     validate,
     output: "to_jsonb(t) - 'org_id' - 'secret' - 'url_hint' || jsonb_build_object(
         'url', COALESCE(t.url_hint, '(hidden)'),
@@ -46,7 +51,7 @@ pub(crate) static CHANNELS: Resource = Resource {
         "UPDATE digest_subscriptions SET channels = array_remove(channels, $1)
          WHERE org_id = $2 AND $1 = ANY(channels)",
     ],
-    updatable: false,
+    updatable: true,
 };
 
 const MAX_URL: usize = 2048;
@@ -59,6 +64,35 @@ pub(crate) fn set_guard(guard: Guard) {
     if GUARD.set(guard).is_err() {
         tracing::warn!("outbound guard already set; the first one stays");
     }
+}
+
+/// The guarded client of test sends, set once at startup.
+static OUTBOUND: OnceLock<Outbound> = OnceLock::new();
+
+/// Bound on one test send, connect to answer.
+const TEST_SEND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Install the guard and the test-send client built from `notify.*`
+/// (before serving).
+pub(crate) fn set_outbound(cfg: &OutboundConfig) -> agentops_runtime::Result<()> {
+    set_guard(Guard::new(&cfg.allow_destinations)?);
+    let client = Outbound::new(cfg, TEST_SEND_TIMEOUT, USER_AGENT)?;
+    if OUTBOUND.set(client).is_err() {
+        tracing::warn!("outbound client already set; the first one stays");
+    }
+    Ok(())
+}
+
+const USER_AGENT: &str = concat!("agentops-query-api/", env!("CARGO_PKG_VERSION"));
+
+/// The installed test-send client, or one with the default settings.
+fn outbound() -> Result<&'static Outbound, ApiError> {
+    if let Some(o) = OUTBOUND.get() {
+        return Ok(o);
+    }
+    let o = Outbound::new(&OutboundConfig::default(), TEST_SEND_TIMEOUT, USER_AGENT)
+        .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    Ok(OUTBOUND.get_or_init(|| o))
 }
 
 /// The keys channel credentials are sealed with, set once at startup.
@@ -138,11 +172,23 @@ fn valid_secret(s: &str) -> bool {
 fn validate(m: &Obj) -> Result<Obj, ApiError> {
     let name = name(m)?;
     let kind: ChannelKind = one_of(m, "kind", None)?;
+    // A `PUT` merges the body over the stored row: its URL and secret are
+    // the sealed values, opened here (a plain value is returned as is).
     let url = opt_str(m, "url")?
+        .and_then(|u| keys().open(secrets::CHANNEL_URL, u).ok())
         .filter(|u| valid_url(u))
         .ok_or_else(|| bad("url", "required: an http:// or https:// URL with a host"))?;
+    let url = url.as_str();
     check_destination(url).map_err(|m| bad("url", m))?;
-    let secret = match (kind, opt_str(m, "secret")?) {
+    let supplied = match opt_str(m, "secret")? {
+        None => None,
+        Some(s) => Some(
+            keys()
+                .open(secrets::CHANNEL_SECRET, s)
+                .map_err(|_| bad("secret", "the stored secret cannot be opened: supply one"))?,
+        ),
+    };
+    let secret = match (kind, supplied.as_deref()) {
         (ChannelKind::Webhook, None) => new_webhook_secret(),
         (ChannelKind::Webhook, Some(s)) if valid_secret(s) => s.to_owned(),
         (ChannelKind::Webhook, Some(_)) => {
@@ -169,6 +215,72 @@ fn validate(m: &Obj) -> Result<Obj, ApiError> {
         },
     );
     Ok(out)
+}
+
+/// `POST /v1/admin/channels/{id}/test`: one test notification, now.
+#[utoipa::path(post, path = "/v1/admin/channels/{id}/test", tag = "governance",
+    params(("id" = String, Path, description = "The channel's id (a UUID)")),
+    responses((status = 200, description = "Sent once; whether it was delivered", body = super::docs::ChannelTest)))]
+pub(crate) async fn test(
+    axum::extract::State(s): crate::state::Shared,
+    headers: axum::http::HeaderMap,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Result<axum::Json<Value>, ApiError> {
+    let key =
+        crate::state::authenticate(&s, &headers, agentops_runtime::keys::Scope::Admin).await?;
+    let id = super::parse_id(&id)?;
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        name: String,
+        kind: String,
+        url: String,
+        secret: Option<String>,
+    }
+    let row: Row = sqlx::query_as(
+        "SELECT name, kind, url, secret FROM notification_channels WHERE id = $1 AND org_id = $2",
+    )
+    .bind(id)
+    .bind(&key.org_id)
+    .fetch_optional(&s.pool)
+    .await?
+    .ok_or(ApiError::NotFound)?;
+    let unreadable = |_| ApiError::Unavailable("the channel's credentials cannot be opened".into());
+    let url = keys()
+        .open(secrets::CHANNEL_URL, &row.url)
+        .map_err(unreadable)?;
+    let secret = match &row.secret {
+        Some(sealed) => Some(
+            keys()
+                .open(secrets::CHANNEL_SECRET, sealed)
+                .map_err(unreadable)?,
+        ),
+        None => None,
+    };
+    let sent = agentops_processors::notify::test_send(
+        outbound()?,
+        &row.kind,
+        &url,
+        secret.as_deref(),
+        &key.org_id,
+        &row.name,
+        "",
+    )
+    .await;
+    let mut conn = s.pool.acquire().await?;
+    super::audit(
+        &mut conn,
+        &key,
+        "channel.test",
+        serde_json::json!({"id": id, "name": row.name, "delivered": sent.delivered,
+                           "status": sent.status, "error": sent.error}),
+    )
+    .await?;
+    tracing::info!(channel_id = %id, org_id = %key.org_id, delivered = sent.delivered, "test notification");
+    Ok(axum::Json(serde_json::json!({
+        "delivered": sent.delivered,
+        "status": sent.status,
+        "error": sent.error,
+    })))
 }
 
 #[cfg(test)]

@@ -74,6 +74,10 @@ async fn set_control(
 }
 
 /// `POST /v1/admin/agents/{agent_id}/pause` `{reason?}`.
+#[utoipa::path(post, path = "/v1/admin/agents/{agent_id}/pause", tag = "agents",
+    params(("agent_id" = String, Path, description = "The agent's id (need not have been seen yet)")),
+    request_body = super::docs::ReasonBody,
+    responses((status = 200, description = "Paused", body = super::docs::ControlSet)))]
 pub(crate) async fn pause(
     s: Shared,
     headers: HeaderMap,
@@ -84,6 +88,10 @@ pub(crate) async fn pause(
 }
 
 /// `POST /v1/admin/agents/{agent_id}/kill` `{reason?}`.
+#[utoipa::path(post, path = "/v1/admin/agents/{agent_id}/kill", tag = "agents",
+    params(("agent_id" = String, Path, description = "The agent's id (need not have been seen yet)")),
+    request_body = super::docs::ReasonBody,
+    responses((status = 200, description = "Killed", body = super::docs::ControlSet)))]
 pub(crate) async fn kill(
     s: Shared,
     headers: HeaderMap,
@@ -93,7 +101,12 @@ pub(crate) async fn kill(
     set_control(s, headers, agent, body, ControlAction::Kill).await
 }
 
-/// `POST /v1/admin/agents/{agent_id}/resume`.
+/// `POST /v1/admin/agents/{agent_id}/resume` `{reason?}` (audited with the
+/// lifted control).
+#[utoipa::path(post, path = "/v1/admin/agents/{agent_id}/resume", tag = "agents",
+    params(("agent_id" = String, Path, description = "The agent's id")),
+    request_body = super::docs::ReasonBody,
+    responses((status = 200, description = "Resumed (or nothing to resume)", body = super::docs::Resumed)))]
 pub(crate) async fn resume(
     State(s): Shared,
     headers: HeaderMap,
@@ -102,7 +115,7 @@ pub(crate) async fn resume(
 ) -> Result<Json<Value>, ApiError> {
     let key = authenticate(&s, &headers, Scope::Admin).await?;
     let agent = agent_id(&agent)?;
-    parse_body(&body, &[])?;
+    let reason = reason(&body, "resumed by an admin")?;
     let mut tx = s.pool.begin().await?;
     let previous = controls::clear(&mut *tx, &key.org_id, agent).await?;
     if let Some(controls::Cleared { action, set_by }) = &previous {
@@ -110,7 +123,7 @@ pub(crate) async fn resume(
             &mut tx,
             &key,
             "agent.resume",
-            json!({"agent_id": agent, "was": action, "set_by": set_by}),
+            json!({"agent_id": agent, "was": action, "set_by": set_by, "reason": reason}),
         )
         .await?;
     }
@@ -136,6 +149,9 @@ fn digest_json(org: &str, r: DigestRow) -> Value {
 /// `PUT /v1/admin/digest` `{channels?, hour_utc?}`: subscribe (or change
 /// the subscription; absent fields keep their value, default: every
 /// channel, 06 UTC).
+#[utoipa::path(put, path = "/v1/admin/digest", tag = "governance",
+    request_body = super::docs::DigestBody,
+    responses((status = 200, description = "The subscription", body = super::docs::Digest)))]
 pub(crate) async fn put_digest(
     State(s): Shared,
     headers: HeaderMap,
@@ -180,6 +196,9 @@ pub(crate) async fn put_digest(
 }
 
 /// `GET /v1/admin/digest`: the subscription, 404 when there is none.
+#[utoipa::path(get, path = "/v1/admin/digest", tag = "governance",
+    responses((status = 200, description = "The subscription", body = super::docs::Digest),
+              (status = 404, description = "Not subscribed", body = agentops_runtime::openapi::ErrorBody)))]
 pub(crate) async fn get_digest(
     State(s): Shared,
     headers: HeaderMap,
@@ -196,6 +215,9 @@ pub(crate) async fn get_digest(
 }
 
 /// `DELETE /v1/admin/digest`: unsubscribe, 404 when not subscribed.
+#[utoipa::path(delete, path = "/v1/admin/digest", tag = "governance",
+    responses((status = 204, description = "Unsubscribed"),
+              (status = 404, description = "Not subscribed", body = agentops_runtime::openapi::ErrorBody)))]
 pub(crate) async fn delete_digest(
     State(s): Shared,
     headers: HeaderMap,

@@ -13,6 +13,7 @@ pub(crate) mod budgets;
 pub(crate) mod channels;
 mod controls;
 pub(crate) mod crud;
+pub(crate) mod docs;
 pub(crate) mod fields;
 mod policies;
 mod rules;
@@ -33,6 +34,11 @@ pub(crate) fn routes() -> Routes {
     let admin = |m: Method| [(m, Admin)];
     Routes::new()
         .merge(crud::routes("/v1/admin/channels", &channels::CHANNELS))
+        .add(
+            "/v1/admin/channels/{id}/test",
+            &admin(Method::POST),
+            post(channels::test),
+        )
         .merge(crud::routes("/v1/admin/budgets", &budgets::BUDGETS))
         .merge(crud::routes("/v1/admin/alert-rules", &rules::RULES))
         .merge(crud::routes("/v1/admin/policies", &policies::POLICIES))

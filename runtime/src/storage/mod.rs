@@ -36,7 +36,10 @@ pub use partitions::{drop_expired_partitions, ensure_partitions, partition_name}
 use schema::{
     agg_table_ddl, cagg_ddl, refresh_policy, EVENTS_COLUMNS, EVENTS_INDEXES, RUNS_AND_AGENTS,
 };
-pub use schema::{aggregates, hist_column, merged_histogram_sql, AggColumn, ColumnKind, LEVELS};
+pub use schema::{
+    aggregates, hist_column, levels_from_events_sql, merged_histogram_sql, AggColumn, ColumnKind,
+    LEVELS, RUN_LIST_CAP, RUN_TAGS_CAP, RUN_TAG_KEY_MAX, RUN_TAG_VALUE_MAX,
+};
 
 /// Requested storage mode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]

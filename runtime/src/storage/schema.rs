@@ -83,6 +83,14 @@ pub fn aggregates() -> &'static [AggColumn] {
     })
 }
 
+/// Most models (and, separately, providers) kept on a run.
+pub const RUN_LIST_CAP: usize = 32;
+/// Most tag keys kept on a run.
+pub const RUN_TAGS_CAP: usize = 32;
+/// Longest tag key and value kept on a run (bytes).
+pub const RUN_TAG_KEY_MAX: usize = 64;
+pub const RUN_TAG_VALUE_MAX: usize = 256;
+
 /// Name of the histogram column of latency bucket `i`.
 pub fn hist_column(i: usize) -> String {
     format!("lat_b{i:02}")
@@ -106,6 +114,50 @@ pub const LEVELS: [(&str, &str, Option<&str>); 3] = [
     ("agg_1h", "1 hour", Some("agg_1m")),
     ("agg_1d", "1 day", Some("agg_1h")),
 ];
+
+/// Plain-mode statements filling the three levels for org `$1` from its
+/// events, level by level (`agg_1m` from `events` with the writer's own
+/// expressions, each level above from the one below by sums, as the
+/// continuous aggregates are built): what the benchmarks and tests that
+/// load a history in SQL run instead of the writer.
+pub fn levels_from_events_sql() -> Vec<String> {
+    let cols = aggregates();
+    let names: Vec<&str> = cols.iter().map(|c| c.name.as_str()).collect();
+    LEVELS
+        .iter()
+        .map(|(rel, width, below)| {
+            let (source, time, exprs) = match below {
+                None => (
+                    "events",
+                    "ts",
+                    cols.iter()
+                        .map(|c| c.from_events.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                ),
+                Some(b) => (
+                    *b,
+                    "bucket",
+                    cols.iter()
+                        .map(|c| match c.kind {
+                            ColumnKind::Count => format!("sum({})::int8", c.name),
+                            ColumnKind::Float => format!("sum({})::float8", c.name),
+                        })
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                ),
+            };
+            format!(
+                "INSERT INTO {rel} (org_id, bucket, agent_id, workflow_id, provider, model, {names})
+                 SELECT org_id, date_bin(INTERVAL '{width}', {time}, TIMESTAMPTZ '2000-01-01 00:00:00+00') AS b,
+                     agent_id, workflow_id, provider, model, {exprs}
+                 FROM {source} WHERE org_id = $1
+                 GROUP BY org_id, b, agent_id, workflow_id, provider, model",
+                names = names.join(", "),
+            )
+        })
+        .collect()
+}
 
 pub(super) const EVENTS_COLUMNS: &str = "
     event_id            UUID NOT NULL,
@@ -143,7 +195,18 @@ pub(super) const EVENTS_INDEXES: [&str; 3] = [
          WHERE type = 'run_failed' OR status IN ('error', 'failed')",
 ];
 
-pub(super) const RUNS_AND_AGENTS: [&str; 3] = [
+/// `runs` and `agents`, then what later versions added to `runs` (for
+/// databases created before them; idempotent, run at every start).
+///
+/// `models`, `providers`: every model and provider of the run's LLM calls,
+/// sorted, deduplicated, at most [`RUN_LIST_CAP`] each. `tags`: the
+/// `attributes` of the run's events merged into one object, at most
+/// [`RUN_TAGS_CAP`] keys (the first in key order), a key of at most 64 and a
+/// value of at most 256 bytes (longer ones are left out); a key given two
+/// values keeps the smallest. Each rule is a fold that does not depend on
+/// batching or order (see `projections/src/rows.rs`), so a rebuild ends with
+/// the same rows.
+pub(super) const RUNS_AND_AGENTS: [&str; 10] = [
     "CREATE TABLE IF NOT EXISTS runs (
         org_id              TEXT NOT NULL,
         run_id              TEXT NOT NULL,
@@ -168,6 +231,20 @@ pub(super) const RUNS_AND_AGENTS: [&str; 3] = [
         PRIMARY KEY (org_id, run_id)
     )",
     "CREATE INDEX IF NOT EXISTS runs_org_ended ON runs (org_id, ended_at DESC)",
+    "ALTER TABLE runs ADD COLUMN IF NOT EXISTS models TEXT[] NOT NULL DEFAULT '{}'",
+    "ALTER TABLE runs ADD COLUMN IF NOT EXISTS providers TEXT[] NOT NULL DEFAULT '{}'",
+    "ALTER TABLE runs ADD COLUMN IF NOT EXISTS tags JSONB NOT NULL DEFAULT '{}'",
+    // The run search's keyset pages (`GET /v1/runs`, query-api/src/runs.rs),
+    // one index per sort: `sort=started_at` (the default; also the time
+    // filter of every sort), `sort=cost_usd`, `sort=latency_ms` (a run not
+    // ended sorts as -1), each read from `(key, run_id) < (cursor)` down;
+    // and the agent page's recent runs and the `agent_id` filter.
+    "CREATE INDEX IF NOT EXISTS runs_org_started ON runs (org_id, started_at DESC, run_id DESC)",
+    "CREATE INDEX IF NOT EXISTS runs_org_cost ON runs (org_id, cost_usd DESC, run_id DESC)",
+    "CREATE INDEX IF NOT EXISTS runs_org_latency
+         ON runs (org_id, (COALESCE(latency_ms, -1)) DESC, run_id DESC)",
+    "CREATE INDEX IF NOT EXISTS runs_org_agent_started
+         ON runs (org_id, agent_id, started_at DESC, run_id DESC)",
     // Totals are for `day` (UTC, event time): the latest day this agent was seen.
     "CREATE TABLE IF NOT EXISTS agents (
         org_id              TEXT NOT NULL,
@@ -250,6 +327,29 @@ pub(super) fn refresh_policy(level: &str, late_hours: u32) -> (String, &'static 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn levels_are_filled_from_events_then_each_from_the_one_below() {
+        let sql = levels_from_events_sql();
+        assert_eq!(sql.len(), LEVELS.len());
+        for (s, (rel, width, below)) in sql.iter().zip(LEVELS) {
+            assert!(s.starts_with(&format!("INSERT INTO {rel} ")), "{s}");
+            assert!(s.contains(&format!("INTERVAL '{width}'")), "{s}");
+            assert!(
+                s.contains(&format!(
+                    "FROM {} WHERE org_id = $1",
+                    below.unwrap_or("events")
+                )),
+                "{s}"
+            );
+        }
+        // Every aggregate column is written, with the writer's expression at
+        // the bottom level.
+        for c in aggregates() {
+            assert!(sql[0].contains(&c.from_events), "{}", c.name);
+            assert!(sql[2].contains(&format!("sum({})", c.name)), "{}", c.name);
+        }
+    }
 
     #[test]
     fn every_histogram_bucket_has_a_column() {

@@ -1,0 +1,199 @@
+//! A large history generated in the database (as `agentops-loadgen
+//! bench-queries` does, `loadgen/src/bench_store.rs`): an org's events over
+//! days, the three aggregate levels built from them with the plain-mode
+//! writer's own column definitions, the runs and agents folded from them,
+//! alerts, deliveries, policy violations and audit rows, and the older
+//! months a long-lived platform keeps. Used by `tests/query_plans.rs`.
+
+use agentops_runtime::storage;
+use anyhow::{Context, Result};
+use chrono::Utc;
+use sqlx::PgPool;
+
+/// Load the history in SQL (as `agentops-loadgen bench-queries` does):
+/// `n` events of `org` over `days` days, the aggregate levels and the runs
+/// built from them with the worker's definitions.
+pub async fn load_org(pool: &PgPool, org: &str, n: i64, agents: i64, days: i64) -> Result<()> {
+    let today = Utc::now().date_naive();
+    let first = today - chrono::Days::new(days as u64);
+    let all: Vec<_> = first.iter_days().take(days as usize + 2).collect();
+    let mut conn = pool.acquire().await?;
+    storage::ensure_partitions(&mut conn, &all).await?;
+    // Event i: run i/5, step i%5 (start, llm, llm, tool, end); 1 run in 12 fails.
+    sqlx::query(
+        "INSERT INTO events (event_id, org_id, ts, agent_id, workflow_id, run_id, type, status,
+             latency_ms, lat_bucket, provider, model, input_tokens, output_tokens, cost_usd,
+             cost_source, tool_name, error_type, error_message, attributes)
+         SELECT gen_random_uuid(), $6,
+             now() - make_interval(secs => $3 * 86400.0 * (1 - i::float8 / $2)),
+             'agent-' || ((i / 5) % $4), 'wf-' || ((i / 5) % $4 % 7), $6 || '-run-' || (i / 5),
+             CASE i % 5 WHEN 0 THEN 'run_started' WHEN 3 THEN 'tool_call'
+                 WHEN 4 THEN CASE WHEN (i / 5) % 12 = 0 THEN 'run_failed' ELSE 'run_completed' END
+                 ELSE 'llm_call' END,
+             CASE WHEN i % 5 = 4 AND (i / 5) % 12 = 0 THEN 'error' END,
+             CASE WHEN i % 5 = 4 THEN 300 + (i * 7919) % 29700 WHEN i % 5 IN (1, 2) THEN 200 + i % 3800 END,
+             CASE WHEN i % 5 = 4 THEN
+                 1 + floor(log(2::numeric, (300 + (i * 7919) % 29700)::numeric) * 4)::int2 END,
+             CASE WHEN i % 5 IN (1, 2) THEN 'openai' END,
+             CASE WHEN i % 5 IN (1, 2) THEN
+                 CASE WHEN (i / 5) % 3 = 0 THEN 'gpt-4o-mini' WHEN (i / 5) % 97 = 0 THEN 'mystery-model'
+                      ELSE 'gpt-4o' END END,
+             CASE WHEN i % 5 IN (1, 2) THEN 200 + i % 3800 END,
+             CASE WHEN i % 5 IN (1, 2) THEN 50 + i % 750 END,
+             CASE WHEN i % 5 IN (1, 2) THEN (i % 500) / 10000.0 END,
+             CASE WHEN i % 5 IN (1, 2) THEN
+                 CASE WHEN (i / 5) % 97 = 0 THEN 'unknown' ELSE 'computed' END END,
+             CASE WHEN i % 5 = 3 THEN 'search' END,
+             CASE WHEN i % 5 = 4 AND (i / 5) % 12 = 0 THEN 'tool_error' END,
+             CASE WHEN i % 5 = 4 AND (i / 5) % 12 = 0 THEN 'search tool timed out' END,
+             jsonb_build_object('team', 'team-' || ((i / 5) % 5), 'env', 'prod')
+         FROM generate_series(0::int8, $5::int8 - 1) AS i",
+    )
+    .bind(n as f64)
+    .bind(n as f64)
+    .bind(days as f64)
+    .bind(agents)
+    .bind(n)
+    .bind(org)
+    .execute(&mut *conn)
+    .await
+    .context("events")?;
+    for (sql, (rel, _, _)) in storage::levels_from_events_sql()
+        .iter()
+        .zip(storage::LEVELS)
+    {
+        sqlx::query(sql)
+            .bind(org)
+            .execute(&mut *conn)
+            .await
+            .with_context(|| rel.to_owned())?;
+    }
+    // Runs as the writer folds them (loadgen's BUILD_RUNS, with the tags).
+    sqlx::query(
+        "INSERT INTO runs (org_id, run_id, agent_id, workflow_id, status, started_at, ended_at,
+                  latency_ms, events, cost_usd, input_tokens, output_tokens, llm_calls,
+                  tool_calls, error_type, error_message, models, providers, tags)
+         SELECT org_id, run_id, min(agent_id), min(workflow_id),
+             CASE WHEN bool_or(type = 'run_failed') THEN 'failed'
+                  WHEN bool_or(type = 'run_completed') THEN 'completed' ELSE 'running' END,
+             min(ts) FILTER (WHERE type = 'run_started'),
+             max(ts) FILTER (WHERE type IN ('run_completed', 'run_failed')),
+             max(latency_ms) FILTER (WHERE type IN ('run_completed', 'run_failed')),
+             count(*), COALESCE(sum(cost_usd), 0), COALESCE(sum(input_tokens), 0),
+             COALESCE(sum(output_tokens), 0), count(*) FILTER (WHERE type = 'llm_call'),
+             count(*) FILTER (WHERE type = 'tool_call'),
+             min(error_type), min(error_message),
+             COALESCE(array_agg(DISTINCT model ORDER BY model) FILTER (WHERE model IS NOT NULL), '{}'),
+             COALESCE(array_agg(DISTINCT provider ORDER BY provider) FILTER (WHERE provider IS NOT NULL), '{}'),
+             min(attributes::text)::jsonb
+         FROM events WHERE org_id = $1 AND run_id IS NOT NULL
+         GROUP BY org_id, run_id",
+    )
+    .bind(org)
+    .execute(&mut *conn)
+    .await
+    .context("runs")?;
+    // Agents with their latest day's totals.
+    sqlx::query(
+        "INSERT INTO agents (org_id, agent_id, first_seen, last_seen, day, events_day, runs_day,
+                             failures_day, tokens_day, cost_day)
+         SELECT org_id, agent_id, min(ts), max(ts), max(ts)::date, count(*),
+                count(*) FILTER (WHERE type IN ('run_completed', 'run_failed')),
+                count(*) FILTER (WHERE type = 'run_failed'),
+                COALESCE(sum(input_tokens + output_tokens), 0), COALESCE(sum(cost_usd), 0)
+         FROM events WHERE org_id = $1 AND ts >= now() - interval '1 day'
+         GROUP BY org_id, agent_id",
+    )
+    .bind(org)
+    .execute(&mut *conn)
+    .await
+    .context("agents")?;
+    Ok(())
+}
+
+/// Alerts (with history) and policy violations of `org`, a year's worth.
+pub async fn load_governance(pool: &PgPool, org: &str) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO alerts (alert_id, org_id, kind, period, threshold, value, message, created_at,
+                             source, scope_key, state, severity, resolved_at)
+         SELECT $1 || '-alert-' || i, $1, 'budget', 'day', 100, 120, 'over budget',
+                now() - make_interval(mins => i * 5), 'budget', 'agent-' || (i % 50),
+                CASE WHEN i < 20 THEN 'firing' WHEN i < 40 THEN 'acknowledged' ELSE 'resolved' END,
+                'warning', CASE WHEN i >= 40 THEN now() - make_interval(mins => i * 5 - 1) END
+         FROM generate_series(0, 40000) AS i",
+    )
+    .bind(org)
+    .execute(pool)
+    .await
+    .context("alerts")?;
+    sqlx::query(
+        "INSERT INTO alert_history (alert_id, at, state, actor, note)
+         SELECT alert_id, created_at, state, 'system', '' FROM alerts WHERE org_id = $1",
+    )
+    .bind(org)
+    .execute(pool)
+    .await
+    .context("alert_history")?;
+    sqlx::query(
+        "INSERT INTO policy_violations (policy_id, event_id, org_id, agent_id, run_id, ts, action,
+                                        detail, event)
+         SELECT gen_random_uuid(), gen_random_uuid(), $1, 'agent-' || (i % 50), $1 || '-run-' || i,
+                now() - make_interval(mins => i), 'block', 'model not allowed', '{}'
+         FROM generate_series(0, 40000) AS i",
+    )
+    .bind(org)
+    .execute(pool)
+    .await
+    .context("policy_violations")?;
+    sqlx::query(
+        "INSERT INTO alert_deliveries (alert_id, channel_id, transition, attempts, delivered_at)
+         SELECT alert_id, gen_random_uuid(), 'firing', 1, created_at FROM alerts WHERE org_id = $1",
+    )
+    .bind(org)
+    .execute(pool)
+    .await
+    .context("alert_deliveries")?;
+    sqlx::query(
+        "INSERT INTO audit_log (org_id, actor, action, detail, at)
+         SELECT $1, 'key:admin', 'budget.update', 'limit changed', now() - make_interval(mins => i)
+         FROM generate_series(0, 40000) AS i",
+    )
+    .bind(org)
+    .execute(pool)
+    .await
+    .context("audit_log")?;
+    Ok(())
+}
+
+/// What a long-lived platform holds beyond the raw events' 30 days: the
+/// older months of the day and hour levels (the aggregates outlive the
+/// events; copies of the loaded month, shifted back), and the agents of
+/// many other orgs.
+pub async fn load_older(pool: &PgPool) -> Result<()> {
+    let names: Vec<&str> = storage::aggregates()
+        .iter()
+        .map(|c| c.name.as_str())
+        .collect();
+    let names = names.join(", ");
+    for (rel, months) in [("agg_1d", 11), ("agg_1h", 2)] {
+        let sql = format!(
+            "INSERT INTO {rel} (org_id, bucket, agent_id, workflow_id, provider, model, {names})
+             SELECT org_id, bucket - make_interval(days => 31 * k), agent_id, workflow_id,
+                    provider, model, {names}
+             FROM {rel}, generate_series(1, {months}) AS k"
+        );
+        sqlx::raw_sql(&sql)
+            .execute(pool)
+            .await
+            .with_context(|| format!("older {rel}"))?;
+    }
+    sqlx::query(
+        "INSERT INTO agents (org_id, agent_id, first_seen, last_seen, day)
+         SELECT 'tenant-' || (i % 100), 'agent-' || i, now() - interval '30 days', now(), current_date
+         FROM generate_series(0, 50000) AS i",
+    )
+    .execute(pool)
+    .await
+    .context("other agents")?;
+    Ok(())
+}
