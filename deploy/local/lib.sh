@@ -291,6 +291,8 @@ ensure_python_otel() { ensure_python_tools; }
 ensure_nextest() {
   if ! cargo nextest --version >/dev/null 2>&1; then
     log "installing cargo-nextest from crates.io (once, a few minutes; cached in ~/.cargo/bin)"
-    cargo install cargo-nextest --locked >&2 || die "cargo install cargo-nextest failed"
+    # A debug build: the runner only orchestrates test processes, and an
+    # unoptimized build is much quicker to install on a fresh machine.
+    cargo install cargo-nextest --locked --debug >&2 || die "cargo install cargo-nextest failed"
   fi
 }

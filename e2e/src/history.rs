@@ -58,7 +58,7 @@ pub async fn load_org(pool: &PgPool, org: &str, n: i64, agents: i64, days: i64) 
     .execute(&mut *conn)
     .await
     .context("events")?;
-    for (sql, (rel, _, _)) in storage::levels_from_events_sql()
+    for (sql, level) in storage::levels_from_events_sql()
         .iter()
         .zip(storage::LEVELS)
     {
@@ -66,7 +66,7 @@ pub async fn load_org(pool: &PgPool, org: &str, n: i64, agents: i64, days: i64) 
             .bind(org)
             .execute(&mut *conn)
             .await
-            .with_context(|| rel.to_owned())?;
+            .with_context(|| level.name)?;
     }
     // Runs as the writer folds them (loadgen's BUILD_RUNS, with the tags).
     sqlx::query(
@@ -175,17 +175,42 @@ pub async fn load_older(pool: &PgPool) -> Result<()> {
         .map(|c| c.name.as_str())
         .collect();
     let names = names.join(", ");
-    for (rel, months) in [("agg_1d", 11), ("agg_1h", 2)] {
+    let dims = |rel: &str| {
+        storage::LEVELS
+            .iter()
+            .find(|l| l.name == rel)
+            .map(|l| l.dims_list(""))
+            .unwrap_or_default()
+    };
+    for (rel, months) in [
+        ("agg_1d", 11),
+        ("agg_1h", 2),
+        ("agg_org_1d", 11),
+        ("agg_org_1h", 2),
+    ] {
+        let dims = dims(rel);
         let sql = format!(
-            "INSERT INTO {rel} (org_id, bucket, agent_id, workflow_id, provider, model, {names})
-             SELECT org_id, bucket - make_interval(days => 31 * k), agent_id, workflow_id,
-                    provider, model, {names}
+            "INSERT INTO {rel} (org_id, bucket{dims}, {names})
+             SELECT org_id, bucket - make_interval(days => 31 * k){dims}, {names}
              FROM {rel}, generate_series(1, {months}) AS k"
         );
         sqlx::raw_sql(&sql)
             .execute(pool)
             .await
             .with_context(|| format!("older {rel}"))?;
+    }
+    // The org levels hold a row per bucket and org: other orgs' rows
+    // (copies) make them as long as a multi-tenant database's.
+    for (rel, tenants) in [("agg_org_1d", 100), ("agg_org_1h", 10), ("agg_org_1m", 2)] {
+        let sql = format!(
+            "INSERT INTO {rel} (org_id, bucket, {names})
+             SELECT 'tenant-' || k || '-' || org_id, bucket, {names}
+             FROM {rel}, generate_series(1, {tenants}) AS k"
+        );
+        sqlx::raw_sql(&sql)
+            .execute(pool)
+            .await
+            .with_context(|| format!("other orgs in {rel}"))?;
     }
     sqlx::query(
         "INSERT INTO agents (org_id, agent_id, first_seen, last_seen, day)

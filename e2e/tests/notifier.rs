@@ -452,8 +452,8 @@ async fn daily_digest_sends_yesterday_against_the_week_before_once() -> anyhow::
     add_channel(&stack, "digest", "webhook", &hook.url, Some("s")).await?;
     // The projections create the aggregate relations (plain PostgreSQL here).
     stack
-        .eventually(Duration::from_secs(30), "agg_1d exists", || async {
-            let r: Option<String> = sqlx::query_scalar("SELECT to_regclass('agg_1d')::text")
+        .eventually(Duration::from_secs(30), "agg_org_1d exists", || async {
+            let r: Option<String> = sqlx::query_scalar("SELECT to_regclass('agg_org_1d')::text")
                 .fetch_one(&stack.pool)
                 .await?;
             Ok(r)
@@ -487,6 +487,16 @@ async fn daily_digest_sends_yesterday_against_the_week_before_once() -> anyhow::
         .execute(&stack.pool)
         .await?;
     }
+    // The org level holds the same days summed over agents (the totals are
+    // read from it, the top agents from agg_1d).
+    sqlx::query(
+        "INSERT INTO agg_org_1d (org_id, bucket, cost_usd, runs_completed, runs_failed)
+         SELECT org_id, bucket, sum(cost_usd), sum(runs_completed), sum(runs_failed)
+         FROM agg_1d WHERE org_id = $1 GROUP BY org_id, bucket",
+    )
+    .bind(&stack.org_id)
+    .execute(&stack.pool)
+    .await?;
     // Subscribed after the figures are in: due at once (hour 0).
     sqlx::query("INSERT INTO digest_subscriptions (org_id, hour_utc) VALUES ($1, 0)")
         .bind(&stack.org_id)

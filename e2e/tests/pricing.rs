@@ -183,7 +183,7 @@ struct Snapshot {
 
 async fn snapshot(pool: &PgPool) -> Result<Snapshot> {
     let mut levels = Vec::new();
-    for (name, _, _) in storage::LEVELS {
+    for storage::Level { name, .. } in storage::LEVELS {
         levels.push(
             sqlx::query_as(&format!(
                 "SELECT COALESCE(sum(events), 0)::int8, COALESCE(sum(llm_calls), 0)::int8,

@@ -52,12 +52,15 @@ const DAYS: i64 = 30;
 const AGENTS: i64 = 200;
 
 /// Relations that grow with traffic (a name, or a prefix of `events_p…`).
-const LARGE: [&str; 12] = [
+const LARGE: [&str; 15] = [
     "events",
     "events_p",
     "agg_1m",
     "agg_1h",
     "agg_1d",
+    "agg_org_1m",
+    "agg_org_1h",
+    "agg_org_1d",
     "runs",
     "agents",
     "alerts",

@@ -91,34 +91,71 @@ fn latency_hist<'a>(events: impl Iterator<Item = &'a AgentEvent>) -> Vec<i64> {
     h
 }
 
+fn cost_of(events: &[&AgentEvent]) -> f64 {
+    events.iter().filter_map(|e| e.cost_usd).sum()
+}
+
 fn terminal(e: &AgentEvent, ty: &str) -> bool {
     e.event_type == ty
 }
 
-/// Expected column names and types of a relation.
-fn expected_columns(relation: &str) -> Vec<(String, String)> {
+/// Expected column names and types of an aggregate level.
+fn expected_columns(level: &storage::Level) -> Vec<(String, String)> {
     let text = |n: &str| (n.to_owned(), "text".to_owned());
-    match relation {
-        "agg_1m" | "agg_1h" | "agg_1d" => {
-            let mut cols = vec![
-                text("org_id"),
-                ("bucket".into(), "timestamp with time zone".into()),
-                text("agent_id"),
-                text("workflow_id"),
-                text("provider"),
-                text("model"),
-            ];
-            for c in storage::aggregates() {
-                let ty = match c.kind {
-                    storage::ColumnKind::Count => "bigint",
-                    storage::ColumnKind::Float => "double precision",
-                };
-                cols.push((c.name.clone(), ty.into()));
-            }
-            cols
+    let mut cols = vec![
+        text("org_id"),
+        ("bucket".into(), "timestamp with time zone".into()),
+    ];
+    if !level.name.starts_with("agg_org_") {
+        for d in ["agent_id", "workflow_id", "provider", "model"] {
+            cols.push(text(d));
         }
-        _ => unreachable!(),
     }
+    for c in storage::aggregates() {
+        let ty = match c.kind {
+            storage::ColumnKind::Count => "bigint",
+            storage::ColumnKind::Float => "double precision",
+        };
+        cols.push((c.name.clone(), ty.into()));
+    }
+    cols
+}
+
+/// Names of every aggregate level.
+fn levels() -> impl Iterator<Item = &'static str> {
+    storage::LEVELS.iter().map(|l| l.name)
+}
+
+/// Per bucket of the levels of one width: the dimensioned level summed up
+/// and the org level hold the same events, runs, tokens, cost and
+/// histogram (the org levels answer what the dimensioned ones would).
+async fn org_levels_match(pool: &PgPool, org: &str) -> Result<()> {
+    let hist = storage::merged_histogram_sql();
+    for w in ["1m", "1h", "1d"] {
+        let q = |rel: String| {
+            format!(
+                "SELECT bucket, sum(events)::int8, sum(runs_completed + runs_failed)::int8,
+                        sum(input_tokens + output_tokens)::int8, sum(unpriced_calls)::int8,
+                        round(sum(cost_usd)::numeric, 9)::text, {hist}
+                 FROM {rel} WHERE org_id = $1 GROUP BY bucket ORDER BY bucket"
+            )
+        };
+        type Row = (DateTime<Utc>, i64, i64, i64, i64, String, Vec<i64>);
+        let dims: Vec<Row> = sqlx::query_as(&q(storage::relation("agg", w)))
+            .bind(org)
+            .fetch_all(pool)
+            .await?;
+        let orgs: Vec<Row> = sqlx::query_as(&q(storage::relation("agg_org", w)))
+            .bind(org)
+            .fetch_all(pool)
+            .await?;
+        ensure!(!dims.is_empty(), "agg_{w} holds nothing");
+        ensure!(
+            dims == orgs,
+            "agg_{w} and agg_org_{w} differ:\n{dims:?}\n{orgs:?}"
+        );
+    }
+    Ok(())
 }
 
 async fn columns(pool: &PgPool, relation: &str) -> Result<Vec<(String, String)>> {
@@ -167,11 +204,12 @@ async fn suite(url: &str, choice: ModeChoice, expect: Mode) -> Result<()> {
         ensure!(err.to_string().contains("rebuild --mode"), "{err}");
         let (n,): (i64,) = sqlx::query_as(
             "SELECT count(*) FROM timescaledb_information.continuous_aggregates
-             WHERE view_name IN ('agg_1m', 'agg_1h', 'agg_1d') AND NOT materialized_only",
+             WHERE view_name = ANY($1) AND NOT materialized_only",
         )
+        .bind(levels().collect::<Vec<_>>())
         .fetch_one(&pool)
         .await?;
-        ensure!(n == 3, "3 real-time continuous aggregates, got {n}");
+        ensure!(n == 6, "6 real-time continuous aggregates, got {n}");
         let (chunk,): (String,) = sqlx::query_as(
             "SELECT time_interval::text FROM timescaledb_information.dimensions
              WHERE hypertable_name = 'events' AND column_name = 'ts'",
@@ -188,15 +226,19 @@ async fn suite(url: &str, choice: ModeChoice, expect: Mode) -> Result<()> {
         .fetch_all(&pool)
         .await?;
         ensure!(
-            jobs.len() == 5,
-            "3 refresh, 1 retention, 1 compression policy: {jobs:?}"
+            jobs.len() == 8,
+            "6 refresh, 1 retention, 1 compression policy: {jobs:?}"
         );
     }
 
     // Relation shapes: identical in both modes.
-    for rel in ["agg_1m", "agg_1h", "agg_1d"] {
-        let got = columns(&pool, rel).await?;
-        ensure!(got == expected_columns(rel), "{rel} columns: {got:?}");
+    for level in &storage::LEVELS {
+        let got = columns(&pool, level.name).await?;
+        ensure!(
+            got == expected_columns(level),
+            "{} columns: {got:?}",
+            level.name
+        );
     }
     let events_cols = columns(&pool, "events").await?;
     ensure!(
@@ -263,7 +305,7 @@ async fn suite(url: &str, choice: ModeChoice, expect: Mode) -> Result<()> {
     let cost: f64 = recent.iter().filter_map(|e| e.cost_usd).sum();
     let input: i64 = recent.iter().filter_map(|e| e.input_tokens).sum();
     let hist = latency_hist(recent.iter());
-    for rel in ["agg_1m", "agg_1h", "agg_1d"] {
+    for rel in levels() {
         let (ev, inp, unp, b): (i64, i64, i64, i64) = sqlx::query_as(&format!(
             "SELECT sum(events)::int8, sum(input_tokens)::int8, sum(unpriced_calls)::int8,
                     sum({})::int8 FROM {rel} WHERE org_id = $1",
@@ -377,7 +419,7 @@ async fn suite(url: &str, choice: ModeChoice, expect: Mode) -> Result<()> {
     t.write(&mut writer, &late, 4).await?;
     t.refresh().await?;
     let all: Vec<&AgentEvent> = recent.iter().chain(late.iter()).collect();
-    for rel in ["agg_1m", "agg_1h", "agg_1d"] {
+    for rel in levels() {
         let (ev,): (i64,) = sqlx::query_as(&format!(
             "SELECT sum(events)::int8 FROM {rel} WHERE org_id = $1"
         ))
@@ -409,6 +451,32 @@ async fn suite(url: &str, choice: ModeChoice, expect: Mode) -> Result<()> {
     );
     let ov7 = t.get("/v1/metrics/overview?window=8d").await?;
     ensure!(ov7["events"] == all.len() as i64, "8d overview: {ov7}");
+    org_levels_match(&t.pool, &org).await?;
+
+    // A database from before the org levels: setup creates them from the
+    // dimensioned levels, with the same answers.
+    {
+        let mut conn = t.pool.acquire().await?;
+        for l in storage::LEVELS.iter().rev().filter(|l| l.dims.is_empty()) {
+            let kind = if t.mode == Mode::Timescaledb {
+                "MATERIALIZED VIEW"
+            } else {
+                "TABLE"
+            };
+            sqlx::raw_sql(&format!("DROP {kind} {} CASCADE", l.name))
+                .execute(&mut *conn)
+                .await?;
+        }
+    }
+    ensure!(agentops_runtime::db::prepare(&t.pool, &db).await? == expect);
+    org_levels_match(&t.pool, &org).await?;
+    let mut again = t.get("/v1/metrics/overview?window=8d").await?;
+    let mut before = ov7.clone();
+    let (c1, c0) = (again["cost_usd"].take(), before["cost_usd"].take());
+    ensure!(
+        again == before && (c1.as_f64().unwrap_or(-1.0) - cost_of(&all)).abs() < 1e-9,
+        "overview after the migration: {again} ({c1}) vs {before} ({c0})"
+    );
     let hist_all = latency_hist(all.iter().copied());
     let p95 = histogram::quantile(&hist_all, 0.95).unwrap();
     ensure!(

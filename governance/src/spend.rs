@@ -3,12 +3,13 @@
 //! cost rules the processors alert on, so the two cannot disagree; and the
 //! SQL filters that select a scope in the aggregates.
 //!
-//! Org, agent, workflow and model scopes read the aggregates (grouped by
-//! agent, workflow and model): whole UTC days from `agg_1d`, the hours
-//! around them from `agg_1h` ([`day_split`]; a window starts on a whole hour
-//! as far as spend goes). A month's budget thus reads about 30 daily rows
-//! per agent instead of 720 hourly ones. Tag scopes read the events
-//! (attributes are not aggregated).
+//! Org, agent, workflow and model scopes read the aggregates: whole UTC
+//! days from the daily level, the hours around them from the hourly one
+//! ([`day_split`]; a window starts on a whole hour as far as spend goes);
+//! the org from its own levels (`agg_org_1h`/`agg_org_1d`, a row per
+//! bucket), the others from the levels grouped by agent, workflow and
+//! model (`agg_1h`/`agg_1d`). A month's org budget thus reads about 30
+//! rows. Tag scopes read the events (attributes are not aggregated).
 
 use chrono::{DateTime, Duration, DurationRound, Utc};
 
@@ -50,16 +51,18 @@ pub async fn spend_in_scope(
     }
     let column = agg_column(scope.kind());
     let filter = column.map_or(String::new(), |c| format!(" AND {c} = $6"));
+    // The whole org: its own levels (a row per bucket).
+    let family = if column.is_some() { "agg" } else { "agg_org" };
     // Hours before the first whole day, whole days, hours after the last.
     let sql = format!(
         "SELECT COALESCE(sum(cost_usd), 0)::float8 FROM (
-           SELECT cost_usd FROM agg_1h
+           SELECT cost_usd FROM {family}_1h
            WHERE org_id = $1 AND bucket >= $2 AND bucket < $4{filter}
            UNION ALL
-           SELECT cost_usd FROM agg_1d
+           SELECT cost_usd FROM {family}_1d
            WHERE org_id = $1 AND bucket >= $4 AND ($5::timestamptz IS NULL OR bucket < $5){filter}
            UNION ALL
-           SELECT cost_usd FROM agg_1h
+           SELECT cost_usd FROM {family}_1h
            WHERE org_id = $1 AND bucket >= $5 AND bucket < $3{filter}) s"
     );
     let (days_from, days_to) = day_split(start, end);

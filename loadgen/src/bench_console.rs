@@ -65,9 +65,10 @@ WHERE f.org_id = 'bench' AND f.type = 'run_failed' AND f.ts >= now() - interval 
               AND m.model = 'gpt-4o-mini')
 ORDER BY f.ts DESC LIMIT 50";
 
-/// What the overview asks for a 24 h window (`pages/overview.tsx`), then
-/// the explorer's first page with two filters.
-const ENDPOINTS: [(&str, &str); 10] = [
+/// What the overview asks for a 24 h window (`pages/overview.tsx`), the
+/// explorer's first page with two filters, then the overview over other
+/// windows and the cost explorer's breakdown.
+const ENDPOINTS: [(&str, &str); 15] = [
     ("overview", "/v1/metrics/overview?window=24h"),
     ("budgets", "/v1/budgets/status"),
     (
@@ -89,6 +90,17 @@ const ENDPOINTS: [(&str, &str); 10] = [
     (
         "runs: failed + gpt-4o-mini",
         "/v1/runs?window=24h&status=failed&model=gpt-4o-mini&limit=50",
+    ),
+    ("overview 1h", "/v1/metrics/overview?window=1h"),
+    ("overview 7d", "/v1/metrics/overview?window=7d"),
+    ("overview 30d", "/v1/metrics/overview?window=30d"),
+    (
+        "cost by agent 24h",
+        "/v1/metrics/cost?group=agent&window=24h",
+    ),
+    (
+        "cost by model 7d",
+        "/v1/metrics/cost?group=model&window=7d&bucket=1d",
     ),
 ];
 

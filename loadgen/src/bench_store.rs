@@ -374,13 +374,14 @@ async fn load_history(pool: &PgPool, n: i64, agents: i64, days: i64) -> Result<(
             started.elapsed().as_secs_f64()
         );
     }
-    for (sql, (rel, _, _)) in storage::levels_from_events_sql()
+    for (sql, level) in storage::levels_from_events_sql()
         .iter()
         .zip(storage::LEVELS)
     {
         sqlx::query(sql).bind("bench").execute(&mut *conn).await?;
         eprintln!(
-            "bench-queries: built {rel} ({:.0} s)",
+            "bench-queries: built {} ({:.0} s)",
+            level.name,
             started.elapsed().as_secs_f64()
         );
     }
@@ -475,13 +476,16 @@ pub async fn queries(o: QueriesOptions) -> Result<()> {
                 .context("raw query")?;
             rawt.push(t.elapsed().as_secs_f64() * 1000.0);
         }
+        let q95 = crate::bench_console::quantile;
+        let (a95, r95) = (q95(&mut api, 0.95), q95(&mut rawt, 0.95));
         let (a, r) = (median(api), median(rawt));
         println!(
-            "{name}: query API {a:.1} ms, raw events {r:.1} ms, raw/API {:.1}x (median of {})",
+            "{name}: query API p50 {a:.1} ms p95 {a95:.1} ms, raw events p50 {r:.1} ms p95 {r95:.1} ms, raw/API {:.1}x (p50 of {})",
             r / a,
             o.repeat
         );
-        results.push(json!({"query": name, "api_ms": (a * 10.0).round() / 10.0, "raw_ms": (r * 10.0).round() / 10.0, "speedup": (r / a * 10.0).round() / 10.0}));
+        let round = |v: f64| (v * 10.0).round() / 10.0;
+        results.push(json!({"query": name, "api_ms": round(a), "api_p95_ms": round(a95), "raw_ms": round(r), "raw_p95_ms": round(r95), "speedup": round(r / a)}));
     }
     println!(
         "{}",

@@ -438,7 +438,7 @@ async fn refresh(pool: &PgPool, opts: &Options) -> agentops_runtime::Result<()> 
     if end < opts.to {
         end += chrono::Duration::days(1);
     }
-    for (name, _, _) in agentops_runtime::storage::LEVELS {
+    for agentops_runtime::storage::Level { name, .. } in agentops_runtime::storage::LEVELS {
         eprintln!(
             "recompute: refreshing {name} from {} to {}",
             start.to_rfc3339(),

@@ -20,7 +20,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use agentops_runtime::storage::{Mode, LEVELS};
+use agentops_runtime::storage::{Level, Mode, LEVELS};
 use agentops_schemas::correction::{corrects, RECOMPUTED};
 use agentops_schemas::AgentEvent;
 use chrono::{DateTime, Utc};
@@ -194,8 +194,8 @@ pub(crate) async fn apply(
     .execute(&mut *tx)
     .await?;
     if mode == Mode::Postgres {
-        for (name, width, _) in LEVELS {
-            sqlx::query(&aggregate_sql(name, width))
+        for l in LEVELS {
+            sqlx::query(&aggregate_sql(&l))
                 .bind(col!(|c| c.org_id.clone()))
                 .bind(col!(|c| c.ts))
                 .bind(col!(|c| c.agent_id.clone()))
@@ -212,22 +212,26 @@ pub(crate) async fn apply(
 }
 
 /// Plain mode: move one level's buckets by the summed differences.
-fn aggregate_sql(name: &str, width: &str) -> String {
+fn aggregate_sql(l: &Level) -> String {
+    let (name, width) = (l.name, l.width);
+    let dims = l.dims_list("");
+    let matches: String = l
+        .dims
+        .iter()
+        .map(|d| format!("\n           AND a.{d} IS NOT DISTINCT FROM d.{d}"))
+        .collect();
+    let group: String = (0..l.dims.len()).map(|i| format!(", {}", i + 3)).collect();
     let mut sql = String::new();
     let _ = write!(
         sql,
         "UPDATE {name} a SET cost_usd = a.cost_usd + d.cost, unpriced_calls = a.unpriced_calls + d.unpriced
-         FROM (SELECT org_id, date_bin(INTERVAL '{width}', ts, TIMESTAMPTZ '2000-01-01 00:00:00+00') AS b,
-                      agent_id, workflow_id, provider, model, sum(cost) AS cost,
-                      sum(unpriced)::int8 AS unpriced
+         FROM (SELECT org_id, date_bin(INTERVAL '{width}', ts, TIMESTAMPTZ '2000-01-01 00:00:00+00') AS b{dims},
+                      sum(cost) AS cost, sum(unpriced)::int8 AS unpriced
                FROM UNNEST($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::text[],
                            $6::text[], $7::float8[], $8::int8[])
                    AS t(org_id, ts, agent_id, workflow_id, provider, model, cost, unpriced)
-               GROUP BY 1, 2, 3, 4, 5, 6) d
-         WHERE a.org_id = d.org_id AND a.bucket = d.b AND a.agent_id = d.agent_id
-           AND a.workflow_id IS NOT DISTINCT FROM d.workflow_id
-           AND a.provider IS NOT DISTINCT FROM d.provider
-           AND a.model IS NOT DISTINCT FROM d.model"
+               GROUP BY 1, 2{group}) d
+         WHERE a.org_id = d.org_id AND a.bucket = d.b{matches}"
     );
     sql
 }
@@ -276,11 +280,20 @@ mod tests {
 
     #[test]
     fn every_level_statement_matches_the_aggregate_key() {
-        for (name, width, _) in LEVELS {
-            let sql = aggregate_sql(name, width);
-            assert!(sql.starts_with(&format!("UPDATE {name} a")));
-            assert!(sql.contains(&format!("INTERVAL '{width}'")));
-            assert!(sql.contains("a.model IS NOT DISTINCT FROM d.model"));
+        for l in LEVELS {
+            let sql = aggregate_sql(&l);
+            assert!(sql.starts_with(&format!("UPDATE {} a", l.name)));
+            assert!(sql.contains(&format!("INTERVAL '{}'", l.width)));
+            assert_eq!(
+                sql.contains("a.model IS NOT DISTINCT FROM d.model"),
+                !l.dims.is_empty()
+            );
+            let group = if l.dims.is_empty() {
+                "GROUP BY 1, 2)"
+            } else {
+                "GROUP BY 1, 2, 3, 4, 5, 6)"
+            };
+            assert!(sql.contains(group), "{sql}");
         }
     }
 }

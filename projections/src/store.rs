@@ -63,18 +63,21 @@ fn postgres_insert_sql() -> &'static str {
             .collect();
         debug_assert!(cols.iter().any(|c| c.kind == ColumnKind::Float));
         let mut sql = format!("WITH ins AS ({INSERT_EVENTS} RETURNING *)");
-        for (i, (name, width, _)) in LEVELS.iter().enumerate() {
+        for (i, l) in LEVELS.iter().enumerate() {
+            let dims = l.dims_list("");
             let _ = write!(
                 sql,
                 ",
 a{i} AS (
-    INSERT INTO {name} AS a (org_id, bucket, agent_id, workflow_id, provider, model, {names})
-    SELECT org_id, date_bin(INTERVAL '{width}', ts, TIMESTAMPTZ '2000-01-01 00:00:00+00') AS b,
-        agent_id, workflow_id, provider, model, {exprs}
+    INSERT INTO {name} AS a (org_id, bucket{dims}, {names})
+    SELECT org_id, date_bin(INTERVAL '{width}', ts, TIMESTAMPTZ '2000-01-01 00:00:00+00') AS b{dims},
+        {exprs}
     FROM ins
-    GROUP BY org_id, b, agent_id, workflow_id, provider, model
-    ORDER BY org_id, b, agent_id, workflow_id, provider, model
+    GROUP BY org_id, b{dims}
+    ORDER BY org_id, b{dims}
     ON CONFLICT ON CONSTRAINT {name}_key DO UPDATE SET {updates})",
+                name = l.name,
+                width = l.width,
                 names = names.join(", "),
                 exprs = exprs.join(", "),
                 updates = updates.join(", "),
@@ -304,10 +307,12 @@ mod tests {
     #[test]
     fn plain_mode_statement_feeds_every_level() {
         let sql = postgres_insert_sql();
-        for (name, _, _) in LEVELS {
+        for l in LEVELS {
+            let name = l.name;
             assert!(sql.contains(&format!("INSERT INTO {name} AS a")), "{name}");
             assert!(sql.contains(&format!("ON CONFLICT ON CONSTRAINT {name}_key")));
         }
+        assert!(sql.contains("INSERT INTO agg_org_1h AS a (org_id, bucket, events,"));
         assert!(sql.contains("lat_b79 = a.lat_b79 + EXCLUDED.lat_b79"));
         assert!(sql.ends_with("SELECT event_id, org_id, ts FROM ins"));
     }

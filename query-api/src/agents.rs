@@ -214,10 +214,13 @@ async fn detail(
                 COALESCE(sum(llm_calls), 0)::int8 AS llm_calls, {hist} AS histogram
          FROM ({rows}) a WHERE agent_id = $8",
         hist = storage::merged_histogram_sql(),
-        rows = span_rows(&format!(
-            "agent_id, runs_completed, runs_failed, cost_usd, llm_calls, {}",
-            hist_columns()
-        )),
+        rows = span_rows(
+            "agg",
+            &format!(
+                "agent_id, runs_completed, runs_failed, cost_usd, llm_calls, {}",
+                hist_columns()
+            )
+        ),
     );
     let mut tq = sqlx::query_as(&tq_sql).bind(org);
     for b in span.0 {
@@ -230,7 +233,10 @@ async fn detail(
                 COALESCE(sum(cost_usd), 0)::float8 AS cost_usd
          FROM ({}) a WHERE agent_id = $8
          GROUP BY provider, model, workflow_id ORDER BY cost_usd DESC LIMIT 1000",
-        span_rows("agent_id, provider, model, workflow_id, llm_calls, cost_usd")
+        span_rows(
+            "agg",
+            "agent_id, provider, model, workflow_id, llm_calls, cost_usd"
+        )
     );
     let mut mq = sqlx::query_as(&mq_sql).bind(org);
     for b in span.0 {

@@ -35,15 +35,16 @@ impl Levels {
     }
 }
 
-/// `SELECT {cols}` over the rows of org `$1` in the window, binding
-/// `$2` = start, `$3` = hours, `$4` = days of [`Levels`].
-pub(crate) fn window_rows(cols: &str) -> String {
+/// `SELECT {cols}` over the rows of org `$1` in the window of the levels
+/// of `family` (`agg`: per agent, workflow, provider and model; `agg_org`:
+/// per org), binding `$2` = start, `$3` = hours, `$4` = days of [`Levels`].
+pub(crate) fn window_rows(family: &str, cols: &str) -> String {
     format!(
-        "SELECT {cols} FROM agg_1m WHERE org_id = $1 AND bucket >= $2 AND bucket < $3
+        "SELECT {cols} FROM {family}_1m WHERE org_id = $1 AND bucket >= $2 AND bucket < $3
          UNION ALL
-         SELECT {cols} FROM agg_1h WHERE org_id = $1 AND bucket >= $3 AND bucket < $4
+         SELECT {cols} FROM {family}_1h WHERE org_id = $1 AND bucket >= $3 AND bucket < $4
          UNION ALL
-         SELECT {cols} FROM agg_1d WHERE org_id = $1 AND bucket >= $4"
+         SELECT {cols} FROM {family}_1d WHERE org_id = $1 AND bucket >= $4"
     )
 }
 
@@ -84,21 +85,22 @@ impl Span {
     }
 }
 
-/// `SELECT {cols}` over the rows of org `$1` in a [`Span`], binding its
-/// six bounds as `$2` .. `$7`.
-pub(crate) fn span_rows(cols: &str) -> String {
-    let part = |level: &str, lo: u8| {
+/// `SELECT {cols}` over the rows of org `$1` in a [`Span`] of the levels
+/// of `family` (as in [`window_rows`]), binding its six bounds as `$2` ..
+/// `$7`.
+pub(crate) fn span_rows(family: &str, cols: &str) -> String {
+    let part = |width: &str, lo: u8| {
         format!(
-            "SELECT {cols} FROM {level} WHERE org_id = $1 AND bucket >= ${lo} AND bucket < ${}",
+            "SELECT {cols} FROM {family}_{width} WHERE org_id = $1 AND bucket >= ${lo} AND bucket < ${}",
             lo + 1
         )
     };
     [
-        part("agg_1m", 2),
-        part("agg_1h", 3),
-        part("agg_1d", 4),
-        part("agg_1h", 5),
-        part("agg_1m", 6),
+        part("1m", 2),
+        part("1h", 3),
+        part("1d", 4),
+        part("1h", 5),
+        part("1m", 6),
     ]
     .join("\n         UNION ALL\n         ")
 }
@@ -124,22 +126,30 @@ pub(crate) async fn overview_totals(
     end: Option<DateTime<Utc>>,
 ) -> Result<Totals, sqlx::Error> {
     static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    // Everything but the active agents from the org levels (a row per
+    // bucket); the agents from the keys of the dimensioned levels (their
+    // unique index leads with org, bucket, agent).
     let sql = SQL.get_or_init(|| {
         format!(
             "SELECT COALESCE(sum(runs_completed), 0)::int8 AS completed,
                     COALESCE(sum(runs_failed), 0)::int8 AS failed,
                     COALESCE(sum(cost_usd), 0)::float8 AS cost,
                     COALESCE(sum(events), 0)::int8 AS events,
-                    count(DISTINCT agent_id)::int8 AS agents, {hist} AS histogram,
-                    (SELECT COALESCE(sum(errors), 0)::int8 FROM agg_1m
+                    (SELECT count(DISTINCT agent_id)::int8 FROM ({agents}) d) AS agents,
+                    {hist} AS histogram,
+                    (SELECT COALESCE(sum(errors), 0)::int8 FROM agg_org_1m
                      WHERE org_id = $1 AND bucket >= $8 - interval '1 hour'
                        AND bucket < $9) AS errors_last_hour
              FROM ({rows}) a",
             hist = agentops_runtime::storage::merged_histogram_sql(),
-            rows = span_rows(&format!(
-                "agent_id, runs_completed, runs_failed, cost_usd, events, {}",
-                hist_columns()
-            )),
+            agents = span_rows("agg", "agent_id"),
+            rows = span_rows(
+                "agg_org",
+                &format!(
+                    "runs_completed, runs_failed, cost_usd, events, {}",
+                    hist_columns()
+                )
+            ),
         )
     });
     let now = Utc::now();

@@ -258,9 +258,9 @@ async fn timeseries(
     let (window, secs) = window_param(q.window.as_deref(), "window", "24h")?;
     let bucket = q.bucket.as_deref().unwrap_or("1h");
     let (bucket_secs, relation) = match bucket {
-        "1m" | "5m" | "15m" => (parse_secs(bucket).unwrap_or(60), "agg_1m"),
-        "1h" => (3600, "agg_1h"),
-        "1d" => (86_400, "agg_1d"),
+        "1m" | "5m" | "15m" => (parse_secs(bucket).unwrap_or(60), "agg_org_1m"),
+        "1h" => (3600, "agg_org_1h"),
+        "1d" => (86_400, "agg_org_1d"),
         _ => {
             return Err(ApiError::BadParam {
                 field: "bucket",

@@ -222,9 +222,12 @@ async fn cost(
                         COALESCE(sum(llm_calls), 0)::int8 AS llm_calls,
                         COALESCE(sum(unpriced_calls), 0)::int8 AS unpriced_calls
                  FROM ({}) a GROUP BY 1",
-                span_rows(&format!(
-                    "{col}, cost_usd, runs_completed, runs_failed, llm_calls, unpriced_calls"
-                ))
+                span_rows(
+                    "agg",
+                    &format!(
+                        "{col}, cost_usd, runs_completed, runs_failed, llm_calls, unpriced_calls"
+                    )
+                )
             );
             let sql = ranked(&source, 8);
             let mut gq = sqlx::query_as(&sql).bind(org);
@@ -296,7 +299,7 @@ async fn cost(
         "SELECT provider, model, sum(unpriced_calls)::int8 AS calls FROM ({}) a
          GROUP BY provider, model HAVING sum(unpriced_calls) > 0
          ORDER BY calls DESC, provider, model LIMIT 100",
-        span_rows("provider, model, unpriced_calls")
+        span_rows("agg", "provider, model, unpriced_calls")
     );
     let mut uq = sqlx::query_as(&uq_sql).bind(org);
     for b in Span::new(start, None, now).0 {
@@ -305,7 +308,7 @@ async fn cost(
     let unpriced: Vec<Unpriced> = uq.fetch_all(&s.pool).await?;
     let tq_sql = format!(
         "SELECT COALESCE(sum(unpriced_calls), 0)::int8 FROM ({}) a",
-        span_rows("unpriced_calls")
+        span_rows("agg_org", "unpriced_calls")
     );
     let mut tq = sqlx::query_scalar(&tq_sql).bind(org);
     for b in Span::new(start, None, now).0 {

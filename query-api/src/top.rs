@@ -9,6 +9,8 @@
 //! `limit` 1–100 (default 10). Rows without the dimension (a run with no
 //! workflow) are left out.
 
+use std::collections::HashMap;
+
 use agentops_runtime::keys::Scope;
 use agentops_runtime::storage;
 use agentops_schemas::histogram;
@@ -113,7 +115,6 @@ struct Row {
     runs: i64,
     failed: i64,
     cost_usd: f64,
-    histogram: Vec<i64>,
 }
 
 fn one_of<'a>(
@@ -156,22 +157,29 @@ async fn top(
         _ => "agent_id",
     };
     let order = if by == "runs" { "runs" } else { "cost_usd" };
-    let sql = format!(
+    // Two passes: rank every key on narrow sums, then merge the 80
+    // histogram columns of the chosen few only.
+    let rank = format!(
         "SELECT {column} AS key,
                 COALESCE(sum(runs_completed + runs_failed), 0)::int8 AS runs,
                 COALESCE(sum(runs_failed), 0)::int8 AS failed,
-                COALESCE(sum(cost_usd), 0)::float8 AS cost_usd, {hist} AS histogram
+                COALESCE(sum(cost_usd), 0)::float8 AS cost_usd
          FROM ({rows}) a WHERE {column} IS NOT NULL AND {column} <> ''
          GROUP BY {column} ORDER BY {order} DESC, key LIMIT $5",
+        rows = window_rows(
+            "agg",
+            &format!("{column}, runs_completed, runs_failed, cost_usd")
+        ),
+    );
+    let hists = format!(
+        "SELECT {column} AS key, {hist} AS histogram FROM ({rows}) a
+         WHERE {column} = ANY($5) GROUP BY {column}",
         hist = storage::merged_histogram_sql(),
-        rows = window_rows(&format!(
-            "{column}, runs_completed, runs_failed, cost_usd, {}",
-            hist_columns()
-        )),
+        rows = window_rows("agg", &format!("{column}, {}", hist_columns())),
     );
     let now = Utc::now();
     let levels = Levels::new(now - chrono::Duration::seconds(secs), now);
-    let rows: Vec<Row> = sqlx::query_as(&sql)
+    let rows: Vec<Row> = sqlx::query_as(&rank)
         .bind(&key.org_id)
         .bind(levels.start)
         .bind(levels.hours)
@@ -179,14 +187,30 @@ async fn top(
         .bind(limit)
         .fetch_all(&s.pool)
         .await?;
+    let keys: Vec<&str> = rows.iter().map(|r| r.key.as_str()).collect();
+    let mut by_key: HashMap<String, Vec<i64>> = if keys.is_empty() {
+        HashMap::new()
+    } else {
+        sqlx::query_as::<_, (String, Vec<i64>)>(&hists)
+            .bind(&key.org_id)
+            .bind(levels.start)
+            .bind(levels.hours)
+            .bind(levels.days)
+            .bind(&keys)
+            .fetch_all(&s.pool)
+            .await?
+            .into_iter()
+            .collect()
+    };
     let items: Vec<Value> = rows
         .into_iter()
         .map(|r| {
+            let h = by_key.remove(&r.key).unwrap_or_default();
             json!({
                 group: r.key, "runs": r.runs, "failed": r.failed, "cost_usd": r.cost_usd,
                 "latency_ms": {
-                    "p50": histogram::quantile(&r.histogram, 0.50),
-                    "p95": histogram::quantile(&r.histogram, 0.95),
+                    "p50": histogram::quantile(&h, 0.50),
+                    "p95": histogram::quantile(&h, 0.95),
                 },
             })
         })

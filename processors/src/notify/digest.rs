@@ -152,7 +152,7 @@ SELECT COALESCE(sum(cost_usd) FILTER (WHERE bucket >= $2), 0)::float8 AS cost_us
        COALESCE(sum(cost_usd) FILTER (WHERE bucket < $2), 0)::float8 AS prev_cost_usd,
        COALESCE(sum(runs_completed) FILTER (WHERE bucket < $2), 0)::int8 AS prev_completed,
        COALESCE(sum(runs_failed) FILTER (WHERE bucket < $2), 0)::int8 AS prev_failed
-FROM agg_1d WHERE org_id = $1 AND bucket >= $3 AND bucket < $4";
+FROM agg_org_1d WHERE org_id = $1 AND bucket >= $3 AND bucket < $4";
 
 const TOP: &str = "
 SELECT agent_id, COALESCE(sum(cost_usd), 0)::float8 AS cost,

@@ -138,10 +138,12 @@ pub(super) async fn run_window(
         });
     };
     let since = now - chrono::Duration::seconds(window_secs.into());
+    // The whole org: its own minute level (a row per minute).
+    let relation = if v.is_some() { "agg_1m" } else { "agg_org_1m" };
     let sql = format!(
         "SELECT COALESCE(sum(runs_completed), 0)::int8 AS completed,
                 COALESCE(sum(runs_failed), 0)::int8 AS failed, {hist} AS hist
-         FROM agg_1m WHERE org_id = $1 AND bucket >= date_trunc('minute', $2::timestamptz)
+         FROM {relation} WHERE org_id = $1 AND bucket >= date_trunc('minute', $2::timestamptz)
            AND {filter}",
         hist = storage::merged_histogram_sql(),
     );

@@ -5,7 +5,9 @@
 //! - `events`: every event once, unique on (event_id, org_id, ts): an org
 //!   cannot shadow another's event by sending its id first; daily partitions.
 //! - `agg_1m`, `agg_1h`, `agg_1d`: counters per (org, bucket, agent, workflow,
-//!   provider, model) with run latency histogram bucket counts `lat_b00..`.
+//!   provider, model) with run latency histogram bucket counts `lat_b00..`;
+//!   `agg_org_1m`, `agg_org_1h`, `agg_org_1d`: the same columns per (org,
+//!   bucket) only, for what is read for the whole org (see [`LEVELS`]).
 //! - `runs`, `agents`: maintained by the projection workers in both modes.
 //!
 //! **TimescaleDB mode** (the extension can be created): `events` is a
@@ -24,6 +26,8 @@
 //! The chosen mode is recorded in `storage_settings`; a database set up in
 //! one mode stays in it until `projections rebuild --mode ...` recreates it.
 
+use std::ops::Not;
+
 use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
 
@@ -34,11 +38,13 @@ mod schema;
 
 pub use partitions::{drop_expired_partitions, ensure_partitions, partition_name};
 use schema::{
-    agg_table_ddl, cagg_ddl, refresh_policy, EVENTS_COLUMNS, EVENTS_INDEXES, RUNS_AND_AGENTS,
+    agg_table_ddl, cagg_ddl, level_from_level_sql, refresh_policy, EVENTS_COLUMNS, EVENTS_INDEXES,
+    RUNS_AND_AGENTS,
 };
 pub use schema::{
-    aggregates, hist_column, levels_from_events_sql, merged_histogram_sql, AggColumn, ColumnKind,
-    LEVELS, RUN_LIST_CAP, RUN_TAGS_CAP, RUN_TAG_KEY_MAX, RUN_TAG_VALUE_MAX,
+    aggregates, hist_column, levels_from_events_sql, merged_histogram_sql, relation, AggColumn,
+    ColumnKind, Level, DIMENSIONS, LEVELS, RUN_LIST_CAP, RUN_TAGS_CAP, RUN_TAG_KEY_MAX,
+    RUN_TAG_VALUE_MAX,
 };
 
 /// Requested storage mode.
@@ -258,10 +264,47 @@ async fn setup_postgres(conn: &mut PgConnection) -> Result<()> {
     for ddl in EVENTS_INDEXES {
         exec(conn, ddl).await?;
     }
-    for (name, _, _) in LEVELS {
-        exec(conn, &agg_table_ddl(name)).await?;
+    for l in &LEVELS {
+        if !l.dims.is_empty() || relation_exists(conn, l.name).await? {
+            exec(conn, &agg_table_ddl(l)).await?;
+            continue;
+        }
+        // A database from before this level: create it and fill it from the
+        // dimensioned level of its width in one transaction, holding the
+        // projection lock exclusively so no batch lands in between (it would
+        // be counted twice).
+        let from = same_width(l);
+        tracing::info!(
+            level = l.name,
+            from,
+            "creating an aggregate level from the one beside it"
+        );
+        let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(PROJECTION_LOCK)
+            .execute(&mut *tx)
+            .await?;
+        exec(&mut tx, &agg_table_ddl(l)).await?;
+        exec(&mut tx, &level_from_level_sql(l, from)).await?;
+        tx.commit().await?;
     }
     Ok(())
+}
+
+/// The dimensioned level of `l`'s width (what an org level sums up).
+fn same_width(l: &Level) -> &'static str {
+    LEVELS
+        .iter()
+        .find(|x| x.width == l.width && !x.dims.is_empty())
+        .map_or("agg_1m", |x| x.name)
+}
+
+async fn relation_exists(conn: &mut PgConnection, name: &str) -> Result<bool> {
+    let found: Option<String> = sqlx::query_scalar("SELECT to_regclass($1)::text")
+        .bind(name)
+        .fetch_one(&mut *conn)
+        .await?;
+    Ok(found.is_some())
 }
 
 /// One DDL statement over the simple query protocol (TimescaleDB's utility
@@ -286,8 +329,23 @@ async fn setup_timescale(conn: &mut PgConnection, cfg: &StorageConfig) -> Result
         exec(conn, ddl).await?;
     }
     let late = cfg.late_window_hours;
-    for (name, width, below) in LEVELS {
-        exec(conn, &cagg_ddl(name, width, below)).await?;
+    for l in &LEVELS {
+        let name = l.name;
+        // A database from before this level: materialize all its history
+        // once (the refresh policy only covers the late window).
+        let backfill = relation_exists(conn, name).await?.not();
+        exec(conn, &cagg_ddl(l)).await?;
+        if backfill {
+            tracing::info!(
+                level = name,
+                "materializing a new continuous aggregate over all time"
+            );
+            exec(
+                conn,
+                &format!("CALL refresh_continuous_aggregate('{name}', NULL, NULL)"),
+            )
+            .await?;
+        }
         exec(
             conn,
             &format!("ALTER MATERIALIZED VIEW {name} SET (timescaledb.materialized_only = false)"),
@@ -298,7 +356,7 @@ async fn setup_timescale(conn: &mut PgConnection, cfg: &StorageConfig) -> Result
             &format!("CREATE INDEX IF NOT EXISTS {name}_org_bucket ON {name} (org_id, bucket)"),
         )
         .await?;
-        let (start, end, every) = refresh_policy(name, late);
+        let (start, end, every) = refresh_policy(l, late);
         exec(
             conn,
             &format!("SELECT remove_continuous_aggregate_policy('{name}', if_exists => TRUE)"),
@@ -365,7 +423,7 @@ async fn setup_timescale(conn: &mut PgConnection, cfg: &StorageConfig) -> Result
 /// are untouched.
 pub async fn drop_all(conn: &mut PgConnection) -> Result<()> {
     let mode = stored_mode(conn).await?;
-    for (name, _, _) in LEVELS.iter().rev() {
+    for Level { name, .. } in LEVELS.iter().rev() {
         let sql = if mode == Some(Mode::Timescaledb) {
             format!("DROP MATERIALIZED VIEW IF EXISTS {name} CASCADE")
         } else {
@@ -383,7 +441,7 @@ pub async fn drop_all(conn: &mut PgConnection) -> Result<()> {
 /// TimescaleDB: bring the continuous aggregates up to date over all time
 /// (the rebuild and the tests; live systems rely on the refresh policies).
 pub async fn refresh_all(conn: &mut PgConnection) -> Result<()> {
-    for (name, _, _) in LEVELS {
+    for Level { name, .. } in LEVELS {
         exec(
             conn,
             &format!("CALL refresh_continuous_aggregate('{name}', NULL, NULL)"),

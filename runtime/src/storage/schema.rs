@@ -107,17 +107,70 @@ pub fn merged_histogram_sql() -> &'static str {
     })
 }
 
-/// The three aggregate levels: relation, bucket width, and the level below it
-/// (TimescaleDB builds each on the one below).
-pub const LEVELS: [(&str, &str, Option<&str>); 3] = [
-    ("agg_1m", "1 minute", None),
-    ("agg_1h", "1 hour", Some("agg_1m")),
-    ("agg_1d", "1 day", Some("agg_1h")),
+/// Key columns of the dimensioned levels besides `org_id` and `bucket`.
+pub const DIMENSIONS: &[&str] = &["agent_id", "workflow_id", "provider", "model"];
+
+/// One aggregate level: a relation of [`aggregates`] columns per
+/// (`org_id`, `bucket`, `dims`...).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Level {
+    pub name: &'static str,
+    /// Bucket width (an SQL interval).
+    pub width: &'static str,
+    /// The level it is built from (TimescaleDB builds each on the one
+    /// below); `None`: from `events`.
+    pub below: Option<&'static str>,
+    /// Key columns besides `org_id` and `bucket`: [`DIMENSIONS`] or none.
+    pub dims: &'static [&'static str],
+}
+
+impl Level {
+    /// The key columns after `org_id` and `bucket`, each led by `, ` and
+    /// `prefix` (`", a.agent_id, a.workflow_id, ..."`; `""` for the org
+    /// levels).
+    pub fn dims_list(&self, prefix: &str) -> String {
+        self.dims.iter().map(|d| format!(", {prefix}{d}")).collect()
+    }
+}
+
+const fn level(
+    name: &'static str,
+    width: &'static str,
+    below: Option<&'static str>,
+    dims: &'static [&'static str],
+) -> Level {
+    Level {
+        name,
+        width,
+        below,
+        dims,
+    }
+}
+
+/// Every aggregate level, each after the one it is built from:
+/// - `agg_1m`, `agg_1h`, `agg_1d`: per org × agent × workflow × provider ×
+///   model (breakdowns, scoped budgets and rules, agent pages);
+/// - `agg_org_1m`, `agg_org_1h`, `agg_org_1d`: per org only (the overview,
+///   its series and comparisons, org budgets, the HUD, digests): one row per
+///   bucket, whatever the size of the fleet.
+pub const LEVELS: [Level; 6] = [
+    level("agg_1m", "1 minute", None, DIMENSIONS),
+    level("agg_1h", "1 hour", Some("agg_1m"), DIMENSIONS),
+    level("agg_1d", "1 day", Some("agg_1h"), DIMENSIONS),
+    level("agg_org_1m", "1 minute", None, &[]),
+    level("agg_org_1h", "1 hour", Some("agg_org_1m"), &[]),
+    level("agg_org_1d", "1 day", Some("agg_org_1h"), &[]),
 ];
 
-/// Plain-mode statements filling the three levels for org `$1` from its
-/// events, level by level (`agg_1m` from `events` with the writer's own
-/// expressions, each level above from the one below by sums, as the
+/// The relation of a family (`agg` dimensioned, `agg_org` per org) at a
+/// width: `relation("agg_org", "1h")` is `agg_org_1h`.
+pub fn relation(family: &str, width: &str) -> String {
+    format!("{family}_{width}")
+}
+
+/// Plain-mode statements filling every level for org `$1` from its
+/// events, level by level (the bottom levels from `events` with the writer's
+/// own expressions, each level above from the one below by sums, as the
 /// continuous aggregates are built): what the benchmarks and tests that
 /// load a history in SQL run instead of the writer.
 pub fn levels_from_events_sql() -> Vec<String> {
@@ -125,8 +178,8 @@ pub fn levels_from_events_sql() -> Vec<String> {
     let names: Vec<&str> = cols.iter().map(|c| c.name.as_str()).collect();
     LEVELS
         .iter()
-        .map(|(rel, width, below)| {
-            let (source, time, exprs) = match below {
+        .map(|l| {
+            let (source, time, exprs) = match l.below {
                 None => (
                     "events",
                     "ts",
@@ -135,28 +188,48 @@ pub fn levels_from_events_sql() -> Vec<String> {
                         .collect::<Vec<_>>()
                         .join(", "),
                 ),
-                Some(b) => (
-                    *b,
-                    "bucket",
-                    cols.iter()
-                        .map(|c| match c.kind {
-                            ColumnKind::Count => format!("sum({})::int8", c.name),
-                            ColumnKind::Float => format!("sum({})::float8", c.name),
-                        })
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                ),
+                Some(b) => (b, "bucket", summed(cols)),
             };
+            let dims = l.dims_list("");
             format!(
-                "INSERT INTO {rel} (org_id, bucket, agent_id, workflow_id, provider, model, {names})
-                 SELECT org_id, date_bin(INTERVAL '{width}', {time}, TIMESTAMPTZ '2000-01-01 00:00:00+00') AS b,
-                     agent_id, workflow_id, provider, model, {exprs}
+                "INSERT INTO {rel} (org_id, bucket{dims}, {names})
+                 SELECT org_id, date_bin(INTERVAL '{width}', {time}, TIMESTAMPTZ '2000-01-01 00:00:00+00') AS b{dims},
+                     {exprs}
                  FROM {source} WHERE org_id = $1
-                 GROUP BY org_id, b, agent_id, workflow_id, provider, model",
+                 GROUP BY org_id, b{dims}",
+                rel = l.name,
+                width = l.width,
                 names = names.join(", "),
             )
         })
         .collect()
+}
+
+/// Fill `l` from every row of the level `from` (of the same width, with
+/// `l`'s key columns and more): how a new org level is created from the
+/// dimensioned one on an existing database.
+pub(super) fn level_from_level_sql(l: &Level, from: &str) -> String {
+    let names: Vec<&str> = aggregates().iter().map(|c| c.name.as_str()).collect();
+    let dims = l.dims_list("");
+    format!(
+        "INSERT INTO {} (org_id, bucket{dims}, {names})
+         SELECT org_id, bucket{dims}, {sums} FROM {from} GROUP BY org_id, bucket{dims}",
+        l.name,
+        names = names.join(", "),
+        sums = summed(aggregates()),
+    )
+}
+
+/// `sum(col)::type` of every aggregate column, comma-separated: a level
+/// from the one below.
+fn summed(cols: &[AggColumn]) -> String {
+    cols.iter()
+        .map(|c| match c.kind {
+            ColumnKind::Count => format!("sum({})::int8", c.name),
+            ColumnKind::Float => format!("sum({})::float8", c.name),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 pub(super) const EVENTS_COLUMNS: &str = "
@@ -264,12 +337,15 @@ pub(super) const RUNS_AND_AGENTS: [&str; 10] = [
     )",
 ];
 
-pub(super) fn agg_table_ddl(name: &str) -> String {
+pub(super) fn agg_table_ddl(l: &Level) -> String {
+    let name = l.name;
     let mut sql = format!(
-        "CREATE TABLE IF NOT EXISTS {name} (
-        org_id TEXT NOT NULL, bucket TIMESTAMPTZ NOT NULL, agent_id TEXT NOT NULL,
-        workflow_id TEXT, provider TEXT, model TEXT"
+        "CREATE TABLE IF NOT EXISTS {name} (\n        org_id TEXT NOT NULL, bucket TIMESTAMPTZ NOT NULL"
     );
+    for d in l.dims {
+        let null = if *d == "agent_id" { " NOT NULL" } else { "" };
+        let _ = write!(sql, ", {d} TEXT{null}");
+    }
     for c in aggregates() {
         let ty = match c.kind {
             ColumnKind::Count => "BIGINT",
@@ -277,29 +353,32 @@ pub(super) fn agg_table_ddl(name: &str) -> String {
         };
         let _ = write!(sql, ",\n        {} {ty} NOT NULL DEFAULT 0", c.name);
     }
-    let _ = write!(
-        sql,
-        ",\n        CONSTRAINT {name}_key UNIQUE NULLS NOT DISTINCT (org_id, bucket, agent_id, workflow_id, provider, model))
-        WITH (fillfactor = 70)"
-    );
     // Rows are updated in place batch after batch: room on the page keeps
     // those updates HOT (no new index entries).
+    let _ = write!(
+        sql,
+        ",\n        CONSTRAINT {name}_key UNIQUE NULLS NOT DISTINCT (org_id, bucket{}))
+        WITH (fillfactor = 70)",
+        l.dims_list("")
+    );
     sql
 }
 
-pub(super) fn cagg_ddl(name: &str, width: &str, below: Option<&str>) -> String {
-    let (source, time) = match below {
+pub(super) fn cagg_ddl(l: &Level) -> String {
+    let (source, time) = match l.below {
         None => ("events", "ts"),
         Some(b) => (b, "bucket"),
     };
-    let bucket = format!("time_bucket(INTERVAL '{width}', {time})");
+    let bucket = format!("time_bucket(INTERVAL '{}', {time})", l.width);
+    let dims = l.dims_list("");
     let mut sql = format!(
-        "CREATE MATERIALIZED VIEW IF NOT EXISTS {name}
+        "CREATE MATERIALIZED VIEW IF NOT EXISTS {}
          WITH (timescaledb.continuous, timescaledb.materialized_only = false) AS
-         SELECT org_id, {bucket} AS bucket, agent_id, workflow_id, provider, model"
+         SELECT org_id, {bucket} AS bucket{dims}",
+        l.name
     );
     for c in aggregates() {
-        let expr = match (below, c.kind) {
+        let expr = match (l.below, c.kind) {
             (None, _) => c.from_events.clone(),
             (Some(_), ColumnKind::Count) => format!("sum({})::int8", c.name),
             (Some(_), ColumnKind::Float) => format!("sum({})::float8", c.name),
@@ -310,16 +389,16 @@ pub(super) fn cagg_ddl(name: &str, width: &str, below: Option<&str>) -> String {
     // would name the input column.
     let _ = write!(
         sql,
-        " FROM {source} GROUP BY org_id, {bucket}, agent_id, workflow_id, provider, model WITH NO DATA"
+        " FROM {source} GROUP BY org_id, {bucket}{dims} WITH NO DATA"
     );
     sql
 }
 
 /// Refresh policy windows per level: (start_offset, end_offset, schedule).
-pub(super) fn refresh_policy(level: &str, late_hours: u32) -> (String, &'static str, &'static str) {
-    match level {
-        "agg_1m" => (format!("{} hours", late_hours + 1), "1 minute", "1 minute"),
-        "agg_1h" => (format!("{} hours", late_hours + 3), "1 hour", "10 minutes"),
+pub(super) fn refresh_policy(l: &Level, late_hours: u32) -> (String, &'static str, &'static str) {
+    match l.width {
+        "1 minute" => (format!("{} hours", late_hours + 1), "1 minute", "1 minute"),
+        "1 hour" => (format!("{} hours", late_hours + 3), "1 hour", "10 minutes"),
         _ => (format!("{} hours", late_hours + 72), "1 day", "1 hour"),
     }
 }
@@ -332,23 +411,38 @@ mod tests {
     fn levels_are_filled_from_events_then_each_from_the_one_below() {
         let sql = levels_from_events_sql();
         assert_eq!(sql.len(), LEVELS.len());
-        for (s, (rel, width, below)) in sql.iter().zip(LEVELS) {
-            assert!(s.starts_with(&format!("INSERT INTO {rel} ")), "{s}");
-            assert!(s.contains(&format!("INTERVAL '{width}'")), "{s}");
+        for (s, l) in sql.iter().zip(LEVELS) {
+            assert!(s.starts_with(&format!("INSERT INTO {} ", l.name)), "{s}");
+            assert!(s.contains(&format!("INTERVAL '{}'", l.width)), "{s}");
             assert!(
                 s.contains(&format!(
                     "FROM {} WHERE org_id = $1",
-                    below.unwrap_or("events")
+                    l.below.unwrap_or("events")
                 )),
                 "{s}"
             );
+            assert_eq!(s.contains("agent_id"), !l.dims.is_empty(), "{s}");
         }
         // Every aggregate column is written, with the writer's expression at
-        // the bottom level.
+        // the bottom levels.
         for c in aggregates() {
             assert!(sql[0].contains(&c.from_events), "{}", c.name);
+            assert!(sql[3].contains(&c.from_events), "{}", c.name);
             assert!(sql[2].contains(&format!("sum({})", c.name)), "{}", c.name);
+            assert!(sql[5].contains(&format!("sum({})", c.name)), "{}", c.name);
         }
+    }
+
+    #[test]
+    fn every_level_comes_after_the_one_it_is_built_from() {
+        for (i, l) in LEVELS.iter().enumerate() {
+            if let Some(b) = l.below {
+                let j = LEVELS.iter().position(|x| x.name == b).unwrap();
+                assert!(j < i, "{} before {b}", l.name);
+                assert_eq!(LEVELS[j].dims, l.dims, "{}", l.name);
+            }
+        }
+        assert_eq!(relation("agg_org", "1h"), "agg_org_1h");
     }
 
     #[test]
@@ -365,11 +459,28 @@ mod tests {
 
     #[test]
     fn cagg_hierarchy_reads_the_level_below() {
-        let h = cagg_ddl("agg_1h", "1 hour", Some("agg_1m"));
+        let h = cagg_ddl(&LEVELS[1]);
         assert!(h.contains("FROM agg_1m"));
         assert!(h.contains("sum(lat_b79)::int8 AS lat_b79"));
-        let m = cagg_ddl("agg_1m", "1 minute", None);
+        let m = cagg_ddl(&LEVELS[0]);
         assert!(m.contains("FROM events"));
         assert!(m.contains("count(*) FILTER (WHERE lat_bucket = 3) AS lat_b03"));
+        let o = cagg_ddl(&LEVELS[4]);
+        assert!(o.contains("FROM agg_org_1m GROUP BY org_id, time_bucket(INTERVAL '1 hour', bucket) WITH NO DATA"), "{o}");
+    }
+
+    #[test]
+    fn org_levels_are_keyed_by_org_and_bucket_only() {
+        let t = agg_table_ddl(&LEVELS[3]);
+        assert!(
+            t.contains("CONSTRAINT agg_org_1m_key UNIQUE NULLS NOT DISTINCT (org_id, bucket))"),
+            "{t}"
+        );
+        assert!(!t.contains("agent_id"));
+        let d = agg_table_ddl(&LEVELS[0]);
+        assert!(
+            d.contains("(org_id, bucket, agent_id, workflow_id, provider, model))"),
+            "{d}"
+        );
     }
 }
