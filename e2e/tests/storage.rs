@@ -113,7 +113,7 @@ fn expected_columns(level: &storage::Level) -> Vec<(String, String)> {
     }
     for c in storage::aggregates() {
         let ty = match c.kind {
-            storage::ColumnKind::Count => "bigint",
+            storage::ColumnKind::Count | storage::ColumnKind::SparseCount => "bigint",
             storage::ColumnKind::Float => "double precision",
         };
         cols.push((c.name.clone(), ty.into()));
@@ -301,6 +301,24 @@ async fn suite(url: &str, choice: ModeChoice, expect: Mode) -> Result<()> {
     );
     t.refresh().await?;
 
+    // Histograms are sparse: a bucket without runs is NULL, never 0.
+    let zero_buckets = (0..histogram::BUCKETS)
+        .map(|i| format!("{} = 0", storage::hist_column(i)))
+        .collect::<Vec<_>>()
+        .join(" OR ");
+    for rel in levels() {
+        let (rows, zeros): (i64, i64) = sqlx::query_as(&format!(
+            "SELECT count(*), count(*) FILTER (WHERE {zero_buckets}) FROM {rel} WHERE org_id = $1"
+        ))
+        .bind(&org)
+        .fetch_one(&t.pool)
+        .await?;
+        ensure!(
+            rows > 0 && zeros == 0,
+            "{rel}: {zeros} of {rows} rows store a zero bucket"
+        );
+    }
+
     // Bucket sums: every level holds every event once.
     let cost: f64 = recent.iter().filter_map(|e| e.cost_usd).sum();
     let input: i64 = recent.iter().filter_map(|e| e.input_tokens).sum();
@@ -308,7 +326,7 @@ async fn suite(url: &str, choice: ModeChoice, expect: Mode) -> Result<()> {
     for rel in levels() {
         let (ev, inp, unp, b): (i64, i64, i64, i64) = sqlx::query_as(&format!(
             "SELECT sum(events)::int8, sum(input_tokens)::int8, sum(unpriced_calls)::int8,
-                    sum({})::int8 FROM {rel} WHERE org_id = $1",
+                    COALESCE(sum({}), 0)::int8 FROM {rel} WHERE org_id = $1",
             storage::hist_column(histogram::bucket_of(100))
         ))
         .bind(&org)
@@ -453,30 +471,6 @@ async fn suite(url: &str, choice: ModeChoice, expect: Mode) -> Result<()> {
     ensure!(ov7["events"] == all.len() as i64, "8d overview: {ov7}");
     org_levels_match(&t.pool, &org).await?;
 
-    // A database from before the org levels: setup creates them from the
-    // dimensioned levels, with the same answers.
-    {
-        let mut conn = t.pool.acquire().await?;
-        for l in storage::LEVELS.iter().rev().filter(|l| l.dims.is_empty()) {
-            let kind = if t.mode == Mode::Timescaledb {
-                "MATERIALIZED VIEW"
-            } else {
-                "TABLE"
-            };
-            sqlx::raw_sql(&format!("DROP {kind} {} CASCADE", l.name))
-                .execute(&mut *conn)
-                .await?;
-        }
-    }
-    ensure!(agentops_runtime::db::prepare(&t.pool, &db).await? == expect);
-    org_levels_match(&t.pool, &org).await?;
-    let mut again = t.get("/v1/metrics/overview?window=8d").await?;
-    let mut before = ov7.clone();
-    let (c1, c0) = (again["cost_usd"].take(), before["cost_usd"].take());
-    ensure!(
-        again == before && (c1.as_f64().unwrap_or(-1.0) - cost_of(&all)).abs() < 1e-9,
-        "overview after the migration: {again} ({c1}) vs {before} ({c0})"
-    );
     let hist_all = latency_hist(all.iter().copied());
     let p95 = histogram::quantile(&hist_all, 0.95).unwrap();
     ensure!(
@@ -556,5 +550,56 @@ async fn suite(url: &str, choice: ModeChoice, expect: Mode) -> Result<()> {
         a0["today"]["events"] == want_today,
         "{a0} (want {want_today} today)"
     );
+    // A database from before the org levels: setup creates them from the
+    // dimensioned levels, with the same answers.
+    {
+        let mut conn = t.pool.acquire().await?;
+        for l in storage::LEVELS.iter().rev().filter(|l| l.dims.is_empty()) {
+            let kind = if t.mode == Mode::Timescaledb {
+                "MATERIALIZED VIEW"
+            } else {
+                "TABLE"
+            };
+            sqlx::raw_sql(&format!("DROP {kind} {} CASCADE", l.name))
+                .execute(&mut *conn)
+                .await?;
+        }
+    }
+    if t.mode == Mode::Postgres {
+        // ... and from before the sparse histograms (zeros, NOT NULL).
+        sqlx::raw_sql(
+            "UPDATE agg_1h SET lat_b00 = COALESCE(lat_b00, 0);
+             ALTER TABLE agg_1h ALTER COLUMN lat_b00 SET DEFAULT 0,
+                 ALTER COLUMN lat_b00 SET NOT NULL",
+        )
+        .execute(&t.pool)
+        .await?;
+    }
+    ensure!(agentops_runtime::db::prepare(&t.pool, &db).await? == expect);
+    org_levels_match(&t.pool, &org).await?;
+    let mut again = t.get("/v1/metrics/overview?window=8d").await?;
+    let mut before = ov7.clone();
+    let (c1, c0) = (again["cost_usd"].take(), before["cost_usd"].take());
+    ensure!(
+        again == before && (c1.as_f64().unwrap_or(-1.0) - cost_of(&all)).abs() < 1e-9,
+        "overview after the migration: {again} ({c1}) vs {before} ({c0})"
+    );
+    // The writer's NULL buckets fit the migrated tables.
+    let more = runs(&org, "after", 3, now - Span::hours(1), Span::seconds(60));
+    t.write(&mut writer, &more, 5).await?;
+    t.refresh().await?;
+    for rel in levels() {
+        let (ev,): (i64,) = sqlx::query_as(&format!(
+            "SELECT sum(events)::int8 FROM {rel} WHERE org_id = $1"
+        ))
+        .bind(&org)
+        .fetch_one(&t.pool)
+        .await?;
+        ensure!(
+            ev == (all.len() + more.len()) as i64,
+            "{rel} after the migration: {ev}"
+        );
+    }
+    org_levels_match(&t.pool, &org).await?;
     Ok(())
 }

@@ -57,10 +57,7 @@ fn postgres_insert_sql() -> &'static str {
         let cols = storage::aggregates();
         let names: Vec<&str> = cols.iter().map(|c| c.name.as_str()).collect();
         let exprs: Vec<&str> = cols.iter().map(|c| c.from_events.as_str()).collect();
-        let updates: Vec<String> = cols
-            .iter()
-            .map(|c| format!("{0} = a.{0} + EXCLUDED.{0}", c.name))
-            .collect();
+        let updates: Vec<String> = cols.iter().map(|c| c.merge_sql()).collect();
         debug_assert!(cols.iter().any(|c| c.kind == ColumnKind::Float));
         let mut sql = format!("WITH ins AS ({INSERT_EVENTS} RETURNING *)");
         for (i, l) in LEVELS.iter().enumerate() {
@@ -313,7 +310,10 @@ mod tests {
             assert!(sql.contains(&format!("ON CONFLICT ON CONSTRAINT {name}_key")));
         }
         assert!(sql.contains("INSERT INTO agg_org_1h AS a (org_id, bucket, events,"));
-        assert!(sql.contains("lat_b79 = a.lat_b79 + EXCLUDED.lat_b79"));
+        assert!(sql.contains(
+            "lat_b79 = COALESCE(a.lat_b79 + EXCLUDED.lat_b79, a.lat_b79, EXCLUDED.lat_b79)"
+        ));
+        assert!(sql.contains("events = a.events + EXCLUDED.events"));
         assert!(sql.ends_with("SELECT event_id, org_id, ts FROM ins"));
     }
 

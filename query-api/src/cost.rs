@@ -34,7 +34,7 @@ use chrono::{DateTime, Duration, DurationRound, Utc};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::aggs::{overview_totals, span_rows, Span, Totals};
+use crate::aggs::{breakdown_bound, overview_totals, span_rows, Span, Totals};
 use crate::error::ApiError;
 use crate::params::{limit_param, Query};
 use crate::routes::{Access, Routes};
@@ -209,6 +209,7 @@ async fn cost(
     let limit = limit_param(q.limit.as_deref(), 10, 25)?;
     let now = Utc::now();
     let start = now - Duration::seconds(secs);
+    let breakdown_start = breakdown_bound(start, Duration::seconds(secs));
     let from = start.timestamp() - start.timestamp().rem_euclid(bucket_secs);
     let first = DateTime::from_timestamp(from, 0).unwrap_or(start);
     let org = key.org_id.as_str();
@@ -231,7 +232,7 @@ async fn cost(
             );
             let sql = ranked(&source, 8);
             let mut gq = sqlx::query_as(&sql).bind(org);
-            for b in Span::new(start, None, now).0 {
+            for b in Span::new(breakdown_start, None, now).0 {
                 gq = gq.bind(b);
             }
             let groups: Vec<GroupRow> = gq.bind(limit).fetch_all(&s.pool).await?;
@@ -302,7 +303,7 @@ async fn cost(
         span_rows("agg", "provider, model, unpriced_calls")
     );
     let mut uq = sqlx::query_as(&uq_sql).bind(org);
-    for b in Span::new(start, None, now).0 {
+    for b in Span::new(breakdown_start, None, now).0 {
         uq = uq.bind(b);
     }
     let unpriced: Vec<Unpriced> = uq.fetch_all(&s.pool).await?;

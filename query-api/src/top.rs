@@ -2,7 +2,9 @@
 //! window by cost or by runs, each with its runs, failures, cost and run
 //! latency p50/p95 (the overview's "top agents" panels and the cost
 //! explorer). Read from the aggregates through the same window split as the
-//! overview (minutes, then hours, then days), so the figures add up to it.
+//! overview (minutes, then hours, then days), over whole hours or days for
+//! long windows (`aggs::breakdown_bound`), so the figures add up to the
+//! overview of that window.
 //!
 //! Parameters: `by` = `cost` (default) | `runs`; `group` = `agent`
 //! (default) | `workflow` | `model`; `window` like `24h` (at most 90 days);
@@ -23,7 +25,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::aggs::{hist_columns, window_rows, Levels};
+use crate::aggs::{breakdown_bound, hist_columns, window_rows, Levels};
 use crate::error::ApiError;
 use crate::params::{limit_param, Query};
 use crate::routes::{Access, Routes};
@@ -178,7 +180,8 @@ async fn top(
         rows = window_rows("agg", &format!("{column}, {}", hist_columns())),
     );
     let now = Utc::now();
-    let levels = Levels::new(now - chrono::Duration::seconds(secs), now);
+    let window = chrono::Duration::seconds(secs);
+    let levels = Levels::new(breakdown_bound(now - window, window), now);
     let rows: Vec<Row> = sqlx::query_as(&rank)
         .bind(&key.org_id)
         .bind(levels.start)

@@ -267,6 +267,7 @@ async fn setup_postgres(conn: &mut PgConnection) -> Result<()> {
     for l in &LEVELS {
         if !l.dims.is_empty() || relation_exists(conn, l.name).await? {
             exec(conn, &agg_table_ddl(l)).await?;
+            sparse_histograms(conn, l.name).await?;
             continue;
         }
         // A database from before this level: create it and fill it from the
@@ -287,6 +288,37 @@ async fn setup_postgres(conn: &mut PgConnection) -> Result<()> {
         exec(&mut tx, &agg_table_ddl(l)).await?;
         exec(&mut tx, &level_from_level_sql(l, from)).await?;
         tx.commit().await?;
+    }
+    Ok(())
+}
+
+/// A table from before the sparse histogram columns (`NOT NULL DEFAULT 0`)
+/// accepts NULLs from now on; its zeros stay and add up the same. Checked in
+/// the catalog first: the `ALTER` takes a lock the readers would wait for.
+async fn sparse_histograms(conn: &mut PgConnection, table: &str) -> Result<()> {
+    let sparse: Vec<&str> = aggregates()
+        .iter()
+        .filter(|c| c.kind == ColumnKind::SparseCount)
+        .map(|c| c.name.as_str())
+        .collect();
+    let not_null: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_attribute
+         WHERE attrelid = $1::regclass AND attname = ANY($2) AND attnotnull",
+    )
+    .bind(table)
+    .bind(&sparse)
+    .fetch_one(&mut *conn)
+    .await?;
+    if not_null > 0 {
+        tracing::info!(
+            table,
+            "histogram columns: zeros are stored as NULL from now on"
+        );
+        let alter: Vec<String> = sparse
+            .iter()
+            .map(|c| format!("ALTER COLUMN {c} DROP NOT NULL, ALTER COLUMN {c} DROP DEFAULT"))
+            .collect();
+        exec(conn, &format!("ALTER TABLE {table} {}", alter.join(", "))).await?;
     }
     Ok(())
 }

@@ -10,7 +10,47 @@ use agentops_schemas::histogram;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ColumnKind {
     Count,
+    /// A count stored as NULL while it is zero: the latency histogram's
+    /// buckets, of which a row has one or two of 80 non-zero. A NULL costs a
+    /// bit of the row's null bitmap, a zero 8 bytes, so the rows the writer
+    /// rewrites batch after batch are a third as wide. `sum()` skips NULLs;
+    /// readers take `COALESCE(sum(col), 0)` ([`merged_histogram_sql`]).
+    SparseCount,
     Float,
+}
+
+impl AggColumn {
+    /// The column's type in the plain-mode tables.
+    pub fn sql_type(&self) -> &'static str {
+        match self.kind {
+            ColumnKind::Count => "BIGINT NOT NULL DEFAULT 0",
+            ColumnKind::SparseCount => "BIGINT",
+            ColumnKind::Float => "DOUBLE PRECISION NOT NULL DEFAULT 0",
+        }
+    }
+
+    /// Sum of the column over rows of a level (a level from the one below).
+    pub fn sum_sql(&self) -> String {
+        match self.kind {
+            ColumnKind::Count | ColumnKind::SparseCount => format!("sum({})::int8", self.name),
+            ColumnKind::Float => format!("sum({})::float8", self.name),
+        }
+    }
+
+    /// `col = ...` adding an upsert's `EXCLUDED` row to the stored one `a`.
+    pub fn merge_sql(&self) -> String {
+        match self.kind {
+            ColumnKind::Count | ColumnKind::Float => {
+                format!("{0} = a.{0} + EXCLUDED.{0}", self.name)
+            }
+            ColumnKind::SparseCount => {
+                format!(
+                    "{0} = COALESCE(a.{0} + EXCLUDED.{0}, a.{0}, EXCLUDED.{0})",
+                    self.name
+                )
+            }
+        }
+    }
 }
 
 /// One aggregate column: its name and how it is computed from `events` rows.
@@ -72,7 +112,11 @@ pub fn aggregates() -> &'static [AggColumn] {
             ),
         );
         for i in 0..histogram::BUCKETS {
-            count(&hist_column(i), count_where(&format!("lat_bucket = {i}")));
+            cols.push(AggColumn {
+                name: hist_column(i),
+                kind: ColumnKind::SparseCount,
+                from_events: format!("NULLIF({}, 0)", count_where(&format!("lat_bucket = {i}"))),
+            });
         }
         cols.push(AggColumn {
             name: "cost_usd".into(),
@@ -224,10 +268,7 @@ pub(super) fn level_from_level_sql(l: &Level, from: &str) -> String {
 /// from the one below.
 fn summed(cols: &[AggColumn]) -> String {
     cols.iter()
-        .map(|c| match c.kind {
-            ColumnKind::Count => format!("sum({})::int8", c.name),
-            ColumnKind::Float => format!("sum({})::float8", c.name),
-        })
+        .map(AggColumn::sum_sql)
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -279,7 +320,7 @@ pub(super) const EVENTS_INDEXES: [&str; 3] = [
 /// values keeps the smallest. Each rule is a fold that does not depend on
 /// batching or order (see `projections/src/rows.rs`), so a rebuild ends with
 /// the same rows.
-pub(super) const RUNS_AND_AGENTS: [&str; 10] = [
+pub(super) const RUNS_AND_AGENTS: [&str; 11] = [
     "CREATE TABLE IF NOT EXISTS runs (
         org_id              TEXT NOT NULL,
         run_id              TEXT NOT NULL,
@@ -335,6 +376,10 @@ pub(super) const RUNS_AND_AGENTS: [&str; 10] = [
         updated_at          TIMESTAMPTZ NOT NULL DEFAULT now(),
         PRIMARY KEY (org_id, agent_id)
     )",
+    // Each batch rewrites the rows of the agents it saw; none of the columns
+    // it changes is indexed, so with room on the page the new versions are
+    // HOT (no index entries). Applies to pages written from now on.
+    "ALTER TABLE agents SET (fillfactor = 70)",
 ];
 
 pub(super) fn agg_table_ddl(l: &Level) -> String {
@@ -347,11 +392,7 @@ pub(super) fn agg_table_ddl(l: &Level) -> String {
         let _ = write!(sql, ", {d} TEXT{null}");
     }
     for c in aggregates() {
-        let ty = match c.kind {
-            ColumnKind::Count => "BIGINT",
-            ColumnKind::Float => "DOUBLE PRECISION",
-        };
-        let _ = write!(sql, ",\n        {} {ty} NOT NULL DEFAULT 0", c.name);
+        let _ = write!(sql, ",\n        {} {}", c.name, c.sql_type());
     }
     // Rows are updated in place batch after batch: room on the page keeps
     // those updates HOT (no new index entries).
@@ -378,10 +419,9 @@ pub(super) fn cagg_ddl(l: &Level) -> String {
         l.name
     );
     for c in aggregates() {
-        let expr = match (l.below, c.kind) {
-            (None, _) => c.from_events.clone(),
-            (Some(_), ColumnKind::Count) => format!("sum({})::int8", c.name),
-            (Some(_), ColumnKind::Float) => format!("sum({})::float8", c.name),
+        let expr = match l.below {
+            None => c.from_events.clone(),
+            Some(_) => c.sum_sql(),
         };
         let _ = write!(sql, ", {expr} AS {}", c.name);
     }
@@ -464,7 +504,7 @@ mod tests {
         assert!(h.contains("sum(lat_b79)::int8 AS lat_b79"));
         let m = cagg_ddl(&LEVELS[0]);
         assert!(m.contains("FROM events"));
-        assert!(m.contains("count(*) FILTER (WHERE lat_bucket = 3) AS lat_b03"));
+        assert!(m.contains("NULLIF(count(*) FILTER (WHERE lat_bucket = 3), 0) AS lat_b03"));
         let o = cagg_ddl(&LEVELS[4]);
         assert!(o.contains("FROM agg_org_1m GROUP BY org_id, time_bucket(INTERVAL '1 hour', bucket) WITH NO DATA"), "{o}");
     }
