@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Storage benchmarks on a private PostgreSQL (plain mode), in one run:
-#   1. bench-projections: rows/s the projection writer stores (events + agg_1m/1h/1d
+#   1. bench-projections: rows/s the projection writer stores (events + the aggregate levels
 #      + runs + agents + offsets, one transaction per batch: the worker's code)
 #      beside a raw binary COPY of the same rows into a same-shaped table; then
 #      the same for the TimescaleDB-mode write path (no worker-maintained aggregates).

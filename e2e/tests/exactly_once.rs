@@ -61,7 +61,7 @@ async fn assert_exact(stack: &Stack, want: &Expected) -> Result<()> {
         rows == distinct,
         "duplicate event rows: {rows} rows, {distinct} ids"
     );
-    for rel in ["agg_1m", "agg_1h", "agg_1d"] {
+    for rel in agentops_runtime::storage::LEVELS.map(|l| l.name) {
         let (ev, runs, failed, inp, cost, hist): (i64, i64, i64, i64, f64, i64) =
             sqlx::query_as(&format!(
                 "SELECT sum(events)::int8, sum(runs_completed + runs_failed)::int8,
@@ -69,7 +69,10 @@ async fn assert_exact(stack: &Stack, want: &Expected) -> Result<()> {
                         ({})::int8
                  FROM {rel}",
                 (0..agentops_schemas::histogram::BUCKETS)
-                    .map(|i| format!("sum({})", agentops_runtime::storage::hist_column(i)))
+                    .map(|i| format!(
+                        "COALESCE(sum({}), 0)",
+                        agentops_runtime::storage::hist_column(i)
+                    ))
                     .collect::<Vec<_>>()
                     .join(" + ")
             ))
@@ -219,10 +222,10 @@ async fn database_restart_mid_stream_resumes_with_exact_counts() -> Result<()> {
 /// sums in another batching differ in the last bits).
 async fn snapshot(stack: &Stack) -> Result<Vec<String>> {
     let mut out = Vec::new();
-    for rel in ["agg_1m", "agg_1h", "agg_1d"] {
+    for rel in agentops_runtime::storage::LEVELS.map(|l| l.name) {
         let rows: Vec<(String,)> = sqlx::query_as(&format!(
             "SELECT (to_jsonb(a) || jsonb_build_object('cost_usd', round(a.cost_usd::numeric, 9)))::text
-             FROM {rel} a ORDER BY org_id, bucket, agent_id, workflow_id, provider, model"
+             FROM {rel} a ORDER BY 1"
         ))
         .fetch_all(&stack.pool)
         .await?;

@@ -215,9 +215,16 @@ async fn a_query_that_would_hold_the_database_is_cut_by_the_statement_timeout() 
     // A transaction holding the aggregates: the overview's statement waits
     // for the lock until the statement timeout cuts it.
     let mut tx = stack.pool.begin().await?;
-    sqlx::query("LOCK TABLE agg_1m, agg_1h, agg_1d IN ACCESS EXCLUSIVE MODE")
-        .execute(&mut *tx)
-        .await?;
+    let levels: Vec<&str> = agentops_runtime::storage::LEVELS
+        .iter()
+        .map(|l| l.name)
+        .collect();
+    sqlx::raw_sql(&format!(
+        "LOCK TABLE {} IN ACCESS EXCLUSIVE MODE",
+        levels.join(", ")
+    ))
+    .execute(&mut *tx)
+    .await?;
     let r = stack
         .http
         .get(format!("{}/v1/metrics/overview?window=7d", stack.query_url))

@@ -286,7 +286,7 @@ pub async fn projections(o: ProjectionsOptions) -> Result<()> {
     let what = if o.timescale_path {
         "events + runs + agents + offsets per transaction: the TimescaleDB-mode path"
     } else {
-        "events + agg_1m/1h/1d + runs + agents + offsets per transaction"
+        "events + the six aggregate levels + runs + agents + offsets per transaction"
     };
     println!("projection writer: {w:.0} rows/s ({writer_secs:.2} s; {what})");
     println!("raw binary COPY:   {c:.0} rows/s ({copy_secs:.2} s; events_copy, same columns and indexes)");

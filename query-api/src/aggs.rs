@@ -148,25 +148,27 @@ pub(crate) async fn overview_totals(
     start: DateTime<Utc>,
     end: Option<DateTime<Utc>>,
 ) -> Result<Totals, sqlx::Error> {
-    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    static OPEN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    static CLOSED: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     // Everything but the active agents from the org levels (a row per
-    // bucket); the agents from the keys of the dimensioned levels (their
-    // unique index leads with org, bucket, agent), over the window's whole
-    // hours or days ([`breakdown_bound`], bound as `$10` .. `$15`).
-    let sql = SQL.get_or_init(|| {
+    // bucket). The active agents of a window up to now: those whose latest
+    // event is in it (`agents.last_seen`, exact); of a past window: the
+    // keys of the dimensioned levels (their unique index leads with org,
+    // bucket, agent) over its whole hours or days ([`breakdown_bound`],
+    // bound as `$10` .. `$15`).
+    let build = |agents: String| {
         format!(
             "SELECT COALESCE(sum(runs_completed), 0)::int8 AS completed,
                     COALESCE(sum(runs_failed), 0)::int8 AS failed,
                     COALESCE(sum(cost_usd), 0)::float8 AS cost,
                     COALESCE(sum(events), 0)::int8 AS events,
-                    (SELECT count(DISTINCT agent_id)::int8 FROM ({agents}) d) AS agents,
+                    ({agents}) AS agents,
                     {hist} AS histogram,
                     (SELECT COALESCE(sum(errors), 0)::int8 FROM agg_org_1m
                      WHERE org_id = $1 AND bucket >= $8 - interval '1 hour'
                        AND bucket < $9) AS errors_last_hour
              FROM ({rows}) a",
             hist = agentops_runtime::storage::merged_histogram_sql(),
-            agents = span_rows_at("agg", "agent_id", 10),
             rows = span_rows(
                 "agg_org",
                 &format!(
@@ -175,22 +177,35 @@ pub(crate) async fn overview_totals(
                 )
             ),
         )
-    });
+    };
     let now = Utc::now();
     let span = Span::new(start, end, now);
-    let window = end.unwrap_or(now) - start;
-    let agents = Span::new(
-        breakdown_bound(start, window),
-        end.map(|e| breakdown_bound(e, window)),
-        now,
-    );
+    let sql = match end {
+        None => OPEN.get_or_init(|| {
+            build("SELECT count(*)::int8 FROM agents WHERE org_id = $1 AND last_seen >= $2".into())
+        }),
+        Some(_) => CLOSED.get_or_init(|| {
+            build(format!(
+                "SELECT count(DISTINCT agent_id)::int8 FROM ({}) d",
+                span_rows_at("agg", "agent_id", 10)
+            ))
+        }),
+    };
     let mut q = sqlx::query_as(sql).bind(org);
     for b in span.0 {
         q = q.bind(b);
     }
     q = q.bind(end.unwrap_or(now)).bind(end.unwrap_or(span.0[5]));
-    for b in agents.0 {
-        q = q.bind(b);
+    if let Some(e) = end {
+        let window = e - start;
+        let agents = Span::new(
+            breakdown_bound(start, window),
+            Some(breakdown_bound(e, window)),
+            now,
+        );
+        for b in agents.0 {
+            q = q.bind(b);
+        }
     }
     q.fetch_one(pool).await
 }

@@ -180,8 +180,8 @@ async fn top(
         rows = window_rows("agg", &format!("{column}, {}", hist_columns())),
     );
     let now = Utc::now();
-    let window = chrono::Duration::seconds(secs);
-    let levels = Levels::new(breakdown_bound(now - window, window), now);
+    let span = chrono::Duration::seconds(secs);
+    let levels = Levels::new(breakdown_bound(now - span, span), now);
     let rows: Vec<Row> = sqlx::query_as(&rank)
         .bind(&key.org_id)
         .bind(levels.start)
