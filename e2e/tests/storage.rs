@@ -75,6 +75,20 @@ impl Target {
         Ok(())
     }
 
+    /// Every aggregate level of `org` holds `n` events.
+    async fn every_level_counts(&self, org: &str, n: usize, when: &str) -> Result<()> {
+        for rel in levels() {
+            let (ev,): (i64,) = sqlx::query_as(&format!(
+                "SELECT sum(events)::int8 FROM {rel} WHERE org_id = $1"
+            ))
+            .bind(org)
+            .fetch_one(&self.pool)
+            .await?;
+            ensure!(ev == n as i64, "{rel} {when}: {ev} events, expected {n}");
+        }
+        Ok(())
+    }
+
     async fn scalar_f64(&self, sql: &str) -> Result<f64> {
         let (v,): (f64,) = sqlx::query_as(sql).fetch_one(&self.pool).await?;
         Ok(v)
@@ -437,15 +451,8 @@ async fn suite(url: &str, choice: ModeChoice, expect: Mode) -> Result<()> {
     t.write(&mut writer, &late, 4).await?;
     t.refresh().await?;
     let all: Vec<&AgentEvent> = recent.iter().chain(late.iter()).collect();
-    for rel in levels() {
-        let (ev,): (i64,) = sqlx::query_as(&format!(
-            "SELECT sum(events)::int8 FROM {rel} WHERE org_id = $1"
-        ))
-        .bind(&org)
-        .fetch_one(&t.pool)
+    t.every_level_counts(&org, all.len(), "after late data")
         .await?;
-        ensure!(ev == all.len() as i64, "{rel} after late data: {ev}");
-    }
     let late_day = late_start.duration_trunc(Span::days(1))?;
     let (day_events,): (i64,) =
         sqlx::query_as("SELECT sum(events)::int8 FROM agg_1d WHERE org_id = $1 AND bucket = $2")
@@ -588,18 +595,8 @@ async fn suite(url: &str, choice: ModeChoice, expect: Mode) -> Result<()> {
     let more = runs(&org, "after", 3, now - Span::hours(1), Span::seconds(60));
     t.write(&mut writer, &more, 5).await?;
     t.refresh().await?;
-    for rel in levels() {
-        let (ev,): (i64,) = sqlx::query_as(&format!(
-            "SELECT sum(events)::int8 FROM {rel} WHERE org_id = $1"
-        ))
-        .bind(&org)
-        .fetch_one(&t.pool)
+    t.every_level_counts(&org, all.len() + more.len(), "after the migration")
         .await?;
-        ensure!(
-            ev == (all.len() + more.len()) as i64,
-            "{rel} after the migration: {ev}"
-        );
-    }
     org_levels_match(&t.pool, &org).await?;
     Ok(())
 }

@@ -26,8 +26,6 @@
 //! The chosen mode is recorded in `storage_settings`; a database set up in
 //! one mode stays in it until `projections rebuild --mode ...` recreates it.
 
-use std::ops::Not;
-
 use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
 
@@ -365,7 +363,7 @@ async fn setup_timescale(conn: &mut PgConnection, cfg: &StorageConfig) -> Result
         let name = l.name;
         // A database from before this level: materialize all its history
         // once (the refresh policy only covers the late window).
-        let backfill = relation_exists(conn, name).await?.not();
+        let backfill = !relation_exists(conn, name).await?;
         exec(conn, &cagg_ddl(l)).await?;
         if backfill {
             tracing::info!(
