@@ -465,35 +465,14 @@ struct ControlRow {
     set_at: DateTime<Utc>,
 }
 
-/// One event of a run's timeline (query row).
-#[derive(sqlx::FromRow)]
-struct TimelineRow {
-    event_id: uuid::Uuid,
-    ts: DateTime<Utc>,
-    #[sqlx(rename = "type")]
-    event_type: String,
-    model: Option<String>,
-    latency_ms: Option<i64>,
-    cost_usd: Option<f64>,
-    tool_name: Option<String>,
-    cost_source: Option<String>,
-    provider: Option<String>,
-    status: Option<String>,
-    input_tokens: Option<i64>,
-    output_tokens: Option<i64>,
-    cache_read_tokens: Option<i64>,
-    cache_write_tokens: Option<i64>,
-    reasoning_tokens: Option<i64>,
-    error_type: Option<String>,
-    error_message: Option<String>,
-}
-
-/// One event of a run's timeline.
-#[derive(Serialize, ToSchema)]
+/// One event of a run's timeline (a row of `events`).
+#[derive(Serialize, ToSchema, sqlx::FromRow)]
 struct TimelineEvent {
     event_id: uuid::Uuid,
+    #[sqlx(rename = "ts")]
     timestamp: DateTime<Utc>,
     #[serde(rename = "type")]
+    #[sqlx(rename = "type")]
     event_type: String,
     model: Option<String>,
     latency_ms: Option<i64>,
@@ -545,7 +524,7 @@ async fn run_detail(
     .fetch_optional(&s.pool)
     .await?
     .ok_or(ApiError::NotFound)?;
-    let events: Vec<TimelineRow> = sqlx::query_as(
+    let events: Vec<TimelineEvent> = sqlx::query_as(
         "SELECT event_id, ts, type, model, latency_ms, cost_usd, tool_name, cost_source, provider,
                 status, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens,
                 reasoning_tokens, error_type, error_message FROM events
@@ -555,28 +534,6 @@ async fn run_detail(
     .bind(&run_id)
     .fetch_all(&s.pool)
     .await?;
-    let events = events
-        .into_iter()
-        .map(|e| TimelineEvent {
-            event_id: e.event_id,
-            timestamp: e.ts,
-            event_type: e.event_type,
-            model: e.model,
-            latency_ms: e.latency_ms,
-            cost_usd: e.cost_usd,
-            cost_source: e.cost_source,
-            tool_name: e.tool_name,
-            provider: e.provider,
-            status: e.status,
-            input_tokens: e.input_tokens,
-            output_tokens: e.output_tokens,
-            cache_read_tokens: e.cache_read_tokens,
-            cache_write_tokens: e.cache_write_tokens,
-            reasoning_tokens: e.reasoning_tokens,
-            error_type: e.error_type,
-            error_message: e.error_message,
-        })
-        .collect();
     // The agent's directive: what the gateway answers its next event with.
     let control: Option<ControlRow> = sqlx::query_as(
         "SELECT action, reason, set_by, set_at FROM agent_controls
