@@ -68,31 +68,12 @@ pub async fn load_org(pool: &PgPool, org: &str, n: i64, agents: i64, days: i64) 
             .await
             .with_context(|| level.name)?;
     }
-    // Runs as the writer folds them (loadgen's BUILD_RUNS, with the tags).
-    sqlx::query(
-        "INSERT INTO runs (org_id, run_id, agent_id, workflow_id, status, started_at, ended_at,
-                  latency_ms, events, cost_usd, input_tokens, output_tokens, llm_calls,
-                  tool_calls, error_type, error_message, models, providers, tags)
-         SELECT org_id, run_id, min(agent_id), min(workflow_id),
-             CASE WHEN bool_or(type = 'run_failed') THEN 'failed'
-                  WHEN bool_or(type = 'run_completed') THEN 'completed' ELSE 'running' END,
-             min(ts) FILTER (WHERE type = 'run_started'),
-             max(ts) FILTER (WHERE type IN ('run_completed', 'run_failed')),
-             max(latency_ms) FILTER (WHERE type IN ('run_completed', 'run_failed')),
-             count(*), COALESCE(sum(cost_usd), 0), COALESCE(sum(input_tokens), 0),
-             COALESCE(sum(output_tokens), 0), count(*) FILTER (WHERE type = 'llm_call'),
-             count(*) FILTER (WHERE type = 'tool_call'),
-             min(error_type), min(error_message),
-             COALESCE(array_agg(DISTINCT model ORDER BY model) FILTER (WHERE model IS NOT NULL), '{}'),
-             COALESCE(array_agg(DISTINCT provider ORDER BY provider) FILTER (WHERE provider IS NOT NULL), '{}'),
-             min(attributes::text)::jsonb
-         FROM events WHERE org_id = $1 AND run_id IS NOT NULL
-         GROUP BY org_id, run_id",
-    )
-    .bind(org)
-    .execute(&mut *conn)
-    .await
-    .context("runs")?;
+    // Runs as the writer folds them.
+    sqlx::query(storage::runs_from_events_sql())
+        .bind(org)
+        .execute(&mut *conn)
+        .await
+        .context("runs")?;
     // Agents with their latest day's totals.
     sqlx::query(
         "INSERT INTO agents (org_id, agent_id, first_seen, last_seen, day, events_day, runs_day,

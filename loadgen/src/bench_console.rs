@@ -33,29 +33,6 @@ pub struct ConsoleOptions {
     pub repeat: usize,
 }
 
-/// Runs of org `bench` from its events, as the projection writer folds
-/// them (status from the latest terminal event, sums, models, providers).
-const BUILD_RUNS: &str = "
-INSERT INTO runs (org_id, run_id, agent_id, workflow_id, status, started_at, ended_at,
-                  latency_ms, events, cost_usd, input_tokens, output_tokens, llm_calls,
-                  tool_calls, error_type, error_message, models, providers)
-SELECT org_id, run_id, min(agent_id), min(workflow_id),
-       CASE WHEN bool_or(type = 'run_failed') THEN 'failed'
-            WHEN bool_or(type = 'run_completed') THEN 'completed' ELSE 'running' END,
-       min(ts) FILTER (WHERE type = 'run_started'),
-       max(ts) FILTER (WHERE type IN ('run_completed', 'run_failed')),
-       max(latency_ms) FILTER (WHERE type IN ('run_completed', 'run_failed')),
-       count(*), COALESCE(sum(cost_usd), 0), COALESCE(sum(input_tokens), 0),
-       COALESCE(sum(output_tokens), 0), count(*) FILTER (WHERE type = 'llm_call'),
-       count(*) FILTER (WHERE type = 'tool_call'),
-       CASE WHEN bool_or(type = 'run_failed') THEN 'tool_error' END,
-       CASE WHEN bool_or(type = 'run_failed') THEN 'search tool timed out' END,
-       COALESCE(array_agg(DISTINCT model ORDER BY model) FILTER (WHERE model IS NOT NULL), '{}'),
-       COALESCE(array_agg(DISTINCT provider ORDER BY provider) FILTER (WHERE provider IS NOT NULL), '{}')
-FROM events WHERE org_id = 'bench' AND run_id IS NOT NULL
-GROUP BY org_id, run_id
-ON CONFLICT DO NOTHING";
-
 /// The explorer's first page (failed runs that called gpt-4o-mini, last 24 h,
 /// newest first) from raw events: the baseline of `GET /v1/runs`.
 const RAW_RUNS_PAGE: &str = "
@@ -120,7 +97,8 @@ async fn build(pool: &PgPool, http: &reqwest::Client, o: &ConsoleOptions) -> Res
         .await?;
     if have == 0 {
         let t = Instant::now();
-        let n = sqlx::raw_sql(BUILD_RUNS)
+        let n = sqlx::query(agentops_runtime::storage::runs_from_events_sql())
+            .bind("bench")
             .execute(pool)
             .await?
             .rows_affected();

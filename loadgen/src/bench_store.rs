@@ -342,7 +342,8 @@ async fn load_history(pool: &PgPool, n: i64, agents: i64, days: i64) -> Result<(
         // Event i: run i/5, step i%5 (start, llm, llm, tool, end); ~8% of runs fail.
         sqlx::query(
             "INSERT INTO events (event_id, org_id, ts, agent_id, workflow_id, run_id, type, status,
-                 latency_ms, lat_bucket, provider, model, input_tokens, output_tokens, cost_usd, tool_name)
+                 latency_ms, lat_bucket, provider, model, input_tokens, output_tokens, cost_usd, tool_name,
+                 error_type, error_message)
              SELECT gen_random_uuid(), 'bench',
                  now() - make_interval(secs => $3 * 86400.0 * (1 - i::float8 / $2)),
                  'agent-' || ((i / 5) % $4), 'wf-' || ((i / 5) % $4 % 7), 'run-' || (i / 5),
@@ -358,7 +359,9 @@ async fn load_history(pool: &PgPool, n: i64, agents: i64, days: i64) -> Result<(
                  CASE WHEN i % 5 IN (1, 2) THEN 200 + i % 3800 END,
                  CASE WHEN i % 5 IN (1, 2) THEN 50 + i % 750 END,
                  CASE WHEN i % 5 IN (1, 2) THEN (i % 500) / 10000.0 END,
-                 CASE WHEN i % 5 = 3 THEN 'search' END
+                 CASE WHEN i % 5 = 3 THEN 'search' END,
+                 CASE WHEN i % 5 = 4 AND (i / 5) % 12 = 0 THEN 'tool_error' END,
+                 CASE WHEN i % 5 = 4 AND (i / 5) % 12 = 0 THEN 'search tool timed out' END
              FROM generate_series($1::int8, $5::int8 - 1) AS i",
         )
         .bind(done)

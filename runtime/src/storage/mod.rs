@@ -40,9 +40,9 @@ use schema::{
     RUNS_AND_AGENTS,
 };
 pub use schema::{
-    aggregates, hist_column, levels_from_events_sql, merged_histogram_sql, relation, AggColumn,
-    ColumnKind, Level, DIMENSIONS, LEVELS, RUN_LIST_CAP, RUN_TAGS_CAP, RUN_TAG_KEY_MAX,
-    RUN_TAG_VALUE_MAX,
+    aggregates, hist_column, levels_from_events_sql, merged_histogram_sql, relation,
+    runs_from_events_sql, AggColumn, ColumnKind, Level, DIMENSIONS, LEVELS, RUN_LIST_CAP,
+    RUN_TAGS_CAP, RUN_TAG_KEY_MAX, RUN_TAG_VALUE_MAX,
 };
 
 /// Requested storage mode.

@@ -264,6 +264,33 @@ pub(super) fn level_from_level_sql(l: &Level, from: &str) -> String {
     )
 }
 
+/// Plain SQL building the `runs` of org `$1` from its events as the writer
+/// folds them (status from the terminal events, sums, the sorted models and
+/// providers, the events' attributes as tags): what the benchmarks and tests
+/// that load a history in SQL run instead of the writer. Runs already there
+/// are left alone.
+pub fn runs_from_events_sql() -> &'static str {
+    "INSERT INTO runs (org_id, run_id, agent_id, workflow_id, status, started_at, ended_at,
+              latency_ms, events, cost_usd, input_tokens, output_tokens, llm_calls,
+              tool_calls, error_type, error_message, models, providers, tags)
+     SELECT org_id, run_id, min(agent_id), min(workflow_id),
+         CASE WHEN bool_or(type = 'run_failed') THEN 'failed'
+              WHEN bool_or(type = 'run_completed') THEN 'completed' ELSE 'running' END,
+         min(ts) FILTER (WHERE type = 'run_started'),
+         max(ts) FILTER (WHERE type IN ('run_completed', 'run_failed')),
+         max(latency_ms) FILTER (WHERE type IN ('run_completed', 'run_failed')),
+         count(*), COALESCE(sum(cost_usd), 0), COALESCE(sum(input_tokens), 0),
+         COALESCE(sum(output_tokens), 0), count(*) FILTER (WHERE type = 'llm_call'),
+         count(*) FILTER (WHERE type = 'tool_call'),
+         min(error_type), min(error_message),
+         COALESCE(array_agg(DISTINCT model ORDER BY model) FILTER (WHERE model IS NOT NULL), '{}'),
+         COALESCE(array_agg(DISTINCT provider ORDER BY provider) FILTER (WHERE provider IS NOT NULL), '{}'),
+         min(attributes::text)::jsonb
+     FROM events WHERE org_id = $1 AND run_id IS NOT NULL
+     GROUP BY org_id, run_id
+     ON CONFLICT DO NOTHING"
+}
+
 /// `sum(col)::type` of every aggregate column, comma-separated: a level
 /// from the one below.
 fn summed(cols: &[AggColumn]) -> String {
