@@ -75,20 +75,11 @@ pub async fn load_org(pool: &PgPool, org: &str, n: i64, agents: i64, days: i64) 
         .await
         .context("runs")?;
     // Agents with their latest day's totals.
-    sqlx::query(
-        "INSERT INTO agents (org_id, agent_id, first_seen, last_seen, day, events_day, runs_day,
-                             failures_day, tokens_day, cost_day)
-         SELECT org_id, agent_id, min(ts), max(ts), max(ts)::date, count(*),
-                count(*) FILTER (WHERE type IN ('run_completed', 'run_failed')),
-                count(*) FILTER (WHERE type = 'run_failed'),
-                COALESCE(sum(input_tokens + output_tokens), 0), COALESCE(sum(cost_usd), 0)
-         FROM events WHERE org_id = $1 AND ts >= now() - interval '1 day'
-         GROUP BY org_id, agent_id",
-    )
-    .bind(org)
-    .execute(&mut *conn)
-    .await
-    .context("agents")?;
+    sqlx::query(storage::agents_from_events_sql())
+        .bind(org)
+        .execute(&mut *conn)
+        .await
+        .context("agents")?;
     Ok(())
 }
 

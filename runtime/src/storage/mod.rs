@@ -35,14 +35,14 @@ mod partitions;
 mod schema;
 
 pub use partitions::{drop_expired_partitions, ensure_partitions, partition_name};
+pub use schema::{
+    agents_from_events_sql, aggregates, hist_column, levels_from_events_sql, merged_histogram_sql,
+    relation, runs_from_events_sql, AggColumn, ColumnKind, Level, DIMENSIONS, LEVELS, RUN_LIST_CAP,
+    RUN_TAGS_CAP, RUN_TAG_KEY_MAX, RUN_TAG_VALUE_MAX,
+};
 use schema::{
     agg_table_ddl, cagg_ddl, level_from_level_sql, refresh_policy, EVENTS_COLUMNS, EVENTS_INDEXES,
     RUNS_AND_AGENTS,
-};
-pub use schema::{
-    aggregates, hist_column, levels_from_events_sql, merged_histogram_sql, relation,
-    runs_from_events_sql, AggColumn, ColumnKind, Level, DIMENSIONS, LEVELS, RUN_LIST_CAP,
-    RUN_TAGS_CAP, RUN_TAG_KEY_MAX, RUN_TAG_VALUE_MAX,
 };
 
 /// Requested storage mode.

@@ -291,6 +291,22 @@ pub fn runs_from_events_sql() -> &'static str {
      ON CONFLICT DO NOTHING"
 }
 
+/// Plain SQL filling `agents` for org `$1` from its events of the last 24
+/// hours (an agent seen in them, with their totals as its day's): enough for
+/// the readers of a history loaded in SQL (the overview's active agents read
+/// `last_seen`). Agents already there are left alone.
+pub fn agents_from_events_sql() -> &'static str {
+    "INSERT INTO agents (org_id, agent_id, first_seen, last_seen, day, events_day, runs_day,
+                         failures_day, tokens_day, cost_day)
+     SELECT org_id, agent_id, min(ts), max(ts), max(ts)::date, count(*),
+            count(*) FILTER (WHERE type IN ('run_completed', 'run_failed')),
+            count(*) FILTER (WHERE type = 'run_failed'),
+            COALESCE(sum(input_tokens + output_tokens), 0), COALESCE(sum(cost_usd), 0)
+     FROM events WHERE org_id = $1 AND ts >= now() - interval '1 day'
+     GROUP BY org_id, agent_id
+     ON CONFLICT DO NOTHING"
+}
+
 /// `sum(col)::type` of every aggregate column, comma-separated: a level
 /// from the one below.
 fn summed(cols: &[AggColumn]) -> String {
