@@ -154,6 +154,14 @@ pub async fn load_older(pool: &PgPool) -> Result<()> {
             .map(|l| l.dims_list(""))
             .unwrap_or_default()
     };
+    // Plain mode: the hour levels' partitions of those months.
+    let today = chrono::Utc::now().date_naive();
+    let days: Vec<_> = (today - chrono::Days::new(31 * 2 + 40))
+        .iter_days()
+        .take_while(|d| *d <= today)
+        .collect();
+    let monthly = storage::partitioned().filter(|p| p.period == storage::Period::Month);
+    storage::ensure_partitions_of(&mut *pool.acquire().await?, monthly, &days).await?;
     for (rel, months) in [
         ("agg_1d", 11),
         ("agg_1h", 2),
@@ -184,6 +192,21 @@ pub async fn load_older(pool: &PgPool) -> Result<()> {
             .await
             .with_context(|| format!("other orgs in {rel}"))?;
     }
+    // The hour level's monthly partitions (plain mode) hold every org's
+    // month: a window covering a partition whole reads it through the index
+    // where the org is one of many (as on a shared platform), not where it
+    // is the only one. Other orgs' copies of the partitions a 30-day window
+    // touches.
+    let dims = dims("agg_1h");
+    sqlx::raw_sql(&format!(
+        "INSERT INTO agg_1h (org_id, bucket{dims}, {names})
+         SELECT 'tenant-' || k || '-' || org_id, bucket{dims}, {names}
+         FROM agg_1h, generate_series(1, 10) AS k
+         WHERE bucket >= now() - interval '40 days'"
+    ))
+    .execute(pool)
+    .await
+    .context("other orgs in agg_1h")?;
     sqlx::query(
         "INSERT INTO agents (org_id, agent_id, first_seen, last_seen, day)
          SELECT 'tenant-' || (i % 100), 'agent-' || i, now() - interval '30 days', now(), current_date

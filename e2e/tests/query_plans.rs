@@ -51,10 +51,11 @@ const EVENTS: i64 = 300_000;
 const DAYS: i64 = 30;
 const AGENTS: i64 = 200;
 
-/// Relations that grow with traffic (a name, or a prefix of `events_p…`).
-const LARGE: [&str; 15] = [
+/// Relations that grow with traffic, with their partitions (`events_p…`,
+/// `agg_1m_p…`, `agg_1h_pre…`: plain mode partitions `events` and the
+/// minute and hour levels).
+const LARGE: [&str; 14] = [
     "events",
-    "events_p",
     "agg_1m",
     "agg_1h",
     "agg_1d",
@@ -87,9 +88,10 @@ const EXCEPTIONS: [(&str, &str, &str); 3] = [
 ];
 
 fn is_large(rel: &str) -> bool {
-    LARGE
-        .iter()
-        .any(|l| rel == *l || (l.ends_with("_p") && rel.starts_with(l)))
+    LARGE.iter().any(|l| {
+        rel.strip_prefix(l)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with("_p"))
+    })
 }
 
 /// The endpoint being called, and the plans seen while it ran.
@@ -455,6 +457,11 @@ async fn check(url: &str, pool: &PgPool, plans: &Mutex<Plans>) -> Result<()> {
             let mut bad = Vec::new();
             bad_scans(&p["Plan"], &mut bad);
             for (rel, ty) in bad {
+                // A partition holding no rows yet (tomorrow's, say) costs
+                // nothing to read whole, and the planner knows it.
+                if rel != "events" && empty(pool, &rel).await? {
+                    continue;
+                }
                 let text = p["Query Text"].as_str().unwrap_or_default();
                 let short: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
                 let line = format!("{label} ({path}): {ty} on {rel}\n    {short:.300}");
@@ -477,4 +484,30 @@ async fn check(url: &str, pool: &PgPool, plans: &Mutex<Plans>) -> Result<()> {
         failures.join("\n")
     );
     Ok(())
+}
+
+/// Whether the relation `rel` holds no rows.
+async fn empty(pool: &PgPool, rel: &str) -> Result<bool> {
+    let (none,): (bool,) = sqlx::query_as(&format!("SELECT NOT EXISTS (SELECT 1 FROM {rel})"))
+        .fetch_one(pool)
+        .await?;
+    Ok(none)
+}
+
+#[test]
+fn partitions_are_as_large_as_their_table() {
+    for rel in [
+        "events",
+        "events_p20261205",
+        "agg_1m_p20261205",
+        "agg_org_1h_p20261201",
+        "agg_1h_pre20270101",
+        "agg_1d",
+        "runs",
+    ] {
+        assert!(is_large(rel), "{rel}");
+    }
+    for rel in ["prices", "orgs", "agg_1mx", "runs_tags"] {
+        assert!(!is_large(rel), "{rel}");
+    }
 }

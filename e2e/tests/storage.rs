@@ -77,14 +77,36 @@ impl Target {
 
     /// Every aggregate level of `org` holds `n` events.
     async fn every_level_counts(&self, org: &str, n: usize, when: &str) -> Result<()> {
-        for rel in levels() {
+        self.level_counts(org, n, 0, when).await
+    }
+
+    /// [`Target::every_level_counts`] with the per-minute levels holding
+    /// `minutes_lack` fewer (their older partitions dropped).
+    async fn level_counts(
+        &self,
+        org: &str,
+        n: usize,
+        minutes_lack: usize,
+        when: &str,
+    ) -> Result<()> {
+        for l in &storage::LEVELS {
+            let want = if l.width == "1 minute" {
+                n - minutes_lack
+            } else {
+                n
+            };
             let (ev,): (i64,) = sqlx::query_as(&format!(
-                "SELECT sum(events)::int8 FROM {rel} WHERE org_id = $1"
+                "SELECT sum(events)::int8 FROM {} WHERE org_id = $1",
+                l.name
             ))
             .bind(org)
             .fetch_one(&self.pool)
             .await?;
-            ensure!(ev == n as i64, "{rel} {when}: {ev} events, expected {n}");
+            ensure!(
+                ev == want as i64,
+                "{} {when}: {ev} events, expected {want}",
+                l.name
+            );
         }
         Ok(())
     }
@@ -190,9 +212,14 @@ async fn suite(url: &str, choice: ModeChoice, expect: Mode) -> Result<()> {
         statement_timeout_ms: None,
         storage: StorageConfig {
             mode: choice,
+            // Short enough for this suite's history to reach past it.
+            minute_retention_days: 9,
+            hour_retention_days: 20,
             ..Default::default()
         },
     };
+    // The query API reads windows as these levels are kept.
+    agentops_query_api::aggs::set_retention(&db.storage);
     let pool = agentops_runtime::db::connect(&db, Duration::from_secs(30)).await?;
     agentops_runtime::db::migrate(&pool).await?;
     {
@@ -240,9 +267,38 @@ async fn suite(url: &str, choice: ModeChoice, expect: Mode) -> Result<()> {
         .fetch_all(&pool)
         .await?;
         ensure!(
-            jobs.len() == 8,
-            "6 refresh, 1 retention, 1 compression policy: {jobs:?}"
+            jobs.len() == 18,
+            "6 refresh, 5 retention (events, the minute and hour levels), \
+             7 compression policies (events, every level): {jobs:?}"
         );
+        // Per level: retention after the days configured, compression past
+        // the refresh window.
+        let policies: Vec<(String, String, String)> = sqlx::query_as(
+            "SELECT hypertable_name::text, proc_name::text,
+                    COALESCE(config->>'drop_after', config->>'compress_after')
+             FROM timescaledb_information.jobs
+             WHERE proc_name IN ('policy_retention', 'policy_compression')
+               AND hypertable_name <> 'events'
+             ORDER BY 1, 2",
+        )
+        .fetch_all(&pool)
+        .await?;
+        let want: Vec<(String, String, String)> = [
+            ("agg_1d", "policy_compression", "264:00:00"),
+            ("agg_1h", "policy_compression", "195:00:00"),
+            ("agg_1h", "policy_retention", "20 days"),
+            ("agg_1m", "policy_compression", "193:00:00"),
+            ("agg_1m", "policy_retention", "9 days"),
+            ("agg_org_1d", "policy_compression", "264:00:00"),
+            ("agg_org_1h", "policy_compression", "195:00:00"),
+            ("agg_org_1h", "policy_retention", "20 days"),
+            ("agg_org_1m", "policy_compression", "193:00:00"),
+            ("agg_org_1m", "policy_retention", "9 days"),
+        ]
+        .iter()
+        .map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string()))
+        .collect();
+        ensure!(policies == want, "level policies: {policies:?}");
     }
 
     // Relation shapes: identical in both modes.
@@ -557,6 +613,86 @@ async fn suite(url: &str, choice: ModeChoice, expect: Mode) -> Result<()> {
         a0["today"]["events"] == want_today,
         "{a0} (want {want_today} today)"
     );
+    // Retention per level. History older than the minutes kept (9 days):
+    // a 14-day window reads its start at the whole hour, from the hours.
+    // The old runs go just after the window's start, before the next whole
+    // hour (the part read from minutes were they kept).
+    let into_hour = Utc::now() - Utc::now().duration_trunc(Span::hours(1))?;
+    if into_hour > Span::minutes(57) {
+        let wait = Span::hours(1) - into_hour + Span::seconds(2);
+        tokio::time::sleep(wait.to_std()?).await;
+    }
+    let old_start = Utc::now() - Span::days(14) + Span::seconds(40);
+    let old = runs(&org, "old", 2, old_start, Span::seconds(10));
+    t.write(&mut writer, &old, 5).await?;
+    t.refresh().await?;
+    let total = all.len() + old.len();
+    let window = "/v1/metrics/overview?window=14d";
+    ensure!(
+        t.get(window).await?["events"] == total as i64,
+        "14d overview before the drop"
+    );
+    if t.mode == Mode::Postgres {
+        // Whole partitions past each level's retention go; the rest stays.
+        let mut dropped = {
+            let mut conn = t.pool.acquire().await?;
+            storage::drop_expired_partitions(&mut conn, &db.storage, now.date_naive()).await?
+        };
+        dropped.sort();
+        let old_day = old_start.date_naive();
+        ensure!(
+            dropped
+                == [
+                    storage::partition_of("agg_1m", old_day),
+                    storage::partition_of("agg_org_1m", old_day)
+                ],
+            "dropped {dropped:?}"
+        );
+        for rel in ["agg_1m", "agg_org_1m"] {
+            let (n,): (i64,) = sqlx::query_as(&format!(
+                "SELECT COALESCE(sum(events), 0)::int8 FROM {rel} WHERE org_id = $1"
+            ))
+            .bind(&org)
+            .fetch_one(&t.pool)
+            .await?;
+            ensure!(n == all.len() as i64, "{rel} after the drop: {n} events");
+        }
+        for rel in ["events", "agg_1h", "agg_1d", "agg_org_1h", "agg_org_1d"] {
+            let col = if rel == "events" {
+                "count(*)"
+            } else {
+                "sum(events)"
+            };
+            let (n,): (i64,) =
+                sqlx::query_as(&format!("SELECT {col}::int8 FROM {rel} WHERE org_id = $1"))
+                    .bind(&org)
+                    .fetch_one(&t.pool)
+                    .await?;
+            ensure!(n == total as i64, "{rel} after the drop: {n} events");
+        }
+    }
+    let ov14 = t.get(window).await?;
+    ensure!(ov14["events"] == total as i64, "14d overview: {ov14}");
+    // Minute points past the minutes kept are refused, naming the field.
+    let req = Request::get("/v1/metrics/timeseries?metric=runs&bucket=15m&window=14d")
+        .header("x-api-key", &t.key)
+        .body(Body::empty())?;
+    let resp = t.router.clone().oneshot(req).await?;
+    ensure!(
+        resp.status() == 400,
+        "15m points over 14d: {}",
+        resp.status()
+    );
+    let body: Value =
+        serde_json::from_slice(&axum::body::to_bytes(resp.into_body(), 1 << 20).await?)?;
+    ensure!(body.to_string().contains("bucket"), "{body}");
+    // From here on the minute levels of plain mode lack the old runs.
+    let minutes_lack = if t.mode == Mode::Postgres {
+        old.len()
+    } else {
+        0
+    };
+
     // A database from before the org levels: setup creates them from the
     // dimensioned levels, with the same answers.
     {
@@ -593,10 +729,83 @@ async fn suite(url: &str, choice: ModeChoice, expect: Mode) -> Result<()> {
     );
     // The writer's NULL buckets fit the migrated tables.
     let more = runs(&org, "after", 3, now - Span::hours(1), Span::seconds(60));
-    t.write(&mut writer, &more, 5).await?;
+    t.write(&mut writer, &more, 6).await?;
     t.refresh().await?;
-    t.every_level_counts(&org, all.len() + more.len(), "after the migration")
-        .await?;
+    t.level_counts(
+        &org,
+        total + more.len(),
+        minutes_lack,
+        "after the migration",
+    )
+    .await?;
     org_levels_match(&t.pool, &org).await?;
+
+    if t.mode == Mode::Postgres {
+        // A database from before partitioning: a level's table becomes the
+        // first partition of the partitioned one, every row kept.
+        let cols: Vec<String> = std::iter::once("org_id, bucket".to_owned())
+            .chain(storage::DIMENSIONS.iter().map(|d| d.to_string()))
+            .collect();
+        sqlx::raw_sql(&format!(
+            "CREATE TABLE agg_1m_flat (LIKE agg_1m INCLUDING DEFAULTS);
+             INSERT INTO agg_1m_flat SELECT * FROM agg_1m;
+             DROP TABLE agg_1m;
+             ALTER TABLE agg_1m_flat RENAME TO agg_1m;
+             ALTER TABLE agg_1m ADD CONSTRAINT agg_1m_key UNIQUE NULLS NOT DISTINCT ({});",
+            cols.join(", ")
+        ))
+        .execute(&t.pool)
+        .await?;
+        ensure!(agentops_runtime::db::prepare(&t.pool, &db).await? == expect);
+        let (kind, parts): (String, Vec<String>) = sqlx::query_as(
+            "SELECT c.relkind::text, ARRAY(SELECT p.relname::text FROM pg_inherits i
+                 JOIN pg_class p ON p.oid = i.inhrelid WHERE i.inhparent = c.oid)
+             FROM pg_class c WHERE c.oid = 'agg_1m'::regclass",
+        )
+        .fetch_one(&t.pool)
+        .await?;
+        ensure!(
+            kind == "p" && parts.len() == 1 && parts[0].starts_with("agg_1m_pre"),
+            "agg_1m after partitioning: {kind} {parts:?}"
+        );
+        org_levels_match(&t.pool, &org).await?;
+        // The writer goes on (today is in the first partition) ...
+        let last = runs(&org, "last", 2, now - Span::minutes(30), Span::seconds(60));
+        t.write(&mut writer, &last, 7).await?;
+        let n = total + more.len() + last.len();
+        t.level_counts(&org, n, minutes_lack, "after partitioning")
+            .await?;
+        org_levels_match(&t.pool, &org).await?;
+        // ... and when even that partition is past retention, every
+        // partition of events and the minute and hour levels is dropped
+        // whole; the per-day levels keep everything.
+        let later = now.date_naive() + chrono::Days::new(400);
+        let dropped = {
+            let mut conn = t.pool.acquire().await?;
+            storage::drop_expired_partitions(&mut conn, &db.storage, later).await?
+        };
+        ensure!(
+            dropped.iter().any(|d| d.starts_with("agg_1m_pre")),
+            "{dropped:?}"
+        );
+        for p in storage::partitioned() {
+            let (left,): (i64,) = sqlx::query_as(
+                "SELECT count(*) FROM pg_inherits WHERE inhparent = to_regclass($1)",
+            )
+            .bind(p.table)
+            .fetch_one(&t.pool)
+            .await?;
+            ensure!(left == 0, "{}: {left} partitions left", p.table);
+        }
+        for rel in ["agg_1d", "agg_org_1d"] {
+            let (kept,): (i64,) = sqlx::query_as(&format!(
+                "SELECT sum(events)::int8 FROM {rel} WHERE org_id = $1"
+            ))
+            .bind(&org)
+            .fetch_one(&t.pool)
+            .await?;
+            ensure!(kept == n as i64, "{rel}: {kept} events kept");
+        }
+    }
     Ok(())
 }

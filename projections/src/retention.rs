@@ -1,5 +1,6 @@
-//! Plain mode: drop `events` partitions past retention, at most hourly.
-//! (TimescaleDB mode has a retention policy instead.)
+//! Plain mode: drop the partitions of `events` and of the per-minute and
+//! per-hour levels past their retention, at most hourly (whole partitions,
+//! never row by row). TimescaleDB mode has retention policies instead.
 
 use std::time::{Duration, Instant};
 
@@ -7,15 +8,16 @@ use agentops_runtime::storage::{self, Mode, StorageConfig};
 use sqlx::PgPool;
 
 pub(crate) struct Retention {
-    days: u32,
+    cfg: StorageConfig,
     next: Option<Instant>,
 }
 
 impl Retention {
     pub(crate) fn new(mode: Mode, cfg: &StorageConfig) -> Self {
-        let active = mode == Mode::Postgres && cfg.raw_retention_days > 0;
+        let active =
+            mode == Mode::Postgres && storage::partitioned().any(|p| p.retention_days(cfg) > 0);
         Self {
-            days: cfg.raw_retention_days,
+            cfg: cfg.clone(),
             next: active.then(Instant::now),
         }
     }
@@ -28,7 +30,7 @@ impl Retention {
         self.next = Some(Instant::now() + Duration::from_secs(3600));
         let today = chrono::Utc::now().date_naive();
         let result = match pool.acquire().await {
-            Ok(mut conn) => storage::drop_expired_partitions(&mut conn, self.days, today).await,
+            Ok(mut conn) => storage::drop_expired_partitions(&mut conn, &self.cfg, today).await,
             Err(e) => Err(e.into()),
         };
         if let Err(e) = result {

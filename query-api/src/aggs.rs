@@ -22,11 +22,93 @@ fn ceil(t: DateTime<Utc>, step: Duration) -> DateTime<Utc> {
     }
 }
 
+/// Days the per-minute and per-hour levels are kept (0 = forever), as the
+/// projections drop them (`database.storage.minute_retention_days`,
+/// `hour_retention_days`): process-wide, set once at start from the
+/// configuration ([`set_retention`]).
+static KEPT: std::sync::RwLock<(u32, u32)> = std::sync::RwLock::new((35, 400));
+
+/// Read windows as the levels are kept per `cfg`.
+pub fn set_retention(cfg: &agentops_runtime::storage::StorageConfig) {
+    let kept = (cfg.minute_retention_days, cfg.hour_retention_days);
+    *KEPT
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = kept;
+}
+
+/// Where a window bound `t` is read from, given what is kept: a bound
+/// older than the minutes kept at a whole hour, older than the hours kept
+/// at a whole day, rounding outwards (a start down, an end up: the window
+/// read covers the one asked for). The second value: read at the day.
+fn readable(
+    t: DateTime<Utc>,
+    now: DateTime<Utc>,
+    kept: (u32, u32),
+    is_end: bool,
+) -> (DateTime<Utc>, bool) {
+    let (minutes, hours) = kept;
+    // Partitions are dropped by the day: what is kept starts at a midnight.
+    let horizon = |days: u32| floor(now, Duration::days(1)) - Duration::days(i64::from(days));
+    let round = |unit| {
+        if is_end {
+            ceil(t, unit)
+        } else {
+            floor(t, unit)
+        }
+    };
+    if hours > 0 && t < horizon(hours) {
+        (round(Duration::days(1)), true)
+    } else if minutes > 0 && t < horizon(minutes) {
+        (round(Duration::hours(1)), false)
+    } else {
+        (t, false)
+    }
+}
+
+/// A series of points `bucket_secs` wide over the last `window_secs` reads
+/// the per-minute levels (under an hour) or the per-hour ones (under a
+/// day): refused, naming `bucket`, when that reaches past the days they
+/// are kept.
+pub(crate) fn series_kept(
+    bucket_secs: i64,
+    window_secs: i64,
+) -> Result<(), crate::error::ApiError> {
+    let (minutes, hours) = kept();
+    let (days, what, coarser) = match bucket_secs {
+        s if s < 3600 => (minutes, "minute", "1h"),
+        s if s < 86_400 => (hours, "hour", "1d"),
+        _ => return Ok(()),
+    };
+    if days > 0 && window_secs > i64::from(days) * 86_400 {
+        return Err(crate::error::ApiError::BadParam {
+            field: "bucket",
+            message: format!(
+                "per-{what} figures are kept {days} days (database.storage.{what}_retention_days); \
+                 use a shorter window or bucket={coarser}"
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// What is kept now ([`KEPT`]).
+fn kept() -> (u32, u32) {
+    *KEPT
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 impl Levels {
     pub(crate) fn new(start: DateTime<Utc>, now: DateTime<Utc>) -> Self {
+        Self::kept(start, now, kept())
+    }
+
+    /// [`Levels::new`] with the minute and hour levels kept `kept` days.
+    fn kept(start: DateTime<Utc>, now: DateTime<Utc>, kept: (u32, u32)) -> Self {
+        let (start, at_day) = readable(start, now, kept, false);
         let hours = ceil(start, Duration::hours(1)).min(now + Duration::days(1));
         // Whole days only pay off for windows of a few days.
-        let days = if now - start >= Duration::days(2) {
+        let days = if at_day || now - start >= Duration::days(2) {
             ceil(hours, Duration::days(1))
         } else {
             now + Duration::days(1)
@@ -66,20 +148,37 @@ impl Span {
         end: Option<DateTime<Utc>>,
         now: DateTime<Utc>,
     ) -> Self {
+        Self::kept(start, end, now, kept())
+    }
+
+    /// [`Span::new`] with the minute and hour levels kept `kept` days.
+    fn kept(
+        start: DateTime<Utc>,
+        end: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+        kept: (u32, u32),
+    ) -> Self {
+        let (start, start_at_day) = readable(start, now, kept, false);
+        let (end, end_at_day) = match end.map(|e| readable(e, now, kept, true)) {
+            Some((e, at_day)) => (Some(e), at_day),
+            None => (None, false),
+        };
         // An open end: a midnight far beyond any event.
         let e = end.unwrap_or_else(|| {
             DateTime::from_timestamp(253_402_214_400, 0).unwrap_or(now + Duration::days(3650))
         });
         let (hour, day) = (Duration::hours(1), Duration::days(1));
         let h_s = ceil(start, hour).min(e);
-        // Whole days only pay off for windows of a few days.
-        let (d_s, d_e) = if end.unwrap_or(now) - start >= Duration::days(2) {
-            let d_s = ceil(h_s, day).min(e);
-            (d_s, floor(e, day).max(d_s))
-        } else {
-            let h = floor(e, hour).max(h_s);
-            (h, h)
-        };
+        // Whole days only pay off for windows of a few days (and are all
+        // there is past the hours kept).
+        let (d_s, d_e) =
+            if start_at_day || end_at_day || end.unwrap_or(now) - start >= Duration::days(2) {
+                let d_s = ceil(h_s, day).min(e);
+                (d_s, floor(e, day).max(d_s))
+            } else {
+                let h = floor(e, hour).max(h_s);
+                (h, h)
+            };
         let h_e = floor(e, hour).max(d_e);
         Self([start, h_s, d_s, d_e, h_e, e])
     }
@@ -305,5 +404,55 @@ mod tests {
         assert_eq!(l.days, t("2026-10-24T00:00:00Z"));
         let aligned = t("2026-11-22T09:00:00Z");
         assert_eq!(Levels::new(aligned, now).hours, aligned);
+    }
+
+    #[test]
+    fn bounds_past_what_is_kept_move_to_the_hour_or_the_day() {
+        let now = t("2026-11-22T10:17:00Z");
+        // Minutes kept 10 days (from 2026-11-12 00:00), hours 20 (from 11-02).
+        let kept = (10, 20);
+        let recent = t("2026-11-15T08:41:00Z");
+        assert_eq!(readable(recent, now, kept, false), (recent, false));
+        assert_eq!(
+            readable(t("2026-11-11T23:59:00Z"), now, kept, false),
+            (t("2026-11-11T23:00:00Z"), false)
+        );
+        assert_eq!(
+            readable(t("2026-11-11T23:59:00Z"), now, kept, true),
+            (t("2026-11-12T00:00:00Z"), false)
+        );
+        assert_eq!(
+            readable(t("2026-11-01T13:30:00Z"), now, kept, false),
+            (t("2026-11-01T00:00:00Z"), true)
+        );
+        assert_eq!(readable(recent, now, (0, 0), false), (recent, false));
+        // A 30-day window up to now: no minutes at its start.
+        let Span(b) = Span::kept(t("2026-10-23T10:17:00Z"), None, now, kept);
+        assert_eq!(b[0], t("2026-10-23T00:00:00Z"));
+        assert_eq!(b[0], b[2], "{b:?}");
+        let l = Levels::kept(t("2026-11-08T10:17:00Z"), now, kept);
+        assert_eq!((l.start, l.hours), (l.hours, t("2026-11-08T10:00:00Z")));
+        // A short closed window past the hours kept: read from the days.
+        let Span(b) = Span::kept(
+            t("2026-10-20T09:50:00Z"),
+            Some(t("2026-10-20T12:10:00Z")),
+            now,
+            kept,
+        );
+        let (d0, d1) = (t("2026-10-20T00:00:00Z"), t("2026-10-21T00:00:00Z"));
+        assert_eq!(b, [d0, d0, d0, d1, d1, d1]);
+    }
+
+    #[test]
+    fn minute_series_stop_at_the_minutes_kept() {
+        // The defaults: minutes 35 days, hours 400.
+        assert!(series_kept(900, 30 * 86_400).is_ok());
+        let err = series_kept(900, 40 * 86_400).unwrap_err();
+        assert!(
+            format!("{err:?}").contains("minute_retention_days"),
+            "{err:?}"
+        );
+        assert!(series_kept(3600, 90 * 86_400).is_ok());
+        assert!(series_kept(86_400, 5000 * 86_400).is_ok());
     }
 }

@@ -274,6 +274,7 @@ async fn timeseries(
             message: "more than 5000 points; use a larger bucket".into(),
         });
     }
+    crate::aggs::series_kept(bucket_secs, secs)?;
     let sql = format!(
         "WITH s AS (
             SELECT generate_series($2::timestamptz, now(), $3 * interval '1 second') AS ts

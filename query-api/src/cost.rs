@@ -134,6 +134,7 @@ fn bucket(raw: Option<&str>, window_secs: i64) -> Result<(String, i64, &'static 
             message: format!("more than {MAX_POINTS} points; use a larger bucket"),
         });
     }
+    crate::aggs::series_kept(secs, window_secs)?;
     Ok((b.to_owned(), secs, relation))
 }
 

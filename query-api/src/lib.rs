@@ -45,7 +45,7 @@
 
 pub mod admin;
 mod agents;
-mod aggs;
+pub mod aggs;
 mod api;
 mod auth;
 pub mod caps;
@@ -128,6 +128,7 @@ pub async fn run(
     let keys = admin::install_secrets(&config)?;
     let pool = admin::pool(&config).await?;
     admin::seal_plaintext_channels(&pool, &keys).await?;
+    aggs::set_retention(&config.database.storage);
     let mode = agentops_runtime::db::prepare(&pool, &config.database).await?;
     let health = Health::default();
     health

@@ -18,10 +18,13 @@
 //! created inside a transaction, so every statement here runs on its own, and
 //! each is idempotent (`IF NOT EXISTS`, policies removed and re-added).
 //!
-//! **Plain PostgreSQL mode**: `events` is partitioned by day (the workers
-//! create partitions as events arrive and drop those past retention); the
-//! aggregates are tables the workers upsert in the same transaction as the
-//! events they come from ([`AGGREGATES`] defines each column once for both).
+//! **Plain PostgreSQL mode**: `events` and the per-minute levels are
+//! partitioned by day, the per-hour levels by month (the workers create
+//! partitions as events arrive and drop whole ones past each retention,
+//! [`drop_expired_partitions`]); the aggregates are tables the workers upsert in the same
+//! transaction as the events they come from ([`aggregates`] defines each
+//! column once for both). In TimescaleDB mode the same retention is a policy
+//! on the hypertable and on each continuous aggregate.
 //!
 //! The chosen mode is recorded in `storage_settings`; a database set up in
 //! one mode stays in it until `projections rebuild --mode ...` recreates it.
@@ -34,7 +37,10 @@ use crate::{Error, Result};
 mod partitions;
 mod schema;
 
-pub use partitions::{drop_expired_partitions, ensure_partitions, partition_name};
+pub use partitions::{
+    drop_expired_partitions, ensure_partitions, ensure_partitions_of, legacy_partition,
+    level_period, partition_name, partition_of, partitioned, Partitioned, Period,
+};
 pub use schema::{
     agents_from_events_sql, aggregates, hist_column, levels_from_events_sql, merged_histogram_sql,
     relation, runs_from_events_sql, AggColumn, ColumnKind, Level, DIMENSIONS, LEVELS, RUN_LIST_CAP,
@@ -96,6 +102,15 @@ pub struct StorageConfig {
     /// TimescaleDB: compress raw event chunks older than this (days; 0 = never).
     /// Must exceed the late-data window.
     pub compress_after_days: u32,
+    /// Drop the per-minute levels (`agg_1m`, `agg_org_1m`) older than this
+    /// (days; 0 keeps them forever). Must cover the late-data window by two
+    /// days; readers take older window bounds at the whole hour.
+    pub minute_retention_days: u32,
+    /// Drop the per-hour levels (`agg_1h`, `agg_org_1h`) older than this
+    /// (days; 0 keeps them forever). At least `minute_retention_days`;
+    /// readers take older window bounds at the whole day. The per-day
+    /// levels are kept.
+    pub hour_retention_days: u32,
 }
 
 impl Default for StorageConfig {
@@ -105,6 +120,8 @@ impl Default for StorageConfig {
             late_window_hours: 7 * 24,
             raw_retention_days: 30,
             compress_after_days: 8,
+            minute_retention_days: 35,
+            hour_retention_days: 400,
         }
     }
 }
@@ -125,7 +142,30 @@ impl StorageConfig {
                 self.compress_after_days
             )));
         }
+        if self.minute_retention_days != 0 && self.minute_retention_days < late_days + 2 {
+            return Err(Error::Config(format!(
+                "database.storage.minute_retention_days ({}) must be at least the late-data window ({late_days} days) + 2",
+                self.minute_retention_days
+            )));
+        }
+        let hours_kept = |d: u32| if d == 0 { u32::MAX } else { d };
+        if hours_kept(self.hour_retention_days) < hours_kept(self.minute_retention_days) {
+            return Err(Error::Config(format!(
+                "database.storage.hour_retention_days ({}) must be 0 (keep) or at least minute_retention_days ({})",
+                self.hour_retention_days, self.minute_retention_days
+            )));
+        }
         Ok(())
+    }
+
+    /// Days a level of `width` (an SQL interval: `1 minute`, `1 hour`,
+    /// `1 day`) is kept; 0 = forever.
+    pub fn retention_days(&self, width: &str) -> u32 {
+        match width {
+            "1 minute" => self.minute_retention_days,
+            "1 hour" => self.hour_retention_days,
+            _ => 0,
+        }
     }
 }
 
@@ -263,9 +303,18 @@ async fn setup_postgres(conn: &mut PgConnection) -> Result<()> {
         exec(conn, ddl).await?;
     }
     for l in &LEVELS {
-        if !l.dims.is_empty() || relation_exists(conn, l.name).await? {
-            exec(conn, &agg_table_ddl(l)).await?;
+        let period = partitions::level_period(l.width);
+        if relation_exists(conn, l.name).await? {
             sparse_histograms(conn, l.name).await?;
+            if let Some(period) = period {
+                if !is_partitioned(conn, l.name).await? {
+                    partition_level(conn, l, period).await?;
+                }
+            }
+            continue;
+        }
+        if !l.dims.is_empty() {
+            exec(conn, &agg_table_ddl(l)).await?;
             continue;
         }
         // A database from before this level: create it and fill it from the
@@ -273,20 +322,108 @@ async fn setup_postgres(conn: &mut PgConnection) -> Result<()> {
         // projection lock exclusively so no batch lands in between (it would
         // be counted twice).
         let from = same_width(l);
-        tracing::info!(
-            level = l.name,
-            from,
-            "creating an aggregate level from the one beside it"
-        );
         let mut tx = sqlx::Connection::begin(&mut *conn).await?;
         sqlx::query("SELECT pg_advisory_xact_lock($1)")
             .bind(PROJECTION_LOCK)
             .execute(&mut *tx)
             .await?;
         exec(&mut tx, &agg_table_ddl(l)).await?;
-        exec(&mut tx, &level_from_level_sql(l, from)).await?;
+        if let Some(upper) = legacy_upper(&mut tx, from, period).await? {
+            tracing::info!(
+                level = l.name,
+                from,
+                "creating an aggregate level from the one beside it"
+            );
+            if let Some(period) = period {
+                // Its rows so far in one partition, as if it had been
+                // partitioned after the fact.
+                let name = partitions::legacy_partition(l.name, upper);
+                exec(
+                    &mut tx,
+                    &format!(
+                        "CREATE TABLE {name} PARTITION OF {} FOR VALUES FROM (MINVALUE) TO ('{upper} 00:00:00+00')
+                         WITH (fillfactor = 70)",
+                        l.name
+                    ),
+                )
+                .await?;
+                debug_assert_eq!(period.first(upper), upper);
+            }
+            exec(&mut tx, &level_from_level_sql(l, from)).await?;
+        }
         tx.commit().await?;
     }
+    Ok(())
+}
+
+/// `None` when `table` holds no rows; else the first day after them (and
+/// after today), at a partition boundary of `period`: where a partition
+/// holding the rows so far ends.
+async fn legacy_upper(
+    conn: &mut PgConnection,
+    table: &str,
+    period: Option<partitions::Period>,
+) -> Result<Option<chrono::NaiveDate>> {
+    let last: Option<chrono::DateTime<chrono::Utc>> =
+        sqlx::query_scalar(&format!("SELECT max(bucket) FROM {table}"))
+            .fetch_one(&mut *conn)
+            .await?;
+    Ok(last.map(|t| {
+        let day = t.date_naive().max(chrono::Utc::now().date_naive());
+        let period = period.unwrap_or(partitions::Period::Day);
+        period.next(period.first(day))
+    }))
+}
+
+async fn is_partitioned(conn: &mut PgConnection, table: &str) -> Result<bool> {
+    let kind: Option<String> =
+        sqlx::query_scalar("SELECT relkind::text FROM pg_class WHERE oid = to_regclass($1)")
+            .bind(table)
+            .fetch_optional(&mut *conn)
+            .await?;
+    Ok(kind.as_deref() == Some("p"))
+}
+
+/// A level table from before partitioning becomes the partitioned table's
+/// first partition, holding every row so far (up to the end of today's
+/// partition period, or of its latest bucket's): no row is copied, and the
+/// retention drops it whole once that bound is past. In one transaction
+/// holding the projection lock exclusively (batches wait).
+async fn partition_level(
+    conn: &mut PgConnection,
+    l: &Level,
+    period: partitions::Period,
+) -> Result<()> {
+    let name = l.name;
+    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(PROJECTION_LOCK)
+        .execute(&mut *tx)
+        .await?;
+    let upper = legacy_upper(&mut tx, name, Some(period))
+        .await?
+        .unwrap_or_else(|| period.next(period.first(chrono::Utc::now().date_naive())));
+    let legacy = partitions::legacy_partition(name, upper);
+    tracing::info!(
+        level = name,
+        partition = %legacy,
+        "partitioning an aggregate level: its rows so far become one partition"
+    );
+    exec(&mut tx, &format!("ALTER TABLE {name} RENAME TO {legacy}")).await?;
+    exec(
+        &mut tx,
+        &format!("ALTER TABLE {legacy} RENAME CONSTRAINT {name}_key TO {legacy}_key"),
+    )
+    .await?;
+    exec(&mut tx, &agg_table_ddl(l)).await?;
+    exec(
+        &mut tx,
+        &format!(
+            "ALTER TABLE {name} ATTACH PARTITION {legacy} FOR VALUES FROM (MINVALUE) TO ('{upper} 00:00:00+00')"
+        ),
+    )
+    .await?;
+    tx.commit().await?;
     Ok(())
 }
 
@@ -400,6 +537,7 @@ async fn setup_timescale(conn: &mut PgConnection, cfg: &StorageConfig) -> Result
             ),
         )
         .await?;
+        level_retention_and_compression(conn, cfg, l).await?;
     }
     exec(
         conn,
@@ -446,6 +584,69 @@ async fn setup_timescale(conn: &mut PgConnection, cfg: &StorageConfig) -> Result
         .await?;
     }
     Ok(())
+}
+
+/// TimescaleDB: the retention policy of a level (minutes and hours per
+/// `minute_retention_days` / `hour_retention_days`) and its compression
+/// after `compress_after_days`, but never inside the window its refresh
+/// policy re-materializes (TimescaleDB requires `compress_after` beyond
+/// the refresh's `start_offset`).
+async fn level_retention_and_compression(
+    conn: &mut PgConnection,
+    cfg: &StorageConfig,
+    l: &Level,
+) -> Result<()> {
+    let name = l.name;
+    exec(
+        conn,
+        &format!("SELECT remove_retention_policy('{name}', if_exists => TRUE)"),
+    )
+    .await?;
+    let days = cfg.retention_days(l.width);
+    if days > 0 {
+        exec(
+            conn,
+            &format!("SELECT add_retention_policy('{name}', drop_after => INTERVAL '{days} days')"),
+        )
+        .await?;
+    }
+    exec(
+        conn,
+        &format!("SELECT remove_compression_policy('{name}', if_exists => TRUE)"),
+    )
+    .await?;
+    if cfg.compress_after_days > 0 {
+        let enabled: Option<bool> = sqlx::query_scalar(
+            "SELECT compression_enabled FROM timescaledb_information.continuous_aggregates
+             WHERE view_name = $1",
+        )
+        .bind(name)
+        .fetch_optional(&mut *conn)
+        .await?;
+        if !enabled.is_some_and(|e| e) {
+            exec(
+                conn,
+                &format!("ALTER MATERIALIZED VIEW {name} SET (timescaledb.compress = true)"),
+            )
+            .await?;
+        }
+        let after = cagg_compress_after_hours(l, cfg);
+        exec(
+            conn,
+            &format!(
+                "SELECT add_compression_policy('{name}', compress_after => INTERVAL '{after} hours')"
+            ),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Hours after which a level's chunks are compressed: `compress_after_days`,
+/// or a day past its refresh window if that ends later.
+fn cagg_compress_after_hours(l: &Level, cfg: &StorageConfig) -> u32 {
+    let refresh_start = schema::refresh_start_hours(l, cfg.late_window_hours);
+    (cfg.compress_after_days * 24).max(refresh_start + 24)
 }
 
 /// Drop every projection relation (the rebuild starts from nothing).
@@ -507,5 +708,60 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("compress_after_days"));
+    }
+
+    #[test]
+    fn level_compression_starts_past_its_refresh_window() {
+        let cfg = StorageConfig::default();
+        let hours: Vec<u32> = LEVELS
+            .iter()
+            .map(|l| cagg_compress_after_hours(l, &cfg))
+            .collect();
+        // Late window 168 h: refreshes start 169 h, 171 h and 240 h back.
+        assert_eq!(hours, [193, 195, 264, 193, 195, 264]);
+        let late = StorageConfig {
+            compress_after_days: 30,
+            ..cfg
+        };
+        assert_eq!(cagg_compress_after_hours(&LEVELS[0], &late), 720);
+    }
+
+    #[test]
+    fn level_retention_covers_the_late_window_and_hours_outlive_minutes() {
+        let ok = StorageConfig::default();
+        assert_eq!(ok.retention_days("1 minute"), 35);
+        assert_eq!(ok.retention_days("1 hour"), 400);
+        assert_eq!(ok.retention_days("1 day"), 0);
+        let err = |c: StorageConfig| c.validate().unwrap_err().to_string();
+        assert!(err(StorageConfig {
+            minute_retention_days: 8,
+            ..ok.clone()
+        })
+        .contains("minute_retention_days (8)"));
+        assert!(StorageConfig {
+            minute_retention_days: 9,
+            hour_retention_days: 9,
+            ..ok.clone()
+        }
+        .validate()
+        .is_ok());
+        assert!(err(StorageConfig {
+            hour_retention_days: 30,
+            ..ok.clone()
+        })
+        .contains("hour_retention_days (30)"));
+        // Minutes kept forever: so must the hours be.
+        assert!(err(StorageConfig {
+            minute_retention_days: 0,
+            ..ok.clone()
+        })
+        .contains("hour_retention_days (400)"));
+        assert!(StorageConfig {
+            minute_retention_days: 0,
+            hour_retention_days: 0,
+            ..ok
+        }
+        .validate()
+        .is_ok());
     }
 }

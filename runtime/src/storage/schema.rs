@@ -437,14 +437,20 @@ pub(super) fn agg_table_ddl(l: &Level) -> String {
     for c in aggregates() {
         let _ = write!(sql, ",\n        {} {}", c.name, c.sql_type());
     }
-    // Rows are updated in place batch after batch: room on the page keeps
-    // those updates HOT (no new index entries).
     let _ = write!(
         sql,
-        ",\n        CONSTRAINT {name}_key UNIQUE NULLS NOT DISTINCT (org_id, bucket{}))
-        WITH (fillfactor = 70)",
+        ",\n        CONSTRAINT {name}_key UNIQUE NULLS NOT DISTINCT (org_id, bucket{}))",
         l.dims_list("")
     );
+    if super::partitions::level_period(l.width).is_some() {
+        // Dropped a partition at a time past retention (`partitions`).
+        sql.push_str(" PARTITION BY RANGE (bucket)");
+    } else {
+        // Rows are updated in place batch after batch: room on the page
+        // keeps those updates HOT (no new index entries). The partitions
+        // get the same.
+        sql.push_str(" WITH (fillfactor = 70)");
+    }
     sql
 }
 
@@ -479,10 +485,20 @@ pub(super) fn cagg_ddl(l: &Level) -> String {
 
 /// Refresh policy windows per level: (start_offset, end_offset, schedule).
 pub(super) fn refresh_policy(l: &Level, late_hours: u32) -> (String, &'static str, &'static str) {
+    let start = format!("{} hours", refresh_start_hours(l, late_hours));
     match l.width {
-        "1 minute" => (format!("{} hours", late_hours + 1), "1 minute", "1 minute"),
-        "1 hour" => (format!("{} hours", late_hours + 3), "1 hour", "10 minutes"),
-        _ => (format!("{} hours", late_hours + 72), "1 day", "1 hour"),
+        "1 minute" => (start, "1 minute", "1 minute"),
+        "1 hour" => (start, "1 hour", "10 minutes"),
+        _ => (start, "1 day", "1 hour"),
+    }
+}
+
+/// How far back (hours) a level's refresh policy re-materializes.
+pub(super) fn refresh_start_hours(l: &Level, late_hours: u32) -> u32 {
+    match l.width {
+        "1 minute" => late_hours + 1,
+        "1 hour" => late_hours + 3,
+        _ => late_hours + 72,
     }
 }
 
@@ -565,5 +581,15 @@ mod tests {
             d.contains("(org_id, bucket, agent_id, workflow_id, provider, model))"),
             "{d}"
         );
+    }
+
+    #[test]
+    fn minute_and_hour_levels_are_partitioned_by_bucket() {
+        for l in &LEVELS {
+            let t = agg_table_ddl(l);
+            let partitioned = t.ends_with(" PARTITION BY RANGE (bucket)");
+            assert_eq!(partitioned, l.width != "1 day", "{t}");
+            assert_eq!(t.ends_with(" WITH (fillfactor = 70)"), !partitioned, "{t}");
+        }
     }
 }
