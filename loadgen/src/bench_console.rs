@@ -35,7 +35,7 @@ pub struct ConsoleOptions {
 
 /// The explorer's first page (failed runs that called gpt-4o-mini, last 24 h,
 /// newest first) from raw events: the baseline of `GET /v1/runs`.
-const RAW_RUNS_PAGE: &str = "
+pub(crate) const RAW_RUNS_PAGE: &str = "
 SELECT f.run_id FROM events f
 WHERE f.org_id = 'bench' AND f.type = 'run_failed' AND f.ts >= now() - interval '24 hours'
   AND EXISTS (SELECT 1 FROM events m WHERE m.org_id = 'bench' AND m.run_id = f.run_id
@@ -91,7 +91,14 @@ pub(crate) fn quantile(v: &mut [f64], q: f64) -> f64 {
     v[rank - 1]
 }
 
-async fn build(pool: &PgPool, http: &reqwest::Client, o: &ConsoleOptions) -> Result<()> {
+/// The runs projection of the history (folded from its events, once) and
+/// the budgets the gauges read.
+pub(crate) async fn build(
+    pool: &PgPool,
+    http: &reqwest::Client,
+    query_url: &str,
+    admin_key: &str,
+) -> Result<()> {
     let have: i64 = sqlx::query_scalar("SELECT count(*) FROM runs WHERE org_id = 'bench'")
         .fetch_one(pool)
         .await?;
@@ -115,8 +122,8 @@ async fn build(pool: &PgPool, http: &reqwest::Client, o: &ConsoleOptions) -> Res
         json!({"name": "gpt-4o weekly", "period": "week", "limit_usd": 10_000.0, "scope_kind": "model", "scope_value": "gpt-4o"}),
     ] {
         let r = http
-            .post(format!("{}/v1/admin/budgets", o.query_url))
-            .bearer_auth(&o.admin_key)
+            .post(format!("{query_url}/v1/admin/budgets"))
+            .bearer_auth(admin_key)
             .json(&body)
             .send()
             .await?;
@@ -151,7 +158,7 @@ pub async fn run(o: ConsoleOptions) -> Result<()> {
     )
     .await?;
     let http = reqwest::Client::new();
-    build(&pool, &http, &o).await?;
+    build(&pool, &http, &o.query_url, &o.admin_key).await?;
     let events: i64 = sqlx::query_scalar("SELECT count(*) FROM events WHERE org_id = 'bench'")
         .fetch_one(&pool)
         .await?;

@@ -37,7 +37,7 @@ pub struct ProjectionsOptions {
     pub timescale_path: bool,
 }
 
-async fn plain_pool(url: &str) -> Result<PgPool> {
+pub(crate) async fn plain_pool(url: &str) -> Result<PgPool> {
     let db = DatabaseConfig {
         url: url.into(),
         max_connections: 4,
@@ -325,10 +325,17 @@ pub struct QueriesOptions {
     pub skip_load: bool,
 }
 
-/// Load `n` events of org `bench` spread over `days` into `events` and build
-/// the three aggregate levels from them with the worker's own column
-/// definitions (the same SQL the plain-mode writer runs per batch).
-async fn load_history(pool: &PgPool, n: i64, agents: i64, days: i64) -> Result<()> {
+/// Load `n` events of org `bench` spread evenly over `days` into `events`
+/// and build the aggregate levels from them with the worker's own column
+/// definitions (the same SQL the plain-mode writer runs per batch), and
+/// the agents. Skewed like a real fleet: run `r`'s agent is
+/// `floor(agents^u) - 1` for `u` uniform in [0, 1) (a Weyl sequence of
+/// `r`): log-uniform, so agent-0 runs 10% of the runs at 1,000 agents, the
+/// first 10 agents 35% and the first 100 67%; its model is gpt-4o-mini 55%,
+/// gpt-4o 25%, claude-sonnet-4 12%, gemini-2.5-pro 6%, o3 2% (priced
+/// apart). Five events per run (start, two LLM calls, a tool call, the
+/// end); every 12th run fails.
+pub(crate) async fn load_history(pool: &PgPool, n: i64, agents: i64, days: i64) -> Result<()> {
     let today = Utc::now().date_naive();
     let first = today - chrono::Days::new(days as u64);
     let all: Vec<_> = first.iter_days().take(days as usize + 2).collect();
@@ -346,7 +353,7 @@ async fn load_history(pool: &PgPool, n: i64, agents: i64, days: i64) -> Result<(
                  error_type, error_message)
              SELECT gen_random_uuid(), 'bench',
                  now() - make_interval(secs => $3 * 86400.0 * (1 - i::float8 / $2)),
-                 'agent-' || ((i / 5) % $4), 'wf-' || ((i / 5) % $4 % 7), 'run-' || (i / 5),
+                 'agent-' || k.a, 'wf-' || (k.a % 7), 'run-' || (i / 5),
                  CASE i % 5 WHEN 0 THEN 'run_started' WHEN 3 THEN 'tool_call'
                      WHEN 4 THEN CASE WHEN (i / 5) % 12 = 0 THEN 'run_failed' ELSE 'run_completed' END
                      ELSE 'llm_call' END,
@@ -354,15 +361,25 @@ async fn load_history(pool: &PgPool, n: i64, agents: i64, days: i64) -> Result<(
                  CASE WHEN i % 5 = 4 THEN 300 + (i * 7919) % 29700 WHEN i % 5 IN (1, 2) THEN 200 + i % 3800 END,
                  CASE WHEN i % 5 = 4 THEN
                      1 + floor(log(2::numeric, (300 + (i * 7919) % 29700)::numeric) * 4)::int2 END,
-                 CASE WHEN i % 5 IN (1, 2) THEN 'openai' END,
-                 CASE WHEN i % 5 IN (1, 2) THEN CASE WHEN (i / 5) % 3 = 0 THEN 'gpt-4o-mini' ELSE 'gpt-4o' END END,
+                 CASE WHEN i % 5 IN (1, 2) THEN
+                     CASE WHEN k.m < 0.80 OR k.m >= 0.98 THEN 'openai' WHEN k.m < 0.92 THEN 'anthropic'
+                          ELSE 'google' END END,
+                 CASE WHEN i % 5 IN (1, 2) THEN
+                     CASE WHEN k.m < 0.55 THEN 'gpt-4o-mini' WHEN k.m < 0.80 THEN 'gpt-4o'
+                          WHEN k.m < 0.92 THEN 'claude-sonnet-4' WHEN k.m < 0.98 THEN 'gemini-2.5-pro'
+                          ELSE 'o3' END END,
                  CASE WHEN i % 5 IN (1, 2) THEN 200 + i % 3800 END,
                  CASE WHEN i % 5 IN (1, 2) THEN 50 + i % 750 END,
-                 CASE WHEN i % 5 IN (1, 2) THEN (i % 500) / 10000.0 END,
+                 CASE WHEN i % 5 IN (1, 2) THEN (i % 500) / 10000.0 *
+                     CASE WHEN k.m < 0.55 THEN 0.1 WHEN k.m < 0.80 THEN 1.0 WHEN k.m < 0.92 THEN 1.2
+                          WHEN k.m < 0.98 THEN 0.8 ELSE 3.0 END END,
                  CASE WHEN i % 5 = 3 THEN 'search' END,
                  CASE WHEN i % 5 = 4 AND (i / 5) % 12 = 0 THEN 'tool_error' END,
                  CASE WHEN i % 5 = 4 AND (i / 5) % 12 = 0 THEN 'search tool timed out' END
-             FROM generate_series($1::int8, $5::int8 - 1) AS i",
+             FROM generate_series($1::int8, $5::int8 - 1) AS i,
+             LATERAL (SELECT
+                 greatest(floor(power($4::float8, ((i / 5) * 2654435761 % 4294967296) / 4294967296.0))::int8 - 1, 0) AS a,
+                 ((i / 5) * 40503 % 65536) / 65536.0 AS m) k",
         )
         .bind(done)
         .bind(n as f64)

@@ -12,6 +12,7 @@ mod bench_latency;
 pub mod bench_live;
 mod bench_otlp;
 pub mod bench_processors;
+pub mod bench_scale;
 pub mod bench_store;
 mod catalog;
 pub mod demo;

@@ -20,6 +20,10 @@ enum Command {
     BenchQueries(agentops_loadgen::bench_store::QueriesOptions),
     /// The console's endpoints (p50/p95) over the bench-queries history.
     BenchConsole(agentops_loadgen::bench_console::ConsoleOptions),
+    /// Scale benchmark, one history size: every dashboard endpoint beside raw events.
+    BenchScale(agentops_loadgen::bench_scale::ScaleOptions),
+    /// How each endpoint's p95 grows across the bench-scale sizes.
+    BenchScaleReport(agentops_loadgen::bench_scale::ReportOptions),
     /// Gateway 202 → visible in the overview, at a sustained rate.
     BenchFreshness(agentops_loadgen::freshness::FreshnessOptions),
     /// WebSocket live feed: fan-out latency and throughput with clients beside without.
@@ -35,6 +39,8 @@ async fn main() -> anyhow::Result<()> {
         Command::BenchProjections(o) => agentops_loadgen::bench_store::projections(o).await,
         Command::BenchQueries(o) => agentops_loadgen::bench_store::queries(o).await,
         Command::BenchConsole(o) => agentops_loadgen::bench_console::run(o).await,
+        Command::BenchScale(o) => agentops_loadgen::bench_scale::run(o).await,
+        Command::BenchScaleReport(o) => agentops_loadgen::bench_scale::report(o),
         Command::BenchFreshness(o) => agentops_loadgen::freshness::run(o).await,
         Command::BenchLive(o) => agentops_loadgen::bench_live::run(o).await,
         Command::BenchProcessors(o) => agentops_loadgen::bench_processors::run(o).await,

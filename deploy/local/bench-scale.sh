@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Scale benchmark (issue 15): for each history size, a fresh database on a
+# private PostgreSQL (plain mode), the history generated in SQL (skewed
+# agents and models; docs/benchmarks.md#scale), then p50/p95 of every
+# dashboard endpoint through the query API beside the same answer computed
+# from raw events (`agentops-loadgen bench-scale`), and at the end how each
+# endpoint's p95 grows from the smallest size to the largest
+# (`agentops-loadgen bench-scale-report`). Each size's database is dropped
+# after it is measured unless BENCH_KEEP=1.
+#
+# Settings (environment):
+#   BENCH_SIZES    event counts, space-separated (default "1000000 10000000";
+#                  add 100000000 for the opt-in run: ~55 GB of disk, hours)
+#   BENCH_DAYS     days of history (default 30)
+#   BENCH_AGENTS   agents (default 1000)
+#   BENCH_REPEAT   timed requests per endpoint (default 30)
+#   BENCH_PG_PORT  PostgreSQL port (default 25435)
+#   BENCH_QUERY_ADDR  query API listen address (default 127.0.0.1:28083)
+#   BENCH_NO_BUILD=1  skip the release build
+#   BENCH_KEEP=1   keep each size's database (bench_<events>)
+# Output: target/bench-state/scale.out (one JSON line per size, then the report).
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+cd "$ROOT"
+
+PG_PORT=${BENCH_PG_PORT:-25435}
+QUERY_ADDR=${BENCH_QUERY_ADDR:-127.0.0.1:28083}
+SIZES=${BENCH_SIZES:-1000000 10000000}
+STATE="$ROOT/target/bench-state/scale"
+BIN="$ROOT/target/release"
+PGDIR="$(pg_dir scale "$PG_PORT")"
+
+ensure_postgres
+cleanup() {
+  stop_pidfile "$STATE/query-api.pid"
+  stop_postgres "$PGDIR"
+}
+trap cleanup EXIT
+cleanup
+if [ "${BENCH_KEEP:-0}" != "1" ]; then rm -rf "$PGDIR" "$ROOT/target/bench-state/scale-keys"; fi
+KEYS="$ROOT/target/bench-state/scale-keys"
+rm -rf "$STATE"
+mkdir -p "$STATE" "$KEYS"
+
+if [ "${BENCH_NO_BUILD:-0}" != "1" ]; then
+  log "building query-api and loadgen (release)"
+  cargo build --release -p agentops-query-api -p agentops-loadgen --bins
+fi
+AGENTOPS_PG_FSYNC=on start_postgres "$PGDIR" "$PG_PORT"
+PG="postgres://agentops:agentops@127.0.0.1:$PG_PORT"
+psql_admin() { runuser -u postgres -- psql -h "$PGDIR" -p "$PG_PORT" -U postgres -qtA -c "$1"; }
+
+for n in $SIZES; do
+  db="bench_$n"
+  export AGENTOPS_DATABASE__URL="$PG/$db"
+  export AGENTOPS_DATABASE__STORAGE__MODE=postgres
+  export AGENTOPS_SECRETS__ALLOW_PLAINTEXT=true
+  # A kept database (BENCH_KEEP=1) is reused with the keys printed when it was made.
+  keys="$KEYS/$db.env"
+  if [ -z "$(psql_admin "SELECT 1 FROM pg_database WHERE datname = '$db'")" ]; then
+    psql_admin "CREATE DATABASE $db OWNER agentops" >/dev/null
+    "$BIN/agentops-query-api" admin create-org --id bench --name "Benchmark" >"$keys"
+  fi
+  READ_KEY=$(sed -n 's/^AGENTOPS_READ_KEY=//p' "$keys")
+  ADMIN_KEY=$(sed -n 's/^AGENTOPS_ADMIN_KEY=//p' "$keys")
+  [ -n "$READ_KEY" ] && [ -n "$ADMIN_KEY" ] || die "no read and admin keys for org bench in $db"
+  AGENTOPS_LISTEN="$QUERY_ADDR" RUST_LOG=warn nohup "$BIN/agentops-query-api" >"$STATE/query-api-$n.log" 2>&1 &
+  echo $! >"$STATE/query-api.pid"
+  wait_http "http://$QUERY_ADDR/healthz" 90 || die "query api is not healthy (see $STATE/query-api-$n.log)"
+  log "bench-scale: $n events over ${BENCH_DAYS:-30} days, ${BENCH_AGENTS:-1000} agents"
+  "$BIN/agentops-loadgen" bench-scale --database-url "$PG/$db" --query-url "http://$QUERY_ADDR" \
+    --key "$READ_KEY" --admin-key "$ADMIN_KEY" --events "$n" --days "${BENCH_DAYS:-30}" \
+    --agents "${BENCH_AGENTS:-1000}" --repeat "${BENCH_REPEAT:-30}" --out "$STATE/scale.out"
+  stop_pidfile "$STATE/query-api.pid"
+  if [ "${BENCH_KEEP:-0}" != "1" ]; then psql_admin "DROP DATABASE $db" >/dev/null; fi
+done
+"$BIN/agentops-loadgen" bench-scale-report --file "$STATE/scale.out" | tee -a "$STATE/scale.out"
