@@ -4,15 +4,6 @@
 
 use chrono::{DateTime, Duration, DurationRound, Utc};
 
-/// Bounds of the three levels for a window starting at `start`:
-/// `agg_1m` covers [start, hours), `agg_1h` [hours, days), `agg_1d` [days, ∞).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Levels {
-    pub(crate) start: DateTime<Utc>,
-    pub(crate) hours: DateTime<Utc>,
-    pub(crate) days: DateTime<Utc>,
-}
-
 fn ceil(t: DateTime<Utc>, step: Duration) -> DateTime<Utc> {
     let floor = t.duration_trunc(step).unwrap_or(t);
     if floor == t {
@@ -98,43 +89,11 @@ fn kept() -> (u32, u32) {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-impl Levels {
-    pub(crate) fn new(start: DateTime<Utc>, now: DateTime<Utc>) -> Self {
-        Self::kept(start, now, kept())
-    }
-
-    /// [`Levels::new`] with the minute and hour levels kept `kept` days.
-    fn kept(start: DateTime<Utc>, now: DateTime<Utc>, kept: (u32, u32)) -> Self {
-        let (start, at_day) = readable(start, now, kept, false);
-        let hours = ceil(start, Duration::hours(1)).min(now + Duration::days(1));
-        // Whole days only pay off for windows of a few days.
-        let days = if at_day || now - start >= Duration::days(2) {
-            ceil(hours, Duration::days(1))
-        } else {
-            now + Duration::days(1)
-        };
-        Self { start, hours, days }
-    }
-}
-
-/// `SELECT {cols}` over the rows of org `$1` in the window of the levels
-/// of `family` (`agg`: per agent, workflow, provider and model; `agg_org`:
-/// per org), binding `$2` = start, `$3` = hours, `$4` = days of [`Levels`].
-pub(crate) fn window_rows(family: &str, cols: &str) -> String {
-    format!(
-        "SELECT {cols} FROM {family}_1m WHERE org_id = $1 AND bucket >= $2 AND bucket < $3
-         UNION ALL
-         SELECT {cols} FROM {family}_1h WHERE org_id = $1 AND bucket >= $3 AND bucket < $4
-         UNION ALL
-         SELECT {cols} FROM {family}_1d WHERE org_id = $1 AND bucket >= $4"
-    )
-}
-
 /// The bounds of a window `[start, end)` read in five parts, each from the
 /// coarsest level that fits: minutes up to the first whole hour, hours up
 /// to the first whole day, days, hours after the last whole day, minutes
 /// after the last whole hour ([`span_rows`]). An open end (`None`) reads to
-/// the latest bucket, as [`Levels`] does (and adds up to the same rows).
+/// the latest bucket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Span(pub(crate) [DateTime<Utc>; 6]);
 
@@ -203,8 +162,10 @@ pub(crate) fn breakdown_bound(t: DateTime<Utc>, window: Duration) -> DateTime<Ut
 }
 
 /// `SELECT {cols}` over the rows of org `$1` in a [`Span`] of the levels
-/// of `family` (as in [`window_rows`]), binding its six bounds as `$2` ..
-/// `$7`.
+/// of `family` (`agg`: per agent, workflow, provider and model; `agg_org`:
+/// per org), binding its six bounds as `$2` .. `$7`. Every part has both
+/// bounds: a generic plan (after five runs of a prepared statement) then
+/// still reads each level through its index, whatever the bounds.
 pub(crate) fn span_rows(family: &str, cols: &str) -> String {
     span_rows_at(family, cols, 2)
 }
@@ -284,8 +245,9 @@ pub(crate) async fn overview_totals(
             build("SELECT count(*)::int8 FROM agents WHERE org_id = $1 AND last_seen >= $2".into())
         }),
         Some(_) => CLOSED.get_or_init(|| {
+            // DISTINCT by hashing, not count(DISTINCT)'s sort.
             build(format!(
-                "SELECT count(DISTINCT agent_id)::int8 FROM ({}) d",
+                "SELECT count(*)::int8 FROM (SELECT DISTINCT agent_id FROM ({}) d) d",
                 span_rows_at("agg", "agent_id", 10)
             ))
         }),
@@ -337,10 +299,13 @@ mod tests {
             b[2] > now && b[2..].iter().all(|x| *x == b[2]),
             "no days: {b:?}"
         );
-        // The open span reads what the overview's levels read.
-        let l = Levels::new(now - Duration::days(30), now);
+        // 30 days: minutes to the first whole hour, hours to the first
+        // whole day, then days.
         let Span(b) = Span::new(now - Duration::days(30), None, now);
-        assert_eq!((b[1], b[2]), (l.hours, l.days));
+        assert_eq!(
+            (b[1], b[2]),
+            (t("2026-10-23T11:00:00Z"), t("2026-10-24T00:00:00Z"))
+        );
         assert!(b[3] > now);
         // A closed span comes back down to hours and minutes at its end.
         let start = t("2026-10-20T09:30:00Z");
@@ -394,19 +359,6 @@ mod tests {
     }
 
     #[test]
-    fn levels_split_the_window() {
-        let now = t("2026-11-22T10:17:00Z");
-        let l = Levels::new(now - Duration::hours(24), now);
-        assert_eq!(l.hours, t("2026-11-21T11:00:00Z"));
-        assert!(l.days > now, "a 24h window does not read days");
-        let l = Levels::new(now - Duration::days(30), now);
-        assert_eq!(l.hours, t("2026-10-23T11:00:00Z"));
-        assert_eq!(l.days, t("2026-10-24T00:00:00Z"));
-        let aligned = t("2026-11-22T09:00:00Z");
-        assert_eq!(Levels::new(aligned, now).hours, aligned);
-    }
-
-    #[test]
     fn bounds_past_what_is_kept_move_to_the_hour_or_the_day() {
         let now = t("2026-11-22T10:17:00Z");
         // Minutes kept 10 days (from 2026-11-12 00:00), hours 20 (from 11-02).
@@ -430,8 +382,8 @@ mod tests {
         let Span(b) = Span::kept(t("2026-10-23T10:17:00Z"), None, now, kept);
         assert_eq!(b[0], t("2026-10-23T00:00:00Z"));
         assert_eq!(b[0], b[2], "{b:?}");
-        let l = Levels::kept(t("2026-11-08T10:17:00Z"), now, kept);
-        assert_eq!((l.start, l.hours), (l.hours, t("2026-11-08T10:00:00Z")));
+        let Span(b) = Span::kept(t("2026-11-08T10:17:00Z"), None, now, kept);
+        assert_eq!((b[0], b[1]), (b[1], t("2026-11-08T10:00:00Z")));
         // A short closed window past the hours kept: read from the days.
         let Span(b) = Span::kept(
             t("2026-10-20T09:50:00Z"),

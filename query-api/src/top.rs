@@ -25,7 +25,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::aggs::{breakdown_bound, hist_columns, window_rows, Levels};
+use crate::aggs::{breakdown_bound, hist_columns, span_rows, Span};
 use crate::error::ApiError;
 use crate::params::{limit_param, Query};
 use crate::routes::{Access, Routes};
@@ -167,39 +167,35 @@ async fn top(
                 COALESCE(sum(runs_failed), 0)::int8 AS failed,
                 COALESCE(sum(cost_usd), 0)::float8 AS cost_usd
          FROM ({rows}) a WHERE {column} IS NOT NULL AND {column} <> ''
-         GROUP BY {column} ORDER BY {order} DESC, key LIMIT $5",
-        rows = window_rows(
+         GROUP BY {column} ORDER BY {order} DESC, key LIMIT $8",
+        rows = span_rows(
             "agg",
             &format!("{column}, runs_completed, runs_failed, cost_usd")
         ),
     );
     let hists = format!(
         "SELECT {column} AS key, {hist} AS histogram FROM ({rows}) a
-         WHERE {column} = ANY($5) GROUP BY {column}",
+         WHERE {column} = ANY($8) GROUP BY {column}",
         hist = storage::merged_histogram_sql(),
-        rows = window_rows("agg", &format!("{column}, {}", hist_columns())),
+        rows = span_rows("agg", &format!("{column}, {}", hist_columns())),
     );
     let now = Utc::now();
     let span = chrono::Duration::seconds(secs);
-    let levels = Levels::new(breakdown_bound(now - span, span), now);
-    let rows: Vec<Row> = sqlx::query_as(&rank)
-        .bind(&key.org_id)
-        .bind(levels.start)
-        .bind(levels.hours)
-        .bind(levels.days)
-        .bind(limit)
-        .fetch_all(&s.pool)
-        .await?;
+    let bounds = Span::new(breakdown_bound(now - span, span), None, now).0;
+    let mut q = sqlx::query_as(&rank).bind(&key.org_id);
+    for b in bounds {
+        q = q.bind(b);
+    }
+    let rows: Vec<Row> = q.bind(limit).fetch_all(&s.pool).await?;
     let keys: Vec<&str> = rows.iter().map(|r| r.key.as_str()).collect();
     let mut by_key: HashMap<String, Vec<i64>> = if keys.is_empty() {
         HashMap::new()
     } else {
-        sqlx::query_as::<_, (String, Vec<i64>)>(&hists)
-            .bind(&key.org_id)
-            .bind(levels.start)
-            .bind(levels.hours)
-            .bind(levels.days)
-            .bind(&keys)
+        let mut q = sqlx::query_as::<_, (String, Vec<i64>)>(&hists).bind(&key.org_id);
+        for b in bounds {
+            q = q.bind(b);
+        }
+        q.bind(&keys)
             .fetch_all(&s.pool)
             .await?
             .into_iter()

@@ -216,7 +216,9 @@ pub fn relation(family: &str, width: &str) -> String {
 /// events, level by level (the bottom levels from `events` with the writer's
 /// own expressions, each level above from the one below by sums, as the
 /// continuous aggregates are built): what the benchmarks and tests that
-/// load a history in SQL run instead of the writer.
+/// load a history in SQL run instead of the writer. Rows go in bucket
+/// order, as the writer lays them down batch after batch (a window's rows
+/// on few pages).
 pub fn levels_from_events_sql() -> Vec<String> {
     let cols = aggregates();
     let names: Vec<&str> = cols.iter().map(|c| c.name.as_str()).collect();
@@ -240,7 +242,8 @@ pub fn levels_from_events_sql() -> Vec<String> {
                  SELECT org_id, date_bin(INTERVAL '{width}', {time}, TIMESTAMPTZ '2000-01-01 00:00:00+00') AS b{dims},
                      {exprs}
                  FROM {source} WHERE org_id = $1
-                 GROUP BY org_id, b{dims}",
+                 GROUP BY org_id, b{dims}
+                 ORDER BY b",
                 rel = l.name,
                 width = l.width,
                 names = names.join(", "),
