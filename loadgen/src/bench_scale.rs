@@ -170,7 +170,13 @@ fn near(a: f64, b: f64, rel: f64) -> bool {
 
 /// The API's answer agrees with the raw one (up to the window edges: the
 /// API reads whole minutes, and breakdowns of 6 h or more whole hours).
-async fn agree(pool: &PgPool, name: &str, api: &Value, raw_sql: &str) -> Result<()> {
+async fn agree(
+    pool: &PgPool,
+    name: &str,
+    api: &Value,
+    raw_sql: &str,
+    per_minute: f64,
+) -> Result<()> {
     if name.starts_with("overview") {
         let (runs, cost, events): (f64, f64, f64) =
             sqlx::query_as(&format!("SELECT runs, cost, events FROM ({raw_sql}) r"))
@@ -178,14 +184,9 @@ async fn agree(pool: &PgPool, name: &str, api: &Value, raw_sql: &str) -> Result<
                 .await?;
         let a = |k: &str| api[k].as_f64().unwrap_or(f64::NAN);
         // The API starts at the first whole minute of the window: up to a
-        // minute less than the raw count (1.7% of an hour).
-        let window_min = match api["window"].as_str().unwrap_or_default() {
-            "1h" => 60.0,
-            "24h" => 1440.0,
-            "7d" => 10_080.0,
-            _ => 43_200.0,
-        };
-        let tol = f64::max(2.0 / window_min, 0.01);
+        // minute's events fewer than the raw count (`per_minute` on
+        // average; two for slack), however few the window holds.
+        let tol = f64::max(2.0 * per_minute / events.max(1.0), 0.01);
         ensure!(
             near(a("runs"), runs, tol)
                 && near(a("cost_usd"), cost, tol)
@@ -261,6 +262,7 @@ pub async fn run(o: ScaleOptions) -> Result<()> {
         bytes as f64 / 1e9,
         bytes as f64 / 1e9 / (events as f64 / 1e6)
     );
+    let per_minute = events as f64 / (o.days as f64 * 1440.0);
     let mut results = Vec::new();
     println!(
         "{:<32} {:>9} {:>9}   {:>10} {:>10}   {:>8}",
@@ -269,7 +271,7 @@ pub async fn run(o: ScaleOptions) -> Result<()> {
     for (name, path, raw_sql) in endpoints() {
         let url = format!("{}{path}", o.query_url);
         let (_, body) = timed(&http, &url, &o.key).await.context(name)?; // warm
-        agree(&pool, name, &body, &raw_sql)
+        agree(&pool, name, &body, &raw_sql, per_minute)
             .await
             .with_context(|| format!("{name}: the API's answer and the raw one differ"))?;
         let mut api = Vec::with_capacity(o.repeat);
