@@ -15,16 +15,9 @@ use sqlx::PgPool;
 
 #[derive(clap::Args, Debug)]
 pub struct ConsoleOptions {
-    /// Postgres URL of the database the query API reads (loaded by
-    /// `bench-queries`).
-    #[arg(long)]
-    pub database_url: String,
-    /// Query API base URL.
-    #[arg(long)]
-    pub query_url: String,
-    /// A read key of org `bench`.
-    #[arg(long)]
-    pub key: String,
+    /// The database `bench-queries` loaded and the query API over it.
+    #[command(flatten)]
+    pub target: crate::bench_store::Target,
     /// An admin key of org `bench` (creates the budgets the gauges show).
     #[arg(long)]
     pub admin_key: String,
@@ -137,7 +130,8 @@ pub(crate) async fn build(
     Ok(())
 }
 
-async fn timed(http: &reqwest::Client, url: &str, key: &str) -> Result<(f64, Value)> {
+/// One GET with a key: milliseconds and the JSON body (an error unless 2xx).
+pub(crate) async fn timed(http: &reqwest::Client, url: &str, key: &str) -> Result<(f64, Value)> {
     let t = Instant::now();
     let r = http.get(url).bearer_auth(key).send().await?;
     let status = r.status();
@@ -149,7 +143,7 @@ async fn timed(http: &reqwest::Client, url: &str, key: &str) -> Result<(f64, Val
 pub async fn run(o: ConsoleOptions) -> Result<()> {
     let pool = agentops_runtime::db::connect(
         &agentops_runtime::config::DatabaseConfig {
-            url: o.database_url.clone(),
+            url: o.target.database_url.clone(),
             max_connections: 2,
             statement_timeout_ms: None,
             ..Default::default()
@@ -158,7 +152,7 @@ pub async fn run(o: ConsoleOptions) -> Result<()> {
     )
     .await?;
     let http = reqwest::Client::new();
-    build(&pool, &http, &o.query_url, &o.admin_key).await?;
+    build(&pool, &http, &o.target.query_url, &o.admin_key).await?;
     let events: i64 = sqlx::query_scalar("SELECT count(*) FROM events WHERE org_id = 'bench'")
         .fetch_one(&pool)
         .await?;
@@ -166,21 +160,23 @@ pub async fn run(o: ConsoleOptions) -> Result<()> {
     let mut floor = Vec::new();
     for _ in 0..o.repeat {
         let t = Instant::now();
-        http.get(format!("{}/healthz", o.query_url)).send().await?;
+        http.get(format!("{}/healthz", o.target.query_url))
+            .send()
+            .await?;
         floor.push(t.elapsed().as_secs_f64() * 1000.0);
     }
     let floor_p50 = quantile(&mut floor, 0.5);
     let mut results = Vec::new();
     for (name, path) in ENDPOINTS {
-        let url = format!("{}{path}", o.query_url);
-        let (_, body) = timed(&http, &url, &o.key).await.context(name)?; // warm
+        let url = format!("{}{path}", o.target.query_url);
+        let (_, body) = timed(&http, &url, &o.target.key).await.context(name)?; // warm
         if name.starts_with("runs") {
             let n = body["runs"].as_array().map_or(0, Vec::len);
             ensure!(n > 0, "the explorer's page is empty: {body}");
         }
         let mut t = Vec::with_capacity(o.repeat);
         for _ in 0..o.repeat {
-            t.push(timed(&http, &url, &o.key).await?.0);
+            t.push(timed(&http, &url, &o.target.key).await?.0);
         }
         let (p50, p95) = (quantile(&mut t, 0.5), quantile(&mut t, 0.95));
         println!("{name:<24} p50 {p50:7.1} ms   p95 {p95:7.1} ms");

@@ -15,28 +15,19 @@ use anyhow::{ensure, Context, Result};
 use serde_json::{json, Value};
 use sqlx::PgPool;
 
-use crate::bench_console::quantile;
+use crate::bench_console::{quantile, timed};
 
 #[derive(clap::Args, Debug)]
 pub struct ScaleOptions {
-    /// Postgres URL of the database the query API reads (empty: loaded here).
-    #[arg(long)]
-    pub database_url: String,
-    /// Query API base URL.
-    #[arg(long)]
-    pub query_url: String,
-    /// A read key of org `bench`.
-    #[arg(long)]
-    pub key: String,
+    /// The database (loaded here when it holds no events) and the query
+    /// API over it.
+    #[command(flatten)]
+    pub target: crate::bench_store::Target,
     /// An admin key of org `bench` (creates the budgets).
     #[arg(long)]
     pub admin_key: String,
-    #[arg(long, default_value_t = 1_000_000)]
-    pub events: i64,
-    #[arg(long, default_value_t = 1000)]
-    pub agents: i64,
-    #[arg(long, default_value_t = 30)]
-    pub days: i64,
+    #[command(flatten)]
+    pub history: crate::bench_store::History,
     /// Timed requests per endpoint.
     #[arg(long, default_value_t = 30)]
     pub repeat: usize,
@@ -226,32 +217,23 @@ async fn agree(
     Ok(())
 }
 
-async fn timed(http: &reqwest::Client, url: &str, key: &str) -> Result<(f64, Value)> {
-    let t = Instant::now();
-    let r = http.get(url).bearer_auth(key).send().await?;
-    let status = r.status();
-    let body: Value = r.json().await.unwrap_or(Value::Null);
-    ensure!(status.is_success(), "{url}: {status} {body}");
-    Ok((t.elapsed().as_secs_f64() * 1000.0, body))
-}
-
 fn round1(v: f64) -> f64 {
     (v * 10.0).round() / 10.0
 }
 
 pub async fn run(o: ScaleOptions) -> Result<()> {
-    let pool = crate::bench_store::plain_pool(&o.database_url).await?;
+    let pool = crate::bench_store::plain_pool(&o.target.database_url).await?;
     let have: i64 = sqlx::query_scalar("SELECT count(*) FROM events WHERE org_id = 'bench'")
         .fetch_one(&pool)
         .await?;
     let mut load_secs = None;
     if have == 0 {
         let t = Instant::now();
-        crate::bench_store::load_history(&pool, o.events, o.agents, o.days).await?;
+        crate::bench_store::load_history(&pool, &o.history).await?;
         load_secs = Some(t.elapsed().as_secs_f64());
     }
     let http = reqwest::Client::new();
-    crate::bench_console::build(&pool, &http, &o.query_url, &o.admin_key).await?;
+    crate::bench_console::build(&pool, &http, &o.target.query_url, &o.admin_key).await?;
     let (events, bytes): (i64, i64) = sqlx::query_as(
         "SELECT (SELECT count(*) FROM events WHERE org_id = 'bench'), pg_database_size(current_database())",
     )
@@ -262,21 +244,21 @@ pub async fn run(o: ScaleOptions) -> Result<()> {
         bytes as f64 / 1e9,
         bytes as f64 / 1e9 / (events as f64 / 1e6)
     );
-    let per_minute = events as f64 / (o.days as f64 * 1440.0);
+    let per_minute = events as f64 / (o.history.days as f64 * 1440.0);
     let mut results = Vec::new();
     println!(
         "{:<32} {:>9} {:>9}   {:>10} {:>10}   {:>8}",
         "endpoint", "API p50", "API p95", "raw p50", "raw p95", "raw/API"
     );
     for (name, path, raw_sql) in endpoints() {
-        let url = format!("{}{path}", o.query_url);
-        let (_, body) = timed(&http, &url, &o.key).await.context(name)?; // warm
+        let url = format!("{}{path}", o.target.query_url);
+        let (_, body) = timed(&http, &url, &o.target.key).await.context(name)?; // warm
         agree(&pool, name, &body, &raw_sql, per_minute)
             .await
             .with_context(|| format!("{name}: the API's answer and the raw one differ"))?;
         let mut api = Vec::with_capacity(o.repeat);
         for _ in 0..o.repeat {
-            api.push(timed(&http, &url, &o.key).await?.0);
+            api.push(timed(&http, &url, &o.target.key).await?.0);
         }
         let mut raw = Vec::with_capacity(o.raw_repeat);
         for _ in 0..o.raw_repeat.max(1) {
@@ -297,7 +279,7 @@ pub async fn run(o: ScaleOptions) -> Result<()> {
             "api_p50_ms": round1(a50), "api_p95_ms": round1(a95),
             "raw_p50_ms": round1(r50), "raw_p95_ms": round1(r95), "speedup": round1(r50 / a50)}));
     }
-    let line = json!({"bench": "scale", "events": events, "agents": o.agents, "days": o.days,
+    let line = json!({"bench": "scale", "events": events, "agents": o.history.agents, "days": o.history.days,
         "load_secs": load_secs.map(round1), "db_bytes": bytes,
         "gb_per_million_events": (bytes as f64 / 1e9 / (events as f64 / 1e6) * 1000.0).round() / 1000.0,
         "results": results});

@@ -300,8 +300,9 @@ pub async fn projections(o: ProjectionsOptions) -> Result<()> {
     Ok(())
 }
 
+/// The database and query API a read benchmark runs against.
 #[derive(clap::Args, Debug)]
-pub struct QueriesOptions {
+pub struct Target {
     /// Postgres URL of the database the query API reads.
     #[arg(long)]
     pub database_url: String,
@@ -311,12 +312,25 @@ pub struct QueriesOptions {
     /// A read key of org `bench`.
     #[arg(long)]
     pub key: String,
+}
+
+/// The shape of the generated history ([`load_history`]).
+#[derive(clap::Args, Debug)]
+pub struct History {
     #[arg(long, default_value_t = 10_000_000)]
     pub events: i64,
     #[arg(long, default_value_t = 1000)]
     pub agents: i64,
     #[arg(long, default_value_t = 30)]
     pub days: i64,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct QueriesOptions {
+    #[command(flatten)]
+    pub target: Target,
+    #[command(flatten)]
+    pub history: History,
     /// Timed repetitions of each query.
     #[arg(long, default_value_t = 20)]
     pub repeat: usize,
@@ -335,7 +349,8 @@ pub struct QueriesOptions {
 /// gpt-4o 25%, claude-sonnet-4 12%, gemini-2.5-pro 6%, o3 2% (priced
 /// apart). Five events per run (start, two LLM calls, a tool call, the
 /// end); every 12th run fails.
-pub(crate) async fn load_history(pool: &PgPool, n: i64, agents: i64, days: i64) -> Result<()> {
+pub(crate) async fn load_history(pool: &PgPool, h: &History) -> Result<()> {
+    let (n, agents, days) = (h.events, h.agents, h.days);
     let today = Utc::now().date_naive();
     let first = today - chrono::Days::new(days as u64);
     let all: Vec<_> = first.iter_days().take(days as usize + 2).collect();
@@ -453,9 +468,9 @@ SELECT s.ts, COALESCE(a.v, 0) FROM s LEFT JOIN a USING (ts) ORDER BY s.ts";
 
 /// Query API (aggregates) vs the same answers from raw events.
 pub async fn queries(o: QueriesOptions) -> Result<()> {
-    let pool = plain_pool(&o.database_url).await?;
+    let pool = plain_pool(&o.target.database_url).await?;
     if !o.skip_load {
-        load_history(&pool, o.events, o.agents, o.days).await?;
+        load_history(&pool, &o.history).await?;
     }
     let n: i64 = sqlx::query_scalar("SELECT count(*) FROM events WHERE org_id = 'bench'")
         .fetch_one(&pool)
@@ -463,8 +478,8 @@ pub async fn queries(o: QueriesOptions) -> Result<()> {
     let http = reqwest::Client::new();
     let get = |path: &'static str| {
         let http = http.clone();
-        let url = format!("{}{path}", o.query_url);
-        let key = o.key.clone();
+        let url = format!("{}{path}", o.target.query_url);
+        let key = o.target.key.clone();
         async move {
             let t = Instant::now();
             let r = http.get(url).bearer_auth(key).send().await?;
@@ -515,7 +530,7 @@ pub async fn queries(o: QueriesOptions) -> Result<()> {
     }
     println!(
         "{}",
-        json!({"bench": "queries", "events": n, "agents": o.agents, "days": o.days, "results": results})
+        json!({"bench": "queries", "events": n, "agents": o.history.agents, "days": o.history.days, "results": results})
     );
     Ok(())
 }
