@@ -310,6 +310,14 @@ async fn suite(url: &str, choice: ModeChoice, expect: Mode) -> Result<()> {
             level.name
         );
     }
+    // Rows with unpriced calls are indexed apart on every dimensioned level.
+    let (unpriced_indexes,): (i64,) = sqlx::query_as(
+        "SELECT count(DISTINCT indexname) FROM pg_indexes
+         WHERE indexname IN ('agg_1m_unpriced', 'agg_1h_unpriced', 'agg_1d_unpriced')",
+    )
+    .fetch_one(&pool)
+    .await?;
+    ensure!(unpriced_indexes == 3, "{unpriced_indexes} unpriced indexes");
     let events_cols = columns(&pool, "events").await?;
     ensure!(
         events_cols.len() == 26,

@@ -172,9 +172,20 @@ pub(crate) fn span_rows(family: &str, cols: &str) -> String {
 
 /// [`span_rows`] binding the six bounds as `$first` .. `$first + 5`.
 fn span_rows_at(family: &str, cols: &str, first: u8) -> String {
+    span_rows_where(family, cols, first, "")
+}
+
+/// [`span_rows`] of the rows with unpriced calls only: read through the
+/// levels' partial index on them (`{level}_unpriced`), not every row of the
+/// window.
+pub(crate) fn unpriced_span_rows(family: &str, cols: &str) -> String {
+    span_rows_where(family, cols, 2, " AND unpriced_calls > 0")
+}
+
+fn span_rows_where(family: &str, cols: &str, first: u8, cond: &str) -> String {
     let part = |width: &str, lo: u8| {
         format!(
-            "SELECT {cols} FROM {family}_{width} WHERE org_id = $1 AND bucket >= ${lo} AND bucket < ${}",
+            "SELECT {cols} FROM {family}_{width} WHERE org_id = $1 AND bucket >= ${lo} AND bucket < ${}{cond}",
             lo + 1
         )
     };

@@ -34,7 +34,7 @@ use chrono::{DateTime, Duration, DurationRound, Utc};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::aggs::{breakdown_bound, overview_totals, span_rows, Span, Totals};
+use crate::aggs::{breakdown_bound, overview_totals, span_rows, unpriced_span_rows, Span, Totals};
 use crate::error::ApiError;
 use crate::params::{limit_param, Query};
 use crate::routes::{Access, Routes};
@@ -301,7 +301,7 @@ async fn cost(
         "SELECT provider, model, sum(unpriced_calls)::int8 AS calls FROM ({}) a
          GROUP BY provider, model HAVING sum(unpriced_calls) > 0
          ORDER BY calls DESC, provider, model LIMIT 100",
-        span_rows("agg", "provider, model, unpriced_calls")
+        unpriced_span_rows("agg", "provider, model, unpriced_calls")
     );
     let mut uq = sqlx::query_as(&uq_sql).bind(org);
     for b in Span::new(breakdown_start, None, now).0 {

@@ -47,8 +47,8 @@ pub use schema::{
     RUN_TAGS_CAP, RUN_TAG_KEY_MAX, RUN_TAG_VALUE_MAX,
 };
 use schema::{
-    agg_table_ddl, cagg_ddl, level_from_level_sql, refresh_policy, EVENTS_COLUMNS, EVENTS_INDEXES,
-    RUNS_AND_AGENTS,
+    agg_table_ddl, cagg_ddl, level_from_level_sql, refresh_policy, unpriced_index_ddl,
+    EVENTS_COLUMNS, EVENTS_INDEXES, RUNS_AND_AGENTS,
 };
 
 /// Requested storage mode.
@@ -353,6 +353,14 @@ async fn setup_postgres(conn: &mut PgConnection) -> Result<()> {
         }
         tx.commit().await?;
     }
+    unpriced_indexes(conn).await
+}
+
+/// [`unpriced_index_ddl`] on every dimensioned level (both modes).
+async fn unpriced_indexes(conn: &mut PgConnection) -> Result<()> {
+    for ddl in LEVELS.iter().filter_map(unpriced_index_ddl) {
+        exec(conn, &ddl).await?;
+    }
     Ok(())
 }
 
@@ -539,6 +547,7 @@ async fn setup_timescale(conn: &mut PgConnection, cfg: &StorageConfig) -> Result
         .await?;
         level_retention_and_compression(conn, cfg, l).await?;
     }
+    unpriced_indexes(conn).await?;
     exec(
         conn,
         "SELECT remove_retention_policy('events', if_exists => TRUE)",

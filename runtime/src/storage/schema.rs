@@ -457,6 +457,19 @@ pub(super) fn agg_table_ddl(l: &Level) -> String {
     sql
 }
 
+/// The dimensioned levels' partial index on rows with unpriced calls (rare:
+/// a model without a price): what the unpriced-by-model reads use instead
+/// of every row of their window. An update leaving `unpriced_calls` as it
+/// was stays HOT.
+pub(super) fn unpriced_index_ddl(l: &Level) -> Option<String> {
+    (!l.dims.is_empty()).then(|| {
+        format!(
+            "CREATE INDEX IF NOT EXISTS {0}_unpriced ON {0} (org_id, bucket) WHERE unpriced_calls > 0",
+            l.name
+        )
+    })
+}
+
 pub(super) fn cagg_ddl(l: &Level) -> String {
     let (source, time) = match l.below {
         None => ("events", "ts"),
@@ -583,6 +596,16 @@ mod tests {
         assert!(
             d.contains("(org_id, bucket, agent_id, workflow_id, provider, model))"),
             "{d}"
+        );
+    }
+
+    #[test]
+    fn dimensioned_levels_index_their_unpriced_rows() {
+        let ddl: Vec<String> = LEVELS.iter().filter_map(unpriced_index_ddl).collect();
+        assert_eq!(ddl.len(), 3);
+        assert_eq!(
+            ddl[0],
+            "CREATE INDEX IF NOT EXISTS agg_1m_unpriced ON agg_1m (org_id, bucket) WHERE unpriced_calls > 0"
         );
     }
 
