@@ -60,6 +60,12 @@ for n in $SIZES; do
   if [ -z "$(psql_admin "SELECT 1 FROM pg_database WHERE datname = '$db'")" ]; then
     psql_admin "CREATE DATABASE $db OWNER agentops" >/dev/null
     "$BIN/agentops-query-api" admin create-org --id bench --name "Benchmark" >"$keys"
+  elif [ ! -s "$keys" ]; then
+    # Kept database, keys file gone (bench-storage.sh clears target/bench-state): new keys.
+    for scope in read admin; do
+      key=$("$BIN/agentops-query-api" admin create-key --org bench --scope "$scope" | sed -n 's/.* key=//p')
+      echo "AGENTOPS_${scope^^}_KEY=$key" >>"$keys"
+    done
   fi
   READ_KEY=$(sed -n 's/^AGENTOPS_READ_KEY=//p' "$keys")
   ADMIN_KEY=$(sed -n 's/^AGENTOPS_ADMIN_KEY=//p' "$keys")

@@ -16,6 +16,7 @@ use serde_json::{json, Value};
 use sqlx::PgPool;
 
 use crate::bench_console::{quantile, timed};
+use crate::bench_store::{raw_overview, RAW_SERIES};
 
 #[derive(clap::Args, Debug)]
 pub struct ScaleOptions {
@@ -45,29 +46,6 @@ pub struct ReportOptions {
     #[arg(long)]
     pub file: PathBuf,
 }
-
-/// Raw-events figures of a window `{w}` (an SQL interval): finished runs,
-/// cost, events (the overview's).
-fn raw_overview(w: &str) -> String {
-    format!(
-        "SELECT count(*) FILTER (WHERE type IN ('run_completed', 'run_failed'))::float8 AS runs,
-                COALESCE(sum(cost_usd), 0)::float8 AS cost,
-                count(*)::float8 AS events,
-                count(DISTINCT agent_id)::float8 AS agents,
-                (SELECT array_agg(c ORDER BY b) FROM (
-                     SELECT lat_bucket AS b, count(*) AS c FROM events
-                     WHERE org_id = 'bench' AND ts >= now() - interval '{w}' AND lat_bucket IS NOT NULL
-                     GROUP BY 1) h)::float8[] AS histogram
-         FROM events WHERE org_id = 'bench' AND ts >= now() - interval '{w}'"
-    )
-}
-
-const RAW_SERIES: &str = "
-WITH s AS (SELECT generate_series(date_trunc('hour', now() - interval '24 hours'), now(), interval '1 hour') AS ts),
-a AS (SELECT date_trunc('hour', ts) AS ts, count(*) AS v FROM events
-      WHERE org_id = 'bench' AND ts >= date_trunc('hour', now() - interval '24 hours')
-        AND type IN ('run_completed', 'run_failed') GROUP BY 1)
-SELECT s.ts, COALESCE(a.v, 0)::float8 FROM s LEFT JOIN a USING (ts) ORDER BY s.ts";
 
 const RAW_TOP: &str = "
 SELECT agent_id, COALESCE(sum(cost_usd), 0)::float8 AS cost,

@@ -38,8 +38,8 @@ mod partitions;
 mod schema;
 
 pub use partitions::{
-    drop_expired_partitions, ensure_partitions, ensure_partitions_of, legacy_partition,
-    level_period, partition_name, partition_of, partitioned, Partitioned, Period,
+    drop_expired_partitions, ensure_partitions, ensure_partitions_of, partition_name, partition_of,
+    partitioned, Partitioned, Period,
 };
 pub use schema::{
     agents_from_events_sql, aggregates, hist_column, levels_from_events_sql, merged_histogram_sql,
@@ -328,7 +328,7 @@ async fn setup_postgres(conn: &mut PgConnection) -> Result<()> {
             .execute(&mut *tx)
             .await?;
         exec(&mut tx, &agg_table_ddl(l)).await?;
-        if let Some(upper) = legacy_upper(&mut tx, from, period).await? {
+        if let Some(last) = last_bucket(&mut tx, from).await? {
             tracing::info!(
                 level = l.name,
                 from,
@@ -337,17 +337,17 @@ async fn setup_postgres(conn: &mut PgConnection) -> Result<()> {
             if let Some(period) = period {
                 // Its rows so far in one partition, as if it had been
                 // partitioned after the fact.
-                let name = partitions::legacy_partition(l.name, upper);
+                let upper = legacy_end(Some(last), period);
                 exec(
                     &mut tx,
                     &format!(
-                        "CREATE TABLE {name} PARTITION OF {} FOR VALUES FROM (MINVALUE) TO ('{upper} 00:00:00+00')
+                        "CREATE TABLE {} PARTITION OF {} FOR VALUES FROM (MINVALUE) TO ('{upper} 00:00:00+00')
                          WITH (fillfactor = 70)",
+                        partitions::legacy_partition(l.name, upper),
                         l.name
                     ),
                 )
                 .await?;
-                debug_assert_eq!(period.first(upper), upper);
             }
             exec(&mut tx, &level_from_level_sql(l, from)).await?;
         }
@@ -364,23 +364,20 @@ async fn unpriced_indexes(conn: &mut PgConnection) -> Result<()> {
     Ok(())
 }
 
-/// `None` when `table` holds no rows; else the first day after them (and
-/// after today), at a partition boundary of `period`: where a partition
-/// holding the rows so far ends.
-async fn legacy_upper(
-    conn: &mut PgConnection,
-    table: &str,
-    period: Option<partitions::Period>,
-) -> Result<Option<chrono::NaiveDate>> {
+/// The day of the latest bucket of `table`, if it holds rows.
+async fn last_bucket(conn: &mut PgConnection, table: &str) -> Result<Option<chrono::NaiveDate>> {
     let last: Option<chrono::DateTime<chrono::Utc>> =
         sqlx::query_scalar(&format!("SELECT max(bucket) FROM {table}"))
             .fetch_one(&mut *conn)
             .await?;
-    Ok(last.map(|t| {
-        let day = t.date_naive().max(chrono::Utc::now().date_naive());
-        let period = period.unwrap_or(partitions::Period::Day);
-        period.next(period.first(day))
-    }))
+    Ok(last.map(|t| t.date_naive()))
+}
+
+/// Where a partition holding every row so far ends: the end of the
+/// `period` holding today, or the `last` bucket's day if that is later.
+fn legacy_end(last: Option<chrono::NaiveDate>, period: partitions::Period) -> chrono::NaiveDate {
+    let today = chrono::Utc::now().date_naive();
+    period.next(period.first(last.map_or(today, |l| l.max(today))))
 }
 
 async fn is_partitioned(conn: &mut PgConnection, table: &str) -> Result<bool> {
@@ -408,9 +405,7 @@ async fn partition_level(
         .bind(PROJECTION_LOCK)
         .execute(&mut *tx)
         .await?;
-    let upper = legacy_upper(&mut tx, name, Some(period))
-        .await?
-        .unwrap_or_else(|| period.next(period.first(chrono::Utc::now().date_naive())));
+    let upper = legacy_end(last_bucket(&mut tx, name).await?, period);
     let legacy = partitions::legacy_partition(name, upper);
     tracing::info!(
         level = name,

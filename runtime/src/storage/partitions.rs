@@ -59,7 +59,7 @@ impl Partitioned {
 
 /// The partition width of a level of `width`, if it is partitioned (the
 /// per-day levels are small and kept: not partitioned).
-pub fn level_period(width: &str) -> Option<Period> {
+pub(super) fn level_period(width: &str) -> Option<Period> {
     match width {
         "1 minute" => Some(Period::Day),
         "1 hour" => Some(Period::Month),
@@ -95,7 +95,7 @@ pub fn partition_name(day: NaiveDate) -> String {
 
 /// Name of a level's pre-partitioning rows, kept as one partition up to
 /// (not including) `upper`.
-pub fn legacy_partition(table: &str, upper: NaiveDate) -> String {
+pub(super) fn legacy_partition(table: &str, upper: NaiveDate) -> String {
     format!("{table}_pre{}", upper.format("%Y%m%d"))
 }
 
