@@ -162,12 +162,12 @@ pub async fn load_older(pool: &PgPool) -> Result<()> {
         .collect();
     let monthly = storage::partitioned().filter(|p| p.period == storage::Period::Month);
     storage::ensure_partitions_of(&mut *pool.acquire().await?, monthly, &days).await?;
-    for (rel, months) in [
-        ("agg_1d", 11),
-        ("agg_1h", 2),
-        ("agg_org_1d", 11),
-        ("agg_org_1h", 2),
-    ] {
+    let older = storage::LEVELS.iter().filter_map(|l| match l.width {
+        "1 day" => Some((l.name, 11)),
+        "1 hour" => Some((l.name, 2)),
+        _ => None,
+    });
+    for (rel, months) in older {
         let dims = dims(rel);
         let sql = format!(
             "INSERT INTO {rel} (org_id, bucket{dims}, {names})
@@ -192,21 +192,26 @@ pub async fn load_older(pool: &PgPool) -> Result<()> {
             .await
             .with_context(|| format!("other orgs in {rel}"))?;
     }
-    // The hour level's monthly partitions (plain mode) hold every org's
-    // month: a window covering a partition whole reads it through the index
-    // where the org is one of many (as on a shared platform), not where it
-    // is the only one. Other orgs' copies of the partitions a 30-day window
-    // touches.
-    let dims = dims("agg_1h");
-    sqlx::raw_sql(&format!(
-        "INSERT INTO agg_1h (org_id, bucket{dims}, {names})
-         SELECT 'tenant-' || k || '-' || org_id, bucket{dims}, {names}
-         FROM agg_1h, generate_series(1, 10) AS k
-         WHERE bucket >= now() - interval '40 days'"
-    ))
-    .execute(pool)
-    .await
-    .context("other orgs in agg_1h")?;
+    // The dimensioned hour levels' monthly partitions (plain mode) hold
+    // every org's month: a window covering a partition whole reads it
+    // through the index where the org is one of many (as on a shared
+    // platform), not where it is the only one. Other orgs' copies of the
+    // partitions a 30-day window touches.
+    for l in storage::LEVELS
+        .iter()
+        .filter(|l| l.width == "1 hour" && !l.dims.is_empty())
+    {
+        let (rel, dims) = (l.name, l.dims_list(""));
+        sqlx::raw_sql(&format!(
+            "INSERT INTO {rel} (org_id, bucket{dims}, {names})
+             SELECT 'tenant-' || k || '-' || org_id, bucket{dims}, {names}
+             FROM {rel}, generate_series(1, 10) AS k
+             WHERE bucket >= now() - interval '40 days'"
+        ))
+        .execute(pool)
+        .await
+        .with_context(|| format!("other orgs in {rel}"))?;
+    }
     sqlx::query(
         "INSERT INTO agents (org_id, agent_id, first_seen, last_seen, day)
          SELECT 'tenant-' || (i % 100), 'agent-' || i, now() - interval '30 days', now(), current_date

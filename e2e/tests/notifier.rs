@@ -487,16 +487,18 @@ async fn daily_digest_sends_yesterday_against_the_week_before_once() -> anyhow::
         .execute(&stack.pool)
         .await?;
     }
-    // The org level holds the same days summed over agents (the totals are
-    // read from it, the top agents from agg_1d).
-    sqlx::query(
-        "INSERT INTO agg_org_1d (org_id, bucket, cost_usd, runs_completed, runs_failed)
-         SELECT org_id, bucket, sum(cost_usd), sum(runs_completed), sum(runs_failed)
-         FROM agg_1d WHERE org_id = $1 GROUP BY org_id, bucket",
-    )
-    .bind(&stack.org_id)
-    .execute(&stack.pool)
-    .await?;
+    // The org and per-agent levels hold the same days summed (the totals
+    // are read from the org's, the top agents from the agents').
+    for (level, key) in [("agg_org_1d", ""), ("agg_agent_1d", ", agent_id")] {
+        sqlx::query(&format!(
+            "INSERT INTO {level} (org_id, bucket{key}, cost_usd, runs_completed, runs_failed)
+             SELECT org_id, bucket{key}, sum(cost_usd), sum(runs_completed), sum(runs_failed)
+             FROM agg_1d WHERE org_id = $1 GROUP BY org_id, bucket{key}"
+        ))
+        .bind(&stack.org_id)
+        .execute(&stack.pool)
+        .await?;
+    }
     // Subscribed after the figures are in: due at once (hour 0).
     sqlx::query("INSERT INTO digest_subscriptions (org_id, hour_utc) VALUES ($1, 0)")
         .bind(&stack.org_id)

@@ -16,7 +16,7 @@ use agentops_projections::Writer;
 use agentops_runtime::config::DatabaseConfig;
 use agentops_runtime::storage::{self, Mode, ModeChoice, StorageConfig};
 use agentops_schemas::{histogram, AgentEvent};
-use anyhow::{ensure, Context, Result};
+use anyhow::{bail, ensure, Context, Result};
 use axum::body::Body;
 use axum::http::Request;
 use chrono::{DateTime, Duration as Span, DurationRound, Utc};
@@ -142,10 +142,16 @@ fn expected_columns(level: &storage::Level) -> Vec<(String, String)> {
         text("org_id"),
         ("bucket".into(), "timestamp with time zone".into()),
     ];
-    if !level.name.starts_with("agg_org_") {
-        for d in ["agent_id", "workflow_id", "provider", "model"] {
-            cols.push(text(d));
-        }
+    let family = &level.name[..level.name.len() - 3];
+    let dims: &[&str] = match family {
+        "agg_org" => &[],
+        "agg_agent" => &["agent_id"],
+        "agg_workflow" => &["workflow_id"],
+        "agg_model" => &["provider", "model"],
+        _ => &["agent_id", "workflow_id", "provider", "model"],
+    };
+    for d in dims {
+        cols.push(text(d));
     }
     for c in storage::aggregates() {
         let ty = match c.kind {
@@ -162,33 +168,95 @@ fn levels() -> impl Iterator<Item = &'static str> {
     storage::LEVELS.iter().map(|l| l.name)
 }
 
-/// Per bucket of the levels of one width: the dimensioned level summed up
-/// and the org level hold the same events, runs, tokens, cost and
-/// histogram (the org levels answer what the dimensioned ones would).
+/// Per bucket (and key) of the levels of one width: the four-key level
+/// summed up and the org level, or the one-dimension level (per agent,
+/// workflow, provider and model), hold the same events, runs, tokens, cost
+/// and histogram (each answers what the four-key one would).
 async fn org_levels_match(pool: &PgPool, org: &str) -> Result<()> {
     let hist = storage::merged_histogram_sql();
-    for w in ["1m", "1h", "1d"] {
-        let q = |rel: String| {
+    for l in storage::LEVELS
+        .iter()
+        .filter(|l| l.dims != storage::DIMENSIONS)
+    {
+        let w = &l.name[l.name.len() - 2..];
+        let key = if l.dims.is_empty() {
+            "''".to_owned()
+        } else {
+            format!("ROW({})::text", l.dims.join(", "))
+        };
+        let q = |rel: &str| {
             format!(
-                "SELECT bucket, sum(events)::int8, sum(runs_completed + runs_failed)::int8,
+                "SELECT bucket, {key}, sum(events)::int8, sum(runs_completed + runs_failed)::int8,
                         sum(input_tokens + output_tokens)::int8, sum(unpriced_calls)::int8,
                         round(sum(cost_usd)::numeric, 9)::text, {hist}
-                 FROM {rel} WHERE org_id = $1 GROUP BY bucket ORDER BY bucket"
+                 FROM {rel} WHERE org_id = $1 GROUP BY 1, 2 ORDER BY 1, 2"
             )
         };
-        type Row = (DateTime<Utc>, i64, i64, i64, i64, String, Vec<i64>);
-        let dims: Vec<Row> = sqlx::query_as(&q(storage::relation("agg", w)))
-            .bind(org)
-            .fetch_all(pool)
-            .await?;
-        let orgs: Vec<Row> = sqlx::query_as(&q(storage::relation("agg_org", w)))
-            .bind(org)
-            .fetch_all(pool)
-            .await?;
-        ensure!(!dims.is_empty(), "agg_{w} holds nothing");
+        type Row = (DateTime<Utc>, String, i64, i64, i64, i64, String, Vec<i64>);
+        let four = storage::relation("agg", w);
+        let dims: Vec<Row> = sqlx::query_as(&q(&four)).bind(org).fetch_all(pool).await?;
+        let level: Vec<Row> = sqlx::query_as(&q(l.name)).bind(org).fetch_all(pool).await?;
+        ensure!(!dims.is_empty(), "{four} holds nothing");
         ensure!(
-            dims == orgs,
-            "agg_{w} and agg_org_{w} differ:\n{dims:?}\n{orgs:?}"
+            dims == level,
+            "{four} and {} differ:\n{dims:?}\n{level:?}",
+            l.name
+        );
+    }
+    Ok(())
+}
+
+/// Every level holds, row for row and column for column, its definition
+/// evaluated over the org's events (the `from_events` expressions grouped by
+/// the level's bucket and key): whatever folds the deltas (the plain-mode
+/// writer in Rust, TimescaleDB's refresh), the rows are those.
+async fn levels_are_their_definition(pool: &PgPool, org: &str) -> Result<()> {
+    let cols = storage::aggregates();
+    let out = |expr: &str, c: &storage::AggColumn| match c.kind {
+        storage::ColumnKind::Float => format!("round(({expr})::numeric, 9) AS {}", c.name),
+        _ => format!("{expr} AS {}", c.name),
+    };
+    for l in &storage::LEVELS {
+        let dims = l.dims_list("");
+        let order: String = l
+            .dims
+            .iter()
+            .map(|d| format!(", {d} NULLS FIRST"))
+            .collect();
+        let stored: Vec<String> = cols.iter().map(|c| out(&c.name, c)).collect();
+        let defined: Vec<String> = cols.iter().map(|c| out(&c.from_events, c)).collect();
+        let q = |select: String| {
+            format!("SELECT to_jsonb(x)::text FROM ({select}) x ORDER BY bucket{order}")
+        };
+        let stored_sql = q(format!(
+            "SELECT bucket{dims}, {} FROM {} WHERE org_id = $1",
+            stored.join(", "),
+            l.name
+        ));
+        let defined_sql = q(format!(
+            "SELECT date_bin(INTERVAL '{}', ts, TIMESTAMPTZ '2000-01-01 00:00:00+00') AS bucket{dims}, {}
+             FROM events WHERE org_id = $1 GROUP BY 1{dims}",
+            l.width,
+            defined.join(", ")
+        ));
+        let got: Vec<String> = sqlx::query_scalar(&stored_sql)
+            .bind(org)
+            .fetch_all(pool)
+            .await?;
+        let want: Vec<String> = sqlx::query_scalar(&defined_sql)
+            .bind(org)
+            .fetch_all(pool)
+            .await?;
+        ensure!(!want.is_empty(), "no events for {}", l.name);
+        if let Some((g, w)) = got.iter().zip(&want).find(|(g, w)| g != w) {
+            bail!("{} differs from its definition:\n{g}\n{w}", l.name);
+        }
+        ensure!(
+            got.len() == want.len(),
+            "{}: {} rows, its definition {}",
+            l.name,
+            got.len(),
+            want.len()
         );
     }
     Ok(())
@@ -250,7 +318,7 @@ async fn suite(url: &str, choice: ModeChoice, expect: Mode) -> Result<()> {
         .bind(levels().collect::<Vec<_>>())
         .fetch_one(&pool)
         .await?;
-        ensure!(n == 6, "6 real-time continuous aggregates, got {n}");
+        ensure!(n == 12, "12 real-time continuous aggregates, got {n}");
         let (chunk,): (String,) = sqlx::query_as(
             "SELECT time_interval::text FROM timescaledb_information.dimensions
              WHERE hypertable_name = 'events' AND column_name = 'ts'",
@@ -267,9 +335,9 @@ async fn suite(url: &str, choice: ModeChoice, expect: Mode) -> Result<()> {
         .fetch_all(&pool)
         .await?;
         ensure!(
-            jobs.len() == 18,
-            "6 refresh, 5 retention (events, the minute and hour levels), \
-             7 compression policies (events, every level): {jobs:?}"
+            jobs.len() == 33,
+            "12 refresh, 8 retention (events, the minute and hour levels), \
+             13 compression policies (events, every level): {jobs:?}"
         );
         // Per level: retention after the days configured, compression past
         // the refresh window.
@@ -283,7 +351,9 @@ async fn suite(url: &str, choice: ModeChoice, expect: Mode) -> Result<()> {
         )
         .fetch_all(&pool)
         .await?;
-        let want: Vec<(String, String, String)> = [
+        let mut policies = policies;
+        policies.sort();
+        let mut want: Vec<(String, String, String)> = [
             ("agg_1d", "policy_compression", "264:00:00"),
             ("agg_1h", "policy_compression", "195:00:00"),
             ("agg_1h", "policy_retention", "20 days"),
@@ -294,10 +364,20 @@ async fn suite(url: &str, choice: ModeChoice, expect: Mode) -> Result<()> {
             ("agg_org_1h", "policy_retention", "20 days"),
             ("agg_org_1m", "policy_compression", "193:00:00"),
             ("agg_org_1m", "policy_retention", "9 days"),
+            ("agg_agent_1d", "policy_compression", "264:00:00"),
+            ("agg_agent_1h", "policy_compression", "195:00:00"),
+            ("agg_agent_1h", "policy_retention", "20 days"),
+            ("agg_workflow_1d", "policy_compression", "264:00:00"),
+            ("agg_workflow_1h", "policy_compression", "195:00:00"),
+            ("agg_workflow_1h", "policy_retention", "20 days"),
+            ("agg_model_1d", "policy_compression", "264:00:00"),
+            ("agg_model_1h", "policy_compression", "195:00:00"),
+            ("agg_model_1h", "policy_retention", "20 days"),
         ]
         .iter()
         .map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string()))
         .collect();
+        want.sort();
         ensure!(policies == want, "level policies: {policies:?}");
     }
 
@@ -353,6 +433,16 @@ async fn suite(url: &str, choice: ModeChoice, expect: Mode) -> Result<()> {
     unpriced.input_tokens = Some(50);
     unpriced.model = Some("mystery-model".into());
     recent.push(unpriced);
+    // An error that is not a failed run (a tool call that failed).
+    let mut tool_error = event(
+        &org,
+        "tool_call",
+        "agent-2",
+        "r-2",
+        start + Span::seconds(185),
+    );
+    tool_error.status = Some("failed".into());
+    recent.push(tool_error);
     for (i, a) in ["agent-0", "agent-1"].iter().enumerate() {
         let mut hb = event(
             &org,
@@ -541,6 +631,7 @@ async fn suite(url: &str, choice: ModeChoice, expect: Mode) -> Result<()> {
     let ov7 = t.get("/v1/metrics/overview?window=8d").await?;
     ensure!(ov7["events"] == all.len() as i64, "8d overview: {ov7}");
     org_levels_match(&t.pool, &org).await?;
+    levels_are_their_definition(&t.pool, &org).await?;
 
     let hist_all = latency_hist(all.iter().copied());
     let p95 = histogram::quantile(&hist_all, 0.95).unwrap();
@@ -701,11 +792,15 @@ async fn suite(url: &str, choice: ModeChoice, expect: Mode) -> Result<()> {
         0
     };
 
-    // A database from before the org levels: setup creates them from the
-    // dimensioned levels, with the same answers.
+    // A database from before the org and one-dimension levels: setup
+    // creates them from the four-key levels, with the same answers.
     {
         let mut conn = t.pool.acquire().await?;
-        for l in storage::LEVELS.iter().rev().filter(|l| l.dims.is_empty()) {
+        for l in storage::LEVELS
+            .iter()
+            .rev()
+            .filter(|l| l.dims != storage::DIMENSIONS)
+        {
             let kind = if t.mode == Mode::Timescaledb {
                 "MATERIALIZED VIEW"
             } else {

@@ -26,6 +26,17 @@ fn agg_column(kind: ScopeKind) -> Option<&'static str> {
     }
 }
 
+/// The aggregate levels (`{family}_1h`, `{family}_1d`) keyed by the column
+/// of a scope kind alone (`agentops_runtime::storage::FAMILIES`).
+fn agg_family(kind: ScopeKind) -> &'static str {
+    match kind {
+        ScopeKind::Agent => "agg_agent",
+        ScopeKind::Workflow => "agg_workflow",
+        ScopeKind::Model => "agg_model",
+        ScopeKind::Org | ScopeKind::Tag => "agg_org",
+    }
+}
+
 /// Spend of `org` in `scope` within `[start, end)` (`end` `None`: up to
 /// now and beyond).
 pub async fn spend_in_scope(
@@ -51,8 +62,9 @@ pub async fn spend_in_scope(
     }
     let column = agg_column(scope.kind());
     let filter = column.map_or(String::new(), |c| format!(" AND {c} = $6"));
-    // The whole org: its own levels (a row per bucket).
-    let family = if column.is_some() { "agg" } else { "agg_org" };
+    // The levels keyed by the scope's column alone; the whole org: its own
+    // levels (a row per bucket).
+    let family = agg_family(scope.kind());
     // Hours before the first whole day, whole days, hours after the last.
     let sql = format!(
         "SELECT COALESCE(sum(cost_usd), 0)::float8 FROM (
@@ -120,11 +132,19 @@ pub struct SpendSource {
     pub binds: Vec<String>,
 }
 
-/// The [`SpendSource`] of `scope`: `agg_1h`, or `events` for tags.
+/// The [`SpendSource`] of `scope`: an hourly level keyed by `agent_id`
+/// and the scope's column (`agg_agent_1h` or `agg_1h`), or `events` for tags.
 pub fn spend_source(scope: &Scope) -> SpendSource {
     match (agg_filter(scope, 3), scope.tag()) {
         (Some((filter, v)), _) => SpendSource {
-            from_where: format!("FROM agg_1h WHERE org_id = $1 AND bucket >= $2 AND {filter}"),
+            from_where: format!(
+                "FROM {}_1h WHERE org_id = $1 AND bucket >= $2 AND {filter}",
+                // Keyed by `agent_id` (and the scope's column).
+                match scope.kind() {
+                    ScopeKind::Org | ScopeKind::Agent => "agg_agent",
+                    _ => "agg",
+                }
+            ),
             binds: v.into_iter().collect(),
         },
         (None, tag) => {
@@ -182,13 +202,16 @@ mod tests {
     fn spend_is_read_from_hourly_aggregates_or_tagged_events() {
         let org = spend_source(&Scope::org());
         assert!(
-            org.from_where.starts_with("FROM agg_1h"),
+            org.from_where.starts_with("FROM agg_agent_1h"),
             "{}",
             org.from_where
         );
         assert!(org.binds.is_empty());
         let agent = spend_source(&scope("agent", "a1"));
+        assert!(agent.from_where.starts_with("FROM agg_agent_1h"));
         assert!(agent.from_where.ends_with("agent_id = $3"));
+        let model = spend_source(&scope("model", "m"));
+        assert!(model.from_where.starts_with("FROM agg_1h"));
         assert_eq!(agent.binds, ["a1"]);
         let tag = spend_source(&scope("tag", "team=pay"));
         assert!(tag.from_where.starts_with("FROM events"));

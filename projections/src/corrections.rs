@@ -284,16 +284,17 @@ mod tests {
             let sql = aggregate_sql(&l);
             assert!(sql.starts_with(&format!("UPDATE {} a", l.name)));
             assert!(sql.contains(&format!("INTERVAL '{}'", l.width)));
-            assert_eq!(
-                sql.contains("a.model IS NOT DISTINCT FROM d.model"),
-                !l.dims.is_empty()
-            );
-            let group = if l.dims.is_empty() {
-                "GROUP BY 1, 2)"
-            } else {
-                "GROUP BY 1, 2, 3, 4, 5, 6)"
-            };
-            assert!(sql.contains(group), "{sql}");
+            for d in agentops_runtime::storage::DIMENSIONS {
+                assert_eq!(
+                    sql.contains(&format!("a.{d} IS NOT DISTINCT FROM d.{d}")),
+                    l.dims.contains(d),
+                    "{sql}"
+                );
+            }
+            let group: String = std::iter::once("GROUP BY 1, 2".to_owned())
+                .chain((0..l.dims.len()).map(|i| format!(", {}", i + 3)))
+                .collect();
+            assert!(sql.contains(&format!("{group})")), "{sql}");
         }
     }
 }

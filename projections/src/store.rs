@@ -42,24 +42,44 @@ ON CONFLICT (consumer_group, topic, partition) DO UPDATE SET
     next_offset = GREATEST(consumer_offsets.next_offset, EXCLUDED.next_offset),
     updated_at = now()";
 
-/// TimescaleDB mode: the continuous aggregates follow `events` on their own.
-fn timescale_insert_sql() -> &'static str {
+/// Both modes: the new events' keys come back (in TimescaleDB mode the
+/// continuous aggregates follow `events` on their own).
+fn insert_sql() -> &'static str {
     static SQL: OnceLock<String> = OnceLock::new();
     SQL.get_or_init(|| format!("{INSERT_EVENTS} RETURNING event_id, org_id, ts"))
 }
 
-/// Plain mode: one statement inserts the events and folds the ones that were
-/// new into every aggregate level, with the same column definitions the
-/// continuous aggregates use.
-fn postgres_insert_sql() -> &'static str {
+/// Plain mode: one statement adds a batch's deltas, folded in the worker
+/// per level and key ([`Deltas`]), to every aggregate level: one upsert per
+/// touched row, rows in key order (concurrent workers lock them in the same
+/// order), the same columns the continuous aggregates define.
+fn levels_sql() -> &'static str {
     static SQL: OnceLock<String> = OnceLock::new();
     SQL.get_or_init(|| {
         let cols = storage::aggregates();
         let names: Vec<&str> = cols.iter().map(|c| c.name.as_str()).collect();
-        let exprs: Vec<&str> = cols.iter().map(|c| c.from_events.as_str()).collect();
         let updates: Vec<String> = cols.iter().map(|c| c.merge_sql()).collect();
-        debug_assert!(cols.iter().any(|c| c.kind == ColumnKind::Float));
-        let mut sql = format!("WITH ins AS ({INSERT_EVENTS} RETURNING *)");
+        let arrays: Vec<String> = cols
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let ty = if c.kind == ColumnKind::Float {
+                    "float8"
+                } else {
+                    "int8"
+                };
+                format!("${}::{ty}[]", i + 8)
+            })
+            .collect();
+        let mut sql = format!(
+            "WITH d AS MATERIALIZED (
+    SELECT * FROM UNNEST($1::int2[], $2::text[], $3::timestamptz[], $4::text[], $5::text[],
+        $6::text[], $7::text[], {arrays})
+        AS d(level, org_id, bucket, {dims}, {names}))",
+            arrays = arrays.join(", "),
+            dims = storage::DIMENSIONS.join(", "),
+            names = names.join(", "),
+        );
         for (i, l) in LEVELS.iter().enumerate() {
             let dims = l.dims_list("");
             let _ = write!(
@@ -67,22 +87,129 @@ fn postgres_insert_sql() -> &'static str {
                 ",
 a{i} AS (
     INSERT INTO {name} AS a (org_id, bucket{dims}, {names})
-    SELECT org_id, date_bin(INTERVAL '{width}', ts, TIMESTAMPTZ '2000-01-01 00:00:00+00') AS b{dims},
-        {exprs}
-    FROM ins
-    GROUP BY org_id, b{dims}
-    ORDER BY org_id, b{dims}
+    SELECT org_id, bucket{dims}, {names} FROM d WHERE level = {i}
+    ORDER BY org_id, bucket{dims}
     ON CONFLICT ON CONSTRAINT {name}_key DO UPDATE SET {updates})",
                 name = l.name,
-                width = l.width,
                 names = names.join(", "),
-                exprs = exprs.join(", "),
                 updates = updates.join(", "),
             );
         }
-        sql.push_str("\nSELECT event_id, org_id, ts FROM ins");
+        sql.push_str("\nSELECT count(*) FROM d");
         sql
     })
+}
+
+/// Width of a level's buckets in microseconds (`date_bin` from 2000-01-01,
+/// a midnight: the same as from the epoch).
+fn width_micros(width: &str) -> i64 {
+    match width {
+        "1 minute" => 60_000_000,
+        "1 hour" => 3_600_000_000,
+        _ => 86_400_000_000,
+    }
+}
+
+/// A level row's key: org, bucket start (µs), the level's dimensions in
+/// [`storage::DIMENSIONS`] order (`None` where the level has none or the
+/// event lacks it).
+type RowKey<'a> = (&'a str, i64, [Option<&'a str>; 4]);
+
+/// A batch's new events folded per level and key: what each touched row of
+/// each level gains.
+#[derive(Default)]
+struct Deltas<'a> {
+    /// Per level (index into [`LEVELS`]): key → one value per aggregate
+    /// column (counts; the float column's slot unused) and the cost.
+    levels: Vec<std::collections::BTreeMap<RowKey<'a>, (Vec<i64>, f64)>>,
+}
+
+impl<'a> Deltas<'a> {
+    fn of(events: &[&'a AgentEvent]) -> Self {
+        let cols = storage::aggregates();
+        let mut levels = vec![std::collections::BTreeMap::new(); LEVELS.len()];
+        for e in events {
+            let bucket = lat_bucket(e);
+            let counted = storage::Counted {
+                event_type: &e.event_type,
+                status: e.status.as_deref(),
+                tokens: [
+                    e.input_tokens,
+                    e.output_tokens,
+                    e.cache_read_tokens,
+                    e.cache_write_tokens,
+                    e.reasoning_tokens,
+                ],
+                cost_usd: e.cost_usd,
+                lat_bucket: bucket,
+            };
+            let values: Vec<i64> = cols.iter().map(|c| c.measure.count(&counted)).collect();
+            let all = [
+                Some(e.agent_id.as_str()),
+                e.workflow_id.as_deref(),
+                e.provider.as_deref(),
+                e.model.as_deref(),
+            ];
+            for (l, rows) in LEVELS.iter().zip(levels.iter_mut()) {
+                let w = width_micros(l.width);
+                let mut dims = [None; 4];
+                for (i, d) in storage::DIMENSIONS.iter().enumerate() {
+                    if l.dims.contains(d) {
+                        dims[i] = all[i];
+                    }
+                }
+                let key = (e.org_id.as_str(), e.timestamp.div_euclid(w) * w, dims);
+                let (sums, cost): &mut (Vec<i64>, f64) = rows
+                    .entry(key)
+                    .or_insert_with(|| (vec![0; cols.len()], 0.0));
+                for (s, v) in sums.iter_mut().zip(&values) {
+                    *s += v;
+                }
+                *cost += e.cost_usd.unwrap_or(0.0);
+            }
+        }
+        Self { levels }
+    }
+
+    /// Add every level's rows (one statement).
+    async fn apply(&self, tx: &mut PgConnection) -> Result<(), sqlx::Error> {
+        let cols = storage::aggregates();
+        let n: usize = self.levels.iter().map(|l| l.len()).sum();
+        let mut level: Vec<i16> = Vec::with_capacity(n);
+        let mut org: Vec<&str> = Vec::with_capacity(n);
+        let mut bucket: Vec<DateTime<Utc>> = Vec::with_capacity(n);
+        let mut dims: [Vec<Option<&str>>; 4] = Default::default();
+        let mut values: Vec<Vec<Option<i64>>> = vec![Vec::with_capacity(n); cols.len()];
+        let mut cost: Vec<f64> = Vec::with_capacity(n);
+        for (i, rows) in self.levels.iter().enumerate() {
+            for ((o, b, d), (sums, c)) in rows {
+                level.push(i as i16);
+                org.push(o);
+                bucket.push(ts(*b));
+                for (v, x) in dims.iter_mut().zip(d) {
+                    v.push(*x);
+                }
+                for ((col, v), s) in cols.iter().zip(values.iter_mut()).zip(sums) {
+                    // Sparse columns hold NULL, never 0.
+                    v.push((col.kind == ColumnKind::Count || *s != 0).then_some(*s));
+                }
+                cost.push(*c);
+            }
+        }
+        let mut q = sqlx::query(levels_sql()).bind(level).bind(org).bind(bucket);
+        for d in dims {
+            q = q.bind(d);
+        }
+        for (col, v) in cols.iter().zip(values) {
+            q = if col.kind == ColumnKind::Float {
+                q.bind(&cost)
+            } else {
+                q.bind(v)
+            };
+        }
+        q.execute(&mut *tx).await?;
+        Ok(())
+    }
 }
 
 /// Histogram bucket of a finished run's latency (the aggregates' `lat_bNN`).
@@ -206,11 +333,7 @@ impl Writer {
         let inserted: HashSet<Key> = if batch.is_empty() {
             HashSet::new()
         } else {
-            let sql = match self.mode {
-                Mode::Timescaledb => timescale_insert_sql(),
-                Mode::Postgres => postgres_insert_sql(),
-            };
-            insert_events(&mut tx, sql, &batch).await?
+            insert_events(&mut tx, insert_sql(), &batch).await?
         };
         let new: Vec<&AgentEvent> = batch
             .into_iter()
@@ -220,6 +343,9 @@ impl Writer {
             })
             .collect();
         if !new.is_empty() {
+            if self.mode == Mode::Postgres {
+                Deltas::of(&new).apply(&mut tx).await?;
+            }
             rows::upsert_runs(&mut tx, &new).await?;
             rows::upsert_agents(&mut tx, &new).await?;
         }
@@ -303,18 +429,86 @@ mod tests {
 
     #[test]
     fn plain_mode_statement_feeds_every_level() {
-        let sql = postgres_insert_sql();
-        for l in LEVELS {
+        let sql = levels_sql();
+        for (i, l) in LEVELS.iter().enumerate() {
             let name = l.name;
             assert!(sql.contains(&format!("INSERT INTO {name} AS a")), "{name}");
+            assert!(
+                sql.contains(&format!("FROM d WHERE level = {i}\n")),
+                "{name}"
+            );
             assert!(sql.contains(&format!("ON CONFLICT ON CONSTRAINT {name}_key")));
         }
         assert!(sql.contains("INSERT INTO agg_org_1h AS a (org_id, bucket, events,"));
+        assert!(
+            sql.contains("INSERT INTO agg_model_1h AS a (org_id, bucket, provider, model, events,")
+        );
         assert!(sql.contains(
             "lat_b79 = COALESCE(a.lat_b79 + EXCLUDED.lat_b79, a.lat_b79, EXCLUDED.lat_b79)"
         ));
         assert!(sql.contains("events = a.events + EXCLUDED.events"));
-        assert!(sql.ends_with("SELECT event_id, org_id, ts FROM ins"));
+        // One array per aggregate column after the seven key arrays.
+        let last = 7 + storage::aggregates().len();
+        assert!(sql.contains(&format!("${last}::float8[]")), "{sql}");
+        assert!(!sql.contains(&format!("${}::", last + 1)));
+    }
+
+    #[test]
+    fn deltas_fold_a_batch_per_level_and_key() {
+        let at = |secs: i64| 1_800_000_000_000_000 + secs * 1_000_000;
+        let ev = |ty: &str, agent: &str, model: Option<&str>, t: i64| AgentEvent {
+            event_type: ty.into(),
+            org_id: "o".into(),
+            agent_id: agent.into(),
+            model: model.map(Into::into),
+            provider: model.map(|_| "openai".into()),
+            timestamp: at(t),
+            ..Default::default()
+        };
+        let mut call = ev("llm_call", "a", Some("m"), 5);
+        call.input_tokens = Some(10);
+        call.cost_usd = Some(0.5);
+        let mut unpriced = ev("llm_call", "b", Some("m"), 70);
+        unpriced.output_tokens = Some(3);
+        let mut done = ev("run_completed", "a", None, 20);
+        done.latency_ms = Some(1500);
+        let mut failed = ev("run_failed", "a", None, 4000);
+        failed.status = Some("error".into());
+        let list = [call, unpriced, done, failed];
+        let refs: Vec<&AgentEvent> = list.iter().collect();
+        let d = Deltas::of(&refs);
+        let cols = storage::aggregates();
+        let col = |name: &str| cols.iter().position(|c| c.name == name).unwrap();
+        let level = |name: &str| &d.levels[LEVELS.iter().position(|l| l.name == name).unwrap()];
+        // Minutes of the four keys: a's call, a's run end (no model), b's call; the failure an hour on.
+        assert_eq!(level("agg_1m").len(), 4);
+        // The org's hours: two; its first holds three events, 13 tokens, one unpriced call.
+        let org_h = level("agg_org_1h");
+        assert_eq!(org_h.len(), 2);
+        let (first, cost) = org_h.values().next().unwrap();
+        assert_eq!(first[col("events")], 3);
+        assert_eq!(first[col("input_tokens")] + first[col("output_tokens")], 13);
+        assert_eq!(first[col("unpriced_calls")], 1);
+        assert_eq!(first[col("runs_completed")], 1);
+        let b = histogram::bucket_of(1500);
+        assert_eq!(first[col(&storage::hist_column(b))], 1);
+        assert_eq!(*cost, 0.5);
+        // The model level: one row per (provider, model) and hour; the run
+        // events have none.
+        let models: Vec<[Option<&str>; 4]> = level("agg_model_1h").keys().map(|k| k.2).collect();
+        assert_eq!(
+            models,
+            [
+                [None, None, None, None],
+                [None, None, Some("openai"), Some("m")],
+                [None, None, None, None]
+            ]
+        );
+        // Agents: a and b in the first hour, a in the second.
+        let agents: Vec<Option<&str>> = level("agg_agent_1h").keys().map(|k| k.2[0]).collect();
+        assert_eq!(agents, [Some("a"), Some("b"), Some("a")]);
+        let (second, _) = level("agg_agent_1h").values().nth(2).unwrap();
+        assert_eq!((second[col("runs_failed")], second[col("errors")]), (1, 1));
     }
 
     #[test]

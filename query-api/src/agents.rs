@@ -215,7 +215,7 @@ async fn detail(
          FROM ({rows}) a WHERE agent_id = $8",
         hist = storage::merged_histogram_sql(),
         rows = span_rows(
-            "agg",
+            "agg_agent",
             &format!(
                 "agent_id, runs_completed, runs_failed, cost_usd, llm_calls, {}",
                 hist_columns()
@@ -260,9 +260,9 @@ async fn detail(
 
     // Points: hours up to two days, days beyond (at most 90).
     let (bucket, relation, step) = if secs <= 2 * 86_400 {
-        ("1h", "agg_1h", 3600)
+        ("1h", "agg_agent_1h", 3600)
     } else {
-        ("1d", "agg_1d", 86_400)
+        ("1d", "agg_agent_1d", 86_400)
     };
     let from = start.timestamp() - start.timestamp().rem_euclid(step);
     let series: Vec<SeriesRow> = sqlx::query_as(&format!(

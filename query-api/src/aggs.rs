@@ -163,7 +163,8 @@ pub(crate) fn breakdown_bound(t: DateTime<Utc>, window: Duration) -> DateTime<Ut
 
 /// `SELECT {cols}` over the rows of org `$1` in a [`Span`] of the levels
 /// of `family` (`agg`: per agent, workflow, provider and model; `agg_org`:
-/// per org), binding its six bounds as `$2` .. `$7`. Every part has both
+/// per org; `agg_agent`, `agg_workflow`, `agg_model`: per one dimension,
+/// their minutes from `agg_1m`: `storage::family_level`), binding its six bounds as `$2` .. `$7`. Every part has both
 /// bounds: a generic plan (after five runs of a prepared statement) then
 /// still reads each level through its index, whatever the bounds.
 pub(crate) fn span_rows(family: &str, cols: &str) -> String {
@@ -185,8 +186,9 @@ pub(crate) fn unpriced_span_rows(family: &str, cols: &str) -> String {
 fn span_rows_where(family: &str, cols: &str, first: u8, cond: &str) -> String {
     let part = |width: &str, lo: u8| {
         format!(
-            "SELECT {cols} FROM {family}_{width} WHERE org_id = $1 AND bucket >= ${lo} AND bucket < ${}{cond}",
-            lo + 1
+            "SELECT {cols} FROM {rel} WHERE org_id = $1 AND bucket >= ${lo} AND bucket < ${}{cond}",
+            lo + 1,
+            rel = agentops_runtime::storage::family_level(family, width),
         )
     };
     [
@@ -259,7 +261,7 @@ pub(crate) async fn overview_totals(
             // DISTINCT by hashing, not count(DISTINCT)'s sort.
             build(format!(
                 "SELECT count(*)::int8 FROM (SELECT DISTINCT agent_id FROM ({}) d) d",
-                span_rows_at("agg", "agent_id", 10)
+                span_rows_at("agg_agent", "agent_id", 10)
             ))
         }),
     };

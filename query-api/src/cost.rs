@@ -25,6 +25,7 @@
 use std::collections::HashMap;
 
 use agentops_runtime::keys::Scope;
+use agentops_runtime::storage;
 use agentops_schemas::histogram;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method};
@@ -112,15 +113,16 @@ fn window(raw: Option<&str>, max: i64) -> Result<(String, i64), ApiError> {
         })
 }
 
-/// `bucket=`: its width and the aggregate level its points are read from.
+/// `bucket=`: its width and the width of the aggregate level its points
+/// are read from (`1m`, `1h` or `1d`).
 fn bucket(raw: Option<&str>, window_secs: i64) -> Result<(String, i64, &'static str), ApiError> {
     let b = raw.unwrap_or("1h");
     let (secs, relation) = match b {
-        "1m" => (60, "agg_1m"),
-        "5m" => (300, "agg_1m"),
-        "15m" => (900, "agg_1m"),
-        "1h" => (3600, "agg_1h"),
-        "1d" => (86_400, "agg_1d"),
+        "1m" => (60, "1m"),
+        "5m" => (300, "1m"),
+        "15m" => (900, "1m"),
+        "1h" => (3600, "1h"),
+        "1d" => (86_400, "1d"),
         _ => {
             return Err(ApiError::BadParam {
                 field: "bucket",
@@ -206,7 +208,7 @@ async fn cost(
         Group::Column(_) => crate::window::MAX_WINDOW_SECS,
     };
     let (window, secs) = window(q.window.as_deref(), max)?;
-    let (bucket, bucket_secs, relation) = bucket(q.bucket.as_deref(), secs)?;
+    let (bucket, bucket_secs, level_width) = bucket(q.bucket.as_deref(), secs)?;
     let limit = limit_param(q.limit.as_deref(), 10, 25)?;
     let now = Utc::now();
     let start = now - Duration::seconds(secs);
@@ -217,6 +219,9 @@ async fn cost(
 
     let (groups, points): (Vec<GroupRow>, Vec<Point>) = match &group {
         Group::Column(col) => {
+            // The levels keyed by that column alone.
+            let family = storage::family_for(&[col]);
+            let relation = storage::family_level(family, level_width);
             let dim = format!("COALESCE(NULLIF({col}, ''), '{NONE}')");
             let source = format!(
                 "SELECT {dim} AS key, COALESCE(sum(cost_usd), 0)::float8 AS cost_usd,
@@ -225,7 +230,7 @@ async fn cost(
                         COALESCE(sum(unpriced_calls), 0)::int8 AS unpriced_calls
                  FROM ({}) a GROUP BY 1",
                 span_rows(
-                    "agg",
+                    family,
                     &format!(
                         "{col}, cost_usd, runs_completed, runs_failed, llm_calls, unpriced_calls"
                     )
@@ -236,20 +241,21 @@ async fn cost(
             for b in Span::new(breakdown_start, None, now).0 {
                 gq = gq.bind(b);
             }
-            let groups: Vec<GroupRow> = gq.bind(limit).fetch_all(&s.pool).await?;
-            let top = top_keys(&groups);
-            let points = sqlx::query_as(&format!(
+            // The points of every key, on a second connection while the
+            // groups are ranked (each reads the window's rows once); keys
+            // past the top ones are summed as `(other)` here.
+            let points_sql = format!(
                 "SELECT date_bin($3 * interval '1 second', bucket, TIMESTAMPTZ '2000-01-01') AS ts,
-                        CASE WHEN {dim} = ANY($4) THEN {dim} ELSE '{OTHER}' END AS key,
-                        COALESCE(sum(cost_usd), 0)::float8 AS cost_usd
+                        {dim} AS key, COALESCE(sum(cost_usd), 0)::float8 AS cost_usd
                  FROM {relation} WHERE org_id = $1 AND bucket >= $2 GROUP BY 1, 2"
-            ))
-            .bind(org)
-            .bind(first)
-            .bind(bucket_secs)
-            .bind(&top)
-            .fetch_all(&s.pool)
-            .await?;
+            );
+            let pq = sqlx::query_as::<_, Point>(&points_sql)
+                .bind(org)
+                .bind(first)
+                .bind(bucket_secs);
+            let (groups, points): (Vec<GroupRow>, Vec<Point>) =
+                futures::try_join!(gq.bind(limit).fetch_all(&s.pool), pq.fetch_all(&s.pool))?;
+            let points = other_summed(points, &top_keys(&groups));
             (groups, points)
         }
         Group::Tag(tag) => {
@@ -301,7 +307,7 @@ async fn cost(
         "SELECT provider, model, sum(unpriced_calls)::int8 AS calls FROM ({}) a
          GROUP BY provider, model HAVING sum(unpriced_calls) > 0
          ORDER BY calls DESC, provider, model LIMIT 100",
-        unpriced_span_rows("agg", "provider, model, unpriced_calls")
+        unpriced_span_rows("agg_model", "provider, model, unpriced_calls")
     );
     let mut uq = sqlx::query_as(&uq_sql).bind(org);
     for b in Span::new(breakdown_start, None, now).0 {
@@ -349,6 +355,25 @@ fn top_keys(groups: &[GroupRow]) -> Vec<String> {
         .filter(|g| g.key != OTHER)
         .map(|g| g.key.clone())
         .collect()
+}
+
+/// `points` with the keys not in `top` summed as `(other)` per point.
+fn other_summed(points: Vec<Point>, top: &[String]) -> Vec<Point> {
+    let mut out: Vec<Point> = Vec::new();
+    let mut other: std::collections::BTreeMap<DateTime<Utc>, f64> = Default::default();
+    for p in points {
+        if top.contains(&p.key) {
+            out.push(p);
+        } else {
+            *other.entry(p.ts).or_default() += p.cost_usd;
+        }
+    }
+    out.extend(other.into_iter().map(|(ts, cost_usd)| Point {
+        ts,
+        key: OTHER.to_owned(),
+        cost_usd,
+    }));
+    out
 }
 
 /// Every key at every point from `first` to `now`, `0` where nothing was spent.
@@ -463,10 +488,34 @@ mod tests {
         assert_eq!(window(None, 86_400 * 90).unwrap().1, 86_400);
         assert_eq!(field(window(Some("31d"), MAX_TAG_WINDOW_SECS)), "window");
         assert_eq!(field(window(Some("1y"), 86_400 * 90)), "window");
-        assert_eq!(bucket(None, 86_400).unwrap().2, "agg_1h");
+        assert_eq!(bucket(None, 86_400).unwrap().2, "1h");
         assert_eq!(bucket(Some("5m"), 3600).unwrap().1, 300);
         assert_eq!(field(bucket(Some("1m"), 86_400)), "bucket");
         assert_eq!(field(bucket(Some("2h"), 86_400)), "bucket");
+    }
+
+    #[test]
+    fn keys_past_the_top_are_summed_per_point() {
+        let t = |h: i64| DateTime::from_timestamp(h * 3600, 0).unwrap();
+        let p = |h: i64, key: &str, cost_usd: f64| Point {
+            ts: t(h),
+            key: key.into(),
+            cost_usd,
+        };
+        let got = other_summed(
+            vec![
+                p(0, "a", 1.0),
+                p(0, "b", 2.0),
+                p(0, "c", 0.5),
+                p(1, "c", 4.0),
+            ],
+            &["a".to_owned()],
+        );
+        let got: Vec<(i64, &str, f64)> = got
+            .iter()
+            .map(|p| (p.ts.timestamp() / 3600, p.key.as_str(), p.cost_usd))
+            .collect();
+        assert_eq!(got, [(0, "a", 1.0), (0, OTHER, 2.5), (1, OTHER, 4.0)]);
     }
 
     #[test]

@@ -494,7 +494,7 @@ async fn unknown(
     let rows: Vec<UnknownRow> = sqlx::query_as(
         "SELECT provider, model, sum(unpriced_calls)::int8 AS unpriced_calls,
                 min(bucket) AS first_seen, max(bucket) AS last_seen
-             FROM agg_1h
+             FROM agg_model_1h
              WHERE org_id = $1 AND bucket >= $2 AND unpriced_calls > 0
              GROUP BY provider, model
              ORDER BY unpriced_calls DESC, model, provider",

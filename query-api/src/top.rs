@@ -159,6 +159,8 @@ async fn top(
         _ => "agent_id",
     };
     let order = if by == "runs" { "runs" } else { "cost_usd" };
+    // The level keyed by that column alone (a row per key and hour or day).
+    let family = storage::family_for(&[column]);
     // Two passes: rank every key on narrow sums, then merge the 80
     // histogram columns of the chosen few only.
     let rank = format!(
@@ -169,7 +171,7 @@ async fn top(
          FROM ({rows}) a WHERE {column} IS NOT NULL AND {column} <> ''
          GROUP BY {column} ORDER BY {order} DESC, key LIMIT $8",
         rows = span_rows(
-            "agg",
+            family,
             &format!("{column}, runs_completed, runs_failed, cost_usd")
         ),
     );
@@ -177,7 +179,7 @@ async fn top(
         "SELECT {column} AS key, {hist} AS histogram FROM ({rows}) a
          WHERE {column} = ANY($8) GROUP BY {column}",
         hist = storage::merged_histogram_sql(),
-        rows = span_rows("agg", &format!("{column}, {}", hist_columns())),
+        rows = span_rows(family, &format!("{column}, {}", hist_columns())),
     );
     let now = Utc::now();
     let span = chrono::Duration::seconds(secs);

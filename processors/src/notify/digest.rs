@@ -158,7 +158,7 @@ const TOP: &str = "
 SELECT agent_id, COALESCE(sum(cost_usd), 0)::float8 AS cost,
        COALESCE(sum(runs_completed + runs_failed), 0)::int8 AS runs,
        COALESCE(sum(runs_failed), 0)::int8 AS failed
-FROM agg_1d WHERE org_id = $1 AND bucket >= $2 AND bucket < $3
+FROM agg_agent_1d WHERE org_id = $1 AND bucket >= $2 AND bucket < $3
 GROUP BY agent_id ORDER BY cost DESC, agent_id LIMIT $4";
 
 fn midnight(d: NaiveDate) -> DateTime<Utc> {

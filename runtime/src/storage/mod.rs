@@ -7,7 +7,9 @@
 //! - `agg_1m`, `agg_1h`, `agg_1d`: counters per (org, bucket, agent, workflow,
 //!   provider, model) with run latency histogram bucket counts `lat_b00..`;
 //!   `agg_org_1m`, `agg_org_1h`, `agg_org_1d`: the same columns per (org,
-//!   bucket) only, for what is read for the whole org (see [`LEVELS`]).
+//!   bucket) only, for what is read for the whole org; `agg_agent_1h`/`_1d`,
+//!   `agg_workflow_1h`/`_1d`, `agg_model_1h`/`_1d` (provider, model): per
+//!   one dimension, for breakdowns by it (see [`LEVELS`], [`family_for`]).
 //! - `runs`, `agents`: maintained by the projection workers in both modes.
 //!
 //! **TimescaleDB mode** (the extension can be created): `events` is a
@@ -42,9 +44,10 @@ pub use partitions::{
     partitioned, Partitioned, Period,
 };
 pub use schema::{
-    agents_from_events_sql, aggregates, hist_column, levels_from_events_sql, merged_histogram_sql,
-    relation, runs_from_events_sql, AggColumn, ColumnKind, Level, DIMENSIONS, LEVELS, RUN_LIST_CAP,
-    RUN_TAGS_CAP, RUN_TAG_KEY_MAX, RUN_TAG_VALUE_MAX,
+    agents_from_events_sql, aggregates, family_for, family_level, hist_column,
+    levels_from_events_sql, merged_histogram_sql, relation, runs_from_events_sql, AggColumn,
+    ColumnKind, Counted, Level, Measure, DIMENSIONS, FAMILIES, LEVELS, RUN_LIST_CAP, RUN_TAGS_CAP,
+    RUN_TAG_KEY_MAX, RUN_TAG_VALUE_MAX, TOKENS,
 };
 use schema::{
     agg_table_ddl, cagg_ddl, level_from_level_sql, refresh_policy, unpriced_index_ddl,
@@ -313,12 +316,12 @@ async fn setup_postgres(conn: &mut PgConnection) -> Result<()> {
             }
             continue;
         }
-        if !l.dims.is_empty() {
+        if l.dims == DIMENSIONS {
             exec(conn, &agg_table_ddl(l)).await?;
             continue;
         }
         // A database from before this level: create it and fill it from the
-        // dimensioned level of its width in one transaction, holding the
+        // four-key level of its width in one transaction, holding the
         // projection lock exclusively so no batch lands in between (it would
         // be counted twice).
         let from = same_width(l);
@@ -461,11 +464,12 @@ async fn sparse_histograms(conn: &mut PgConnection, table: &str) -> Result<()> {
     Ok(())
 }
 
-/// The dimensioned level of `l`'s width (what an org level sums up).
+/// The four-key level of `l`'s width (what an org or one-dimension level
+/// sums up).
 fn same_width(l: &Level) -> &'static str {
     LEVELS
         .iter()
-        .find(|x| x.width == l.width && !x.dims.is_empty())
+        .find(|x| x.width == l.width && x.dims == DIMENSIONS)
         .map_or("agg_1m", |x| x.name)
 }
 
@@ -722,7 +726,10 @@ mod tests {
             .map(|l| cagg_compress_after_hours(l, &cfg))
             .collect();
         // Late window 168 h: refreshes start 169 h, 171 h and 240 h back.
-        assert_eq!(hours, [193, 195, 264, 193, 195, 264]);
+        assert_eq!(
+            hours,
+            [193, 195, 264, 193, 195, 264, 195, 264, 195, 264, 195, 264]
+        );
         let late = StorageConfig {
             compress_after_days: 30,
             ..cfg

@@ -227,11 +227,14 @@ mod tests {
                 ("agg_1h", Period::Month),
                 ("agg_org_1m", Period::Day),
                 ("agg_org_1h", Period::Month),
+                ("agg_agent_1h", Period::Month),
+                ("agg_workflow_1h", Period::Month),
+                ("agg_model_1h", Period::Month),
             ]
         );
         let cfg = StorageConfig::default();
         let kept: Vec<u32> = partitioned().map(|p| p.retention_days(&cfg)).collect();
-        assert_eq!(kept, [30, 35, 400, 35, 400]);
+        assert_eq!(kept, [30, 35, 400, 35, 400, 400, 400, 400]);
     }
 
     #[test]

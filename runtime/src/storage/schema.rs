@@ -60,26 +60,29 @@ pub struct AggColumn {
     pub kind: ColumnKind,
     /// Aggregate expression over rows shaped like `events`.
     pub from_events: String,
+    /// The same for one event, in Rust.
+    pub measure: Measure,
 }
 
 fn count_where(cond: &str) -> String {
     format!("count(*) FILTER (WHERE {cond})")
 }
 
-/// Every aggregate column, in table order: counters, tokens, cost, then the
-/// run latency histogram (`lat_b00` .. one per [`histogram::BUCKETS`]).
+/// Every aggregate column, in table order: counters, tokens, then the run
+/// latency histogram (`lat_b00` .. one per [`histogram::BUCKETS`]), cost.
 pub fn aggregates() -> &'static [AggColumn] {
     static COLS: OnceLock<Vec<AggColumn>> = OnceLock::new();
     COLS.get_or_init(|| {
         let mut cols = Vec::new();
-        let mut count = |name: &str, expr: String| {
+        let mut count = |name: &str, expr: String, measure: Measure| {
             cols.push(AggColumn {
                 name: name.into(),
                 kind: ColumnKind::Count,
                 from_events: expr,
+                measure,
             })
         };
-        count("events", "count(*)".into());
+        count("events", "count(*)".into(), Measure::Events);
         for (name, ty) in [
             ("runs_started", "run_started"),
             ("runs_completed", "run_completed"),
@@ -88,20 +91,23 @@ pub fn aggregates() -> &'static [AggColumn] {
             ("tool_calls", "tool_call"),
             ("heartbeats", "heartbeat"),
         ] {
-            count(name, count_where(&format!("type = '{ty}'")));
+            count(
+                name,
+                count_where(&format!("type = '{ty}'")),
+                Measure::Type(ty),
+            );
         }
         count(
             "errors",
             count_where("type = 'run_failed' OR status IN ('error', 'failed')"),
+            Measure::Errors,
         );
-        for t in [
-            "input_tokens",
-            "output_tokens",
-            "cache_read_tokens",
-            "cache_write_tokens",
-            "reasoning_tokens",
-        ] {
-            count(t, format!("COALESCE(sum({t}), 0)::int8"));
+        for (i, t) in TOKENS.iter().enumerate() {
+            count(
+                t,
+                format!("COALESCE(sum({t}), 0)::int8"),
+                Measure::Tokens(i),
+            );
         }
         count(
             "unpriced_calls",
@@ -110,21 +116,90 @@ pub fn aggregates() -> &'static [AggColumn] {
                  + COALESCE(cache_read_tokens, 0) + COALESCE(cache_write_tokens, 0) \
                  + COALESCE(reasoning_tokens, 0) > 0",
             ),
+            Measure::Unpriced,
         );
         for i in 0..histogram::BUCKETS {
             cols.push(AggColumn {
                 name: hist_column(i),
                 kind: ColumnKind::SparseCount,
                 from_events: format!("NULLIF({}, 0)", count_where(&format!("lat_bucket = {i}"))),
+                measure: Measure::Latency(i),
             });
         }
         cols.push(AggColumn {
             name: "cost_usd".into(),
             kind: ColumnKind::Float,
             from_events: "COALESCE(sum(cost_usd), 0)::float8".into(),
+            measure: Measure::Cost,
         });
         cols
     })
+}
+
+/// The token columns of `events`, in [`Counted::tokens`] order.
+pub const TOKENS: [&str; 5] = [
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "reasoning_tokens",
+];
+
+/// What an aggregate column adds up for one event: its
+/// [`AggColumn::from_events`] evaluated on one row, so that a writer can
+/// fold a batch's deltas before it touches the database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Measure {
+    /// Every event.
+    Events,
+    /// Events of this `type`.
+    Type(&'static str),
+    /// A failed run or an event with status `error` / `failed`.
+    Errors,
+    /// The token count of [`TOKENS`]`[i]`.
+    Tokens(usize),
+    /// An LLM call with tokens and no cost (no price for its model).
+    Unpriced,
+    /// A finished run in latency histogram bucket `i`.
+    Latency(usize),
+    /// The cost (the float column).
+    Cost,
+}
+
+/// The fields of an event the aggregates read.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Counted<'a> {
+    pub event_type: &'a str,
+    pub status: Option<&'a str>,
+    /// In [`TOKENS`] order.
+    pub tokens: [Option<i64>; 5],
+    pub cost_usd: Option<f64>,
+    /// The run latency's histogram bucket (finished runs only).
+    pub lat_bucket: Option<i16>,
+}
+
+impl Measure {
+    /// This column's count for one event (0 for [`Measure::Cost`]: see
+    /// [`Counted::cost_usd`]).
+    pub fn count(&self, e: &Counted<'_>) -> i64 {
+        let hit = |b: bool| i64::from(b);
+        match *self {
+            Measure::Events => 1,
+            Measure::Type(t) => hit(e.event_type == t),
+            Measure::Errors => {
+                hit(e.event_type == "run_failed" || matches!(e.status, Some("error" | "failed")))
+            }
+            Measure::Tokens(i) => e.tokens.get(i).copied().flatten().unwrap_or(0),
+            Measure::Unpriced => hit(e.cost_usd.is_none()
+                && e.tokens
+                    .iter()
+                    .map(|t| t.unwrap_or(0))
+                    .fold(0i64, i64::saturating_add)
+                    > 0),
+            Measure::Latency(i) => hit(e.lat_bucket.is_some_and(|b| b as usize == i)),
+            Measure::Cost => 0,
+        }
+    }
 }
 
 /// Most models (and, separately, providers) kept on a run.
@@ -193,18 +268,79 @@ const fn level(
 
 /// Every aggregate level, each after the one it is built from:
 /// - `agg_1m`, `agg_1h`, `agg_1d`: per org × agent × workflow × provider ×
-///   model (breakdowns, scoped budgets and rules, agent pages);
+///   model (scoped rules and budgets that combine dimensions, the edges of
+///   every breakdown's window);
 /// - `agg_org_1m`, `agg_org_1h`, `agg_org_1d`: per org only (the overview,
 ///   its series and comparisons, org budgets, the HUD, digests): one row per
-///   bucket, whatever the size of the fleet.
-pub const LEVELS: [Level; 6] = [
+///   bucket, whatever the size of the fleet;
+/// - `agg_agent_*`, `agg_workflow_*`, `agg_model_*` (provider × model), per
+///   hour and day: what breakdowns by one dimension read (top agents, the
+///   cost explorer, agent pages, budgets scoped to one of them): a few rows
+///   per bucket where the four-key level has one per combination. Their
+///   minutes are the four-key `agg_1m` ([`family_level`]). In TimescaleDB
+///   mode the hour ones are built on `agg_1m` and the day ones on `agg_1h`
+///   (a continuous aggregate cannot sit on one of the same width).
+pub const LEVELS: [Level; 12] = [
     level("agg_1m", "1 minute", None, DIMENSIONS),
     level("agg_1h", "1 hour", Some("agg_1m"), DIMENSIONS),
     level("agg_1d", "1 day", Some("agg_1h"), DIMENSIONS),
     level("agg_org_1m", "1 minute", None, &[]),
     level("agg_org_1h", "1 hour", Some("agg_org_1m"), &[]),
     level("agg_org_1d", "1 day", Some("agg_org_1h"), &[]),
+    level("agg_agent_1h", "1 hour", Some("agg_1m"), &["agent_id"]),
+    level("agg_agent_1d", "1 day", Some("agg_1h"), &["agent_id"]),
+    level(
+        "agg_workflow_1h",
+        "1 hour",
+        Some("agg_1m"),
+        &["workflow_id"],
+    ),
+    level("agg_workflow_1d", "1 day", Some("agg_1h"), &["workflow_id"]),
+    level(
+        "agg_model_1h",
+        "1 hour",
+        Some("agg_1m"),
+        &["provider", "model"],
+    ),
+    level(
+        "agg_model_1d",
+        "1 day",
+        Some("agg_1h"),
+        &["provider", "model"],
+    ),
 ];
+
+/// The families of levels (`{family}_1m`/`_1h`/`_1d`) and their key
+/// columns besides `org_id` and `bucket`, narrowest first.
+pub const FAMILIES: [(&str, &[&str]); 5] = [
+    ("agg_org", &[]),
+    ("agg_workflow", &["workflow_id"]),
+    ("agg_agent", &["agent_id"]),
+    ("agg_model", &["provider", "model"]),
+    ("agg", DIMENSIONS),
+];
+
+/// The narrowest family whose rows are keyed by every one of `columns`
+/// (dimension columns): what a read grouped or filtered by them scans.
+/// `family_for(&["agent_id"])` is `agg_agent`; `&["provider"]` is
+/// `agg_model`; `&[]` is `agg_org`; `&["agent_id", "model"]` is `agg`.
+pub fn family_for(columns: &[&str]) -> &'static str {
+    FAMILIES
+        .iter()
+        .find(|(_, dims)| columns.iter().all(|c| dims.contains(c)))
+        .map_or("agg", |(f, _)| f)
+}
+
+/// The relation of `family` at `width` (`1m`, `1h`, `1d`): the one-dimension
+/// families have no minute level of their own and read the four-key
+/// `agg_1m` (holding their columns) there.
+pub fn family_level(family: &str, width: &str) -> String {
+    if width == "1m" && !matches!(family, "agg" | "agg_org") {
+        relation("agg", width)
+    } else {
+        relation(family, width)
+    }
+}
 
 /// The relation of a family (`agg` dimensioned, `agg_org` per org) at a
 /// width: `relation("agg_org", "1h")` is `agg_org_1h`.
@@ -462,7 +598,7 @@ pub(super) fn agg_table_ddl(l: &Level) -> String {
 /// of every row of their window. An update leaving `unpriced_calls` as it
 /// was stays HOT.
 pub(super) fn unpriced_index_ddl(l: &Level) -> Option<String> {
-    (!l.dims.is_empty()).then(|| {
+    (l.dims == DIMENSIONS).then(|| {
         format!(
             "CREATE INDEX IF NOT EXISTS {0}_unpriced ON {0} (org_id, bucket) WHERE unpriced_calls > 0",
             l.name
@@ -536,7 +672,9 @@ mod tests {
                 )),
                 "{s}"
             );
-            assert_eq!(s.contains("agent_id"), !l.dims.is_empty(), "{s}");
+            for d in DIMENSIONS {
+                assert_eq!(s.contains(d), l.dims.contains(d), "{s}");
+            }
         }
         // Every aggregate column is written, with the writer's expression at
         // the bottom levels.
@@ -554,10 +692,33 @@ mod tests {
             if let Some(b) = l.below {
                 let j = LEVELS.iter().position(|x| x.name == b).unwrap();
                 assert!(j < i, "{} before {b}", l.name);
-                assert_eq!(LEVELS[j].dims, l.dims, "{}", l.name);
+                let below = &LEVELS[j];
+                assert!(l.dims.iter().all(|d| below.dims.contains(d)), "{}", l.name);
+                // TimescaleDB builds a continuous aggregate only on a finer one.
+                assert_ne!(below.width, l.width, "{}", l.name);
             }
         }
         assert_eq!(relation("agg_org", "1h"), "agg_org_1h");
+    }
+
+    #[test]
+    fn every_family_has_its_hour_and_day_levels() {
+        for (family, dims) in FAMILIES {
+            for w in ["1m", "1h", "1d"] {
+                let rel = family_level(family, w);
+                let l = LEVELS.iter().find(|l| l.name == rel).expect(&rel);
+                assert!(dims.iter().all(|d| l.dims.contains(d)), "{rel}");
+            }
+        }
+        assert_eq!(family_for(&["agent_id"]), "agg_agent");
+        assert_eq!(family_for(&["workflow_id"]), "agg_workflow");
+        assert_eq!(family_for(&["provider"]), "agg_model");
+        assert_eq!(family_for(&["provider", "model"]), "agg_model");
+        assert_eq!(family_for(&[]), "agg_org");
+        assert_eq!(family_for(&["agent_id", "workflow_id"]), "agg");
+        assert_eq!(family_level("agg_agent", "1m"), "agg_1m");
+        assert_eq!(family_level("agg_agent", "1d"), "agg_agent_1d");
+        assert_eq!(family_level("agg_org", "1m"), "agg_org_1m");
     }
 
     #[test]
