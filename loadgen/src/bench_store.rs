@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use agentops_projections::Writer;
 use agentops_runtime::config::DatabaseConfig;
+use agentops_runtime::copy::CopyBinary;
 use agentops_runtime::storage::{self, Mode, ModeChoice, StorageConfig};
 use agentops_schemas::{histogram, AgentEvent};
 use anyhow::{ensure, Context, Result};
@@ -113,59 +114,28 @@ fn synthetic(n: usize, agents: usize, span: chrono::Duration) -> Vec<AgentEvent>
     out
 }
 
-// ---- binary COPY encoding of `events` rows -------------------------------
-
-const PG_EPOCH_US: i64 = 946_684_800_000_000;
-
-fn field(buf: &mut Vec<u8>, bytes: Option<&[u8]>) {
-    match bytes {
-        None => buf.extend_from_slice(&(-1i32).to_be_bytes()),
-        Some(b) => {
-            buf.extend_from_slice(&(b.len() as i32).to_be_bytes());
-            buf.extend_from_slice(b);
-        }
-    }
-}
-
-fn text(buf: &mut Vec<u8>, s: Option<&str>) {
-    field(buf, s.map(str::as_bytes));
-}
-
-fn int8(buf: &mut Vec<u8>, v: Option<i64>) {
-    field(buf, v.map(i64::to_be_bytes).as_ref().map(|b| &b[..]));
-}
-
-fn tstz(buf: &mut Vec<u8>, us: Option<i64>) {
-    int8(buf, us.map(|u| u - PG_EPOCH_US));
-}
-
 /// One COPY BINARY payload holding `events` as rows of the events table.
 fn copy_payload(events: &[AgentEvent]) -> Vec<u8> {
-    let mut buf = Vec::with_capacity(events.len() * 400);
-    buf.extend_from_slice(b"PGCOPY\n\xff\r\n\0");
-    buf.extend_from_slice(&0i32.to_be_bytes());
-    buf.extend_from_slice(&0i32.to_be_bytes());
+    let mut c = CopyBinary::with_capacity(events.len() * 400);
     for e in events {
-        buf.extend_from_slice(&26i16.to_be_bytes());
+        c.row(26);
         let id = uuid::Uuid::parse_str(&e.event_id).unwrap_or_default();
-        field(&mut buf, Some(id.as_bytes()));
-        text(&mut buf, Some(&e.org_id));
-        tstz(&mut buf, Some(e.timestamp));
-        text(&mut buf, Some(&e.agent_id));
-        text(&mut buf, e.workflow_id.as_deref());
-        text(&mut buf, e.run_id.as_deref());
-        text(&mut buf, Some(&e.event_type));
-        text(&mut buf, e.status.as_deref());
-        int8(&mut buf, e.latency_ms);
-        let bucket = matches!(e.event_type.as_str(), "run_completed" | "run_failed")
-            .then(|| {
-                e.latency_ms
-                    .map(|l| (histogram::bucket_of(l) as i16).to_be_bytes())
-            })
-            .flatten();
-        field(&mut buf, bucket.as_ref().map(|b| &b[..]));
-        text(&mut buf, e.provider.as_deref());
-        text(&mut buf, e.model.as_deref());
+        c.field(Some(id.as_bytes()));
+        c.text(Some(&e.org_id));
+        c.timestamptz(Some(e.timestamp));
+        c.text(Some(&e.agent_id));
+        c.text(e.workflow_id.as_deref());
+        c.text(e.run_id.as_deref());
+        c.text(Some(&e.event_type));
+        c.text(e.status.as_deref());
+        c.int8(e.latency_ms);
+        c.int2(
+            matches!(e.event_type.as_str(), "run_completed" | "run_failed")
+                .then(|| e.latency_ms.map(|l| histogram::bucket_of(l) as i16))
+                .flatten(),
+        );
+        c.text(e.provider.as_deref());
+        c.text(e.model.as_deref());
         for t in [
             e.input_tokens,
             e.output_tokens,
@@ -173,28 +143,21 @@ fn copy_payload(events: &[AgentEvent]) -> Vec<u8> {
             e.cache_write_tokens,
             e.reasoning_tokens,
         ] {
-            int8(&mut buf, t);
+            c.int8(t);
         }
-        field(
-            &mut buf,
-            e.cost_usd
-                .map(|c| c.to_bits().to_be_bytes())
-                .as_ref()
-                .map(|b| &b[..]),
-        );
-        text(&mut buf, e.cost_source.as_deref());
-        text(&mut buf, e.tool_name.as_deref());
-        text(&mut buf, e.error_type.as_deref());
-        text(&mut buf, e.error_message.as_deref());
-        text(&mut buf, e.trace_id.as_deref());
-        text(&mut buf, e.span_id.as_deref());
+        c.float8(e.cost_usd);
+        c.text(e.cost_source.as_deref());
+        c.text(e.tool_name.as_deref());
+        c.text(e.error_type.as_deref());
+        c.text(e.error_message.as_deref());
+        c.text(e.trace_id.as_deref());
+        c.text(e.span_id.as_deref());
         let mut json = vec![1u8];
         json.extend_from_slice(&serde_json::to_vec(&e.attributes).unwrap_or_default());
-        field(&mut buf, Some(&json));
-        tstz(&mut buf, e.ingested_at);
+        c.field(Some(&json));
+        c.timestamptz(e.ingested_at);
     }
-    buf.extend_from_slice(&(-1i16).to_be_bytes());
-    buf
+    c.finish()
 }
 
 /// Writer rows/s vs raw binary COPY rows/s, in one run.

@@ -2,9 +2,9 @@
 //! offsets.
 
 use std::collections::HashSet;
-use std::fmt::Write as _;
 use std::sync::OnceLock;
 
+use agentops_runtime::copy::CopyBinary;
 use agentops_runtime::storage::{self, ColumnKind, Mode, LEVELS, PROJECTION_LOCK};
 use agentops_schemas::{correction, histogram, AgentEvent, EventType};
 use chrono::{DateTime, NaiveDate, Utc};
@@ -49,54 +49,61 @@ fn insert_sql() -> &'static str {
     SQL.get_or_init(|| format!("{INSERT_EVENTS} RETURNING event_id, org_id, ts"))
 }
 
-/// Plain mode: one statement adds a batch's deltas, folded in the worker
-/// per level and key ([`Deltas`]), to every aggregate level: one upsert per
-/// touched row, rows in key order (concurrent workers lock them in the same
-/// order), the same columns the continuous aggregates define.
+/// Plain mode: a session's table of a batch's deltas, one row per level
+/// and key ([`Deltas`]), copied in binary and emptied at commit. Not logged,
+/// never seen by another session.
+fn deltas_ddl() -> &'static str {
+    static SQL: OnceLock<String> = OnceLock::new();
+    SQL.get_or_init(|| {
+        let cols: Vec<String> = storage::aggregates()
+            .iter()
+            .map(|c| {
+                let ty = if c.kind == ColumnKind::Float {
+                    "float8"
+                } else {
+                    "int8"
+                };
+                format!("{} {ty}", c.name)
+            })
+            .collect();
+        let dims: Vec<String> = storage::DIMENSIONS
+            .iter()
+            .map(|d| format!("{d} text"))
+            .collect();
+        format!(
+            "CREATE TEMP TABLE agg_deltas (level int2, org_id text, bucket timestamptz, {}, {})
+             ON COMMIT DELETE ROWS",
+            dims.join(", "),
+            cols.join(", ")
+        )
+    })
+}
+
+/// Plain mode: one statement adds the copied deltas to every aggregate
+/// level: one upsert per touched row, rows in key order (concurrent workers
+/// lock them in the same order), the same columns the continuous
+/// aggregates define.
 fn levels_sql() -> &'static str {
     static SQL: OnceLock<String> = OnceLock::new();
     SQL.get_or_init(|| {
         let cols = storage::aggregates();
         let names: Vec<&str> = cols.iter().map(|c| c.name.as_str()).collect();
         let updates: Vec<String> = cols.iter().map(|c| c.merge_sql()).collect();
-        let arrays: Vec<String> = cols
-            .iter()
-            .enumerate()
-            .map(|(i, c)| {
-                let ty = if c.kind == ColumnKind::Float {
-                    "float8"
-                } else {
-                    "int8"
-                };
-                format!("${}::{ty}[]", i + 8)
-            })
-            .collect();
-        let mut sql = format!(
-            "WITH d AS MATERIALIZED (
-    SELECT * FROM UNNEST($1::int2[], $2::text[], $3::timestamptz[], $4::text[], $5::text[],
-        $6::text[], $7::text[], {arrays})
-        AS d(level, org_id, bucket, {dims}, {names}))",
-            arrays = arrays.join(", "),
-            dims = storage::DIMENSIONS.join(", "),
-            names = names.join(", "),
-        );
+        let mut parts = Vec::new();
         for (i, l) in LEVELS.iter().enumerate() {
             let dims = l.dims_list("");
-            let _ = write!(
-                sql,
-                ",
-a{i} AS (
+            parts.push(format!(
+                "a{i} AS (
     INSERT INTO {name} AS a (org_id, bucket{dims}, {names})
-    SELECT org_id, bucket{dims}, {names} FROM d WHERE level = {i}
+    SELECT org_id, bucket{dims}, {names} FROM agg_deltas WHERE level = {i}
     ORDER BY org_id, bucket{dims}
     ON CONFLICT ON CONSTRAINT {name}_key DO UPDATE SET {updates})",
                 name = l.name,
                 names = names.join(", "),
                 updates = updates.join(", "),
-            );
+            ));
         }
-        sql.push_str("\nSELECT count(*) FROM d");
-        sql
+        format!("WITH {}\nSELECT 1", parts.join(",\n"))
     })
 }
 
@@ -171,43 +178,49 @@ impl<'a> Deltas<'a> {
         Self { levels }
     }
 
-    /// Add every level's rows (one statement).
-    async fn apply(&self, tx: &mut PgConnection) -> Result<(), sqlx::Error> {
+    /// The rows as a binary COPY payload for `agg_deltas`.
+    fn copy_payload(&self) -> Vec<u8> {
         let cols = storage::aggregates();
         let n: usize = self.levels.iter().map(|l| l.len()).sum();
-        let mut level: Vec<i16> = Vec::with_capacity(n);
-        let mut org: Vec<&str> = Vec::with_capacity(n);
-        let mut bucket: Vec<DateTime<Utc>> = Vec::with_capacity(n);
-        let mut dims: [Vec<Option<&str>>; 4] = Default::default();
-        let mut values: Vec<Vec<Option<i64>>> = vec![Vec::with_capacity(n); cols.len()];
-        let mut cost: Vec<f64> = Vec::with_capacity(n);
+        let mut c = CopyBinary::with_capacity(n * 300);
         for (i, rows) in self.levels.iter().enumerate() {
-            for ((o, b, d), (sums, c)) in rows {
-                level.push(i as i16);
-                org.push(o);
-                bucket.push(ts(*b));
-                for (v, x) in dims.iter_mut().zip(d) {
-                    v.push(*x);
+            for ((org, bucket, dims), (sums, cost)) in rows {
+                c.row((3 + dims.len() + cols.len()) as i16);
+                c.int2(Some(i as i16));
+                c.text(Some(org));
+                c.timestamptz(Some(*bucket));
+                for d in dims {
+                    c.text(*d);
                 }
-                for ((col, v), s) in cols.iter().zip(values.iter_mut()).zip(sums) {
-                    // Sparse columns hold NULL, never 0.
-                    v.push((col.kind == ColumnKind::Count || *s != 0).then_some(*s));
+                for (col, s) in cols.iter().zip(sums) {
+                    match col.kind {
+                        ColumnKind::Float => c.float8(Some(*cost)),
+                        ColumnKind::Count => c.int8(Some(*s)),
+                        // Sparse columns hold NULL, never 0.
+                        ColumnKind::SparseCount => c.int8((*s != 0).then_some(*s)),
+                    }
                 }
-                cost.push(*c);
             }
         }
-        let mut q = sqlx::query(levels_sql()).bind(level).bind(org).bind(bucket);
-        for d in dims {
-            q = q.bind(d);
+        c.finish()
+    }
+
+    /// Add every level's rows: copied into the session's `agg_deltas`, then
+    /// one statement.
+    async fn apply(&self, tx: &mut PgConnection) -> Result<(), sqlx::Error> {
+        let exists: bool =
+            sqlx::query_scalar("SELECT to_regclass('pg_temp.agg_deltas') IS NOT NULL")
+                .fetch_one(&mut *tx)
+                .await?;
+        if !exists {
+            sqlx::raw_sql(deltas_ddl()).execute(&mut *tx).await?;
         }
-        for (col, v) in cols.iter().zip(values) {
-            q = if col.kind == ColumnKind::Float {
-                q.bind(&cost)
-            } else {
-                q.bind(v)
-            };
-        }
-        q.execute(&mut *tx).await?;
+        let mut copy = tx
+            .copy_in_raw("COPY agg_deltas FROM STDIN (FORMAT binary)")
+            .await?;
+        copy.send(self.copy_payload()).await?;
+        copy.finish().await?;
+        sqlx::query(levels_sql()).execute(&mut *tx).await?;
         Ok(())
     }
 }
@@ -434,7 +447,7 @@ mod tests {
             let name = l.name;
             assert!(sql.contains(&format!("INSERT INTO {name} AS a")), "{name}");
             assert!(
-                sql.contains(&format!("FROM d WHERE level = {i}\n")),
+                sql.contains(&format!("FROM agg_deltas WHERE level = {i}\n")),
                 "{name}"
             );
             assert!(sql.contains(&format!("ON CONFLICT ON CONSTRAINT {name}_key")));
@@ -447,10 +460,10 @@ mod tests {
             "lat_b79 = COALESCE(a.lat_b79 + EXCLUDED.lat_b79, a.lat_b79, EXCLUDED.lat_b79)"
         ));
         assert!(sql.contains("events = a.events + EXCLUDED.events"));
-        // One array per aggregate column after the seven key arrays.
-        let last = 7 + storage::aggregates().len();
-        assert!(sql.contains(&format!("${last}::float8[]")), "{sql}");
-        assert!(!sql.contains(&format!("${}::", last + 1)));
+        let ddl = deltas_ddl();
+        for c in storage::aggregates() {
+            assert!(ddl.contains(&format!(" {} ", c.name)), "{}", c.name);
+        }
     }
 
     #[test]

@@ -7,6 +7,7 @@
 
 pub mod api_error;
 pub mod config;
+pub mod copy;
 pub mod db;
 pub mod http;
 pub mod kafka;
