@@ -249,7 +249,7 @@ pub async fn projections(o: ProjectionsOptions) -> Result<()> {
     let what = if o.timescale_path {
         "events + runs + agents + offsets per transaction: the TimescaleDB-mode path"
     } else {
-        "events + the six aggregate levels + runs + agents + offsets per transaction"
+        "events + the twelve aggregate levels + runs + agents + offsets per transaction"
     };
     println!("projection writer: {w:.0} rows/s ({writer_secs:.2} s; {what})");
     println!("raw binary COPY:   {c:.0} rows/s ({copy_secs:.2} s; events_copy, same columns and indexes)");

@@ -241,21 +241,39 @@ async fn cost(
             for b in Span::new(breakdown_start, None, now).0 {
                 gq = gq.bind(b);
             }
-            // The points of every key, on a second connection while the
-            // groups are ranked (each reads the window's rows once); keys
-            // past the top ones are summed as `(other)` here.
-            let points_sql = format!(
+            let groups: Vec<GroupRow> = gq.bind(limit).fetch_all(&s.pool).await?;
+            let top = top_keys(&groups);
+            // The named keys' points read through the index (the key is in
+            // it: a few rows per point, not every key's); `(other)` is the
+            // org's spend per point (its own level) less theirs.
+            let mut points: Vec<Point> = sqlx::query_as(&format!(
                 "SELECT date_bin($3 * interval '1 second', bucket, TIMESTAMPTZ '2000-01-01') AS ts,
                         {dim} AS key, COALESCE(sum(cost_usd), 0)::float8 AS cost_usd
-                 FROM {relation} WHERE org_id = $1 AND bucket >= $2 GROUP BY 1, 2"
-            );
-            let pq = sqlx::query_as::<_, Point>(&points_sql)
+                 FROM {relation} WHERE org_id = $1 AND bucket >= $2
+                   AND ({col} = ANY($4) OR ($5 AND COALESCE({col}, '') = ''))
+                 GROUP BY 1, 2"
+            ))
+            .bind(org)
+            .bind(first)
+            .bind(bucket_secs)
+            .bind(&top)
+            .bind(top.iter().any(|k| k == NONE))
+            .fetch_all(&s.pool)
+            .await?;
+            if groups.iter().any(|g| g.key == OTHER) {
+                let totals: Vec<(DateTime<Utc>, f64)> = sqlx::query_as(&format!(
+                    "SELECT date_bin($3 * interval '1 second', bucket, TIMESTAMPTZ '2000-01-01'),
+                            COALESCE(sum(cost_usd), 0)::float8
+                     FROM {} WHERE org_id = $1 AND bucket >= $2 GROUP BY 1",
+                    storage::family_level("agg_org", level_width)
+                ))
                 .bind(org)
                 .bind(first)
-                .bind(bucket_secs);
-            let (groups, points): (Vec<GroupRow>, Vec<Point>) =
-                futures::try_join!(gq.bind(limit).fetch_all(&s.pool), pq.fetch_all(&s.pool))?;
-            let points = other_summed(points, &top_keys(&groups));
+                .bind(bucket_secs)
+                .fetch_all(&s.pool)
+                .await?;
+                points = with_other(points, &totals);
+            }
             (groups, points)
         }
         Group::Tag(tag) => {
@@ -357,23 +375,24 @@ fn top_keys(groups: &[GroupRow]) -> Vec<String> {
         .collect()
 }
 
-/// `points` with the keys not in `top` summed as `(other)` per point.
-fn other_summed(points: Vec<Point>, top: &[String]) -> Vec<Point> {
-    let mut out: Vec<Point> = Vec::new();
-    let mut other: std::collections::BTreeMap<DateTime<Utc>, f64> = Default::default();
-    for p in points {
-        if top.contains(&p.key) {
-            out.push(p);
-        } else {
-            *other.entry(p.ts).or_default() += p.cost_usd;
+/// `points` (the named keys') and per point `(other)`: the total less the
+/// named keys' spend (0 where that is only rounding).
+fn with_other(mut points: Vec<Point>, totals: &[(DateTime<Utc>, f64)]) -> Vec<Point> {
+    let mut named: HashMap<DateTime<Utc>, f64> = HashMap::new();
+    for p in &points {
+        *named.entry(p.ts).or_default() += p.cost_usd;
+    }
+    for (ts, total) in totals {
+        let rest = total - named.get(ts).copied().unwrap_or(0.0);
+        if rest > 1e-9 * total.abs().max(1.0) {
+            points.push(Point {
+                ts: *ts,
+                key: OTHER.to_owned(),
+                cost_usd: rest,
+            });
         }
     }
-    out.extend(other.into_iter().map(|(ts, cost_usd)| Point {
-        ts,
-        key: OTHER.to_owned(),
-        cost_usd,
-    }));
-    out
+    points
 }
 
 /// Every key at every point from `first` to `now`, `0` where nothing was spent.
@@ -495,27 +514,32 @@ mod tests {
     }
 
     #[test]
-    fn keys_past_the_top_are_summed_per_point() {
+    fn other_is_the_total_less_the_named_keys() {
         let t = |h: i64| DateTime::from_timestamp(h * 3600, 0).unwrap();
         let p = |h: i64, key: &str, cost_usd: f64| Point {
             ts: t(h),
             key: key.into(),
             cost_usd,
         };
-        let got = other_summed(
-            vec![
-                p(0, "a", 1.0),
-                p(0, "b", 2.0),
-                p(0, "c", 0.5),
-                p(1, "c", 4.0),
-            ],
-            &["a".to_owned()],
+        let got = with_other(
+            vec![p(0, "a", 1.0), p(0, "b", 2.0), p(1, "a", 0.1 + 0.2)],
+            &[(t(0), 3.5), (t(1), 0.3), (t(2), 4.0)],
         );
         let got: Vec<(i64, &str, f64)> = got
             .iter()
             .map(|p| (p.ts.timestamp() / 3600, p.key.as_str(), p.cost_usd))
             .collect();
-        assert_eq!(got, [(0, "a", 1.0), (0, OTHER, 2.5), (1, OTHER, 4.0)]);
+        // Hour 1: 0.3 - (0.1 + 0.2) is rounding, not spend.
+        assert_eq!(
+            got,
+            [
+                (0, "a", 1.0),
+                (0, "b", 2.0),
+                (1, "a", 0.1 + 0.2),
+                (0, OTHER, 0.5),
+                (2, OTHER, 4.0)
+            ]
+        );
     }
 
     #[test]
