@@ -68,6 +68,15 @@ pub async fn load_org(pool: &PgPool, org: &str, n: i64, agents: i64, days: i64) 
             .await
             .with_context(|| level.name)?;
     }
+    let tag_keys = storage::StorageConfig::default().tag_keys;
+    for sql in storage::tag_levels_from_events_sql() {
+        sqlx::query(&sql)
+            .bind(org)
+            .bind(&tag_keys)
+            .execute(&mut *conn)
+            .await
+            .context("per-tag levels")?;
+    }
     // Runs as the writer folds them.
     sqlx::query(storage::runs_from_events_sql())
         .bind(org)
@@ -150,6 +159,7 @@ pub async fn load_older(pool: &PgPool) -> Result<()> {
     let dims = |rel: &str| {
         storage::LEVELS
             .iter()
+            .chain(&storage::TAG_LEVELS)
             .find(|l| l.name == rel)
             .map(|l| l.dims_list(""))
             .unwrap_or_default()
@@ -162,11 +172,14 @@ pub async fn load_older(pool: &PgPool) -> Result<()> {
         .collect();
     let monthly = storage::partitioned().filter(|p| p.period == storage::Period::Month);
     storage::ensure_partitions_of(&mut *pool.acquire().await?, monthly, &days).await?;
-    let older = storage::LEVELS.iter().filter_map(|l| match l.width {
-        "1 day" => Some((l.name, 11)),
-        "1 hour" => Some((l.name, 2)),
-        _ => None,
-    });
+    let older = storage::LEVELS
+        .iter()
+        .chain(&storage::TAG_LEVELS)
+        .filter_map(|l| match l.width {
+            "1 day" => Some((l.name, 11)),
+            "1 hour" => Some((l.name, 2)),
+            _ => None,
+        });
     for (rel, months) in older {
         let dims = dims(rel);
         let sql = format!(
@@ -199,6 +212,7 @@ pub async fn load_older(pool: &PgPool) -> Result<()> {
     // partitions a 30-day window touches.
     for l in storage::LEVELS
         .iter()
+        .chain(&storage::TAG_LEVELS)
         .filter(|l| l.width == "1 hour" && !l.dims.is_empty())
     {
         let (rel, dims) = (l.name, l.dims_list(""));

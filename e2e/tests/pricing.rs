@@ -182,8 +182,14 @@ struct Snapshot {
 }
 
 async fn snapshot(pool: &PgPool) -> Result<Snapshot> {
+    snapshot_of(pool, &[]).await
+}
+
+/// [`snapshot`] with these levels after the aggregate ones (the per-tag
+/// levels, for events that carry a rolled-up attribute).
+async fn snapshot_of(pool: &PgPool, more: &[storage::Level]) -> Result<Snapshot> {
     let mut levels = Vec::new();
-    for storage::Level { name, .. } in storage::LEVELS {
+    for storage::Level { name, .. } in storage::LEVELS.iter().chain(more) {
         levels.push(
             sqlx::query_as(&format!(
                 "SELECT COALESCE(sum(events), 0)::int8, COALESCE(sum(llm_calls), 0)::int8,
@@ -570,12 +576,14 @@ async fn apply(pool: &PgPool, w: &mut Writer, events: &[AgentEvent], offset: i64
     Ok(a.corrected)
 }
 
+/// Every level's figures once TimescaleDB has refreshed, the per-tag
+/// levels' among them (the suite's events carry a rolled-up attribute).
 async fn settle(pool: &PgPool, mode: Mode) -> Result<Snapshot> {
     if mode == Mode::Timescaledb {
         let mut conn = pool.acquire().await?;
         storage::refresh_all(&mut conn).await?;
     }
-    snapshot(pool).await
+    snapshot_of(pool, &storage::TAG_LEVELS).await
 }
 
 async fn corrections_suite(url: &str, choice: ModeChoice, expect: Mode) -> Result<()> {
@@ -602,13 +610,23 @@ async fn corrections_suite(url: &str, choice: ModeChoice, expect: Mode) -> Resul
     let mut end = enriched_event(&org, "run_completed", "a1", "r1", t + Span::seconds(2));
     end.latency_ms = Some(2000);
     end.workflow_id = Some("wf".into());
-    let originals = vec![
+    let mut originals = vec![
         start,
         unknown.clone(),
         computed.clone(),
         client.clone(),
         end,
     ];
+    // A rolled-up tag (`database.storage.tag_keys` by default): the per-tag
+    // levels follow the corrections too.
+    for e in &mut originals {
+        e.attributes.insert("team".into(), "payments".into());
+    }
+    let (unknown, computed, client) = (
+        originals[1].clone(),
+        originals[2].clone(),
+        originals[3].clone(),
+    );
 
     let mut w = Writer::new(mode, "corr");
     apply(&pool, &mut w, &originals, 1).await?;

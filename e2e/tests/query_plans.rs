@@ -54,8 +54,10 @@ const AGENTS: i64 = 200;
 /// Relations that grow with traffic, with their partitions (`events_p…`,
 /// `agg_1m_p…`, `agg_1h_pre…`: plain mode partitions `events` and the
 /// minute and hour levels).
-const LARGE: [&str; 14] = [
+const LARGE: [&str; 16] = [
     "events",
+    "agg_agent_1h",
+    "agg_tag_1h",
     "agg_1m",
     "agg_1h",
     "agg_1d",
@@ -73,19 +75,19 @@ const LARGE: [&str; 14] = [
 
 /// Scans the test accepts, each with its reason: (endpoint label, relation
 /// prefix, reason), for a statement reading an event attribute
-/// (`attributes->>`) only. All three are the tag reads of raw events, which
-/// issue 15's item 1 replaces with a per-tag rollup; no index fits them (the
-/// tag key is the caller's, and the window covers most of each partition it
-/// reads), and partition pruning already keeps them to the window's days.
-const TAG_ROLLUP: &str = "a tag scope sums the raw events carrying the attribute over the \
-                          window's partitions; issue 15 item 1 (per-tag rollup) replaces it";
-const EXCEPTIONS: [(&str, &str, &str); 3] = [
-    ("cost by tag", "events_p", TAG_ROLLUP),
-    // The tag-scoped budget's spend (agentops_governance::spend).
-    ("budgets status", "events_p", TAG_ROLLUP),
-    // The agent page's covering budgets, the tag one among them.
-    ("agent detail", "events_p", TAG_ROLLUP),
-];
+/// (`attributes->>`) only. The cost explorer's tag groups read the raw
+/// events carrying the attribute; no index fits them (the tag key is the
+/// caller's, and the window covers most of each partition it reads), and
+/// partition pruning already keeps them to the window's days. Tag-scoped
+/// budgets and rules read the per-tag levels (`agg_tag_*`) instead: the
+/// budget status and the agent page's covering budgets are checked like
+/// every other read.
+const EXCEPTIONS: [(&str, &str, &str); 1] = [(
+    "cost by tag",
+    "events_p",
+    "the cost explorer's tag groups sum the raw events carrying the attribute over the \
+     window's partitions",
+)];
 
 fn is_large(rel: &str) -> bool {
     LARGE.iter().any(|l| {

@@ -148,6 +148,7 @@ fn expected_columns(level: &storage::Level) -> Vec<(String, String)> {
         "agg_agent" => &["agent_id"],
         "agg_workflow" => &["workflow_id"],
         "agg_model" => &["provider", "model"],
+        "agg_tag" => &["tag_key", "tag_value"],
         _ => &["agent_id", "workflow_id", "provider", "model"],
     };
     for d in dims {
@@ -257,6 +258,55 @@ async fn levels_are_their_definition(pool: &PgPool, org: &str) -> Result<()> {
             l.name,
             got.len(),
             want.len()
+        );
+    }
+    Ok(())
+}
+
+/// The per-tag levels hold their definition over the org's events: the
+/// aggregate columns under each rolled-up attribute (default `tag_keys`;
+/// values of at most 256 bytes), whatever wrote them (the writer, the fill
+/// of a new key at set-up).
+async fn tag_levels_are_their_definition(pool: &PgPool, org: &str) -> Result<()> {
+    let cols = storage::aggregates();
+    let out = |expr: &str, c: &storage::AggColumn| match c.kind {
+        storage::ColumnKind::Float => format!("round(({expr})::numeric, 9) AS {}", c.name),
+        _ => format!("{expr} AS {}", c.name),
+    };
+    let keys = StorageConfig::default().tag_keys;
+    for l in &storage::TAG_LEVELS {
+        let stored: Vec<String> = cols.iter().map(|c| out(&c.name, c)).collect();
+        let defined: Vec<String> = cols.iter().map(|c| out(&c.from_events, c)).collect();
+        let stored_sql = format!(
+            "SELECT to_jsonb(x)::text FROM (SELECT bucket, tag_key, tag_value, {} FROM {}
+             WHERE org_id = $1) x ORDER BY bucket, tag_key, tag_value",
+            stored.join(", "),
+            l.name
+        );
+        let defined_sql = format!(
+            "SELECT to_jsonb(x)::text FROM (
+               SELECT date_bin(INTERVAL '{}', ts, TIMESTAMPTZ '2000-01-01 00:00:00+00') AS bucket,
+                      a.key AS tag_key, a.value #>> '{{}}' AS tag_value, {}
+               FROM events, jsonb_each(attributes) AS a
+               WHERE org_id = $1 AND a.key = ANY($2) AND octet_length(a.value #>> '{{}}') <= 256
+               GROUP BY 1, 2, 3) x ORDER BY bucket, tag_key, tag_value",
+            l.width,
+            defined.join(", ")
+        );
+        let got: Vec<String> = sqlx::query_scalar(&stored_sql)
+            .bind(org)
+            .fetch_all(pool)
+            .await?;
+        let want: Vec<String> = sqlx::query_scalar(&defined_sql)
+            .bind(org)
+            .bind(&keys)
+            .fetch_all(pool)
+            .await?;
+        ensure!(!want.is_empty(), "no rolled-up attributes for {}", l.name);
+        ensure!(
+            got == want,
+            "{} differs from its definition:\n{got:?}\n{want:?}",
+            l.name
         );
     }
     Ok(())
@@ -382,7 +432,7 @@ async fn suite(url: &str, choice: ModeChoice, expect: Mode) -> Result<()> {
     }
 
     // Relation shapes: identical in both modes.
-    for level in &storage::LEVELS {
+    for level in storage::LEVELS.iter().chain(&storage::TAG_LEVELS) {
         let got = columns(&pool, level.name).await?;
         ensure!(
             got == expected_columns(level),
@@ -443,6 +493,18 @@ async fn suite(url: &str, choice: ModeChoice, expect: Mode) -> Result<()> {
     );
     tool_error.status = Some("failed".into());
     recent.push(tool_error);
+    // Attributes: rolled-up keys (`team`, `env`: default `tag_keys`) with
+    // two values, a key that is not rolled up, and a value too long for
+    // the per-tag levels.
+    for (i, e) in recent.iter_mut().enumerate() {
+        e.attributes
+            .insert("team".into(), ["payments", "search"][i % 2].into());
+        if i % 3 == 0 {
+            e.attributes.insert("env".into(), "prod".into());
+        }
+        e.attributes.insert("request".into(), format!("req-{i}"));
+    }
+    recent[0].attributes.insert("team".into(), "x".repeat(300));
     for (i, a) in ["agent-0", "agent-1"].iter().enumerate() {
         let mut hb = event(
             &org,
@@ -632,6 +694,7 @@ async fn suite(url: &str, choice: ModeChoice, expect: Mode) -> Result<()> {
     ensure!(ov7["events"] == all.len() as i64, "8d overview: {ov7}");
     org_levels_match(&t.pool, &org).await?;
     levels_are_their_definition(&t.pool, &org).await?;
+    tag_levels_are_their_definition(&t.pool, &org).await?;
 
     let hist_all = latency_hist(all.iter().copied());
     let p95 = histogram::quantile(&hist_all, 0.95).unwrap();
@@ -735,7 +798,8 @@ async fn suite(url: &str, choice: ModeChoice, expect: Mode) -> Result<()> {
         // Whole partitions past each level's retention go; the rest stays.
         let mut dropped = {
             let mut conn = t.pool.acquire().await?;
-            storage::drop_expired_partitions(&mut conn, &db.storage, now.date_naive()).await?
+            storage::drop_expired_partitions(&mut conn, t.mode, &db.storage, now.date_naive())
+                .await?
         };
         dropped.sort();
         let old_day = old_start.date_naive();
@@ -810,6 +874,13 @@ async fn suite(url: &str, choice: ModeChoice, expect: Mode) -> Result<()> {
                 .execute(&mut *conn)
                 .await?;
         }
+        // ... and the per-tag levels: filled from the raw events.
+        sqlx::raw_sql(
+            "DROP TABLE agg_tag_1h, agg_tag_1d;
+             DELETE FROM storage_settings WHERE key = 'tag_keys'",
+        )
+        .execute(&mut *conn)
+        .await?;
     }
     if t.mode == Mode::Postgres {
         // ... and from before the sparse histograms (zeros, NOT NULL).
@@ -823,6 +894,7 @@ async fn suite(url: &str, choice: ModeChoice, expect: Mode) -> Result<()> {
     }
     ensure!(agentops_runtime::db::prepare(&t.pool, &db).await? == expect);
     org_levels_match(&t.pool, &org).await?;
+    tag_levels_are_their_definition(&t.pool, &org).await?;
     let mut again = t.get("/v1/metrics/overview?window=8d").await?;
     let mut before = ov7.clone();
     let (c1, c0) = (again["cost_usd"].take(), before["cost_usd"].take());
@@ -885,7 +957,7 @@ async fn suite(url: &str, choice: ModeChoice, expect: Mode) -> Result<()> {
         let later = now.date_naive() + chrono::Days::new(400);
         let dropped = {
             let mut conn = t.pool.acquire().await?;
-            storage::drop_expired_partitions(&mut conn, &db.storage, later).await?
+            storage::drop_expired_partitions(&mut conn, t.mode, &db.storage, later).await?
         };
         ensure!(
             dropped.iter().any(|d| d.starts_with("agg_1m_pre")),
@@ -909,6 +981,39 @@ async fn suite(url: &str, choice: ModeChoice, expect: Mode) -> Result<()> {
             .await?;
             ensure!(kept == n as i64, "{rel}: {kept} events kept");
         }
+    } else {
+        // The per-tag hour level is the workers' in this mode too: its
+        // monthly partitions are dropped whole past the hours kept, and
+        // nothing else is touched (the hypertable and the continuous
+        // aggregates have policies).
+        let tagged = |rel: &str| {
+            format!("SELECT COALESCE(sum(events), 0)::int8 FROM {rel} WHERE org_id = $1")
+        };
+        let (day_before,): (i64,) = sqlx::query_as(&tagged("agg_tag_1d"))
+            .bind(&org)
+            .fetch_one(&t.pool)
+            .await?;
+        let later = now.date_naive() + chrono::Days::new(400);
+        let dropped = {
+            let mut conn = t.pool.acquire().await?;
+            storage::drop_expired_partitions(&mut conn, t.mode, &db.storage, later).await?
+        };
+        ensure!(
+            !dropped.is_empty() && dropped.iter().all(|d| d.starts_with("agg_tag_1h_p")),
+            "{dropped:?}"
+        );
+        let (hours,): (i64,) = sqlx::query_as(&tagged("agg_tag_1h"))
+            .bind(&org)
+            .fetch_one(&t.pool)
+            .await?;
+        let (days,): (i64,) = sqlx::query_as(&tagged("agg_tag_1d"))
+            .bind(&org)
+            .fetch_one(&t.pool)
+            .await?;
+        ensure!(
+            hours == 0 && days == day_before && days > 0,
+            "agg_tag_1h {hours}, agg_tag_1d {days} (was {day_before})"
+        );
     }
     Ok(())
 }

@@ -8,8 +8,11 @@
 //! ([`day_split`]; a window starts on a whole hour as far as spend goes);
 //! the org from its own levels (`agg_org_1h`/`agg_org_1d`, a row per
 //! bucket), the others from the levels grouped by agent, workflow and
-//! model (`agg_1h`/`agg_1d`). A month's org budget thus reads about 30
-//! rows. Tag scopes read the events (attributes are not aggregated).
+//! model (`agg_agent_*`, `agg_workflow_*`, `agg_model_*`). A month's org
+//! budget thus reads about 30 rows. Tag scopes read the per-tag levels
+//! (`agg_tag_1h`/`agg_tag_1d`) when their key is one of the rolled-up
+//! `database.storage.tag_keys` ([`set_tag_keys`]), the raw events
+//! otherwise.
 
 use chrono::{DateTime, Duration, DurationRound, Utc};
 
@@ -33,7 +36,32 @@ fn agg_family(kind: ScopeKind) -> &'static str {
         ScopeKind::Agent => "agg_agent",
         ScopeKind::Workflow => "agg_workflow",
         ScopeKind::Model => "agg_model",
-        ScopeKind::Org | ScopeKind::Tag => "agg_org",
+        ScopeKind::Tag => "agg_tag",
+        ScopeKind::Org => "agg_org",
+    }
+}
+
+/// The tag keys the per-tag levels hold; `None` until [`set_tag_keys`]:
+/// the default ones.
+static TAG_KEYS: std::sync::RwLock<Option<Vec<String>>> = std::sync::RwLock::new(None);
+
+/// Read tag scopes of these keys from the per-tag levels (the
+/// configuration's `database.storage.tag_keys`; process-wide, set once at
+/// start by each component that reads spend).
+pub fn set_tag_keys(keys: &[String]) {
+    *TAG_KEYS
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(keys.to_vec());
+}
+
+/// Whether the per-tag levels hold attribute `key`.
+pub fn rolled_up(key: &str) -> bool {
+    match &*TAG_KEYS
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+    {
+        Some(keys) => keys.iter().any(|k| k == key),
+        None => agentops_runtime::storage::DEFAULT_TAG_KEYS.contains(&key),
     }
 }
 
@@ -46,7 +74,8 @@ pub async fn spend_in_scope(
     start: DateTime<Utc>,
     end: Option<DateTime<Utc>>,
 ) -> Result<f64, sqlx::Error> {
-    if let Some((k, v)) = scope.tag() {
+    let tag = scope.tag();
+    if let Some((k, v)) = tag.filter(|(k, _)| !rolled_up(k)) {
         return sqlx::query_scalar(
             "SELECT COALESCE(sum(cost_usd), 0)::float8 FROM events
              WHERE org_id = $1 AND ts >= $2 AND ($3::timestamptz IS NULL OR ts < $3)
@@ -61,9 +90,13 @@ pub async fn spend_in_scope(
         .await;
     }
     let column = agg_column(scope.kind());
-    let filter = column.map_or(String::new(), |c| format!(" AND {c} = $6"));
-    // The levels keyed by the scope's column alone; the whole org: its own
-    // levels (a row per bucket).
+    let filter = match (column, tag) {
+        (Some(c), _) => format!(" AND {c} = $6"),
+        (None, Some(_)) => " AND tag_key = $6 AND tag_value = $7".to_owned(),
+        (None, None) => String::new(),
+    };
+    // The levels keyed by the scope's column alone (or its tag); the whole
+    // org: its own levels (a row per bucket).
     let family = agg_family(scope.kind());
     // Hours before the first whole day, whole days, hours after the last.
     let sql = format!(
@@ -86,6 +119,9 @@ pub async fn spend_in_scope(
         .bind(days_to);
     if column.is_some() {
         q = q.bind(scope.value().unwrap_or_default());
+    }
+    if let Some((k, v)) = tag {
+        q = q.bind(k).bind(v);
     }
     q.fetch_one(conn).await
 }

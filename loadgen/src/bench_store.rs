@@ -383,6 +383,14 @@ pub(crate) async fn load_history(pool: &PgPool, h: &History) -> Result<()> {
             started.elapsed().as_secs_f64()
         );
     }
+    let tag_keys = StorageConfig::default().tag_keys;
+    for sql in storage::tag_levels_from_events_sql() {
+        sqlx::query(&sql)
+            .bind("bench")
+            .bind(&tag_keys)
+            .execute(&mut *conn)
+            .await?;
+    }
     // The agents, as the writer keeps them (the overview's active agents
     // read their last_seen).
     sqlx::query(storage::agents_from_events_sql())

@@ -57,6 +57,7 @@ pub async fn run(
     // No key, no start (unless plaintext is allowed): checked before anything runs.
     agentops_runtime::secrets::Keys::load(&config.secrets)?;
     let pool = agentops_runtime::db::connect(&config.database, Duration::from_secs(60)).await?;
+    agentops_governance::spend::set_tag_keys(&config.database.storage.tag_keys);
     agentops_runtime::db::migrate(&pool).await?;
     // Seeded from the price file if empty, then reloaded from Postgres.
     let prices = price_store::start(&config, &pool).await?;

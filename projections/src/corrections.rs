@@ -6,9 +6,11 @@
 //! differ, and moves every total that includes the
 //! event by the difference: the run's cost, the agent's day cost if the
 //! event is in the agent's current day, and in plain mode the `cost_usd` and
-//! `unpriced_calls` of the event's bucket at every aggregate level. In
-//! TimescaleDB mode the continuous aggregates follow from `events` (real-time
-//! buckets at once, materialized ones on their next refresh).
+//! `unpriced_calls` of the event's bucket at every aggregate level, and in
+//! both modes those of the per-tag levels under each rolled-up attribute of
+//! the event. In TimescaleDB mode the continuous aggregates follow from
+//! `events` (real-time buckets at once, materialized ones on their next
+//! refresh).
 //!
 //! Idempotent: a correction whose cost and source the event already has
 //! changes nothing, so a replayed batch or a rebuild that meets it again is harmless.
@@ -20,7 +22,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use agentops_runtime::storage::{Level, Mode, LEVELS};
+use agentops_runtime::storage::{Level, Mode, LEVELS, TAG_LEVELS};
 use agentops_schemas::correction::{corrects, RECOMPUTED};
 use agentops_schemas::AgentEvent;
 use chrono::{DateTime, Utc};
@@ -79,6 +81,7 @@ pub(crate) async fn apply(
     tx: &mut PgConnection,
     mode: Mode,
     corrections: &[&AgentEvent],
+    tag_keys: &[String],
 ) -> Result<usize, sqlx::Error> {
     let wanted = latest(corrections);
     if wanted.is_empty() {
@@ -208,7 +211,42 @@ pub(crate) async fn apply(
                 .await?;
         }
     }
+    if !tag_keys.is_empty() {
+        // Both modes: the per-tag levels are the workers' own.
+        for l in TAG_LEVELS {
+            sqlx::query(&tag_sql(&l))
+                .bind(col!(|c| c.event_id))
+                .bind(col!(|c| c.ts))
+                .bind(col!(|c| c.org_id.clone()))
+                .bind(col!(|c| c.d_cost))
+                .bind(col!(|c| c.d_unpriced))
+                .bind(tag_keys)
+                .execute(&mut *tx)
+                .await?;
+        }
+    }
     Ok(changes.len())
+}
+
+/// Move one per-tag level's buckets by the summed differences, under each
+/// rolled-up attribute (`$6`) of the corrected events.
+fn tag_sql(l: &Level) -> String {
+    format!(
+        "UPDATE {name} a SET cost_usd = a.cost_usd + d.cost, unpriced_calls = a.unpriced_calls + d.unpriced
+         FROM (SELECT e.org_id, date_bin(INTERVAL '{width}', e.ts, TIMESTAMPTZ '2000-01-01 00:00:00+00') AS b,
+                      t.tag_key, t.tag_value, sum(c.cost) AS cost, sum(c.unpriced)::int8 AS unpriced
+               FROM UNNEST($1::uuid[], $2::timestamptz[], $3::text[], $4::float8[], $5::int8[])
+                   AS c(event_id, ts, org_id, cost, unpriced)
+               JOIN events e ON e.event_id = c.event_id AND e.ts = c.ts AND e.org_id = c.org_id
+               CROSS JOIN LATERAL jsonb_each_text(e.attributes) AS t(tag_key, tag_value)
+               WHERE t.tag_key = ANY($6) AND octet_length(t.tag_value) <= {max}
+               GROUP BY 1, 2, 3, 4) d
+         WHERE a.org_id = d.org_id AND a.bucket = d.b AND a.tag_key = d.tag_key
+           AND a.tag_value = d.tag_value",
+        name = l.name,
+        width = l.width,
+        max = agentops_runtime::storage::RUN_TAG_VALUE_MAX,
+    )
 }
 
 /// Plain mode: move one level's buckets by the summed differences.

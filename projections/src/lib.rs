@@ -53,7 +53,8 @@ pub async fn run(
         agentops_runtime::http::serve_owned(config.listen.clone(), ops, shutdown.clone()),
     );
     health.set_ready(true).await;
-    let writer = Writer::new(mode, config.group.clone());
+    let writer =
+        Writer::new(mode, config.group.clone()).with_tag_keys(&config.database.storage.tag_keys);
     // On this task: its future is not `Send`.
     let worker = worker::run(&config, pool, writer, shutdown.clone());
     let result = tasks.wait_with("worker", worker).await;

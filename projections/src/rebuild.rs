@@ -79,7 +79,8 @@ pub async fn rebuild(
     eprintln!("rebuild: reading {total} records from {partitions} partitions of {topic}");
 
     let codec = Codec::v1();
-    let mut writer = Writer::new(mode, config.group.clone());
+    let mut writer =
+        Writer::new(mode, config.group.clone()).with_tag_keys(&config.database.storage.tag_keys);
     let mut summary = Summary::default();
     let started = Instant::now();
     let mut last_report = Instant::now();

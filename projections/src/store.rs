@@ -49,6 +49,23 @@ fn insert_sql() -> &'static str {
     SQL.get_or_init(|| format!("{INSERT_EVENTS} RETURNING event_id, org_id, ts"))
 }
 
+/// [`insert_sql`] that also folds the new events carrying one of the tag
+/// keys `$27` into the per-tag levels (both modes), in the same statement.
+fn insert_with_tags_sql() -> &'static str {
+    static SQL: OnceLock<String> = OnceLock::new();
+    SQL.get_or_init(|| {
+        let mut sql = format!("WITH ins AS ({INSERT_EVENTS} RETURNING *)");
+        for (i, l) in storage::TAG_LEVELS.iter().enumerate() {
+            sql.push_str(&format!(
+                ",\nt{i} AS ({})",
+                storage::tag_level_sql(l, "ins", "$27::text[]", "")
+            ));
+        }
+        sql.push_str("\nSELECT event_id, org_id, ts FROM ins");
+        sql
+    })
+}
+
 /// Plain mode: a session's table of a batch's deltas, one row per level
 /// and key ([`Deltas`]), copied in binary and emptied at commit. Not logged,
 /// never seen by another session.
@@ -264,17 +281,30 @@ pub(crate) async fn load_offsets(
 pub struct Writer {
     mode: Mode,
     group: String,
-    /// Plain mode: days whose `events` partition is known to exist.
+    /// Days whose partitions (of the tables partitioned in this mode) are
+    /// known to exist.
     partitions: HashSet<NaiveDate>,
+    /// Event attributes rolled up per value (`database.storage.tag_keys`).
+    tag_keys: Vec<String>,
 }
 
 impl Writer {
+    /// A writer rolling up the default tag keys
+    /// ([`storage::DEFAULT_TAG_KEYS`]; see [`Writer::with_tag_keys`]).
     pub fn new(mode: Mode, group: impl Into<String>) -> Self {
         Self {
             mode,
             group: group.into(),
             partitions: HashSet::new(),
+            tag_keys: storage::StorageConfig::default().tag_keys,
         }
+    }
+
+    /// Roll up these event attributes per value (the configuration's
+    /// `database.storage.tag_keys`, as set-up recorded them).
+    pub fn with_tag_keys(mut self, keys: &[String]) -> Self {
+        self.tag_keys = keys.to_vec();
+        self
     }
 
     pub fn mode(&self) -> Mode {
@@ -304,7 +334,9 @@ impl Writer {
                     && seen.insert((e.event_id.as_str(), e.org_id.as_str(), e.timestamp))
             })
             .collect();
-        if self.mode == Mode::Postgres {
+        // Plain mode: every partitioned table; TimescaleDB mode: the per-tag
+        // hour level.
+        if self.mode == Mode::Postgres || !self.tag_keys.is_empty() {
             let mut days: Vec<NaiveDate> = batch
                 .iter()
                 .map(|e| ts(e.timestamp).date_naive())
@@ -313,7 +345,8 @@ impl Writer {
             days.sort();
             days.dedup();
             if !days.is_empty() {
-                storage::ensure_partitions(conn, &days).await?;
+                storage::ensure_partitions_of(conn, storage::partitioned_in(self.mode), &days)
+                    .await?;
                 self.partitions.extend(days);
             }
         }
@@ -346,7 +379,8 @@ impl Writer {
         let inserted: HashSet<Key> = if batch.is_empty() {
             HashSet::new()
         } else {
-            insert_events(&mut tx, insert_sql(), &batch).await?
+            let tags = (!self.tag_keys.is_empty()).then_some(&self.tag_keys[..]);
+            insert_events(&mut tx, &batch, tags).await?
         };
         let new: Vec<&AgentEvent> = batch
             .into_iter()
@@ -362,7 +396,8 @@ impl Writer {
             rows::upsert_runs(&mut tx, &new).await?;
             rows::upsert_agents(&mut tx, &new).await?;
         }
-        let corrected = crate::corrections::apply(&mut tx, self.mode, corrections).await?;
+        let corrected =
+            crate::corrections::apply(&mut tx, self.mode, corrections, &self.tag_keys).await?;
         if !offsets.is_empty() {
             sqlx::query(UPSERT_OFFSETS)
                 .bind(&self.group)
@@ -380,11 +415,18 @@ impl Writer {
 /// The events table's key: (event_id, org_id, ts in µs).
 type Key = (uuid::Uuid, String, i64);
 
+/// Insert the batch's events (and with `tags`, fold them into the per-tag
+/// levels); the keys of those that were new.
 async fn insert_events(
     tx: &mut PgConnection,
-    sql: &str,
     batch: &[&AgentEvent],
+    tags: Option<&[String]>,
 ) -> Result<HashSet<Key>, sqlx::Error> {
+    let sql = if tags.is_some() {
+        insert_with_tags_sql()
+    } else {
+        insert_sql()
+    };
     macro_rules! col {
         ($f:expr) => {
             batch.iter().map($f).collect::<Vec<_>>()
@@ -397,7 +439,7 @@ async fn insert_events(
         org_id: String,
         ts: DateTime<Utc>,
     }
-    let rows: Vec<Inserted> = sqlx::query_as(sql)
+    let q = sqlx::query_as(sql)
         .bind(col!(
             |e| uuid::Uuid::parse_str(&e.event_id).unwrap_or_default()
         ))
@@ -427,9 +469,13 @@ async fn insert_events(
         .bind(col!(
             |e| serde_json::to_value(&e.attributes).unwrap_or_default()
         ))
-        .bind(col!(|e| e.ingested_at.map(ts)))
-        .fetch_all(&mut *tx)
-        .await?;
+        .bind(col!(|e| e.ingested_at.map(ts)));
+    let rows: Vec<Inserted> = match tags {
+        Some(keys) => q.bind(keys),
+        None => q,
+    }
+    .fetch_all(&mut *tx)
+    .await?;
     Ok(rows
         .into_iter()
         .map(|r| (r.event_id, r.org_id, r.ts.timestamp_micros()))
@@ -464,6 +510,19 @@ mod tests {
         for c in storage::aggregates() {
             assert!(ddl.contains(&format!(" {} ", c.name)), "{}", c.name);
         }
+    }
+
+    #[test]
+    fn the_tagged_insert_folds_the_new_events_into_the_per_tag_levels() {
+        let sql = insert_with_tags_sql();
+        assert!(
+            sql.starts_with("WITH ins AS (\nINSERT INTO events"),
+            "{sql}"
+        );
+        assert!(sql.contains("t0 AS (INSERT INTO agg_tag_1h AS a"));
+        assert!(sql.contains("t1 AS (INSERT INTO agg_tag_1d AS a"));
+        assert!(sql.contains("FROM ins e CROSS JOIN LATERAL"));
+        assert!(sql.ends_with("SELECT event_id, org_id, ts FROM ins"));
     }
 
     #[test]

@@ -246,18 +246,21 @@ async fn cost(
             // The named keys' points read through the index (the key is in
             // it: a few rows per point, not every key's); `(other)` is the
             // org's spend per point (its own level) less theirs.
+            let named = if top.iter().any(|k| k == NONE) {
+                format!("({col} = ANY($4) OR COALESCE({col}, '') = '')")
+            } else {
+                format!("{col} = ANY($4)")
+            };
             let mut points: Vec<Point> = sqlx::query_as(&format!(
                 "SELECT date_bin($3 * interval '1 second', bucket, TIMESTAMPTZ '2000-01-01') AS ts,
                         {dim} AS key, COALESCE(sum(cost_usd), 0)::float8 AS cost_usd
-                 FROM {relation} WHERE org_id = $1 AND bucket >= $2
-                   AND ({col} = ANY($4) OR ($5 AND COALESCE({col}, '') = ''))
+                 FROM {relation} WHERE org_id = $1 AND bucket >= $2 AND {named}
                  GROUP BY 1, 2"
             ))
             .bind(org)
             .bind(first)
             .bind(bucket_secs)
             .bind(&top)
-            .bind(top.iter().any(|k| k == NONE))
             .fetch_all(&s.pool)
             .await?;
             if groups.iter().any(|g| g.key == OTHER) {

@@ -129,6 +129,7 @@ pub async fn run(
     let pool = admin::pool(&config).await?;
     admin::seal_plaintext_channels(&pool, &keys).await?;
     aggs::set_retention(&config.database.storage);
+    agentops_governance::spend::set_tag_keys(&config.database.storage.tag_keys);
     let mode = agentops_runtime::db::prepare(&pool, &config.database).await?;
     let health = Health::default();
     health

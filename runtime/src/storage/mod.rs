@@ -41,13 +41,14 @@ mod schema;
 
 pub use partitions::{
     drop_expired_partitions, ensure_partitions, ensure_partitions_of, partition_name, partition_of,
-    partitioned, Partitioned, Period,
+    partitioned, partitioned_in, Partitioned, Period,
 };
 pub use schema::{
     agents_from_events_sql, aggregates, family_for, family_level, hist_column,
-    levels_from_events_sql, merged_histogram_sql, relation, runs_from_events_sql, AggColumn,
-    ColumnKind, Counted, Level, Measure, DIMENSIONS, FAMILIES, LEVELS, RUN_LIST_CAP, RUN_TAGS_CAP,
-    RUN_TAG_KEY_MAX, RUN_TAG_VALUE_MAX, TOKENS,
+    levels_from_events_sql, merged_histogram_sql, relation, runs_from_events_sql, tag_level_sql,
+    tag_levels_from_events_sql, AggColumn, ColumnKind, Counted, Level, Measure, DIMENSIONS,
+    FAMILIES, LEVELS, RUN_LIST_CAP, RUN_TAGS_CAP, RUN_TAG_KEY_MAX, RUN_TAG_VALUE_MAX,
+    TAG_DIMENSIONS, TAG_LEVELS, TOKENS,
 };
 use schema::{
     agg_table_ddl, cagg_ddl, level_from_level_sql, refresh_policy, unpriced_index_ddl,
@@ -114,7 +115,19 @@ pub struct StorageConfig {
     /// readers take older window bounds at the whole day. The per-day
     /// levels are kept.
     pub hour_retention_days: u32,
+    /// Event attributes rolled up per value (`agg_tag_1h`, `agg_tag_1d`):
+    /// what tag-scoped budgets and rules read; a tag key not listed is
+    /// summed from the raw events (kept `raw_retention_days`). A key added
+    /// later is filled from the raw events still kept at the next start.
+    /// At most 32 keys of 1–64 bytes; a list or one comma-separated string
+    /// (`AGENTOPS_DATABASE__STORAGE__TAG_KEYS=team,cost_center`; empty:
+    /// none).
+    #[serde(deserialize_with = "crate::config::list_or_csv")]
+    pub tag_keys: Vec<String>,
 }
+
+/// [`StorageConfig::tag_keys`] by default: the attributes teams budget on.
+pub const DEFAULT_TAG_KEYS: [&str; 4] = ["team", "project", "env", "customer"];
 
 impl Default for StorageConfig {
     fn default() -> Self {
@@ -125,6 +138,7 @@ impl Default for StorageConfig {
             compress_after_days: 8,
             minute_retention_days: 35,
             hour_retention_days: 400,
+            tag_keys: DEFAULT_TAG_KEYS.iter().map(|k| k.to_string()).collect(),
         }
     }
 }
@@ -156,6 +170,22 @@ impl StorageConfig {
             return Err(Error::Config(format!(
                 "database.storage.hour_retention_days ({}) must be 0 (keep) or at least minute_retention_days ({})",
                 self.hour_retention_days, self.minute_retention_days
+            )));
+        }
+        if self.tag_keys.len() > RUN_TAGS_CAP {
+            return Err(Error::Config(format!(
+                "database.storage.tag_keys: {} keys, at most {RUN_TAGS_CAP}",
+                self.tag_keys.len()
+            )));
+        }
+        if let Some(k) = self
+            .tag_keys
+            .iter()
+            .find(|k| k.is_empty() || k.len() > RUN_TAG_KEY_MAX || k.chars().any(char::is_control))
+        {
+            return Err(Error::Config(format!(
+                "database.storage.tag_keys: `{}` is not a key of 1 to {RUN_TAG_KEY_MAX} bytes without control characters",
+                k.escape_debug()
             )));
         }
         Ok(())
@@ -259,6 +289,7 @@ async fn setup_locked(conn: &mut PgConnection, cfg: &StorageConfig) -> Result<Mo
     for ddl in RUNS_AND_AGENTS {
         exec(conn, ddl).await?;
     }
+    tag_levels(conn, mode, cfg).await?;
     sqlx::query(
         "INSERT INTO storage_settings (key, value) VALUES ('mode', $1)
          ON CONFLICT (key) DO NOTHING",
@@ -267,6 +298,72 @@ async fn setup_locked(conn: &mut PgConnection, cfg: &StorageConfig) -> Result<Mo
     .execute(&mut *conn)
     .await?;
     Ok(mode)
+}
+
+/// The per-tag levels ([`TAG_LEVELS`], both modes). A configured tag key
+/// the levels do not hold yet (a new database, one from before them, a key
+/// added to `tag_keys`) is filled from the raw events still kept, replacing
+/// any rows of that key left from an earlier configuration, in one
+/// transaction holding the projection lock exclusively (no batch lands in
+/// between). The keys filled are recorded in `storage_settings`
+/// (`tag_keys`).
+async fn tag_levels(conn: &mut PgConnection, mode: Mode, cfg: &StorageConfig) -> Result<()> {
+    for l in &TAG_LEVELS {
+        exec(conn, &agg_table_ddl(l)).await?;
+    }
+    let recorded: Option<String> =
+        sqlx::query_scalar("SELECT value FROM storage_settings WHERE key = 'tag_keys'")
+            .fetch_optional(&mut *conn)
+            .await?;
+    let recorded: Vec<String> = recorded
+        .and_then(|r| serde_json::from_str(&r).ok())
+        .unwrap_or_default();
+    let new: Vec<String> = cfg
+        .tag_keys
+        .iter()
+        .filter(|k| !recorded.contains(k))
+        .cloned()
+        .collect();
+    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+    if !new.is_empty() {
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(PROJECTION_LOCK)
+            .execute(&mut *tx)
+            .await?;
+        tracing::info!(keys = ?new, "filling the per-tag levels from the raw events");
+        // The hour level's partitions of every month those events fall in.
+        let months: Vec<chrono::DateTime<chrono::Utc>> = sqlx::query_scalar(
+            "SELECT DISTINCT date_trunc('month', ts, 'UTC') FROM events WHERE attributes ?| $1",
+        )
+        .bind(&new)
+        .fetch_all(&mut *tx)
+        .await?;
+        let days: Vec<chrono::NaiveDate> = months.iter().map(|m| m.date_naive()).collect();
+        let tables = partitions::partitioned_in(mode)
+            .filter(|p| TAG_LEVELS.iter().any(|l| l.name == p.table));
+        partitions::ensure_partitions_of(&mut tx, tables, &days).await?;
+        for l in &TAG_LEVELS {
+            sqlx::query(&format!("DELETE FROM {} WHERE tag_key = ANY($1)", l.name))
+                .bind(&new)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(&tag_level_sql(l, "events", "$1::text[]", ""))
+                .bind(&new)
+                .execute(&mut *tx)
+                .await?;
+        }
+    }
+    if recorded != cfg.tag_keys {
+        sqlx::query(
+            "INSERT INTO storage_settings (key, value) VALUES ('tag_keys', $1)
+             ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+        )
+        .bind(serde_json::to_string(&cfg.tag_keys).unwrap_or_default())
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
 }
 
 /// Databases created before the org was part of the events key (unique on
@@ -670,10 +767,17 @@ pub async fn drop_all(conn: &mut PgConnection) -> Result<()> {
         };
         exec(conn, &sql).await?;
     }
+    for Level { name, .. } in &TAG_LEVELS {
+        exec(conn, &format!("DROP TABLE IF EXISTS {name} CASCADE")).await?;
+    }
     for t in ["events", "runs", "agents"] {
         exec(conn, &format!("DROP TABLE IF EXISTS {t} CASCADE")).await?;
     }
-    exec(conn, "DELETE FROM storage_settings WHERE key = 'mode'").await?;
+    exec(
+        conn,
+        "DELETE FROM storage_settings WHERE key IN ('mode', 'tag_keys')",
+    )
+    .await?;
     Ok(())
 }
 
@@ -716,6 +820,39 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("compress_after_days"));
+    }
+
+    #[test]
+    fn tag_keys_are_a_list_or_csv_and_validated() {
+        let cfg: StorageConfig =
+            serde_json::from_value(serde_json::json!({"tag_keys": "team, cost_center"})).unwrap();
+        assert_eq!(cfg.tag_keys, ["team", "cost_center"]);
+        assert_eq!(
+            cfg.late_window_hours, 168,
+            "other settings keep their defaults"
+        );
+        let none: StorageConfig =
+            serde_json::from_value(serde_json::json!({"tag_keys": ""})).unwrap();
+        assert!(none.tag_keys.is_empty() && none.validate().is_ok());
+        assert_eq!(StorageConfig::default().tag_keys, DEFAULT_TAG_KEYS);
+        let long = StorageConfig {
+            tag_keys: vec!["k".repeat(65)],
+            ..StorageConfig::default()
+        };
+        assert!(long
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("tag_keys"));
+        let many = StorageConfig {
+            tag_keys: (0..33).map(|i| format!("k{i}")).collect(),
+            ..StorageConfig::default()
+        };
+        assert!(many
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("at most 32"));
     }
 
     #[test]

@@ -1,6 +1,9 @@
 //! Plain mode: the range partitions of `events` (daily), the per-minute
 //! levels (daily) and the per-hour levels (monthly), created as events
 //! arrive and dropped whole past their retention, never deleted row by row.
+//! The per-tag hour level (`agg_tag_1h`, a worker-maintained table in both
+//! modes) is partitioned by month in TimescaleDB mode too
+//! ([`partitioned_in`]).
 //!
 //! A partition is named after its first day, `{table}_pYYYYMMDD`. A level
 //! table from before partitioning becomes one partition `{table}_preYYYYMMDD`
@@ -10,7 +13,7 @@
 use chrono::{Datelike, Days, Months, NaiveDate};
 use sqlx::PgConnection;
 
-use super::{exec, StorageConfig, LEVELS};
+use super::{exec, Mode, StorageConfig, LEVELS, TAG_LEVELS};
 use crate::Result;
 
 /// How a plain-mode table is partitioned by time.
@@ -74,13 +77,21 @@ pub fn partitioned() -> impl Iterator<Item = Partitioned> {
         period: Period::Day,
         width: None,
     })
-    .chain(LEVELS.iter().filter_map(|l| {
+    .chain(LEVELS.iter().chain(&TAG_LEVELS).filter_map(|l| {
         level_period(l.width).map(|period| Partitioned {
             table: l.name,
             period,
             width: Some(l.width),
         })
     }))
+}
+
+/// The tables partitioned by the workers in `mode`: every one of
+/// [`partitioned`] in plain mode; in TimescaleDB mode (a hypertable and
+/// continuous aggregates elsewhere) the per-tag hour level only.
+pub fn partitioned_in(mode: Mode) -> impl Iterator<Item = Partitioned> {
+    partitioned()
+        .filter(move |p| mode == Mode::Postgres || TAG_LEVELS.iter().any(|l| l.name == p.table))
 }
 
 /// Name of the partition of `table` starting at `first`.
@@ -182,16 +193,17 @@ pub async fn ensure_partitions_of(
     Ok(())
 }
 
-/// Plain mode: drop the partitions of every partitioned table whose rows
-/// are all older than its retention (`today` minus the days kept). Returns
-/// the names dropped.
+/// Drop the partitions of every table partitioned in `mode`
+/// ([`partitioned_in`]) whose rows are all older than its retention
+/// (`today` minus the days kept). Returns the names dropped.
 pub async fn drop_expired_partitions(
     conn: &mut PgConnection,
+    mode: Mode,
     cfg: &StorageConfig,
     today: NaiveDate,
 ) -> Result<Vec<String>> {
     let mut dropped = Vec::new();
-    for p in partitioned() {
+    for p in partitioned_in(mode) {
         let days = p.retention_days(cfg);
         if days == 0 {
             continue;
@@ -230,11 +242,18 @@ mod tests {
                 ("agg_agent_1h", Period::Month),
                 ("agg_workflow_1h", Period::Month),
                 ("agg_model_1h", Period::Month),
+                ("agg_tag_1h", Period::Month),
             ]
         );
         let cfg = StorageConfig::default();
         let kept: Vec<u32> = partitioned().map(|p| p.retention_days(&cfg)).collect();
-        assert_eq!(kept, [30, 35, 400, 35, 400, 400, 400, 400]);
+        assert_eq!(kept, [30, 35, 400, 35, 400, 400, 400, 400, 400]);
+        let ts: Vec<&str> = partitioned_in(Mode::Timescaledb).map(|p| p.table).collect();
+        assert_eq!(ts, ["agg_tag_1h"]);
+        assert_eq!(
+            partitioned_in(Mode::Postgres).count(),
+            partitioned().count()
+        );
     }
 
     #[test]

@@ -310,6 +310,61 @@ pub const LEVELS: [Level; 12] = [
     ),
 ];
 
+/// Key columns of the per-tag levels besides `org_id` and `bucket`.
+pub const TAG_DIMENSIONS: &[&str] = &["tag_key", "tag_value"];
+
+/// The per-tag levels: the aggregate columns per (org, bucket, tag key, tag
+/// value) for the event attributes named in `database.storage.tag_keys`
+/// (an event counts once under each of its rolled-up attributes), values
+/// of at most [`RUN_TAG_VALUE_MAX`] bytes. What tag-scoped budgets and rules
+/// read instead of the raw events. Tables the workers upsert in both modes
+/// (a continuous aggregate cannot expand the attributes), in the same
+/// statement as the events they come from ([`tag_level_sql`]); the hour
+/// level partitioned by month and dropped past `hour_retention_days` in
+/// both modes, the day level kept.
+pub const TAG_LEVELS: [Level; 2] = [
+    level("agg_tag_1h", "1 hour", None, TAG_DIMENSIONS),
+    level("agg_tag_1d", "1 day", None, TAG_DIMENSIONS),
+];
+
+/// Upsert into the per-tag level `l` the rows of `source` (a relation
+/// shaped like `events`, aliased `e`) that carry one of the attribute keys
+/// `keys` (an SQL `text[]` expression), with the aggregates' own column
+/// expressions; `filter` is more of the `WHERE` (`""` or `" AND ..."`).
+/// Rows in key order (concurrent workers lock them alike).
+pub fn tag_level_sql(l: &Level, source: &str, keys: &str, filter: &str) -> String {
+    let cols = aggregates();
+    let names: Vec<&str> = cols.iter().map(|c| c.name.as_str()).collect();
+    let exprs: Vec<&str> = cols.iter().map(|c| c.from_events.as_str()).collect();
+    let updates: Vec<String> = cols.iter().map(|c| c.merge_sql()).collect();
+    format!(
+        "INSERT INTO {name} AS a (org_id, bucket, tag_key, tag_value, {names})
+         SELECT e.org_id, date_bin(INTERVAL '{width}', e.ts, TIMESTAMPTZ '2000-01-01 00:00:00+00'),
+             t.tag_key, t.tag_value, {exprs}
+         FROM {source} e CROSS JOIN LATERAL jsonb_each_text(e.attributes) AS t(tag_key, tag_value)
+         WHERE t.tag_key = ANY({keys}) AND octet_length(t.tag_value) <= {max}{filter}
+         GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
+         ON CONFLICT ON CONSTRAINT {name}_key DO UPDATE SET {updates}",
+        name = l.name,
+        width = l.width,
+        names = names.join(", "),
+        exprs = exprs.join(", "),
+        updates = updates.join(", "),
+        max = RUN_TAG_VALUE_MAX,
+    )
+}
+
+/// Plain SQL filling the per-tag levels for org `$1` from its events
+/// carrying one of the tag keys `$2` (a `text[]`), as the writer folds them:
+/// what the benchmarks and tests that load a history in SQL run beside
+/// [`levels_from_events_sql`].
+pub fn tag_levels_from_events_sql() -> Vec<String> {
+    TAG_LEVELS
+        .iter()
+        .map(|l| tag_level_sql(l, "events", "$2::text[]", " AND e.org_id = $1"))
+        .collect()
+}
+
 /// The families of levels (`{family}_1m`/`_1h`/`_1d`) and their key
 /// columns besides `org_id` and `bucket`, narrowest first.
 pub const FAMILIES: [(&str, &[&str]); 5] = [
@@ -570,7 +625,11 @@ pub(super) fn agg_table_ddl(l: &Level) -> String {
         "CREATE TABLE IF NOT EXISTS {name} (\n        org_id TEXT NOT NULL, bucket TIMESTAMPTZ NOT NULL"
     );
     for d in l.dims {
-        let null = if *d == "agent_id" { " NOT NULL" } else { "" };
+        let null = if *d == "agent_id" || d.starts_with("tag_") {
+            " NOT NULL"
+        } else {
+            ""
+        };
         let _ = write!(sql, ", {d} TEXT{null}");
     }
     for c in aggregates() {
@@ -719,6 +778,30 @@ mod tests {
         assert_eq!(family_level("agg_agent", "1m"), "agg_1m");
         assert_eq!(family_level("agg_agent", "1d"), "agg_agent_1d");
         assert_eq!(family_level("agg_org", "1m"), "agg_org_1m");
+    }
+
+    #[test]
+    fn tag_levels_fold_rolled_up_attributes_with_the_aggregate_columns() {
+        let sql = tag_level_sql(&TAG_LEVELS[0], "ins", "$27::text[]", "");
+        assert!(sql.starts_with(
+            "INSERT INTO agg_tag_1h AS a (org_id, bucket, tag_key, tag_value, events,"
+        ));
+        assert!(sql.contains("FROM ins e CROSS JOIN LATERAL jsonb_each_text(e.attributes)"));
+        assert!(
+            sql.contains("WHERE t.tag_key = ANY($27::text[]) AND octet_length(t.tag_value) <= 256")
+        );
+        assert!(sql.contains("ON CONFLICT ON CONSTRAINT agg_tag_1h_key DO UPDATE SET events = a.events + EXCLUDED.events"));
+        for c in aggregates() {
+            assert!(sql.contains(&c.from_events), "{}", c.name);
+        }
+        let fill = tag_levels_from_events_sql();
+        assert!(fill[1].contains("INTERVAL '1 day'") && fill[1].contains("AND e.org_id = $1"));
+        let ddl = agg_table_ddl(&TAG_LEVELS[0]);
+        assert!(
+            ddl.contains("tag_key TEXT NOT NULL, tag_value TEXT NOT NULL"),
+            "{ddl}"
+        );
+        assert!(ddl.ends_with(" PARTITION BY RANGE (bucket)"));
     }
 
     #[test]
