@@ -14,6 +14,7 @@
 //! `database.storage.tag_keys` ([`set_tag_keys`]), the raw events
 //! otherwise.
 
+use agentops_runtime::storage::family_for;
 use chrono::{DateTime, Duration, DurationRound, Utc};
 
 use crate::scope::{Scope, ScopeKind};
@@ -30,14 +31,11 @@ fn agg_column(kind: ScopeKind) -> Option<&'static str> {
 }
 
 /// The aggregate levels (`{family}_1h`, `{family}_1d`) keyed by the column
-/// of a scope kind alone (`agentops_runtime::storage::FAMILIES`).
+/// of a scope kind alone (the per-tag ones for tags).
 fn agg_family(kind: ScopeKind) -> &'static str {
     match kind {
-        ScopeKind::Agent => "agg_agent",
-        ScopeKind::Workflow => "agg_workflow",
-        ScopeKind::Model => "agg_model",
         ScopeKind::Tag => "agg_tag",
-        ScopeKind::Org => "agg_org",
+        k => family_for(agg_column(k).as_slice()),
     }
 }
 
@@ -176,10 +174,11 @@ pub fn spend_source(scope: &Scope) -> SpendSource {
             from_where: format!(
                 "FROM {}_1h WHERE org_id = $1 AND bucket >= $2 AND {filter}",
                 // Keyed by `agent_id` (and the scope's column).
-                match scope.kind() {
-                    ScopeKind::Org | ScopeKind::Agent => "agg_agent",
-                    _ => "agg",
-                }
+                family_for(
+                    &std::iter::once("agent_id")
+                        .chain(agg_column(scope.kind()))
+                        .collect::<Vec<_>>()
+                )
             ),
             binds: v.into_iter().collect(),
         },
@@ -232,6 +231,30 @@ mod tests {
         assert_eq!(day_split(c, Some(d)), (d, Some(d)));
         let (e, f) = (t("2026-12-03T05:00:00Z"), t("2026-12-03T09:00:00Z"));
         assert_eq!(day_split(e, Some(f)), (f, Some(f)));
+    }
+
+    #[test]
+    fn each_scope_reads_the_levels_keyed_by_its_column_alone() {
+        let got: Vec<&str> = [
+            ScopeKind::Org,
+            ScopeKind::Agent,
+            ScopeKind::Workflow,
+            ScopeKind::Model,
+            ScopeKind::Tag,
+        ]
+        .into_iter()
+        .map(agg_family)
+        .collect();
+        assert_eq!(
+            got,
+            [
+                "agg_org",
+                "agg_agent",
+                "agg_workflow",
+                "agg_model",
+                "agg_tag"
+            ]
+        );
     }
 
     #[test]

@@ -141,7 +141,6 @@ type RowKey<'a> = (&'a str, i64, [Option<&'a str>; 4]);
 
 /// A batch's new events folded per level and key: what each touched row of
 /// each level gains.
-#[derive(Default)]
 struct Deltas<'a> {
     /// Per level (index into [`LEVELS`]): key → one value per aggregate
     /// column (counts; the float column's slot unused) and the cost.

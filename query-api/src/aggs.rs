@@ -164,9 +164,10 @@ pub(crate) fn breakdown_bound(t: DateTime<Utc>, window: Duration) -> DateTime<Ut
 /// `SELECT {cols}` over the rows of org `$1` in a [`Span`] of the levels
 /// of `family` (`agg`: per agent, workflow, provider and model; `agg_org`:
 /// per org; `agg_agent`, `agg_workflow`, `agg_model`: per one dimension,
-/// their minutes from `agg_1m`: `storage::family_level`), binding its six bounds as `$2` .. `$7`. Every part has both
-/// bounds: a generic plan (after five runs of a prepared statement) then
-/// still reads each level through its index, whatever the bounds.
+/// their minutes from `agg_1m`: `storage::family_level`), binding its six
+/// bounds as `$2` .. `$7`. Every part has both bounds: a generic plan
+/// (after five runs of a prepared statement) then still reads each level
+/// through its index, whatever the bounds.
 pub(crate) fn span_rows(family: &str, cols: &str) -> String {
     span_rows_at(family, cols, 2)
 }

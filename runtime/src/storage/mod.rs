@@ -324,6 +324,9 @@ async fn tag_levels(conn: &mut PgConnection, mode: Mode, cfg: &StorageConfig) ->
         .filter(|k| !recorded.contains(k))
         .cloned()
         .collect();
+    if new.is_empty() && recorded == cfg.tag_keys {
+        return Ok(());
+    }
     let mut tx = sqlx::Connection::begin(&mut *conn).await?;
     if !new.is_empty() {
         sqlx::query("SELECT pg_advisory_xact_lock($1)")
