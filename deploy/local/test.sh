@@ -43,6 +43,10 @@ AGENTOPS_PG_FSYNC=off start_postgres "$(pg_dir restart "$PG_RESTART_PORT")" "$PG
 start_timescale "$STATE/timescale" "$TIMESCALE_PORT"
 start_kafka "$STATE/kafka" "$KAFKA_PORT" 1g
 
+# A one-off build gains nothing from incremental state, which grows to many GB
+# across sixty binaries; a developer can still export CARGO_INCREMENTAL=1.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+
 log "lint: cargo fmt --check, cargo clippy -D warnings"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
