@@ -90,12 +90,12 @@ pub(crate) async fn post_events(
             )?)
         })
         .await?;
-    telemetry::events_rejected(rejected.len());
+    telemetry::events_rejected(&key.org_id, rejected.len());
     if accepted.is_empty() {
         return Err(ApiError::AllRejected(rejected));
     }
     produce_all(&state, &key, &records).await?;
-    telemetry::events_accepted(accepted.len());
+    telemetry::events_accepted(&key.org_id, accepted.len());
     let directives = state
         .directives
         .for_agents(&key.org_id, accepted.iter().map(|e| e.agent_id.as_str()))
@@ -142,7 +142,7 @@ pub(crate) async fn post_heartbeat(
         })
         .await?;
     produce_all(&state, &key, &records).await?;
-    telemetry::events_accepted(1);
+    telemetry::events_accepted(&key.org_id, 1);
     let directives = state
         .directives
         .for_agents(&key.org_id, [e.agent_id.as_str()])

@@ -59,10 +59,10 @@ pub(crate) async fn post_traces(
     telemetry::otlp_spans_received(mapped.spans);
     telemetry::otlp_spans_ignored(mapped.ignored_spans);
     telemetry::otlp_spans_rejected(rejected_spans);
-    telemetry::events_rejected(mapped.rejected.len());
+    telemetry::events_rejected(&key.org_id, mapped.rejected.len());
     if !mapped.accepted.is_empty() {
         produce_all(&state, &key, &records).await?;
-        telemetry::events_accepted(mapped.accepted.len());
+        telemetry::events_accepted(&key.org_id, mapped.accepted.len());
     }
     telemetry::otlp_spans_mapped(mapped.mapped_spans());
     tracing::debug!(

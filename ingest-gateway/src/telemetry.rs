@@ -1,11 +1,19 @@
 //! Named metrics of the gateway (bounded labels only).
 
-pub(crate) fn events_accepted(n: usize) {
-    metrics::counter!("agentops_gateway_events_accepted_total").increment(n as u64);
+use agentops_runtime::telemetry::org_label;
+
+/// Events acknowledged by the broker, per org.
+pub(crate) fn events_accepted(org: &str, n: usize) {
+    metrics::counter!("agentops_gateway_events_accepted_total", "org" => org_label(org))
+        .increment(n as u64);
 }
 
-pub(crate) fn events_rejected(n: usize) {
-    metrics::counter!("agentops_gateway_events_rejected_total").increment(n as u64);
+/// Events refused by validation (the rest of their batch accepted), per org.
+pub(crate) fn events_rejected(org: &str, n: usize) {
+    if n > 0 {
+        metrics::counter!("agentops_gateway_events_rejected_total", "org" => org_label(org))
+            .increment(n as u64);
+    }
 }
 
 pub(crate) fn request_failed(code: &'static str) {

@@ -278,7 +278,8 @@ async fn prepare(
     let mut events: Vec<AgentEvent> = Vec::with_capacity(batch.len());
     // The record each decoded event came from (for the dead letter).
     let mut origin: Vec<usize> = Vec::with_capacity(batch.len());
-    let mut unpriced = 0;
+    // Per org: spend (priced or client cost) and events left unpriced.
+    let mut by_org: std::collections::HashMap<String, (f64, u64)> = Default::default();
     let prices = stage.prices.current();
     for (i, msg) in batch.iter().enumerate() {
         let decoded = match msg.payload() {
@@ -304,15 +305,20 @@ async fn prepare(
                 continue;
             }
         };
-        if prices.enrich(&mut event) == Priced::UnknownModel {
-            unpriced += 1;
+        let unknown = prices.enrich(&mut event) == Priced::UnknownModel;
+        if unknown || event.cost_usd.is_some() {
+            let org = by_org.entry(event.org_id.clone()).or_default();
+            org.0 += event.cost_usd.unwrap_or(0.0);
+            org.1 += u64::from(unknown);
         }
         // Only the policy stage sets this attribute.
         event.attributes.remove(policy::FLAG_ATTRIBUTE);
         events.push(event);
         origin.push(i);
     }
-    telemetry::unpriced(unpriced);
+    for (org, (spend, unpriced)) in &by_org {
+        telemetry::spend(org, *spend, *unpriced);
+    }
     if !apply_policies(stage, &mut events, shutdown, extra.as_deref_mut()).await {
         return None;
     }

@@ -10,8 +10,19 @@ pub(crate) fn price_rows(n: usize) {
 }
 
 /// LLM calls with tokens but no known price (cost left null).
-pub(crate) fn unpriced(n: usize) {
-    metrics::counter!("agentops_processor_unpriced_events_total").increment(n as u64);
+/// Spend priced (or sent by the client) and events left unpriced (unknown
+/// model), per org, as the enrich stage writes them. A batch replayed after
+/// a crash counts again here: the exact figures are the projections'.
+pub(crate) fn spend(org: &str, usd: f64, unpriced: u64) {
+    let org = agentops_runtime::telemetry::org_label(org);
+    if usd > 0.0 {
+        // Micro-dollars: counters are integers.
+        metrics::counter!("agentops_processor_spend_microusd_total", "org" => org.clone())
+            .increment((usd * 1e6).round() as u64);
+    }
+    if unpriced > 0 {
+        metrics::counter!("agentops_processor_unpriced_events_total", "org" => org).increment(unpriced);
+    }
 }
 
 pub(crate) fn alert_emitted(kind: &'static str) {

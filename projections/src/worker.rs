@@ -48,9 +48,16 @@ impl ConsumerContext for AssignContext {
     }
 }
 
-fn projected(n: usize, duplicates: usize) {
+fn projected(n: usize, duplicates: usize, events: &[AgentEvent]) {
     metrics::counter!("agentops_projection_events_total").increment(n as u64);
     metrics::counter!("agentops_projection_duplicates_total").increment(duplicates as u64);
+    // Freshness: how long the batch's earliest-received event took from the
+    // gateway's acknowledgement to being stored (and readable).
+    if let Some(oldest) = events.iter().filter_map(|e| e.ingested_at).min() {
+        let delay = (chrono::Utc::now().timestamp_micros() - oldest).max(0) as f64 / 1e6;
+        metrics::gauge!("agentops_projection_freshness_seconds").set(delay);
+        metrics::histogram!("agentops_projection_delay_seconds").record(delay);
+    }
 }
 
 pub(crate) async fn run(
@@ -128,7 +135,7 @@ pub(crate) async fn run(
         else {
             return Ok(());
         };
-        projected(applied_batch.inserted, applied_batch.duplicates);
+        projected(applied_batch.inserted, applied_batch.duplicates, &events);
         for (t, p, o) in &offsets {
             let e = applied.entry((t.clone(), *p)).or_insert(0);
             *e = (*e).max(*o);

@@ -43,6 +43,10 @@ pub struct Config {
     /// instance), `live.max_clients_per_org` (250 per instance),
     /// `live.ping_interval_ms` (30000), `live.controls_poll_ms` (1000).
     pub live: crate::live::LiveConfig,
+    /// How often the business gauges on `/metrics` (spend, unpriced calls,
+    /// budget percent, firing alerts, paused agents per org) are read from
+    /// the store, in seconds; 0 turns them off.
+    pub business_metrics_interval_secs: u64,
 }
 
 impl Default for Config {
@@ -64,6 +68,7 @@ impl Default for Config {
             console_dir: crate::console::DEFAULT_DIR.into(),
             kafka: Default::default(),
             live: Default::default(),
+            business_metrics_interval_secs: 30,
         }
     }
 }

@@ -48,6 +48,7 @@ mod agents;
 pub mod aggs;
 mod api;
 mod auth;
+mod business;
 pub mod caps;
 mod config;
 mod console;
@@ -155,6 +156,16 @@ pub async fn run(
     // live feed's tasks restart on failure (they hold nothing).
     let mut tasks = Supervisor::new(shutdown.clone());
     live::start(&mut tasks, &hub, &config.kafka, &pool, &health, &shutdown);
+    if config.business_metrics_interval_secs > 0 {
+        let (pool, every) = (
+            pool.clone(),
+            Duration::from_secs(config.business_metrics_interval_secs),
+        );
+        let stop = shutdown.clone();
+        tasks.restarting("business-gauges", move || {
+            business::run(pool.clone(), every, stop.clone())
+        });
+    }
     let (listen, origins) = (config.listen.clone(), config.cors_allow_origins.clone());
     tasks.critical("http", async move {
         agentops_runtime::http::serve_with(&listen, router, &origins, shutdown).await

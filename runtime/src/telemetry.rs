@@ -39,3 +39,50 @@ pub fn init(component: &'static str) -> Result<PrometheusHandle> {
     tracing::info!(component, version = env!("CARGO_PKG_VERSION"), "starting");
     Ok(handle)
 }
+
+/// Most distinct `org` label values one process exports; the orgs seen
+/// after these share [`OTHER_ORGS`], so a platform with many small tenants
+/// cannot grow the series without bound.
+pub const MAX_ORG_LABELS: usize = 1000;
+
+/// The `org` label of the orgs past [`MAX_ORG_LABELS`].
+pub const OTHER_ORGS: &str = "_other";
+
+static ORG_LABELS: std::sync::OnceLock<std::sync::Mutex<std::collections::HashSet<String>>> =
+    std::sync::OnceLock::new();
+
+/// The `org` label for `org`: the org itself while fewer than
+/// [`MAX_ORG_LABELS`] orgs have been labelled by this process (first come),
+/// [`OTHER_ORGS`] after that. Business metrics are per org, never per agent
+/// or event.
+pub fn org_label(org: &str) -> String {
+    let set = ORG_LABELS.get_or_init(Default::default);
+    let mut set = match set.lock() {
+        Ok(s) => s,
+        Err(poisoned) => poisoned.into_inner(),
+    };
+    if set.contains(org) {
+        return org.to_owned();
+    }
+    if set.len() < MAX_ORG_LABELS {
+        set.insert(org.to_owned());
+        return org.to_owned();
+    }
+    OTHER_ORGS.to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn org_labels_are_capped() {
+        for i in 0..MAX_ORG_LABELS + 10 {
+            let org = format!("org-label-test-{i}");
+            let want = if i < MAX_ORG_LABELS { org.as_str() } else { OTHER_ORGS };
+            assert_eq!(org_label(&org), want, "{i}");
+        }
+        // An org labelled before keeps its label.
+        assert_eq!(org_label("org-label-test-3"), "org-label-test-3");
+    }
+}
