@@ -79,7 +79,7 @@ def test_odd_values_never_raise_and_the_event_still_goes(sink: Sink, make_client
         reasoning_tokens="lots",  # type: ignore[arg-type]
         latency_ms=math.nan,
         cost_usd=math.inf,
-        attributes={"ok": "v", "bad": BadStr(), "obj": Weird(), 7: "int-key", "none": None},
+        attributes={"ok": "v", "bad": BadStr(), "obj": Weird(), 7: "int-key", "none": None},  # type: ignore[dict-item]
         error_message=BadStr(),  # type: ignore[arg-type]
     )
     assert eid is not None
