@@ -311,27 +311,40 @@ class Client:
                 ev["model"] = _fast_id(model)
             if provider is not None:
                 ev["provider"] = _fast_id(provider)
+            # Counts that do not convert are left out, not sent as null.
             if input_tokens is not None:
-                ev["input_tokens"] = _count(input_tokens)
+                n = _count(input_tokens)
+                if n is not None:
+                    ev["input_tokens"] = n
             if output_tokens is not None:
-                ev["output_tokens"] = _count(output_tokens)
+                n = _count(output_tokens)
+                if n is not None:
+                    ev["output_tokens"] = n
             if cache_read_tokens is not None:
-                ev["cache_read_tokens"] = _count(cache_read_tokens)
+                n = _count(cache_read_tokens)
+                if n is not None:
+                    ev["cache_read_tokens"] = n
             if cache_write_tokens is not None:
-                ev["cache_write_tokens"] = _count(cache_write_tokens)
+                n = _count(cache_write_tokens)
+                if n is not None:
+                    ev["cache_write_tokens"] = n
             if reasoning_tokens is not None:
-                ev["reasoning_tokens"] = _count(reasoning_tokens)
+                n = _count(reasoning_tokens)
+                if n is not None:
+                    ev["reasoning_tokens"] = n
             if cost_usd is not None:
                 c = _cost(cost_usd)
                 if c is not None:
                     ev["cost_usd"] = c
                 else:
                     self._log_once("cost", "cost_usd %r is not a finite non-negative number: left out", cost_usd)
-            self._common(ev, latency_ms, status, error_type, error_message, attributes, trace_id, span_id)
-            # Counts that did not convert (None) are left out, not sent as null.
-            for k in ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens"):
-                if k in ev and ev[k] is None:
-                    del ev[k]
+            if latency_ms is not None:
+                lat = _count(latency_ms, MAX_LATENCY_MS)
+                if lat is not None:
+                    ev["latency_ms"] = lat
+            ev["status"] = status if (status == "ok" or status == "error") else _fast_id(status)
+            if error_type is not None or error_message is not None or attributes or trace_id is not None or span_id is not None:
+                self._common(ev, None, None, error_type, error_message, attributes, trace_id, span_id)
             return self._emit(ev)
         except Exception as e:
             self._internal_error("llm_call", e)

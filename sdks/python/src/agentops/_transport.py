@@ -19,6 +19,7 @@ import http.client
 import json
 import os
 import random
+import socket
 import threading
 import time
 import weakref
@@ -376,7 +377,9 @@ class Transport:
 
     def _post_batch(self, events: List[Event], body: bytes) -> None:
         cfg = self.config
-        payload = gzip.compress(body, compresslevel=6) if cfg.compress else body
+        # Level 1: a third of level 6's time for a body about 10% larger (JSON
+        # events compress about 8x either way).
+        payload = gzip.compress(body, compresslevel=1) if cfg.compress else body
         started = time.monotonic()
         attempt = 0
         n = len(events)
@@ -474,8 +477,8 @@ class Transport:
     def _new_conn(self) -> http.client.HTTPConnection:
         timeout = self.config.timeout_s
         if self._https:
-            return http.client.HTTPSConnection(self._host, self._port, timeout=timeout)
-        return http.client.HTTPConnection(self._host, self._port, timeout=timeout)
+            return _NoDelayHTTPSConnection(self._host, self._port, timeout=timeout)
+        return _NoDelayHTTPConnection(self._host, self._port, timeout=timeout)
 
     def _close_conn(self) -> None:
         c, self._conn = self._conn, None
@@ -506,6 +509,29 @@ class Transport:
                 self._close_conn()
             return resp.status, resp.getheader("Retry-After"), data
         raise http.client.HTTPException("unreachable")
+
+
+def _nodelay(conn: http.client.HTTPConnection) -> None:
+    # http.client writes the headers and the body in two sends: with Nagle's
+    # algorithm the body then waits for the peer's delayed ACK of the headers
+    # (40 ms a request on Linux).
+    try:
+        if conn.sock is not None:
+            conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    except OSError:
+        pass
+
+
+class _NoDelayHTTPConnection(http.client.HTTPConnection):
+    def connect(self) -> None:
+        super().connect()
+        _nodelay(self)
+
+
+class _NoDelayHTTPSConnection(http.client.HTTPSConnection):
+    def connect(self) -> None:
+        super().connect()
+        _nodelay(self)
 
 
 def _error_code(answer: bytes) -> str:

@@ -9,7 +9,7 @@ import random
 import re
 import threading
 import time
-from typing import Any, Dict, Mapping, Optional, Set
+from typing import Any, Dict, Mapping, Optional, Set, Tuple
 
 logger = logging.getLogger("agentops")
 
@@ -93,14 +93,22 @@ if hasattr(os, "register_at_fork"):
 
 def new_event_id() -> str:
     h = "%032x" % ((_bits(128) & _V4_CLEAR) | _V4_SET)
-    return "%s-%s-%s-%s-%s" % (h[:8], h[8:12], h[12:16], h[16:20], h[20:])
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+_ts_cache: Tuple[int, str] = (-1, "")
 
 
 def format_ts(ns: int) -> str:
-    """RFC 3339 UTC with microseconds from epoch nanoseconds."""
-    us = ns // 1000
-    secs, frac = divmod(us, 1_000_000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + ".%06dZ" % frac
+    """RFC 3339 UTC with microseconds from epoch nanoseconds (the text up to
+    the second is cached: a batch's events mostly share their second)."""
+    global _ts_cache
+    secs, frac = divmod(ns // 1000, 1_000_000)
+    cached_secs, prefix = _ts_cache
+    if cached_secs != secs:
+        prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs))
+        _ts_cache = (secs, prefix)
+    return "%s.%06dZ" % (prefix, frac)
 
 
 def truncate_utf8(s: str, limit: int) -> str:
@@ -138,6 +146,8 @@ def count(value: object, limit: int = MAX_TOKENS) -> Optional[int]:
     """A non-negative integer count (tokens, latency), clamped to the gateway's bound."""
     if type(value) is int and 0 <= value <= limit:
         return value
+    if type(value) is float and 0.0 <= value < limit:
+        return int(value + 0.5)
     if value is None or isinstance(value, bool):
         return None
     try:
