@@ -287,6 +287,14 @@ ensure_python_tools() {
 # The former name (the OTLP test's messages use it).
 ensure_python_otel() { ensure_python_tools; }
 
+# Prometheus and promtool from Debian's packages (e2e/tests/prometheus.rs:
+# the rules' unit tests, and a real Prometheus scraping a stack).
+ensure_prometheus() {
+  if [ ! -x /usr/bin/prometheus ] || [ ! -x /usr/bin/promtool ]; then
+    apt_install --no-install-recommends prometheus
+  fi
+}
+
 # cargo-nextest (the test runner of test.sh), installed once into ~/.cargo/bin.
 ensure_nextest() {
   if ! cargo nextest --version >/dev/null 2>&1; then

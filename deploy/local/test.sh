@@ -25,6 +25,7 @@ ensure_kafka
 ensure_nextest
 ensure_browser
 ensure_timescale
+ensure_prometheus
 AGENTOPS_TEST_PYTHON=$(ensure_python_tools)
 export AGENTOPS_TEST_PYTHON
 
