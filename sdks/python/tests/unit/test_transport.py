@@ -4,8 +4,12 @@ shutdown, against a real local HTTP server."""
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 import threading
+import time
 import uuid
 from typing import Any, Dict, List
 
@@ -286,3 +290,52 @@ def test_events_are_plain_json_dicts_in_the_body(sink: Sink, make_client: MakeCl
     assert c.flush(10)
     e: Dict[str, Any] = sink.events()[0]
     assert e["attributes"] == {"a": "1.5", "b": "true"}
+
+
+def test_forked_child_sends_its_own_events_with_fresh_ids(sink: Sink, make_client: MakeClient) -> None:
+    if not hasattr(os, "fork"):
+        pytest.skip("no fork")
+    c = make_client(agent_id="parent", flush_interval_ms=60_000)
+    c.tool_call("before-fork")  # queued in the parent: the child must not send it
+    pid = os.fork()
+    if pid == 0:  # the child: its own queue and sender thread
+        code = 1
+        try:
+            c.tool_call("in-child", agent_id="child")
+            code = 0 if c.flush(10) else 2
+        finally:
+            os._exit(code)
+    # Without reseeding after the fork this id would be the child's too.
+    c.tool_call("parent-after-fork")
+    _, status = os.waitpid(pid, 0)
+    assert os.WEXITSTATUS(status) == 0
+    assert c.flush(10)
+    names = sorted(e["tool_name"] for e in sink.events())
+    assert names == ["before-fork", "in-child", "parent-after-fork"]
+    ids = [e["event_id"] for e in sink.events()]
+    assert len(set(ids)) == 3
+
+
+def _run_script(code: str) -> "subprocess.CompletedProcess[str]":
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+
+
+def test_queued_events_are_flushed_at_interpreter_exit(sink: Sink) -> None:
+    r = _run_script(
+        "import agentops\n"
+        "agentops.init('aok_exit', %r, agent_id='exit-bot', flush_interval_ms=600000)\n"
+        "for i in range(3): agentops.tool_call('t%%d' %% i)\n" % sink.url
+    )
+    assert r.returncode == 0, r.stderr
+    assert [e["tool_name"] for e in sink.events()] == ["t0", "t1", "t2"]
+
+
+def test_exit_with_the_gateway_down_is_bounded() -> None:
+    t0 = time.monotonic()
+    r = _run_script(
+        "import agentops\n"
+        "agentops.init('aok_exit', 'http://127.0.0.1:%d', agent_id='b', shutdown_timeout_s=0.5)\n"
+        "agentops.tool_call('t')\n" % free_closed_port()
+    )
+    assert r.returncode == 0, r.stderr
+    assert time.monotonic() - t0 < 30  # a generous bound: the exit flush gives up after 0.5 s
