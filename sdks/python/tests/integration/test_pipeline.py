@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 import uuid
 import warnings
@@ -186,22 +187,27 @@ def test_b_503s_then_recovery_nothing_lost_nothing_doubled(
 
 
 def test_c_429_rate_limited(stack: Stack, proxy_factory: Callable[[Plan], FaultProxy]) -> None:
-    """A real 429 from the gateway when the admin key may set an org's rate
-    limit (only a platform admin may, docs/admin-api.md "Orgs and API
-    keys"): a new org with 5 events/s and a burst of 10. Otherwise the 429s
-    are injected by the proxy in front of the real gateway."""
+    """The gateway's own 429 needs an org with a low rate limit, which only a
+    platform admin may set (docs/admin-api.md "Orgs and API keys"). With a
+    platform admin key (AGENTOPS_IT_PLATFORM_KEY, else the org admin key if
+    its org is a platform org) the test creates an org of 5 events/s and a
+    burst of 10 and sends through the real limiter; otherwise the 429s (with
+    Retry-After: 1) are injected by the proxy in front of the real gateway."""
     org = "py-sdk-rl-" + uuid.uuid4().hex[:10]
+    platform_key = os.environ.get("AGENTOPS_IT_PLATFORM_KEY") or stack.admin_key
     status, made = http_json(
         "POST",
         stack.query + "/v1/admin/orgs",
-        stack.admin_key,
+        platform_key,
         {"id": org, "name": "python sdk rate limit", "ingest_events_per_sec": 5, "ingest_burst": 10},
     )
     agent = unique("py-sdk-429")
     n_llm, n_tools = 20, 8
     if status == 403:
         # Not a platform admin: 429s with Retry-After from the proxy.
-        warnings.warn("429 test: the admin key cannot set rate limits (platform admins only): 429s injected by the proxy")
+        warnings.warn(
+            "429 test: no platform admin key (AGENTOPS_IT_PLATFORM_KEY) to set a rate limit: 429s injected by the proxy"
+        )
         plan = {0: "429", 1: "429"}
         proxy = proxy_factory(lambda i: plan.get(i, "forward"))
         c = client(stack, agent, endpoint=proxy.url, max_batch=10, backoff_base_s=0.05)
