@@ -98,13 +98,20 @@ def current_run() -> Optional[RunHandle]:
     return _current.get()
 
 
-def _fast_id(value: Optional[str]) -> Optional[str]:
+def _fast_id(value: object) -> Optional[str]:
     # Most identifiers are short printable ASCII: two C checks, no regex.
     if value is None:
         return None
     if type(value) is str and value and len(value) <= MAX_ID_BYTES and value.isascii() and value.isprintable():
         return value
     return clean_id(value)
+
+
+def _put_id(ev: Dict[str, Any], key: str, value: object) -> None:
+    """Set an identifier field, leaving it out when it is empty."""
+    v = _fast_id(value)
+    if v is not None:
+        ev[key] = v
 
 
 def _ts(value: Timestamp) -> int:
@@ -254,19 +261,21 @@ class Client:
             if lat is not None:
                 ev["latency_ms"] = lat
         if status is not None:
-            ev["status"] = _fast_id(status)
+            _put_id(ev, "status", status)
         if error_type is not None:
-            ev["error_type"] = _fast_id(error_type)
+            _put_id(ev, "error_type", error_type)
         if error_message is not None:
-            ev["error_message"] = _message(error_message)
+            msg = _message(error_message)
+            if msg is not None:
+                ev["error_message"] = msg
         if attributes:
             a = _attrs(attributes, self._log_once)
             if a:
                 ev["attributes"] = a
         if trace_id is not None:
-            ev["trace_id"] = _fast_id(trace_id)
+            _put_id(ev, "trace_id", trace_id)
         if span_id is not None:
-            ev["span_id"] = _fast_id(span_id)
+            _put_id(ev, "span_id", span_id)
 
     def _emit(self, ev: Dict[str, Any]) -> Optional[str]:
         t = self._transport
@@ -308,9 +317,9 @@ class Client:
                 return None
             ev = self._base("llm_call", agent_id, run_id, workflow_id, timestamp, _current.get())
             if model is not None:
-                ev["model"] = _fast_id(model)
+                _put_id(ev, "model", model)
             if provider is not None:
-                ev["provider"] = _fast_id(provider)
+                _put_id(ev, "provider", provider)
             # Counts that do not convert are left out, not sent as null.
             if input_tokens is not None:
                 n = _count(input_tokens)
@@ -342,7 +351,10 @@ class Client:
                 lat = _count(latency_ms, MAX_LATENCY_MS)
                 if lat is not None:
                     ev["latency_ms"] = lat
-            ev["status"] = status if (status == "ok" or status == "error") else _fast_id(status)
+            if status == "ok" or status == "error":
+                ev["status"] = status
+            elif status is not None:
+                _put_id(ev, "status", status)
             if error_type is not None or error_message is not None or attributes or trace_id is not None or span_id is not None:
                 self._common(ev, None, None, error_type, error_message, attributes, trace_id, span_id)
             return self._emit(ev)
@@ -408,7 +420,7 @@ class Client:
             if self._transport is None:
                 return None
             ev = self._base("tool_call", agent_id, run_id, workflow_id, timestamp, _current.get())
-            ev["tool_name"] = _fast_id(tool_name)
+            _put_id(ev, "tool_name", tool_name)
             self._common(ev, latency_ms, status, error_type, error_message, attributes, trace_id, span_id)
             return self._emit(ev)
         except Exception as e:

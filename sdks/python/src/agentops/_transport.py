@@ -281,7 +281,10 @@ class Transport:
                     break
                 deadline = next_flush if next_hb is None else min(next_flush, next_hb)
                 woken = self._wake.wait(max(0.0, deadline - time.monotonic()))
-                self._wake.clear()
+                if woken:
+                    # Cleared before draining, so a wake-up set from now on
+                    # is seen by the next wait.
+                    self._wake.clear()
                 now = time.monotonic()
                 if next_hb is not None and hb_every is not None and now >= next_hb:
                     next_hb = now + hb_every

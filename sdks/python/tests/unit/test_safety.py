@@ -175,3 +175,13 @@ def test_api_key_and_endpoint_from_the_environment(sink: Sink, monkeypatch: pyte
     c.tool_call("t")
     assert c.flush(10)
     assert sink.requests[0].headers["authorization"] == "Bearer aok_env"
+
+
+def test_empty_identifiers_are_left_out_not_null(sink: Sink, make_client: MakeClient) -> None:
+    c = make_client(agent_id="bot")
+    c.llm_call("", "", status=None, trace_id="", span_id="", error_type="")  # type: ignore[arg-type]
+    c.tool_call("", status="")
+    assert c.flush(10)
+    for e in sink.events():
+        assert None not in e.values(), e
+        assert not ({"model", "provider", "status", "trace_id", "span_id", "error_type", "tool_name"} & set(e))
