@@ -272,14 +272,15 @@ start_timescale() {
 # Prints the venv's interpreter.
 ensure_python_tools() {
   local venv="$ROOT/target/py-otel" req="$ROOT/e2e/python/requirements.txt"
-  local st_version
-  st_version=$(sed -n 's/^schemathesis==//p' "$req")
+  local stamp
+  stamp=$(sha256sum "$req" | cut -c1-16)
   if ! "$venv/bin/python" -c 'import opentelemetry.sdk, opentelemetry.exporter.otlp.proto.http' >/dev/null 2>&1 \
-    || [ "$("$venv/bin/python" -c 'import importlib.metadata as m; print(m.version("schemathesis"))' 2>/dev/null)" != "$st_version" ]; then
+    || [ "$(cat "$venv/.agentops-req" 2>/dev/null)" != "$stamp" ]; then
     log "installing the e2e Python helpers from PyPI ($req, venv $venv)"
     python3 -m venv "$venv" >&2 || die "cannot create a Python venv (Debian: apt-get install python3-venv)"
     "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$req" >&2 \
       || die "pip install -r $req failed"
+    echo "$stamp" >"$venv/.agentops-req"
   fi
   echo "$venv/bin/python"
 }

@@ -21,6 +21,9 @@ pub(super) const CACHE_READ: &[&str] = &[
 pub(super) const CACHE_WRITE: &[&str] = &[
     "gen_ai.usage.cache_creation.input_tokens",
     "gen_ai.usage.cache_creation_input_tokens",
+    // opentelemetry-util-genai (the OpenTelemetry Python GenAI helpers, 1.x)
+    // writes this name for agent and inference invocations.
+    "gen_ai.usage.cache_write.input_tokens",
 ];
 pub(super) const REASONING: &[&str] = &[
     "gen_ai.usage.reasoning.output_tokens",

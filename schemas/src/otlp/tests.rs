@@ -198,6 +198,16 @@ fn cached_and_reasoning_tokens_follow_the_cost_convention() {
         (Some(100), Some(5_000))
     );
     assert_eq!((e.output_tokens, e.reasoning_tokens), (Some(50), Some(400)));
+    // opentelemetry-util-genai's name for cache writes.
+    let e = one(chat(vec![
+        i("gen_ai.usage.input_tokens", 9_000),
+        i("gen_ai.usage.cache_write.input_tokens", 3_000),
+        i("gen_ai.usage.output_tokens", 10),
+    ]));
+    assert_eq!(
+        (e.input_tokens, e.cache_write_tokens),
+        (Some(6_000), Some(3_000))
+    );
     // Integral doubles and decimal strings count; a negative count is refused.
     let e = one(chat(vec![
         kv("gen_ai.usage.input_tokens", Any::DoubleValue(12.0)),
