@@ -55,6 +55,7 @@ mod console;
 mod cost;
 mod error;
 mod governance;
+pub mod grafana;
 mod live;
 mod openapi;
 mod params;

@@ -1,6 +1,6 @@
 mod cli;
 
-use agentops_query_api::admin;
+use agentops_query_api::{admin, grafana};
 use agentops_runtime::keys::{self, Scope};
 use clap::{Parser, Subcommand, ValueEnum};
 
@@ -154,6 +154,23 @@ enum AdminCommand {
     /// and for rows written in clear before encryption. Keep the old keys
     /// configured until it reports no row left.
     ReencryptSecrets,
+    /// Give a PostgreSQL login role read-only access to one org's rows for
+    /// Grafana (docs/grafana.md): (re)creates the views of schema `grafana`,
+    /// creates the role unless it exists, maps it to the org and grants it
+    /// those views only. Prints `AGENTOPS_GRAFANA_PG_USER=`, and
+    /// `AGENTOPS_GRAFANA_PG_PASSWORD=` when it generated the password of a
+    /// new role. Idempotent; run again after `projections rebuild`.
+    GrafanaRole {
+        #[arg(long)]
+        org: String,
+        /// 1 to 63 characters of a-z, 0-9, `_`.
+        #[arg(long)]
+        role: String,
+        /// The name of an environment variable holding the role's password
+        /// (at least 12 characters; set on every run).
+        #[arg(long)]
+        password_env: Option<String>,
+    },
     /// Set an org's daily spend budget and its Slack-compatible webhook.
     SetBudget {
         #[arg(long)]
@@ -284,6 +301,17 @@ async fn main() -> anyhow::Result<()> {
                 AdminCommand::ReencryptSecrets => {
                     let keys = admin::install_secrets(&config)?;
                     cli::reencrypt_secrets(&pool, &keys).await?;
+                }
+                AdminCommand::GrafanaRole {
+                    org,
+                    role,
+                    password_env,
+                } => {
+                    // The relations the views read exist once storage is set up.
+                    agentops_runtime::db::prepare(&pool, &config.database).await?;
+                    let storage = &config.database.storage;
+                    let pw = password_env.as_deref();
+                    grafana::grafana_role_cli(&pool, storage, &org, &role, pw).await?;
                 }
                 AdminCommand::SetBudget {
                     org,
