@@ -33,13 +33,7 @@ fn llm(agent: &str, model: &str, input: i64, output: i64) -> Value {
 }
 
 /// Wait until `c`'s `name{..labels..}` equals `want` (within 1e-9).
-async fn gauge_is(
-    stack: &Stack,
-    c: Component,
-    name: &str,
-    labels: &str,
-    want: f64,
-) -> Result<()> {
+async fn gauge_is(stack: &Stack, c: Component, name: &str, labels: &str, want: f64) -> Result<()> {
     let what = format!("{name}{{{labels}}} = {want}");
     stack
         .eventually(Duration::from_secs(60), &what, || async {
@@ -67,7 +61,9 @@ async fn business_metrics_per_org() -> Result<()> {
     // Four priced calls (gpt-4o: 1,000 x $2.50/M + 100 x $10/M = $0.0035
     // each, processors/prices.toml), one of a model without a price, and one
     // event refused by validation (no agent).
-    let mut batch: Vec<Value> = (0..4).map(|_| llm("bm-agent", "gpt-4o", 1000, 100)).collect();
+    let mut batch: Vec<Value> = (0..4)
+        .map(|_| llm("bm-agent", "gpt-4o", 1000, 100))
+        .collect();
     batch.push(llm("bm-agent", "bm-unknown-model-x", 500, 50));
     let mut bad = llm("bm-agent", "gpt-4o", 1, 1);
     bad.as_object_mut().context("object")?.remove("agent_id");
@@ -92,11 +88,39 @@ async fn business_metrics_per_org() -> Result<()> {
     .await?;
 
     let gw = Component::Gateway;
-    gauge_is(&stack, gw, "agentops_gateway_events_accepted_total", &org, 5.0).await?;
-    gauge_is(&stack, gw, "agentops_gateway_events_rejected_total", &org, 1.0).await?;
+    gauge_is(
+        &stack,
+        gw,
+        "agentops_gateway_events_accepted_total",
+        &org,
+        5.0,
+    )
+    .await?;
+    gauge_is(
+        &stack,
+        gw,
+        "agentops_gateway_events_rejected_total",
+        &org,
+        1.0,
+    )
+    .await?;
     let p = Component::Processors;
-    gauge_is(&stack, p, "agentops_processor_spend_microusd_total", &org, spend * 1e6).await?;
-    gauge_is(&stack, p, "agentops_processor_unpriced_events_total", &org, 1.0).await?;
+    gauge_is(
+        &stack,
+        p,
+        "agentops_processor_spend_microusd_total",
+        &org,
+        spend * 1e6,
+    )
+    .await?;
+    gauge_is(
+        &stack,
+        p,
+        "agentops_processor_unpriced_events_total",
+        &org,
+        1.0,
+    )
+    .await?;
 
     let q = Component::QueryApi;
     let day = format!("{org},period=\"day\"");
@@ -105,7 +129,14 @@ async fn business_metrics_per_org() -> Result<()> {
     gauge_is(&stack, q, "agentops_org_spend_usd", &month, spend).await?;
     gauge_is(&stack, q, "agentops_org_unpriced_calls", &day, 1.0).await?;
     let budget = format!("{org},budget=\"bm-day\"");
-    gauge_is(&stack, q, "agentops_budget_used_percent", &budget, spend / 0.01 * 100.0).await?;
+    gauge_is(
+        &stack,
+        q,
+        "agentops_budget_used_percent",
+        &budget,
+        spend / 0.01 * 100.0,
+    )
+    .await?;
     let paused = format!("{org},action=\"pause\"");
     gauge_is(&stack, q, "agentops_agents_controlled", &paused, 1.0).await?;
     gauge_is(&stack, q, "agentops_alerts_firing", &org, 2.0).await?;
@@ -137,7 +168,12 @@ async fn business_metrics_per_org() -> Result<()> {
         .as_str()
         .context("a firing alert")?
         .to_owned();
-    admin_post(&stack, &format!("/v1/alerts/{id}/ack"), json!({"note": "seen"})).await?;
+    admin_post(
+        &stack,
+        &format!("/v1/alerts/{id}/ack"),
+        json!({"note": "seen"}),
+    )
+    .await?;
     gauge_is(&stack, q, "agentops_alerts_firing", &org, 1.0).await?;
 
     // Labels stay per org: no agent, run, model or event id in any series.

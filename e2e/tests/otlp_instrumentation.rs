@@ -72,7 +72,11 @@ async fn openai_instrumentation_lands_as_a_priced_run() -> Result<()> {
     let gpt = 12_000.0 * 2.50e-6 + 800.0 * 10.0e-6;
     let mini = 3_000.0 * 1.10e-6 + 1_500.0 * 4.40e-6;
     let cost = run["cost_usd"].as_f64().unwrap_or(-1.0);
-    ensure!((cost - (gpt + mini)).abs() < 1e-9, "cost {cost}, want {}", gpt + mini);
+    ensure!(
+        (cost - (gpt + mini)).abs() < 1e-9,
+        "cost {cost}, want {}",
+        gpt + mini
+    );
     let models: Vec<&str> = run["events"]
         .as_array()
         .context("timeline")?
@@ -83,7 +87,10 @@ async fn openai_instrumentation_lands_as_a_priced_run() -> Result<()> {
     ensure!(models == ["gpt-4o-2024-08-06", "o3-mini"], "{models:?}");
     for e in run["events"].as_array().context("timeline")? {
         if e["type"] == "llm_call" {
-            ensure!(e["cost_source"] == "computed" && e["provider"] == "openai", "{e}");
+            ensure!(
+                e["cost_source"] == "computed" && e["provider"] == "openai",
+                "{e}"
+            );
         }
     }
     Ok(())

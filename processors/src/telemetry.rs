@@ -21,7 +21,8 @@ pub(crate) fn spend(org: &str, usd: f64, unpriced: u64) {
             .increment((usd * 1e6).round() as u64);
     }
     if unpriced > 0 {
-        metrics::counter!("agentops_processor_unpriced_events_total", "org" => org).increment(unpriced);
+        metrics::counter!("agentops_processor_unpriced_events_total", "org" => org)
+            .increment(unpriced);
     }
 }
 

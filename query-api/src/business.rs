@@ -115,7 +115,11 @@ async fn read(pool: &PgPool, now: DateTime<Utc>) -> Result<Values, sqlx::Error> 
     .fetch_all(&mut *conn)
     .await?;
     for (org, n) in firing {
-        out.add("agentops_alerts_firing", vec![("org", org_label(&org))], n as f64);
+        out.add(
+            "agentops_alerts_firing",
+            vec![("org", org_label(&org))],
+            n as f64,
+        );
     }
     let controlled: Vec<(String, String, i64)> = sqlx::query_as(
         "SELECT org_id, action, count(*) FROM agent_controls GROUP BY org_id, action",

@@ -79,7 +79,11 @@ mod tests {
     fn org_labels_are_capped() {
         for i in 0..MAX_ORG_LABELS + 10 {
             let org = format!("org-label-test-{i}");
-            let want = if i < MAX_ORG_LABELS { org.as_str() } else { OTHER_ORGS };
+            let want = if i < MAX_ORG_LABELS {
+                org.as_str()
+            } else {
+                OTHER_ORGS
+            };
             assert_eq!(org_label(&org), want, "{i}");
         }
         // An org labelled before keeps its label.
