@@ -20,6 +20,8 @@ export interface TransportOptions {
   timeoutMs: number;
   retryBudgetMs: number;
   maxRetries: number;
+  maxConcurrentRequests: number;
+  compressLevel: number;
   backoffBaseMs: number;
   backoffMaxMs: number;
   compress: boolean;
@@ -50,9 +52,9 @@ type Outcome =
   | { kind: "answer"; status: number; retryAfterMs: number | undefined; body: unknown }
   | { kind: "network"; error: unknown };
 
-function gzipAsync(buf: Buffer): Promise<Buffer> {
+function gzipAsync(buf: Buffer, level: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {
-    gzipCb(buf, (err, out) => (err ? reject(err) : resolve(out)));
+    gzipCb(buf, { level }, (err, out) => (err ? reject(err) : resolve(out)));
   });
 }
 
@@ -84,13 +86,14 @@ export class Transport {
   private readonly queue: RingQueue<Item>;
   private readonly url: string;
   private readonly headers: Record<string, string>;
+  private readonly gzipHeaders: Record<string, string>;
   private readonly inFlightBatches = new Set<Batch>();
   private readonly waiters = new Set<Waiter>();
   private readonly logged = new Set<string>();
   private readonly sleeps = new Set<() => void>();
   private timer: NodeJS.Timeout | undefined;
   private seq = 0;
-  private pumping = false;
+  private workers = 0;
   private kickScheduled = false;
   private closed = false;
   private abandoned = false;
@@ -116,7 +119,7 @@ export class Transport {
       authorization: `Bearer ${opts.apiKey}`,
       "user-agent": USER_AGENT,
     };
-    if (opts.compress) this.headers["content-encoding"] = "gzip";
+    this.gzipHeaders = { ...this.headers, "content-encoding": "gzip" };
     this.timer = setInterval(() => this.kick(), Math.max(1, opts.flushIntervalMs));
     this.timer.unref();
     if (opts.flushOnExit) {
@@ -231,21 +234,32 @@ export class Transport {
     }
   }
 
-  /** Starts sending soon (from a macrotask, never on the caller's stack). */
+  /**
+   * Starts sending soon (from a macrotask, never on the caller's stack): one worker while
+   * anything is queued, more (up to `maxConcurrentRequests`) while full batches wait.
+   */
   private kick(): void {
-    if (this.pumping || this.kickScheduled || this.queue.length === 0 || this.abandoned) return;
+    if (this.kickScheduled || this.queue.length === 0 || this.abandoned) return;
+    if (this.workers >= this.opts.maxConcurrentRequests) return;
+    if (this.workers > 0 && this.queue.length < this.opts.maxBatch) return;
     this.kickScheduled = true;
     setImmediate(() => {
       this.kickScheduled = false;
-      this.pump().catch(() => {
-        this.counters.errors++;
-      });
+      while (
+        this.queue.length > 0 &&
+        !this.abandoned &&
+        this.workers < this.opts.maxConcurrentRequests &&
+        (this.workers === 0 || this.queue.length >= this.opts.maxBatch)
+      ) {
+        this.workers++;
+        this.worker().catch(() => {
+          this.counters.errors++;
+        });
+      }
     });
   }
 
-  private async pump(): Promise<void> {
-    if (this.pumping) return;
-    this.pumping = true;
+  private async worker(): Promise<void> {
     try {
       while (this.queue.length > 0 && !this.abandoned) {
         const items = this.queue.take(this.opts.maxBatch);
@@ -265,7 +279,7 @@ export class Transport {
         }
       }
     } finally {
-      this.pumping = false;
+      this.workers--;
       this.progress();
     }
   }
@@ -285,7 +299,17 @@ export class Transport {
       await this.split(items);
       return;
     }
-    const payload = this.opts.compress ? await gzipAsync(body) : body;
+    let payload = body;
+    let gzipped = false;
+    if (this.opts.compress) {
+      try {
+        payload = await gzipAsync(body, this.opts.compressLevel);
+        gzipped = true;
+      } catch {
+        // Sent uncompressed rather than lost (zlib failing is not expected).
+        this.counters.errors++;
+      }
+    }
     const started = Date.now();
     for (let attempt = 1; ; attempt++) {
       if (this.abandoned) {
@@ -293,7 +317,7 @@ export class Transport {
         return;
       }
       if (attempt > 1) this.counters.retries++;
-      const out = await this.post(payload);
+      const out = await this.post(payload, gzipped);
       if (out.kind === "answer" && out.status === 202) {
         this.accepted(items, out.body);
         return;
@@ -371,11 +395,11 @@ export class Transport {
     );
   }
 
-  private async post(payload: Buffer): Promise<Outcome> {
+  private async post(payload: Buffer, gzipped: boolean): Promise<Outcome> {
     try {
       const res = await fetch(this.url, {
         method: "POST",
-        headers: this.headers,
+        headers: gzipped ? this.gzipHeaders : this.headers,
         body: payload,
         signal: AbortSignal.timeout(this.opts.timeoutMs),
       });

@@ -5,21 +5,25 @@ const MAX_KEY_BYTES = 256;
 /** The gateway keeps at most 4096 bytes of error messages and attribute values. */
 export const MAX_TEXT_BYTES = 4096;
 
-// Microsecond timestamps: the wall clock at start plus the monotonic clock since, so that
-// events of one process keep their order (a run's events sort by timestamp), re-based when
-// the two drift apart by more than a second (clock steps).
+// Microsecond timestamps: the wall clock at start plus the monotonic clock since
+// (performance.now(), a double in ms with sub-µs precision), so that events of one process
+// keep their order (a run's events sort by timestamp); every 1024 calls the result is checked
+// against Date.now() and re-based if they drifted apart by more than a second (clock steps).
 let baseWallUs = Date.now() * 1000;
-let baseMono = process.hrtime.bigint();
+let basePerfMs = performance.now();
 let lastUs = 0;
+let calls = 0;
 
 /** Now, in microseconds since the epoch, strictly increasing within the process. */
 export function nowMicros(): number {
-  let us = baseWallUs + Number((process.hrtime.bigint() - baseMono) / 1000n);
-  const wall = Date.now() * 1000;
-  if (Math.abs(us - wall) > 1_000_000) {
-    baseWallUs = wall;
-    baseMono = process.hrtime.bigint();
-    us = wall;
+  let us = Math.floor(baseWallUs + (performance.now() - basePerfMs) * 1000);
+  if ((++calls & 1023) === 0) {
+    const wall = Date.now() * 1000;
+    if (Math.abs(us - wall) > 1_000_000) {
+      baseWallUs = wall;
+      basePerfMs = performance.now();
+      us = wall;
+    }
   }
   if (us <= lastUs) us = lastUs + 1;
   lastUs = us;

@@ -21,6 +21,8 @@ export interface Reply {
   destroy?: boolean;
   /** Never answer (until the server closes). */
   hang?: boolean;
+  /** Answer what this promise resolves to, when it does. */
+  later?: Promise<Reply>;
 }
 
 export type Responder = (req: Received) => Reply | undefined;
@@ -61,6 +63,13 @@ export class FakeGateway {
           req.socket.destroy();
         } else if (reply.hang) {
           this.hung.push(res);
+        } else if (reply.later) {
+          this.hung.push(res);
+          void reply.later.then((r) => {
+            if (res.destroyed) return;
+            res.writeHead(r.status, { "content-type": "application/json", ...(r.headers ?? {}) });
+            res.end(r.body === undefined ? "" : JSON.stringify(r.body));
+          });
         } else {
           res.writeHead(reply.status, { "content-type": "application/json", ...(reply.headers ?? {}) });
           res.end(reply.body === undefined ? "" : JSON.stringify(reply.body));
@@ -134,4 +143,21 @@ export async function deadPort(): Promise<string> {
   const port = (s.address() as AddressInfo).port;
   await new Promise<void>((resolve) => s.close(() => resolve()));
   return `http://127.0.0.1:${port}`;
+}
+
+/** Every event queued is accounted for exactly once by the counters. */
+export function balanced(s: {
+  enqueued: number;
+  sent: number;
+  rejected: number;
+  droppedQueueFull: number;
+  droppedRetryBudget: number;
+  droppedShutdown: number;
+  queued: number;
+  inFlight: number;
+}): boolean {
+  return (
+    s.enqueued ===
+    s.sent + s.rejected + s.droppedQueueFull + s.droppedRetryBudget + s.droppedShutdown + s.queued + s.inFlight
+  );
 }

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { gunzipSync } from "node:zlib";
 import { Client } from "../src/index.js";
 import { parseRetryAfter } from "../src/transport.js";
-import { FakeGateway, acceptAll, deadPort, fastOptions, memoryLogger } from "./helpers.js";
+import { FakeGateway, acceptAll, balanced, deadPort, fastOptions, memoryLogger } from "./helpers.js";
 
 async function gateway(t: { after: (fn: () => Promise<void>) => void }) {
   const gw = await new FakeGateway().start();
@@ -135,6 +135,7 @@ test("400, 401, 403 are not retried: counted as rejected and logged once per kin
   assert.equal(s.sent, 0);
   assert.equal(s.retries, 0);
   assert.equal(s.failedRequests, 4);
+  assert.ok(balanced(s));
   assert.equal(log.lines.length, 3, log.lines.join("\n"));
   assert.ok(log.lines.some((l) => l.includes("HTTP 401")));
   await c.shutdown(1000);
@@ -188,6 +189,7 @@ test("events a 202 lists in rejected are counted, the rest sent", async (t) => {
   assert.equal(await c.flush(5000), true);
   assert.equal(c.stats().rejected, 1);
   assert.equal(c.stats().sent, 2);
+  assert.ok(balanced(c.stats()));
   assert.match(log.lines[0] ?? "", /agent_id: too long/);
   await c.shutdown(1000);
 });
@@ -207,6 +209,7 @@ test("queue full: the oldest events are dropped and counted; the newest are sent
     ["t3", "t4", "t5", "t6", "t7"],
   );
   assert.equal(log.lines.filter((l) => l.includes("queue full")).length, 1);
+  assert.ok(balanced(c.stats()));
   await c.shutdown(1000);
 });
 
@@ -228,6 +231,7 @@ test("a batch out of retry budget is dropped and counted; later batches still go
   s = c.stats();
   assert.equal(s.sent, 1);
   assert.equal(gw.events().at(-1)!.tool_name, "kept");
+  assert.ok(balanced(s));
   await c.shutdown(1000);
 
   // The time budget: a Retry-After beyond it drops the batch at once.
@@ -251,6 +255,7 @@ test("gateway down: calls return at once, nothing throws, the queue stays bounde
   assert.ok(s.droppedQueueFull >= 890);
   assert.equal(await c.shutdown(300).catch(() => "rejected"), false);
   const after = c.stats();
+  assert.ok(balanced(after) || after.inFlight > 0);
   assert.ok(after.failedRequests >= 1);
   assert.equal(after.sent, 0);
 });
@@ -265,3 +270,28 @@ test("Retry-After parsing: seconds and HTTP dates", () => {
   assert.ok(d !== undefined && d > 5_000 && d <= 10_000);
   assert.equal(parseRetryAfter(new Date(Date.now() - 10_000).toUTCString()), 0);
 });
+
+for (const concurrency of [1, 2]) {
+  test(`maxConcurrentRequests ${concurrency}: that many batches in flight while full batches wait`, async (t) => {
+    const gw = await gateway(t);
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    gw.respond = (r) => ({ status: 0, later: gate.then(() => acceptAll(r)) });
+    const c = new Client({
+      ...fastOptions(gw.url),
+      maxBatch: 10,
+      flushIntervalMs: 3_600_000,
+      maxConcurrentRequests: concurrency,
+    });
+    for (let i = 0; i < 30; i++) c.toolCall({ toolName: `t${i}` });
+    await gw.waitFor(() => gw.requests.length >= concurrency);
+    // The workers take their batches together, before any request is answered.
+    assert.equal(c.stats().inFlight, 10 * concurrency);
+    assert.equal(c.stats().queued, 30 - 10 * concurrency);
+    release();
+    assert.equal(await c.flush(5000), true);
+    assert.equal(gw.events().length, 30);
+    assert.equal(new Set(gw.events().map((e) => e.event_id)).size, 30);
+    await c.shutdown(1000);
+  });
+}
