@@ -144,6 +144,15 @@ async function overhead(endpoint, apiKey) {
 
 // ---- 2. throughput -----------------------------------------------------------------------
 
+// The answers' statuses, to say why batches were retried (the bench's own wrapper of fetch).
+let statuses = {};
+const realFetch = globalThis.fetch;
+globalThis.fetch = async (...a) => {
+  const r = await realFetch(...a);
+  statuses[r.status] = (statuses[r.status] ?? 0) + 1;
+  return r;
+};
+
 async function throughput(label, endpoint, apiKey, n) {
   const c = new Client({
     apiKey,
@@ -157,6 +166,7 @@ async function throughput(label, endpoint, apiKey, n) {
     retryBudgetMs: 600_000,
     maxRetries: 1000,
   });
+  statuses = {};
   const t0 = process.hrtime.bigint();
   for (let i = 0; i < n; i++) {
     c.llmCall(ARGS);
@@ -175,7 +185,10 @@ async function throughput(label, endpoint, apiKey, n) {
     `${secs.toFixed(2)} s`,
     Math.round(st.sent / secs).toLocaleString(),
     `${ok && st.sent === n ? "yes" : `NO (${st.sent})`}`,
-    `${st.retries} (${st.failedRequests} failed)`,
+    `${st.retries} (${Object.entries(statuses)
+      .filter(([k]) => k !== "202")
+      .map(([k, v]) => `${v}× ${k}`)
+      .join(", ") || "none failed"})`,
   ];
 }
 

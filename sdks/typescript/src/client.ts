@@ -595,8 +595,7 @@ export class Client {
     const workflowId = str(ctx.workflowId) ?? scope?.workflowId ?? this.workflowId;
     if (workflowId !== undefined) ev.workflow_id = workflowId;
     Object.assign(ev, fields);
-    transport.enqueue(ev);
-    return eventId;
+    return transport.enqueue(ev) ? eventId : undefined;
   }
 }
 

@@ -131,9 +131,9 @@ export class Transport {
     }
   }
 
-  /** Queue one event (the caller's thread: no I/O, no serialization). */
-  enqueue(ev: WireEvent): void {
-    if (this.closed) return;
+  /** Queue one event (the caller's thread: no I/O, no serialization); false once shut down. */
+  enqueue(ev: WireEvent): boolean {
+    if (this.closed) return false;
     const dropped = this.queue.push({ seq: ++this.seq, ev });
     this.counters.enqueued++;
     if (dropped !== undefined) {
@@ -142,6 +142,7 @@ export class Transport {
       this.progress();
     }
     if (this.queue.length >= this.opts.maxBatch) this.kick();
+    return true;
   }
 
   /** Counts an error caught inside the SDK. */

@@ -58,7 +58,7 @@ test("flush with nothing queued resolves true at once; shutdown sends what is qu
   assert.equal(gw.requests.length, 0);
   assert.equal(await c.shutdown(5000), true);
   assert.equal(gw.events().length, 3);
-  c.toolCall({ toolName: "after" });
+  assert.equal(c.toolCall({ toolName: "after" }), undefined);
   assert.equal(await c.flush(100), true);
   assert.equal(gw.events().length, 3);
   assert.equal(await c.shutdown(100), true);
