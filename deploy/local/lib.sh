@@ -288,6 +288,40 @@ ensure_python_tools() {
 # The former name (the OTLP test's messages use it).
 ensure_python_otel() { ensure_python_tools; }
 
+# ensure_python_sdk: a venv at target/py-sdk with the Python SDK (editable)
+# and its dev tools (pytest, mypy, the OpenTelemetry SDK), redone when
+# sdks/python/pyproject.toml changes. Prints the venv's interpreter.
+ensure_python_sdk() {
+  local venv="$ROOT/target/py-sdk" stamp
+  stamp=$(sha256sum "$ROOT/sdks/python/pyproject.toml" | cut -c1-16)
+  if ! "$venv/bin/python" -c 'import agentops, pytest, mypy' >/dev/null 2>&1 \
+    || [ "$(cat "$venv/.agentops-req" 2>/dev/null)" != "$stamp" ]; then
+    log "installing the Python SDK and its dev tools from PyPI (venv $venv)"
+    python3 -m venv "$venv" >&2 || die "cannot create a Python venv (Debian: apt-get install python3-venv)"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check -e "$ROOT/sdks/python[dev]" >&2 \
+      || die "pip install -e sdks/python[dev] failed"
+    echo "$stamp" >"$venv/.agentops-req"
+  fi
+  echo "$venv/bin/python"
+}
+
+# The TypeScript SDK (sdks/typescript): locked dev dependencies (npm ci, redone
+# only when package-lock.json changes), then `npm run <each arg>`.
+sdk_typescript_npm() {
+  local dir="$ROOT/sdks/typescript" stamp
+  command -v npm >/dev/null || apt_install nodejs npm
+  stamp=$(sha256sum "$dir/package-lock.json" | cut -c1-16)
+  if [ "$(cat "$dir/node_modules/.agentops-lock" 2>/dev/null)" != "$stamp" ]; then
+    log "installing the TypeScript SDK's npm dev dependencies (npm ci)"
+    (cd "$dir" && npm ci --no-audit --no-fund --silent) || die "sdks/typescript: npm ci failed"
+    echo "$stamp" >"$dir/node_modules/.agentops-lock"
+  fi
+  local task
+  for task in "$@"; do
+    (cd "$dir" && npm run --silent "$task") || die "sdks/typescript: npm run $task failed"
+  done
+}
+
 # Prometheus and promtool from Debian's packages (e2e/tests/prometheus.rs:
 # the rules' unit tests, and a real Prometheus scraping a stack).
 ensure_prometheus() {

@@ -28,6 +28,8 @@ ensure_timescale
 ensure_prometheus
 AGENTOPS_TEST_PYTHON=$(ensure_python_tools)
 export AGENTOPS_TEST_PYTHON
+AGENTOPS_SDK_PYTHON=$(ensure_python_sdk)
+export AGENTOPS_SDK_PYTHON
 
 cleanup() {
   stop_kafka "$STATE/kafka"
@@ -54,6 +56,13 @@ cargo clippy --workspace --all-targets -- -D warnings
 
 log "console: type check, unit tests (Vitest), build"
 console_npm test build
+
+log "typescript sdk: tsc --strict, build (ESM + CJS), unit tests (the integration suite runs in e2e sdks)"
+sdk_typescript_npm typecheck build test
+
+log "python sdk: mypy --strict, unit tests (the integration suite runs in e2e sdks)"
+(cd sdks/python && "$AGENTOPS_SDK_PYTHON" -m mypy && "$AGENTOPS_SDK_PYTHON" -m pytest -q -p no:cacheprovider tests/unit) \
+  || die "python sdk checks failed"
 
 log "building the workspace"
 cargo build --workspace --bins --tests
