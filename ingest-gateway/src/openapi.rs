@@ -22,7 +22,7 @@ use utoipa::{OpenApi, ToSchema};
                        gzip- or zstd-compressed (`Content-Encoding`). Errors are \
                        `{\"error\": {\"code\", \"message\"}}`.",
     ),
-    paths(crate::api::post_events, crate::api::post_heartbeat, crate::otlp::post_traces),
+    paths(crate::api::post_events, crate::api::post_heartbeat, crate::otlp::post_traces, crate::otlp::post_logs),
     tags((name = "ingest", description = "Events, heartbeats and OTLP traces")),
 )]
 struct ApiDoc;
@@ -241,6 +241,33 @@ pub(crate) struct PartialSuccess {
 pub(crate) struct TraceExportRequest {
     /// `resourceSpans[].scopeSpans[].spans[]` with GenAI attributes.
     resource_spans: Vec<Value>,
+}
+
+/// `POST /v1/logs` answer: `ExportLogsServiceResponse`.
+#[derive(ToSchema)]
+#[schema(rename_all = "camelCase")]
+#[allow(dead_code)] // Describes `agentops_schemas::otlp::logs::encode_logs_response`.
+pub(crate) struct LogsExportResponse {
+    partial_success: Option<LogsPartialSuccess>,
+}
+
+/// Log records refused (and why), or with 0 refused, a note on ignored ones.
+#[derive(ToSchema)]
+#[schema(rename_all = "camelCase")]
+#[allow(dead_code)] // Describes `agentops_schemas::otlp::logs::encode_logs_response`.
+pub(crate) struct LogsPartialSuccess {
+    /// An integer (OTLP/JSON may encode it as a string).
+    rejected_log_records: Option<Value>,
+    error_message: Option<String>,
+}
+
+/// `POST /v1/logs` body in OTLP/JSON: `ExportLogsServiceRequest`.
+#[derive(ToSchema)]
+#[schema(rename_all = "camelCase")]
+#[allow(dead_code)] // Named by the document only (decoded by `agentops_schemas::otlp::logs`).
+pub(crate) struct LogsExportRequest {
+    /// `resourceLogs[].scopeLogs[].logRecords[]` of coding agents' events.
+    resource_logs: Vec<Value>,
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use agentops_schemas::otlp::logs::{self, MappedLogs};
 use agentops_schemas::otlp::{self, Format, Mapped};
 use agentops_schemas::AgentEvent;
 use axum::body::Body;
@@ -40,12 +41,7 @@ pub(crate) async fn post_traces(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .map(|v| v.to_str().unwrap_or("?"))
-        .unwrap_or_default();
-    let format = Format::from_content_type(content_type)
-        .ok_or_else(|| ApiError::UnsupportedContentType(content_type.to_owned()))?;
+    let format = format_of(&headers)?;
     let (key, body) = ingest_request(&state, &headers, client, body).await?;
     let (limits, org_id) = (limits(&state.config), key.org_id.clone());
     let (mapped, records) = body
@@ -73,13 +69,86 @@ pub(crate) async fn post_traces(
         rejected = rejected_spans,
         "otlp traces ingested"
     );
-    let body = otlp::encode_response(&mapped.response(), format);
+    Ok(answer(
+        otlp::encode_response(&mapped.response(), format),
+        format,
+    ))
+}
+
+/// The request's OTLP encoding, from its `Content-Type` (415 otherwise).
+fn format_of(headers: &HeaderMap) -> Result<Format, ApiError> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .map(|v| v.to_str().unwrap_or("?"))
+        .unwrap_or_default();
+    Format::from_content_type(content_type)
+        .ok_or_else(|| ApiError::UnsupportedContentType(content_type.to_owned()))
+}
+
+/// `200` with an OTLP answer in the request's encoding.
+fn answer(body: Vec<u8>, format: Format) -> Response {
     let mut response = (StatusCode::OK, body).into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static(format.content_type()),
     );
-    Ok(response)
+    response
+}
+
+/// OTLP/HTTP logs export: coding agents' own log events (Claude Code's
+/// `claude_code.*`, Codex CLI's `codex.*`) become agent events
+/// (docs/coding-agents.md); other records are counted as ignored.
+#[utoipa::path(post, path = "/v1/logs", tag = "ingest",
+    request_body(content(
+        (crate::openapi::LogsExportRequest = "application/json"),
+        (Vec<u8> = "application/x-protobuf"),
+    )),
+    responses((status = 200, description = "Exported; `partialSuccess` counts refused records (answered in the request's encoding)",
+        content(
+            (crate::openapi::LogsExportResponse = "application/json"),
+            (Vec<u8> = "application/x-protobuf"),
+        ))))]
+pub(crate) async fn post_logs(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let format = format_of(&headers)?;
+    let (key, body) = ingest_request(&state, &headers, client, body).await?;
+    let (limits, org_id) = (limits(&state.config), key.org_id.clone());
+    let (mapped, records) = body
+        .parse_and_encode(&state.codec, move |bytes| {
+            let now_us = chrono::Utc::now().timestamp_micros();
+            logs::decode_and_map_logs(bytes, format, &org_id, now_us, &limits)
+                .map_err(|e| ApiError::BadShape(e.to_string()))
+        })
+        .await?;
+    let rejected = mapped.rejected_records();
+    telemetry::otlp_logs(mapped.records, mapped.ignored, rejected);
+    telemetry::events_rejected(&key.org_id, mapped.rejected.len());
+    if !mapped.accepted.is_empty() {
+        produce_all(&state, &key, &records).await?;
+        telemetry::events_accepted(&key.org_id, mapped.accepted.len());
+    }
+    tracing::debug!(
+        org_id = %key.org_id,
+        records = mapped.records,
+        events = mapped.accepted.len(),
+        ignored = mapped.ignored,
+        rejected,
+        "otlp logs ingested"
+    );
+    Ok(answer(
+        logs::encode_logs_response(&mapped.response(), format),
+        format,
+    ))
+}
+
+impl Accepted for MappedLogs {
+    fn accepted(&self) -> &[AgentEvent] {
+        &self.accepted
+    }
 }
 
 impl Accepted for Mapped {

@@ -47,3 +47,13 @@ pub(crate) fn otlp_spans_ignored(n: usize) {
 pub(crate) fn otlp_spans_rejected(n: usize) {
     metrics::counter!("agentops_gateway_otlp_spans_rejected_total").increment(n as u64);
 }
+
+/// Log records in `POST /v1/logs` requests that decoded: received, ignored
+/// (not a coding-agent event mapped) and rejected (an event failing validation).
+pub(crate) fn otlp_logs(received: usize, ignored: usize, rejected: usize) {
+    metrics::counter!("agentops_gateway_otlp_log_records_received_total")
+        .increment(received as u64);
+    metrics::counter!("agentops_gateway_otlp_log_records_ignored_total").increment(ignored as u64);
+    metrics::counter!("agentops_gateway_otlp_log_records_rejected_total")
+        .increment(rejected as u64);
+}

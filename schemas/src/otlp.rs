@@ -11,6 +11,9 @@
 
 mod attrs;
 mod event;
+pub mod logs;
+#[cfg(test)]
+mod logs_tests;
 mod semconv;
 mod spans;
 #[cfg(test)]
