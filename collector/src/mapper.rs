@@ -203,6 +203,11 @@ impl Mapper<'_> {
 
     fn step(&mut self, step: Step, offset: u64, line_hash: &str, index: usize) {
         let kind = self.ctx.kind;
+        if step.kind == StepKind::Compaction {
+            // A marker: nothing to send, and no activity of the session.
+            self.stats.compactions += 1;
+            return;
+        }
         if let Some(cwd) = &step.cwd {
             self.fs.cwd = Some(cwd.clone());
         }
@@ -245,11 +250,7 @@ impl Mapper<'_> {
         self.touch_session(&session, ts, branch.as_deref());
         let sidechain = step.sidechain;
         match step.kind {
-            StepKind::SessionMeta { .. } | StepKind::Compaction => {
-                if step.kind == StepKind::Compaction {
-                    self.stats.compactions += 1;
-                }
-            }
+            StepKind::SessionMeta { .. } | StepKind::Compaction => {}
             StepKind::TurnContext { model } => {
                 if model.is_some() {
                     self.fs.model = model;
@@ -458,7 +459,8 @@ impl Mapper<'_> {
             s.ended_at = None;
         }
         if !s.started && ts >= cutoff {
-            let start = s.first_ts.unwrap_or(ts).max(cutoff);
+            // The session's first step, or the first inside the window.
+            let start = s.first_ts.filter(|f| *f >= cutoff).unwrap_or(ts);
             s.started = true;
             let id = self.id(&["run_started", session]);
             let e = self.base(id, "run_started", start, session, false, branch);
