@@ -78,13 +78,17 @@ pub struct Source {
     pub root: PathBuf,
 }
 
-/// The session files under `source.root`, sorted (oldest layout first is
-/// not needed: each file is read on its own). Unreadable directories are
-/// skipped; symlinks are not followed.
+/// The session files under `source.root`, shallow ones first. Unreadable
+/// directories are skipped; symlinks are not followed.
 pub fn discover(source: &Source) -> Vec<PathBuf> {
     let mut out = Vec::new();
     walk(source.kind, &source.root, 0, &mut out);
-    out.sort();
+    // Shallow files first: a Claude Code session's own transcript before its
+    // subagents' (`<session>/subagents/…`), so the session starts where it
+    // started whatever the directory order.
+    out.sort_by(|a, b| {
+        (a.components().count(), a.as_os_str()).cmp(&(b.components().count(), b.as_os_str()))
+    });
     out
 }
 
