@@ -1,6 +1,8 @@
 //! The scan loop over a temporary home: backfill, follow appends, resumed
 //! and ended sessions, crash atomicity of outbox + checkpoint.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
+
 mod common;
 
 use std::collections::HashMap;

@@ -1,5 +1,7 @@
 //! Remote URL normalization and git root discovery (no git binary).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
+
 use agentops_collector::git::{git_root, normalize_remote, origin_url, place_of};
 
 #[test]

@@ -1,5 +1,7 @@
 //! Fixtures → exact events and token counts.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
+
 mod common;
 
 use agentops_collector::mapper::{end_session, FileState, MapContext, Sessions, Stats};

@@ -1,5 +1,7 @@
 //! The pure line parsers on fixture lines and odd input.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
+
 mod common;
 
 use agentops_collector::sources::{claude, codex, AgentKind};

@@ -1,6 +1,8 @@
 //! Checkpoint logic: append, partial line completed later, truncation,
 //! replacement, rotation, non-UTF-8, long lines.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is the failure report
+
 use std::io::Write;
 use std::path::Path;
 
@@ -16,7 +18,9 @@ fn append(path: &Path, bytes: &[u8]) {
 }
 
 /// Read everything complete; the lines and the new checkpoint.
-fn read_all(path: &Path, cp: &Checkpoint) -> (Vec<(u64, Vec<u8>)>, Checkpoint, Option<Restart>) {
+type Lines = Vec<(u64, Vec<u8>)>;
+
+fn read_all(path: &Path, cp: &Checkpoint) -> (Lines, Checkpoint, Option<Restart>) {
     let mut t = Tail::open(path, cp).unwrap();
     let restart = t.restart;
     let mut out = Vec::new();
