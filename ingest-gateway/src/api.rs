@@ -21,12 +21,13 @@ use crate::telemetry;
 /// Every route of the gateway: each takes `POST` and needs a key with the
 /// `ingest` scope (or `admin`). The router is built from this list, and the
 /// authorization matrix test (`e2e/tests/authz_matrix.rs`) walks it.
-fn handlers() -> [(&'static str, axum::routing::MethodRouter<Arc<AppState>>); 4] {
+fn handlers() -> [(&'static str, axum::routing::MethodRouter<Arc<AppState>>); 5] {
     [
         ("/v1/events", post(post_events)),
         ("/v1/heartbeat", post(post_heartbeat)),
         ("/v1/traces", post(crate::otlp::post_traces)),
         ("/v1/logs", post(crate::otlp::post_logs)),
+        ("/v1/metrics", post(crate::otlp::post_metrics)),
     ]
 }
 

@@ -41,6 +41,21 @@ pub struct Config {
     pub max_event_age_secs: i64,
     /// Events further than this in the future are rejected, seconds.
     pub max_event_future_secs: i64,
+    /// Where coding agents' token and cost usage is counted from:
+    /// `logs` (default: Claude Code's `api_request` events on `/v1/logs`,
+    /// one per API call; its usage counters on `/v1/metrics` are then
+    /// ignored) or `metrics` (its `claude_code.token.usage` /
+    /// `cost.usage` counters; `api_request` events then count calls and
+    /// latency without tokens or cost). One source, so nothing counts twice.
+    pub otlp_usage_source: UsageSource,
+}
+
+/// See [`Config::otlp_usage_source`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UsageSource {
+    Logs,
+    Metrics,
 }
 
 impl Config {
@@ -71,6 +86,7 @@ impl Default for Config {
             directive_cache_ttl_ms: 2_000,
             max_event_age_secs: 7 * 24 * 3600,
             max_event_future_secs: 300,
+            otlp_usage_source: UsageSource::Logs,
         }
     }
 }

@@ -23,6 +23,9 @@ use crate::telemetry;
 pub(crate) struct AppState {
     pub(crate) keys: KeyCache,
     pub(crate) directives: crate::directives::Directives,
+    /// The database (cumulative metric streams; keys and directives keep
+    /// their own handles).
+    pub(crate) pool: sqlx::PgPool,
     pub(crate) producer: FutureProducer,
     pub(crate) codec: Arc<Codec>,
     pub(crate) config: Config,
@@ -212,7 +215,7 @@ pub(crate) trait Accepted {
 pub(crate) struct Records(Vec<(String, Vec<u8>)>);
 
 impl Records {
-    fn encode(codec: &Codec, events: &[AgentEvent]) -> Result<Self, ApiError> {
+    pub(crate) fn encode(codec: &Codec, events: &[AgentEvent]) -> Result<Self, ApiError> {
         let mut records = Vec::with_capacity(events.len());
         for e in events {
             let payload = codec

@@ -15,6 +15,7 @@ mod directives;
 mod error;
 mod ingest;
 mod limits;
+mod metric_state;
 mod openapi;
 mod otlp;
 mod telemetry;
@@ -62,6 +63,7 @@ pub async fn run(
     let health = Health::default();
     let state = Arc::new(ingest::AppState {
         keys: KeyCache::new(pool.clone(), Duration::from_millis(config.key_cache_ttl_ms)),
+        pool: pool.clone(),
         directives: directives::Directives::new(
             pool,
             Duration::from_millis(config.directive_cache_ttl_ms),

@@ -22,7 +22,7 @@ use utoipa::{OpenApi, ToSchema};
                        gzip- or zstd-compressed (`Content-Encoding`). Errors are \
                        `{\"error\": {\"code\", \"message\"}}`.",
     ),
-    paths(crate::api::post_events, crate::api::post_heartbeat, crate::otlp::post_traces, crate::otlp::post_logs),
+    paths(crate::api::post_events, crate::api::post_heartbeat, crate::otlp::post_traces, crate::otlp::post_logs, crate::otlp::post_metrics),
     tags((name = "ingest", description = "Events, heartbeats and OTLP traces")),
 )]
 struct ApiDoc;
@@ -268,6 +268,33 @@ pub(crate) struct LogsPartialSuccess {
 pub(crate) struct LogsExportRequest {
     /// `resourceLogs[].scopeLogs[].logRecords[]` of coding agents' events.
     resource_logs: Vec<Value>,
+}
+
+/// `POST /v1/metrics` answer: `ExportMetricsServiceResponse`.
+#[derive(ToSchema)]
+#[schema(rename_all = "camelCase")]
+#[allow(dead_code)] // Describes `agentops_schemas::otlp::metrics::encode_metrics_response`.
+pub(crate) struct MetricsExportResponse {
+    partial_success: Option<MetricsPartialSuccess>,
+}
+
+/// Data points refused (and why), or with 0 refused, a note on ignored ones.
+#[derive(ToSchema)]
+#[schema(rename_all = "camelCase")]
+#[allow(dead_code)] // Describes `agentops_schemas::otlp::metrics::encode_metrics_response`.
+pub(crate) struct MetricsPartialSuccess {
+    /// An integer (OTLP/JSON may encode it as a string).
+    rejected_data_points: Option<Value>,
+    error_message: Option<String>,
+}
+
+/// `POST /v1/metrics` body in OTLP/JSON: `ExportMetricsServiceRequest`.
+#[derive(ToSchema)]
+#[schema(rename_all = "camelCase")]
+#[allow(dead_code)] // Named by the document only (decoded by `agentops_schemas::otlp::metrics`).
+pub(crate) struct MetricsExportRequest {
+    /// `resourceMetrics[].scopeMetrics[].metrics[]`: Claude Code's usage counters.
+    resource_metrics: Vec<Value>,
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use agentops_schemas::otlp::logs::{self, MappedLogs};
+use agentops_schemas::otlp::metrics::{self, MappedMetrics};
 use agentops_schemas::otlp::{self, Format, Mapped};
 use agentops_schemas::AgentEvent;
 use axum::body::Body;
@@ -20,6 +21,7 @@ use axum::extract::{ConnectInfo, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
+use crate::config::UsageSource;
 use crate::error::ApiError;
 use crate::ingest::{ingest_request, limits, produce_all, Accepted, AppState};
 use crate::telemetry;
@@ -117,10 +119,11 @@ pub(crate) async fn post_logs(
     let format = format_of(&headers)?;
     let (key, body) = ingest_request(&state, &headers, client, body).await?;
     let (limits, org_id) = (limits(&state.config), key.org_id.clone());
+    let usage = state.config.otlp_usage_source == UsageSource::Logs;
     let (mapped, records) = body
         .parse_and_encode(&state.codec, move |bytes| {
             let now_us = chrono::Utc::now().timestamp_micros();
-            logs::decode_and_map_logs(bytes, format, &org_id, now_us, &limits)
+            logs::decode_and_map_logs(bytes, format, &org_id, now_us, &limits, usage)
                 .map_err(|e| ApiError::BadShape(e.to_string()))
         })
         .await?;
@@ -152,6 +155,70 @@ impl Accepted for MappedLogs {
 }
 
 impl Accepted for Mapped {
+    fn accepted(&self) -> &[AgentEvent] {
+        &self.accepted
+    }
+}
+
+/// OTLP/HTTP metrics export: Claude Code's usage counters
+/// (`claude_code.token.usage`, `claude_code.cost.usage`), cumulative or
+/// delta, become `llm_call` events of each export interval's usage, counted
+/// once (`metric_state`), when `otlp_usage_source = metrics`; other data
+/// points, and these with `otlp_usage_source = logs`, are counted as ignored.
+#[utoipa::path(post, path = "/v1/metrics", tag = "ingest",
+    request_body(content(
+        (crate::openapi::MetricsExportRequest = "application/json"),
+        (Vec<u8> = "application/x-protobuf"),
+    )),
+    responses((status = 200, description = "Exported; `partialSuccess` counts refused data points (answered in the request's encoding)",
+        content(
+            (crate::openapi::MetricsExportResponse = "application/json"),
+            (Vec<u8> = "application/x-protobuf"),
+        ))))]
+pub(crate) async fn post_metrics(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let format = format_of(&headers)?;
+    let (key, body) = ingest_request(&state, &headers, client, body).await?;
+    let limits = limits(&state.config);
+    let request = body
+        .parse(move |bytes| {
+            metrics::decode_metrics(bytes, format).map_err(|e| ApiError::BadShape(e.to_string()))
+        })
+        .await?;
+    let (points, mut ignored) = metrics::points(&request, &limits);
+    let points = if state.config.otlp_usage_source == UsageSource::Metrics {
+        points
+    } else {
+        ignored += points.len();
+        Vec::new()
+    };
+    let deltas = crate::metric_state::increments(&state.pool, &key.org_id, &points)
+        .await
+        .map_err(|e| ApiError::Unavailable(format!("metric stream state: {e}")))?;
+    let now_us = chrono::Utc::now().timestamp_micros();
+    let mapped = metrics::usage_events(&points, &deltas, ignored, &key.org_id, now_us, &limits);
+    telemetry::otlp_metric_points(
+        mapped.points + mapped.ignored,
+        mapped.ignored,
+        mapped.unchanged,
+    );
+    telemetry::events_rejected(&key.org_id, mapped.rejected.len());
+    if !mapped.accepted.is_empty() {
+        let records = crate::ingest::Records::encode(&state.codec, &mapped.accepted)?;
+        produce_all(&state, &key, &records).await?;
+        telemetry::events_accepted(&key.org_id, mapped.accepted.len());
+    }
+    Ok(answer(
+        metrics::encode_metrics_response(&mapped.response(), format),
+        format,
+    ))
+}
+
+impl Accepted for MappedMetrics {
     fn accepted(&self) -> &[AgentEvent] {
         &self.accepted
     }

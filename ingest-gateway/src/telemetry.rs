@@ -57,3 +57,15 @@ pub(crate) fn otlp_logs(received: usize, ignored: usize, rejected: usize) {
     metrics::counter!("agentops_gateway_otlp_log_records_rejected_total")
         .increment(rejected as u64);
 }
+
+/// Data points in `POST /v1/metrics` requests: received, ignored (not a
+/// usage counter mapped, or usage counted from logs) and unchanged (already
+/// counted: a re-export, an older point, no increase).
+pub(crate) fn otlp_metric_points(received: usize, ignored: usize, unchanged: usize) {
+    metrics::counter!("agentops_gateway_otlp_metric_points_received_total")
+        .increment(received as u64);
+    metrics::counter!("agentops_gateway_otlp_metric_points_ignored_total")
+        .increment(ignored as u64);
+    metrics::counter!("agentops_gateway_otlp_metric_points_unchanged_total")
+        .increment(unchanged as u64);
+}

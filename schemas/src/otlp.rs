@@ -14,6 +14,7 @@ mod event;
 pub mod logs;
 #[cfg(test)]
 mod logs_tests;
+pub mod metrics;
 mod semconv;
 mod spans;
 #[cfg(test)]

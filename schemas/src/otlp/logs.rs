@@ -195,15 +195,19 @@ impl MappedLogs {
 }
 
 /// Decode a body and map its records. Never panics on any input.
+/// `usage`: whether Claude Code's `api_request` records carry its token and
+/// cost usage (the gateway's `otlp_usage_source = logs`), or only count the
+/// call (usage then comes from its metrics).
 pub fn decode_and_map_logs(
     body: &[u8],
     format: Format,
     org_id: &str,
     now_us: i64,
     limits: &ValidationLimits,
+    usage: bool,
 ) -> Result<MappedLogs, OtlpError> {
     let request = decode_logs(body, format)?;
-    Ok(logs_to_events(&request, org_id, now_us, limits))
+    Ok(logs_to_events(&request, org_id, now_us, limits, usage))
 }
 
 /// Map every record of a request to events, validated for `org_id` at `now_us`.
@@ -212,6 +216,7 @@ pub fn logs_to_events(
     org_id: &str,
     now_us: i64,
     limits: &ValidationLimits,
+    usage: bool,
 ) -> MappedLogs {
     let mut out = MappedLogs::default();
     let mut index = 0;
@@ -227,7 +232,8 @@ pub fn logs_to_events(
                     out.ignored += 1;
                     continue;
                 };
-                let Some(event) = record_event(record, &a, resource, agent, &name, org_id, limits)
+                let Some(event) =
+                    record_event(record, &a, resource, agent, &name, org_id, limits, usage)
                 else {
                     out.ignored += 1;
                     continue;
@@ -271,6 +277,7 @@ fn record_time(record: &LogRecord, a: &Attrs<'_>) -> Option<u64> {
 /// The agent event of one record (client JSON), or `None` for an event of
 /// a known agent that carries nothing this maps (a prompt, a decision, a
 /// stream event other than a completed response).
+#[allow(clippy::too_many_arguments)]
 fn record_event(
     record: &LogRecord,
     a: &Attrs<'_>,
@@ -279,11 +286,17 @@ fn record_event(
     name: &str,
     org_id: &str,
     limits: &ValidationLimits,
+    usage: bool,
 ) -> Option<Value> {
     let short = name.split_once('.').map_or(name, |(_, s)| s);
     let r = Attrs::new(resource);
     let mut e = Map::new();
     let ty = match (agent, short) {
+        (Agent::ClaudeCode, "api_request") if !usage => {
+            // Usage comes from the metrics: the call, its model and latency.
+            e.insert("status".into(), "ok".into());
+            "llm_call"
+        }
         (Agent::ClaudeCode, "api_request") => {
             let input = a.int("input_tokens");
             let output = a.int("output_tokens");

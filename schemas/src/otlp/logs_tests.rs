@@ -46,6 +46,7 @@ fn map(body: &[u8]) -> MappedLogs {
         "acme",
         NOW,
         &ValidationLimits::default(),
+        true,
     )
     .unwrap()
 }
@@ -204,6 +205,7 @@ fn claude_code_requests_errors_and_tools_become_events() {
         "beta",
         NOW,
         &ValidationLimits::default(),
+        true,
     )
     .unwrap();
     assert!(ids(&m).iter().all(|i| !ids(&other).contains(i)));
@@ -338,7 +340,8 @@ fn bad_records_are_refused_by_index_and_bad_bodies_do_not_decode() {
         Format::Json,
         "o",
         NOW,
-        &ValidationLimits::default()
+        &ValidationLimits::default(),
+        true
     )
     .is_err());
     assert!(decode_and_map_logs(
@@ -346,7 +349,8 @@ fn bad_records_are_refused_by_index_and_bad_bodies_do_not_decode() {
         Format::Protobuf,
         "o",
         NOW,
-        &ValidationLimits::default()
+        &ValidationLimits::default(),
+        true
     )
     .is_err());
     // Protobuf round trip of the same request maps the same.
@@ -358,6 +362,7 @@ fn bad_records_are_refused_by_index_and_bad_bodies_do_not_decode() {
         "acme",
         NOW,
         &ValidationLimits::default(),
+        true,
     )
     .unwrap();
     assert_eq!(p.accepted.len(), 1);
