@@ -15,7 +15,7 @@ cd "$ROOT"
 
 # The fuzz targets: one file each in schemas/fuzz/fuzz_targets/, one [[bin]]
 # each in schemas/fuzz/Cargo.toml. Add new targets here.
-TARGETS=(json_batch otlp)
+TARGETS=(json_batch otlp otlp_logs otlp_metrics)
 
 FUZZ_DIR="$ROOT/schemas/fuzz"
 FUZZ_SECS=${FUZZ_SECS:-30}
