@@ -13,6 +13,7 @@ mod env;
 pub mod events;
 pub mod history;
 pub mod kafka;
+pub mod python;
 mod stack;
 pub mod webhook;
 

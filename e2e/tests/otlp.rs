@@ -5,9 +5,9 @@
 //! requests, a re-exported span deduplicated, ignored and rejected spans);
 //! protobuf answers; undecodable bodies, media types and scopes.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
+use agentops_e2e::python::run_script;
 use agentops_e2e::{Component, Stack, StackOptions};
 use agentops_schemas::otlp::{self, ExportTraceServiceResponse, Format};
 use anyhow::{ensure, Context, Result};
@@ -17,40 +17,12 @@ fn close(a: f64, b: f64) -> bool {
     (a - b).abs() < 1e-9
 }
 
-/// The Python that has the OpenTelemetry SDK: `AGENTOPS_TEST_PYTHON`
-/// (set by deploy/local/test.sh), else the venv it creates.
-fn python() -> Result<PathBuf> {
-    let p = std::env::var("AGENTOPS_TEST_PYTHON").map_or_else(
-        |_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/py-otel/bin/python"),
-        PathBuf::from,
-    );
-    ensure!(
-        p.exists(),
-        "no Python with the OpenTelemetry SDK at {}: run the suite through deploy/local/test.sh \
-         (ensure_python_otel in deploy/local/lib.sh creates target/py-otel) or set AGENTOPS_TEST_PYTHON",
-        p.display()
-    );
-    Ok(p)
-}
-
 /// Run e2e/python/otel_genai.py against the stack; returns the trace id.
 async fn python_run(stack: &Stack, key: &str, extra: &[&str]) -> Result<String> {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/python/otel_genai.py");
-    let out = tokio::process::Command::new(python()?)
-        .arg(script)
-        .args(["--endpoint", &format!("{}/v1/traces", stack.gateway_url)])
-        .args(["--key", key])
-        .args(extra)
-        .output()
-        .await?;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    ensure!(
-        out.status.success(),
-        "otel_genai.py {extra:?}: {}\n{stdout}\n{stderr}",
-        out.status
-    );
-    let line: Value = serde_json::from_str(stdout.lines().last().context("no output")?)?;
+    let endpoint = format!("{}/v1/traces", stack.gateway_url);
+    let mut args = vec!["--endpoint", &endpoint, "--key", key];
+    args.extend_from_slice(extra);
+    let line = run_script("otel_genai.py", &args).await?;
     Ok(line["trace_id"].as_str().context("trace_id")?.to_owned())
 }
 

@@ -5,44 +5,22 @@
 //! The application writes no usage attribute: the run, its calls, tokens and
 //! cost come from what the instrumentation emits.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
+use agentops_e2e::python::run_script;
 use agentops_e2e::{Stack, StackOptions};
 use anyhow::{ensure, Context, Result};
-use serde_json::{json, Value};
-
-fn python() -> Result<PathBuf> {
-    let p = std::env::var("AGENTOPS_TEST_PYTHON").map_or_else(
-        |_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/py-otel/bin/python"),
-        PathBuf::from,
-    );
-    ensure!(
-        p.exists(),
-        "no Python with the e2e helpers at {}: run the suite through deploy/local/test.sh or set AGENTOPS_TEST_PYTHON",
-        p.display()
-    );
-    Ok(p)
-}
+use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openai_instrumentation_lands_as_a_priced_run() -> Result<()> {
     let stack = Stack::start("otlp_openai_v2", StackOptions::default()).await?;
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/python/openai_instrumented.py");
-    let out = tokio::process::Command::new(python()?)
-        .arg(script)
-        .args(["--endpoint", &format!("{}/v1/traces", stack.gateway_url)])
-        .args(["--key", &stack.ingest_key])
-        .output()
-        .await?;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    ensure!(
-        out.status.success(),
-        "openai_instrumented.py: {}\n{stdout}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let line: Value = serde_json::from_str(stdout.lines().last().context("no output")?)?;
+    let endpoint = format!("{}/v1/traces", stack.gateway_url);
+    let line = run_script(
+        "openai_instrumented.py",
+        &["--endpoint", &endpoint, "--key", &stack.ingest_key],
+    )
+    .await?;
     let trace = line["trace_id"].as_str().context("trace_id")?.to_owned();
     // What the instrumentation wrote (printed for the record when this fails).
     let attrs = &line["attributes"];

@@ -6,25 +6,12 @@
 //! convention and cost counted once (Claude Code's own cost kept, Codex
 //! priced from the table). Answers and refusals: `schemas/src/otlp/logs_tests.rs`.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
+use agentops_e2e::python::run_script;
 use agentops_e2e::{Stack, StackOptions};
 use anyhow::{ensure, Context, Result};
 use serde_json::{json, Value};
-
-fn python() -> Result<PathBuf> {
-    let p = std::env::var("AGENTOPS_TEST_PYTHON").map_or_else(
-        |_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/py-otel/bin/python"),
-        PathBuf::from,
-    );
-    ensure!(
-        p.exists(),
-        "no Python with the OpenTelemetry SDK at {}: run the suite through deploy/local/test.sh or set AGENTOPS_TEST_PYTHON",
-        p.display()
-    );
-    Ok(p)
-}
 
 async fn run_with(stack: &Stack, run: &str, events: i64) -> Result<Value> {
     stack
@@ -42,21 +29,12 @@ fn close(v: &Value, want: f64) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn coding_agent_log_events_land_as_priced_runs() -> Result<()> {
     let stack = Stack::start("otlp_logs", StackOptions::default()).await?;
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/python/claude_code_logs.py");
-    let out = tokio::process::Command::new(python()?)
-        .arg(script)
-        .args(["--endpoint", &format!("{}/v1/logs", stack.gateway_url)])
-        .args(["--key", &stack.ingest_key])
-        .output()
-        .await?;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    ensure!(
-        out.status.success(),
-        "claude_code_logs.py: {}\n{stdout}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let line: Value = serde_json::from_str(stdout.lines().last().context("no output")?)?;
+    let endpoint = format!("{}/v1/logs", stack.gateway_url);
+    let line = run_script(
+        "claude_code_logs.py",
+        &["--endpoint", &endpoint, "--key", &stack.ingest_key],
+    )
+    .await?;
     let session = line["claude_session"].as_str().context("session")?;
     let conversation = line["codex_conversation"]
         .as_str()

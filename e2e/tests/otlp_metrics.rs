@@ -7,44 +7,25 @@
 //! (the default) the same counters are ignored, so usage exported both as
 //! logs and as metrics never counts twice.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
+use agentops_e2e::python::run_script;
 use agentops_e2e::{Component, Stack, StackOptions};
 use anyhow::{ensure, Context, Result};
-use serde_json::{json, Value};
-
-fn python() -> Result<PathBuf> {
-    let p = std::env::var("AGENTOPS_TEST_PYTHON").map_or_else(
-        |_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/py-otel/bin/python"),
-        PathBuf::from,
-    );
-    ensure!(
-        p.exists(),
-        "no Python with the OpenTelemetry SDK at {}: run the suite through deploy/local/test.sh or set AGENTOPS_TEST_PYTHON",
-        p.display()
-    );
-    Ok(p)
-}
+use serde_json::json;
 
 /// Run the exporter script; the session id.
 async fn export(stack: &Stack, temporality: &str) -> Result<String> {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/python/claude_code_metrics.py");
-    let out = tokio::process::Command::new(python()?)
-        .arg(script)
-        .args(["--endpoint", &format!("{}/v1/metrics", stack.gateway_url)])
-        .args(["--key", &stack.ingest_key])
-        .args(["--temporality", temporality])
-        .output()
-        .await?;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    ensure!(
-        out.status.success(),
-        "claude_code_metrics.py {temporality}: {}\n{stdout}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let line: Value = serde_json::from_str(stdout.lines().last().context("no output")?)?;
+    let endpoint = format!("{}/v1/metrics", stack.gateway_url);
+    let args = [
+        "--endpoint",
+        &endpoint,
+        "--key",
+        &stack.ingest_key,
+        "--temporality",
+        temporality,
+    ];
+    let line = run_script("claude_code_metrics.py", &args).await?;
     Ok(line["session"].as_str().context("session")?.to_owned())
 }
 
