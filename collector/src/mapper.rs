@@ -591,7 +591,13 @@ impl Mapper<'_> {
         result: Option<(bool, u64)>,
         end_ts: i64,
     ) {
-        let id = self.id(&["tool", tool_id]);
+        // Claude Code's tool use ids (`toolu_…`) are unique and survive a
+        // resumed session's copy into a new file; Codex's `call_id` is only
+        // known to be unique within its session.
+        let id = match self.ctx.kind {
+            AgentKind::ClaudeCode => self.id(&["tool", tool_id]),
+            AgentKind::Codex => self.id(&["tool", &t.session, tool_id]),
+        };
         let mut e = self.base(
             id,
             "tool_call",

@@ -227,7 +227,12 @@ impl Sender {
     pub async fn drain(&mut self, deadline: Option<tokio::time::Instant>) -> Result<bool> {
         loop {
             match self.send_once().await? {
-                Outcome::Empty => return Ok(true),
+                Outcome::Empty => {
+                    if let Err(e) = self.store.reclaim() {
+                        tracing::warn!(error = %format!("{e:#}"), "reclaiming free pages failed");
+                    }
+                    return Ok(true);
+                }
                 Outcome::Done { .. } => {}
                 Outcome::Retry { after, .. } => {
                     if let Some(d) = deadline {

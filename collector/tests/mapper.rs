@@ -475,3 +475,36 @@ fn old_steps_are_counted_not_sent() {
     assert_eq!(tokens(&out[1]), (1000, 150, 5000, 0, Some(50)));
     assert_eq!(stats.too_old, 2); // the evening's llm_call and tool_call
 }
+
+#[test]
+fn codex_call_ids_are_per_session() {
+    // Two Codex sessions that both number their calls `c0`: two tool calls.
+    let mk = |sid: &str| {
+        format!(
+            "{{\"timestamp\":\"2026-03-01T00:00:00Z\",\"type\":\"session_meta\",\"payload\":{{\"id\":\"{sid}\",\"cwd\":\"/r\"}}}}\n\
+             {{\"timestamp\":\"2026-03-01T00:00:01Z\",\"type\":\"response_item\",\"payload\":{{\"type\":\"function_call\",\"name\":\"shell\",\"arguments\":\"{{}}\",\"call_id\":\"c0\"}}}}\n\
+             {{\"timestamp\":\"2026-03-01T00:00:02Z\",\"type\":\"response_item\",\"payload\":{{\"type\":\"function_call_output\",\"call_id\":\"c0\",\"output\":\"ok\"}}}}\n"
+        )
+    };
+    let mut ids = Vec::new();
+    for sid in [
+        "0199a1b2-0000-7000-8000-000000000001",
+        "0199a1b2-0000-7000-8000-000000000002",
+    ] {
+        let mut fs = FileState::default();
+        let mut sessions = Sessions::new();
+        let mut stats = Stats::default();
+        let path = std::path::Path::new("x.jsonl");
+        let events = map_bytes(
+            AgentKind::Codex,
+            path,
+            mk(sid).as_bytes(),
+            &mut fs,
+            &mut sessions,
+            &mut stats,
+            false,
+        );
+        ids.push(of_type(&events, "tool_call")[0].event_id.clone());
+    }
+    assert_ne!(ids[0], ids[1]);
+}
