@@ -279,3 +279,31 @@ async fn network_error_backs_off_and_drain_gives_up_at_its_deadline() {
     assert!(!s.drain(Some(deadline)).await.unwrap());
     assert_eq!(s.store.outbox_depth().unwrap(), 3);
 }
+
+#[tokio::test]
+async fn a_drained_backlog_gives_its_pages_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(&dir.path().join("c.db")).unwrap();
+    let events: Vec<OutEvent> = (0..12_000)
+        .map(|i| {
+            let mut e = event(i);
+            e.attributes.insert("pad".into(), "p".repeat(1000));
+            e
+        })
+        .collect();
+    store
+        .commit_chunk(None, &mut Default::default(), &events, &[], 1_000_000)
+        .unwrap();
+    let db = dir.path().join("c.db");
+    let size = |p: &std::path::Path| {
+        std::fs::metadata(p).unwrap().len()
+            + std::fs::metadata(p.with_extension("db-wal")).map_or(0, |m| m.len())
+    };
+    let (url, _server) = start(vec![]).await;
+    let mut s = Sender::new(store, url, "k".into(), 1000, Duration::from_secs(5)).unwrap();
+    let full = size(&db);
+    assert!(full > 12_000_000, "{full}");
+    assert!(s.drain(None).await.unwrap());
+    let after = size(&db);
+    assert!(after < full / 4, "{full} -> {after}");
+}
