@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Fuzz the decoders of outside input (cargo-fuzz + libFuzzer): builds the fuzz
-# crate schemas/fuzz, then runs every target for FUZZ_SECS seconds each from a
+# crates schemas/fuzz and collector/fuzz, then runs every target for FUZZ_SECS seconds each from a
 # working corpus under target/fuzz/ seeded with the checked-in one (new inputs
 # stay out of git). Exits non-zero on any finding and prints the input's path.
 #   ./deploy/local/fuzz.sh                         # every target, 30 s each
@@ -13,11 +13,18 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 
-# The fuzz targets: one file each in schemas/fuzz/fuzz_targets/, one [[bin]]
-# each in schemas/fuzz/Cargo.toml. Add new targets here.
-TARGETS=(json_batch otlp otlp_logs otlp_metrics)
-
-FUZZ_DIR="$ROOT/schemas/fuzz"
+# The fuzz targets: one file each in <crate>/fuzz/fuzz_targets/, one [[bin]]
+# each in that fuzz crate's Cargo.toml. Add new targets (and crates) here.
+FUZZ_DIRS=("$ROOT/schemas/fuzz" "$ROOT/collector/fuzz")
+TARGETS=(json_batch otlp otlp_logs otlp_metrics claude_line codex_line)
+# The fuzz crate holding target $1.
+fuzz_dir_of() {
+  local d
+  for d in "${FUZZ_DIRS[@]}"; do
+    [ -f "$d/fuzz_targets/$1.rs" ] && { echo "$d"; return 0; }
+  done
+  return 1
+}
 FUZZ_SECS=${FUZZ_SECS:-30}
 FUZZ_RSS_MB=${FUZZ_RSS_MB:-2048}    # libFuzzer -rss_limit_mb (and the malloc limit)
 FUZZ_TIMEOUT=${FUZZ_TIMEOUT:-10}    # seconds one input may take (-timeout)
@@ -27,7 +34,7 @@ WORK="$ROOT/target/fuzz"
 
 if [ $# -gt 0 ]; then
   for t in "$@"; do
-    [ -f "$FUZZ_DIR/fuzz_targets/$t.rs" ] || die "no fuzz target $t (schemas/fuzz/fuzz_targets/$t.rs)"
+    fuzz_dir_of "$t" >/dev/null || die "no fuzz target $t (in ${FUZZ_DIRS[*]#$ROOT/})"
   done
   TARGETS=("$@")
 fi
@@ -40,21 +47,27 @@ fi
 export RUSTC_BOOTSTRAP=1
 # The same dependency versions as the workspace (serde_json's parser is part
 # of what is under test): start from the root lock file; cargo prunes it and
-# adds libfuzzer-sys. Not checked in (schemas/fuzz/.gitignore).
-if [ ! -f "$FUZZ_DIR/Cargo.lock" ] || [ "$ROOT/Cargo.lock" -nt "$FUZZ_DIR/Cargo.lock" ]; then
-  cp "$ROOT/Cargo.lock" "$FUZZ_DIR/Cargo.lock"
-fi
+# adds libfuzzer-sys. Not checked in (each fuzz crate's .gitignore).
 # Release build with debug assertions: overflow checks turn silent
 # wrap-arounds into findings.
-FUZZ_BUILD=(--fuzz-dir "$FUZZ_DIR" --target-dir "$TARGET_DIR" --debug-assertions)
-
-log "building the fuzz targets in $TARGET_DIR"
 start=$(date +%s)
-cargo fuzz build "${FUZZ_BUILD[@]}" >&2 || die "cargo fuzz build failed"
+for FUZZ_DIR in "${FUZZ_DIRS[@]}"; do
+  wanted=0
+  for t in "${TARGETS[@]}"; do [ "$(fuzz_dir_of "$t")" = "$FUZZ_DIR" ] && wanted=1; done
+  [ "$wanted" = 1 ] || continue
+  if [ ! -f "$FUZZ_DIR/Cargo.lock" ] || [ "$ROOT/Cargo.lock" -nt "$FUZZ_DIR/Cargo.lock" ]; then
+    cp "$ROOT/Cargo.lock" "$FUZZ_DIR/Cargo.lock"
+  fi
+  log "building the fuzz targets of ${FUZZ_DIR#$ROOT/} in $TARGET_DIR"
+  cargo fuzz build --fuzz-dir "$FUZZ_DIR" --target-dir "$TARGET_DIR" --debug-assertions >&2 \
+    || die "cargo fuzz build (${FUZZ_DIR#$ROOT/}) failed"
+done
 log "fuzz build took $(($(date +%s) - start)) s"
 
 failed=()
 for t in "${TARGETS[@]}"; do
+  FUZZ_DIR=$(fuzz_dir_of "$t")
+  FUZZ_BUILD=(--fuzz-dir "$FUZZ_DIR" --target-dir "$TARGET_DIR" --debug-assertions)
   corpus="$WORK/corpus/$t"
   artifacts="$WORK/artifacts/$t"
   mkdir -p "$corpus" "$artifacts"
