@@ -231,6 +231,49 @@ test("(c) 429 with Retry-After (from the fault proxy: an org admin cannot set it
   await c.shutdown(5_000);
 });
 
+const platformSkip: string | false =
+  skip ||
+  (process.env.AGENTOPS_IT_PLATFORM_KEY || process.env.AGENTOPS_IT_REQUIRED === "1"
+    ? false
+    : "AGENTOPS_IT_PLATFORM_KEY not set (a platform admin key makes the rate-limited org)");
+
+test("(c2) the gateway's own 429: an org of 5 events/s, every event arrives once", { skip: platformSkip }, async () => {
+  const s = stack();
+  const platform = process.env.AGENTOPS_IT_PLATFORM_KEY;
+  if (!platform) throw new Error("AGENTOPS_IT_PLATFORM_KEY not set (AGENTOPS_IT_REQUIRED=1)");
+  const org = uniq("ts-sdk-rl");
+  const made = await httpJson("POST", `${s.query}/v1/admin/orgs`, platform, {
+    id: org,
+    name: "typescript sdk rate limit",
+    ingest_events_per_sec: 5,
+    ingest_burst: 10,
+  });
+  assert.equal(made.status, 201, JSON.stringify(made.body));
+  const admin = (made.body as { admin_key: { key: string } }).admin_key.key;
+  const keys: Record<string, string> = {};
+  for (const scope of ["ingest", "read"]) {
+    const k = await httpJson("POST", `${s.query}/v1/admin/keys`, admin, { scopes: [scope], name: "ts-sdk-it" });
+    assert.equal(k.status, 201, JSON.stringify(k.body));
+    keys[scope] = (k.body as { key: string }).key;
+  }
+  const own: Stack = { ...s, ingestKey: keys["ingest"] ?? "", readKey: keys["read"] ?? "" };
+  const runId = uniq("run");
+  const c = client(own, { agentId: uniq("agent"), maxBatch: 10, backoffBaseMs: 50 });
+  c.run({ runId }, () => {
+    for (let i = 0; i < 28; i++) c.toolCall({ toolName: "limited", attributes: { i: String(i) } });
+  });
+  assert.equal(await c.flush(90_000), true);
+  const st = c.stats();
+  // The burst takes 10; the rest meet the limiter's 429 and wait out its Retry-After.
+  assert.ok(st.retries >= 1, `retries ${st.retries}: the gateway's limiter never refused`);
+  assert.equal(st.sent, 30);
+  assert.equal(st.droppedRetryBudget, 0);
+  const view = await waitForRun(own, runId, (r) => r.status === "completed" && r.event_count >= 30);
+  assert.equal(view.event_count, 30);
+  assert.equal(view.tool_calls, 28);
+  await c.shutdown(5_000);
+});
+
 test("(d) gateway down: calls never throw and return at once, the queue stays bounded with drops counted; the rest arrives after", { skip }, async (t) => {
   const s = stack();
   const proxy = await new FaultProxy(s.gateway).start();
