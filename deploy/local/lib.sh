@@ -225,25 +225,32 @@ ensure_browser() {
   fi
 }
 
-# The operator console (query-api/console): locked dependencies (npm ci,
-# redone only when package-lock.json changes), then `npm run <each arg>`
-# (build: type check + Vite build into query-api/console/dist).
-console_npm() {
-  local dir="$ROOT/query-api/console" stamp
+# locked_npm DIR NAME TASK...: the package in DIR with its locked
+# dependencies (npm ci, redone only when package-lock.json changes), then
+# `npm run <each task>`; NAME names it in messages.
+locked_npm() {
+  local dir=$1 name=$2 stamp task
+  shift 2
   command -v npm >/dev/null || apt_install nodejs npm
+  stamp=$(sha256sum "$dir/package-lock.json" | cut -c1-16)
+  if [ "$(cat "$dir/node_modules/.agentops-lock" 2>/dev/null)" != "$stamp" ]; then
+    log "installing the npm dependencies of the $name (npm ci)"
+    (cd "$dir" && npm ci --no-audit --no-fund --silent) || die "$name: npm ci failed"
+    echo "$stamp" >"$dir/node_modules/.agentops-lock"
+  fi
+  for task in "$@"; do
+    (cd "$dir" && npm run --silent "$task") || die "$name: npm run $task failed"
+  done
+}
+
+# The operator console (query-api/console): `npm run <each arg>` (build:
+# type check + Vite build into query-api/console/dist).
+console_npm() {
+  command -v node >/dev/null || apt_install nodejs npm
   # Vite 8 needs Node 20.19 or later.
   node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a===20&&b>=19)?0:1)' \
     || die "the console needs Node.js >= 20.19 (found $(node --version))"
-  stamp=$(sha256sum "$dir/package-lock.json" | cut -c1-16)
-  if [ "$(cat "$dir/node_modules/.agentops-lock" 2>/dev/null)" != "$stamp" ]; then
-    log "installing the console's npm dependencies (npm ci)"
-    (cd "$dir" && npm ci --no-audit --no-fund --silent) || die "console: npm ci failed"
-    echo "$stamp" >"$dir/node_modules/.agentops-lock"
-  fi
-  local task
-  for task in "$@"; do
-    (cd "$dir" && npm run --silent "$task") || die "console: npm run $task failed"
-  done
+  locked_npm "$ROOT/query-api/console" console "$@"
 }
 
 # TimescaleDB for tests: PGlite (PostgreSQL 17 in WASM) with the timescaledb
@@ -305,22 +312,8 @@ ensure_python_sdk() {
   echo "$venv/bin/python"
 }
 
-# The TypeScript SDK (sdks/typescript): locked dev dependencies (npm ci, redone
-# only when package-lock.json changes), then `npm run <each arg>`.
-sdk_typescript_npm() {
-  local dir="$ROOT/sdks/typescript" stamp
-  command -v npm >/dev/null || apt_install nodejs npm
-  stamp=$(sha256sum "$dir/package-lock.json" | cut -c1-16)
-  if [ "$(cat "$dir/node_modules/.agentops-lock" 2>/dev/null)" != "$stamp" ]; then
-    log "installing the TypeScript SDK's npm dev dependencies (npm ci)"
-    (cd "$dir" && npm ci --no-audit --no-fund --silent) || die "sdks/typescript: npm ci failed"
-    echo "$stamp" >"$dir/node_modules/.agentops-lock"
-  fi
-  local task
-  for task in "$@"; do
-    (cd "$dir" && npm run --silent "$task") || die "sdks/typescript: npm run $task failed"
-  done
-}
+# The TypeScript SDK (sdks/typescript): `npm run <each arg>`.
+sdk_typescript_npm() { locked_npm "$ROOT/sdks/typescript" "TypeScript SDK" "$@"; }
 
 # Prometheus and promtool from Debian's packages (e2e/tests/prometheus.rs:
 # the rules' unit tests, and a real Prometheus scraping a stack).
