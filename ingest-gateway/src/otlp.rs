@@ -12,6 +12,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use agentops_runtime::keys::KeyInfo;
 use agentops_schemas::otlp::logs::{self, MappedLogs};
 use agentops_schemas::otlp::metrics::{self, MappedMetrics};
 use agentops_schemas::otlp::{self, Format, Mapped};
@@ -23,7 +24,7 @@ use axum::response::{IntoResponse, Response};
 
 use crate::config::UsageSource;
 use crate::error::ApiError;
-use crate::ingest::{ingest_request, limits, produce_all, Accepted, AppState};
+use crate::ingest::{ingest_request, limits, produce_all, Accepted, AppState, Records};
 use crate::telemetry;
 
 /// OTLP/HTTP trace export: GenAI spans become agent events.
@@ -57,11 +58,7 @@ pub(crate) async fn post_traces(
     telemetry::otlp_spans_received(mapped.spans);
     telemetry::otlp_spans_ignored(mapped.ignored_spans);
     telemetry::otlp_spans_rejected(rejected_spans);
-    telemetry::events_rejected(&key.org_id, mapped.rejected.len());
-    if !mapped.accepted.is_empty() {
-        produce_all(&state, &key, &records).await?;
-        telemetry::events_accepted(&key.org_id, mapped.accepted.len());
-    }
+    produce_mapped(&state, &key, &records, mapped.rejected.len()).await?;
     telemetry::otlp_spans_mapped(mapped.mapped_spans());
     tracing::debug!(
         org_id = %key.org_id,
@@ -75,6 +72,22 @@ pub(crate) async fn post_traces(
         otlp::encode_response(&mapped.response(), format),
         format,
     ))
+}
+
+/// Produce an export's accepted events (`records`; acknowledged by the
+/// broker before the answer) and count them and the `rejected` ones.
+async fn produce_mapped(
+    state: &AppState,
+    key: &KeyInfo,
+    records: &Records,
+    rejected: usize,
+) -> Result<(), ApiError> {
+    telemetry::events_rejected(&key.org_id, rejected);
+    if records.len() > 0 {
+        produce_all(state, key, records).await?;
+        telemetry::events_accepted(&key.org_id, records.len());
+    }
+    Ok(())
 }
 
 /// The request's OTLP encoding, from its `Content-Type` (415 otherwise).
@@ -129,11 +142,7 @@ pub(crate) async fn post_logs(
         .await?;
     let rejected = mapped.rejected_records();
     telemetry::otlp_logs(mapped.records, mapped.ignored, rejected);
-    telemetry::events_rejected(&key.org_id, mapped.rejected.len());
-    if !mapped.accepted.is_empty() {
-        produce_all(&state, &key, &records).await?;
-        telemetry::events_accepted(&key.org_id, mapped.accepted.len());
-    }
+    produce_mapped(&state, &key, &records, mapped.rejected.len()).await?;
     tracing::debug!(
         org_id = %key.org_id,
         records = mapped.records,
@@ -206,12 +215,8 @@ pub(crate) async fn post_metrics(
         mapped.ignored,
         mapped.unchanged,
     );
-    telemetry::events_rejected(&key.org_id, mapped.rejected.len());
-    if !mapped.accepted.is_empty() {
-        let records = crate::ingest::Records::encode(&state.codec, &mapped.accepted)?;
-        produce_all(&state, &key, &records).await?;
-        telemetry::events_accepted(&key.org_id, mapped.accepted.len());
-    }
+    let records = Records::encode(&state.codec, &mapped.accepted)?;
+    produce_mapped(&state, &key, &records, mapped.rejected.len()).await?;
     Ok(answer(
         metrics::encode_metrics_response(&mapped.response(), format),
         format,

@@ -22,10 +22,10 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use agentops_governance::spend::spend_in_scope;
-use agentops_governance::{load, period_end, period_start, Budget};
+use agentops_governance::{load, period_end, period_start, Budget, Period};
 use agentops_runtime::shutdown::CancellationToken;
 use agentops_runtime::telemetry::org_label;
-use chrono::{DateTime, Datelike, TimeZone, Utc};
+use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 
 /// Most budgets given a gauge (the first by org and name).
@@ -71,20 +71,14 @@ fn set(metric: &'static str, labels: &Labels, v: f64) {
     metrics::gauge!(metric, labels).set(v);
 }
 
-fn day_and_month(now: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
-    let day = now.date_naive().and_hms_opt(0, 0, 0).unwrap_or_default();
-    let month = Utc
-        .with_ymd_and_hms(now.year(), now.month(), 1, 0, 0, 0)
-        .single()
-        .unwrap_or(now);
-    (Utc.from_utc_datetime(&day), month)
-}
-
 /// One reading of every gauge.
 async fn read(pool: &PgPool, now: DateTime<Utc>) -> Result<Values, sqlx::Error> {
     let mut out = Values::default();
     let mut conn = pool.acquire().await?;
-    let (day, month) = day_and_month(now);
+    let (day, month) = (
+        period_start(Period::Day, now),
+        period_start(Period::Month, now),
+    );
     // Whole days of the month from the day level, today from the hours.
     let rows: Vec<(String, f64, f64, i64)> = sqlx::query_as(
         "SELECT org_id,
@@ -170,18 +164,5 @@ pub(crate) async fn run(
             Ok(values) => gauges.publish(values),
             Err(e) => tracing::warn!(error = %e, "business gauges not read; keeping the last"),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn day_and_month_start_at_utc_midnight() {
-        let now = Utc.with_ymd_and_hms(2026, 12, 6, 15, 4, 5).unwrap();
-        let (day, month) = day_and_month(now);
-        assert_eq!(day, Utc.with_ymd_and_hms(2026, 12, 6, 0, 0, 0).unwrap());
-        assert_eq!(month, Utc.with_ymd_and_hms(2026, 12, 1, 0, 0, 0).unwrap());
     }
 }
