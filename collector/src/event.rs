@@ -35,6 +35,19 @@ pub struct OutEvent {
     pub run_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub workflow_id: Option<String>,
+    /// The hierarchy (contract v2, top-level fields): the project the work
+    /// was for (normalized git remote, else `local:<dir>`).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub project_id: Option<String>,
+    /// This machine's id (`machine.rs`).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub machine_id: Option<String>,
+    /// The checkout: hash of (machine, git root).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub workspace_id: Option<String>,
+    /// The agent session (a subagent's steps carry the parent's).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub session_id: Option<String>,
     /// RFC 3339, milliseconds, UTC.
     pub timestamp: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -75,6 +88,10 @@ impl OutEvent {
             agent_id: agent_id.to_owned(),
             run_id: None,
             workflow_id: None,
+            project_id: None,
+            machine_id: None,
+            workspace_id: None,
+            session_id: None,
             timestamp: rfc3339_ms(timestamp_ms),
             status: None,
             latency_ms: None,

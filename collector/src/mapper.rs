@@ -1,5 +1,5 @@
 //! Steps → gateway events. The one place that decides what an event carries
-//! (the hierarchy attributes, token conventions, ids).
+//! (the hierarchy fields, token conventions, ids).
 //!
 //! State lives in [`FileState`] (one per transcript file) and
 //! [`SessionState`] (one per agent session, shared by the session's files:
@@ -475,7 +475,9 @@ impl Mapper<'_> {
         s.dirty = true;
     }
 
-    /// An event with the run, workflow and hierarchy attributes of `session`.
+    /// An event with the run, workflow and hierarchy (`project_id`,
+    /// `machine_id`, `workspace_id`, `session_id`) of `session`, and the
+    /// descriptive attributes (paths, names, branch).
     fn base(
         &self,
         id: uuid::Uuid,
@@ -501,17 +503,17 @@ impl Mapper<'_> {
         let mut e = OutEvent::new(id, event_type, kind.as_str(), ts);
         e.run_id = Some(id_part(session));
         e.workflow_id = Some(id_part(&place.project));
+        e.project_id = Some(id_part(&place.project));
+        e.machine_id = Some(id_part(&self.ctx.machine.id));
+        e.workspace_id = Some(id_part(&place.workspace));
+        e.session_id = Some(id_part(session));
         let a = &mut e.attributes;
-        a.insert("project".into(), place.project.clone());
         if let Some(u) = &place.project_url {
             a.insert("project_url".into(), u.clone());
         }
-        a.insert("machine".into(), self.ctx.machine.id.clone());
         a.insert("machine_name".into(), self.ctx.machine.name.clone());
         a.insert("machine_os".into(), self.ctx.machine.os.clone());
-        a.insert("workspace".into(), place.workspace.clone());
         a.insert("workspace_path".into(), place.workspace_path.clone());
-        a.insert("session".into(), session.to_owned());
         a.insert("agent_kind".into(), kind.as_str().to_owned());
         if let Some(b) = branch {
             a.insert("git_branch".into(), b);

@@ -124,7 +124,18 @@ fn backfill_follow_resume_and_end() {
     assert_eq!(by["tool_call"], 2 + 1 + 3);
     assert_eq!(events.len(), 22);
     // The machine id: the OS id hashed with the collector's salt.
-    assert_eq!(events[0].attributes["machine"], c.machine.id);
+    assert_eq!(events[0].machine_id.as_ref(), Some(&c.machine.id));
+    // Subagent work (the inline sidechain message and the subagent's own
+    // file, read as separate files) rolls up into the parent session.
+    let side: Vec<_> = events
+        .iter()
+        .filter(|e| e.attributes.get("sidechain").map(String::as_str) == Some("true"))
+        .collect();
+    assert_eq!(side.len(), 1 + 3);
+    for e in side {
+        assert_eq!(e.session_id.as_deref(), Some(S1));
+        assert_eq!(e.run_id.as_deref(), Some(S1));
+    }
     assert_eq!(c.machine.id.len(), 32);
     assert!(!c.machine.id.contains("4c1c1e0f"));
 

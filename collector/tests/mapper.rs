@@ -26,10 +26,18 @@ fn claude_code_main_transcript() {
         assert_eq!(e.agent_id, "claude-code");
         assert_eq!(e.run_id.as_deref(), Some(S1));
         assert_eq!(e.workflow_id.as_deref(), Some("local:acme"));
-        assert_eq!(e.attributes["session"], S1);
-        assert_eq!(e.attributes["project"], "local:acme");
+        // The hierarchy: top-level fields, not attributes.
+        assert_eq!(e.session_id.as_deref(), Some(S1));
+        assert_eq!(e.project_id.as_deref(), Some("local:acme"));
+        assert_eq!(e.workspace_id.as_deref(), Some("ws-acme"));
+        assert_eq!(
+            e.machine_id.as_deref(),
+            Some("00112233445566778899aabbccddeeff")
+        );
+        for k in ["session", "project", "workspace", "machine"] {
+            assert!(!e.attributes.contains_key(k), "attributes.{k}");
+        }
         assert_eq!(e.attributes["workspace_path"], "/home/dev/src/acme");
-        assert_eq!(e.attributes["machine"], "00112233445566778899aabbccddeeff");
         assert_eq!(e.attributes["machine_name"], "devbox");
         assert_eq!(e.attributes["agent_kind"], "claude-code");
         assert_eq!(e.attributes["git_branch"], "main");
@@ -66,6 +74,7 @@ fn claude_code_main_transcript() {
     assert_eq!(llm[1].latency_ms, Some(5000));
     assert_eq!(tokens(llm[2]), (7, 20, 0, 500, None));
     assert_eq!(llm[2].attributes["sidechain"], "true");
+    assert_eq!(llm[2].session_id.as_deref(), Some(S1)); // inline sidechain: the parent's session
     assert_eq!(llm[2].model.as_deref(), Some("claude-haiku-4-5-20251001"));
     assert_eq!(tokens(llm[3]), (2, 30, 100, 50, None));
     assert_eq!(llm[3].cost_usd, Some(0.0123));
@@ -117,7 +126,16 @@ fn claude_code_subagent_file_rolls_up_into_the_parent_session() {
     assert_eq!(types, ["run_started", "llm_call", "tool_call", "llm_call"]);
     for e in &events[1..] {
         validate(e);
+        // The subagent's cost is the parent session's: same session, run,
+        // project, workspace and machine, marked as a sidechain.
         assert_eq!(e.run_id.as_deref(), Some(S1));
+        assert_eq!(e.session_id.as_deref(), Some(S1));
+        assert_eq!(e.project_id.as_deref(), Some("local:acme"));
+        assert_eq!(e.workspace_id.as_deref(), Some("ws-acme"));
+        assert_eq!(
+            e.machine_id.as_deref(),
+            Some("00112233445566778899aabbccddeeff")
+        );
         assert_eq!(e.attributes["sidechain"], "true");
     }
     assert_eq!(tokens(&events[1]), (4, 60, 1000, 0, None));
