@@ -169,7 +169,7 @@ async fn a_refused_event_is_dead_lettered_while_its_batch_and_other_orgs_move_on
         "{reason}"
     );
     assert_eq!(dlq[0].headers["dlq.topic"], stack.topic("enriched"));
-    let event = agentops_schemas::Codec::v1().decode(&dlq[0].payload)?;
+    let event = agentops_schemas::Codec::current().decode(&dlq[0].payload)?;
     assert_eq!(event.event_id, poison_id);
 
     // And the partition keeps flowing afterwards.

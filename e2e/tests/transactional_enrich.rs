@@ -73,8 +73,7 @@ impl Feed {
         let stop = CancellationToken::new();
         let token = stop.clone();
         let task = tokio::spawn(async move {
-            let codec = Codec::v1();
-            let fp = codec.fingerprint_hex();
+            let codec = Codec::current();
             let mut sent = Sent {
                 ids: Vec::new(),
                 poison: Vec::new(),
@@ -103,7 +102,6 @@ impl Feed {
                 for r in agentops_runtime::kafka::send_records(
                     &producer,
                     &topic,
-                    &fp,
                     &records,
                     Duration::from_secs(30),
                 )
@@ -253,7 +251,7 @@ async fn assert_exactly_once(stack: &Stack, sent: Sent) -> Result<()> {
     let counts = tokio::task::spawn_blocking({
         let ids = ids.clone();
         move || {
-            let codec = Codec::v1();
+            let codec = Codec::current();
             read_committed_counts(&enriched, &ids, |m| {
                 Some(codec.decode(m.payload()?).ok()?.event_id)
             })

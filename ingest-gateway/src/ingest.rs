@@ -355,11 +355,9 @@ pub(crate) async fn produce_all(
     }
     let started = Instant::now();
     let timeout = Duration::from_millis(state.config.produce_timeout_ms);
-    let fp = state.codec.fingerprint_hex();
     let sends = agentops_runtime::kafka::send_records(
         &state.producer,
         &state.config.kafka.topic_raw,
-        &fp,
         &records.0,
         timeout,
     );
@@ -499,7 +497,7 @@ mod tests {
         let (probe, records) = raw(encoding, body, 1 << 20)
             .await
             .unwrap()
-            .parse_and_encode(&Arc::new(Codec::v1()), |_| Ok(probe(false)))
+            .parse_and_encode(&Arc::new(Codec::current()), |_| Ok(probe(false)))
             .await
             .unwrap();
         (probe.read_on.get().unwrap(), probe, records)
@@ -512,7 +510,7 @@ mod tests {
         let small = br#"{"events":[]}"#.to_vec();
         let (on, probe, records) = encoded_on("identity", small.clone()).await;
         assert_eq!(on, worker);
-        let codec = Codec::v1();
+        let codec = Codec::current();
         let want = probe
             .events
             .iter()
@@ -531,7 +529,7 @@ mod tests {
     async fn a_panic_while_encoding_answers_internal() {
         let body = raw("gzip", encoded("gzip", b"{}"), 1024).await.unwrap();
         let got = body
-            .parse_and_encode(&Arc::new(Codec::v1()), |_| Ok(probe(true)))
+            .parse_and_encode(&Arc::new(Codec::current()), |_| Ok(probe(true)))
             .await;
         assert!(matches!(got, Err(ApiError::Internal(_))), "{:?}", got.err());
     }

@@ -69,7 +69,7 @@ pub async fn run(
             Duration::from_millis(config.directive_cache_ttl_ms),
         ),
         producer: producer.clone(),
-        codec: Arc::new(agentops_schemas::Codec::v1()),
+        codec: Arc::new(agentops_schemas::Codec::current()),
         in_flight: Arc::new(tokio::sync::Semaphore::new(config.max_in_flight)),
         rate: limits::RateLimiter::new(config.default_rate_limit()),
         config: config.clone(),

@@ -219,15 +219,13 @@ fn raw_job(
 ) -> Job {
     let producer = producer.clone();
     let topic: Arc<str> = topic.into();
-    let codec = Arc::new(Codec::v1());
-    let fp: Arc<str> = codec.fingerprint_hex().into();
+    let codec = Arc::new(Codec::current());
     Arc::new(move |i| {
-        let (batches, producer, topic, codec, fp) = (
+        let (batches, producer, topic, codec) = (
             batches.clone(),
             producer.clone(),
             topic.clone(),
             codec.clone(),
-            fp.clone(),
         );
         Box::pin(async move {
             let events = &batches[i];
@@ -237,7 +235,7 @@ fn raw_job(
                 records.push((e.partition_key(), payload));
             }
             let results =
-                agentops_runtime::kafka::send_records(&producer, &topic, &fp, &records, timeout)
+                agentops_runtime::kafka::send_records(&producer, &topic, &records, timeout)
                     .await;
             match results.into_iter().find(Result::is_err) {
                 Some(Err(e)) => Err(format!("broker did not acknowledge: {e}")),
@@ -348,7 +346,7 @@ fn step_costs(format: BenchFormat, w: &Workload, org: &str) -> [f64; 3] {
             (decode, t.elapsed(), events)
         }
     };
-    let codec = Codec::v1();
+    let codec = Codec::current();
     let t = Instant::now();
     let bytes: usize = events
         .iter()
@@ -407,7 +405,7 @@ pub async fn run(o: BenchOptions) -> anyhow::Result<bool> {
     };
     let (raw_warm, raw_main) = build_all(&mut rng)?;
     let (gw_warm, gw_main) = build_all(&mut rng)?;
-    let codec = Codec::v1();
+    let codec = Codec::current();
     let avro_bytes: usize = raw_main
         .batches
         .iter()

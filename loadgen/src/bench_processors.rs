@@ -176,7 +176,7 @@ fn build(o: &ThroughputOptions) -> Result<(Vec<Record>, String)> {
     let fleet = Fleet::new(o.agents, &mut rng);
     let now = chrono::Utc::now().timestamp_micros();
     let limits = ValidationLimits::default();
-    let codec = Codec::v1();
+    let codec = Codec::current();
     let mut out = Vec::with_capacity(o.events + 16);
     let mut kinds: std::collections::BTreeMap<String, usize> = Default::default();
     let mut bytes = 0;
@@ -210,11 +210,10 @@ async fn produce_all(
     records: &[(String, Vec<u8>)],
 ) -> Result<Duration> {
     let producer = kafka::stage_producer(k)?;
-    let fp = Codec::v1().fingerprint_hex();
     let started = Instant::now();
     for chunk in records.chunks(5000) {
         let results =
-            kafka::send_records(&producer, topic, &fp, chunk, Duration::from_secs(60)).await;
+            kafka::send_records(&producer, topic, chunk, Duration::from_secs(60)).await;
         if let Some(Err(e)) = results.into_iter().find(Result::is_err) {
             bail!("producing the input to {topic}: {e}");
         }
@@ -326,7 +325,6 @@ async fn raw_loop(
         kafka::consumer(k, group, kafka::LagContext::new(group))?;
     consumer.subscribe(&[raw])?;
     let producer = kafka::stage_producer(k)?;
-    let fp = Codec::v1().fingerprint_hex();
     let never = CancellationToken::new();
     let (mut first, mut done) = (None, 0);
     while done < n {
@@ -349,7 +347,6 @@ async fn raw_loop(
             let results = kafka::send_records(
                 &producer,
                 out,
-                &fp,
                 pending.iter().map(|&i| &records[i]),
                 Duration::from_secs(30),
             )

@@ -65,7 +65,7 @@ impl Stage {
             spent,
             run_costs: RunCosts::default(),
             alerted: HashSet::new(),
-            codec: Codec::v1(),
+            codec: Codec::current(),
         }
     }
 }
@@ -109,7 +109,6 @@ pub(crate) async fn run(
         let out = Output {
             producer: stage.producer.clone(),
             topic: config.kafka.topic_enriched.clone(),
-            fp: stage.codec.fingerprint_hex(),
             spent: stage.spent.clone(),
         };
         let task = tokio::spawn(produce(out, records, events, shutdown.clone()));
@@ -243,7 +242,6 @@ async fn record_violations(
 struct Output {
     producer: FutureProducer,
     topic: String,
-    fp: String,
     spent: SpentTx,
 }
 
@@ -362,7 +360,7 @@ async fn produce(
     kept: Vec<AgentEvent>,
     shutdown: CancellationToken,
 ) -> bool {
-    let (producer, fp) = (&o.producer, &o.fp);
+    let producer = &o.producer;
     let mut written: Vec<Option<(i32, i64)>> = vec![None; out.len()];
     let mut pending: Vec<usize> = (0..out.len()).collect();
     let mut backoff = Duration::from_millis(100);
@@ -370,7 +368,6 @@ async fn produce(
         let results = kafka::send_records(
             producer,
             &o.topic,
-            fp,
             pending.iter().map(|&i| &out[i]),
             Duration::from_secs(30),
         )

@@ -256,7 +256,7 @@ async fn read_log(
     let (partitions, total) = (log.partitions, log.total);
     eprintln!("recompute: reading {total} records from {partitions} partitions of {topic}");
     let mut scan = Scan::default();
-    let codec = Codec::v1();
+    let codec = Codec::current();
     let started = Instant::now();
     let mut last_report = Instant::now();
     while !log.done() {
@@ -302,8 +302,7 @@ async fn produce(
     corrections: &[AgentEvent],
     shutdown: &CancellationToken,
 ) -> agentops_runtime::Result<HashMap<i32, i64>> {
-    let codec = Codec::v1();
-    let fp = codec.fingerprint_hex();
+    let codec = Codec::current();
     let mut records = Vec::with_capacity(corrections.len());
     for c in corrections {
         let bytes = codec
@@ -320,6 +319,7 @@ async fn produce(
             let mut futures = Vec::with_capacity(chunk.len());
             for &i in chunk {
                 let (key, payload) = &records[i];
+                let fp = agentops_schemas::codec::header_value(payload);
                 let headers = OwnedHeaders::new().insert(Header {
                     key: agentops_schemas::codec::SCHEMA_HEADER,
                     value: Some(&fp),

@@ -78,7 +78,7 @@ pub async fn rebuild(
     let (partitions, total) = (log.partitions, log.total);
     eprintln!("rebuild: reading {total} records from {partitions} partitions of {topic}");
 
-    let codec = Codec::v1();
+    let codec = Codec::current();
     let mut writer =
         Writer::new(mode, config.group.clone()).with_tag_keys(&config.database.storage.tag_keys);
     let mut summary = Summary::default();

@@ -78,7 +78,7 @@ pub(crate) async fn run(
     let topic = config.kafka.topic_enriched.clone();
     consumer.subscribe(&[&topic])?;
     let dlq = kafka::stage_producer(&config.kafka)?;
-    let codec = Codec::v1();
+    let codec = Codec::current();
     // Next offset already applied per partition (from Postgres): anything below is skipped.
     let mut applied: HashMap<(String, i32), i64> = HashMap::new();
     let linger = Duration::from_millis(config.batch_linger_ms);

@@ -393,15 +393,15 @@ pub async fn dead_letter(
 pub async fn send_records<'a>(
     producer: &FutureProducer,
     topic: &str,
-    schema_fp: &str,
     records: impl IntoIterator<Item = &'a (String, Vec<u8>)>,
     queue_timeout: Duration,
 ) -> Vec<rdkafka::error::KafkaResult<(i32, i64)>> {
     use rdkafka::message::{Header, OwnedHeaders};
     let sends = records.into_iter().map(|(key, payload)| {
+        let fp = agentops_schemas::codec::header_value(payload);
         let headers = OwnedHeaders::new().insert(Header {
             key: agentops_schemas::codec::SCHEMA_HEADER,
-            value: Some(schema_fp),
+            value: Some(&fp),
         });
         let record = rdkafka::producer::FutureRecord::to(topic)
             .key(key)

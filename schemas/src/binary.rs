@@ -1,4 +1,5 @@
-//! Hand-written Avro binary encoder/decoder for the v1 `AgentEvent` schema.
+//! Hand-written Avro binary encoder/decoder for the v1 and v2 `AgentEvent`
+//! schemas (v2 = v1 + four optional strings at the end).
 //!
 //! The generic apache-avro path (serde → `Value` → resolve → datum) allocates a
 //! tree per event; this writes and reads the v1 layout directly and is what the
@@ -47,7 +48,17 @@ fn put_opt_long(out: &mut Vec<u8>, v: Option<i64>) {
     }
 }
 
-/// Append the Avro datum of `e` (v1 schema) to `out`.
+/// Append the Avro datum of `e` in the v2 schema to `out`.
+pub fn encode_v2(e: &AgentEvent, out: &mut Vec<u8>) {
+    encode_v1(e, out);
+    put_opt_str(out, &e.project_id);
+    put_opt_str(out, &e.machine_id);
+    put_opt_str(out, &e.workspace_id);
+    put_opt_str(out, &e.session_id);
+}
+
+/// Append the Avro datum of `e` in the v1 schema to `out` (the hierarchy
+/// fields are not written).
 pub fn encode_v1(e: &AgentEvent, out: &mut Vec<u8>) {
     put_str(out, &e.event_id);
     put_str(out, &e.org_id);
@@ -183,8 +194,17 @@ impl Reader<'_> {
 
 /// Decode a v1 datum (the whole slice must be consumed).
 pub fn decode_v1(buf: &[u8]) -> Result<AgentEvent, Malformed> {
+    decode(buf, false)
+}
+
+/// Decode a v2 datum (the whole slice must be consumed).
+pub fn decode_v2(buf: &[u8]) -> Result<AgentEvent, Malformed> {
+    decode(buf, true)
+}
+
+fn decode(buf: &[u8], v2: bool) -> Result<AgentEvent, Malformed> {
     let mut r = Reader { buf, pos: 0 };
-    let e = AgentEvent {
+    let mut e = AgentEvent {
         event_id: r.string()?,
         org_id: r.string()?,
         timestamp: r.long()?,
@@ -210,7 +230,14 @@ pub fn decode_v1(buf: &[u8]) -> Result<AgentEvent, Malformed> {
         span_id: r.opt_string()?,
         attributes: r.map()?,
         ingested_at: r.opt_long()?,
+        ..Default::default()
     };
+    if v2 {
+        e.project_id = r.opt_string()?;
+        e.machine_id = r.opt_string()?;
+        e.workspace_id = r.opt_string()?;
+        e.session_id = r.opt_string()?;
+    }
     if r.pos != buf.len() {
         return Err(Malformed(r.pos));
     }

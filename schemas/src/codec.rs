@@ -20,8 +20,11 @@ use apache_avro::Schema;
 
 use crate::event::AgentEvent;
 
-/// The v1 schema, the source of truth.
+/// The v1 schema.
 pub const AGENT_EVENT_V1: &str = include_str!("../avro/agent_event.v1.avsc");
+/// The v2 schema (v1 + project, machine, workspace, session), the source of
+/// truth of the current contract.
+pub const AGENT_EVENT_V2: &str = include_str!("../avro/agent_event.v2.avsc");
 /// Header naming the writer schema's fingerprint (hex).
 pub const SCHEMA_HEADER: &str = "agentops-schema-fp";
 const MAGIC: [u8; 2] = [0xC3, 0x01];
@@ -42,14 +45,24 @@ impl From<apache_avro::Error> for CodecError {
     }
 }
 
+/// Fingerprints of the bundled versions, for the hand-written paths.
+#[derive(Clone, Copy)]
+struct Bundled {
+    v1: [u8; 8],
+    v2: [u8; 8],
+}
+
 /// Encodes with one writer schema; decodes any known writer schema into the reader schema.
 #[derive(Clone)]
 pub struct Codec {
     schema: Schema,
     fingerprint: [u8; 8],
     writers: HashMap<[u8; 8], Schema>,
-    /// The reader/writer schema is exactly v1: use the hand-written binary codec.
-    is_v1: bool,
+    /// The reader schema is the current contract (v2): events are written
+    /// and read by the hand-written binary codec, as v1 when they carry no
+    /// hierarchy field (byte for byte what a v1 writer wrote, so a reader
+    /// that only knows v1 keeps reading them) and as v2 otherwise.
+    bundled: Option<Bundled>,
 }
 
 fn fingerprint(schema: &Schema) -> [u8; 8] {
@@ -59,8 +72,37 @@ fn fingerprint(schema: &Schema) -> [u8; 8] {
     out
 }
 
+fn hex(fp: &[u8]) -> String {
+    fp.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The [`SCHEMA_HEADER`] value of an encoded record: its writer schema's
+/// fingerprint in hex (empty for a record too short to carry one).
+pub fn header_value(record: &[u8]) -> String {
+    record.get(2..10).map(hex).unwrap_or_default()
+}
+
 impl Codec {
-    /// The codec for the current contract (v1).
+    /// The codec of the current contract: reads v1 and v2 records, writes
+    /// v1 or v2 (see [`Codec::encode`]).
+    #[allow(
+        clippy::expect_used,
+        reason = "the bundled schemas are compile-time constants, parsed by every test"
+    )]
+    pub fn current() -> Self {
+        let mut c = Self::new(AGENT_EVENT_V2)
+            .and_then(|c| c.with_writer(AGENT_EVENT_V1))
+            .expect("the bundled schemas parse");
+        let v1 = fingerprint(&Schema::parse_str(AGENT_EVENT_V1).expect("v1 parses"));
+        c.bundled = Some(Bundled {
+            v1,
+            v2: c.fingerprint,
+        });
+        c
+    }
+
+    /// A reader and writer of v1 only (what a component built before v2
+    /// is), through the generic apache-avro path; for evolution tests.
     #[allow(
         clippy::expect_used,
         reason = "the bundled schema is a compile-time constant, parsed by every test"
@@ -75,12 +117,11 @@ impl Codec {
         let fp = fingerprint(&schema);
         let mut writers = HashMap::new();
         writers.insert(fp, schema.clone());
-        let is_v1 = fp == fingerprint(&Schema::parse_str(AGENT_EVENT_V1)?);
         Ok(Self {
             schema,
             fingerprint: fp,
             writers,
-            is_v1,
+            bundled: None,
         })
     }
 
@@ -91,19 +132,24 @@ impl Codec {
         Ok(self)
     }
 
+    /// The reader schema's fingerprint (hex).
     pub fn fingerprint_hex(&self) -> String {
-        self.fingerprint
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        hex(&self.fingerprint)
     }
 
+    /// Encode `event`. The current codec writes v1 when the event has no
+    /// hierarchy field and v2 otherwise; others write their own schema.
     pub fn encode(&self, event: &AgentEvent) -> Result<Vec<u8>, CodecError> {
-        if self.is_v1 {
+        if let Some(b) = self.bundled {
             let mut out = Vec::with_capacity(256);
             out.extend_from_slice(&MAGIC);
-            out.extend_from_slice(&self.fingerprint);
-            crate::binary::encode_v1(event, &mut out);
+            if event.has_hierarchy() {
+                out.extend_from_slice(&b.v2);
+                crate::binary::encode_v2(event, &mut out);
+            } else {
+                out.extend_from_slice(&b.v1);
+                crate::binary::encode_v1(event, &mut out);
+            }
             return Ok(out);
         }
         self.encode_value(apache_avro::to_value(event)?)
@@ -126,9 +172,10 @@ impl Codec {
         }
         let mut fp = [0u8; 8];
         fp.copy_from_slice(&bytes[2..10]);
-        let writer = self.writers.get(&fp).ok_or_else(|| {
-            CodecError::UnknownSchema(fp.iter().map(|b| format!("{b:02x}")).collect())
-        })?;
+        let writer = self
+            .writers
+            .get(&fp)
+            .ok_or_else(|| CodecError::UnknownSchema(hex(&fp)))?;
         let mut datum = &bytes[10..];
         let reader = if fp == self.fingerprint {
             None
@@ -139,15 +186,24 @@ impl Codec {
     }
 
     pub fn decode(&self, bytes: &[u8]) -> Result<AgentEvent, CodecError> {
-        if self.is_v1
-            && bytes.len() >= 10
-            && bytes[..2] == MAGIC
-            && bytes[2..10] == self.fingerprint
-        {
-            return crate::binary::decode_v1(&bytes[10..])
-                .map_err(|e| CodecError::Avro(e.to_string()));
+        if let Some(b) = self.bundled {
+            if bytes.len() >= 10 && bytes[..2] == MAGIC {
+                let (fp, datum) = (&bytes[2..10], &bytes[10..]);
+                let fast = if fp == b.v1 {
+                    Some(crate::binary::decode_v1(datum))
+                } else if fp == b.v2 {
+                    Some(crate::binary::decode_v2(datum))
+                } else {
+                    None
+                };
+                if let Some(r) = fast {
+                    return r.map_err(|e| CodecError::Avro(e.to_string()));
+                }
+            }
         }
-        Ok(apache_avro::from_value(&self.decode_value(bytes)?)?)
+        let value = self.decode_value(bytes)?;
+        // A v1 reader's value lacks the v2 fields: serde fills them with None.
+        Ok(apache_avro::from_value(&value)?)
     }
 }
 
@@ -171,12 +227,46 @@ mod tests {
         }
     }
 
+    fn with_hierarchy(mut e: AgentEvent) -> AgentEvent {
+        e.project_id = Some("github.com/acme/shop".into());
+        e.machine_id = Some("m-1".into());
+        e.session_id = Some("s-1".into());
+        e
+    }
+
     #[test]
     fn roundtrip() {
-        let c = Codec::v1();
-        let bytes = c.encode(&sample()).unwrap();
-        assert_eq!(&bytes[..2], &MAGIC);
-        assert_eq!(c.decode(&bytes).unwrap(), sample());
+        let c = Codec::current();
+        for e in [sample(), with_hierarchy(sample())] {
+            let bytes = c.encode(&e).unwrap();
+            assert_eq!(&bytes[..2], &MAGIC);
+            assert_eq!(c.decode(&bytes).unwrap(), e);
+        }
+    }
+
+    #[test]
+    fn events_without_hierarchy_are_written_as_v1_and_others_as_v2() {
+        let c = Codec::current();
+        let v1 = Codec::v1();
+        let v2 = Codec::new(AGENT_EVENT_V2).unwrap();
+        let plain = c.encode(&sample()).unwrap();
+        // Byte for byte what a v1 writer writes; a v1-only reader reads it.
+        assert_eq!(plain, v1.encode(&sample()).unwrap());
+        assert_eq!(header_value(&plain), v1.fingerprint_hex());
+        assert_eq!(v1.decode(&plain).unwrap(), sample());
+        let rich = c.encode(&with_hierarchy(sample())).unwrap();
+        assert_eq!(header_value(&rich), v2.fingerprint_hex());
+        assert_eq!(header_value(&rich), c.fingerprint_hex());
+        assert_eq!(rich, generic_encode(&v2, &with_hierarchy(sample())));
+        // A v1 reader that was taught v2 resolves it, dropping the new fields.
+        let old = Codec::v1().with_writer(AGENT_EVENT_V2).unwrap();
+        assert_eq!(old.decode(&rich).unwrap(), sample());
+        // One that was not refuses clearly (never a wrong event).
+        assert!(matches!(
+            v1.decode(&rich),
+            Err(CodecError::UnknownSchema(_))
+        ));
+        assert_eq!(header_value(b"short"), "");
     }
 
     /// The generic apache-avro encoding of an event, framed like `encode`.
@@ -223,8 +313,9 @@ mod tests {
                 proptest::collection::hash_map(".{0,8}", ".{0,8}", 0..4),
                 n(),
             ),
+            (s(), s(), s(), s()),
         )
-            .prop_map(|(a, b, c)| AgentEvent {
+            .prop_map(|(a, b, c, h)| AgentEvent {
                 event_id: a.0,
                 org_id: a.1,
                 timestamp: a.2,
@@ -250,35 +341,47 @@ mod tests {
                 span_id: c.5,
                 attributes: c.6,
                 ingested_at: c.7,
+                project_id: h.0,
+                machine_id: h.1,
+                workspace_id: h.2,
+                session_id: h.3,
             })
     }
 
     proptest::proptest! {
         #[test]
         fn hand_written_codec_matches_apache_avro(e in arb_event()) {
-            let c = Codec::v1();
+            let c = Codec::current();
+            // The generic path over the schema the fast path picked.
+            let generic = if e.has_hierarchy() {
+                Codec::new(AGENT_EVENT_V2).unwrap()
+            } else {
+                Codec::v1()
+            };
             let fast = c.encode(&e).unwrap();
             // apache-avro reads what we write, we read what it writes, both round-trip.
             proptest::prop_assert_eq!(&generic_decode(&c, &fast), &e);
-            proptest::prop_assert_eq!(&c.decode(&generic_encode(&c, &e)).unwrap(), &e);
+            proptest::prop_assert_eq!(&c.decode(&generic_encode(&generic, &e)).unwrap(), &e);
             proptest::prop_assert_eq!(&c.decode(&fast).unwrap(), &e);
             if e.attributes.len() <= 1 {
-                proptest::prop_assert_eq!(fast, generic_encode(&c, &e));
+                proptest::prop_assert_eq!(fast, generic_encode(&generic, &e));
             }
         }
 
         #[test]
         fn decoding_arbitrary_bytes_never_panics(tail in proptest::collection::vec(any::<u8>(), 0..300)) {
-            let c = Codec::v1();
-            let mut bytes = c.encode(&sample()).unwrap()[..10].to_vec();
-            bytes.extend(tail);
-            let _ = c.decode(&bytes);
+            let c = Codec::current();
+            for e in [sample(), with_hierarchy(sample())] {
+                let mut bytes = c.encode(&e).unwrap()[..10].to_vec();
+                bytes.extend(tail.iter().copied());
+                let _ = c.decode(&bytes);
+            }
         }
     }
 
     #[test]
     fn garbage_is_an_error_not_a_panic() {
-        let c = Codec::v1();
+        let c = Codec::current();
         assert!(matches!(c.decode(b"hello"), Err(CodecError::BadFraming)));
         let mut bytes = c.encode(&sample()).unwrap();
         bytes[3] ^= 0xff;

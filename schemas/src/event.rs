@@ -1,4 +1,4 @@
-//! Rust mirror of `avro/agent_event.v1.avsc`.
+//! Rust mirror of `avro/agent_event.v2.avsc` (v1 plus the hierarchy fields).
 
 use std::collections::HashMap;
 
@@ -34,6 +34,14 @@ pub struct AgentEvent {
     pub span_id: Option<String>,
     pub attributes: HashMap<String, String>,
     pub ingested_at: Option<i64>,
+    /// v2: the project the work was for (a coding agent's repository).
+    pub project_id: Option<String>,
+    /// v2: the machine the agent ran on.
+    pub machine_id: Option<String>,
+    /// v2: the checkout / working directory within the project.
+    pub workspace_id: Option<String>,
+    /// v2: the agent session (subagent work carries its parent's).
+    pub session_id: Option<String>,
 }
 
 /// The event types v1 knows.
@@ -82,6 +90,15 @@ impl EventType {
 }
 
 impl AgentEvent {
+    /// Whether any v2 hierarchy field is set (such an event needs the v2
+    /// writer schema; others are written as v1, byte for byte as before).
+    pub fn has_hierarchy(&self) -> bool {
+        self.project_id.is_some()
+            || self.machine_id.is_some()
+            || self.workspace_id.is_some()
+            || self.session_id.is_some()
+    }
+
     pub fn kind(&self) -> Option<EventType> {
         EventType::parse(&self.event_type)
     }

@@ -193,5 +193,13 @@ pub struct EventIn<'a> {
     #[serde(borrow)]
     pub span_id: Option<Loose<'a>>,
     #[serde(borrow)]
+    pub project_id: Option<Loose<'a>>,
+    #[serde(borrow)]
+    pub machine_id: Option<Loose<'a>>,
+    #[serde(borrow)]
+    pub workspace_id: Option<Loose<'a>>,
+    #[serde(borrow)]
+    pub session_id: Option<Loose<'a>>,
+    #[serde(borrow)]
     pub attributes: Option<LooseMap<'a>>,
 }

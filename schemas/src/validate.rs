@@ -198,6 +198,10 @@ fn validate(
         span_id: f.opt_str("span_id", &input.span_id)?,
         attributes: f.attributes("attributes", &input.attributes)?,
         ingested_at: Some(now_us),
+        project_id: f.opt_str("project_id", &input.project_id)?,
+        machine_id: f.opt_str("machine_id", &input.machine_id)?,
+        workspace_id: f.opt_str("workspace_id", &input.workspace_id)?,
+        session_id: f.opt_str("session_id", &input.session_id)?,
     })
 }
 
@@ -397,6 +401,34 @@ mod tests {
         assert_eq!(e.attributes["n"], "3");
         assert_eq!(e.cost_usd, None);
         assert_eq!(e.cost_source, None);
+    }
+
+    #[test]
+    fn hierarchy_fields_are_read_and_checked_like_identifiers() {
+        let mut v = good();
+        v["project_id"] = json!("github.com/acme/shop");
+        v["machine_id"] = json!("m-7");
+        v["workspace_id"] = json!("shop-main");
+        v["session_id"] = json!("0d9c");
+        let e = check(v).unwrap();
+        assert_eq!(e.project_id.as_deref(), Some("github.com/acme/shop"));
+        assert_eq!(e.machine_id.as_deref(), Some("m-7"));
+        assert_eq!(e.workspace_id.as_deref(), Some("shop-main"));
+        assert_eq!(e.session_id.as_deref(), Some("0d9c"));
+        assert!(e.has_hierarchy());
+        assert!(!check(good()).unwrap().has_hierarchy());
+        for field in ["project_id", "machine_id", "workspace_id", "session_id"] {
+            let mut v = good();
+            v[field] = json!("a\u{1b}b");
+            let e = check(v).unwrap_err();
+            assert_eq!(e.field, field);
+            let mut v = good();
+            v[field] = json!(7);
+            assert_eq!(check(v).unwrap_err().field, field);
+            let mut v = good();
+            v[field] = json!("x".repeat(ValidationLimits::default().max_string_len + 1));
+            assert_eq!(check(v).unwrap_err().field, field);
+        }
     }
 
     #[test]

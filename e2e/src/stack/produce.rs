@@ -28,7 +28,7 @@ impl Stack {
         Ok(EnrichedProducer {
             producer: agentops_runtime::kafka::stage_producer(&cfg)?,
             topic: self.topic("enriched"),
-            codec: agentops_schemas::Codec::v1(),
+            codec: agentops_schemas::Codec::current(),
         })
     }
 
@@ -69,11 +69,9 @@ impl EnrichedProducer {
         for e in events {
             records.push((e.partition_key(), self.codec.encode(e)?));
         }
-        let fp = self.codec.fingerprint_hex();
         for r in agentops_runtime::kafka::send_records(
             &self.producer,
             &self.topic,
-            &fp,
             &records,
             Duration::from_secs(30),
         )

@@ -466,7 +466,6 @@ pub(crate) async fn run(stage: Stage, shutdown: CancellationToken) -> agentops_r
         enriched: config.kafka.topic_enriched.clone(),
         alerts: config.kafka.topic_alerts.clone(),
         dlq: config.kafka.topic_dlq.clone(),
-        fp: stage.codec.fingerprint_hex(),
         spent: stage.spent.clone(),
     });
     tracing::info!(

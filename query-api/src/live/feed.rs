@@ -76,7 +76,7 @@ pub(crate) async fn run_kafka(
         kafka::tail_consumer(&cfg, &group, FeedContext { hub: hub.clone() })?;
     consumer.subscribe(&[&cfg.topic_enriched, &cfg.topic_alerts])?;
     tracing::info!(group, topics = ?[&cfg.topic_enriched, &cfg.topic_alerts], "live feed consuming");
-    let codec = Codec::v1();
+    let codec = Codec::current();
     let mut alerts = Recent::new(4096);
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut since_yield = 0;

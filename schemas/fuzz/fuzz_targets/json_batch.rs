@@ -17,7 +17,7 @@ const MAX_EVENTS: usize = 1000;
 const NOW_US: i64 = 1_790_000_000_000_000;
 const ORG: &str = "org-fuzz";
 /// Parsing the Avro schema costs more than most inputs: once per process.
-static CODEC: LazyLock<Codec> = LazyLock::new(Codec::v1);
+static CODEC: LazyLock<Codec> = LazyLock::new(Codec::current);
 
 fuzz_target!(|data: &[u8]| {
     let Ok(body) = std::str::from_utf8(data) else {

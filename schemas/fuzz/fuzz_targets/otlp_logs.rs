@@ -13,7 +13,7 @@ use std::sync::LazyLock;
 
 const NOW_US: i64 = 1_790_000_000_000_000;
 const ORG: &str = "org-fuzz";
-static CODEC: LazyLock<Codec> = LazyLock::new(Codec::v1);
+static CODEC: LazyLock<Codec> = LazyLock::new(Codec::current);
 
 fuzz_target!(|data: &[u8]| {
     let limits = ValidationLimits::default();

@@ -50,6 +50,49 @@ impl<'s> Attrs<'s> {
     }
 }
 
+/// Where a record's work happened: the event contract's hierarchy fields
+/// (project, machine, workspace), from the record's attributes first, then
+/// its resource's. Set them with `OTEL_RESOURCE_ATTRIBUTES`, e.g.
+/// `agentops.project.id=github.com/acme/shop,agentops.workspace.id=shop-main`;
+/// the machine defaults to the OTel `host.id` / `host.name`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(super) struct Place {
+    pub(super) project: Option<String>,
+    pub(super) machine: Option<String>,
+    pub(super) workspace: Option<String>,
+}
+
+pub(super) const PROJECT_KEYS: &[&str] = &["agentops.project.id", "vcs.repository.url.full"];
+pub(super) const MACHINE_KEYS: &[&str] = &["agentops.machine.id", "host.id", "host.name"];
+pub(super) const WORKSPACE_KEYS: &[&str] = &["agentops.workspace.id"];
+/// Attributes naming the session, in order (GenAI semconv, then Claude Code's).
+pub(super) const SESSION_KEYS: &[&str] = &["gen_ai.conversation.id", "session.id"];
+
+impl Place {
+    pub(super) fn of(record: &Attrs<'_>, resource: &Attrs<'_>) -> Place {
+        let pick = |keys: &[&str]| record.text_of(keys).or_else(|| resource.text_of(keys));
+        Place {
+            project: pick(PROJECT_KEYS),
+            machine: pick(MACHINE_KEYS),
+            workspace: pick(WORKSPACE_KEYS),
+        }
+    }
+
+    /// Add the fields (and `session_id`) to a client-JSON event.
+    pub(super) fn insert_into(&self, e: &mut Map<String, Value>, session: Option<&str>) {
+        for (field, v) in [
+            ("project_id", self.project.as_deref()),
+            ("machine_id", self.machine.as_deref()),
+            ("workspace_id", self.workspace.as_deref()),
+            ("session_id", session),
+        ] {
+            if let Some(v) = v {
+                e.insert(field.into(), Value::from(v));
+            }
+        }
+    }
+}
+
 /// An attribute value as text: scalars as such, arrays and maps as JSON,
 /// bytes as hex; at most about `room` bytes (validation truncates exactly).
 pub(super) fn render(v: &AnyValue, room: usize) -> Option<String> {

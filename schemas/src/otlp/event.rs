@@ -3,7 +3,7 @@
 use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::trace::v1::{status::StatusCode, Span};
 
-use super::attrs::{render, Attrs};
+use super::attrs::{render, Attrs, Place};
 use super::semconv::{
     is_field, Op, CACHE_READ, CACHE_WRITE, ERROR_TYPE, INPUT, MODEL, OUTPUT, PROVIDER, REASONING,
     TOOL,
@@ -46,10 +46,12 @@ fn write_event(fields: &mut [(&str, F<'_>)], out: &mut Vec<u8>) -> std::io::Resu
 }
 
 /// The events of one span, as client JSON text (validated by the caller).
+#[allow(clippy::too_many_arguments)]
 pub(super) fn span_events(
     span: &Span,
     service: Option<&str>,
     a: &Attrs<'_>,
+    place: &Place,
     op: Op,
     agent: &str,
     org_id: &str,
@@ -116,6 +118,17 @@ pub(super) fn span_events(
     base.push(("trace_id", F::Str(&trace)));
     base.push(("span_id", F::Str(&span_hex)));
     base.push(("attributes", F::Raw(&attributes)));
+    let session = a.text_of(super::attrs::SESSION_KEYS);
+    for (field, v) in [
+        ("project_id", &place.project),
+        ("machine_id", &place.machine),
+        ("workspace_id", &place.workspace),
+        ("session_id", &session),
+    ] {
+        if let Some(v) = v {
+            base.push((field, F::Str(v)));
+        }
+    }
     if let Some(p) = &provider {
         base.push(("provider", F::Str(p)));
     }

@@ -13,7 +13,7 @@ pub use opentelemetry_proto::tonic::collector::logs::v1::{
     ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
 };
 
-use super::attrs::{render, Attrs};
+use super::attrs::{render, Attrs, Place};
 use super::{Format, OtlpError};
 use crate::batch::Rejected;
 use crate::validate::{event_from_str, ValidationLimits};
@@ -389,6 +389,7 @@ fn record_event(
     e.insert("type".into(), ty.into());
     e.insert("agent_id".into(), Value::from(agent_id));
     e.insert("run_id".into(), Value::from(run));
+    Place::of(a, &r).insert_into(&mut e, session.as_deref());
     let attributes = attributes(resource, &record.attributes, agent, name, limits);
     // The same record exported twice has the same id: its org, name, time
     // and attributes (sequence numbers and prompt ids among them).

@@ -368,3 +368,49 @@ fn bad_records_are_refused_by_index_and_bad_bodies_do_not_decode() {
     assert_eq!(p.accepted.len(), 1);
     assert_eq!(p.accepted[0].event_id, m.accepted[0].event_id);
 }
+
+#[test]
+fn the_hierarchy_comes_from_the_session_and_the_resource_attributes() {
+    let body = serde_json::to_vec(&json!({"resourceLogs": [{
+        "resource": {"attributes": [
+            s("service.name", "claude-code"),
+            s("host.name", "dev-laptop-7"),
+            s("agentops.project.id", "github.com/acme/shop"),
+            s("agentops.workspace.id", "shop-main"),
+        ]},
+        "scopeLogs": [{"logRecords": [{
+            "timeUnixNano": T0.to_string(),
+            "body": {"stringValue": "claude_code.api_request"},
+            "attributes": [s("event.name", "api_request"), s("session.id", "sess-9"),
+                           s("model", "claude-sonnet-4-5"), n("input_tokens", 5),
+                           // The record's own attribute wins over the resource's.
+                           s("agentops.workspace.id", "shop-feature")]
+        }]}]
+    }]}))
+    .unwrap();
+    let m = map(&body);
+    let [e] = &m.accepted[..] else {
+        panic!("{:?}", m)
+    };
+    assert_eq!(e.session_id.as_deref(), Some("sess-9"));
+    assert_eq!(e.run_id.as_deref(), Some("sess-9"));
+    assert_eq!(e.project_id.as_deref(), Some("github.com/acme/shop"));
+    assert_eq!(e.machine_id.as_deref(), Some("dev-laptop-7"));
+    assert_eq!(e.workspace_id.as_deref(), Some("shop-feature"));
+    // Without them, none is made up.
+    let plain = map(&request(
+        "claude-code",
+        vec![(
+            "claude_code.api_request",
+            0,
+            vec![s("event.name", "api_request"), s("model", "m")],
+        )],
+    ));
+    let [p] = &plain.accepted[..] else {
+        panic!("{:?}", plain)
+    };
+    assert_eq!(
+        (&p.project_id, &p.machine_id, &p.workspace_id, &p.session_id),
+        (&None, &None, &None, &None)
+    );
+}

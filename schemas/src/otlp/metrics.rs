@@ -22,7 +22,7 @@ pub use opentelemetry_proto::tonic::collector::metrics::v1::{
     ExportMetricsPartialSuccess, ExportMetricsServiceRequest, ExportMetricsServiceResponse,
 };
 
-use super::attrs::{render, Attrs};
+use super::attrs::{render, Attrs, Place};
 use super::{Format, OtlpError};
 use crate::batch::Rejected;
 use crate::validate::{event_from_str, ValidationLimits};
@@ -67,6 +67,8 @@ pub struct Point {
     pub session: Option<String>,
     pub model: Option<String>,
     pub agent: String,
+    /// Project, machine, workspace (see [`super::attrs::Place`]).
+    pub(super) place: Place,
     /// Attributes for the event (resource's and point's, not the above).
     pub attributes: BTreeMap<String, String>,
 }
@@ -170,6 +172,7 @@ pub fn points(
                         session: a.text("session.id").or_else(|| r.text("session.id")),
                         model: a.text("model"),
                         agent: agent.clone(),
+                        place: Place::of(&a, &r),
                         attributes,
                     });
                 }
@@ -337,6 +340,9 @@ pub fn usage_events(
             "run_id".into(),
             Value::from(session.unwrap_or("claude-code-unknown-session")),
         );
+        if let Some((p, _)) = parts.first() {
+            p.place.insert_into(&mut e, session);
+        }
         e.insert("provider".into(), "anthropic".into());
         if let Some(m) = model {
             e.insert("model".into(), Value::from(m));

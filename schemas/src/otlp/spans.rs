@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use opentelemetry_proto::tonic::trace::v1::Span;
 
-use super::attrs::Attrs;
+use super::attrs::{Attrs, Place};
 use super::event::span_events;
 use super::semconv::{classify, AGENT};
 use super::{ExportTraceServiceRequest, Mapped};
@@ -20,19 +20,22 @@ pub fn to_events(
     now_us: i64,
     limits: &ValidationLimits,
 ) -> Mapped {
-    // Each resource's `service.name`, read once for all its spans.
-    let services: Vec<Option<String>> = request
+    // Each resource's `service.name` and attributes, read once for all its spans.
+    let resources: Vec<(Option<String>, Attrs<'_>)> = request
         .resource_spans
         .iter()
         .map(|rs| {
             let resource = rs.resource.as_ref().map_or(&[][..], |r| &r.attributes[..]);
-            Attrs::new(resource).text("service.name")
+            let r = Attrs::new(resource);
+            (r.text("service.name"), r)
         })
         .collect();
     let mut spans: Vec<(&Span, Option<&str>)> = Vec::new();
-    for (rs, service) in request.resource_spans.iter().zip(&services) {
+    let mut span_resource: Vec<usize> = Vec::new();
+    for (i, (rs, (service, _))) in request.resource_spans.iter().zip(&resources).enumerate() {
         for ss in &rs.scope_spans {
             spans.extend(ss.spans.iter().map(|s| (s, service.as_deref())));
+            span_resource.extend(std::iter::repeat_n(i, ss.spans.len()));
         }
     }
     let attrs: Vec<Attrs<'_>> = spans
@@ -56,7 +59,8 @@ pub fn to_events(
             .clone()
             .or_else(|| service.map(str::to_owned))
             .unwrap_or_else(|| "unknown_service".to_owned());
-        let events = match span_events(span, service, a, op, &agent, org_id, limits) {
+        let place = Place::of(a, &resources[span_resource[index]].1);
+        let events = match span_events(span, service, a, &place, op, &agent, org_id, limits) {
             Ok(events) => events,
             Err((field, error)) => {
                 out.rejected.push(Rejected {

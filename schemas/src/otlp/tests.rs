@@ -907,3 +907,30 @@ fn otlp_corpus_digest() {
         h.finish()
     );
 }
+
+#[test]
+fn spans_carry_the_hierarchy_of_their_resource_and_conversation() {
+    let mut req = request(
+        Some("svc"),
+        vec![chat(vec![
+            s("gen_ai.request.model", "gpt-4o"),
+            s("gen_ai.conversation.id", "conv-1"),
+        ])],
+    );
+    if let Some(r) = req.resource_spans[0].resource.as_mut() {
+        r.attributes
+            .push(s("agentops.project.id", "github.com/acme/shop"));
+        r.attributes.push(s("host.id", "machine-42"));
+    }
+    let m = map(&req);
+    let [e] = &m.accepted[..] else {
+        panic!("{m:?}")
+    };
+    assert_eq!(e.project_id.as_deref(), Some("github.com/acme/shop"));
+    assert_eq!(e.machine_id.as_deref(), Some("machine-42"));
+    assert_eq!(e.session_id.as_deref(), Some("conv-1"));
+    assert_eq!(e.workspace_id, None);
+    // A span without them has none.
+    let plain = one(chat(vec![s("gen_ai.request.model", "gpt-4o")]));
+    assert!(!plain.has_hierarchy());
+}

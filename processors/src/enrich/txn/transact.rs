@@ -163,7 +163,6 @@ pub(super) struct Sink {
     pub(super) alerts: String,
     pub(super) dlq: String,
     /// Writer-schema fingerprint of the enriched records.
-    pub(super) fp: String,
     pub(super) spent: SpentTx,
 }
 
@@ -339,9 +338,10 @@ impl Open {
         }
         self.records += records.len();
         for ((key, payload), event) in records.iter().zip(events) {
+            let fp = agentops_schemas::codec::header_value(payload);
             let headers = OwnedHeaders::new().insert(Header {
                 key: agentops_schemas::codec::SCHEMA_HEADER,
-                value: Some(sink.fp.as_str()),
+                value: Some(fp.as_str()),
             });
             let record = FutureRecord::to(&sink.enriched)
                 .key(key)
