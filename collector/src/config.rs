@@ -45,6 +45,9 @@ pub struct Config {
     /// Events per request (≤ 1000, the gateway's cap).
     pub batch_size: usize,
     pub request_timeout_ms: u64,
+    /// `hook claude-code`: the whole wait for the gateway's directives
+    /// (connect + response); past it the tool call goes ahead (fail-open).
+    pub hook_timeout_ms: u64,
     /// The OS machine id hashed into ours.
     pub machine_id_file: PathBuf,
 }
@@ -67,6 +70,7 @@ impl Default for Config {
             max_outbox_rows: 1_000_000,
             batch_size: 500,
             request_timeout_ms: 15_000,
+            hook_timeout_ms: 1500,
             machine_id_file: PathBuf::from("/etc/machine-id"),
         }
     }
@@ -91,6 +95,9 @@ impl Config {
     pub fn check(&self) -> Result<()> {
         if self.batch_size == 0 || self.batch_size > 1000 {
             bail!("batch_size must be 1..=1000");
+        }
+        if self.hook_timeout_ms == 0 {
+            bail!("hook_timeout_ms must be at least 1");
         }
         if self.max_outbox_rows == 0 {
             bail!("max_outbox_rows must be at least 1");
@@ -128,13 +135,18 @@ impl Config {
         Ok(self.state_dir()?.join("collector.db"))
     }
 
+    /// Claude Code's directory: `claude_dir`, else `<home>/.claude`.
+    pub fn claude_dir(&self) -> Result<PathBuf> {
+        match &self.claude_dir {
+            Some(d) => Ok(d.clone()),
+            None => Ok(self.home_dir()?.join(".claude")),
+        }
+    }
+
     /// The directories scanned, one per agent.
     pub fn sources(&self) -> Result<Vec<Source>> {
         let home = self.home_dir()?;
-        let claude = self
-            .claude_dir
-            .clone()
-            .unwrap_or_else(|| home.join(".claude"));
+        let claude = self.claude_dir()?;
         let codex = self.codex_dir.clone().unwrap_or_else(|| {
             match std::env::var_os("CODEX_HOME").filter(|c| !c.is_empty() && self.home.is_none()) {
                 Some(c) => PathBuf::from(c),
@@ -171,11 +183,17 @@ impl Config {
 
     /// `POST` target.
     pub fn events_url(&self) -> String {
+        format!("{}/v1/events", self.base_url())
+    }
+
+    /// `GET` target of the hook (`/v1/directives`, next to `/v1/events`).
+    pub fn directives_url(&self) -> String {
+        format!("{}/v1/directives", self.base_url())
+    }
+
+    /// The endpoint without a trailing `/` or `/v1/events`.
+    fn base_url(&self) -> &str {
         let base = self.endpoint.trim_end_matches('/');
-        if base.ends_with("/v1/events") {
-            base.to_owned()
-        } else {
-            format!("{base}/v1/events")
-        }
+        base.strip_suffix("/v1/events").unwrap_or(base)
     }
 }

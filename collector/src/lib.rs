@@ -12,11 +12,15 @@
 //!   in one transaction per chunk.
 //! - [`sender`]: drains the outbox to `POST /v1/events`.
 //! - [`collector`]: the scan loop tying them together.
+//! - [`hook`]: Claude Code's `PreToolUse` hook (asks the gateway for the
+//!   session's directives); [`claude_settings`] installs it.
 
+pub mod claude_settings;
 pub mod collector;
 pub mod config;
 pub mod event;
 pub mod git;
+pub mod hook;
 pub mod install;
 pub mod machine;
 pub mod mapper;

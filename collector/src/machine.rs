@@ -28,18 +28,9 @@ pub fn detect(state_dir: &Path, machine_id_file: &Path) -> Result<Machine> {
         Some(os_id) => hex::encode(&Sha256::digest(format!("{SALT}{os_id}").as_bytes())[..16]),
         None => {
             let path = state_dir.join("machine-id");
-            match std::fs::read_to_string(&path)
-                .ok()
-                .map(|s| s.trim().to_owned())
-                .filter(|s| s.len() == 32 && s.chars().all(|c| c.is_ascii_hexdigit()))
-            {
+            match read_kept(&path) {
                 Some(id) => id,
-                None => {
-                    let id = uuid::Uuid::new_v4().simple().to_string();
-                    std::fs::write(&path, format!("{id}\n"))
-                        .with_context(|| format!("writing {}", path.display()))?;
-                    id
-                }
+                None => create_kept(&path)?,
             }
         }
     };
@@ -48,6 +39,39 @@ pub fn detect(state_dir: &Path, machine_id_file: &Path) -> Result<Machine> {
         name: hostname(),
         os: os_name(),
     })
+}
+
+fn read_kept(path: &Path) -> Option<String> {
+    std::fs::read_to_string(path)
+        .ok()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| s.len() == 32 && s.chars().all(|c| c.is_ascii_hexdigit()))
+}
+
+/// A new random id at `path`. The collector and a Claude Code hook (several
+/// at once) may start together on a fresh machine: the id is written to a
+/// temporary file and published with a hard link, which never replaces, so
+/// the first one wins and the others read it. A file that holds no valid id
+/// is replaced.
+fn create_kept(path: &Path) -> Result<String> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let tmp = path.with_file_name(format!("machine-id.{id}.tmp"));
+    std::fs::write(&tmp, format!("{id}\n"))
+        .with_context(|| format!("writing {}", tmp.display()))?;
+    let published = match std::fs::hard_link(&tmp, path) {
+        Ok(()) => Ok(id),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => match read_kept(path) {
+            Some(theirs) => Ok(theirs),
+            None => std::fs::rename(&tmp, path).map(|()| id),
+        },
+        // No hard links on this file system: a plain rename.
+        Err(_) => std::fs::rename(&tmp, path).map(|()| id),
+    };
+    let _ = std::fs::remove_file(&tmp);
+    published.with_context(|| format!("writing {}", path.display()))
 }
 
 fn hostname() -> String {

@@ -1,5 +1,6 @@
 //! `agentops-collector`: see `collector/README.md`.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,6 +9,7 @@ use agentops_collector::collector::{Collector, Progress};
 use agentops_collector::config::Config;
 use agentops_collector::sender::Sender;
 use agentops_collector::store::Store;
+use agentops_collector::{claude_settings, hook};
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
@@ -53,16 +55,30 @@ enum Cmd {
         #[arg(long, default_value_t = 300)]
         once_timeout_secs: u64,
     },
-    /// Install and start a systemd user service (or print how to run it in the foreground).
+    /// Install and start a systemd user service (or print how to run it in the foreground);
+    /// with --claude-hook, add the Claude Code hook instead.
     Install {
-        /// Print the unit instead of installing it.
+        /// Print the unit (or the resulting Claude Code settings) instead of installing.
         #[arg(long)]
         dry_run: bool,
+        /// Add our PreToolUse hook to Claude Code's settings (`<claude_dir>/settings.json`):
+        /// tool calls of a session a budget paused are denied. Opt-in.
+        #[arg(long)]
+        claude_hook: bool,
     },
-    /// Stop and remove the systemd user service (the state is kept).
+    /// Stop and remove the systemd user service (the state is kept);
+    /// with --claude-hook, remove only our Claude Code hook.
     Uninstall {
         #[arg(long)]
         dry_run: bool,
+        #[arg(long)]
+        claude_hook: bool,
+    },
+    /// Run as an agent's hook (reads the hook's JSON on stdin). Never blocks a tool call on a
+    /// failure: it goes ahead with a line in `<state_dir>/hook.log`.
+    Hook {
+        #[command(subcommand)]
+        agent: HookAgent,
     },
     /// What is watched and queued.
     Status {
@@ -71,8 +87,59 @@ enum Cmd {
     },
 }
 
+#[derive(Subcommand)]
+enum HookAgent {
+    /// Claude Code's PreToolUse hook: denies the tool call when the gateway's directives for the
+    /// session say paused or stopped; allows it otherwise, and on any failure.
+    ClaudeCode {
+        /// Bound of the whole wait for the gateway (default: `hook_timeout_ms`, 1500).
+        #[arg(long)]
+        timeout_ms: Option<u64>,
+    },
+}
+
 fn main() {
-    let code = match real_main() {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            // A hook must not fail closed on its own command line (clap
+            // exits 2, which Claude Code reads as "block"): the tool call
+            // goes ahead.
+            let as_hook = std::env::args_os().any(|a| a == "hook");
+            let help = matches!(
+                e.kind(),
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion
+            );
+            if as_hook && !help {
+                let first = e.to_string();
+                let first = first.lines().next().unwrap_or("");
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "agentops-collector hook: bad command line ({first}); tool call allowed (fail-open)"
+                );
+                std::process::exit(0);
+            }
+            e.exit()
+        }
+    };
+    if let Cmd::Hook {
+        agent: HookAgent::ClaudeCode { timeout_ms },
+    } = &cli.cmd
+    {
+        let opts = hook::Options {
+            config: cli.config.clone(),
+            state_dir: cli.state_dir.clone(),
+            endpoint: cli.endpoint.clone(),
+            timeout_ms: *timeout_ms,
+        };
+        if let hook::Decision::Deny(message) = hook::claude_code(&opts, std::io::stdin()) {
+            // Not `println!`: it panics when stdout is gone.
+            let _ = writeln!(std::io::stdout(), "{}", hook::deny_output(&message));
+        }
+        // Exit 0 whatever happened: allow (no output) or the deny JSON.
+        std::process::exit(0);
+    }
+    let code = match real_main(cli) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("agentops-collector: {e:#}");
@@ -93,17 +160,16 @@ fn init_logs() {
         .try_init();
 }
 
-fn real_main() -> Result<i32> {
-    let cli = Cli::parse();
+fn real_main(cli: Cli) -> Result<i32> {
     let mut cfg = Config::load(cli.config.as_deref())?;
-    if let Some(s) = cli.state_dir {
-        cfg.state_dir = Some(s);
+    if let Some(s) = &cli.state_dir {
+        cfg.state_dir = Some(s.clone());
     }
-    if let Some(h) = cli.home {
-        cfg.home = Some(h);
+    if let Some(h) = &cli.home {
+        cfg.home = Some(h.clone());
     }
-    if let Some(e) = cli.endpoint {
-        cfg.endpoint = e;
+    if let Some(e) = &cli.endpoint {
+        cfg.endpoint = e.clone();
     }
     match cli.cmd {
         Cmd::Run {
@@ -118,14 +184,31 @@ fn real_main() -> Result<i32> {
             init_logs();
             run(cfg, true, once_timeout_secs, true)
         }
-        Cmd::Install { dry_run } => {
+        Cmd::Install {
+            dry_run,
+            claude_hook: true,
+        } => {
+            install_claude_hook(&cli, &cfg, dry_run)?;
+            Ok(0)
+        }
+        Cmd::Uninstall {
+            dry_run,
+            claude_hook: true,
+        } => {
+            let path = claude_settings::settings_path(&cfg.claude_dir()?);
+            claude_settings::uninstall(&path, dry_run)?;
+            Ok(0)
+        }
+        Cmd::Install { dry_run, .. } => {
             agentops_collector::install::install(cli.config.as_deref(), dry_run)?;
             Ok(0)
         }
-        Cmd::Uninstall { dry_run } => {
+        Cmd::Uninstall { dry_run, .. } => {
             agentops_collector::install::uninstall(dry_run)?;
             Ok(0)
         }
+        // Handled in `main`, before the configuration is loaded.
+        Cmd::Hook { .. } => Ok(0),
         Cmd::Status { json } => {
             let v = agentops_collector::status::status_json(&cfg)?;
             if json {
@@ -136,6 +219,38 @@ fn real_main() -> Result<i32> {
             Ok(0)
         }
     }
+}
+
+/// `install --claude-hook`: the hook command carries the `--config`,
+/// `--state-dir` and `--endpoint` given here (made absolute).
+fn install_claude_hook(cli: &Cli, cfg: &Config, dry_run: bool) -> Result<()> {
+    let exe = std::env::current_exe().context("locating this binary")?;
+    let absolute = |p: &PathBuf| {
+        std::fs::canonicalize(p)
+            .or_else(|_| std::path::absolute(p))
+            .unwrap_or_else(|_| p.clone())
+    };
+    let config = cli.config.as_ref().map(absolute);
+    let state_dir = cli.state_dir.as_ref().map(absolute);
+    let command = claude_settings::hook_command(
+        &exe,
+        config.as_deref(),
+        state_dir.as_deref(),
+        cli.endpoint.as_deref(),
+    );
+    let path = claude_settings::settings_path(&cfg.claude_dir()?);
+    claude_settings::install(
+        &path,
+        &command,
+        claude_settings::timeout_secs(cfg.hook_timeout_ms),
+        dry_run,
+    )?;
+    if let Err(e) = cfg.api_key() {
+        eprintln!(
+            "note: {e:#}; until there is one the hook lets every tool call through (fail-open)"
+        );
+    }
+    Ok(())
 }
 
 fn sender_for(cfg: &Config) -> Result<Sender> {
