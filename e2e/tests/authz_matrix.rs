@@ -213,13 +213,8 @@ async fn every_route_answers_every_caller_as_its_row_says() -> Result<()> {
         .into_iter()
         .map(|r| (q.clone(), r.method, r.path, Some(r.access)))
         .collect();
-    for path in agentops_ingest_gateway::routes() {
-        rows.push((
-            stack.gateway_url.clone(),
-            Method::POST,
-            path.to_owned(),
-            None,
-        ));
+    for (method, path) in agentops_ingest_gateway::routes() {
+        rows.push((stack.gateway_url.clone(), method, path.to_owned(), None));
     }
     let mut calls = 0;
     let mut failures = Vec::new();

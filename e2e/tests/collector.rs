@@ -112,6 +112,92 @@ async fn sessions_hold(stack: &Stack, want: &Value, events: (i64, i64)) -> Resul
     Ok(())
 }
 
+/// The hierarchy projections hold exactly one project (the normalized
+/// remote) on one machine, in two workspaces (the two checkouts), with the
+/// two sessions; the project's, machine's and workspaces' totals are the
+/// sessions' (each session's the same as its run's).
+async fn hierarchy_holds(stack: &Stack, want: &Value) -> Result<()> {
+    let mut runs = Vec::new();
+    for name in ["claude", "codex"] {
+        let id = want[format!("{name}_session")]
+            .as_str()
+            .context("session")?;
+        let run = stack.get(&format!("/v1/runs/{id}")).await?;
+        let s = stack.get(&format!("/v1/sessions/{id}")).await?;
+        let session = &s["session"];
+        for (field, v) in [
+            ("events", &run["event_count"]),
+            ("llm_calls", &run["llm_calls"]),
+            ("tool_calls", &run["tool_calls"]),
+        ] {
+            ensure!(&session[field] == v, "{name} {field}: {session} vs {run}");
+        }
+        let (a, b) = (session["cost_usd"].as_f64(), run["cost_usd"].as_f64());
+        ensure!(
+            a.zip(b).is_some_and(|(a, b)| (a - b).abs() < 1e-9),
+            "{name} cost {a:?} vs {b:?}"
+        );
+        ensure!(session["project_id"] == "github.com/acme/shop", "{session}");
+        let crumbs: Vec<&str> = s["breadcrumbs"]
+            .as_array()
+            .context("breadcrumbs")?
+            .iter()
+            .filter_map(|c| c["kind"].as_str())
+            .collect();
+        ensure!(crumbs == ["project", "machine", "workspace"], "{crumbs:?}");
+        ensure!(
+            s["timeline"].as_array().map(Vec::len)
+                == run["event_count"].as_u64().map(|n| n as usize),
+            "{name} timeline"
+        );
+        runs.push(session.clone());
+    }
+    let sum = |field: &str| -> f64 { runs.iter().map(|r| r[field].as_f64().unwrap_or(0.0)).sum() };
+    let projects = stack.get("/v1/projects").await?;
+    let projects = projects["projects"].as_array().context("projects")?;
+    ensure!(projects.len() == 1, "{projects:?}");
+    let p = &projects[0];
+    ensure!(
+        p["id"] == "github.com/acme/shop" && p["sessions"] == 2,
+        "{p}"
+    );
+    for field in ["events", "llm_calls", "tool_calls"] {
+        ensure!(
+            p[field].as_f64() == Some(sum(field)),
+            "project {field}: {p}"
+        );
+    }
+    ensure!((p["cost_usd"].as_f64().unwrap_or(-1.0) - sum("cost_usd")).abs() < 1e-9);
+    let page = stack.get("/v1/projects/github.com%2Facme%2Fshop").await?;
+    let workspaces = page["workspaces"].as_array().context("workspaces")?;
+    ensure!(workspaces.len() == 2, "{page}");
+    for w in workspaces {
+        ensure!(
+            w["path"].as_str().is_some_and(|p| p.contains("/src/shop")),
+            "{w}"
+        );
+    }
+    let machines = page["machines"].as_array().context("machines")?;
+    ensure!(
+        machines.len() == 1 && machines[0]["workspaces"] == 2,
+        "{page}"
+    );
+    ensure!(
+        machines[0]["events"].as_f64() == Some(sum("events")),
+        "{page}"
+    );
+    let all = stack.get("/v1/machines").await?;
+    ensure!(all["machines"].as_array().map(Vec::len) == Some(1), "{all}");
+    let listed = stack
+        .get("/v1/sessions?project_id=github.com%2Facme%2Fshop")
+        .await?;
+    ensure!(
+        listed["sessions"].as_array().map(Vec::len) == Some(2),
+        "{listed}"
+    );
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn collector_backfills_follows_and_survives_outages_and_kills() -> Result<()> {
     let mut stack = Stack::start("collector", StackOptions::default()).await?;
@@ -130,27 +216,7 @@ async fn collector_backfills_follows_and_survives_outages_and_kills() -> Result<
     // Codex: start, 1 call, a tool.
     sessions_hold(&stack, &want, (5, 3)).await?;
 
-    // One project (the normalized remote), two workspaces (the two checkouts).
-    let places: Vec<(Option<String>, Option<String>)> = sqlx::query_as(
-        "SELECT DISTINCT attributes->>'project', attributes->>'workspace_path' FROM events
-         WHERE org_id = $1 ORDER BY 2",
-    )
-    .bind(&stack.org_id)
-    .fetch_all(&stack.pool)
-    .await?;
-    ensure!(places.len() == 2, "{places:?}");
-    for (project, workspace) in &places {
-        ensure!(
-            project.as_deref() == Some("github.com/acme/shop"),
-            "{places:?}"
-        );
-        ensure!(
-            workspace
-                .as_deref()
-                .is_some_and(|w| w.contains("/src/shop")),
-            "{places:?}"
-        );
-    }
+    hierarchy_holds(&stack, &want).await?;
     let subagent: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM events WHERE org_id = $1 AND attributes->>'sidechain' = 'true'",
     )
@@ -183,6 +249,7 @@ async fn collector_backfills_follows_and_survives_outages_and_kills() -> Result<
         "the queue drains once it is back"
     );
     sessions_hold(&stack, &want, (6, 4)).await?;
+    hierarchy_holds(&stack, &want).await?;
     // And a pass over unchanged files sends nothing more.
     ensure!(once(&stack, &home, &state, "30").await? == 0);
     let n: i64 = sqlx::query_scalar("SELECT count(*) FROM events WHERE org_id = $1")

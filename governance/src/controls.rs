@@ -1,11 +1,13 @@
 //! Agent controls (`agent_controls`): an agent paused or killed, and by
-//! whom. The one writer of that table, used by the query API (an operator's
-//! pause, kill and resume) and the processors (budget and policy pauses);
-//! the gateway reads it to answer directives.
+//! whom; scope controls (`scope_controls`): a project, machine, workspace
+//! or session paused or killed. The one writer of both tables, used by the
+//! query API (an operator's pause, kill and resume) and the processors
+//! (budget and policy pauses); the gateway reads them to answer directives.
 
 use chrono::{DateTime, Utc};
 use sqlx::PgExecutor;
 
+use crate::scope::Scope;
 use crate::vocabulary::vocabulary;
 
 vocabulary! {
@@ -136,18 +138,103 @@ pub async fn pause_for_budget<'c>(
 }
 
 /// Lift the budget pauses whose `set_by` is not in `standing` (set in an
-/// earlier period, or by a budget deleted or without a pause threshold).
+/// earlier period, or by a budget deleted or without a pause threshold),
+/// of agents and of scopes.
 pub async fn lift_budget_pauses<'c>(
     exec: impl PgExecutor<'c>,
     standing: &[String],
 ) -> Result<u64, sqlx::Error> {
-    let r = sqlx::query(
-        "DELETE FROM agent_controls WHERE set_by LIKE 'budget:%' AND NOT (set_by = ANY($1))",
+    let r: i64 = sqlx::query_scalar(
+        "WITH a AS (DELETE FROM agent_controls
+                    WHERE set_by LIKE 'budget:%' AND NOT (set_by = ANY($1)) RETURNING 1),
+              s AS (DELETE FROM scope_controls
+                    WHERE set_by LIKE 'budget:%' AND NOT (set_by = ANY($1)) RETURNING 1)
+         SELECT (SELECT count(*) FROM a) + (SELECT count(*) FROM s)",
     )
     .bind(standing)
+    .fetch_one(exec)
+    .await?;
+    Ok(u64::try_from(r).unwrap_or(0))
+}
+
+/// The audit action of an operator resuming a scope (its detail names
+/// `scope` and the `set_by` it lifted).
+pub const SCOPE_RESUME: &str = "scope.resume";
+
+/// Pause a hierarchy `scope` of `org` for a budget, unless an operator
+/// resumed it from this same pause (a [`SCOPE_RESUME`] audit row) or it is
+/// already under a control. Whether it was paused now.
+pub async fn pause_scope_for_budget<'c>(
+    exec: impl PgExecutor<'c>,
+    org: &str,
+    scope: &Scope,
+    reason: &str,
+    set_by: &SetBy,
+) -> Result<bool, sqlx::Error> {
+    let r = sqlx::query(
+        "INSERT INTO scope_controls (org_id, scope_kind, scope_value, action, reason, set_by)
+         SELECT $1, $2, $3, 'pause', $4, $5
+         WHERE NOT EXISTS (
+             SELECT 1 FROM audit_log l
+             WHERE l.org_id = $1 AND l.action = $6
+               AND l.detail::jsonb->>'scope' = $7 AND l.detail::jsonb->>'set_by' = $5)
+         ON CONFLICT (org_id, scope_kind, scope_value) DO NOTHING",
+    )
+    .bind(org)
+    .bind(scope.kind().as_str())
+    .bind(scope.value().unwrap_or_default())
+    .bind(reason)
+    .bind(set_by.to_string())
+    .bind(SCOPE_RESUME)
+    .bind(scope.scope_key())
     .execute(exec)
     .await?;
-    Ok(r.rows_affected())
+    Ok(r.rows_affected() > 0)
+}
+
+/// Set `action` on a hierarchy `scope` by an operator, replacing any
+/// control in place; returns when it was set.
+pub async fn set_scope_by_operator<'c>(
+    exec: impl PgExecutor<'c>,
+    org: &str,
+    scope: &Scope,
+    action: ControlAction,
+    reason: &str,
+    actor: &str,
+) -> Result<DateTime<Utc>, sqlx::Error> {
+    sqlx::query_scalar(
+        "INSERT INTO scope_controls (org_id, scope_kind, scope_value, action, reason, set_by,
+             set_at, alert_id)
+         VALUES ($1, $2, $3, $4, $5, $6, now(), NULL)
+         ON CONFLICT (org_id, scope_kind, scope_value) DO UPDATE SET action = EXCLUDED.action,
+             reason = EXCLUDED.reason, set_by = EXCLUDED.set_by, set_at = now(), alert_id = NULL
+         RETURNING set_at",
+    )
+    .bind(org)
+    .bind(scope.kind().as_str())
+    .bind(scope.value().unwrap_or_default())
+    .bind(action.as_str())
+    .bind(reason)
+    .bind(SetBy::Operator(actor.to_owned()).to_string())
+    .fetch_one(exec)
+    .await
+}
+
+/// Remove the control on a hierarchy `scope` (resume it); what was there.
+pub async fn clear_scope<'c>(
+    exec: impl PgExecutor<'c>,
+    org: &str,
+    scope: &Scope,
+) -> Result<Option<Cleared>, sqlx::Error> {
+    sqlx::query_as(
+        "DELETE FROM scope_controls WHERE org_id = $1 AND scope_kind = $2 AND scope_value = $3
+         RETURNING action, set_by",
+    )
+    .bind(org)
+    .bind(scope.kind().as_str())
+    .bind(scope.value().unwrap_or_default())
+    .fetch_optional(exec)
+    .await
 }
 
 /// A pause a policy violation asks for.

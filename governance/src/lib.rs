@@ -30,4 +30,6 @@ pub use config::{load, Configuration, Stored};
 pub use fields::{FieldError, Obj};
 pub use policy::{Policy, PolicyAction, PolicyKind};
 pub use rule::{Condition, Rule, RuleKind};
-pub use scope::{period_end, period_key, period_start, Period, Scope, ScopeError, ScopeKind};
+pub use scope::{
+    period_end, period_key, period_start, Period, Place, Scope, ScopeError, ScopeKind,
+};

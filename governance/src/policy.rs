@@ -177,7 +177,8 @@ impl Configuration for Policy {
     fn from_fields(m: &Obj) -> Result<Policy, FieldError> {
         let name = name(m)?;
         let kind: PolicyKind = one_of(m, "kind", None)?;
-        let scope = scope(m, ScopeKind::ALL)?;
+        // A policy pauses agents: its scope is one of the agents' kinds.
+        let scope = scope(m, ScopeKind::CLASSIC)?;
         let check = check(m, kind)?;
         Ok(Policy {
             name,

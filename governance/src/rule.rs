@@ -40,6 +40,7 @@ impl RuleKind {
     pub fn scopes(self) -> &'static [ScopeKind] {
         use ScopeKind::*;
         match self {
+            // Spend reads every scope kind (the hierarchy's from `events`).
             RuleKind::CostPerDay => ScopeKind::ALL,
             RuleKind::ErrorRate | RuleKind::LatencyP95 => &[Org, Agent, Workflow, Model],
             RuleKind::NoHeartbeat | RuleKind::StuckRun => &[Org, Agent, Workflow],

@@ -84,13 +84,65 @@ vocabulary! {
         Workflow = "workflow",
         Model = "model",
         Tag = "tag",
+        /// Contract v2's hierarchy (coding agents): `project_id`,
+        /// `machine_id`, `workspace_id`, `session_id` of the events.
+        Project = "project",
+        Machine = "machine",
+        Workspace = "workspace",
+        Session = "session",
     }
+}
+
+impl ScopeKind {
+    /// The kinds of the hierarchy (project, machine, workspace, session).
+    pub const HIERARCHY: &'static [ScopeKind] = &[
+        ScopeKind::Project,
+        ScopeKind::Machine,
+        ScopeKind::Workspace,
+        ScopeKind::Session,
+    ];
+
+    /// The kinds that existed before the hierarchy (what policies, and
+    /// rules over the aggregates, may use).
+    pub const CLASSIC: &'static [ScopeKind] = &[
+        ScopeKind::Org,
+        ScopeKind::Agent,
+        ScopeKind::Workflow,
+        ScopeKind::Model,
+        ScopeKind::Tag,
+    ];
+
+    /// Whether this is a hierarchy kind.
+    pub fn is_hierarchy(self) -> bool {
+        Self::HIERARCHY.contains(&self)
+    }
+
+    /// The `events` column of a hierarchy kind.
+    pub fn event_column(self) -> Option<&'static str> {
+        match self {
+            ScopeKind::Project => Some("project_id"),
+            ScopeKind::Machine => Some("machine_id"),
+            ScopeKind::Workspace => Some("workspace_id"),
+            ScopeKind::Session => Some("session_id"),
+            _ => None,
+        }
+    }
+}
+
+/// Where an event's work happened (contract v2's hierarchy fields), for
+/// [`Scope::matches`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Place<'a> {
+    pub project: Option<&'a str>,
+    pub machine: Option<&'a str>,
+    pub workspace: Option<&'a str>,
+    pub session: Option<&'a str>,
 }
 
 /// Why a scope is invalid. [`ScopeError::field`] names the offending column.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ScopeError {
-    #[error("`{0}` is not one of org, agent, workflow, model, tag")]
+    #[error("`{0}` is not one of org, agent, workflow, model, tag, project, machine, workspace, session")]
     UnknownKind(String),
     #[error("an org scope takes no value")]
     ValueForOrg,
@@ -211,9 +263,15 @@ impl Scope {
         workflow_id: Option<&str>,
         model: Option<&str>,
         attributes: &HashMap<String, String>,
+        place: &Place<'_>,
     ) -> bool {
         let v = self.value.as_deref();
+        let is = |x: Option<&str>| x.is_some() && v == x;
         match self.kind {
+            ScopeKind::Project => is(place.project),
+            ScopeKind::Machine => is(place.machine),
+            ScopeKind::Workspace => is(place.workspace),
+            ScopeKind::Session => is(place.session),
             ScopeKind::Org => true,
             ScopeKind::Agent => v == Some(agent_id),
             ScopeKind::Workflow => workflow_id.is_some() && v == workflow_id,
@@ -340,13 +398,44 @@ mod tests {
         let attrs: HashMap<String, String> = [("team".into(), "pay".into())].into();
         let none = HashMap::new();
         let m = |k: &str, v: Option<&str>| Scope::parse(k, v).unwrap();
-        assert!(m("org", None).matches("a", None, None, &none));
-        assert!(m("agent", Some("a")).matches("a", None, None, &none));
-        assert!(!m("agent", Some("a")).matches("b", None, None, &none));
-        assert!(m("workflow", Some("w")).matches("a", Some("w"), None, &none));
-        assert!(!m("workflow", Some("w")).matches("a", None, None, &none));
-        assert!(m("model", Some("gpt-4o")).matches("a", None, Some("gpt-4o"), &none));
-        assert!(m("tag", Some("team=pay")).matches("a", None, None, &attrs));
-        assert!(!m("tag", Some("team=ops")).matches("a", None, None, &attrs));
+        assert!(m("org", None).matches("a", None, None, &none, &Place::default()));
+        assert!(m("agent", Some("a")).matches("a", None, None, &none, &Place::default()));
+        assert!(!m("agent", Some("a")).matches("b", None, None, &none, &Place::default()));
+        assert!(m("workflow", Some("w")).matches("a", Some("w"), None, &none, &Place::default()));
+        assert!(!m("workflow", Some("w")).matches("a", None, None, &none, &Place::default()));
+        assert!(m("model", Some("gpt-4o")).matches(
+            "a",
+            None,
+            Some("gpt-4o"),
+            &none,
+            &Place::default()
+        ));
+        assert!(m("tag", Some("team=pay")).matches("a", None, None, &attrs, &Place::default()));
+        assert!(!m("tag", Some("team=ops")).matches("a", None, None, &attrs, &Place::default()));
+        let here = Place {
+            project: Some("github.com/acme/shop"),
+            machine: Some("m1"),
+            workspace: Some("w1"),
+            session: Some("s1"),
+        };
+        for (k, v) in [
+            ("project", "github.com/acme/shop"),
+            ("machine", "m1"),
+            ("workspace", "w1"),
+            ("session", "s1"),
+        ] {
+            assert!(m(k, Some(v)).matches("a", None, None, &none, &here), "{k}");
+            assert!(
+                !m(k, Some("other")).matches("a", None, None, &none, &here),
+                "{k}"
+            );
+            assert!(
+                !m(k, Some(v)).matches("a", None, None, &none, &Place::default()),
+                "{k}"
+            );
+            let s = m(k, Some(v));
+            assert!(s.kind().is_hierarchy() && s.kind().event_column().is_some());
+            assert_eq!(Scope::from_key(&s.scope_key()).as_ref(), Ok(&s));
+        }
     }
 }

@@ -12,7 +12,9 @@
 //! budget thus reads about 30 rows. Tag scopes read the per-tag levels
 //! (`agg_tag_1h`/`agg_tag_1d`) when their key is one of the rolled-up
 //! `database.storage.tag_keys` ([`set_tag_keys`]), the raw events
-//! otherwise.
+//! otherwise. The hierarchy's scopes (project, machine, workspace,
+//! session) read the events through their partial indexes
+//! (`events_org_project` and the like: only events that name one).
 
 use agentops_runtime::storage::family_for;
 use chrono::{DateTime, Duration, DurationRound, Utc};
@@ -26,7 +28,7 @@ fn agg_column(kind: ScopeKind) -> Option<&'static str> {
         ScopeKind::Agent => Some("agent_id"),
         ScopeKind::Workflow => Some("workflow_id"),
         ScopeKind::Model => Some("model"),
-        ScopeKind::Org | ScopeKind::Tag => None,
+        _ => None,
     }
 }
 
@@ -72,6 +74,20 @@ pub async fn spend_in_scope(
     start: DateTime<Utc>,
     end: Option<DateTime<Utc>>,
 ) -> Result<f64, sqlx::Error> {
+    if let Some(col) = scope.kind().event_column() {
+        // The hierarchy: its events, through their partial index.
+        return sqlx::query_scalar(&format!(
+            "SELECT COALESCE(sum(cost_usd), 0)::float8 FROM events
+             WHERE org_id = $1 AND ts >= $2 AND ($3::timestamptz IS NULL OR ts < $3)
+               AND {col} = $4"
+        ))
+        .bind(org)
+        .bind(start)
+        .bind(end)
+        .bind(scope.value().unwrap_or_default())
+        .fetch_one(conn)
+        .await;
+    }
     let tag = scope.tag();
     if let Some((k, v)) = tag.filter(|(k, _)| !rolled_up(k)) {
         return sqlx::query_scalar(
@@ -151,7 +167,7 @@ pub fn day_split(
 /// `events`).
 pub fn agg_filter(scope: &Scope, n: usize) -> Option<(String, Option<String>)> {
     match (scope.kind(), agg_column(scope.kind())) {
-        (ScopeKind::Tag, _) => None,
+        (k, _) if k == ScopeKind::Tag || k.is_hierarchy() => None,
         (_, None) => Some(("TRUE".into(), None)),
         (_, Some(c)) => Some((format!("{c} = ${n}"), scope.value().map(str::to_owned))),
     }
@@ -169,6 +185,12 @@ pub struct SpendSource {
 /// The [`SpendSource`] of `scope`: an hourly level keyed by `agent_id`
 /// and the scope's column (`agg_agent_1h` or `agg_1h`), or `events` for tags.
 pub fn spend_source(scope: &Scope) -> SpendSource {
+    if let Some(col) = scope.kind().event_column() {
+        return SpendSource {
+            from_where: format!("FROM events WHERE org_id = $1 AND ts >= $2 AND {col} = $3"),
+            binds: scope.value().map(str::to_owned).into_iter().collect(),
+        };
+    }
     match (agg_filter(scope, 3), scope.tag()) {
         (Some((filter, v)), _) => SpendSource {
             from_where: format!(
@@ -196,6 +218,7 @@ pub fn spend_source(scope: &Scope) -> SpendSource {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scope::ScopeKind as Kind;
 
     fn scope(k: &str, v: &str) -> Scope {
         Scope::parse(k, Some(v)).unwrap()
@@ -275,5 +298,13 @@ mod tests {
         let tag = spend_source(&scope("tag", "team=pay"));
         assert!(tag.from_where.starts_with("FROM events"));
         assert_eq!(tag.binds, ["team", "pay"]);
+        for k in Kind::HIERARCHY {
+            let s = spend_source(&scope(k.as_str(), "x"));
+            let col = k.event_column().unwrap();
+            assert!(s.from_where.starts_with("FROM events"), "{}", s.from_where);
+            assert!(s.from_where.ends_with(&format!("{col} = $3")));
+            assert_eq!(s.binds, ["x"]);
+            assert_eq!(agg_filter(&scope(k.as_str(), "x"), 3), None);
+        }
     }
 }

@@ -7,10 +7,11 @@ use agentops_schemas::batch::{self, Batch, Rejected};
 use agentops_schemas::validate::event_from_str;
 use agentops_schemas::AgentEvent;
 use axum::body::Body;
+use axum::extract::Query;
 use axum::extract::{ConnectInfo, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::json;
 
@@ -18,28 +19,34 @@ use crate::error::ApiError;
 use crate::ingest::{ingest_request, limits, produce_all, text, Accepted, AppState};
 use crate::telemetry;
 
-/// Every route of the gateway: each takes `POST` and needs a key with the
-/// `ingest` scope (or `admin`). The router is built from this list, and the
-/// authorization matrix test (`e2e/tests/authz_matrix.rs`) walks it.
-fn handlers() -> [(&'static str, axum::routing::MethodRouter<Arc<AppState>>); 5] {
+type Handler = axum::routing::MethodRouter<Arc<AppState>>;
+
+/// Every route of the gateway: each needs a key with the `ingest` scope (or
+/// `admin`). The router is built from this list, and the authorization
+/// matrix test (`e2e/tests/authz_matrix.rs`) walks it.
+fn handlers() -> [(Method, &'static str, Handler); 6] {
     [
-        ("/v1/events", post(post_events)),
-        ("/v1/heartbeat", post(post_heartbeat)),
-        ("/v1/traces", post(crate::otlp::post_traces)),
-        ("/v1/logs", post(crate::otlp::post_logs)),
-        ("/v1/metrics", post(crate::otlp::post_metrics)),
+        (Method::POST, "/v1/events", post(post_events)),
+        (Method::POST, "/v1/heartbeat", post(post_heartbeat)),
+        (Method::POST, "/v1/traces", post(crate::otlp::post_traces)),
+        (Method::POST, "/v1/logs", post(crate::otlp::post_logs)),
+        (Method::POST, "/v1/metrics", post(crate::otlp::post_metrics)),
+        (Method::GET, "/v1/directives", get(get_directives)),
     ]
 }
 
-/// The paths of [`handlers`] (all `POST`, all `ingest`).
-pub fn routes() -> Vec<&'static str> {
-    handlers().into_iter().map(|(path, _)| path).collect()
+/// The methods and paths of [`handlers`] (all `ingest`).
+pub fn routes() -> Vec<(Method, &'static str)> {
+    handlers()
+        .into_iter()
+        .map(|(method, path, _)| (method, path))
+        .collect()
 }
 
 pub(crate) fn router(state: Arc<AppState>) -> Router {
     handlers()
         .into_iter()
-        .fold(Router::new(), |r, (path, h)| r.route(path, h))
+        .fold(Router::new(), |r, (_, path, h)| r.route(path, h))
         // Every ingest route above is behind the in-flight bound.
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), admit))
         .with_state(state)
@@ -104,6 +111,55 @@ pub(crate) async fn post_events(
         .await;
     let body = json!({"accepted": accepted.len(), "rejected": rejected, "directives": directives});
     Ok((StatusCode::ACCEPTED, Json(body)).into_response())
+}
+
+/// `GET /v1/directives?agent_id=&project_id=&machine_id=&workspace_id=&session_id=`:
+/// the pauses and kills on any of the named scopes (at least one), e.g.
+/// `{"directives": [{"scope": "project", "id": "github.com/acme/shop",
+/// "action": "pause", "reason": "budget 'shop' reached 100%"}]}`; an empty
+/// list means go ahead. Served from the per-org cache of the controls
+/// (`directive_cache_ttl_ms`), so it answers in well under a millisecond
+/// and keeps answering the last known set while the database is away.
+#[utoipa::path(get, path = "/v1/directives", tag = "ingest",
+    params(crate::openapi::DirectivesQuery),
+    responses((status = 200, description = "The controls on the named scopes",
+        body = crate::openapi::DirectivesAnswer)))]
+pub(crate) async fn get_directives(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Query(params): Query<std::collections::HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let key = crate::ingest::authenticate(
+        &state,
+        &headers,
+        agentops_runtime::keys::Scope::Ingest,
+        client.ip(),
+    )
+    .await?;
+    let max = limits(&state.config).max_string_len;
+    let mut named: Vec<(&str, &str)> = Vec::new();
+    for (scope, param) in crate::directives::SCOPES {
+        if let Some(v) = params.get(param).filter(|v| !v.is_empty()) {
+            if v.chars().count() > max || v.chars().any(char::is_control) {
+                return Err(ApiError::BadRequest {
+                    field: param.into(),
+                    error: format!("at most {max} characters, no control characters"),
+                });
+            }
+            named.push((scope, v.as_str()));
+        }
+    }
+    if named.is_empty() {
+        return Err(ApiError::BadRequest {
+            field: "agent_id".into(),
+            error: "name at least one of agent_id, project_id, machine_id, workspace_id, \
+                    session_id"
+                .into(),
+        });
+    }
+    let directives = state.directives.for_scopes(&key.org_id, &named).await;
+    Ok(Json(json!({ "directives": directives })).into_response())
 }
 
 impl Accepted for Batch {

@@ -42,6 +42,8 @@ pub(crate) enum ApiError {
     RateLimited(std::time::Duration),
     #[error("the event log is unavailable; retry later ({0})")]
     Unavailable(String),
+    #[error("`{field}`: {error}")]
+    BadRequest { field: String, error: String },
     #[error("internal error")]
     Internal(String),
 }
@@ -73,7 +75,7 @@ impl ApiError {
             ApiError::UnsupportedContentType(_) => ErrorCode::UnsupportedMediaType,
             ApiError::BatchTooLarge { .. } => ErrorCode::BatchTooLarge,
             ApiError::BadJson(_) => ErrorCode::InvalidJson,
-            ApiError::BadShape(_) => ErrorCode::InvalidRequest,
+            ApiError::BadShape(_) | ApiError::BadRequest { .. } => ErrorCode::InvalidRequest,
             ApiError::AllRejected(_) => ErrorCode::AllEventsRejected,
             ApiError::Overloaded(_) => ErrorCode::Overloaded,
             ApiError::RateLimited(_) => ErrorCode::RateLimited,
@@ -98,6 +100,9 @@ impl IntoResponse for ApiError {
         if let ApiError::AllRejected(rejected) = &self {
             body["accepted"] = json!(0);
             body["rejected"] = json!(rejected);
+        }
+        if let ApiError::BadRequest { field, .. } = &self {
+            body["field"] = json!(field);
         }
         let mut resp = (status, Json(body)).into_response();
         // Whole seconds, rounded up (at least 1).

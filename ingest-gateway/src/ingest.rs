@@ -33,7 +33,7 @@ pub(crate) struct AppState {
     pub(crate) rate: crate::limits::RateLimiter,
 }
 
-async fn authenticate(
+pub(crate) async fn authenticate(
     state: &AppState,
     headers: &HeaderMap,
     scope: Scope,

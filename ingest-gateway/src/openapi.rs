@@ -1,6 +1,6 @@
 //! The gateway's OpenAPI 3.1 document, generated from the handlers'
 //! `#[utoipa::path]` attributes: every route of [`crate::api::routes`]
-//! (all `POST`, a key with the `ingest` scope) with the error answers each
+//! (a key with the `ingest` scope) with the error answers each
 //! can give, in the shared error body. Served at `GET /openapi.json` with a
 //! reference page at `GET /docs` (public; see [`agentops_runtime::openapi`]).
 
@@ -22,7 +22,7 @@ use utoipa::{OpenApi, ToSchema};
                        gzip- or zstd-compressed (`Content-Encoding`). Errors are \
                        `{\"error\": {\"code\", \"message\"}}`.",
     ),
-    paths(crate::api::post_events, crate::api::post_heartbeat, crate::otlp::post_traces, crate::otlp::post_logs, crate::otlp::post_metrics),
+    paths(crate::api::post_events, crate::api::post_heartbeat, crate::otlp::post_traces, crate::otlp::post_logs, crate::otlp::post_metrics, crate::api::get_directives),
     tags((name = "ingest", description = "Events, heartbeats and OTLP traces")),
 )]
 struct ApiDoc;
@@ -31,7 +31,7 @@ struct ApiDoc;
 const ERRORS: [(u16, &str); 8] = [
     (
         400,
-        "The body is not valid (bad JSON, wrong shape, undecodable)",
+        "The request is not valid (bad JSON, wrong shape, undecodable; a bad parameter)",
     ),
     (401, "No key, or an unknown or revoked key"),
     (403, "The key lacks the `ingest` scope"),
@@ -51,16 +51,22 @@ const ERRORS: [(u16, &str); 8] = [
     ),
 ];
 
+/// Of [`ERRORS`], those a `GET` (no body, nothing produced) can answer.
+const GET_ERRORS: [u16; 4] = [400, 401, 403, 429];
+
 /// The document (built from the code; see the module doc).
 pub(crate) fn document() -> Document {
     let mut doc = ApiDoc::openapi();
     shared::add_shared_components(&mut doc);
-    for (_, _, op) in shared::operations_mut(&mut doc) {
+    for (_, method, op) in shared::operations_mut(&mut doc) {
         op.security = Some(vec![
             SecurityRequirement::new::<_, _, &str>(shared::BEARER, []),
             SecurityRequirement::new::<_, _, &str>(shared::API_KEY_HEADER, []),
         ]);
         for (status, description) in ERRORS {
+            if method == "get" && !GET_ERRORS.contains(&status) {
+                continue;
+            }
             shared::add_error_response(op, status, description);
         }
     }
@@ -177,6 +183,37 @@ pub(crate) struct Directive {
     /// `pause` or `kill`.
     action: String,
     reason: String,
+}
+
+/// `GET /v1/directives` parameters: at least one.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // Named by the document only.
+pub(crate) struct DirectivesQuery {
+    agent_id: Option<String>,
+    project_id: Option<String>,
+    machine_id: Option<String>,
+    workspace_id: Option<String>,
+    session_id: Option<String>,
+}
+
+/// A control on a named scope.
+#[derive(ToSchema)]
+#[allow(dead_code)] // Describes `crate::directives::ScopeDirective`.
+pub(crate) struct ScopeDirective {
+    /// `agent`, `project`, `machine`, `workspace` or `session`.
+    scope: String,
+    id: String,
+    /// `pause` or `kill`.
+    action: String,
+    reason: String,
+}
+
+/// `GET /v1/directives` answer: empty when nothing named is paused or killed.
+#[derive(ToSchema)]
+#[allow(dead_code)] // Describes the answer built in `get_directives`.
+pub(crate) struct DirectivesAnswer {
+    directives: Vec<ScopeDirective>,
 }
 
 /// `POST /v1/events` answer.
@@ -309,7 +346,7 @@ mod tests {
             shared::operations(&document()).into_iter().collect();
         let routed: BTreeSet<(String, String)> = crate::api::routes()
             .into_iter()
-            .map(|p| ("POST".to_owned(), p.to_owned()))
+            .map(|(m, p)| (m.as_str().to_owned(), p.to_owned()))
             .collect();
         assert_eq!(documented, routed);
     }
@@ -319,9 +356,17 @@ mod tests {
         let doc = serde_json::to_value(document()).unwrap();
         assert_eq!(doc["openapi"], "3.1.0");
         for (path, item) in doc["paths"].as_object().unwrap() {
-            let responses = item["post"]["responses"].as_object().unwrap();
+            let (method, op) = item.as_object().unwrap().iter().next().unwrap();
+            let responses = op["responses"].as_object().unwrap();
             assert!(responses.keys().any(|s| s.starts_with('2')), "{path}");
             for (status, _) in ERRORS {
+                if method == "get" && !GET_ERRORS.contains(&status) {
+                    assert!(
+                        !responses.contains_key(&status.to_string()),
+                        "{path} {status}"
+                    );
+                    continue;
+                }
                 let r = &responses[&status.to_string()];
                 assert_eq!(
                     r["content"]["application/json"]["schema"]["$ref"],

@@ -29,6 +29,12 @@ pub(crate) fn in_scope(scope: &Scope, e: &AgentEvent) -> bool {
         e.workflow_id.as_deref(),
         e.model.as_deref(),
         &e.attributes,
+        &agentops_governance::Place {
+            project: e.project_id.as_deref(),
+            machine: e.machine_id.as_deref(),
+            workspace: e.workspace_id.as_deref(),
+            session: e.session_id.as_deref(),
+        },
     )
 }
 

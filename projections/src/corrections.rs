@@ -4,7 +4,8 @@
 //! A correction sets the corrected event's `cost_usd` and `cost_source`
 //! (`'recomputed'`, or NULL when the new cost is null: no price) when they
 //! differ, and moves every total that includes the
-//! event by the difference: the run's cost, the agent's day cost if the
+//! event by the difference: the run's cost, its project, machine,
+//! workspace and session totals, the agent's day cost if the
 //! event is in the agent's current day, and in plain mode the `cost_usd` and
 //! `unpriced_calls` of the event's bucket at every aggregate level, and in
 //! both modes those of the per-tag levels under each rolled-up attribute of
@@ -40,6 +41,8 @@ struct Change {
     run_id: Option<String>,
     provider: Option<String>,
     model: Option<String>,
+    /// project, machine, workspace, session.
+    place: [Option<String>; 4],
     new_cost: Option<f64>,
     new_source: Option<&'static str>,
     d_cost: f64,
@@ -101,10 +104,15 @@ pub(crate) async fn apply(
         cost_usd: Option<f64>,
         cost_source: Option<String>,
         has_tokens: bool,
+        project_id: Option<String>,
+        machine_id: Option<String>,
+        workspace_id: Option<String>,
+        session_id: Option<String>,
     }
     let stored: Vec<Stored> = sqlx::query_as(
         "SELECT e.event_id, e.ts, e.org_id, e.agent_id, e.workflow_id, e.run_id, e.provider,
-                e.model, e.cost_usd, e.cost_source,
+                e.model, e.cost_usd, e.cost_source, e.project_id, e.machine_id,
+                e.workspace_id, e.session_id,
                 COALESCE(e.input_tokens, 0) + COALESCE(e.output_tokens, 0)
                 + COALESCE(e.cache_read_tokens, 0) + COALESCE(e.cache_write_tokens, 0)
                 + COALESCE(e.reasoning_tokens, 0) > 0 AS has_tokens
@@ -142,6 +150,7 @@ pub(crate) async fn apply(
             run_id: s.run_id,
             provider: s.provider,
             model: s.model,
+            place: [s.project_id, s.machine_id, s.workspace_id, s.session_id],
             new_cost,
             new_source,
             d_cost: new_cost.unwrap_or(0.0) - cost.unwrap_or(0.0),
@@ -181,6 +190,12 @@ pub(crate) async fn apply(
     .bind(col!(|c| c.d_cost))
     .execute(&mut *tx)
     .await?;
+    let places: Vec<(crate::hierarchy::Place, f64)> = changes
+        .iter()
+        .filter(|c| c.place.iter().any(Option::is_some))
+        .map(|c| ((c.org_id.clone(), c.place.clone()), c.d_cost))
+        .collect();
+    crate::hierarchy::apply_cost_deltas(tx, &places).await?;
     // Only the agent's current day is kept; an older day's cost is gone.
     sqlx::query(
         "UPDATE agents g SET cost_day = g.cost_day + d.delta, updated_at = now()

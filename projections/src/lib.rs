@@ -11,6 +11,7 @@
 
 mod config;
 mod corrections;
+mod hierarchy;
 mod rebuild;
 mod retention;
 mod rows;
@@ -25,6 +26,7 @@ use agentops_runtime::supervise::Supervisor;
 use agentops_runtime::telemetry::PrometheusHandle;
 
 pub use config::Config;
+pub use hierarchy::{hierarchy_from_events_sql, hierarchy_select_sql, HIERARCHY_KEYS};
 pub use rebuild::{rebuild, Summary};
 pub use store::{Applied, Writer};
 

@@ -27,11 +27,13 @@ const INSERT_EVENTS: &str = "
 INSERT INTO events (event_id, org_id, ts, agent_id, workflow_id, run_id, type, status, latency_ms,
     lat_bucket, provider, model, input_tokens, output_tokens, cache_read_tokens,
     cache_write_tokens, reasoning_tokens, cost_usd, cost_source, tool_name, error_type,
-    error_message, trace_id, span_id, attributes, ingested_at)
+    error_message, trace_id, span_id, attributes, ingested_at, project_id, machine_id,
+    workspace_id, session_id)
 SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::timestamptz[], $4::text[], $5::text[], $6::text[],
     $7::text[], $8::text[], $9::int8[], $10::int2[], $11::text[], $12::text[], $13::int8[],
     $14::int8[], $15::int8[], $16::int8[], $17::int8[], $18::float8[], $19::text[], $20::text[],
-    $21::text[], $22::text[], $23::text[], $24::text[], $25::jsonb[], $26::timestamptz[])
+    $21::text[], $22::text[], $23::text[], $24::text[], $25::jsonb[], $26::timestamptz[],
+    $27::text[], $28::text[], $29::text[], $30::text[])
 ON CONFLICT (event_id, org_id, ts) DO NOTHING";
 
 const UPSERT_OFFSETS: &str = "
@@ -50,7 +52,7 @@ fn insert_sql() -> &'static str {
 }
 
 /// [`insert_sql`] that also folds the new events carrying one of the tag
-/// keys `$27` into the per-tag levels (both modes), in the same statement.
+/// keys `$31` into the per-tag levels (both modes), in the same statement.
 fn insert_with_tags_sql() -> &'static str {
     static SQL: OnceLock<String> = OnceLock::new();
     SQL.get_or_init(|| {
@@ -58,7 +60,7 @@ fn insert_with_tags_sql() -> &'static str {
         for (i, l) in storage::TAG_LEVELS.iter().enumerate() {
             sql.push_str(&format!(
                 ",\nt{i} AS ({})",
-                storage::tag_level_sql(l, "ins", "$27::text[]", "")
+                storage::tag_level_sql(l, "ins", "$31::text[]", "")
             ));
         }
         sql.push_str("\nSELECT event_id, org_id, ts FROM ins");
@@ -394,6 +396,7 @@ impl Writer {
             }
             rows::upsert_runs(&mut tx, &new).await?;
             rows::upsert_agents(&mut tx, &new).await?;
+            crate::hierarchy::upsert(&mut tx, &new).await?;
         }
         let corrected =
             crate::corrections::apply(&mut tx, self.mode, corrections, &self.tag_keys).await?;
@@ -468,7 +471,11 @@ async fn insert_events(
         .bind(col!(
             |e| serde_json::to_value(&e.attributes).unwrap_or_default()
         ))
-        .bind(col!(|e| e.ingested_at.map(ts)));
+        .bind(col!(|e| e.ingested_at.map(ts)))
+        .bind(col!(|e| e.project_id.clone()))
+        .bind(col!(|e| e.machine_id.clone()))
+        .bind(col!(|e| e.workspace_id.clone()))
+        .bind(col!(|e| e.session_id.clone()));
     let rows: Vec<Inserted> = match tags {
         Some(keys) => q.bind(keys),
         None => q,

@@ -65,6 +65,7 @@ pub(crate) fn routes() -> Routes {
         .merge(crate::runs::routes())
         .merge(crate::cost::routes())
         .merge(crate::agents::routes())
+        .merge(crate::hierarchy::routes())
         .merge(crate::auth::routes())
         .merge(crate::people::routes())
         .merge(crate::governance::routes())

@@ -37,6 +37,11 @@
 //!   `POST /v1/auth/accept-invitation`, `GET /v1/admin/members`,
 //!   `PUT|DELETE /v1/admin/members/{user_id}`, `GET|POST /v1/admin/invitations`,
 //!   `DELETE /v1/admin/invitations/{id}`
+//! - the coding-agent hierarchy (`hierarchy` module): `GET /v1/projects`,
+//!   `GET /v1/projects/{project_id}`, `GET /v1/machines`, `GET /v1/machines/{machine_id}`,
+//!   `GET /v1/workspaces/{workspace_id}`, `GET /v1/sessions?project_id=&machine_id=&...`,
+//!   `GET /v1/sessions/{session_id}` (with its timeline); admin scope:
+//!   `POST /v1/admin/controls/{scope_kind}/{scope_value}/pause|kill|resume`
 //! - `GET /v1/live` (WebSocket): the org's runs, budget crossings, alerts and
 //!   agent controls as they happen (`live` module)
 //! - `GET /openapi.json` (this API's OpenAPI 3.1 document, generated from the
@@ -56,6 +61,7 @@ mod cost;
 mod error;
 mod governance;
 pub mod grafana;
+mod hierarchy;
 mod live;
 mod openapi;
 mod params;

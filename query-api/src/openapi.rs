@@ -78,6 +78,7 @@ fn parts() -> Vec<Document> {
         crate::governance::docs::Doc::openapi(),
         reads::Doc::openapi(),
         crate::agents::Doc::openapi(),
+        crate::hierarchy::Doc::openapi(),
         crate::cost::Doc::openapi(),
         crate::runs::Doc::openapi(),
     ]

@@ -32,9 +32,13 @@ pub(crate) fn budget_alert(
         b.limit_usd,
         if exceeded { "exceeded" } else { "warning" },
     );
-    if !paused.is_empty() {
+    let scope_paused = b.scope.kind().is_hierarchy() && !paused.is_empty();
+    if scope_paused {
+        message.push_str(&format!("; paused {}", b.scope.scope_key()));
+    } else if !paused.is_empty() {
         message.push_str(&format!("; paused {} agent(s)", paused.len()));
     }
+    let paused_agents: &[String] = if scope_paused { &[] } else { paused };
     Alert {
         alert_id: budget_alert_id(&b.id, &period, pct),
         org_id: b.org_id.clone(),
@@ -50,7 +54,8 @@ pub(crate) fn budget_alert(
         message,
         details: json!({
             "budget": b.name, "limit_usd": b.limit_usd, "percent": pct,
-            "used_percent": used, "unit": "usd", "paused_agents": paused,
+            "used_percent": used, "unit": "usd", "paused_agents": paused_agents,
+            "paused_scope": scope_paused.then(|| b.scope.scope_key()),
         }),
         channels: channel_names(&b.channels),
         occurred_at: now,

@@ -1,6 +1,7 @@
 //! Budgets: spend per scope (org, agent, workflow, model, tag) and period
 //! (UTC day, week, month), alerting at each threshold and optionally pausing
-//! the agents in scope.
+//! the agents in scope (for a project, machine, workspace or session scope:
+//! the scope itself, in `scope_controls`).
 //!
 //! Spend = what the projection store holds (each event counted once) + what
 //! this instance wrote to the enriched topic that the projections have not
@@ -183,6 +184,8 @@ async fn check(
     let pause_level = b.pause_at_pct.map(|p| b.limit_usd * p / 100.0);
     let known = paused_known.get(&(b.id.clone(), period.clone()));
     let new_spenders: Vec<String> = match pause_level {
+        // A hierarchy scope is paused as a whole: no agent to add.
+        _ if b.scope.kind().is_hierarchy() => Vec::new(),
         Some(level) if spend >= level => {
             let mut agents: Vec<String> = mine
                 .iter()

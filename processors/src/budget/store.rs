@@ -90,6 +90,20 @@ pub(super) async fn pause_agents(
     local: &[String],
     from_store: bool,
 ) -> Result<Vec<String>, sqlx::Error> {
+    let reason = format!(
+        "budget '{}' reached {}%",
+        b.name,
+        b.pause_at_pct.unwrap_or(100.0)
+    );
+    let set_by = SetBy::Budget {
+        budget_id: b.id.clone(),
+        period_key: period.to_owned(),
+    };
+    if b.scope.kind().is_hierarchy() {
+        // The scope itself (every session in it, whatever the agent).
+        controls::pause_scope_for_budget(pool, &b.org_id, &b.scope, &reason, &set_by).await?;
+        return Ok(vec![b.scope.scope_key()]);
+    }
     let mut agents: Vec<String> = local.to_vec();
     if from_store {
         let src = spend_source(&b.scope);
@@ -105,15 +119,6 @@ pub(super) async fn pause_agents(
     }
     agents.sort();
     agents.dedup();
-    let reason = format!(
-        "budget '{}' reached {}%",
-        b.name,
-        b.pause_at_pct.unwrap_or(100.0)
-    );
-    let set_by = SetBy::Budget {
-        budget_id: b.id.clone(),
-        period_key: period.to_owned(),
-    };
     controls::pause_for_budget(pool, &b.org_id, &agents, &reason, &set_by).await?;
     Ok(agents)
 }

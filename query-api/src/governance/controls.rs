@@ -27,7 +27,7 @@ fn agent_id(raw: &str) -> Result<&str, ApiError> {
 }
 
 /// `{reason?}`: at most 1000 characters.
-fn reason(body: &[u8], default: &str) -> Result<String, ApiError> {
+pub(crate) fn reason(body: &[u8], default: &str) -> Result<String, ApiError> {
     let m = parse_body(body, &["reason"])?;
     match opt_str(&m, "reason")?
         .map(str::trim)

@@ -12,6 +12,7 @@ mod alerts;
 pub(crate) mod budgets;
 pub(crate) mod channels;
 mod controls;
+pub(crate) use controls::reason;
 pub(crate) mod crud;
 pub(crate) mod docs;
 pub(crate) mod fields;

@@ -47,8 +47,8 @@ pub use schema::{
     agents_from_events_sql, aggregates, family_for, family_level, hist_column,
     levels_from_events_sql, merged_histogram_sql, relation, runs_from_events_sql, tag_level_sql,
     tag_levels_from_events_sql, AggColumn, ColumnKind, Counted, Level, Measure, DIMENSIONS,
-    FAMILIES, LEVELS, RUN_LIST_CAP, RUN_TAGS_CAP, RUN_TAG_KEY_MAX, RUN_TAG_VALUE_MAX,
-    TAG_DIMENSIONS, TAG_LEVELS, TOKENS,
+    FAMILIES, HIERARCHY_TABLES, HIERARCHY_TOTALS, LEVELS, RUN_LIST_CAP, RUN_TAGS_CAP,
+    RUN_TAG_KEY_MAX, RUN_TAG_VALUE_MAX, TAG_DIMENSIONS, TAG_LEVELS, TOKENS,
 };
 use schema::{
     agg_table_ddl, cagg_ddl, level_from_level_sql, refresh_policy, unpriced_index_ddl,
@@ -288,6 +288,9 @@ async fn setup_locked(conn: &mut PgConnection, cfg: &StorageConfig) -> Result<Mo
     events_key_with_org(conn).await?;
     for ddl in RUNS_AND_AGENTS {
         exec(conn, ddl).await?;
+    }
+    for ddl in schema::hierarchy_ddl() {
+        exec(conn, &ddl).await?;
     }
     tag_levels(conn, mode, cfg).await?;
     sqlx::query(
@@ -773,7 +776,7 @@ pub async fn drop_all(conn: &mut PgConnection) -> Result<()> {
     for Level { name, .. } in &TAG_LEVELS {
         exec(conn, &format!("DROP TABLE IF EXISTS {name} CASCADE")).await?;
     }
-    for t in ["events", "runs", "agents"] {
+    for t in ["events", "runs", "agents"].iter().chain(&HIERARCHY_TABLES) {
         exec(conn, &format!("DROP TABLE IF EXISTS {t} CASCADE")).await?;
     }
     exec(

@@ -619,6 +619,102 @@ pub(super) const RUNS_AND_AGENTS: [&str; 11] = [
     "ALTER TABLE agents SET (fillfactor = 70)",
 ];
 
+/// The totals every hierarchy table keeps (`projects`, `machines`,
+/// `workspaces`, `sessions`): all-time sums of the events that name the row.
+pub const HIERARCHY_TOTALS: &str = "
+        first_seen          TIMESTAMPTZ NOT NULL,
+        last_seen           TIMESTAMPTZ NOT NULL,
+        events              BIGINT NOT NULL DEFAULT 0,
+        llm_calls           BIGINT NOT NULL DEFAULT 0,
+        tool_calls          BIGINT NOT NULL DEFAULT 0,
+        errors              BIGINT NOT NULL DEFAULT 0,
+        input_tokens        BIGINT NOT NULL DEFAULT 0,
+        output_tokens       BIGINT NOT NULL DEFAULT 0,
+        cache_read_tokens   BIGINT NOT NULL DEFAULT 0,
+        cache_write_tokens  BIGINT NOT NULL DEFAULT 0,
+        reasoning_tokens    BIGINT NOT NULL DEFAULT 0,
+        cost_usd            DOUBLE PRECISION NOT NULL DEFAULT 0,
+        updated_at          TIMESTAMPTZ NOT NULL DEFAULT now()";
+
+/// The hierarchy tables (contract v2: project → machine → workspace →
+/// session), their `events` columns and indexes; idempotent, run at every
+/// start in both modes. The tables are upserted by the projection writer
+/// in the batch's transaction (`projections/src/hierarchy.rs`); `extra`
+/// columns take the value of the latest event that has one.
+pub(super) fn hierarchy_ddl() -> Vec<String> {
+    let t = HIERARCHY_TOTALS;
+    vec![
+        "ALTER TABLE events ADD COLUMN IF NOT EXISTS project_id TEXT,
+             ADD COLUMN IF NOT EXISTS machine_id TEXT,
+             ADD COLUMN IF NOT EXISTS workspace_id TEXT,
+             ADD COLUMN IF NOT EXISTS session_id TEXT"
+            .into(),
+        // A session's timeline; spend of a project, machine or session scope.
+        "CREATE INDEX IF NOT EXISTS events_org_session ON events (org_id, session_id, ts)
+             WHERE session_id IS NOT NULL"
+            .into(),
+        "CREATE INDEX IF NOT EXISTS events_org_project ON events (org_id, project_id, ts)
+             WHERE project_id IS NOT NULL"
+            .into(),
+        "CREATE INDEX IF NOT EXISTS events_org_machine ON events (org_id, machine_id, ts)
+             WHERE machine_id IS NOT NULL"
+            .into(),
+        "CREATE INDEX IF NOT EXISTS events_org_workspace ON events (org_id, workspace_id, ts)
+             WHERE workspace_id IS NOT NULL"
+            .into(),
+        format!(
+            "CREATE TABLE IF NOT EXISTS projects (
+        org_id TEXT NOT NULL, project_id TEXT NOT NULL, url TEXT,{t},
+        PRIMARY KEY (org_id, project_id)) WITH (fillfactor = 70)"
+        ),
+        format!(
+            "CREATE TABLE IF NOT EXISTS machines (
+        org_id TEXT NOT NULL, machine_id TEXT NOT NULL, name TEXT, os TEXT,{t},
+        PRIMARY KEY (org_id, machine_id)) WITH (fillfactor = 70)"
+        ),
+        format!(
+            "CREATE TABLE IF NOT EXISTS workspaces (
+        org_id TEXT NOT NULL, workspace_id TEXT NOT NULL, project_id TEXT, machine_id TEXT,
+        path TEXT,{t},
+        PRIMARY KEY (org_id, workspace_id)) WITH (fillfactor = 70)"
+        ),
+        // status: running until a run_completed / run_failed (the latest
+        // one wins, like `runs`); the API shows a running session not seen
+        // for a while as idle.
+        format!(
+            "CREATE TABLE IF NOT EXISTS sessions (
+        org_id TEXT NOT NULL, session_id TEXT NOT NULL, agent_id TEXT, project_id TEXT,
+        machine_id TEXT, workspace_id TEXT, git_branch TEXT, model TEXT,
+        status TEXT NOT NULL DEFAULT 'running', ended_at TIMESTAMPTZ,{t},
+        PRIMARY KEY (org_id, session_id)) WITH (fillfactor = 70)"
+        ),
+        "CREATE INDEX IF NOT EXISTS projects_org_last ON projects (org_id, last_seen DESC)".into(),
+        "CREATE INDEX IF NOT EXISTS projects_org_cost ON projects (org_id, cost_usd DESC)".into(),
+        "CREATE INDEX IF NOT EXISTS machines_org_last ON machines (org_id, last_seen DESC)".into(),
+        "CREATE INDEX IF NOT EXISTS workspaces_org_project
+             ON workspaces (org_id, project_id, last_seen DESC)"
+            .into(),
+        "CREATE INDEX IF NOT EXISTS workspaces_org_machine
+             ON workspaces (org_id, machine_id, last_seen DESC)"
+            .into(),
+        "CREATE INDEX IF NOT EXISTS sessions_org_last
+             ON sessions (org_id, last_seen DESC, session_id DESC)"
+            .into(),
+        "CREATE INDEX IF NOT EXISTS sessions_org_project
+             ON sessions (org_id, project_id, last_seen DESC, session_id DESC)"
+            .into(),
+        "CREATE INDEX IF NOT EXISTS sessions_org_machine
+             ON sessions (org_id, machine_id, last_seen DESC, session_id DESC)"
+            .into(),
+        "CREATE INDEX IF NOT EXISTS sessions_org_workspace
+             ON sessions (org_id, workspace_id, last_seen DESC, session_id DESC)"
+            .into(),
+    ]
+}
+
+/// The hierarchy tables, for [`super::drop_all`].
+pub const HIERARCHY_TABLES: [&str; 4] = ["projects", "machines", "workspaces", "sessions"];
+
 pub(super) fn agg_table_ddl(l: &Level) -> String {
     let name = l.name;
     let mut sql = format!(
