@@ -235,8 +235,7 @@ fn raw_job(
                 records.push((e.partition_key(), payload));
             }
             let results =
-                agentops_runtime::kafka::send_records(&producer, &topic, &records, timeout)
-                    .await;
+                agentops_runtime::kafka::send_records(&producer, &topic, &records, timeout).await;
             match results.into_iter().find(Result::is_err) {
                 Some(Err(e)) => Err(format!("broker did not acknowledge: {e}")),
                 _ => Ok(events.len()),

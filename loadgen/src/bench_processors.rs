@@ -212,8 +212,7 @@ async fn produce_all(
     let producer = kafka::stage_producer(k)?;
     let started = Instant::now();
     for chunk in records.chunks(5000) {
-        let results =
-            kafka::send_records(&producer, topic, chunk, Duration::from_secs(60)).await;
+        let results = kafka::send_records(&producer, topic, chunk, Duration::from_secs(60)).await;
         if let Some(Err(e)) = results.into_iter().find(Result::is_err) {
             bail!("producing the input to {topic}: {e}");
         }

@@ -1,5 +1,5 @@
 //! The coding-agent hierarchy (contract v2): `projects`, `machines`,
-//! `workspaces` and `sessions`, one row each, upserted from the new events
+//! `workspaces` and `agent_sessions` (`sessions` holds the people's sign-ins), one row each, upserted from the new events
 //! of a batch that name them (`project_id`, `machine_id`, `workspace_id`,
 //! `session_id`), in the batch's transaction.
 //!
@@ -89,7 +89,7 @@ const TABLES: [Table; 4] = [
         lifecycle: false,
     },
     Table {
-        name: "sessions",
+        name: "agent_sessions",
         key: "session_id",
         key_of: |e| e.session_id.as_deref(),
         extras: &[
@@ -363,7 +363,7 @@ pub const HIERARCHY_KEYS: [(&str, &str); 4] = [
     ("projects", "project_id"),
     ("machines", "machine_id"),
     ("workspaces", "workspace_id"),
-    ("sessions", "session_id"),
+    ("agent_sessions", "session_id"),
 ];
 
 impl Source {

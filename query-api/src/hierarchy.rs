@@ -1,6 +1,6 @@
 //! The coding-agent hierarchy (contract v2): project → machine → workspace
 //! → session, read from the projections' `projects`, `machines`,
-//! `workspaces` and `sessions` (all-time totals, upserted with the events).
+//! `workspaces` and `agent_sessions` (all-time totals, upserted with the events).
 //!
 //! - `GET /v1/projects?sort=last_seen|cost&limit=100`, `GET /v1/machines?...`:
 //!   lists with totals and status.
@@ -23,7 +23,7 @@
 //! workspaces `active` when seen in the last 15 minutes, else `idle`; a
 //! session is `completed` / `failed` once it ended, else `running` when
 //! seen in the last 15 minutes, else `idle`. Every query reads one org
-//! through an index of its table (`*_org_last`, `sessions_org_project`, ...;
+//! through an index of its table (`*_org_last`, `agent_sessions_org_project`, ...;
 //! the timeline through `events_org_session`).
 
 use agentops_governance::controls::{self, ControlAction};
@@ -245,7 +245,7 @@ impl Kind {
     fn select(&self, filter: &str, tail: &str) -> String {
         format!(
             "SELECT h.{key} AS id, {status}, {extras},
-                    (SELECT count(*) FROM sessions s
+                    (SELECT count(*) FROM agent_sessions s
                      WHERE s.org_id = h.org_id AND s.{key} = h.{key})::int8 AS sessions,
                     {totals}
              FROM {table} h
@@ -308,7 +308,7 @@ fn session_select(filter: &str, tail: &str) -> String {
                                WHEN h.last_seen >= now() - {ACTIVE} THEN 'running'
                                ELSE 'idle' END END AS status,
                 c.reason AS status_reason, h.ended_at, {totals}
-         FROM sessions h
+         FROM agent_sessions h
          LEFT JOIN LATERAL (
              SELECT x.action, x.reason FROM scope_controls x
              WHERE x.org_id = h.org_id AND (

@@ -404,6 +404,140 @@ export interface Compare {
   previous: Figures;
 }
 
+// --- The coding-agent hierarchy (query-api/src/hierarchy.rs) ---
+
+/** Tokens by kind. */
+export interface TokenTotals {
+  input: number;
+  output: number;
+  cache_read: number;
+  cache_write: number;
+  reasoning: number;
+  total: number;
+}
+
+/** All-time totals every hierarchy row has. */
+export interface HierarchyTotals {
+  first_seen: string;
+  last_seen: string;
+  events: number;
+  llm_calls: number;
+  tool_calls: number;
+  errors: number;
+  tokens: TokenTotals;
+  cost_usd: number;
+}
+
+export type NodeStatus = "killed" | "paused" | "active" | "idle";
+
+/** A project, machine or workspace (`url` for projects, `name` / `os`
+ *  for machines, `project_id` / `machine_id` / `path` for workspaces). */
+export interface HNode extends HierarchyTotals {
+  id: string;
+  status: NodeStatus;
+  status_reason: string | null;
+  url: string | null;
+  name: string | null;
+  os: string | null;
+  project_id: string | null;
+  machine_id: string | null;
+  path: string | null;
+  sessions: number;
+}
+
+/** A project's workspaces on one machine, or a machine's in one project. */
+export interface HGroup extends HierarchyTotals {
+  id: string | null;
+  workspaces: number;
+}
+
+export type SessionStatus = "killed" | "paused" | "completed" | "failed" | "running" | "idle";
+
+export interface SessionSummary extends HierarchyTotals {
+  session_id: string;
+  agent_id: string | null;
+  project_id: string | null;
+  machine_id: string | null;
+  workspace_id: string | null;
+  git_branch: string | null;
+  model: string | null;
+  status: SessionStatus;
+  status_reason: string | null;
+  ended_at: string | null;
+}
+
+export type HierarchyKind = "project" | "machine" | "workspace";
+
+export interface Crumb {
+  kind: HierarchyKind;
+  id: string;
+  /** The machine's name, the workspace's path, else the id. */
+  label: string;
+}
+
+/** One event of a session's timeline. */
+export interface SessionEvent {
+  event_id: string;
+  ts: string;
+  type: string;
+  agent_id: string;
+  status: string | null;
+  model: string | null;
+  tool_name: string | null;
+  input_tokens: number | null;
+  output_tokens: number | null;
+  cache_read_tokens: number | null;
+  cache_write_tokens: number | null;
+  reasoning_tokens: number | null;
+  cost_usd: number | null;
+  latency_ms: number | null;
+  error_type: string | null;
+  error_message: string | null;
+  /** Subagent work, rolled into this session. */
+  sidechain: boolean;
+}
+
+export interface ProjectPage {
+  project: HNode;
+  machines: HGroup[];
+  workspaces: HNode[];
+  sessions: SessionSummary[];
+}
+
+export interface MachinePage {
+  machine: HNode;
+  projects: HGroup[];
+  workspaces: HNode[];
+  sessions: SessionSummary[];
+}
+
+export interface WorkspacePage {
+  workspace: HNode;
+  sessions: SessionSummary[];
+}
+
+export interface SessionList {
+  sessions: SessionSummary[];
+  next_cursor: string | null;
+}
+
+export interface SessionPage {
+  session: SessionSummary;
+  breadcrumbs: Crumb[];
+  timeline: SessionEvent[];
+  next_cursor: string | null;
+}
+
+/** `GET /v1/sessions` filters. */
+export interface SessionFilter {
+  project_id?: string | null;
+  machine_id?: string | null;
+  workspace_id?: string | null;
+  status?: string | null;
+}
+
+export type ScopeControlKind = HierarchyKind | "session";
+
 export type ControlAction = "pause" | "kill" | "resume";
 
 export type Fetch = (input: string, init?: RequestInit) => Promise<Response>;
@@ -569,6 +703,46 @@ export class Api {
     return (await this.get<{ budgets: BudgetStatus[] }>("/v1/budgets/status")).budgets;
   }
 
+  // --- The coding-agent hierarchy ---
+
+  async projects(sort: "last_seen" | "cost" = "last_seen", limit = 200): Promise<HNode[]> {
+    return (await this.get<{ projects: HNode[] }>(`/v1/projects?sort=${sort}&limit=${limit}`)).projects;
+  }
+
+  async machines(sort: "last_seen" | "cost" = "last_seen", limit = 200): Promise<HNode[]> {
+    return (await this.get<{ machines: HNode[] }>(`/v1/machines?sort=${sort}&limit=${limit}`)).machines;
+  }
+
+  project(id: string): Promise<ProjectPage> {
+    return this.get(`/v1/projects/${encodeURIComponent(id)}`);
+  }
+
+  machine(id: string): Promise<MachinePage> {
+    return this.get(`/v1/machines/${encodeURIComponent(id)}`);
+  }
+
+  workspace(id: string): Promise<WorkspacePage> {
+    return this.get(`/v1/workspaces/${encodeURIComponent(id)}`);
+  }
+
+  /** A page of `GET /v1/sessions`, latest first. */
+  sessions(filter: SessionFilter, cursor: string | null = null, limit = 50): Promise<SessionList> {
+    return this.get(`/v1/sessions?${sessionQuery(filter, cursor, limit)}`);
+  }
+
+  /** A session and a page of its timeline (`cursor`: the previous page's `next_cursor`). */
+  session(id: string, cursor: string | null = null, limit = 500): Promise<SessionPage> {
+    const q = new URLSearchParams({ limit: String(limit) });
+    if (cursor) q.set("cursor", cursor);
+    return this.get(`/v1/sessions/${encodeURIComponent(id)}?${q.toString()}`);
+  }
+
+  /** Pause or resume a project, machine, workspace or session (admins and owners). */
+  scopeControl(kind: ScopeControlKind, id: string, action: "pause" | "resume", reason: string): Promise<{ resumed?: boolean }> {
+    const body = !reason.trim() ? {} : { reason: reason.trim() };
+    return this.post(`/v1/admin/controls/${kind}/${encodeURIComponent(id)}/${action}`, body);
+  }
+
   // --- Alerts ---
 
   async alerts(state: AlertState | null, limit = 100): Promise<Alert[]> {
@@ -692,3 +866,15 @@ const CONFIG: Record<keyof Config, { path: string; key: string }> = {
   policies: { path: "/v1/admin/policies", key: "policies" },
   channels: { path: "/v1/admin/channels", key: "channels" },
 };
+
+/** The query of `GET /v1/sessions`: the filter's set fields, a page size and cursor. */
+export function sessionQuery(filter: SessionFilter, cursor: string | null, limit: number): string {
+  const q = new URLSearchParams();
+  for (const k of ["project_id", "machine_id", "workspace_id", "status"] as const) {
+    const v = filter[k];
+    if (v) q.set(k, v);
+  }
+  q.set("limit", String(limit));
+  if (cursor) q.set("cursor", cursor);
+  return q.toString();
+}

@@ -620,7 +620,7 @@ pub(super) const RUNS_AND_AGENTS: [&str; 11] = [
 ];
 
 /// The totals every hierarchy table keeps (`projects`, `machines`,
-/// `workspaces`, `sessions`): all-time sums of the events that name the row.
+/// `workspaces`, `agent_sessions`): all-time sums of the events that name the row.
 pub const HIERARCHY_TOTALS: &str = "
         first_seen          TIMESTAMPTZ NOT NULL,
         last_seen           TIMESTAMPTZ NOT NULL,
@@ -682,7 +682,7 @@ pub(super) fn hierarchy_ddl() -> Vec<String> {
         // one wins, like `runs`); the API shows a running session not seen
         // for a while as idle.
         format!(
-            "CREATE TABLE IF NOT EXISTS sessions (
+            "CREATE TABLE IF NOT EXISTS agent_sessions (
         org_id TEXT NOT NULL, session_id TEXT NOT NULL, agent_id TEXT, project_id TEXT,
         machine_id TEXT, workspace_id TEXT, git_branch TEXT, model TEXT,
         status TEXT NOT NULL DEFAULT 'running', ended_at TIMESTAMPTZ,{t},
@@ -697,23 +697,23 @@ pub(super) fn hierarchy_ddl() -> Vec<String> {
         "CREATE INDEX IF NOT EXISTS workspaces_org_machine
              ON workspaces (org_id, machine_id, last_seen DESC)"
             .into(),
-        "CREATE INDEX IF NOT EXISTS sessions_org_last
-             ON sessions (org_id, last_seen DESC, session_id DESC)"
+        "CREATE INDEX IF NOT EXISTS agent_sessions_org_last
+             ON agent_sessions (org_id, last_seen DESC, session_id DESC)"
             .into(),
-        "CREATE INDEX IF NOT EXISTS sessions_org_project
-             ON sessions (org_id, project_id, last_seen DESC, session_id DESC)"
+        "CREATE INDEX IF NOT EXISTS agent_sessions_org_project
+             ON agent_sessions (org_id, project_id, last_seen DESC, session_id DESC)"
             .into(),
-        "CREATE INDEX IF NOT EXISTS sessions_org_machine
-             ON sessions (org_id, machine_id, last_seen DESC, session_id DESC)"
+        "CREATE INDEX IF NOT EXISTS agent_sessions_org_machine
+             ON agent_sessions (org_id, machine_id, last_seen DESC, session_id DESC)"
             .into(),
-        "CREATE INDEX IF NOT EXISTS sessions_org_workspace
-             ON sessions (org_id, workspace_id, last_seen DESC, session_id DESC)"
+        "CREATE INDEX IF NOT EXISTS agent_sessions_org_workspace
+             ON agent_sessions (org_id, workspace_id, last_seen DESC, session_id DESC)"
             .into(),
     ]
 }
 
 /// The hierarchy tables, for [`super::drop_all`].
-pub const HIERARCHY_TABLES: [&str; 4] = ["projects", "machines", "workspaces", "sessions"];
+pub const HIERARCHY_TABLES: [&str; 4] = ["projects", "machines", "workspaces", "agent_sessions"];
 
 pub(super) fn agg_table_ddl(l: &Level) -> String {
     let name = l.name;
