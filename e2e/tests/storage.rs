@@ -450,7 +450,7 @@ async fn suite(url: &str, choice: ModeChoice, expect: Mode) -> Result<()> {
     ensure!(unpriced_indexes == 3, "{unpriced_indexes} unpriced indexes");
     let events_cols = columns(&pool, "events").await?;
     ensure!(
-        events_cols.len() == 26,
+        events_cols.len() == 30,
         "events has {} columns",
         events_cols.len()
     );
