@@ -102,7 +102,7 @@ impl IntoResponse for ApiError {
             body["rejected"] = json!(rejected);
         }
         if let ApiError::BadRequest { field, .. } = &self {
-            body["field"] = json!(field);
+            body["error"]["field"] = json!(field);
         }
         let mut resp = (status, Json(body)).into_response();
         // Whole seconds, rounded up (at least 1).
