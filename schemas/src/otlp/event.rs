@@ -52,6 +52,7 @@ pub(super) fn span_events(
     service: Option<&str>,
     a: &Attrs<'_>,
     place: &Place,
+    session: Option<&str>,
     op: Op,
     agent: &str,
     org_id: &str,
@@ -118,7 +119,7 @@ pub(super) fn span_events(
     base.push(("trace_id", F::Str(&trace)));
     base.push(("span_id", F::Str(&span_hex)));
     base.push(("attributes", F::Raw(&attributes)));
-    let session = a.text_of(super::attrs::SESSION_KEYS);
+    let session = session.map(str::to_owned);
     for (field, v) in [
         ("project_id", &place.project),
         ("machine_id", &place.machine),

@@ -42,7 +42,8 @@ pub fn to_events(
         .iter()
         .map(|(s, _)| Attrs::new(&s.attributes))
         .collect();
-    let agents = span_agents(&spans, &attrs);
+    let agents = inherited(&spans, &attrs, AGENT);
+    let sessions = inherited(&spans, &attrs, super::attrs::SESSION_KEYS);
     let mut out = Mapped {
         spans: spans.len(),
         ..Mapped::default()
@@ -60,7 +61,10 @@ pub fn to_events(
             .or_else(|| service.map(str::to_owned))
             .unwrap_or_else(|| "unknown_service".to_owned());
         let place = Place::of(a, &resources[span_resource[index]].1);
-        let events = match span_events(span, service, a, &place, op, &agent, org_id, limits) {
+        let session = sessions[index].as_deref();
+        let events = match span_events(
+            span, service, a, &place, session, op, &agent, org_id, limits,
+        ) {
             Ok(events) => events,
             Err((field, error)) => {
                 out.rejected.push(Rejected {
@@ -85,11 +89,17 @@ pub fn to_events(
     out
 }
 
-/// Each span's `gen_ai.agent.id` / `gen_ai.agent.name`, else its nearest
-/// ancestor's in this request. Every span is resolved once (memoized along
-/// each walk up), so a long parent chain costs linear time; a parent cycle
-/// (malformed input) resolves to none.
-fn span_agents(spans: &[(&Span, Option<&str>)], attrs: &[Attrs<'_>]) -> Vec<Option<String>> {
+/// Each span's attribute of `keys` (the first present), else its nearest
+/// ancestor's in this request: the agent (`gen_ai.agent.id` / `.name`) and
+/// the session (`gen_ai.conversation.id`, which Copilot Chat, for one,
+/// puts on its `invoke_agent` span only). Every span is resolved once
+/// (memoized along each walk up), so a long parent chain costs linear
+/// time; a parent cycle (malformed input) resolves to none.
+fn inherited(
+    spans: &[(&Span, Option<&str>)],
+    attrs: &[Attrs<'_>],
+    keys: &[&str],
+) -> Vec<Option<String>> {
     let by_id: HashMap<(&[u8], &[u8]), usize> = spans
         .iter()
         .enumerate()
@@ -118,7 +128,7 @@ fn span_agents(spans: &[(&Span, Option<&str>)], attrs: &[Attrs<'_>]) -> Vec<Opti
             }
             on_walk[cur] = true;
             walk.push(cur);
-            if let Some(own) = attrs[cur].text_of(AGENT) {
+            if let Some(own) = attrs[cur].text_of(keys) {
                 break Some(own);
             }
             match parent(cur) {

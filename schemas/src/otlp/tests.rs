@@ -934,3 +934,82 @@ fn spans_carry_the_hierarchy_of_their_resource_and_conversation() {
     let plain = one(chat(vec![s("gen_ai.request.model", "gpt-4o")]));
     assert!(!plain.has_hierarchy());
 }
+
+/// GitHub Copilot Chat in VS Code, as its OTel export is documented
+/// (code.visualstudio.com/docs/agents/guides/monitoring-agents): an
+/// `invoke_agent copilot` span per interaction carrying the conversation id
+/// and the turn's total tokens, with `chat {model}` and `execute_tool
+/// {tool}` children that do not repeat the conversation id.
+#[test]
+fn copilot_chat_traces_map_to_one_session_counting_each_call_once() {
+    let root = span_of(
+        1,
+        0,
+        "invoke_agent copilot",
+        (0, 9000),
+        vec![
+            s(OPERATION, "invoke_agent"),
+            s("gen_ai.agent.name", "copilot"),
+            s("gen_ai.conversation.id", "conv-7"),
+            i("gen_ai.usage.input_tokens", 1500),
+            i("gen_ai.usage.output_tokens", 400),
+            i("copilot_chat.turn_count", 2),
+        ],
+    );
+    let chat = |n: u8, input: i64, output: i64| {
+        span_of(
+            n,
+            1,
+            "chat gpt-4o",
+            (100, 3000),
+            vec![
+                s(OPERATION, "chat"),
+                s("gen_ai.request.model", "gpt-4o"),
+                s("gen_ai.response.model", "gpt-4o-2024-11-20"),
+                i("gen_ai.usage.input_tokens", input),
+                i("gen_ai.usage.output_tokens", output),
+            ],
+        )
+    };
+    let tool = span_of(
+        4,
+        1,
+        "execute_tool readFile",
+        (3000, 3050),
+        vec![
+            s(OPERATION, "execute_tool"),
+            s("gen_ai.tool.name", "readFile"),
+        ],
+    );
+    let mut req = request(
+        Some("copilot-chat"),
+        vec![chat(2, 1000, 100), tool, chat(3, 500, 300), root],
+    );
+    if let Some(r) = req.resource_spans[0].resource.as_mut() {
+        r.attributes.push(s("host.name", "dev-mac"));
+    }
+    let m = map(&req);
+    assert_eq!(m.rejected, vec![], "{m:?}");
+    let types: Vec<&str> = m.accepted.iter().map(|e| e.event_type.as_str()).collect();
+    assert_eq!(
+        types.iter().filter(|t| **t == "llm_call").count(),
+        2,
+        "{types:?}"
+    );
+    assert!(
+        types.contains(&"tool_call") && types.contains(&"run_completed"),
+        "{types:?}"
+    );
+    for e in &m.accepted {
+        // Every step is in the conversation's session, on the machine.
+        assert_eq!(e.session_id.as_deref(), Some("conv-7"), "{e:?}");
+        assert_eq!(e.machine_id.as_deref(), Some("dev-mac"));
+        assert_eq!(e.agent_id, "copilot");
+    }
+    // The turn's totals on invoke_agent are not counted again: tokens are
+    // the calls', and no cost is made up (the processors price them).
+    let input: i64 = m.accepted.iter().filter_map(|e| e.input_tokens).sum();
+    let output: i64 = m.accepted.iter().filter_map(|e| e.output_tokens).sum();
+    assert_eq!((input, output), (1500, 400));
+    assert!(m.accepted.iter().all(|e| e.cost_usd.is_none()));
+}
