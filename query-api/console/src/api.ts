@@ -302,8 +302,13 @@ export interface TimelineEvent {
   status?: string | null;
   input_tokens?: number | null;
   output_tokens?: number | null;
+  cache_read_tokens?: number | null;
+  cache_write_tokens?: number | null;
+  reasoning_tokens?: number | null;
   error_type?: string | null;
   error_message?: string | null;
+  /** A coding-agent session's subagent work (its timeline only). */
+  sidechain?: boolean;
 }
 
 /** `GET /v1/runs/{run_id}`. */

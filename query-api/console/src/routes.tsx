@@ -1,6 +1,7 @@
 // Every page of the console: one line each. `path` is under /console
 // (`:name` is one path segment, given to the page as `params.name`);
 // `nav` puts it in the navigation bar ("main") or the Admin menu ("admin");
+// `under` names the navigation entry a page belongs to (highlighted on it);
 // `public` pages render without signing in. The first match wins.
 //
 // To add a page: write src/pages/<name>.tsx exporting a component that
@@ -16,6 +17,8 @@ import { BudgetsPage } from "./pages/budgets";
 import { ChannelsPage } from "./pages/channels";
 import { CostPage } from "./pages/cost";
 import { KeysPage } from "./pages/keys";
+import { MachinePage, ProjectPage } from "./pages/project";
+import { MachinesPage, ProjectsPage } from "./pages/projects";
 import { MembersPage } from "./pages/members";
 import { Overview } from "./pages/overview";
 import { PoliciesPage } from "./pages/policies";
@@ -23,6 +26,9 @@ import { PricesPage } from "./pages/prices";
 import { RulesPage } from "./pages/rules";
 import { RunPage } from "./pages/run";
 import { RunsPage } from "./pages/runs";
+import { SessionPage } from "./pages/session";
+import { SessionsPage } from "./pages/sessions";
+import { WorkspacePage } from "./pages/workspace";
 
 export interface PageProps {
   params: Params;
@@ -32,6 +38,7 @@ export interface RouteDef extends Pattern {
   title: string;
   page: (props: PageProps) => JSX.Element;
   nav?: "main" | "admin";
+  under?: string;
   public?: boolean;
 }
 
@@ -48,6 +55,13 @@ export const ROUTES: readonly RouteDef[] = [
   route("/runs/:id", "Run", RunPage),
   route("/agents", "Agents", AgentsPage, { nav: "main" }),
   route("/agents/:id", "Agent", AgentPage),
+  route("/projects", "Coding agents", ProjectsPage, { nav: "main" }),
+  route("/projects/:id", "Project", ProjectPage, { under: "/projects" }),
+  route("/machines", "Machines", MachinesPage, { under: "/projects" }),
+  route("/machines/:id", "Machine", MachinePage, { under: "/projects" }),
+  route("/workspaces/:id", "Workspace", WorkspacePage, { under: "/projects" }),
+  route("/sessions", "Sessions", SessionsPage, { under: "/projects" }),
+  route("/sessions/:id", "Session", SessionPage, { under: "/projects" }),
   route("/cost", "Cost", CostPage, { nav: "main" }),
   route("/alerts", "Alerts", AlertsPage, { nav: "main" }),
   route("/alerts/:id", "Alert", AlertPage),

@@ -1,6 +1,7 @@
 // A run's waterfall: where each step's latency bar sits (percent of the
 // run's span, left and width) — CSS widths from the data, no drawing. Pure.
 import type { TimelineEvent } from "./api";
+import { count } from "./format";
 
 export interface Bar {
   /** Percent of the span from the run's start to the bar's start. */
@@ -41,4 +42,17 @@ export function bars(events: readonly Pick<TimelineEvent, "timestamp" | "latency
 /** Whether a step failed (its type, status or error). */
 export function isErrorStep(e: Pick<TimelineEvent, "type"> & { status?: string | null; error_type?: string | null; error_message?: string | null }): boolean {
   return e.type === "run_failed" || e.status === "error" || e.status === "failed" || Boolean(e.error_type) || Boolean(e.error_message);
+}
+
+/** A step's tokens: "1,000 in / 200 out", then the cache and reasoning
+ *  tokens it has; "—" for an LLM call without counts, "" for other steps. */
+export function stepTokens(e: Pick<TimelineEvent, "type" | "input_tokens" | "output_tokens" | "cache_read_tokens" | "cache_write_tokens" | "reasoning_tokens">): string {
+  const i = e.input_tokens ?? null;
+  const o = e.output_tokens ?? null;
+  if (i === null && o === null) return e.type === "llm_call" ? "—" : "";
+  const extra: string[] = [];
+  const cache = (e.cache_read_tokens ?? 0) + (e.cache_write_tokens ?? 0);
+  if (cache > 0) extra.push(`${count(cache)} cache`);
+  if ((e.reasoning_tokens ?? 0) > 0) extra.push(`${count(e.reasoning_tokens ?? 0)} reasoning`);
+  return [`${count(i ?? 0)} in`, `${count(o ?? 0)} out`, ...extra].join(" / ");
 }

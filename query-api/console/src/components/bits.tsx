@@ -7,13 +7,15 @@ import { useSession } from "./session";
 import { Link } from "./router";
 
 /** A page: its title (also the document's) and content. `name` is set as
- *  `data-page` on the section (tests wait for it). */
-export function Page({ name, title, children, actions }: { name: string; title: string; children: ComponentChildren; actions?: ComponentChildren }): JSX.Element {
+ *  `data-page` on the section (tests wait for it); `above` goes above the
+ *  title (breadcrumbs). */
+export function Page({ name, title, children, actions, above }: { name: string; title: string; children: ComponentChildren; actions?: ComponentChildren; above?: ComponentChildren }): JSX.Element {
   useEffect(() => {
     document.title = `${title} · AgentOps`;
   }, [title]);
   return (
     <section class="page" data-page={name}>
+      {above}
       <div class="page-head">
         <h1>{title}</h1>
         {actions ? <div class="page-actions">{actions}</div> : null}

@@ -5,8 +5,8 @@
 import type { JSX } from "preact";
 import { useState } from "preact/hooks";
 import { budgetLevel, count, fromLocalInput, localInput, rangeFrom, usd, WINDOWS, windowFrom } from "../format";
-import { NAV, ADMIN_NAV } from "../routes";
-import { relative } from "../router";
+import { NAV, ADMIN_NAV, ROUTES } from "../routes";
+import { match, relative } from "../router";
 import { useApi } from "./data";
 import { Link, setQuery, useLocation } from "./router";
 import { useSession } from "./session";
@@ -92,7 +92,8 @@ function Who(): JSX.Element {
 
 function Nav(): JSX.Element {
   const path = relative(useLocation().pathname) ?? "/";
-  const active = (p: string) => (p === "/" ? path === "/" : path === p || path.startsWith(`${p}/`));
+  const under = match(ROUTES, path)?.route.under;
+  const active = (p: string) => (p === "/" ? path === "/" : path === p || path.startsWith(`${p}/`) || under === p);
   const inAdmin = ADMIN_NAV.some((r) => active(r.path));
   return (
     <nav class="menu" aria-label="pages">

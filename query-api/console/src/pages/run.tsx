@@ -1,90 +1,18 @@
 // A run: its header (status, agent, workflow, times, cost, tokens, error),
-// the timeline of its events as a waterfall (each bar placed and sized by
-// CSS from the step's time and latency within the run), tokens and cost per
-// step, the failing step highlighted, and the agent's control state (a
-// pause or kill the gateway answers its next event with).
+// the timeline of its events as a waterfall (components/timeline.tsx: each
+// bar placed and sized by CSS from the step's time and latency within the
+// run), tokens and cost per step, the failing step highlighted, and the
+// agent's control state (a pause or kill the gateway answers its next
+// event with).
 import type { JSX } from "preact";
 import { useEffect, useState } from "preact/hooks";
-import type { RunDetail, TimelineEvent } from "../api";
 import { Page, Panel, When } from "../components/bits";
 import { Loaded, useApi } from "../components/data";
 import { Link } from "../components/router";
 import { useSession } from "../components/session";
-import { count, ms, usd } from "../format";
-import { actor } from "../format";
+import { Timeline } from "../components/timeline";
+import { actor, count, ms, usd } from "../format";
 import type { PageProps } from "../routes";
-import { bars, isErrorStep } from "../timeline";
-
-const KIND: Record<string, string> = {
-  run_started: "start",
-  run_completed: "end",
-  run_failed: "failed",
-  llm_call: "LLM",
-  tool_call: "tool",
-  heartbeat: "heartbeat",
-};
-
-function stepName(e: TimelineEvent): string {
-  if (e.type === "llm_call") return [e.provider, e.model].filter(Boolean).join(" / ") || "LLM call";
-  if (e.type === "tool_call") return e.tool_name ?? "tool call";
-  if (e.type === "run_failed") return e.error_message ?? e.error_type ?? "run failed";
-  return e.type.replace(/_/g, " ");
-}
-
-function tokens(e: TimelineEvent): string {
-  const i = e.input_tokens ?? null;
-  const o = e.output_tokens ?? null;
-  if (i === null && o === null) return e.type === "llm_call" ? "—" : "";
-  return `${count(i ?? 0)} in / ${count(o ?? 0)} out`;
-}
-
-function Timeline({ run }: { run: RunDetail }): JSX.Element {
-  const placed = bars(run.events, run.started_at, run.ended_at, run.latency_ms);
-  return (
-    <div class="table-wrap">
-      <table class="timeline" aria-label="timeline">
-        <thead>
-          <tr>
-            <th>#</th>
-            <th>time</th>
-            <th>step</th>
-            <th class="waterfall-head">latency</th>
-            <th class="num">tokens</th>
-            <th class="num">cost</th>
-          </tr>
-        </thead>
-        <tbody>
-          {run.events.map((e, i) => {
-            const b = placed[i];
-            const err = isErrorStep(e);
-            return (
-              <tr key={e.event_id} data-step={e.type} data-event-id={e.event_id} class={err ? "step-error" : ""}>
-                <td class="num">{i + 1}</td>
-                <td class="nowrap">
-                  <When at={e.timestamp} />
-                </td>
-                <td>
-                  <span class={`pill step-${e.type}`}>{KIND[e.type] ?? e.type}</span> {stepName(e)}
-                  {err && e.type !== "run_failed" && (e.error_message ?? e.error_type) ? <div class="error">{e.error_message ?? e.error_type}</div> : null}
-                </td>
-                <td class="waterfall">
-                  {b ? (
-                    <div class="lane" title={`${ms(e.latency_ms)} at +${ms(b.offsetMs)}`}>
-                      <div class={`latency-bar${err ? " err" : ""}`} data-latency={e.latency_ms ?? ""} style={{ left: `${b.left.toFixed(2)}%`, width: `${b.width.toFixed(2)}%` }} />
-                      <span class="lat">{e.latency_ms === null ? "" : ms(e.latency_ms)}</span>
-                    </div>
-                  ) : null}
-                </td>
-                <td class="num">{tokens(e)}</td>
-                <td class="num">{e.cost_usd === null ? (e.type === "llm_call" ? "—" : "") : usd(e.cost_usd)}</td>
-              </tr>
-            );
-          })}
-        </tbody>
-      </table>
-    </div>
-  );
-}
 
 function AgentControl({ agentId }: { agentId: string }): JSX.Element {
   const { api } = useSession();
@@ -167,7 +95,7 @@ export function RunPage({ params }: PageProps): JSX.Element {
               </dl>
             </Panel>
             <Panel title={`Timeline (${r.events.length} events)`} id="timeline">
-              {r.events.length ? <Timeline run={r} /> : <p class="empty">No events recorded for this run.</p>}
+              {r.events.length ? <Timeline events={r.events} startedAt={r.started_at} endedAt={r.ended_at} latencyMs={r.latency_ms} /> : <p class="empty">No events recorded for this run.</p>}
             </Panel>
             {r.agent_id ? <AgentControl agentId={r.agent_id} /> : null}
           </>
