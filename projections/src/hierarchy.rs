@@ -17,6 +17,8 @@
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
+// The count columns, in bind order.
+use agentops_runtime::storage::HIERARCHY_COUNTS as COUNTS;
 use agentops_schemas::{AgentEvent, EventType};
 use sqlx::PgConnection;
 
@@ -102,19 +104,6 @@ const TABLES: [Table; 4] = [
         ],
         lifecycle: true,
     },
-];
-
-/// The count columns, in bind order.
-const COUNTS: [&str; 9] = [
-    "events",
-    "llm_calls",
-    "tool_calls",
-    "errors",
-    "input_tokens",
-    "output_tokens",
-    "cache_read_tokens",
-    "cache_write_tokens",
-    "reasoning_tokens",
 ];
 
 /// What a batch adds to one row.

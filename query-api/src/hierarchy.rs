@@ -96,25 +96,15 @@ pub(crate) fn routes() -> Routes {
 
 // ---------------------------------------------------------------- rows
 
-/// The totals every hierarchy row has ([`Totals`]).
-const TOTALS: [&str; 12] = [
-    "first_seen",
-    "last_seen",
-    "events",
-    "llm_calls",
-    "tool_calls",
-    "errors",
-    "input_tokens",
-    "output_tokens",
-    "cache_read_tokens",
-    "cache_write_tokens",
-    "reasoning_tokens",
-    "cost_usd",
-];
-
-/// The [`TOTALS`] columns of the row aliased `h`.
+/// The totals columns ([`Totals`]) of the row aliased `h`.
 fn h_totals() -> String {
-    TOTALS.map(|c| format!("h.{c}")).join(", ")
+    ["first_seen", "last_seen"]
+        .iter()
+        .chain(&agentops_runtime::storage::HIERARCHY_COUNTS)
+        .chain(&["cost_usd"])
+        .map(|c| format!("h.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The same totals summed over a group of rows (`h` aliased).

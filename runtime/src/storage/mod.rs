@@ -47,8 +47,8 @@ pub use schema::{
     agents_from_events_sql, aggregates, family_for, family_level, hist_column,
     levels_from_events_sql, merged_histogram_sql, relation, runs_from_events_sql, tag_level_sql,
     tag_levels_from_events_sql, AggColumn, ColumnKind, Counted, Level, Measure, DIMENSIONS,
-    FAMILIES, HIERARCHY_TABLES, HIERARCHY_TOTALS, LEVELS, RUN_LIST_CAP, RUN_TAGS_CAP,
-    RUN_TAG_KEY_MAX, RUN_TAG_VALUE_MAX, TAG_DIMENSIONS, TAG_LEVELS, TOKENS,
+    FAMILIES, HIERARCHY_COUNTS, HIERARCHY_TABLES, HIERARCHY_TOTALS, LEVELS, RUN_LIST_CAP,
+    RUN_TAGS_CAP, RUN_TAG_KEY_MAX, RUN_TAG_VALUE_MAX, TAG_DIMENSIONS, TAG_LEVELS, TOKENS,
 };
 use schema::{
     agg_table_ddl, cagg_ddl, level_from_level_sql, refresh_policy, unpriced_index_ddl,

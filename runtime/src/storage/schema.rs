@@ -712,6 +712,20 @@ pub(super) fn hierarchy_ddl() -> Vec<String> {
     ]
 }
 
+/// The count columns of [`HIERARCHY_TOTALS`], in order (the writer binds
+/// them in this order, the query API reads them by name).
+pub const HIERARCHY_COUNTS: [&str; 9] = [
+    "events",
+    "llm_calls",
+    "tool_calls",
+    "errors",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "reasoning_tokens",
+];
+
 /// The hierarchy tables, for [`super::drop_all`].
 pub const HIERARCHY_TABLES: [&str; 4] = ["projects", "machines", "workspaces", "agent_sessions"];
 
