@@ -15,4 +15,3 @@ CREATE TABLE scope_controls (
     PRIMARY KEY (org_id, scope_kind, scope_value)
 );
 CREATE INDEX scope_controls_budget ON scope_controls (set_by) WHERE set_by LIKE 'budget:%';
-
