@@ -562,6 +562,7 @@ async fn suite(url: &str, choice: ModeChoice, expect: Mode) -> Result<()> {
         .map(|m| (m["id"].as_str().unwrap_or_default().to_owned(), m.clone()))
         .collect();
     ensure!(machines.len() == 2, "{page}");
+    ensure!(machines["m-laptop"]["name"] == "laptop-7", "{page}");
     ensure!(
         machines["m-laptop"]["workspaces"] == 2
             && close(
@@ -735,7 +736,8 @@ async fn suite(url: &str, choice: ModeChoice, expect: Mode) -> Result<()> {
     let s2 = api.get("/v1/sessions/s2").await?;
     ensure!(
         s2["session"]["status"] == "paused"
-            && s2["session"]["status_reason"] == "paused by an admin",
+            && s2["session"]["status_reason"] == "paused by an admin"
+            && s2["session"]["status_scope"] == "project",
         "{s2}"
     );
     let p = api.get("/v1/projects/github.com%2Facme%2Fshop").await?;

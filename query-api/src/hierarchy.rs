@@ -265,6 +265,8 @@ struct SessionRow {
     model: Option<String>,
     status: String,
     status_reason: Option<String>,
+    /// The scope whose control pauses or kills the session.
+    status_scope: Option<String>,
     ended_at: Option<DateTime<Utc>>,
     #[sqlx(flatten)]
     totals: Totals,
@@ -280,6 +282,7 @@ impl SessionRow {
                 "project_id": self.project_id, "machine_id": self.machine_id,
                 "workspace_id": self.workspace_id, "git_branch": self.git_branch,
                 "model": self.model, "status": self.status, "status_reason": self.status_reason,
+                "status_scope": self.status_scope,
                 "ended_at": self.ended_at,
             }),
         );
@@ -297,10 +300,10 @@ fn session_select(filter: &str, tail: &str) -> String {
                      ELSE CASE WHEN h.status <> 'running' THEN h.status
                                WHEN h.last_seen >= now() - {ACTIVE} THEN 'running'
                                ELSE 'idle' END END AS status,
-                c.reason AS status_reason, h.ended_at, {totals}
+                c.reason AS status_reason, c.scope_kind AS status_scope, h.ended_at, {totals}
          FROM agent_sessions h
          LEFT JOIN LATERAL (
-             SELECT x.action, x.reason FROM scope_controls x
+             SELECT x.action, x.reason, x.scope_kind FROM scope_controls x
              WHERE x.org_id = h.org_id AND (
                    (x.scope_kind = 'session' AND x.scope_value = h.session_id)
                 OR (x.scope_kind = 'workspace' AND x.scope_value = h.workspace_id)
@@ -411,14 +414,27 @@ async fn grouped(
     #[derive(sqlx::FromRow)]
     struct Group {
         id: Option<String>,
+        name: Option<String>,
         workspaces: i64,
         #[sqlx(flatten)]
         totals: Totals,
     }
+    // Machines by their name too.
+    let (name, join) = if group == "machine_id" {
+        (
+            "m.name",
+            "LEFT JOIN machines m ON m.org_id = $1 AND m.machine_id = g.id",
+        )
+    } else {
+        ("NULL::text", "")
+    };
     let rows: Vec<Group> = sqlx::query_as(&format!(
-        "SELECT h.{group} AS id, count(*)::int8 AS workspaces, {SUMMED}
-         FROM workspaces h WHERE h.org_id = $1 AND h.{by} = $2
-         GROUP BY h.{group} ORDER BY max(h.last_seen) DESC LIMIT 1000"
+        "SELECT g.*, {name} AS name FROM (
+             SELECT h.{group} AS id, count(*)::int8 AS workspaces, {SUMMED}
+             FROM workspaces h WHERE h.org_id = $1 AND h.{by} = $2
+             GROUP BY h.{group} ORDER BY max(h.last_seen) DESC LIMIT 1000) g
+         {join}
+         ORDER BY g.last_seen DESC, g.id"
     ))
     .bind(org)
     .bind(id)
@@ -428,7 +444,10 @@ async fn grouped(
         .into_iter()
         .map(|g| {
             let mut v = g.totals.json();
-            merge(&mut v, json!({"id": g.id, "workspaces": g.workspaces}));
+            merge(
+                &mut v,
+                json!({"id": g.id, "name": g.name, "workspaces": g.workspaces}),
+            );
             v
         })
         .collect())
@@ -655,6 +674,7 @@ struct TimelineRow {
     r#type: String,
     agent_id: String,
     status: Option<String>,
+    provider: Option<String>,
     model: Option<String>,
     tool_name: Option<String>,
     input_tokens: Option<i64>,
@@ -702,7 +722,7 @@ pub(crate) async fn session(
         None => (None, None),
     };
     let mut events: Vec<TimelineRow> = sqlx::query_as(
-        "SELECT event_id, ts, type, agent_id, status, model, tool_name, input_tokens,
+        "SELECT event_id, ts, type, agent_id, status, provider, model, tool_name, input_tokens,
                 output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens,
                 cost_usd, latency_ms, error_type, error_message,
                 COALESCE(attributes->>'sidechain' = 'true', false) AS sidechain
@@ -766,7 +786,8 @@ pub(crate) async fn session(
         .map(|e| {
             json!({
                 "event_id": e.event_id, "ts": e.ts, "type": e.r#type, "agent_id": e.agent_id,
-                "status": e.status, "model": e.model, "tool_name": e.tool_name,
+                "status": e.status, "provider": e.provider, "model": e.model,
+                "tool_name": e.tool_name,
                 "input_tokens": e.input_tokens, "output_tokens": e.output_tokens,
                 "cache_read_tokens": e.cache_read_tokens,
                 "cache_write_tokens": e.cache_write_tokens,
@@ -950,6 +971,8 @@ pub(crate) struct Node {
 #[allow(dead_code)] // Named by the document only.
 pub(crate) struct Group {
     id: Option<String>,
+    /// A machine's name (null for a project).
+    name: Option<String>,
     workspaces: i64,
     first_seen: DateTime<Utc>,
     last_seen: DateTime<Utc>,
@@ -977,6 +1000,9 @@ pub(crate) struct SessionSummary {
     /// minutes) or `idle`.
     status: String,
     status_reason: Option<String>,
+    /// `session`, `workspace`, `machine` or `project`: whose control
+    /// pauses or kills it (null otherwise).
+    status_scope: Option<String>,
     ended_at: Option<DateTime<Utc>>,
     first_seen: DateTime<Utc>,
     last_seen: DateTime<Utc>,
@@ -1057,6 +1083,7 @@ pub(crate) struct TimelineEvent {
     r#type: String,
     agent_id: String,
     status: Option<String>,
+    provider: Option<String>,
     model: Option<String>,
     tool_name: Option<String>,
     input_tokens: Option<i64>,
