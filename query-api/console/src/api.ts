@@ -127,7 +127,7 @@ export interface NewInvitation extends Invitation {
   token: string;
 }
 
-export type ScopeKind = "org" | "agent" | "workflow" | "model" | "tag";
+export type ScopeKind = "org" | "agent" | "workflow" | "model" | "tag" | "project" | "machine" | "workspace" | "session";
 
 interface Scoped {
   id: string;

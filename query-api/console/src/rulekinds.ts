@@ -15,7 +15,7 @@ export interface RuleKindInfo {
   scopes: readonly ScopeKind[];
 }
 
-const ALL: readonly ScopeKind[] = ["org", "agent", "workflow", "model", "tag"];
+const ALL: readonly ScopeKind[] = ["org", "agent", "workflow", "model", "tag", "project", "machine", "workspace", "session"];
 const AGG: readonly ScopeKind[] = ["org", "agent", "workflow", "model"];
 const RUNS: readonly ScopeKind[] = ["org", "agent", "workflow"];
 

@@ -8,7 +8,9 @@ import { all, text } from "../forms";
 import { ConfirmButton, Field } from "./form";
 import { Table, type Column } from "./table";
 
-export const ALL_SCOPES: readonly ScopeKind[] = ["org", "agent", "workflow", "model", "tag"];
+export const ALL_SCOPES: readonly ScopeKind[] = ["org", "agent", "workflow", "model", "tag", "project", "machine", "workspace", "session"];
+/** What policies take: they pause agents, so the agents' kinds only. */
+export const AGENT_SCOPES: readonly ScopeKind[] = ["org", "agent", "workflow", "model", "tag"];
 
 const SCOPE_HINT: Record<ScopeKind, string> = {
   org: "the whole org (no value)",
@@ -16,6 +18,10 @@ const SCOPE_HINT: Record<ScopeKind, string> = {
   workflow: "a workflow id",
   model: "a model name",
   tag: "an attribute key=value (team=pay)",
+  project: "a project id (github.com/acme/shop)",
+  machine: "a machine id",
+  workspace: "a workspace id",
+  session: "a session id",
 };
 
 /** `scope_kind` and `scope_value`. */

@@ -4,7 +4,7 @@ import type { JSX } from "preact";
 import { useState } from "preact/hooks";
 import type { Channel, Policy, PolicyKind } from "../api";
 import { Cannot, Page, Panel } from "../components/bits";
-import { ChannelFields, channelNames, channelsOf, EditableList, ScopeFields, scopeOf } from "../components/config";
+import { AGENT_SCOPES, ChannelFields, channelNames, channelsOf, EditableList, ScopeFields, scopeOf } from "../components/config";
 import { Loaded, useApi } from "../components/data";
 import { ApiForm, Choice, Field } from "../components/form";
 import { useSession } from "../components/session";
@@ -42,7 +42,7 @@ function PolicyFields({ p, kind, setKind, channels }: { p?: Policy | undefined; 
           ))}
         </select>
       </Field>
-      <ScopeFields kind={p?.scope_kind} value={p?.scope_value} />
+      <ScopeFields allowed={AGENT_SCOPES} kind={p?.scope_kind} value={p?.scope_value} />
       {info.param === "names" ? (
         <Field name="names" label="Names" hint={`Comma-separated: ${info.hint}`}>
           <input name="names" defaultValue={p?.names.join(", ") ?? ""} />
