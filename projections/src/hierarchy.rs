@@ -307,6 +307,54 @@ pub(crate) async fn upsert(tx: &mut PgConnection, new: &[&AgentEvent]) -> Result
         }
         q.execute(&mut *tx).await?;
     }
+    count_sessions(tx, new).await
+}
+
+/// The statement adding the batch's new (place, session) pairs to
+/// `session_places` and each new pair to its place's `sessions` count.
+const COUNT_SESSIONS: &str = "
+WITH ins AS (
+    INSERT INTO session_places (org_id, kind, value, session_id)
+    SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[])
+    ORDER BY 1, 2, 3, 4
+    ON CONFLICT DO NOTHING
+    RETURNING org_id, kind, value),
+n AS (SELECT org_id, kind, value, count(*) AS n FROM ins GROUP BY 1, 2, 3),
+p AS (UPDATE projects h SET sessions = h.sessions + n.n FROM n
+      WHERE n.kind = 'project' AND h.org_id = n.org_id AND h.project_id = n.value),
+m AS (UPDATE machines h SET sessions = h.sessions + n.n FROM n
+      WHERE n.kind = 'machine' AND h.org_id = n.org_id AND h.machine_id = n.value)
+UPDATE workspaces h SET sessions = h.sessions + n.n FROM n
+WHERE n.kind = 'workspace' AND h.org_id = n.org_id AND h.workspace_id = n.value";
+
+/// Count each session once in every project, machine and workspace it names
+/// (the rows were upserted just before, in this transaction).
+async fn count_sessions(tx: &mut PgConnection, new: &[&AgentEvent]) -> Result<(), sqlx::Error> {
+    let mut pairs = std::collections::BTreeSet::new();
+    for e in new {
+        let Some(s) = e.session_id.as_deref() else {
+            continue;
+        };
+        for (kind, v) in [
+            ("project", &e.project_id),
+            ("machine", &e.machine_id),
+            ("workspace", &e.workspace_id),
+        ] {
+            if let Some(v) = v {
+                pairs.insert((e.org_id.as_str(), kind, v.as_str(), s));
+            }
+        }
+    }
+    if pairs.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(COUNT_SESSIONS)
+        .bind(pairs.iter().map(|p| p.0).collect::<Vec<_>>())
+        .bind(pairs.iter().map(|p| p.1).collect::<Vec<_>>())
+        .bind(pairs.iter().map(|p| p.2).collect::<Vec<_>>())
+        .bind(pairs.iter().map(|p| p.3).collect::<Vec<_>>())
+        .execute(&mut *tx)
+        .await?;
     Ok(())
 }
 
@@ -371,7 +419,8 @@ impl Source {
 
 /// The definition of table `i` of [`HIERARCHY_KEYS`]: its rows for org
 /// `$1` computed from `events`, columns in the upsert's order (org, key,
-/// extras, first/last seen, counts, cost, [status, ended_at]). What the
+/// extras, first/last seen, counts, cost, then `status`, `ended_at` for
+/// sessions, `sessions` (distinct sessions named) for the others). What the
 /// writer's folds must equal, and how the scale benchmark fills the tables.
 pub fn hierarchy_select_sql(i: usize) -> String {
     let t = &TABLES[i];
@@ -394,6 +443,9 @@ pub fn hierarchy_select_sql(i: usize) -> String {
         cols.push(format!("COALESCE(sum({c}), 0)::int8"));
     }
     cols.push("COALESCE(sum(cost_usd), 0)::float8".into());
+    if !t.lifecycle {
+        cols.push("count(DISTINCT session_id)".into());
+    }
     if t.lifecycle {
         cols.push(
             "COALESCE((array_agg(CASE WHEN type = 'run_completed' THEN 'completed' ELSE 'failed' END
@@ -411,8 +463,9 @@ pub fn hierarchy_select_sql(i: usize) -> String {
 }
 
 /// Fill the hierarchy tables of org `$1` from its events (for data sets
-/// generated in the database, where the writer did not run); one statement
-/// per table, for an org whose rows are not there yet.
+/// generated in the database, where the writer did not run): one statement
+/// per table of [`HIERARCHY_KEYS`], in that order, then one filling
+/// `session_places`; for an org whose rows are not there yet.
 pub fn hierarchy_from_events_sql() -> Vec<String> {
     TABLES
         .iter()
@@ -425,6 +478,8 @@ pub fn hierarchy_from_events_sql() -> Vec<String> {
             cols.push("cost_usd");
             if t.lifecycle {
                 cols.extend(["status", "ended_at"]);
+            } else {
+                cols.push("sessions");
             }
             format!(
                 "INSERT INTO {} ({}) {}",
@@ -433,6 +488,15 @@ pub fn hierarchy_from_events_sql() -> Vec<String> {
                 hierarchy_select_sql(i)
             )
         })
+        .chain(std::iter::once(
+            // The pairs behind the session counts, for the writer to go on from.
+            "INSERT INTO session_places (org_id, kind, value, session_id)
+             SELECT DISTINCT org_id, k.kind, k.value, session_id
+             FROM events, LATERAL (VALUES ('project', project_id), ('machine', machine_id),
+                                          ('workspace', workspace_id)) k(kind, value)
+             WHERE org_id = $1 AND session_id IS NOT NULL AND k.value IS NOT NULL"
+                .to_owned(),
+        ))
         .collect()
 }
 

@@ -234,10 +234,7 @@ impl Kind {
     /// filtered by `filter` (on `h`, `$1` the org) and ordered/limited by `tail`.
     fn select(&self, filter: &str, tail: &str) -> String {
         format!(
-            "SELECT h.{key} AS id, {status}, {extras},
-                    (SELECT count(*) FROM agent_sessions s
-                     WHERE s.org_id = h.org_id AND s.{key} = h.{key})::int8 AS sessions,
-                    {totals}
+            "SELECT h.{key} AS id, {status}, {extras}, h.sessions, {totals}
              FROM {table} h
              LEFT JOIN scope_controls c ON c.org_id = h.org_id AND c.scope_kind = '{scope}'
                   AND c.scope_value = h.{key}

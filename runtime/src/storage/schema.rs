@@ -688,6 +688,17 @@ pub(super) fn hierarchy_ddl() -> Vec<String> {
         status TEXT NOT NULL DEFAULT 'running', ended_at TIMESTAMPTZ,{t},
         PRIMARY KEY (org_id, session_id)) WITH (fillfactor = 70)"
         ),
+        // Sessions per project, machine and workspace: a session counts once
+        // in each it ever named (count(DISTINCT session_id) over the events),
+        // kept exactly by `session_places` (a pair inserted once, whatever
+        // the batching) so lists need not count sessions on every read.
+        "ALTER TABLE projects ADD COLUMN IF NOT EXISTS sessions BIGINT NOT NULL DEFAULT 0".into(),
+        "ALTER TABLE machines ADD COLUMN IF NOT EXISTS sessions BIGINT NOT NULL DEFAULT 0".into(),
+        "ALTER TABLE workspaces ADD COLUMN IF NOT EXISTS sessions BIGINT NOT NULL DEFAULT 0".into(),
+        "CREATE TABLE IF NOT EXISTS session_places (
+        org_id TEXT NOT NULL, kind TEXT NOT NULL, value TEXT NOT NULL, session_id TEXT NOT NULL,
+        PRIMARY KEY (org_id, kind, value, session_id))"
+            .into(),
         "CREATE INDEX IF NOT EXISTS projects_org_last ON projects (org_id, last_seen DESC)".into(),
         "CREATE INDEX IF NOT EXISTS projects_org_cost ON projects (org_id, cost_usd DESC)".into(),
         "CREATE INDEX IF NOT EXISTS machines_org_last ON machines (org_id, last_seen DESC)".into(),
@@ -727,7 +738,13 @@ pub const HIERARCHY_COUNTS: [&str; 9] = [
 ];
 
 /// The hierarchy tables, for [`super::drop_all`].
-pub const HIERARCHY_TABLES: [&str; 4] = ["projects", "machines", "workspaces", "agent_sessions"];
+pub const HIERARCHY_TABLES: [&str; 5] = [
+    "projects",
+    "machines",
+    "workspaces",
+    "agent_sessions",
+    "session_places",
+];
 
 pub(super) fn agg_table_ddl(l: &Level) -> String {
     let name = l.name;
