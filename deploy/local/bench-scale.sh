@@ -6,7 +6,8 @@
 # from raw events (`agentops-loadgen bench-scale`), and at the end how each
 # endpoint's p95 grows from the smallest size to the largest
 # (`agentops-loadgen bench-scale-report`). Each size's database is dropped
-# after it is measured unless BENCH_KEEP=1.
+# after it is measured unless BENCH_KEEP=1; a run without BENCH_KEEP starts
+# its sizes from fresh databases and leaves other kept sizes alone.
 #
 # Settings (environment):
 #   BENCH_SIZES    event counts, space-separated (default "1000000 10000000";
@@ -37,7 +38,6 @@ cleanup() {
 }
 trap cleanup EXIT
 cleanup
-if [ "${BENCH_KEEP:-0}" != "1" ]; then rm -rf "$PGDIR" "$ROOT/target/bench-state/scale-keys"; fi
 KEYS="$ROOT/target/bench-state/scale-keys"
 rm -rf "$STATE"
 mkdir -p "$STATE" "$KEYS"
@@ -57,6 +57,10 @@ for n in $SIZES; do
   export AGENTOPS_SECRETS__ALLOW_PLAINTEXT=true
   # A kept database (BENCH_KEEP=1) is reused with the keys printed when it was made.
   keys="$KEYS/$db.env"
+  if [ "${BENCH_KEEP:-0}" != "1" ]; then
+    psql_admin "DROP DATABASE IF EXISTS $db" >/dev/null
+    rm -f "$keys"
+  fi
   if [ -z "$(psql_admin "SELECT 1 FROM pg_database WHERE datname = '$db'")" ]; then
     psql_admin "CREATE DATABASE $db OWNER agentops" >/dev/null
     "$BIN/agentops-query-api" admin create-org --id bench --name "Benchmark" >"$keys"
@@ -72,7 +76,13 @@ for n in $SIZES; do
   [ -n "$READ_KEY" ] && [ -n "$ADMIN_KEY" ] || die "no read and admin keys for org bench in $db"
   AGENTOPS_LISTEN="$QUERY_ADDR" RUST_LOG=warn nohup "$BIN/agentops-query-api" >"$STATE/query-api-$n.log" 2>&1 &
   echo $! >"$STATE/query-api.pid"
-  wait_http "http://$QUERY_ADDR/healthz" 90 || die "query api is not healthy (see $STATE/query-api-$n.log)"
+  # Storage set-up runs before the API listens: on a kept database made by
+  # an older build it adds what is new (columns, indexes over every event),
+  # so wait while the process lives.
+  until curl -fsS -o /dev/null "http://$QUERY_ADDR/healthz" 2>/dev/null; do
+    kill -0 "$(cat "$STATE/query-api.pid")" 2>/dev/null || die "query api exited (see $STATE/query-api-$n.log)"
+    sleep 0.5
+  done
   log "bench-scale: $n events over ${BENCH_DAYS:-30} days, ${BENCH_AGENTS:-1000} agents"
   "$BIN/agentops-loadgen" bench-scale --database-url "$PG/$db" --query-url "http://$QUERY_ADDR" \
     --key "$READ_KEY" --admin-key "$ADMIN_KEY" --events "$n" --days "${BENCH_DAYS:-30}" \

@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use anyhow::{ensure, Context, Result};
 use serde_json::{json, Value};
-use sqlx::PgPool;
+use sqlx::{PgPool, Row};
 
 use crate::bench_console::{quantile, timed};
 use crate::bench_store::{raw_overview, RAW_SERIES};
@@ -79,7 +79,7 @@ SELECT count(*) FILTER (WHERE ts >= now() - interval '24 hours')::float8,
 FROM events WHERE org_id = 'bench' AND ts >= now() - interval '48 hours'";
 
 /// Every dashboard endpoint and the raw-events query giving its answer.
-fn endpoints() -> Vec<(&'static str, &'static str, String)> {
+fn dashboard_endpoints() -> Vec<(&'static str, &'static str, String)> {
     let mut v = Vec::new();
     for (name, path, w) in [
         ("overview 1h", "/v1/metrics/overview?window=1h", "1 hour"),
@@ -133,6 +133,151 @@ fn endpoints() -> Vec<(&'static str, &'static str, String)> {
     v
 }
 
+/// The rows the hierarchy's drill-downs open: the biggest project (most
+/// events), its latest session and that session's machine.
+struct Places {
+    project: String,
+    session: String,
+    machine: String,
+}
+
+impl Places {
+    async fn find(pool: &PgPool) -> Result<Self> {
+        let (project, session, machine): (String, String, Option<String>) = sqlx::query_as(
+            "SELECT p.project_id, s.session_id, s.machine_id
+             FROM (SELECT project_id FROM projects WHERE org_id = 'bench'
+                   ORDER BY events DESC, project_id LIMIT 1) p
+             CROSS JOIN LATERAL (
+                 SELECT session_id, machine_id FROM agent_sessions
+                 WHERE org_id = 'bench' AND project_id = p.project_id
+                 ORDER BY last_seen DESC, session_id DESC LIMIT 1) s",
+        )
+        .fetch_optional(pool)
+        .await?
+        .context("no projects with sessions for org bench")?;
+        Ok(Places {
+            project,
+            session,
+            machine: machine.context("the session names no machine")?,
+        })
+    }
+}
+
+/// `id` as a path segment or query value (percent-encoded).
+fn enc(id: &str) -> String {
+    id.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// `s` as an SQL string literal.
+fn lit(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+/// Sessions of the events matching `filter`, latest first (`GET /v1/sessions`).
+fn raw_sessions(filter: &str, limit: u32) -> String {
+    format!(
+        "SELECT session_id, max(ts) AS last_seen, count(*)::float8 AS events
+         FROM events WHERE org_id = 'bench' AND {filter}
+         GROUP BY session_id ORDER BY last_seen DESC, session_id DESC LIMIT {limit}"
+    )
+}
+
+/// Projects or machines (`key`) with totals from raw events, ordered by `order`.
+fn raw_nodes(key: &str, order: &str) -> String {
+    format!(
+        "SELECT {key} AS id, COALESCE(sum(cost_usd), 0)::float8 AS cost, count(*)::float8 AS events,
+                count(DISTINCT session_id)::float8 AS sessions, max(ts) AS last_seen
+         FROM events WHERE org_id = 'bench' AND {key} IS NOT NULL
+         GROUP BY {key} ORDER BY {order}, id LIMIT 100"
+    )
+}
+
+/// The hierarchy's lists, drill-downs and timeline, each with the raw
+/// events query giving its answer.
+fn hierarchy_endpoints(p: &Places) -> Vec<(&'static str, String, String)> {
+    let (project, machine) = (lit(&p.project), lit(&p.machine));
+    // The project page: its totals, its workspaces (and their machines)
+    // with totals, its latest 20 sessions.
+    let page = format!(
+        "WITH p AS MATERIALIZED (
+             SELECT workspace_id, machine_id, session_id, ts, cost_usd FROM events
+             WHERE org_id = 'bench' AND project_id = {project}),
+         w AS (SELECT workspace_id, machine_id, count(*) AS events, sum(cost_usd) AS cost,
+                      max(ts) AS last_seen, count(DISTINCT session_id) AS sessions
+               FROM p GROUP BY 1, 2),
+         s AS (SELECT session_id, max(ts) AS last_seen FROM p GROUP BY 1
+               ORDER BY 2 DESC, 1 DESC LIMIT 20)
+         SELECT (SELECT sum(events) FROM w)::float8 AS events,
+                (SELECT COALESCE(sum(cost), 0) FROM w)::float8 AS cost,
+                (SELECT count(*) FROM w)::float8 AS workspaces,
+                (SELECT count(DISTINCT machine_id) FROM w)::float8 AS machines,
+                (SELECT count(DISTINCT session_id) FROM p)::float8 AS sessions,
+                (SELECT array_agg(session_id ORDER BY last_seen DESC, session_id DESC) FROM s)
+                    AS latest"
+    );
+    vec![
+        (
+            "projects by cost",
+            "/v1/projects?sort=cost&limit=100".to_owned(),
+            raw_nodes("project_id", "cost DESC"),
+        ),
+        (
+            "project page (biggest)",
+            format!("/v1/projects/{}", enc(&p.project)),
+            page,
+        ),
+        (
+            "machines by last seen",
+            "/v1/machines?limit=100".to_owned(),
+            raw_nodes("machine_id", "last_seen DESC"),
+        ),
+        (
+            "sessions of a project",
+            format!("/v1/sessions?project_id={}&limit=50", enc(&p.project)),
+            raw_sessions(&format!("project_id = {project}"), 50),
+        ),
+        (
+            "session timeline",
+            format!("/v1/sessions/{}?limit=1000", enc(&p.session)),
+            format!(
+                "SELECT event_id::text AS id, ts, type FROM events
+                 WHERE org_id = 'bench' AND session_id = {} ORDER BY ts, event_id",
+                lit(&p.session)
+            ),
+        ),
+        (
+            "sessions: machine + project",
+            format!(
+                "/v1/sessions?machine_id={}&project_id={}&limit=50",
+                enc(&p.machine),
+                enc(&p.project)
+            ),
+            raw_sessions(
+                &format!("machine_id = {machine} AND project_id = {project}"),
+                50,
+            ),
+        ),
+    ]
+}
+
+/// Every endpoint the benchmark times, with its raw twin.
+fn endpoints(places: &Places) -> Vec<(&'static str, String, String)> {
+    let mut v: Vec<_> = dashboard_endpoints()
+        .into_iter()
+        .map(|(name, path, raw)| (name, path.to_owned(), raw))
+        .collect();
+    v.extend(hierarchy_endpoints(places));
+    v
+}
+
 fn near(a: f64, b: f64, rel: f64) -> bool {
     (a - b).abs() <= rel * a.abs().max(b.abs()).max(1.0)
 }
@@ -183,6 +328,77 @@ async fn agree(
             .and_then(|b| b["spend_usd"].as_f64())
             .context("org monthly budget")?;
         ensure!(near(got, org, 0.01), "{name}: API {got} vs raw {org}");
+    } else if name == "projects by cost" || name == "machines by last seen" {
+        let raw = sqlx::query(raw_sql).fetch_all(pool).await?;
+        let first = raw.first().context("no rows in the raw answer")?;
+        let (id, cost, events, sessions): (String, f64, f64, f64) = (
+            first.try_get("id")?,
+            first.try_get("cost")?,
+            first.try_get("events")?,
+            first.try_get("sessions")?,
+        );
+        let list = api[if name.starts_with("projects") {
+            "projects"
+        } else {
+            "machines"
+        }]
+        .as_array()
+        .context("no list")?;
+        let top = &list[0];
+        ensure!(
+            list.len() == raw.len()
+                && top["id"] == id.as_str()
+                && near(top["cost_usd"].as_f64().unwrap_or(f64::NAN), cost, 1e-6)
+                && top["events"].as_f64() == Some(events)
+                && top["sessions"].as_f64() == Some(sessions),
+            "{name}: API's first {top} of {} vs raw {id}: cost {cost}, events {events}, sessions {sessions} of {}",
+            list.len(),
+            raw.len()
+        );
+    } else if name.starts_with("project page") {
+        let r = sqlx::query(raw_sql).fetch_one(pool).await?;
+        let latest: Vec<String> = r.try_get("latest")?;
+        let p = &api["project"];
+        let len = |k: &str| api[k].as_array().map_or(f64::NAN, |a| a.len() as f64);
+        let (events, cost, workspaces, machines, sessions): (f64, f64, f64, f64, f64) = (
+            r.try_get("events")?,
+            r.try_get("cost")?,
+            r.try_get("workspaces")?,
+            r.try_get("machines")?,
+            r.try_get("sessions")?,
+        );
+        ensure!(
+            p["events"].as_f64() == Some(events)
+                && near(p["cost_usd"].as_f64().unwrap_or(f64::NAN), cost, 1e-6)
+                && p["sessions"].as_f64() == Some(sessions)
+                && len("workspaces") == workspaces
+                && len("machines") == machines
+                && ids(&api["sessions"], "session_id") == latest,
+            "{name}: API events {}, cost {}, sessions {}, {} workspaces, {} machines vs raw \
+             {events}, {cost}, {sessions}, {workspaces}, {machines} (or the latest sessions differ)",
+            p["events"],
+            p["cost_usd"],
+            p["sessions"],
+            len("workspaces"),
+            len("machines")
+        );
+    } else if name.starts_with("sessions") || name == "session timeline" {
+        let (list, key, col) = if name == "session timeline" {
+            ("timeline", "event_id", "id")
+        } else {
+            ("sessions", "session_id", "session_id")
+        };
+        let raw: Vec<String> = sqlx::query(raw_sql)
+            .fetch_all(pool)
+            .await?
+            .iter()
+            .map(|r| r.try_get(col))
+            .collect::<Result<_, _>>()?;
+        let got = ids(&api[list], key);
+        ensure!(
+            !raw.is_empty() && got == raw,
+            "{name}: API {got:?} vs raw {raw:?}"
+        );
     } else if name.starts_with("runs") {
         let raw: Vec<(String,)> = sqlx::query_as(raw_sql).fetch_all(pool).await?;
         let first = api["runs"][0]["run_id"].as_str().unwrap_or_default();
@@ -193,6 +409,15 @@ async fn agree(
         );
     }
     Ok(())
+}
+
+/// The `key` of every element of the array `v`.
+fn ids(v: &Value, key: &str) -> Vec<String> {
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e[key].as_str().map(str::to_owned))
+        .collect()
 }
 
 fn round1(v: f64) -> f64 {
@@ -209,9 +434,12 @@ pub async fn run(o: ScaleOptions) -> Result<()> {
         let t = Instant::now();
         crate::bench_store::load_history(&pool, &o.history).await?;
         load_secs = Some(t.elapsed().as_secs_f64());
+    } else {
+        crate::bench_store::ensure_hierarchy(&pool).await?;
     }
     let http = reqwest::Client::new();
     crate::bench_console::build(&pool, &http, &o.target.query_url, &o.admin_key).await?;
+    let places = Places::find(&pool).await?;
     let (events, bytes): (i64, i64) = sqlx::query_as(
         "SELECT (SELECT count(*) FROM events WHERE org_id = 'bench'), pg_database_size(current_database())",
     )
@@ -228,7 +456,7 @@ pub async fn run(o: ScaleOptions) -> Result<()> {
         "{:<32} {:>9} {:>9}   {:>10} {:>10}   {:>8}",
         "endpoint", "API p50", "API p95", "raw p50", "raw p95", "raw/API"
     );
-    for (name, path, raw_sql) in endpoints() {
+    for (name, path, raw_sql) in endpoints(&places) {
         let url = format!("{}{path}", o.target.query_url);
         let (_, body) = timed(&http, &url, &o.target.key).await.context(name)?; // warm
         agree(&pool, name, &body, &raw_sql, per_minute)
@@ -363,7 +591,11 @@ mod tests {
 
     #[test]
     fn every_dashboard_endpoint_has_a_raw_twin() {
-        let e = endpoints();
+        let e = endpoints(&Places {
+            project: "github.com/bench/repo-0".into(),
+            session: "run-5".into(),
+            machine: "machine-31".into(),
+        });
         let names: Vec<&str> = e.iter().map(|(n, _, _)| *n).collect();
         for want in [
             "overview 1h",
@@ -373,9 +605,25 @@ mod tests {
             "cost by agent 24h hourly",
             "budget status",
             "runs: failed + gpt-4o-mini 24h",
+            "projects by cost",
+            "project page (biggest)",
+            "machines by last seen",
+            "sessions of a project",
+            "session timeline",
+            "sessions: machine + project",
         ] {
             assert!(names.contains(&want), "{want}");
         }
+        let path = |n: &str| e.iter().find(|x| x.0 == n).map(|x| x.1.as_str());
+        assert_eq!(
+            path("project page (biggest)"),
+            Some("/v1/projects/github.com%2Fbench%2Frepo-0")
+        );
+        assert_eq!(
+            path("sessions: machine + project"),
+            Some("/v1/sessions?machine_id=machine-31&project_id=github.com%2Fbench%2Frepo-0&limit=50")
+        );
+        assert_eq!(lit("it's"), "'it''s'");
         for (name, path, sql) in &e {
             assert!(path.starts_with("/v1/"), "{name}");
             assert!(sql.contains("FROM events"), "{name}: {sql}");

@@ -13,7 +13,7 @@ use agentops_runtime::copy::CopyBinary;
 use agentops_runtime::storage::{self, Mode, ModeChoice, StorageConfig};
 use agentops_schemas::{histogram, AgentEvent};
 use anyhow::{ensure, Context, Result};
-use chrono::Utc;
+use chrono::{DateTime, DurationRound, Utc};
 use rand::Rng;
 use serde_json::json;
 use sqlx::postgres::PgPoolCopyExt;
@@ -114,11 +114,12 @@ fn synthetic(n: usize, agents: usize, span: chrono::Duration) -> Vec<AgentEvent>
     out
 }
 
-/// One COPY BINARY payload holding `events` as rows of the events table.
+/// One COPY BINARY payload holding `events` as rows of the events table
+/// (its columns in table order).
 fn copy_payload(events: &[AgentEvent]) -> Vec<u8> {
     let mut c = CopyBinary::with_capacity(events.len() * 400);
     for e in events {
-        c.row(26);
+        c.row(30);
         let id = uuid::Uuid::parse_str(&e.event_id).unwrap_or_default();
         c.field(Some(id.as_bytes()));
         c.text(Some(&e.org_id));
@@ -156,6 +157,10 @@ fn copy_payload(events: &[AgentEvent]) -> Vec<u8> {
         json.extend_from_slice(&serde_json::to_vec(&e.attributes).unwrap_or_default());
         c.field(Some(&json));
         c.timestamptz(e.ingested_at);
+        // The hierarchy (contract v2), added after the columns above.
+        for h in [&e.project_id, &e.machine_id, &e.workspace_id, &e.session_id] {
+            c.text(h.as_deref());
+        }
     }
     c.finish()
 }
@@ -311,7 +316,10 @@ pub struct QueriesOptions {
 /// first 10 agents 35% and the first 100 67%; its model is gpt-4o-mini 55%,
 /// gpt-4o 25%, claude-sonnet-4 12%, gemini-2.5-pro 6%, o3 2% (priced
 /// apart). Five events per run (start, two LLM calls, a tool call, the
-/// end); every 12th run fails.
+/// end); every 12th run fails. A fifth of the runs are coding-agent
+/// sessions carrying the hierarchy ([`session_hierarchy`]); the
+/// `projects`, `machines`, `workspaces` and `agent_sessions` tables are
+/// filled from the events with the projections' own definition.
 pub(crate) async fn load_history(pool: &PgPool, h: &History) -> Result<()> {
     let (n, agents, days) = (h.events, h.agents, h.days);
     let today = Utc::now().date_naive();
@@ -325,10 +333,12 @@ pub(crate) async fn load_history(pool: &PgPool, h: &History) -> Result<()> {
     while done < n {
         let upto = (done + chunk).min(n);
         // Event i: run i/5, step i%5 (start, llm, llm, tool, end); ~8% of runs fail.
-        sqlx::query(
+        let [session, project, machine, workspace, attributes] =
+            session_hierarchy("(i / 5)", "k.a");
+        let sql = format!(
             "INSERT INTO events (event_id, org_id, ts, agent_id, workflow_id, run_id, type, status,
                  latency_ms, lat_bucket, provider, model, input_tokens, output_tokens, cost_usd, tool_name,
-                 error_type, error_message)
+                 error_type, error_message, session_id, project_id, machine_id, workspace_id, attributes)
              SELECT gen_random_uuid(), 'bench',
                  now() - make_interval(secs => $3 * 86400.0 * (1 - i::float8 / $2)),
                  'agent-' || k.a, 'wf-' || (k.a % 7), 'run-' || (i / 5),
@@ -353,19 +363,24 @@ pub(crate) async fn load_history(pool: &PgPool, h: &History) -> Result<()> {
                           WHEN k.m < 0.98 THEN 0.8 ELSE 3.0 END END,
                  CASE WHEN i % 5 = 3 THEN 'search' END,
                  CASE WHEN i % 5 = 4 AND (i / 5) % 12 = 0 THEN 'tool_error' END,
-                 CASE WHEN i % 5 = 4 AND (i / 5) % 12 = 0 THEN 'search tool timed out' END
+                 CASE WHEN i % 5 = 4 AND (i / 5) % 12 = 0 THEN 'search tool timed out' END,
+                 CASE WHEN {SESSION_RUN} THEN {session} END, CASE WHEN {SESSION_RUN} THEN {project} END,
+                 CASE WHEN {SESSION_RUN} THEN {machine} END, CASE WHEN {SESSION_RUN} THEN {workspace} END,
+                 CASE WHEN {SESSION_RUN} AND i % 5 = 0 THEN {attributes} ELSE '{{}}' END
              FROM generate_series($1::int8, $5::int8 - 1) AS i,
              LATERAL (SELECT
                  greatest(floor(power($4::float8, ((i / 5) * 2654435761 % 4294967296) / 4294967296.0))::int8 - 1, 0) AS a,
                  ((i / 5) * 40503 % 65536) / 65536.0 AS m) k",
-        )
-        .bind(done)
-        .bind(n as f64)
-        .bind(days as f64)
-        .bind(agents)
-        .bind(upto)
-        .execute(&mut *conn)
-        .await?;
+            SESSION_RUN = "(i / 5) % 5 = 0",
+        );
+        sqlx::query(&sql)
+            .bind(done)
+            .bind(n as f64)
+            .bind(days as f64)
+            .bind(agents)
+            .bind(upto)
+            .execute(&mut *conn)
+            .await?;
         done = upto;
         eprintln!(
             "bench-queries: loaded {done}/{n} events ({:.0} s)",
@@ -397,7 +412,115 @@ pub(crate) async fn load_history(pool: &PgPool, h: &History) -> Result<()> {
         .bind("bench")
         .execute(&mut *conn)
         .await?;
+    fill_hierarchy(&mut conn, started).await?;
     sqlx::raw_sql("VACUUM ANALYZE").execute(&mut *conn).await?;
+    Ok(())
+}
+
+/// The hierarchy of a session run, as SQL expressions of its run number
+/// `r` and agent number `a`: `[session_id, project_id, machine_id,
+/// workspace_id, attributes]`. Runs with `r % 5 = 0` are sessions (a fifth
+/// of them), `session_id = run_id`; the project is the agent's modulo 50
+/// (`github.com/bench/repo-N`, so the agents' skew carries over: repo-0
+/// holds about an eighth of the sessions), the machine cycles through 400
+/// with the session number (`machine-M`, M = `r / 5 * 31 % 400`) and the
+/// workspace is the checkout of that project on that machine
+/// (`ws-M-N`). The session's first event carries what the collector sends
+/// about its place (project URL, machine name and OS, workspace path, git
+/// branch); the tables take the latest value.
+fn session_hierarchy(r: &str, a: &str) -> [String; 5] {
+    let (p, m) = (format!("({a} % 50)"), format!("({r} / 5 * 31 % 400)"));
+    [
+        format!("'run-' || {r}"),
+        format!("'github.com/bench/repo-' || {p}"),
+        format!("'machine-' || {m}"),
+        format!("'ws-' || {m} || '-' || {p}"),
+        format!(
+            "jsonb_build_object('project_url', 'https://github.com/bench/repo-' || {p},
+                 'machine_name', 'bench-host-' || {m}, 'machine_os', 'linux',
+                 'workspace_path', '/home/dev/repo-' || {p}, 'git_branch', 'main')"
+        ),
+    ]
+}
+
+/// Fill the hierarchy tables of org `bench` from its events (every
+/// statement of the projections' definition, in one transaction).
+async fn fill_hierarchy(conn: &mut sqlx::PgConnection, started: Instant) -> Result<()> {
+    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+    for sql in agentops_projections::hierarchy_from_events_sql() {
+        // `INSERT INTO <table> ...`
+        let table = sql.split_whitespace().nth(2).unwrap_or_default();
+        let n = sqlx::query(&sql)
+            .bind("bench")
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        eprintln!(
+            "bench-queries: built {table}, {n} rows ({:.0} s)",
+            started.elapsed().as_secs_f64()
+        );
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// A history loaded before the hierarchy (a kept database) gets it in
+/// place when org `bench` has no projects: the session runs' events are
+/// updated one day at a time with [`session_hierarchy`]'s formulas (the run
+/// and agent numbers read back from `run_id` / `agent_id`), then the tables
+/// are filled and the database vacuumed.
+pub(crate) async fn ensure_hierarchy(pool: &PgPool) -> Result<()> {
+    let have: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM projects WHERE org_id = 'bench')")
+            .fetch_one(pool)
+            .await?;
+    if have {
+        return Ok(());
+    }
+    let (r, a) = ("substr(run_id, 5)::int8", "substr(agent_id, 7)::int8");
+    let [session, project, machine, workspace, attributes] = session_hierarchy(r, a);
+    let sql = format!(
+        "UPDATE events SET session_id = {session}, project_id = {project}, machine_id = {machine},
+             workspace_id = {workspace},
+             attributes = CASE WHEN type = 'run_started' THEN attributes || {attributes}
+                               ELSE attributes END
+         WHERE org_id = 'bench' AND ts >= $1 AND ts < $2 AND session_id IS NULL
+           AND CASE WHEN run_id ~ '^run-[0-9]+$' AND agent_id ~ '^agent-[0-9]+$'
+                    THEN {r} % 5 = 0 ELSE false END"
+    );
+    let (first, last): (Option<DateTime<Utc>>, Option<DateTime<Utc>>) =
+        sqlx::query_as("SELECT min(ts), max(ts) FROM events WHERE org_id = 'bench'")
+            .fetch_one(pool)
+            .await?;
+    let (Some(first), Some(last)) = (first, last) else {
+        return Ok(());
+    };
+    eprintln!("bench-scale: no hierarchy in this history: adding it to the session runs' events");
+    let started = Instant::now();
+    let mut day = first.duration_trunc(chrono::TimeDelta::days(1))?;
+    let mut total = 0;
+    while day <= last {
+        let next = day + chrono::TimeDelta::days(1);
+        total += sqlx::query(&sql)
+            .bind(day)
+            .bind(next)
+            .execute(pool)
+            .await?
+            .rows_affected();
+        eprintln!(
+            "bench-scale: hierarchy up to {}: {total} events updated ({:.0} s)",
+            next.format("%Y-%m-%d"),
+            started.elapsed().as_secs_f64()
+        );
+        day = next;
+    }
+    let mut conn = pool.acquire().await?;
+    fill_hierarchy(&mut conn, started).await?;
+    sqlx::raw_sql("VACUUM ANALYZE").execute(&mut *conn).await?;
+    eprintln!(
+        "bench-scale: hierarchy added, vacuumed ({:.0} s)",
+        started.elapsed().as_secs_f64()
+    );
     Ok(())
 }
 
