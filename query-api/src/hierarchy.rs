@@ -726,6 +726,7 @@ pub(crate) async fn session(
          FROM events
          WHERE org_id = $1 AND session_id = $2
            AND ($3::timestamptz IS NULL OR (ts, event_id) > ($3, $4::uuid))
+           AND ts BETWEEN $6 AND $7
          ORDER BY ts, event_id LIMIT $5",
     )
     .bind(org)
@@ -733,6 +734,9 @@ pub(crate) async fn session(
     .bind(after_ts)
     .bind(after_id)
     .bind(limit + 1)
+    // The session's span: only the partitions (days) it ran in are read.
+    .bind(head.totals.first_seen)
+    .bind(head.totals.last_seen)
     .fetch_all(&s.pool)
     .await?;
     let next = if events.len() as i64 > limit {
