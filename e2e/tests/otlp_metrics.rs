@@ -5,7 +5,8 @@
 //! nothing and an exporter restart (counters from 0, a new start time): the
 //! session's tokens and spend are exact. With `otlp_usage_source = logs`
 //! (the default) the same counters are ignored, so usage exported both as
-//! logs and as metrics never counts twice.
+//! logs and as metrics never counts twice. Codex's turn histograms
+//! (`e2e/python/codex_metrics.py`) likewise, in OpenAI's token convention.
 
 use std::time::Duration;
 
@@ -14,8 +15,8 @@ use agentops_e2e::{Component, Stack, StackOptions};
 use anyhow::{ensure, Context, Result};
 use serde_json::json;
 
-/// Run the exporter script; the session id.
-async fn export(stack: &Stack, temporality: &str) -> Result<String> {
+/// Run an exporter script; what it printed.
+async fn run(stack: &Stack, script: &str, temporality: &str) -> Result<serde_json::Value> {
     let endpoint = format!("{}/v1/metrics", stack.gateway_url);
     let args = [
         "--endpoint",
@@ -25,7 +26,12 @@ async fn export(stack: &Stack, temporality: &str) -> Result<String> {
         "--temporality",
         temporality,
     ];
-    let line = run_script("claude_code_metrics.py", &args).await?;
+    run_script(script, &args).await
+}
+
+/// Run Claude Code's exporter script; the session id.
+async fn export(stack: &Stack, temporality: &str) -> Result<String> {
+    let line = run(stack, "claude_code_metrics.py", temporality).await?;
     Ok(line["session"].as_str().context("session")?.to_owned())
 }
 
@@ -68,6 +74,37 @@ async fn claude_code_usage_counters_count_once_in_both_temporalities() -> Result
         // Three intervals with usage (the repeated collection and the
         // repeated exports add nothing).
         ensure!(run["event_count"] == 3, "{temporality}: {run}");
+    }
+
+    // Codex's turn histograms (`e2e/python/codex_metrics.py`): no
+    // conversation id, so one run per agent; OpenAI's token convention.
+    for (n, temporality) in [(1, "cumulative"), (2, "delta")] {
+        run(&stack, "codex_metrics.py", temporality).await?;
+        let want = [
+            ("input_tokens", 900 * n),
+            ("cache_read_tokens", 1_500 * n),
+            ("output_tokens", 400 * n),
+            ("reasoning_tokens", 150 * n),
+        ];
+        let got = stack
+            .eventually(Duration::from_secs(60), "codex usage projected", || async {
+                let r = stack.get("/v1/runs/codex-unknown-session").await.ok();
+                Ok(r.filter(|r| r["event_count"] == json!(3 * n)))
+            })
+            .await
+            .with_context(|| format!("codex {temporality}"))?;
+        for (field, want) in want {
+            ensure!(
+                got[field] == json!(want),
+                "codex {temporality} {field}: {got}"
+            );
+        }
+        let cost = got["cost_usd"].as_f64().unwrap_or(-1.0);
+        ensure!(
+            (cost - 0.04 * n as f64).abs() < 1e-9,
+            "codex {temporality}: cost {cost}: {got}"
+        );
+        ensure!(got["agent_id"] == "codex_exec", "{got}");
     }
 
     // The default source is the logs: the same counters are ignored.

@@ -195,9 +195,10 @@ impl MappedLogs {
 }
 
 /// Decode a body and map its records. Never panics on any input.
-/// `usage`: whether Claude Code's `api_request` records carry its token and
-/// cost usage (the gateway's `otlp_usage_source = logs`), or only count the
-/// call (usage then comes from its metrics).
+/// `usage`: whether Claude Code's `api_request` and Codex's completed
+/// `sse_event` records carry their token and cost usage (the gateway's
+/// `otlp_usage_source = logs`), or only count the call (usage then comes
+/// from their metrics).
 pub fn decode_and_map_logs(
     body: &[u8],
     format: Format,
@@ -317,6 +318,14 @@ fn record_event(
             if let Some(m) = a.text("error") {
                 e.insert("error_message".into(), Value::from(m));
             }
+            "llm_call"
+        }
+        (Agent::Codex, "sse_event") if !usage => {
+            if a.text("event.kind").as_deref() != Some("response.completed") {
+                return None;
+            }
+            // Usage comes from the metrics (`codex.turn.token_usage`): the call only.
+            e.insert("status".into(), "ok".into());
             "llm_call"
         }
         (Agent::Codex, "sse_event") => {

@@ -414,3 +414,47 @@ fn the_hierarchy_comes_from_the_session_and_the_resource_attributes() {
         (&None, &None, &None, &None)
     );
 }
+
+#[test]
+fn with_usage_from_the_metrics_a_codex_completion_counts_the_call_only() {
+    let body = request(
+        "codex_cli_rs",
+        vec![(
+            "",
+            10,
+            vec![
+                s("event.name", "codex.sse_event"),
+                s("event.kind", "response.completed"),
+                s("conversation.id", "conv-9"),
+                s("model", "gpt-5.1"),
+                n("input_token_count", 100),
+                n("cached_token_count", 40),
+                n("output_token_count", 10),
+            ],
+        )],
+    );
+    let m = decode_and_map_logs(
+        &body,
+        Format::Json,
+        "acme",
+        NOW,
+        &ValidationLimits::default(),
+        false,
+    )
+    .unwrap();
+    let [call] = &m.accepted[..] else {
+        panic!("{m:?}")
+    };
+    // `codex.turn.token_usage` carries these tokens: not counted twice.
+    assert_eq!(call.event_type, "llm_call");
+    assert_eq!(call.model.as_deref(), Some("gpt-5.1"));
+    assert_eq!(
+        (
+            call.input_tokens,
+            call.cache_read_tokens,
+            call.output_tokens,
+            call.cost_usd
+        ),
+        (None, None, None, None)
+    );
+}
