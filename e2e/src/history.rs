@@ -23,7 +23,8 @@ pub async fn load_org(pool: &PgPool, org: &str, n: i64, agents: i64, days: i64) 
     sqlx::query(
         "INSERT INTO events (event_id, org_id, ts, agent_id, workflow_id, run_id, type, status,
              latency_ms, lat_bucket, provider, model, input_tokens, output_tokens, cost_usd,
-             cost_source, tool_name, error_type, error_message, attributes)
+             cost_source, tool_name, error_type, error_message, attributes,
+             session_id, project_id, machine_id, workspace_id)
          SELECT gen_random_uuid(), $6,
              now() - make_interval(secs => $3 * 86400.0 * (1 - i::float8 / $2)),
              'agent-' || ((i / 5) % $4), 'wf-' || ((i / 5) % $4 % 7), $6 || '-run-' || (i / 5),
@@ -46,7 +47,13 @@ pub async fn load_org(pool: &PgPool, org: &str, n: i64, agents: i64, days: i64) 
              CASE WHEN i % 5 = 3 THEN 'search' END,
              CASE WHEN i % 5 = 4 AND (i / 5) % 12 = 0 THEN 'tool_error' END,
              CASE WHEN i % 5 = 4 AND (i / 5) % 12 = 0 THEN 'search tool timed out' END,
-             jsonb_build_object('team', 'team-' || ((i / 5) % 5), 'env', 'prod')
+             jsonb_build_object('team', 'team-' || ((i / 5) % 5), 'env', 'prod'),
+             -- One run in four is a coding session: 20 projects, 50 machines.
+             CASE WHEN (i / 5) % 4 = 0 THEN $6 || '-run-' || (i / 5) END,
+             CASE WHEN (i / 5) % 4 = 0 THEN 'github.com/e2e/repo-' || ((i / 5) % 20) END,
+             CASE WHEN (i / 5) % 4 = 0 THEN 'machine-' || ((i / 20) % 50) END,
+             CASE WHEN (i / 5) % 4 = 0
+                  THEN 'ws-' || ((i / 20) % 50) || '-' || ((i / 5) % 20) END
          FROM generate_series(0::int8, $5::int8 - 1) AS i",
     )
     .bind(n as f64)
@@ -89,6 +96,14 @@ pub async fn load_org(pool: &PgPool, org: &str, n: i64, agents: i64, days: i64) 
         .execute(&mut *conn)
         .await
         .context("agents")?;
+    // The coding-agent hierarchy, as the writer keeps it.
+    for sql in agentops_projections::hierarchy_from_events_sql() {
+        sqlx::query(&sql)
+            .bind(org)
+            .execute(&mut *conn)
+            .await
+            .context("hierarchy")?;
+    }
     Ok(())
 }
 

@@ -54,8 +54,12 @@ const AGENTS: i64 = 200;
 /// Relations that grow with traffic, with their partitions (`events_p…`,
 /// `agg_1m_p…`, `agg_1h_pre…`: plain mode partitions `events` and the
 /// minute and hour levels).
-const LARGE: [&str; 16] = [
+const LARGE: [&str; 18] = [
     "events",
+    // Coding sessions grow with traffic; their projects, machines and
+    // workspaces with the fleet (checkouts), a few rows per developer.
+    "agent_sessions",
+    "session_places",
     "agg_agent_1h",
     "agg_tag_1h",
     "agg_1m",
@@ -303,6 +307,8 @@ async fn check(url: &str, pool: &PgPool, plans: &Mutex<Plans>) -> Result<()> {
         .context("a run")?
         .to_owned();
     let alert_id = format!("{ORG}-alert-3");
+    // A coding session: a run the history made one (one in four).
+    let session_id = format!("{ORG}-run-4");
 
     let enc = |s: &str| {
         s.replace('=', "%3D")
@@ -409,6 +415,23 @@ async fn check(url: &str, pool: &PgPool, plans: &Mutex<Plans>) -> Result<()> {
         ("prices unknown", "/v1/prices/unknown".into()),
         ("audit", "/v1/admin/audit?limit=50".into()),
         ("me", "/v1/auth/me".into()),
+        (
+            "projects by cost",
+            "/v1/projects?sort=cost&limit=100".into(),
+        ),
+        ("machines", "/v1/machines?limit=100".into()),
+        (
+            "project page",
+            "/v1/projects/github.com%2Fe2e%2Frepo-8".into(),
+        ),
+        ("machine page", "/v1/machines/machine-7".into()),
+        ("workspace page", "/v1/workspaces/ws-7-8".into()),
+        (
+            "sessions of a project on a machine",
+            "/v1/sessions?project_id=github.com%2Fe2e%2Frepo-8&machine_id=machine-7&limit=50"
+                .into(),
+        ),
+        ("session timeline", format!("/v1/sessions/{session_id}")),
     ];
     // Every GET read route is called (a new one has to be added here).
     let called: Vec<String> = calls
