@@ -20,30 +20,20 @@ import json
 import sys
 import uuid
 
-from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
 from opentelemetry.sdk.metrics import Counter, MeterProvider
-from opentelemetry.sdk.metrics.export import AggregationTemporality, PeriodicExportingMetricReader
+from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
 
-RESULTS = []
+from twice_exporter import RESULTS, Twice, all_succeeded, temporality
 
-
-class Twice(OTLPMetricExporter):
-    def export(self, metrics_data, timeout_millis=10_000, **kwargs):
-        first = super().export(metrics_data, timeout_millis, **kwargs)
-        second = super().export(metrics_data, timeout_millis, **kwargs)
-        RESULTS.extend([first.name, second.name])
-        return first
 
 
 def start(args):
-    temporality = (
-        AggregationTemporality.DELTA if args.temporality == "delta" else AggregationTemporality.CUMULATIVE
-    )
+    chosen = temporality(args.temporality)
     exporter = Twice(
         endpoint=args.endpoint,
         headers={"Authorization": f"Bearer {args.key}"},
-        preferred_temporality={Counter: temporality},
+        preferred_temporality={Counter: chosen},
     )
     reader = PeriodicExportingMetricReader(exporter, export_interval_millis=3_600_000)
     provider = MeterProvider(
@@ -85,7 +75,7 @@ def main():
     provider.shutdown()
 
     print(json.dumps({"session": session, "exports": RESULTS}))
-    return 0 if RESULTS and all(r == "SUCCESS" for r in RESULTS) else 1
+    return 0 if all_succeeded() else 1
 
 
 if __name__ == "__main__":
