@@ -322,7 +322,7 @@ async fn produce(
                 let fp = agentops_schemas::codec::header_value(payload);
                 let headers = OwnedHeaders::new().insert(Header {
                     key: agentops_schemas::codec::SCHEMA_HEADER,
-                    value: Some(&fp),
+                    value: Some(&*fp),
                 });
                 let record = FutureRecord::to(topic)
                     .key(key)

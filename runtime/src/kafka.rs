@@ -401,7 +401,7 @@ pub async fn send_records<'a>(
         let fp = agentops_schemas::codec::header_value(payload);
         let headers = OwnedHeaders::new().insert(Header {
             key: agentops_schemas::codec::SCHEMA_HEADER,
-            value: Some(&fp),
+            value: Some(&*fp),
         });
         let record = rdkafka::producer::FutureRecord::to(topic)
             .key(key)

@@ -73,13 +73,37 @@ fn fingerprint(schema: &Schema) -> [u8; 8] {
 }
 
 fn hex(fp: &[u8]) -> String {
-    fp.iter().map(|b| format!("{b:02x}")).collect()
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(fp.len() * 2);
+    for b in fp {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0xf)]));
+    }
+    out
+}
+
+/// The bundled versions' fingerprints in hex, computed once.
+fn bundled_hex() -> &'static [([u8; 8], String); 2] {
+    static HEX: std::sync::OnceLock<[([u8; 8], String); 2]> = std::sync::OnceLock::new();
+    HEX.get_or_init(|| {
+        [AGENT_EVENT_V1, AGENT_EVENT_V2].map(|json| {
+            let fp = Schema::parse_str(json).map_or([0; 8], |s| fingerprint(&s));
+            (fp, hex(&fp))
+        })
+    })
 }
 
 /// The [`SCHEMA_HEADER`] value of an encoded record: its writer schema's
-/// fingerprint in hex (empty for a record too short to carry one).
-pub fn header_value(record: &[u8]) -> String {
-    record.get(2..10).map(hex).unwrap_or_default()
+/// fingerprint in hex (empty for a record too short to carry one). Called
+/// per produced record: the bundled versions' are borrowed, not rebuilt.
+pub fn header_value(record: &[u8]) -> std::borrow::Cow<'static, str> {
+    let Some(fp) = record.get(2..10) else {
+        return std::borrow::Cow::Borrowed("");
+    };
+    match bundled_hex().iter().find(|(known, _)| known[..] == *fp) {
+        Some((_, h)) => std::borrow::Cow::Borrowed(h.as_str()),
+        None => std::borrow::Cow::Owned(hex(fp)),
+    }
 }
 
 impl Codec {

@@ -341,7 +341,7 @@ impl Open {
             let fp = agentops_schemas::codec::header_value(payload);
             let headers = OwnedHeaders::new().insert(Header {
                 key: agentops_schemas::codec::SCHEMA_HEADER,
-                value: Some(fp.as_str()),
+                value: Some(&*fp),
             });
             let record = FutureRecord::to(&sink.enriched)
                 .key(key)
