@@ -54,9 +54,13 @@ pub async fn create_database_on(admin_url: &str, prefix: &str) -> Result<String>
     Ok(db_url.to_string())
 }
 
-/// URL of the TimescaleDB (PGlite) server started by `deploy/local/test.sh`.
-pub fn timescale_url() -> Option<String> {
-    std::env::var("AGENTOPS_TEST_TIMESCALE").ok()
+/// URL of the TimescaleDB (PGlite) server started by `deploy/local/test.sh`;
+/// an error saying so when it is not set (the TimescaleDB tests fail, never skip).
+pub fn timescale_url() -> Result<String> {
+    std::env::var("AGENTOPS_TEST_TIMESCALE").context(
+        "AGENTOPS_TEST_TIMESCALE is not set: run the suite through deploy/local/test.sh, \
+         which starts the PGlite TimescaleDB server",
+    )
 }
 
 /// The second PostgreSQL that tests may stop and start: its admin URL and

@@ -822,10 +822,7 @@ async fn grafana_plain_postgres() -> Result<()> {
 
 #[tokio::test]
 async fn grafana_timescaledb() -> Result<()> {
-    let url = timescale_url().context(
-        "AGENTOPS_TEST_TIMESCALE is not set: run the suite through deploy/local/test.sh, \
-         which starts the PGlite TimescaleDB server",
-    )?;
+    let url = timescale_url()?;
     suite(&url, ModeChoice::Auto, Mode::Timescaledb).await
 }
 

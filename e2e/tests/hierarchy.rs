@@ -36,10 +36,7 @@ async fn hierarchy_plain_postgres() -> Result<()> {
 
 #[tokio::test]
 async fn hierarchy_timescaledb() -> Result<()> {
-    let url = timescale_url().context(
-        "AGENTOPS_TEST_TIMESCALE is not set: run the suite through deploy/local/test.sh, \
-         which starts the PGlite TimescaleDB server",
-    )?;
+    let url = timescale_url()?;
     suite(&url, ModeChoice::Auto, Mode::Timescaledb).await
 }
 

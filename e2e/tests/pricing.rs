@@ -696,9 +696,6 @@ async fn corrections_plain_postgres() -> Result<()> {
 
 #[tokio::test]
 async fn corrections_timescaledb() -> Result<()> {
-    let url = timescale_url().context(
-        "AGENTOPS_TEST_TIMESCALE is not set: run the suite through deploy/local/test.sh, \
-         which starts the PGlite TimescaleDB server",
-    )?;
+    let url = timescale_url()?;
     corrections_suite(&url, ModeChoice::Auto, Mode::Timescaledb).await
 }
