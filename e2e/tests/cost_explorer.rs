@@ -1,10 +1,16 @@
 //! `GET /v1/metrics/cost` and `GET /v1/metrics/compare` on a known mix:
 //! each group's spend, runs and unpriced calls equal a direct count over the
-//! events, the groups (top N plus `(other)`) and the series add up to the
-//! overview's spend, tag groups follow the events' attribute, unpriced calls
-//! are counted by model, the previous window of the comparison equals the
-//! events of that range and the current one the overview; bad parameters
-//! answer 400 naming the parameter; another org sees none of it.
+//! events of the same whole hours (the breakdowns' window), for windows read
+//! from the hours only, from hours and days, from days only and from minutes
+//! and hours; the groups (top N plus `(other)`) and the series add up to the
+//! spend of those hours; tag groups (read from the per-tag levels) follow
+//! the events' attribute, a run at the window's start counted over its
+//! whole first hour, with hourly points when asked for minutes; unpriced
+//! calls are counted by model; the previous window of the comparison equals
+//! the events of that range and the current one the overview; bad
+//! parameters answer 400 naming the parameter (a tag key the per-tag
+//! levels do not hold too, listing those they do); another org sees none
+//! of it.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -12,7 +18,7 @@ use std::time::Duration;
 use agentops_e2e::events::id;
 use agentops_e2e::{Stack, StackOptions};
 use anyhow::{ensure, Result};
-use chrono::{DateTime, Duration as Span, Utc};
+use chrono::{DateTime, Duration as Span, DurationRound, Utc};
 use serde_json::{json, Value};
 
 fn f(v: &Value) -> f64 {
@@ -58,20 +64,69 @@ fn run(i: usize, agent: &str, age: i64, now: DateTime<Utc>) -> Vec<Value> {
     out
 }
 
-/// Expected per key, from the stored events: cost, finished runs, unpriced calls.
-async fn expected(stack: &Stack, dim: &str) -> Result<BTreeMap<String, (f64, i64, i64)>> {
+/// Expected per key, from the stored events since `from`: cost, finished
+/// runs, unpriced calls.
+async fn expected(
+    stack: &Stack,
+    dim: &str,
+    from: DateTime<Utc>,
+) -> Result<BTreeMap<String, (f64, i64, i64)>> {
     let rows: Vec<(String, f64, i64, i64)> = sqlx::query_as(&format!(
         "SELECT COALESCE(NULLIF({dim}, ''), '(none)'), COALESCE(sum(cost_usd), 0)::float8,
                 count(*) FILTER (WHERE type IN ('run_completed', 'run_failed'))::int8,
                 count(*) FILTER (WHERE type = 'llm_call' AND cost_usd IS NULL)::int8
-         FROM events WHERE ts >= now() - interval '24 hours' GROUP BY 1"
+         FROM events WHERE ts >= $1 GROUP BY 1"
     ))
+    .bind(from)
     .fetch_all(&stack.pool)
     .await?;
     Ok(rows
         .into_iter()
         .map(|(k, c, r, u)| (k, (c, r, u)))
         .collect())
+}
+
+/// Where a breakdown of `window` starts now, per the database's clock:
+/// whole hours for 6 hours or more, whole days for 20 days or more; tag
+/// groups always whole hours.
+async fn breakdown_start(stack: &Stack, window: &str, tag: bool) -> Result<DateTime<Utc>> {
+    let (interval, unit) = match window {
+        "3h" => ("3 hours", if tag { "hour" } else { "" }),
+        "24h" => ("24 hours", "hour"),
+        "7d" => ("7 days", "hour"),
+        "30d" => ("30 days", "day"),
+        _ => anyhow::bail!("no bound for {window}"),
+    };
+    let sql = if unit.is_empty() {
+        format!("SELECT now() - interval '{interval}'")
+    } else {
+        format!(
+            "SELECT date_trunc('{unit}', (now() - interval '{interval}') AT TIME ZONE 'UTC')
+                    AT TIME ZONE 'UTC'"
+        )
+    };
+    Ok(sqlx::query_scalar(&sql).fetch_one(&stack.pool).await?)
+}
+
+/// `path`'s answer and the window's start it was computed over (asked
+/// again if an hour went by meanwhile).
+async fn at_start(
+    stack: &Stack,
+    path: &str,
+    window: &str,
+    tag: bool,
+) -> Result<(Value, DateTime<Utc>)> {
+    loop {
+        let before = breakdown_start(stack, window, tag).await?;
+        let body = stack.get(path).await?;
+        if window == "3h" && !tag {
+            // To the minute, and no event near it.
+            return Ok((body, before));
+        }
+        if breakdown_start(stack, window, tag).await? == before {
+            return Ok((body, before));
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -89,6 +144,26 @@ async fn cost_groups_series_unpriced_and_comparison_match_the_events() -> Result
         };
         events.extend(run(i, &format!("agent-{}", i % 6), age, now));
     }
+    // One costly run of team `ops` in the hour where the 24 h window
+    // starts, before its first minute: in the breakdowns' whole hours,
+    // not in the overview's window.
+    let day = now - Span::hours(24);
+    let hour = day.duration_trunc(Span::hours(1))?;
+    let at = (hour + (day - hour) / 2).to_rfc3339();
+    let attrs = json!({"team": "ops"});
+    for mut e in [
+        json!({"type": "run_started", "timestamp": at}),
+        json!({"type": "llm_call", "timestamp": at, "provider": "openai", "model": "gpt-4o",
+               "input_tokens": 100, "output_tokens": 10, "cost_usd": 0.8125, "status": "ok"}),
+        json!({"type": "run_completed", "timestamp": at, "latency_ms": 900, "status": "ok"}),
+    ] {
+        e["event_id"] = json!(id());
+        e["agent_id"] = json!("agent-edge");
+        e["run_id"] = json!("ce-edge");
+        e["workflow_id"] = json!("wf-edge");
+        e["attributes"] = attrs.clone();
+        events.push(e);
+    }
     stack.send_all(&events, 100).await?;
     let total = events.len() as i64;
     stack
@@ -97,8 +172,7 @@ async fn cost_groups_series_unpriced_and_comparison_match_the_events() -> Result
         })
         .await?;
     let overview = stack.get("/v1/metrics/overview?window=24h").await?;
-    let spend = f(&overview["cost_usd"]);
-    ensure!(spend > 0.0, "{overview}");
+    ensure!(f(&overview["cost_usd"]) > 0.0, "{overview}");
 
     for (group, dim) in [
         ("agent", "agent_id"),
@@ -107,70 +181,101 @@ async fn cost_groups_series_unpriced_and_comparison_match_the_events() -> Result
         ("provider", "provider"),
         ("tag:team", "attributes->>'team'"),
     ] {
-        let want = expected(&stack, dim).await?;
-        let body = stack
-            .get(&format!(
-                "/v1/metrics/cost?group={group}&window=24h&bucket=1h&limit=2"
-            ))
+        let tag = group.starts_with("tag:");
+        // Hours only (one pass over them), hours and days, days only,
+        // minutes and hours (tags: hours, their levels have no minutes).
+        for (window, bucket) in [("24h", "1h"), ("7d", "1h"), ("30d", "1d"), ("3h", "15m")] {
+            let case = format!("{group} {window} {bucket}");
+            let (body, from) = at_start(
+                &stack,
+                &format!("/v1/metrics/cost?group={group}&window={window}&bucket={bucket}&limit=2"),
+                window,
+                tag,
+            )
             .await?;
-        ensure!(body["group"] == group, "{body}");
-        let groups = body["groups"].as_array().cloned().unwrap_or_default();
-        ensure!(groups.len() <= 3, "top 2 and (other): {body}");
-        let mut named = 0.0;
-        let mut sum = 0.0;
-        for g in &groups {
-            let key = g["key"].as_str().unwrap_or_default();
-            sum += f(&g["cost_usd"]);
-            if key == "(other)" {
-                continue;
+            let want = expected(&stack, dim, from).await?;
+            let spend: f64 = want.values().map(|v| v.0).sum();
+            ensure!(spend > 0.0, "{case}: no events");
+            ensure!(body["group"] == group, "{case}: {body}");
+            let answered = if tag && bucket == "15m" { "1h" } else { bucket };
+            ensure!(body["bucket"] == answered, "{case}: {body}");
+            let groups = body["groups"].as_array().cloned().unwrap_or_default();
+            ensure!(groups.len() <= 3, "{case}: top 2 and (other): {body}");
+            let mut named = 0.0;
+            let mut sum = 0.0;
+            for g in &groups {
+                let key = g["key"].as_str().unwrap_or_default();
+                sum += f(&g["cost_usd"]);
+                if key == "(other)" {
+                    continue;
+                }
+                let (cost, runs, unpriced) = want.get(key).copied().unwrap_or_default();
+                ensure!(
+                    (f(&g["cost_usd"]) - cost).abs() < 1e-9,
+                    "{case}: {g} vs {cost}"
+                );
+                ensure!(
+                    g["runs"] == runs && g["unpriced_calls"] == unpriced,
+                    "{case}: {g} vs runs {runs}, unpriced {unpriced}"
+                );
+                named += cost;
             }
-            let (cost, runs, unpriced) = want.get(key).copied().unwrap_or_default();
             ensure!(
-                (f(&g["cost_usd"]) - cost).abs() < 1e-9,
-                "{group} {g} vs {cost}"
+                (sum - spend).abs() < 1e-9,
+                "{case}: groups {sum} vs the events' {spend}"
+            );
+            // Largest first; `(other)` is what the top 2 leave.
+            let mut costs: Vec<f64> = want.values().map(|v| v.0).collect();
+            costs.sort_by(|a, b| b.total_cmp(a));
+            let top2: f64 = costs.iter().take(2).sum();
+            ensure!((named - top2).abs() < 1e-9, "{case}: top {named} vs {top2}");
+            // The series: every key at every point, adding up to the spend.
+            let series = body["series"].as_array().cloned().unwrap_or_default();
+            let total: f64 = series.iter().map(|p| f(&p["cost_usd"])).sum();
+            ensure!(
+                (total - spend).abs() < 1e-9,
+                "{case}: series {total} vs {spend}"
             );
             ensure!(
-                g["runs"] == runs && g["unpriced_calls"] == unpriced,
-                "{group} {g}"
+                series.len() % groups.len().max(1) == 0,
+                "{case}: dense series"
             );
-            named += cost;
+            // Each key's points add up to its spend.
+            for g in &groups {
+                let key = g["key"].as_str().unwrap_or_default();
+                let points: f64 = series
+                    .iter()
+                    .filter(|p| p["key"] == key)
+                    .map(|p| f(&p["cost_usd"]))
+                    .sum();
+                ensure!(
+                    (points - f(&g["cost_usd"])).abs() < 1e-9,
+                    "{case}: {key}'s points {points} vs {g}"
+                );
+            }
         }
-        ensure!(
-            (sum - spend).abs() < 1e-9,
-            "{group}: groups {sum} vs overview {spend}"
-        );
-        // Largest first; `(other)` is what the top 2 leave.
-        let mut costs: Vec<f64> = want.values().map(|v| v.0).collect();
-        costs.sort_by(|a, b| b.total_cmp(a));
-        let top2: f64 = costs.iter().take(2).sum();
-        ensure!(
-            (named - top2).abs() < 1e-9,
-            "{group}: top {named} vs {top2}"
-        );
-        // The series: every key at every hour, adding up to the spend.
-        let series = body["series"].as_array().cloned().unwrap_or_default();
-        let total: f64 = series.iter().map(|p| f(&p["cost_usd"])).sum();
-        ensure!(
-            (total - spend).abs() < 1e-9,
-            "{group}: series {total} vs {spend}"
-        );
-        ensure!(
-            series.len() % groups.len().max(1) == 0,
-            "{group}: dense series"
-        );
     }
 
-    // Tag groups with room for every key: pay, search and (none).
-    let body = stack
-        .get("/v1/metrics/cost?group=tag:team&limit=10")
-        .await?;
-    let keys: Vec<&str> = body["groups"]
+    // Tag groups with room for every key: the values of the same hours
+    // (ops, pay, search) and (none).
+    let (body, from) = at_start(
+        &stack,
+        "/v1/metrics/cost?group=tag:team&limit=10",
+        "24h",
+        true,
+    )
+    .await?;
+    let mut keys: Vec<&str> = body["groups"]
         .as_array()
         .map(|g| g.iter().filter_map(|g| g["key"].as_str()).collect())
         .unwrap_or_default();
-    let mut sorted = keys.clone();
-    sorted.sort();
-    ensure!(sorted == ["(none)", "pay", "search"], "{body}");
+    keys.sort();
+    let want = expected(&stack, "attributes->>'team'", from).await?;
+    ensure!(
+        keys == want.keys().map(String::as_str).collect::<Vec<_>>(),
+        "{body} vs {want:?}"
+    );
+    ensure!(keys.contains(&"(none)") && keys.len() >= 3, "{body}");
 
     // Unpriced calls: every third run's mystery model.
     let unpriced = &body["unpriced"];
@@ -224,7 +329,8 @@ async fn cost_groups_series_unpriced_and_comparison_match_the_events() -> Result
         ("/v1/metrics/cost?group=team", "group"),
         ("/v1/metrics/cost?group=tag:", "group"),
         ("/v1/metrics/cost?window=1y", "window"),
-        ("/v1/metrics/cost?group=tag:team&window=31d", "window"),
+        ("/v1/metrics/cost?group=tag:team&bucket=2h", "bucket"),
+        ("/v1/metrics/cost?group=tag:cost_center", "group"),
         ("/v1/metrics/cost?bucket=2h", "bucket"),
         ("/v1/metrics/cost?window=30d&bucket=1m", "bucket"),
         ("/v1/metrics/cost?limit=26", "limit"),
@@ -239,6 +345,14 @@ async fn cost_groups_series_unpriced_and_comparison_match_the_events() -> Result
         ensure!(r.status() == 400, "{path}: {}", r.status());
         let body: Value = r.json().await?;
         ensure!(body["error"]["field"] == field, "{path}: {body}");
+        if path.contains("cost_center") {
+            // The keys the per-tag levels hold (the defaults here).
+            let message = body["error"]["message"].as_str().unwrap_or_default();
+            ensure!(
+                message.contains("team, project, env, customer"),
+                "{path}: {body}"
+            );
+        }
     }
 
     // Another org: nothing.

@@ -19,12 +19,35 @@ fn ceil(t: DateTime<Utc>, step: Duration) -> DateTime<Utc> {
 /// configuration ([`set_retention`]).
 static KEPT: std::sync::RwLock<(u32, u32)> = std::sync::RwLock::new((35, 400));
 
-/// Read windows as the levels are kept per `cfg`.
+/// The event attributes the per-tag levels (`agg_tag_1h`, `agg_tag_1d`)
+/// hold (`database.storage.tag_keys`); `None` until [`set_retention`]: the
+/// default ones.
+static TAG_KEYS: std::sync::RwLock<Option<Vec<String>>> = std::sync::RwLock::new(None);
+
+/// Read windows as the levels are kept per `cfg`, and tag groupings from
+/// the keys its per-tag levels hold.
 pub fn set_retention(cfg: &agentops_runtime::storage::StorageConfig) {
     let kept = (cfg.minute_retention_days, cfg.hour_retention_days);
     *KEPT
         .write()
         .unwrap_or_else(std::sync::PoisonError::into_inner) = kept;
+    *TAG_KEYS
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(cfg.tag_keys.clone());
+}
+
+/// The tag keys the per-tag levels hold ([`TAG_KEYS`]).
+pub(crate) fn tag_keys() -> Vec<String> {
+    TAG_KEYS
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone()
+        .unwrap_or_else(|| {
+            agentops_runtime::storage::DEFAULT_TAG_KEYS
+                .iter()
+                .map(|k| (*k).to_owned())
+                .collect()
+        })
 }
 
 /// Where a window bound `t` is read from, given what is kept: a bound
@@ -141,6 +164,19 @@ impl Span {
         let h_e = floor(e, hour).max(d_e);
         Self([start, h_s, d_s, d_e, h_e, e])
     }
+
+    /// When the span reads the level of `width` (`1h` or `1d`) only, the
+    /// bounds `[from, to)` read from it: an hour span without minutes at
+    /// either end nor whole days in the middle, or a day span without
+    /// hours or minutes at either end.
+    pub(crate) fn one_level(&self, width: &str) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
+        let b = &self.0;
+        match width {
+            "1h" if b[0] == b[1] && b[2] == b[3] && b[4] == b[5] => Some((b[1], b[4])),
+            "1d" if b[0] == b[2] && b[3] == b[5] => Some((b[2], b[3])),
+            _ => None,
+        }
+    }
 }
 
 /// Where a breakdown (per agent, workflow, model or provider) or a count
@@ -173,7 +209,7 @@ pub(crate) fn span_rows(family: &str, cols: &str) -> String {
 }
 
 /// [`span_rows`] binding the six bounds as `$first` .. `$first + 5`.
-fn span_rows_at(family: &str, cols: &str, first: u8) -> String {
+pub(crate) fn span_rows_at(family: &str, cols: &str, first: u8) -> String {
     span_rows_where(family, cols, first, "")
 }
 
@@ -370,6 +406,33 @@ mod tests {
         let start = breakdown_bound(now - Duration::hours(24), Duration::hours(24));
         let Span(b) = Span::new(start, None, now);
         assert_eq!(b[0], b[1], "{b:?}");
+    }
+
+    #[test]
+    fn spans_of_one_level() {
+        let now = t("2026-11-22T10:17:00Z");
+        // 24 h from a whole hour: hours only.
+        let from = t("2026-11-21T10:00:00Z");
+        let span = Span::new(from, None, now);
+        let (lo, hi) = span.one_level("1h").unwrap();
+        assert_eq!((lo, hi), (from, span.0[5]));
+        assert_eq!(span.one_level("1d"), None);
+        // From a minute: minutes first.
+        assert_eq!(
+            Span::new(t("2026-11-21T10:17:00Z"), None, now).one_level("1h"),
+            None
+        );
+        // 7 days from a whole hour: hours, then days.
+        let week = Span::new(t("2026-11-15T10:00:00Z"), None, now);
+        assert_eq!((week.one_level("1h"), week.one_level("1d")), (None, None));
+        // 30 days from a midnight: days only.
+        let month = Span::new(t("2026-10-23T00:00:00Z"), None, now);
+        assert_eq!(
+            month.one_level("1d"),
+            Some((t("2026-10-23T00:00:00Z"), month.0[5]))
+        );
+        assert_eq!(month.one_level("1h"), None);
+        assert_eq!(month.one_level("1m"), None);
     }
 
     #[test]

@@ -292,13 +292,16 @@ pub(crate) enum Bucket {
 #[into_params(parameter_in = Query)]
 #[allow(dead_code)] // Named by the document only.
 pub(crate) struct CostQuery {
-    /// `agent` (default), `workflow`, `model`, `provider` or `tag:<key>`.
+    /// `agent` (default), `workflow`, `model`, `provider` or `tag:<key>`, a
+    /// key of `database.storage.tag_keys` (the per-tag rollups; another key
+    /// answers 400 listing them).
     #[param(pattern = "^(agent|workflow|model|provider|tag:.+)$")]
     group: Option<String>,
-    /// A duration like `24h` (default; at most `90d`, `30d` for tags).
+    /// A duration like `24h` (default; at most `90d`).
     #[param(pattern = "^[0-9]+[smhd]$", example = "24h")]
     window: Option<String>,
-    /// Point width (at most 1,000 points).
+    /// Point width (at most 1,000 points); tag groups have points per hour
+    /// at the finest (`1m` to `15m` are answered per hour).
     #[param(value_type = Option<Bucket>)]
     bucket: Option<String>,
     /// Groups, 1 to 25 (default 10); the rest is `(other)`.
