@@ -115,6 +115,11 @@ fn dashboard_endpoints() -> Vec<(&'static str, &'static str, String)> {
             raw_cost_by("model", "7 days", "day"),
         ),
         (
+            "cost by tag 24h hourly",
+            "/v1/metrics/cost?group=tag:env&window=24h&bucket=1h",
+            raw_cost_by("attributes->>'env'", "24 hours", "hour"),
+        ),
+        (
             "budget status",
             "/v1/budgets/status",
             RAW_BUDGETS.to_owned(),
@@ -603,6 +608,7 @@ mod tests {
             "series runs 24h hourly",
             "top agents by cost 24h",
             "cost by agent 24h hourly",
+            "cost by tag 24h hourly",
             "budget status",
             "runs: failed + gpt-4o-mini 24h",
             "projects by cost",
