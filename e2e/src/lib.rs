@@ -9,6 +9,7 @@
 
 mod browser;
 mod db;
+pub mod definitions;
 mod env;
 pub mod events;
 pub mod history;

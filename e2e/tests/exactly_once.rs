@@ -113,7 +113,7 @@ async fn wait_rows(stack: &Stack, n: i64, secs: u64) -> Result<()> {
         .await?;
     // Anything still in flight would show up now as an excess.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    Ok(())
+    stack.derived().await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

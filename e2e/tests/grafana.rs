@@ -1026,6 +1026,7 @@ async fn with_roles(
         writer
             .apply(&mut conn, &evs, &[("grafana".into(), 0, i as i64 + 1)])
             .await?;
+        writer.settle(&mut conn).await?;
         drop(conn);
         governance_rows(pool, &o.id, o.prefix).await?;
         seeded.insert(o.id.clone(), evs);

@@ -250,6 +250,7 @@ async fn write(pool: &PgPool, w: &mut Writer, batch: &[AgentEvent], offset: i64)
     let mut conn = pool.acquire().await?;
     w.apply(&mut conn, batch, &[("hier".into(), 0, offset)])
         .await?;
+    w.settle(&mut conn).await?;
     Ok(())
 }
 

@@ -573,7 +573,8 @@ async fn apply(pool: &PgPool, w: &mut Writer, events: &[AgentEvent], offset: i64
     let a = w
         .apply(&mut conn, events, &[("corr".into(), 0, offset)])
         .await?;
-    Ok(a.corrected)
+    // Plain mode applies corrections as it derives.
+    Ok(a.corrected + w.settle(&mut conn).await?.corrected)
 }
 
 /// Every level's figures once TimescaleDB has refreshed, the per-tag

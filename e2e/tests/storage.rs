@@ -10,13 +10,14 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use agentops_e2e::definitions::{levels_are_their_definition, tag_levels_are_their_definition};
 use agentops_e2e::events::{enriched_event as event, enriched_runs as runs};
 use agentops_e2e::{create_database, timescale_url};
 use agentops_projections::Writer;
 use agentops_runtime::config::DatabaseConfig;
 use agentops_runtime::storage::{self, Mode, ModeChoice, StorageConfig};
 use agentops_schemas::{histogram, AgentEvent};
-use anyhow::{bail, ensure, Context, Result};
+use anyhow::{ensure, Context, Result};
 use axum::body::Body;
 use axum::http::Request;
 use chrono::{DateTime, Duration as Span, DurationRound, Utc};
@@ -61,6 +62,7 @@ impl Target {
         writer
             .apply(&mut conn, events, &[("conf".into(), 0, offset)])
             .await?;
+        writer.settle(&mut conn).await?;
         Ok(())
     }
 
@@ -204,111 +206,6 @@ async fn org_levels_match(pool: &PgPool, org: &str) -> Result<()> {
     Ok(())
 }
 
-/// The select lists of every aggregate column as stored and as defined
-/// over events (`from_events`), the cost rounded to 1e-9 (sums in another
-/// order).
-fn column_lists() -> (String, String) {
-    let cols = storage::aggregates();
-    let out = |expr: &str, c: &storage::AggColumn| match c.kind {
-        storage::ColumnKind::Float => format!("round(({expr})::numeric, 9) AS {}", c.name),
-        _ => format!("{expr} AS {}", c.name),
-    };
-    let stored: Vec<String> = cols.iter().map(|c| out(&c.name, c)).collect();
-    let defined: Vec<String> = cols.iter().map(|c| out(&c.from_events, c)).collect();
-    (stored.join(", "), defined.join(", "))
-}
-
-/// The rows of `stored` (a level's) equal those of `defined` (its
-/// definition over events), row for row, both ordered by their key; `$1`
-/// is the org, `$2` the tag keys when given.
-async fn same_rows(
-    pool: &PgPool,
-    org: &str,
-    level: &str,
-    stored: &str,
-    defined: &str,
-    keys: Option<&[String]>,
-) -> Result<()> {
-    let mut rows = Vec::new();
-    for sql in [stored, defined] {
-        let q = sqlx::query_scalar::<_, String>(sql).bind(org);
-        let q = match keys {
-            Some(k) => q.bind(k.to_vec()),
-            None => q,
-        };
-        rows.push(q.fetch_all(pool).await?);
-    }
-    let (got, want) = (&rows[0], &rows[1]);
-    ensure!(!want.is_empty(), "no events for {level}");
-    if let Some((g, w)) = got.iter().zip(want).find(|(g, w)| g != w) {
-        bail!("{level} differs from its definition:\n{g}\n{w}");
-    }
-    ensure!(
-        got.len() == want.len(),
-        "{level}: {} rows, its definition {}",
-        got.len(),
-        want.len()
-    );
-    Ok(())
-}
-
-/// Every level holds, row for row and column for column, its definition
-/// evaluated over the org's events (the `from_events` expressions grouped by
-/// the level's bucket and key): whatever folds the deltas (the plain-mode
-/// writer in Rust, TimescaleDB's refresh), the rows are those.
-async fn levels_are_their_definition(pool: &PgPool, org: &str) -> Result<()> {
-    let (stored, defined) = column_lists();
-    for l in &storage::LEVELS {
-        let dims = l.dims_list("");
-        let order: String = l
-            .dims
-            .iter()
-            .map(|d| format!(", {d} NULLS FIRST"))
-            .collect();
-        let q = |select: String| {
-            format!("SELECT to_jsonb(x)::text FROM ({select}) x ORDER BY bucket{order}")
-        };
-        let stored_sql = q(format!(
-            "SELECT bucket{dims}, {stored} FROM {} WHERE org_id = $1",
-            l.name
-        ));
-        let defined_sql = q(format!(
-            "SELECT date_bin(INTERVAL '{}', ts, TIMESTAMPTZ '2000-01-01 00:00:00+00') AS bucket{dims}, {defined}
-             FROM events WHERE org_id = $1 GROUP BY 1{dims}",
-            l.width,
-        ));
-        same_rows(pool, org, l.name, &stored_sql, &defined_sql, None).await?;
-    }
-    Ok(())
-}
-
-/// The per-tag levels hold their definition over the org's events: the
-/// aggregate columns under each rolled-up attribute (default `tag_keys`;
-/// values of at most 256 bytes), whatever wrote them (the writer, the fill
-/// of a new key at set-up).
-async fn tag_levels_are_their_definition(pool: &PgPool, org: &str) -> Result<()> {
-    let (stored, defined) = column_lists();
-    let keys = StorageConfig::default().tag_keys;
-    for l in &storage::TAG_LEVELS {
-        let stored_sql = format!(
-            "SELECT to_jsonb(x)::text FROM (SELECT bucket, tag_key, tag_value, {stored} FROM {}
-             WHERE org_id = $1 AND $2::text[] IS NOT NULL) x ORDER BY bucket, tag_key, tag_value",
-            l.name
-        );
-        let defined_sql = format!(
-            "SELECT to_jsonb(x)::text FROM (
-               SELECT date_bin(INTERVAL '{}', ts, TIMESTAMPTZ '2000-01-01 00:00:00+00') AS bucket,
-                      a.key AS tag_key, a.value #>> '{{}}' AS tag_value, {defined}
-               FROM events, jsonb_each(attributes) AS a
-               WHERE org_id = $1 AND a.key = ANY($2) AND octet_length(a.value #>> '{{}}') <= 256
-               GROUP BY 1, 2, 3) x ORDER BY bucket, tag_key, tag_value",
-            l.width,
-        );
-        same_rows(pool, org, l.name, &stored_sql, &defined_sql, Some(&keys)).await?;
-    }
-    Ok(())
-}
-
 async fn columns(pool: &PgPool, relation: &str) -> Result<Vec<(String, String)>> {
     Ok(sqlx::query_as(
         "SELECT column_name::text, data_type::text FROM information_schema.columns
@@ -446,10 +343,16 @@ async fn suite(url: &str, choice: ModeChoice, expect: Mode) -> Result<()> {
     .await?;
     ensure!(unpriced_indexes == 3, "{unpriced_indexes} unpriced indexes");
     let events_cols = columns(&pool, "events").await?;
+    // Plain mode: and the writing transaction's id (its deriver's marker).
+    let want = if mode == Mode::Postgres { 31 } else { 30 };
     ensure!(
-        events_cols.len() == 30,
+        events_cols.len() == want,
         "events has {} columns",
         events_cols.len()
+    );
+    ensure!(
+        (mode == Mode::Postgres) == events_cols.iter().any(|c| c.0 == "txid" && c.1 == "bigint"),
+        "events.txid in {mode:?} mode: {events_cols:?}"
     );
 
     let org = format!("conf-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);

@@ -16,6 +16,12 @@ pub struct Config {
     pub batch_max: usize,
     /// ... or after this long (ms), whichever comes first.
     pub batch_linger_ms: u64,
+    /// Plain mode: how long the deriver waits (ms) when everything written
+    /// is derived, before it looks again.
+    pub derive_interval_ms: u64,
+    /// Plain mode: the most events the deriver folds in one transaction
+    /// (whole batches; one larger batch still goes whole).
+    pub derive_max_events: usize,
 }
 
 impl Default for Config {
@@ -27,6 +33,8 @@ impl Default for Config {
             group: "agentops-projections".into(),
             batch_max: 2000,
             batch_linger_ms: 50,
+            derive_interval_ms: 100,
+            derive_max_events: crate::DERIVE_CHUNK,
         }
     }
 }
@@ -36,6 +44,10 @@ impl Config {
     pub fn validate(&self) -> agentops_runtime::Result<()> {
         self.kafka.validate()?;
         self.database.validate()?;
-        agentops_runtime::config::require_positive(&[("batch_max", self.batch_max as f64)])
+        agentops_runtime::config::require_positive(&[
+            ("batch_max", self.batch_max as f64),
+            ("derive_interval_ms", self.derive_interval_ms as f64),
+            ("derive_max_events", self.derive_max_events as f64),
+        ])
     }
 }

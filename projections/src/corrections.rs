@@ -56,27 +56,21 @@ fn unpriced(cost: Option<f64>, has_tokens: bool) -> i64 {
 }
 
 /// A wanted correction: (event_id, ts, org, new cost).
-type Wanted = (uuid::Uuid, DateTime<Utc>, String, Option<f64>);
+pub(crate) type Wanted = (uuid::Uuid, DateTime<Utc>, String, Option<f64>);
 
 /// The last correction of each event in the batch, in batch order.
-fn latest(corrections: &[&AgentEvent]) -> Vec<Wanted> {
-    let mut last: BTreeMap<(uuid::Uuid, String), usize> = BTreeMap::new();
-    let mut out = Vec::new();
-    for c in corrections {
-        let Some(id) = corrects(c) else {
-            tracing::warn!(event_id = %c.event_id, "cost correction without a valid `corrects` attribute, ignored");
-            continue;
-        };
-        let item = (id, ts(c.timestamp), c.org_id.clone(), c.cost_usd);
-        match last.get(&(id, c.org_id.clone())) {
-            Some(&i) => out[i] = item,
-            None => {
-                last.insert((id, c.org_id.clone()), out.len());
-                out.push(item);
-            }
-        }
-    }
-    out
+pub(crate) fn latest(corrections: &[&AgentEvent]) -> Vec<Wanted> {
+    let all = corrections
+        .iter()
+        .filter_map(|c| {
+            let Some(id) = corrects(c) else {
+                tracing::warn!(event_id = %c.event_id, "cost correction without a valid `corrects` attribute, ignored");
+                return None;
+            };
+            Some((id, ts(c.timestamp), c.org_id.clone(), c.cost_usd))
+        })
+        .collect();
+    last_of(all)
 }
 
 /// Apply the batch's corrections; returns how many events changed cost.
@@ -86,7 +80,33 @@ pub(crate) async fn apply(
     corrections: &[&AgentEvent],
     tag_keys: &[String],
 ) -> Result<usize, sqlx::Error> {
-    let wanted = latest(corrections);
+    apply_wanted(tx, mode, latest(corrections), tag_keys).await
+}
+
+/// The last of several wanted corrections of each event (in their order).
+pub(crate) fn last_of(all: Vec<Wanted>) -> Vec<Wanted> {
+    let mut last: BTreeMap<(uuid::Uuid, String), usize> = BTreeMap::new();
+    let mut out: Vec<Wanted> = Vec::new();
+    for w in all {
+        match last.get(&(w.0, w.2.clone())) {
+            Some(&i) => out[i] = w,
+            None => {
+                last.insert((w.0, w.2.clone()), out.len());
+                out.push(w);
+            }
+        }
+    }
+    out
+}
+
+/// Apply the last correction of each event (see [`latest`]); returns how
+/// many events changed cost.
+pub(crate) async fn apply_wanted(
+    tx: &mut PgConnection,
+    mode: Mode,
+    wanted: Vec<Wanted>,
+    tag_keys: &[String],
+) -> Result<usize, sqlx::Error> {
     if wanted.is_empty() {
         return Ok(0);
     }

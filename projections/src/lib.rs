@@ -2,15 +2,20 @@
 //! counted exactly once.
 //!
 //! Each batch is written in one transaction: new events (deduplicated on
-//! event_id), what derives from them (runs, agents and, in plain PostgreSQL
-//! mode, the 1m/1h/1d aggregates; TimescaleDB maintains those as continuous
-//! aggregates), and the next Kafka offset of every partition in the batch.
-//! When partitions are assigned the worker seeks to the offsets stored in
-//! Postgres and skips anything below them, so a crash at any point neither
-//! loses nor double-counts an event. `rebuild` recreates everything from the log.
+//! event_id) and the next Kafka offset of every partition in the batch, and
+//! in TimescaleDB mode what derives from them (runs, agents, the hierarchy,
+//! the per-tag levels; TimescaleDB maintains the aggregate levels as
+//! continuous aggregates). In plain PostgreSQL mode the deriver
+//! ([`derive`]) folds the written events into all of those, aggregate
+//! levels included, in chunks of whole batches, each chunk in one
+//! transaction with its progress. When partitions are assigned the worker
+//! seeks to the offsets stored in Postgres and skips anything below them,
+//! so a crash at any point neither loses nor double-counts an event.
+//! `rebuild` recreates everything from the log.
 
 mod config;
 mod corrections;
+mod derive;
 mod hierarchy;
 mod rebuild;
 mod retention;
@@ -26,9 +31,10 @@ use agentops_runtime::supervise::Supervisor;
 use agentops_runtime::telemetry::PrometheusHandle;
 
 pub use config::Config;
+pub use derive::Derived;
 pub use hierarchy::{hierarchy_from_events_sql, hierarchy_select_sql, HIERARCHY_KEYS};
 pub use rebuild::{rebuild, Summary};
-pub use store::{Applied, Writer};
+pub use store::{Applied, Writer, DERIVE_CHUNK};
 
 /// Run the projection worker until `shutdown` is cancelled.
 pub async fn run(
@@ -57,8 +63,26 @@ pub async fn run(
     health.set_ready(true).await;
     let writer =
         Writer::new(mode, config.group.clone()).with_tag_keys(&config.database.storage.tag_keys);
-    // On this task: its future is not `Send`.
-    let worker = worker::run(&config, pool, writer, shutdown.clone());
+    // Both on this task (their futures are not `Send`): the deriver stops
+    // with the worker.
+    let stop_deriver = shutdown.child_token();
+    let deriver = derive::run(
+        pool.clone(),
+        mode,
+        config.database.storage.tag_keys.clone(),
+        Duration::from_millis(config.derive_interval_ms),
+        config.derive_max_events,
+        stop_deriver.clone(),
+    );
+    let consume = async {
+        let result = worker::run(&config, pool, writer, shutdown.clone()).await;
+        stop_deriver.cancel();
+        result
+    };
+    let worker = async {
+        let (consumed, derived) = tokio::join!(consume, deriver);
+        consumed.and(derived)
+    };
     let result = tasks.wait_with("worker", worker).await;
     tracing::info!("projections stopped");
     Ok(result?)

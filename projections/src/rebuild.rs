@@ -61,8 +61,11 @@ pub async fn rebuild(
         .execute(&mut conn)
         .await?;
     storage::drop_all(&mut conn).await?;
-    sqlx::query("DELETE FROM consumer_offsets WHERE consumer_group = $1")
-        .bind(&config.group)
+    sqlx::query("DELETE FROM consumer_offsets WHERE consumer_group = ANY($1)")
+        .bind([
+            config.group.clone(),
+            storage::deferred::derived_group(&config.group),
+        ])
         .execute(&mut conn)
         .await?;
     let mode = storage::setup(&mut conn, &config.database.storage).await?;
@@ -84,6 +87,7 @@ pub async fn rebuild(
     let mut summary = Summary::default();
     let started = Instant::now();
     let mut last_report = Instant::now();
+    let mut underived = 0usize;
     let linger = Duration::from_millis(config.batch_linger_ms);
     while !log.done() {
         let batch = tokio::time::timeout(
@@ -137,6 +141,12 @@ pub async fn rebuild(
         };
         summary.records += mine.len() as u64;
         summary.inserted += applied.inserted as u64;
+        // Plain mode: derive as the events accumulate (chunks of whole batches).
+        underived += applied.inserted;
+        if underived >= crate::DERIVE_CHUNK {
+            writer.settle(&mut conn).await?;
+            underived = 0;
+        }
         summary.duplicates += applied.duplicates as u64;
         if last_report.elapsed() >= Duration::from_secs(2) {
             progress(summary.records, total, started, summary.inserted);
@@ -144,6 +154,7 @@ pub async fn rebuild(
         }
     }
     progress(summary.records, total, started, summary.inserted);
+    writer.settle(&mut conn).await?;
     if mode == storage::Mode::Timescaledb {
         eprintln!("rebuild: refreshing continuous aggregates");
         storage::refresh_all(&mut conn).await?;

@@ -10,6 +10,7 @@ use agentops_schemas::{correction, histogram, AgentEvent, EventType};
 use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::{Connection, PgConnection};
 
+use crate::derive::Derived;
 use crate::rows::{self, ts};
 
 /// What one batch changed.
@@ -49,6 +50,15 @@ ON CONFLICT (consumer_group, topic, partition) DO UPDATE SET
 fn insert_sql() -> &'static str {
     static SQL: OnceLock<String> = OnceLock::new();
     SQL.get_or_init(|| format!("{INSERT_EVENTS} RETURNING event_id, org_id, ts"))
+}
+
+/// Plain mode: the new events are counted, not returned (the deriver
+/// reads them later, see [`crate::derive`]).
+fn insert_counted_sql() -> &'static str {
+    static SQL: OnceLock<String> = OnceLock::new();
+    SQL.get_or_init(|| {
+        format!("WITH ins AS ({INSERT_EVENTS} RETURNING 1) SELECT count(*)::int8 FROM ins")
+    })
 }
 
 /// [`insert_sql`] that also folds the new events carrying one of the tag
@@ -377,6 +387,49 @@ impl Writer {
             .bind(PROJECTION_LOCK)
             .execute(&mut *tx)
             .await?;
+        if self.mode == Mode::Postgres {
+            // The deriver folds the events and applies the corrections later.
+            let inserted = if batch.is_empty() {
+                0
+            } else {
+                let (n,): (i64,) = bind_events(sqlx::query_as(insert_counted_sql()), &batch)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                n as usize
+            };
+            let wanted = crate::corrections::latest(corrections);
+            if !wanted.is_empty() {
+                sqlx::query(
+                    "INSERT INTO pending_corrections (event_id, ts, org_id, cost_usd)
+                     SELECT e, t, o, c
+                     FROM UNNEST($1::uuid[], $2::timestamptz[], $3::text[], $4::float8[])
+                         WITH ORDINALITY AS u(e, t, o, c, n)
+                     ORDER BY n",
+                )
+                .bind(wanted.iter().map(|w| w.0).collect::<Vec<_>>())
+                .bind(wanted.iter().map(|w| w.1).collect::<Vec<_>>())
+                .bind(wanted.iter().map(|w| w.2.clone()).collect::<Vec<_>>())
+                .bind(wanted.iter().map(|w| w.3).collect::<Vec<_>>())
+                .execute(&mut *tx)
+                .await?;
+            }
+            upsert_offsets(&mut tx, &self.group, offsets).await?;
+            if !offsets.is_empty() {
+                // Moved to `{group}.derived` once the deriver has the events.
+                sqlx::query(
+                    "INSERT INTO pending_offsets (consumer_group, topic, partition, next_offset)
+                     SELECT $1, * FROM UNNEST($2::text[], $3::int4[], $4::int8[])",
+                )
+                .bind(&self.group)
+                .bind(offsets.iter().map(|o| o.0.clone()).collect::<Vec<_>>())
+                .bind(offsets.iter().map(|o| o.1).collect::<Vec<_>>())
+                .bind(offsets.iter().map(|o| o.2).collect::<Vec<_>>())
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+            return Ok((inserted, 0));
+        }
         let inserted: HashSet<Key> = if batch.is_empty() {
             HashSet::new()
         } else {
@@ -390,28 +443,70 @@ impl Writer {
                     .is_ok_and(|id| inserted.contains(&(id, e.org_id.clone(), e.timestamp)))
             })
             .collect();
-        if !new.is_empty() {
-            if self.mode == Mode::Postgres {
-                Deltas::of(&new).apply(&mut tx).await?;
-            }
-            rows::upsert_runs(&mut tx, &new).await?;
-            rows::upsert_agents(&mut tx, &new).await?;
-            crate::hierarchy::upsert(&mut tx, &new).await?;
-        }
+        derive(&mut tx, self.mode, &new).await?;
         let corrected =
             crate::corrections::apply(&mut tx, self.mode, corrections, &self.tag_keys).await?;
-        if !offsets.is_empty() {
-            sqlx::query(UPSERT_OFFSETS)
-                .bind(&self.group)
-                .bind(offsets.iter().map(|o| o.0.clone()).collect::<Vec<_>>())
-                .bind(offsets.iter().map(|o| o.1).collect::<Vec<_>>())
-                .bind(offsets.iter().map(|o| o.2).collect::<Vec<_>>())
-                .execute(&mut *tx)
-                .await?;
-        }
+        upsert_offsets(&mut tx, &self.group, offsets).await?;
         tx.commit().await?;
         Ok((new.len(), corrected))
     }
+
+    /// Plain mode: derive one chunk of what was written (at most about
+    /// `max_events` events, whole writer transactions); see [`crate::derive`].
+    /// Nothing to do in TimescaleDB mode.
+    pub async fn derive(
+        &self,
+        conn: &mut PgConnection,
+        max_events: usize,
+    ) -> agentops_runtime::Result<Derived> {
+        Ok(crate::derive::derive_once(conn, self.mode, &self.tag_keys, max_events).await?)
+    }
+
+    /// Derive everything written so far (chunks of `DERIVE_CHUNK` events):
+    /// after it the derived tables count every stored event.
+    pub async fn settle(&self, conn: &mut PgConnection) -> agentops_runtime::Result<Derived> {
+        Ok(crate::derive::settle(conn, self.mode, &self.tag_keys, DERIVE_CHUNK).await?)
+    }
+}
+
+/// Default size of a derived chunk (events).
+pub const DERIVE_CHUNK: usize = 20_000;
+
+/// Everything derived from new events but the per-tag levels: the aggregate
+/// levels (plain mode; TimescaleDB's continuous aggregates follow `events`),
+/// runs, agents, the coding-agent hierarchy. In the writer's transaction
+/// (TimescaleDB mode) or the deriver's (plain mode).
+pub(crate) async fn derive(
+    tx: &mut PgConnection,
+    mode: Mode,
+    new: &[&AgentEvent],
+) -> Result<(), sqlx::Error> {
+    if new.is_empty() {
+        return Ok(());
+    }
+    if mode == Mode::Postgres {
+        Deltas::of(new).apply(tx).await?;
+    }
+    rows::upsert_runs(tx, new).await?;
+    rows::upsert_agents(tx, new).await?;
+    crate::hierarchy::upsert(tx, new).await
+}
+
+async fn upsert_offsets(
+    tx: &mut PgConnection,
+    group: &str,
+    offsets: &[(String, i32, i64)],
+) -> Result<(), sqlx::Error> {
+    if !offsets.is_empty() {
+        sqlx::query(UPSERT_OFFSETS)
+            .bind(group)
+            .bind(offsets.iter().map(|o| o.0.clone()).collect::<Vec<_>>())
+            .bind(offsets.iter().map(|o| o.1).collect::<Vec<_>>())
+            .bind(offsets.iter().map(|o| o.2).collect::<Vec<_>>())
+            .execute(&mut *tx)
+            .await?;
+    }
+    Ok(())
 }
 
 /// The events table's key: (event_id, org_id, ts in µs).
@@ -429,11 +524,6 @@ async fn insert_events(
     } else {
         insert_sql()
     };
-    macro_rules! col {
-        ($f:expr) => {
-            batch.iter().map($f).collect::<Vec<_>>()
-        };
-    }
     /// The key of an inserted row (`RETURNING event_id, org_id, ts`).
     #[derive(sqlx::FromRow)]
     struct Inserted {
@@ -441,41 +531,7 @@ async fn insert_events(
         org_id: String,
         ts: DateTime<Utc>,
     }
-    let q = sqlx::query_as(sql)
-        .bind(col!(
-            |e| uuid::Uuid::parse_str(&e.event_id).unwrap_or_default()
-        ))
-        .bind(col!(|e| e.org_id.clone()))
-        .bind(col!(|e| ts(e.timestamp)))
-        .bind(col!(|e| e.agent_id.clone()))
-        .bind(col!(|e| e.workflow_id.clone()))
-        .bind(col!(|e| e.run_id.clone()))
-        .bind(col!(|e| e.event_type.clone()))
-        .bind(col!(|e| e.status.clone()))
-        .bind(col!(|e| e.latency_ms))
-        .bind(col!(|e| lat_bucket(e)))
-        .bind(col!(|e| e.provider.clone()))
-        .bind(col!(|e| e.model.clone()))
-        .bind(col!(|e| e.input_tokens))
-        .bind(col!(|e| e.output_tokens))
-        .bind(col!(|e| e.cache_read_tokens))
-        .bind(col!(|e| e.cache_write_tokens))
-        .bind(col!(|e| e.reasoning_tokens))
-        .bind(col!(|e| e.cost_usd))
-        .bind(col!(|e| e.cost_source.clone()))
-        .bind(col!(|e| e.tool_name.clone()))
-        .bind(col!(|e| e.error_type.clone()))
-        .bind(col!(|e| e.error_message.clone()))
-        .bind(col!(|e| e.trace_id.clone()))
-        .bind(col!(|e| e.span_id.clone()))
-        .bind(col!(
-            |e| serde_json::to_value(&e.attributes).unwrap_or_default()
-        ))
-        .bind(col!(|e| e.ingested_at.map(ts)))
-        .bind(col!(|e| e.project_id.clone()))
-        .bind(col!(|e| e.machine_id.clone()))
-        .bind(col!(|e| e.workspace_id.clone()))
-        .bind(col!(|e| e.session_id.clone()));
+    let q = bind_events(sqlx::query_as(sql), batch);
     let rows: Vec<Inserted> = match tags {
         Some(keys) => q.bind(keys),
         None => q,
@@ -486,6 +542,52 @@ async fn insert_events(
         .into_iter()
         .map(|r| (r.event_id, r.org_id, r.ts.timestamp_micros()))
         .collect())
+}
+
+/// The batch's columns bound as `$1`..`$30` of [`INSERT_EVENTS`].
+fn bind_events<'q, O>(
+    q: sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments>,
+    batch: &[&AgentEvent],
+) -> sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments> {
+    macro_rules! col {
+        ($f:expr) => {
+            batch.iter().map($f).collect::<Vec<_>>()
+        };
+    }
+    q.bind(col!(
+        |e| uuid::Uuid::parse_str(&e.event_id).unwrap_or_default()
+    ))
+    .bind(col!(|e| e.org_id.clone()))
+    .bind(col!(|e| ts(e.timestamp)))
+    .bind(col!(|e| e.agent_id.clone()))
+    .bind(col!(|e| e.workflow_id.clone()))
+    .bind(col!(|e| e.run_id.clone()))
+    .bind(col!(|e| e.event_type.clone()))
+    .bind(col!(|e| e.status.clone()))
+    .bind(col!(|e| e.latency_ms))
+    .bind(col!(|e| lat_bucket(e)))
+    .bind(col!(|e| e.provider.clone()))
+    .bind(col!(|e| e.model.clone()))
+    .bind(col!(|e| e.input_tokens))
+    .bind(col!(|e| e.output_tokens))
+    .bind(col!(|e| e.cache_read_tokens))
+    .bind(col!(|e| e.cache_write_tokens))
+    .bind(col!(|e| e.reasoning_tokens))
+    .bind(col!(|e| e.cost_usd))
+    .bind(col!(|e| e.cost_source.clone()))
+    .bind(col!(|e| e.tool_name.clone()))
+    .bind(col!(|e| e.error_type.clone()))
+    .bind(col!(|e| e.error_message.clone()))
+    .bind(col!(|e| e.trace_id.clone()))
+    .bind(col!(|e| e.span_id.clone()))
+    .bind(col!(
+        |e| serde_json::to_value(&e.attributes).unwrap_or_default()
+    ))
+    .bind(col!(|e| e.ingested_at.map(ts)))
+    .bind(col!(|e| e.project_id.clone()))
+    .bind(col!(|e| e.machine_id.clone()))
+    .bind(col!(|e| e.workspace_id.clone()))
+    .bind(col!(|e| e.session_id.clone()))
 }
 
 #[cfg(test)]

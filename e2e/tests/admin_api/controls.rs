@@ -36,6 +36,7 @@ async fn agent_controls_and_budget_status() -> Result<()> {
     writer
         .apply(&mut conn, &[e1, e2, old, other], &[("admin".into(), 0, 0)])
         .await?;
+    writer.settle(&mut conn).await?;
     drop(conn);
 
     let budgets = [

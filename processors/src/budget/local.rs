@@ -211,17 +211,25 @@ impl Local {
         self.by_org.retain(|_, parts| !parts.is_empty());
     }
 
-    /// Unprojected entries of `org` in scope since `start`.
+    /// Unprojected entries of `org` in scope since `start`; with `after`,
+    /// only those at or past its next offset of their partition (a spend
+    /// read from `events`, which the writer fills a pass before the
+    /// deriver folds it into the levels).
     pub(super) fn in_scope<'a>(
         &'a self,
         org: &'a str,
         scope: &'a Scope,
         start: DateTime<Utc>,
+        after: Option<&'a HashMap<i32, i64>>,
     ) -> impl Iterator<Item = &'a Spent> + 'a {
         self.by_org
             .get(org)
             .into_iter()
-            .flat_map(|parts| parts.values().flatten())
+            .flat_map(|parts| parts.iter())
+            .flat_map(move |(p, q)| {
+                let next = after.and_then(|a| a.get(p)).copied().unwrap_or(0);
+                q.iter().filter(move |s| s.offset >= next)
+            })
             .filter(move |s| s.ts() >= start && in_scope(scope, &s.event))
     }
 }

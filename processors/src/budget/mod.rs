@@ -27,6 +27,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use agentops_governance::alert::budget_alert_id;
+use agentops_governance::spend::spend_source;
 use agentops_governance::{period_key, period_start};
 use agentops_runtime::shutdown::CancellationToken;
 use chrono::{DateTime, Utc};
@@ -116,6 +117,7 @@ pub(crate) async fn run(
                     b,
                     *projected,
                     &intake.local,
+                    &reading.written_offsets,
                     now,
                     &mut fired,
                     &mut paused_known,
@@ -157,6 +159,7 @@ async fn check(
     b: &Budget,
     projected: f64,
     local: &Local,
+    written: &HashMap<i32, i64>,
     now: DateTime<Utc>,
     fired: &mut HashSet<String>,
     paused_known: &mut HashMap<(String, String), HashSet<String>>,
@@ -165,8 +168,14 @@ async fn check(
     let period = period_key(b.period, now);
     // A retried batch puts an event in the log twice: count it once.
     let mut seen = HashSet::new();
+    // A spend read from `events` holds what the writer stored; one read from
+    // the levels what the deriver folded (the same in TimescaleDB mode).
+    let after = spend_source(&b.scope)
+        .from_where
+        .starts_with("FROM events ")
+        .then_some(written);
     let mine: Vec<&Spent> = local
-        .in_scope(&b.org_id, &b.scope, start)
+        .in_scope(&b.org_id, &b.scope, start, after)
         .filter(|s| seen.insert(s.event.event_id.as_str()))
         .collect();
     let spend = projected + mine.iter().map(|s| s.cost()).sum::<f64>();
@@ -205,7 +214,7 @@ async fn check(
     // Before alerting, drop local records the projections already hold under
     // another offset (a batch replayed after a crash): never alert early.
     let ids: Vec<String> = mine.iter().map(|s| s.event.event_id.clone()).collect();
-    let dup = already_projected(pool, &b.org_id, &ids, start).await?;
+    let dup = already_projected(pool, &b.org_id, &ids, start, after.is_none()).await?;
     let mine: Vec<&Spent> = mine
         .into_iter()
         .filter(|s| !dup.contains(&s.event.event_id))
@@ -322,12 +331,12 @@ mod tests {
             l.push(Spent::of(&e, p, o));
         }
         let start = period_start(Period::Day, Utc::now());
-        assert_eq!(l.in_scope("o", &Scope::org(), start).count(), 3);
+        assert_eq!(l.in_scope("o", &Scope::org(), start, None).count(), 3);
         l.prune(&HashMap::from([(0, 6)]));
-        assert_eq!(l.in_scope("o", &Scope::org(), start).count(), 2);
+        assert_eq!(l.in_scope("o", &Scope::org(), start, None).count(), 2);
         assert_eq!(l.len, 2);
         l.prune(&HashMap::from([(0, 7), (1, 3)]));
         assert_eq!(l.len, 0);
-        assert_eq!(l.in_scope("other", &Scope::org(), start).count(), 0);
+        assert_eq!(l.in_scope("other", &Scope::org(), start, None).count(), 0);
     }
 }

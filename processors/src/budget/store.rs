@@ -6,6 +6,7 @@ use std::collections::{HashMap, HashSet};
 use agentops_governance::controls::{self, SetBy};
 use agentops_governance::spend::{spend_in_scope, spend_source};
 use agentops_governance::{period_end, period_key, period_start};
+use agentops_runtime::storage::deferred;
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 
@@ -14,7 +15,12 @@ use crate::Config;
 
 /// Spend in scope for the period, read in one snapshot with the projection offsets.
 pub(super) struct Reading {
+    /// Per partition, the next offset of what the projections' levels and
+    /// other derived tables hold (plain mode: what the deriver has folded).
     pub(super) projected_offsets: HashMap<i32, i64>,
+    /// Per partition, the next offset of what `events` holds (the writer's;
+    /// ahead of the derived one in plain mode).
+    pub(super) written_offsets: HashMap<i32, i64>,
     pub(super) projected_spend: Vec<f64>,
 }
 
@@ -28,19 +34,31 @@ pub(super) async fn read_projection(
     sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
         .execute(&mut *tx)
         .await?;
-    #[derive(sqlx::FromRow)]
-    struct Offset {
-        partition: i32,
-        next_offset: i64,
-    }
-    let offsets: Vec<Offset> = sqlx::query_as(
-        "SELECT partition, next_offset FROM consumer_offsets
-         WHERE consumer_group = $1 AND topic = $2",
+    let derived_group = deferred::derived_group(&config.projection_group);
+    let rows: Vec<(String, i32, i64)> = sqlx::query_as(
+        "SELECT consumer_group, partition, next_offset FROM consumer_offsets
+         WHERE consumer_group = ANY($1) AND topic = $2",
     )
-    .bind(&config.projection_group)
+    .bind([config.projection_group.clone(), derived_group.clone()])
     .bind(&config.kafka.topic_enriched)
     .fetch_all(&mut *tx)
     .await?;
+    // Plain mode derives a pass after it writes (see the projections' deriver).
+    let deferred: bool = sqlx::query_scalar("SELECT to_regclass('derive_state') IS NOT NULL")
+        .fetch_one(&mut *tx)
+        .await?;
+    let of = |group: &str| -> HashMap<i32, i64> {
+        rows.iter()
+            .filter(|r| r.0 == group)
+            .map(|r| (r.1, r.2))
+            .collect()
+    };
+    let written_offsets = of(&config.projection_group);
+    let projected_offsets = if deferred {
+        of(&derived_group)
+    } else {
+        written_offsets.clone()
+    };
     let mut spend = Vec::with_capacity(budgets.len());
     for b in budgets {
         // The period only: an event stamped in the next one (up to 5 min
@@ -50,31 +68,41 @@ pub(super) async fn read_projection(
     }
     tx.commit().await?;
     Ok(Reading {
-        projected_offsets: offsets
-            .into_iter()
-            .map(|o| (o.partition, o.next_offset))
-            .collect(),
+        projected_offsets,
+        written_offsets,
         projected_spend: spend,
     })
 }
 
 /// Of `ids` (event ids written by this instance), those the projections
-/// already hold: a replayed record whose first copy was projected.
+/// already hold: a replayed record whose first copy was projected. With
+/// `derived`, held by the levels: in plain mode an event the deriver has
+/// not folded yet is in `events` only.
 pub(super) async fn already_projected(
     pool: &PgPool,
     org: &str,
     ids: &[String],
     since: DateTime<Utc>,
+    derived: bool,
 ) -> Result<HashSet<String>, sqlx::Error> {
-    let rows: Vec<String> = sqlx::query_scalar(
+    let deferred = derived
+        && sqlx::query_scalar::<_, bool>("SELECT to_regclass('derive_state') IS NOT NULL")
+            .fetch_one(pool)
+            .await?;
+    let sql = if deferred {
+        "SELECT e.event_id::text FROM events e, derive_state s
+         WHERE e.event_id = ANY($1::uuid[]) AND e.ts >= $2 AND e.org_id = $3
+           AND (e.txid IS NULL OR e.txid < s.horizon OR e.txid = ANY(s.done))"
+    } else {
         "SELECT event_id::text FROM events
-         WHERE event_id = ANY($1::uuid[]) AND ts >= $2 AND org_id = $3",
-    )
-    .bind(ids)
-    .bind(since)
-    .bind(org)
-    .fetch_all(pool)
-    .await?;
+         WHERE event_id = ANY($1::uuid[]) AND ts >= $2 AND org_id = $3"
+    };
+    let rows: Vec<String> = sqlx::query_scalar(sql)
+        .bind(ids)
+        .bind(since)
+        .bind(org)
+        .fetch_all(pool)
+        .await?;
     Ok(rows.into_iter().collect())
 }
 

@@ -36,6 +36,7 @@ use sqlx::PgConnection;
 
 use crate::{Error, Result};
 
+pub mod deferred;
 mod partitions;
 mod schema;
 
@@ -283,7 +284,10 @@ async fn setup_locked(conn: &mut PgConnection, cfg: &StorageConfig) -> Result<Mo
     };
     match mode {
         Mode::Timescaledb => setup_timescale(conn, cfg).await?,
-        Mode::Postgres => setup_postgres(conn).await?,
+        Mode::Postgres => {
+            setup_postgres(conn).await?;
+            deferred::setup(conn).await?;
+        }
     }
     events_key_with_org(conn).await?;
     for ddl in RUNS_AND_AGENTS {
@@ -776,7 +780,11 @@ pub async fn drop_all(conn: &mut PgConnection) -> Result<()> {
     for Level { name, .. } in &TAG_LEVELS {
         exec(conn, &format!("DROP TABLE IF EXISTS {name} CASCADE")).await?;
     }
-    for t in ["events", "runs", "agents"].iter().chain(&HIERARCHY_TABLES) {
+    for t in ["events", "runs", "agents"]
+        .iter()
+        .chain(&HIERARCHY_TABLES)
+        .chain(&deferred::DEFERRED_TABLES)
+    {
         exec(conn, &format!("DROP TABLE IF EXISTS {t} CASCADE")).await?;
     }
     exec(

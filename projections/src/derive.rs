@@ -1,0 +1,425 @@
+//! Plain mode: the deriver. The writer appends a batch's events, its cost
+//! corrections and its offsets; the deriver folds what was written into
+//! everything derived from events — the aggregate levels, the per-tag
+//! levels, runs, agents and the coding-agent hierarchy — and then applies
+//! the corrections, in chunks of whole writer transactions, each chunk in
+//! one transaction with `derive_state` (see
+//! `agentops_runtime::storage::deferred`). A crash anywhere leaves either
+//! the chunk derived and recorded, or neither: every event is derived
+//! exactly once, whatever the batching.
+//!
+//! Why: upserting a dozen levels, runs and agents per batch of 2,000 events
+//! costs about three times the events' own insert, and each row a batch
+//! touches is rewritten once per batch. A chunk of several batches touches
+//! each row once, and the writer's transaction is left with the events.
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::Duration;
+
+use agentops_runtime::shutdown::CancellationToken;
+use agentops_runtime::storage::{self, Mode, PROJECTION_LOCK};
+use agentops_schemas::AgentEvent;
+use chrono::{DateTime, NaiveDate, Utc};
+use sqlx::types::Json;
+use sqlx::{Connection, PgConnection};
+
+use crate::corrections::{self, Wanted};
+use crate::rows::ts;
+
+/// One deriver at a time (advisory lock key); the others skip their turn.
+const DERIVE_LOCK: i64 = 0x4167_4f70_0003;
+
+/// What one pass derived.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Derived {
+    /// Events folded into the derived tables.
+    pub events: usize,
+    /// Writer transactions those came from (and corrections-only ones).
+    pub transactions: usize,
+    /// Events whose cost a correction changed.
+    pub corrected: usize,
+    /// Whether every transaction the pass saw was derived (false: the chunk
+    /// was full, or another deriver held the turn).
+    pub caught_up: bool,
+    /// The earliest gateway acknowledgement among the derived events (µs
+    /// since the epoch): how far the derived tables trail the gateway.
+    pub oldest_ingested: Option<i64>,
+}
+
+impl Derived {
+    pub(crate) fn add(&mut self, other: Derived) {
+        self.events += other.events;
+        self.transactions += other.transactions;
+        self.corrected += other.corrected;
+        self.caught_up = other.caught_up;
+        self.oldest_ingested = match (self.oldest_ingested, other.oldest_ingested) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+    }
+}
+
+/// The new transactions since the horizon: (txid, events).
+const NEW_TRANSACTIONS: &str = "
+SELECT txid, count(*)::int8 AS n FROM events
+WHERE txid >= $1 AND NOT (txid = ANY($2))
+GROUP BY txid
+UNION ALL
+SELECT DISTINCT txid, 0::int8 FROM pending_corrections
+UNION ALL
+SELECT DISTINCT txid, 0::int8 FROM pending_offsets";
+
+/// Every column of the chosen transactions' events.
+const CHOSEN_EVENTS: &str = "
+SELECT event_id, org_id, ts, agent_id, workflow_id, run_id, type, status, latency_ms,
+       provider, model, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens,
+       reasoning_tokens, cost_usd, cost_source, tool_name, error_type, error_message,
+       trace_id, span_id, attributes, ingested_at, project_id, machine_id, workspace_id,
+       session_id
+FROM events WHERE txid = ANY($1)";
+
+/// An event row as stored.
+#[derive(sqlx::FromRow)]
+struct Row {
+    event_id: uuid::Uuid,
+    org_id: String,
+    ts: DateTime<Utc>,
+    agent_id: String,
+    workflow_id: Option<String>,
+    run_id: Option<String>,
+    #[sqlx(rename = "type")]
+    event_type: String,
+    status: Option<String>,
+    latency_ms: Option<i64>,
+    provider: Option<String>,
+    model: Option<String>,
+    input_tokens: Option<i64>,
+    output_tokens: Option<i64>,
+    cache_read_tokens: Option<i64>,
+    cache_write_tokens: Option<i64>,
+    reasoning_tokens: Option<i64>,
+    cost_usd: Option<f64>,
+    cost_source: Option<String>,
+    tool_name: Option<String>,
+    error_type: Option<String>,
+    error_message: Option<String>,
+    trace_id: Option<String>,
+    span_id: Option<String>,
+    attributes: Json<std::collections::HashMap<String, String>>,
+    ingested_at: Option<DateTime<Utc>>,
+    project_id: Option<String>,
+    machine_id: Option<String>,
+    workspace_id: Option<String>,
+    session_id: Option<String>,
+}
+
+impl From<Row> for AgentEvent {
+    fn from(r: Row) -> Self {
+        AgentEvent {
+            event_id: r.event_id.to_string(),
+            org_id: r.org_id,
+            timestamp: r.ts.timestamp_micros(),
+            agent_id: r.agent_id,
+            workflow_id: r.workflow_id,
+            run_id: r.run_id,
+            event_type: r.event_type,
+            status: r.status,
+            latency_ms: r.latency_ms,
+            provider: r.provider,
+            model: r.model,
+            input_tokens: r.input_tokens,
+            output_tokens: r.output_tokens,
+            cache_read_tokens: r.cache_read_tokens,
+            cache_write_tokens: r.cache_write_tokens,
+            reasoning_tokens: r.reasoning_tokens,
+            cost_usd: r.cost_usd,
+            cost_source: r.cost_source,
+            tool_name: r.tool_name,
+            error_type: r.error_type,
+            error_message: r.error_message,
+            trace_id: r.trace_id,
+            span_id: r.span_id,
+            attributes: r.attributes.0,
+            ingested_at: r.ingested_at.map(|t| t.timestamp_micros()),
+            project_id: r.project_id,
+            machine_id: r.machine_id,
+            workspace_id: r.workspace_id,
+            session_id: r.session_id,
+        }
+    }
+}
+
+/// The transactions to derive now: the oldest first, whole, until
+/// `max_events` (at least one transaction); and the new horizon: the
+/// oldest transaction still running when the pass looked (`xmin`), or the
+/// oldest one left for the next pass, whichever is older.
+fn choose(new: &BTreeMap<i64, i64>, xmin: i64, max_events: usize) -> (Vec<i64>, i64) {
+    let mut chosen = Vec::new();
+    let mut events = 0usize;
+    let mut horizon = xmin;
+    for (&txid, &n) in new {
+        if !chosen.is_empty() && events + n as usize > max_events {
+            horizon = horizon.min(txid);
+            break;
+        }
+        chosen.push(txid);
+        events += n as usize;
+    }
+    (chosen, horizon)
+}
+
+/// Derive one chunk (plain mode; nothing to do in TimescaleDB mode).
+pub(crate) async fn derive_once(
+    conn: &mut PgConnection,
+    mode: Mode,
+    tag_keys: &[String],
+    max_events: usize,
+) -> Result<Derived, sqlx::Error> {
+    if mode != Mode::Postgres {
+        return Ok(Derived {
+            caught_up: true,
+            ..Derived::default()
+        });
+    }
+    let mut tx = conn.begin().await?;
+    // A rebuild holds the projection lock exclusively.
+    sqlx::query("SELECT pg_advisory_xact_lock_shared($1)")
+        .bind(PROJECTION_LOCK)
+        .execute(&mut *tx)
+        .await?;
+    let mine: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
+        .bind(DERIVE_LOCK)
+        .fetch_one(&mut *tx)
+        .await?;
+    if !mine {
+        return Ok(Derived::default());
+    }
+    let (horizon, done): (i64, Vec<i64>) =
+        sqlx::query_as("SELECT horizon, done FROM derive_state WHERE id = 1 FOR UPDATE")
+            .fetch_one(&mut *tx)
+            .await?;
+    // Before looking: every transaction below it has ended, so the look
+    // below sees all of them that wrote anything.
+    let xmin: i64 =
+        sqlx::query_scalar("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::int8")
+            .fetch_one(&mut *tx)
+            .await?;
+    let rows: Vec<(i64, i64)> = sqlx::query_as(NEW_TRANSACTIONS)
+        .bind(horizon)
+        .bind(&done)
+        .fetch_all(&mut *tx)
+        .await?;
+    let mut new: BTreeMap<i64, i64> = BTreeMap::new();
+    for (txid, n) in rows {
+        *new.entry(txid).or_default() += n;
+    }
+    let (chosen, next_horizon) = choose(&new, xmin, max_events);
+    let caught_up = chosen.len() == new.len();
+    let mut result = Derived {
+        transactions: chosen.len(),
+        caught_up,
+        ..Derived::default()
+    };
+    if !chosen.is_empty() {
+        let events: Vec<AgentEvent> = sqlx::query_as::<_, Row>(CHOSEN_EVENTS)
+            .bind(&chosen)
+            .fetch_all(&mut *tx)
+            .await?
+            .into_iter()
+            .map(AgentEvent::from)
+            .collect();
+        result.events = events.len();
+        result.oldest_ingested = events.iter().filter_map(|e| e.ingested_at).min();
+        if !events.is_empty() {
+            // Partitions of the levels for these days (the writer made
+            // them; a rebuild or a retention drop may have raced it).
+            let mut days: Vec<NaiveDate> = events
+                .iter()
+                .map(|e| ts(e.timestamp).date_naive())
+                .collect();
+            days.sort();
+            days.dedup();
+            storage::ensure_partitions_of(&mut tx, storage::partitioned_in(mode), &days)
+                .await
+                .map_err(|e| sqlx::Error::Protocol(e.to_string()))?;
+            let refs: Vec<&AgentEvent> = events.iter().collect();
+            crate::store::derive(&mut tx, mode, &refs).await?;
+            if !tag_keys.is_empty() {
+                for l in &storage::TAG_LEVELS {
+                    let sql = storage::tag_level_sql(
+                        l,
+                        "(SELECT * FROM events WHERE txid = ANY($2::int8[]))",
+                        "$1::text[]",
+                        "",
+                    );
+                    sqlx::query(&sql)
+                        .bind(tag_keys)
+                        .bind(&chosen)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+        }
+        // Corrections after the events of their own and earlier
+        // transactions (a correction follows its event in its partition).
+        /// A waiting correction and its place in the log (txid, seq).
+        type Pending = (uuid::Uuid, DateTime<Utc>, String, Option<f64>, i64, i64);
+        let mut pending: Vec<Pending> = sqlx::query_as(
+            "DELETE FROM pending_corrections WHERE txid = ANY($1)
+                 RETURNING event_id, ts, org_id, cost_usd, txid, seq",
+        )
+        .bind(&chosen)
+        .fetch_all(&mut *tx)
+        .await?;
+        pending.sort_by_key(|p| (p.4, p.5));
+        let wanted: Vec<Wanted> = pending
+            .into_iter()
+            .map(|(id, t, org, cost, _, _)| (id, t, org, cost))
+            .collect();
+        result.corrected =
+            corrections::apply_wanted(&mut tx, mode, corrections::last_of(wanted), tag_keys)
+                .await?;
+    }
+    if !chosen.is_empty() {
+        // What is derived, per partition (the processors' budget split).
+        sqlx::query(
+            "WITH done AS (DELETE FROM pending_offsets WHERE txid = ANY($1)
+                           RETURNING consumer_group, topic, partition, next_offset)
+             INSERT INTO consumer_offsets (consumer_group, topic, partition, next_offset, updated_at)
+             SELECT consumer_group || '.derived', topic, partition, max(next_offset), now()
+             FROM done GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+             ON CONFLICT (consumer_group, topic, partition) DO UPDATE SET
+                 next_offset = GREATEST(consumer_offsets.next_offset, EXCLUDED.next_offset),
+                 updated_at = now()",
+        )
+        .bind(&chosen)
+        .execute(&mut *tx)
+        .await?;
+    }
+    let chosen_set: HashSet<i64> = chosen.iter().copied().collect();
+    let mut next_done: Vec<i64> = done
+        .iter()
+        .copied()
+        .chain(chosen_set)
+        .filter(|&t| t >= next_horizon)
+        .collect();
+    next_done.sort_unstable();
+    next_done.dedup();
+    sqlx::query(
+        "UPDATE derive_state SET horizon = $1, done = $2, derived = derived + $3,
+                updated_at = now() WHERE id = 1",
+    )
+    .bind(next_horizon.max(horizon))
+    .bind(&next_done)
+    .bind(result.events as i64)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(result)
+}
+
+/// Derive until nothing written before the call is left (the rebuild, the
+/// benchmarks and the tests that write through the [`crate::Writer`]).
+pub(crate) async fn settle(
+    conn: &mut PgConnection,
+    mode: Mode,
+    tag_keys: &[String],
+    max_events: usize,
+) -> Result<Derived, sqlx::Error> {
+    let mut total = Derived::default();
+    loop {
+        let pass = derive_once(conn, mode, tag_keys, max_events).await?;
+        let idle = pass.transactions == 0;
+        total.add(pass);
+        if pass.caught_up {
+            return Ok(total);
+        }
+        if idle {
+            // Another deriver has the turn.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// The deriver's loop (plain mode): a chunk whenever there is something to
+/// derive, else a pause of `interval`. Errors are logged and retried: the
+/// chunk is derived whole or not at all.
+pub(crate) async fn run(
+    pool: sqlx::PgPool,
+    mode: Mode,
+    tag_keys: Vec<String>,
+    interval: Duration,
+    max_events: usize,
+    shutdown: CancellationToken,
+) -> agentops_runtime::Result<()> {
+    if mode != Mode::Postgres {
+        shutdown.cancelled().await;
+        return Ok(());
+    }
+    let mut failures = 0u32;
+    while !shutdown.is_cancelled() {
+        let pass = async {
+            let mut conn = pool.acquire().await?;
+            derive_once(&mut conn, mode, &tag_keys, max_events).await
+        }
+        .await;
+        let pause = match pass {
+            Ok(d) => {
+                failures = 0;
+                record(&d);
+                if d.caught_up || d.transactions == 0 {
+                    interval
+                } else {
+                    Duration::ZERO
+                }
+            }
+            Err(e) => {
+                failures += 1;
+                metrics::counter!("agentops_projection_derive_failures_total").increment(1);
+                tracing::warn!(error = %e, failures, "deriving failed; retrying");
+                interval * failures.min(20)
+            }
+        };
+        if !pause.is_zero() {
+            tokio::select! {
+                _ = shutdown.cancelled() => {}
+                _ = tokio::time::sleep(pause) => {}
+            }
+        }
+    }
+    Ok(())
+}
+
+fn record(d: &Derived) {
+    if let Some(oldest) = d.oldest_ingested {
+        // From the gateway's acknowledgement to readable in the levels.
+        let delay = (chrono::Utc::now().timestamp_micros() - oldest).max(0) as f64 / 1e6;
+        metrics::gauge!("agentops_projection_derived_freshness_seconds").set(delay);
+    }
+    if d.events > 0 {
+        metrics::counter!("agentops_projection_derived_events_total").increment(d.events as u64);
+    }
+    if d.corrected > 0 {
+        metrics::counter!("agentops_projection_corrected_events_total")
+            .increment(d.corrected as u64);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_take_whole_transactions_oldest_first() {
+        let new: BTreeMap<i64, i64> = [(10, 2000), (11, 2000), (12, 0), (13, 2000)]
+            .into_iter()
+            .collect();
+        // Room for two: the horizon stops at the first one left.
+        assert_eq!(choose(&new, 20, 4000), (vec![10, 11, 12], 13));
+        // A transaction bigger than the chunk still goes whole.
+        assert_eq!(choose(&new, 20, 100), (vec![10], 11));
+        // Everything: the horizon is the oldest running transaction.
+        assert_eq!(choose(&new, 20, 1_000_000), (vec![10, 11, 12, 13], 20));
+        assert_eq!(choose(&BTreeMap::new(), 7, 10), (vec![], 7));
+    }
+}
