@@ -19,8 +19,6 @@ export function groupFrom(search: string): string {
   return "agent";
 }
 
-/** Longest window of a tag grouping (raw events: 30 days). */
-export const MAX_TAG_SECS = 30 * 86400;
 
 /** A bucket the cost API takes that keeps a window under its 1,000 points
  *  (and a readable chart: 60–720 points). */

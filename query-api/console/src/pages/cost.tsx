@@ -13,7 +13,7 @@ import { Loaded, useApi } from "../components/data";
 import { Link, setQuery, useLocation } from "../components/router";
 import { useSession } from "../components/session";
 import { Table } from "../components/table";
-import { costBucket, GROUPS, groupFrom, MAX_TAG_SECS, stack } from "../cost";
+import { costBucket, GROUPS, groupFrom, stack } from "../cost";
 import { apiWindow, count, usd, windowFrom, windowSecs } from "../format";
 import { href } from "../router";
 import type { PageProps } from "../routes";
@@ -81,14 +81,13 @@ export function CostPage(_: PageProps): JSX.Element {
   const search = useLocation().search;
   const group = groupFrom(search);
   const w = windowFrom(search);
-  const capped = group.startsWith("tag:") && windowSecs(w) > MAX_TAG_SECS;
-  const win = capped ? "30d" : apiWindow(w);
-  const bucket = costBucket(capped ? MAX_TAG_SECS : windowSecs(w));
+  // Every grouping, tags included, reads the rollups: any window the others take.
+  const win = apiWindow(w);
+  const bucket = costBucket(windowSecs(w));
   const cost = useApi(() => api.cost(group, win, bucket, 10), [api, group, win, bucket]);
   return (
     <Page name="cost" title="Cost explorer">
       <GroupPicker group={group} />
-      {capped ? <p class="notice" data-capped>Tag groupings read the raw events, kept 30 days: showing the last 30 days.</p> : null}
       <Loaded state={cost}>
         {(d) => {
           const total = d.groups.reduce((a, g) => a + g.cost_usd, 0);
