@@ -104,6 +104,8 @@ pub async fn load_org(pool: &PgPool, org: &str, n: i64, agents: i64, days: i64) 
             .await
             .context("hierarchy")?;
     }
+    // Its derived tables are built above: nothing for a deriver to fold.
+    storage::deferred::mark_all_derived(&mut conn).await?;
     Ok(())
 }
 

@@ -468,6 +468,8 @@ pub(crate) async fn load_history(pool: &PgPool, h: &History) -> Result<()> {
         .execute(&mut *conn)
         .await?;
     fill_hierarchy(&mut conn, started).await?;
+    // Its derived tables are built above: nothing for a deriver to fold.
+    storage::deferred::mark_all_derived(&mut conn).await?;
     sqlx::raw_sql("VACUUM ANALYZE").execute(&mut *conn).await?;
     Ok(())
 }
