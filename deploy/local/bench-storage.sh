@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Storage benchmarks on a private PostgreSQL (plain mode), in one run:
-#   1. bench-projections: rows/s the projection writer stores (events + the aggregate levels
-#      + runs + agents + offsets, one transaction per batch: the worker's code)
-#      beside a raw binary COPY of the same rows into a same-shaped table; then
-#      the same for the TimescaleDB-mode write path (no worker-maintained aggregates).
+#   1. bench-projections: rows/s the projection writer stores (batches of events +
+#      offsets, the deriver beside it folding them into the aggregate levels, runs,
+#      agents, ...: the worker's code; timed until everything is derived) beside a raw
+#      binary COPY of the same rows into a same-shaped table; once with event times
+#      spread over 20 hours (a backfill), once as a live fleet sends them; then the
+#      TimescaleDB-mode write path (no worker-maintained aggregates).
 #   2. bench-queries: loads BENCH_EVENTS events (BENCH_DAYS days, BENCH_AGENTS
 #      agents) with the aggregates built by the worker's own column definitions,
 #      starts the query API, and times the 24h overview and the 24h hourly
@@ -63,6 +65,14 @@ if [ "$ONLY" != queries ] && [ "$ONLY" != console ]; then
   log "bench-projections"
   "$BIN/agentops-loadgen" bench-projections --database-url "$PG/bench_projections" \
     --events "${BENCH_PROJ_EVENTS:-200000}" --batch "${BENCH_BATCH:-2000}" | tee -a "$STATE/storage.out"
+  # The same events as a live fleet sends them (their times spread over the
+  # seconds they take to arrive at 10,000 events/s, not 20 hours).
+  psql_admin "CREATE DATABASE bench_projections_live OWNER agentops"
+  log "bench-projections, live spread (event times over events / 10,000 s)"
+  EVENTS=${BENCH_PROJ_EVENTS:-200000}
+  "$BIN/agentops-loadgen" bench-projections --database-url "$PG/bench_projections_live" \
+    --events "$EVENTS" --batch "${BENCH_BATCH:-2000}" --span-secs $(( EVENTS / 10000 + 1 )) \
+    | tee -a "$STATE/storage.out"
   psql_admin "CREATE DATABASE bench_projections_ts OWNER agentops"
   log "bench-projections --timescale-path (events, runs, agents, offsets; no worker-maintained aggregates)"
   "$BIN/agentops-loadgen" bench-projections --database-url "$PG/bench_projections_ts" --timescale-path \

@@ -34,7 +34,7 @@ pub use config::Config;
 pub use derive::Derived;
 pub use hierarchy::{hierarchy_from_events_sql, hierarchy_select_sql, HIERARCHY_KEYS};
 pub use rebuild::{rebuild, Summary};
-pub use store::{Applied, Writer, DERIVE_CHUNK};
+pub use store::{events_copy_payload, Applied, Writer, DERIVE_CHUNK, EVENTS_COPY_COLUMNS};
 
 /// Run the projection worker until `shutdown` is cancelled.
 pub async fn run(

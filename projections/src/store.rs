@@ -52,13 +52,43 @@ fn insert_sql() -> &'static str {
     SQL.get_or_init(|| format!("{INSERT_EVENTS} RETURNING event_id, org_id, ts"))
 }
 
-/// Plain mode: the new events are counted, not returned (the deriver
-/// reads them later, see [`crate::derive`]).
-fn insert_counted_sql() -> &'static str {
-    static SQL: OnceLock<String> = OnceLock::new();
-    SQL.get_or_init(|| {
-        format!("WITH ins AS ({INSERT_EVENTS} RETURNING 1) SELECT count(*)::int8 FROM ins")
-    })
+/// Plain mode: the batch is copied in binary into the session's
+/// `events_in` (not logged, emptied at commit), then inserted into `events`
+/// in one statement that skips those already stored; the new ones are
+/// counted, not returned (the deriver reads them, see [`crate::derive`]).
+async fn copy_new_events(
+    tx: &mut PgConnection,
+    batch: &[&AgentEvent],
+) -> Result<usize, sqlx::Error> {
+    static INSERT: OnceLock<String> = OnceLock::new();
+    let insert = INSERT.get_or_init(|| {
+        format!(
+            "WITH ins AS (
+                INSERT INTO events ({EVENTS_COPY_COLUMNS})
+                SELECT {EVENTS_COPY_COLUMNS} FROM events_in
+                ON CONFLICT (event_id, org_id, ts) DO NOTHING RETURNING 1)
+             SELECT count(*)::int8 FROM ins"
+        )
+    });
+    let exists: bool = sqlx::query_scalar("SELECT to_regclass('pg_temp.events_in') IS NOT NULL")
+        .fetch_one(&mut *tx)
+        .await?;
+    if !exists {
+        sqlx::raw_sql(
+            "CREATE TEMP TABLE events_in (LIKE events INCLUDING DEFAULTS) ON COMMIT DELETE ROWS",
+        )
+        .execute(&mut *tx)
+        .await?;
+    }
+    let mut copy = tx
+        .copy_in_raw(&format!(
+            "COPY events_in ({EVENTS_COPY_COLUMNS}) FROM STDIN (FORMAT binary)"
+        ))
+        .await?;
+    copy.send(events_copy_payload(batch)).await?;
+    copy.finish().await?;
+    let (n,): (i64,) = sqlx::query_as(insert).fetch_one(&mut *tx).await?;
+    Ok(n as usize)
 }
 
 /// [`insert_sql`] that also folds the new events carrying one of the tag
@@ -253,6 +283,62 @@ impl<'a> Deltas<'a> {
     }
 }
 
+/// The columns of `events` the writer fills, in [`events_copy_payload`]'s
+/// order (`txid` takes its default).
+pub const EVENTS_COPY_COLUMNS: &str = "event_id, org_id, ts, agent_id, workflow_id, run_id, \
+    type, status, latency_ms, lat_bucket, provider, model, input_tokens, output_tokens, \
+    cache_read_tokens, cache_write_tokens, reasoning_tokens, cost_usd, cost_source, tool_name, \
+    error_type, error_message, trace_id, span_id, attributes, ingested_at, project_id, \
+    machine_id, workspace_id, session_id";
+
+/// One COPY BINARY payload holding `events` as rows of the events table,
+/// the columns [`EVENTS_COPY_COLUMNS`] in their order (the writer's staging
+/// and the storage benchmark's raw baseline).
+pub fn events_copy_payload(events: &[&AgentEvent]) -> Vec<u8> {
+    let mut c = CopyBinary::with_capacity(events.len() * 400);
+    for e in events {
+        c.row(30);
+        let id = uuid::Uuid::parse_str(&e.event_id).unwrap_or_default();
+        c.field(Some(id.as_bytes()));
+        c.text(Some(&e.org_id));
+        c.timestamptz(Some(e.timestamp));
+        c.text(Some(&e.agent_id));
+        c.text(e.workflow_id.as_deref());
+        c.text(e.run_id.as_deref());
+        c.text(Some(&e.event_type));
+        c.text(e.status.as_deref());
+        c.int8(e.latency_ms);
+        c.int2(lat_bucket(e));
+        c.text(e.provider.as_deref());
+        c.text(e.model.as_deref());
+        for t in [
+            e.input_tokens,
+            e.output_tokens,
+            e.cache_read_tokens,
+            e.cache_write_tokens,
+            e.reasoning_tokens,
+        ] {
+            c.int8(t);
+        }
+        c.float8(e.cost_usd);
+        c.text(e.cost_source.as_deref());
+        c.text(e.tool_name.as_deref());
+        c.text(e.error_type.as_deref());
+        c.text(e.error_message.as_deref());
+        c.text(e.trace_id.as_deref());
+        c.text(e.span_id.as_deref());
+        let mut json = vec![1u8];
+        json.extend_from_slice(&serde_json::to_vec(&e.attributes).unwrap_or_default());
+        c.field(Some(&json));
+        c.timestamptz(e.ingested_at);
+        // The hierarchy (contract v2), added after the columns above.
+        for h in [&e.project_id, &e.machine_id, &e.workspace_id, &e.session_id] {
+            c.text(h.as_deref());
+        }
+    }
+    c.finish()
+}
+
 /// Histogram bucket of a finished run's latency (the aggregates' `lat_bNN`).
 fn lat_bucket(e: &AgentEvent) -> Option<i16> {
     match e.kind() {
@@ -392,10 +478,7 @@ impl Writer {
             let inserted = if batch.is_empty() {
                 0
             } else {
-                let (n,): (i64,) = bind_events(sqlx::query_as(insert_counted_sql()), &batch)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                n as usize
+                copy_new_events(&mut tx, &batch).await?
             };
             let wanted = crate::corrections::latest(corrections);
             if !wanted.is_empty() {
