@@ -180,6 +180,16 @@ async fn a_transaction_committing_after_later_ones_were_derived_is_derived_once(
         ensure!(a.inserted == 0 && a.duplicates == 100, "{a:?}");
     }
     ensure!(w.settle(&mut conn).await?.events == 0);
+    // Half stored, half new: the stored ones are skipped, the new ones derived.
+    let mut mixed: Vec<AgentEvent> = events[..20].to_vec();
+    mixed.extend(tagged_runs(org, 5).into_iter().map(|mut e| {
+        e.run_id = e.run_id.map(|r| format!("{r}-more"));
+        e
+    }));
+    let a = w.apply(&mut conn, &mixed, &[]).await?;
+    ensure!(a.inserted == 20 && a.duplicates == 20, "{a:?}");
+    ensure!(w.settle(&mut conn).await?.events == 20);
+    ensure!(counts(&pool, org).await? == (320, 80, 320, 3));
     levels_are_their_definition(&pool, org).await
 }
 

@@ -52,14 +52,32 @@ fn insert_sql() -> &'static str {
     SQL.get_or_init(|| format!("{INSERT_EVENTS} RETURNING event_id, org_id, ts"))
 }
 
-/// Plain mode: the batch is copied in binary into the session's
-/// `events_in` (not logged, emptied at commit), then inserted into `events`
-/// in one statement that skips those already stored; the new ones are
-/// counted, not returned (the deriver reads them, see [`crate::derive`]).
+/// Plain mode: the batch is copied in binary straight into `events`; the
+/// new ones are counted, not returned (the deriver reads them, see
+/// [`crate::derive`]). A batch holding an event already stored (a client's
+/// retry, a replay) fails that COPY on the key: it is then copied into the
+/// session's `events_in` (not logged, emptied at commit) and inserted from
+/// there in one statement that skips the stored ones.
 async fn copy_new_events(
     tx: &mut PgConnection,
     batch: &[&AgentEvent],
 ) -> Result<usize, sqlx::Error> {
+    let payload = events_copy_payload(batch);
+    sqlx::query("SAVEPOINT copy_events").execute(&mut *tx).await?;
+    match copy_into(tx, "events", &payload).await {
+        Ok(()) => {
+            sqlx::query("RELEASE SAVEPOINT copy_events")
+                .execute(&mut *tx)
+                .await?;
+            return Ok(batch.len());
+        }
+        Err(e) if is_unique_violation(&e) => {
+            sqlx::query("ROLLBACK TO SAVEPOINT copy_events")
+                .execute(&mut *tx)
+                .await?;
+        }
+        Err(e) => return Err(e),
+    }
     static INSERT: OnceLock<String> = OnceLock::new();
     let insert = INSERT.get_or_init(|| {
         format!(
@@ -80,15 +98,28 @@ async fn copy_new_events(
         .execute(&mut *tx)
         .await?;
     }
-    let mut copy = tx
-        .copy_in_raw(&format!(
-            "COPY events_in ({EVENTS_COPY_COLUMNS}) FROM STDIN (FORMAT binary)"
-        ))
-        .await?;
-    copy.send(events_copy_payload(batch)).await?;
-    copy.finish().await?;
+    copy_into(tx, "events_in", &payload).await?;
     let (n,): (i64,) = sqlx::query_as(insert).fetch_one(&mut *tx).await?;
     Ok(n as usize)
+}
+
+/// COPY `payload` ([`events_copy_payload`]) into `table`.
+async fn copy_into(tx: &mut PgConnection, table: &str, payload: &[u8]) -> Result<(), sqlx::Error> {
+    let mut copy = tx
+        .copy_in_raw(&format!(
+            "COPY {table} ({EVENTS_COPY_COLUMNS}) FROM STDIN (FORMAT binary)"
+        ))
+        .await?;
+    if let Err(e) = copy.send(payload).await {
+        // The connection is left usable only once the COPY is ended.
+        let _ = copy.abort(e.to_string()).await;
+        return Err(e);
+    }
+    copy.finish().await.map(|_| ())
+}
+
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.code().as_deref() == Some("23505"))
 }
 
 /// [`insert_sql`] that also folds the new events carrying one of the tag
