@@ -78,25 +78,6 @@ SELECT event_id, org_id, ts, agent_id, workflow_id, run_id, type, status, latenc
        session_id
 FROM events WHERE txid = ANY($1)";
 
-/// Both per-tag levels from the chosen transactions' events carrying one of
-/// the tag keys `$1` (`$2`: the transactions), read once.
-fn tag_levels_sql() -> &'static str {
-    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    SQL.get_or_init(|| {
-        let mut sql = "WITH tagged AS MATERIALIZED (
-            SELECT * FROM events WHERE txid = ANY($2::int8[]) AND attributes ?| $1::text[])"
-            .to_owned();
-        for (i, l) in storage::TAG_LEVELS.iter().enumerate() {
-            sql.push_str(&format!(
-                ",\nt{i} AS ({})",
-                storage::tag_level_sql(l, "tagged", "$1::text[]", "")
-            ));
-        }
-        sql.push_str("\nSELECT 1");
-        sql
-    })
-}
-
 /// An event row as stored.
 #[derive(sqlx::FromRow)]
 struct Row {
@@ -262,14 +243,7 @@ pub(crate) async fn derive_once(
                 .await
                 .map_err(|e| sqlx::Error::Protocol(e.to_string()))?;
             let refs: Vec<&AgentEvent> = events.iter().collect();
-            crate::store::derive(&mut tx, mode, &refs).await?;
-            if !tag_keys.is_empty() {
-                sqlx::query(tag_levels_sql())
-                    .bind(tag_keys)
-                    .bind(&chosen)
-                    .execute(&mut *tx)
-                    .await?;
-            }
+            crate::store::derive(&mut tx, mode, &refs, tag_keys).await?;
         }
         // Corrections after the events of their own and earlier
         // transactions (a correction follows its event in its partition).
@@ -419,15 +393,6 @@ fn record(d: &Derived) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_tag_levels_read_the_chunk_once() {
-        let sql = tag_levels_sql();
-        assert_eq!(sql.matches("FROM events").count(), 1, "{sql}");
-        assert!(sql.contains("t0 AS (INSERT INTO agg_tag_1h AS a"));
-        assert!(sql.contains("t1 AS (INSERT INTO agg_tag_1d AS a"));
-        assert_eq!(sql.matches("FROM tagged e").count(), 2, "{sql}");
-    }
 
     #[test]
     fn chunks_take_whole_transactions_oldest_first() {

@@ -63,7 +63,9 @@ async fn copy_new_events(
     batch: &[&AgentEvent],
 ) -> Result<usize, sqlx::Error> {
     let payload = events_copy_payload(batch);
-    sqlx::query("SAVEPOINT copy_events").execute(&mut *tx).await?;
+    sqlx::query("SAVEPOINT copy_events")
+        .execute(&mut *tx)
+        .await?;
     match copy_into(tx, "events", &payload).await {
         Ok(()) => {
             sqlx::query("RELEASE SAVEPOINT copy_events")
@@ -193,6 +195,23 @@ fn levels_sql() -> &'static str {
                 updates = updates.join(", "),
             ));
         }
+        // The per-tag levels: their key and value ride in the first two
+        // dimension columns of `agg_deltas`.
+        for (j, l) in storage::TAG_LEVELS.iter().enumerate() {
+            let i = LEVELS.len() + j;
+            parts.push(format!(
+                "a{i} AS (
+    INSERT INTO {name} AS a (org_id, bucket, tag_key, tag_value, {names})
+    SELECT org_id, bucket, {d0}, {d1}, {names} FROM agg_deltas WHERE level = {i}
+    ORDER BY org_id, bucket, {d0}, {d1}
+    ON CONFLICT ON CONSTRAINT {name}_key DO UPDATE SET {updates})",
+                name = l.name,
+                d0 = storage::DIMENSIONS[0],
+                d1 = storage::DIMENSIONS[1],
+                names = names.join(", "),
+                updates = updates.join(", "),
+            ));
+        }
         format!("WITH {}\nSELECT 1", parts.join(",\n"))
     })
 }
@@ -221,9 +240,13 @@ struct Deltas<'a> {
 }
 
 impl<'a> Deltas<'a> {
-    fn of(events: &[&'a AgentEvent]) -> Self {
+    /// Fold `events` into every level and, for the attributes named in
+    /// `tag_keys` (values of at most `RUN_TAG_VALUE_MAX` bytes), the per-tag
+    /// levels (indexes after [`LEVELS`]'s).
+    fn of(events: &[&'a AgentEvent], tag_keys: &[String]) -> Self {
         let cols = storage::aggregates();
-        let mut levels = vec![std::collections::BTreeMap::new(); LEVELS.len()];
+        let mut levels =
+            vec![std::collections::BTreeMap::new(); LEVELS.len() + storage::TAG_LEVELS.len()];
         for e in events {
             let bucket = lat_bucket(e);
             let counted = storage::Counted {
@@ -246,22 +269,38 @@ impl<'a> Deltas<'a> {
                 e.provider.as_deref(),
                 e.model.as_deref(),
             ];
-            for (l, rows) in LEVELS.iter().zip(levels.iter_mut()) {
-                let w = width_micros(l.width);
-                let mut dims = [None; 4];
-                for (i, d) in storage::DIMENSIONS.iter().enumerate() {
-                    if l.dims.contains(d) {
-                        dims[i] = all[i];
-                    }
-                }
+            let add = |rows: &mut std::collections::BTreeMap<RowKey<'a>, (Vec<i64>, f64)>,
+                       width: &str,
+                       dims: [Option<&'a str>; 4]| {
+                let w = width_micros(width);
                 let key = (e.org_id.as_str(), e.timestamp.div_euclid(w) * w, dims);
-                let (sums, cost): &mut (Vec<i64>, f64) = rows
+                let (sums, cost) = rows
                     .entry(key)
                     .or_insert_with(|| (vec![0; cols.len()], 0.0));
                 for (s, v) in sums.iter_mut().zip(&values) {
                     *s += v;
                 }
                 *cost += e.cost_usd.unwrap_or(0.0);
+            };
+            for (l, rows) in LEVELS.iter().zip(levels.iter_mut()) {
+                let mut dims = [None; 4];
+                for (i, d) in storage::DIMENSIONS.iter().enumerate() {
+                    if l.dims.contains(d) {
+                        dims[i] = all[i];
+                    }
+                }
+                add(rows, l.width, dims);
+            }
+            for (k, v) in &e.attributes {
+                if v.len() > storage::RUN_TAG_VALUE_MAX || !tag_keys.contains(k) {
+                    continue;
+                }
+                for (l, rows) in storage::TAG_LEVELS
+                    .iter()
+                    .zip(levels[LEVELS.len()..].iter_mut())
+                {
+                    add(rows, l.width, [Some(k), Some(v), None, None]);
+                }
             }
         }
         Self { levels }
@@ -557,7 +596,7 @@ impl Writer {
                     .is_ok_and(|id| inserted.contains(&(id, e.org_id.clone(), e.timestamp)))
             })
             .collect();
-        derive(&mut tx, self.mode, &new).await?;
+        derive(&mut tx, self.mode, &new, &self.tag_keys).await?;
         let corrected =
             crate::corrections::apply(&mut tx, self.mode, corrections, &self.tag_keys).await?;
         upsert_offsets(&mut tx, &self.group, offsets).await?;
@@ -584,7 +623,7 @@ impl Writer {
 }
 
 /// Default size of a derived chunk (events).
-pub const DERIVE_CHUNK: usize = 20_000;
+pub const DERIVE_CHUNK: usize = 50_000;
 
 /// Everything derived from new events but the per-tag levels: the aggregate
 /// levels (plain mode; TimescaleDB's continuous aggregates follow `events`),
@@ -594,12 +633,15 @@ pub(crate) async fn derive(
     tx: &mut PgConnection,
     mode: Mode,
     new: &[&AgentEvent],
+    tag_keys: &[String],
 ) -> Result<(), sqlx::Error> {
     if new.is_empty() {
         return Ok(());
     }
     if mode == Mode::Postgres {
-        Deltas::of(new).apply(tx).await?;
+        // The per-tag levels with the others (TimescaleDB mode: in the
+        // events' insert, see `insert_with_tags_sql`).
+        Deltas::of(new, tag_keys).apply(tx).await?;
     }
     rows::upsert_runs(tx, new).await?;
     rows::upsert_agents(tx, new).await?;
@@ -728,6 +770,17 @@ mod tests {
             "lat_b79 = COALESCE(a.lat_b79 + EXCLUDED.lat_b79, a.lat_b79, EXCLUDED.lat_b79)"
         ));
         assert!(sql.contains("events = a.events + EXCLUDED.events"));
+        for (j, l) in storage::TAG_LEVELS.iter().enumerate() {
+            let i = LEVELS.len() + j;
+            assert!(sql.contains(&format!(
+                "INSERT INTO {} AS a (org_id, bucket, tag_key, tag_value,",
+                l.name
+            )));
+            assert!(
+                sql.contains("SELECT org_id, bucket, agent_id, workflow_id, events, runs_started")
+            );
+            assert!(sql.contains(&format!("FROM agg_deltas WHERE level = {i}\n")));
+        }
         let ddl = deltas_ddl();
         for c in storage::aggregates() {
             assert!(ddl.contains(&format!(" {} ", c.name)), "{}", c.name);
@@ -762,6 +815,11 @@ mod tests {
         let mut call = ev("llm_call", "a", Some("m"), 5);
         call.input_tokens = Some(10);
         call.cost_usd = Some(0.5);
+        call.attributes = [
+            ("team".to_owned(), "pay".to_owned()),
+            ("host".to_owned(), "h1".to_owned()),
+        ]
+        .into();
         let mut unpriced = ev("llm_call", "b", Some("m"), 70);
         unpriced.output_tokens = Some(3);
         let mut done = ev("run_completed", "a", None, 20);
@@ -770,7 +828,7 @@ mod tests {
         failed.status = Some("error".into());
         let list = [call, unpriced, done, failed];
         let refs: Vec<&AgentEvent> = list.iter().collect();
-        let d = Deltas::of(&refs);
+        let d = Deltas::of(&refs, &["team".to_owned()]);
         let cols = storage::aggregates();
         let col = |name: &str| cols.iter().position(|c| c.name == name).unwrap();
         let level = |name: &str| &d.levels[LEVELS.iter().position(|l| l.name == name).unwrap()];
@@ -803,6 +861,13 @@ mod tests {
         assert_eq!(agents, [Some("a"), Some("b"), Some("a")]);
         let (second, _) = level("agg_agent_1h").values().nth(2).unwrap();
         assert_eq!((second[col("runs_failed")], second[col("errors")]), (1, 1));
+        // The per-tag levels: the rolled-up key only (`host` is not one).
+        for tag_level in &d.levels[LEVELS.len()..] {
+            let rows: Vec<_> = tag_level.iter().collect();
+            assert_eq!(rows.len(), 1);
+            assert_eq!(rows[0].0 .2, [Some("team"), Some("pay"), None, None]);
+            assert_eq!((rows[0].1 .0[col("events")], rows[0].1 .1), (1, 0.5));
+        }
     }
 
     #[test]
