@@ -196,11 +196,13 @@ pub async fn projections(o: ProjectionsOptions) -> Result<()> {
     let derive = async {
         let mut derived = 0usize;
         loop {
+            // A pass that starts once the last batch is committed sees it.
+            let last = !writing.get();
             let d = deriver
                 .derive(&mut derive_conn, agentops_projections::DERIVE_CHUNK)
                 .await?;
             derived += d.events;
-            if !writing.get() && d.caught_up {
+            if last && d.caught_up {
                 break;
             }
             if d.transactions == 0 {
