@@ -20,7 +20,9 @@ pub struct Applied {
     pub inserted: usize,
     /// Events already present (client or producer retries, replays).
     pub duplicates: usize,
-    /// Events whose cost a cost correction changed (corrections are not events).
+    /// Events whose cost a cost correction changed (corrections are not
+    /// events). TimescaleDB mode; in plain mode the deriver applies them
+    /// ([`Derived::corrected`]).
     pub corrected: usize,
 }
 
