@@ -27,7 +27,7 @@ use crate::corrections::{self, Wanted};
 use crate::rows::ts;
 
 /// One deriver at a time (advisory lock key); the others skip their turn.
-const DERIVE_LOCK: i64 = 0x4167_4f70_0003;
+pub const DERIVE_LOCK: i64 = 0x4167_4f70_0003;
 
 /// What one pass derived.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -327,7 +327,8 @@ pub(crate) async fn settle(
 }
 
 /// The deriver's loop (plain mode): a chunk whenever there is something to
-/// derive, else a pause of `interval`. Errors are logged and retried: the
+/// derive, else a wait for the writer's next commit (`written`), at most
+/// `interval`. Errors are logged and retried: the
 /// chunk is derived whole or not at all.
 pub(crate) async fn run(
     pool: sqlx::PgPool,
@@ -335,6 +336,7 @@ pub(crate) async fn run(
     tag_keys: Vec<String>,
     interval: Duration,
     max_events: usize,
+    written: std::sync::Arc<tokio::sync::Notify>,
     shutdown: CancellationToken,
 ) -> agentops_runtime::Result<()> {
     if mode != Mode::Postgres {
@@ -366,8 +368,18 @@ pub(crate) async fn run(
             }
         };
         if !pause.is_zero() {
+            // Idle: until the writer commits a batch (at once) or `pause`;
+            // after failures, `pause` only.
+            let woken = async {
+                if failures == 0 {
+                    written.notified().await
+                } else {
+                    std::future::pending().await
+                }
+            };
             tokio::select! {
                 _ = shutdown.cancelled() => {}
+                _ = woken => {}
                 _ = tokio::time::sleep(pause) => {}
             }
         }

@@ -31,7 +31,7 @@ use agentops_runtime::supervise::Supervisor;
 use agentops_runtime::telemetry::PrometheusHandle;
 
 pub use config::Config;
-pub use derive::Derived;
+pub use derive::{Derived, DERIVE_LOCK};
 pub use hierarchy::{hierarchy_from_events_sql, hierarchy_select_sql, HIERARCHY_KEYS};
 pub use rebuild::{rebuild, Summary};
 pub use store::{events_copy_payload, Applied, Writer, DERIVE_CHUNK, EVENTS_COPY_COLUMNS};
@@ -61,26 +61,50 @@ pub async fn run(
         agentops_runtime::http::serve_owned(config.listen.clone(), ops, shutdown.clone()),
     );
     health.set_ready(true).await;
-    let writer =
-        Writer::new(mode, config.group.clone()).with_tag_keys(&config.database.storage.tag_keys);
-    // Both on this task (their futures are not `Send`): the deriver stops
-    // with the worker.
+    // The writer wakes the deriver after each commit.
+    let written = std::sync::Arc::new(tokio::sync::Notify::new());
+    let writer = Writer::new(mode, config.group.clone())
+        .with_tag_keys(&config.database.storage.tag_keys)
+        .notifying(written.clone());
+    // The deriver on a thread of its own (its chunks fold tens of thousands
+    // of events in memory; the consumer's task is not held up meanwhile);
+    // it stops with the worker.
     let stop_deriver = shutdown.child_token();
-    let deriver = derive::run(
-        pool.clone(),
-        mode,
-        config.database.storage.tag_keys.clone(),
-        Duration::from_millis(config.derive_interval_ms),
-        config.derive_max_events,
-        stop_deriver.clone(),
-    );
-    let consume = async {
-        let result = worker::run(&config, pool, writer, shutdown.clone()).await;
-        stop_deriver.cancel();
-        result
+    let deriver = {
+        let (pool, tag_keys, stop) = (
+            pool.clone(),
+            config.database.storage.tag_keys.clone(),
+            stop_deriver.clone(),
+        );
+        let (interval, max) = (
+            Duration::from_millis(config.derive_interval_ms),
+            config.derive_max_events,
+        );
+        std::thread::Builder::new()
+            .name("deriver".into())
+            .spawn(move || {
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(agentops_runtime::Error::from)?
+                    .block_on(derive::run(
+                        pool, mode, tag_keys, interval, max, written, stop,
+                    ))
+            })
+            .map_err(agentops_runtime::Error::from)?
     };
     let worker = async {
-        let (consumed, derived) = tokio::join!(consume, deriver);
+        let consumed = worker::run(&config, pool, writer, shutdown.clone()).await;
+        stop_deriver.cancel();
+        let derived = tokio::task::spawn_blocking(move || deriver.join())
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or_else(|| {
+                Err(agentops_runtime::Error::Interrupted(
+                    "the deriver's thread panicked".into(),
+                ))
+            });
         consumed.and(derived)
     };
     let result = tasks.wait_with("worker", worker).await;

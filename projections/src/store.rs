@@ -455,6 +455,8 @@ pub struct Writer {
     partitions: HashSet<NaiveDate>,
     /// Event attributes rolled up per value (`database.storage.tag_keys`).
     tag_keys: Vec<String>,
+    /// Told after each committed batch (the worker's deriver waits on it).
+    written: Option<std::sync::Arc<tokio::sync::Notify>>,
 }
 
 impl Writer {
@@ -466,7 +468,15 @@ impl Writer {
             group: group.into(),
             partitions: HashSet::new(),
             tag_keys: storage::StorageConfig::default().tag_keys,
+            written: None,
         }
+    }
+
+    /// Tell `written` after each committed batch (plain mode: the deriver
+    /// then looks at once).
+    pub fn notifying(mut self, written: std::sync::Arc<tokio::sync::Notify>) -> Self {
+        self.written = Some(written);
+        self
     }
 
     /// Roll up these event attributes per value (the configuration's
@@ -583,6 +593,9 @@ impl Writer {
                 .await?;
             }
             tx.commit().await?;
+            if let Some(w) = &self.written {
+                w.notify_one();
+            }
             return Ok((inserted, 0));
         }
         let inserted: HashSet<Key> = if batch.is_empty() {
