@@ -71,10 +71,11 @@ pub async fn run(
     // it stops with the worker.
     let stop_deriver = shutdown.child_token();
     let deriver = {
-        let (pool, tag_keys, stop) = (
+        let (pool, tag_keys, stop, all) = (
             pool.clone(),
             config.database.storage.tag_keys.clone(),
             stop_deriver.clone(),
+            shutdown.clone(),
         );
         let (interval, max) = (
             Duration::from_millis(config.derive_interval_ms),
@@ -83,13 +84,26 @@ pub async fn run(
         std::thread::Builder::new()
             .name("deriver".into())
             .spawn(move || {
-                tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .map_err(agentops_runtime::Error::from)?
-                    .block_on(derive::run(
-                        pool, mode, tag_keys, interval, max, written, stop,
+                let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .map_err(agentops_runtime::Error::from)?
+                        .block_on(derive::run(
+                            pool, mode, tag_keys, interval, max, written, stop,
+                        ))
+                }));
+                // A deriver that ends on its own takes the process down
+                // (critical, like the worker): nothing would be derived.
+                let result = run.unwrap_or_else(|_| {
+                    Err(agentops_runtime::Error::Interrupted(
+                        "the deriver panicked".into(),
                     ))
+                });
+                if result.is_err() {
+                    all.cancel();
+                }
+                result
             })
             .map_err(agentops_runtime::Error::from)?
     };
