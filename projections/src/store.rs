@@ -1,5 +1,8 @@
-//! One transaction per batch: events, aggregates (plain mode), runs, agents,
-//! offsets.
+//! One transaction per batch. Plain mode: the new events, the batch's cost
+//! corrections and its offsets (the deriver, [`crate::derive`], folds them
+//! into everything derived later). TimescaleDB mode: the new events, runs,
+//! agents, the hierarchy, the per-tag levels, the corrections and the
+//! offsets (its continuous aggregates follow `events`).
 
 use std::collections::HashSet;
 use std::sync::OnceLock;
