@@ -63,7 +63,7 @@ async fn counts(pool: &PgPool, org: &str) -> Result<(i64, i64, i64, i64)> {
 
 async fn backlog(pool: &PgPool) -> Result<i64> {
     let mut conn = pool.acquire().await?;
-    Ok(deferred::backlog(&mut conn, Mode::Postgres).await?)
+    Ok(deferred::backlog(&mut conn).await?)
 }
 
 #[tokio::test]

@@ -71,7 +71,7 @@ impl Stack {
         let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
             .fetch_one(&mut *conn)
             .await?;
-        Ok(rows - backlog(&mut conn).await?)
+        Ok(rows - agentops_runtime::storage::deferred::backlog(&mut conn).await?)
     }
 
     /// Wait until every stored event is derived and every correction
@@ -80,7 +80,7 @@ impl Stack {
         let started = Instant::now();
         loop {
             let mut conn = self.pool.acquire().await?;
-            let left = backlog(&mut conn).await?;
+            let left = agentops_runtime::storage::deferred::backlog(&mut conn).await?;
             if left == 0 {
                 return Ok(());
             }
@@ -92,18 +92,4 @@ impl Stack {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
-}
-
-/// Written but not yet derived (plain mode's deriver; nothing in
-/// TimescaleDB mode, whose writer derives in its own transaction).
-async fn backlog(conn: &mut sqlx::PgConnection) -> Result<i64> {
-    let deferred: bool = sqlx::query_scalar("SELECT to_regclass('derive_state') IS NOT NULL")
-        .fetch_one(&mut *conn)
-        .await?;
-    let mode = if deferred {
-        agentops_runtime::storage::Mode::Postgres
-    } else {
-        agentops_runtime::storage::Mode::Timescaledb
-    };
-    Ok(agentops_runtime::storage::deferred::backlog(conn, mode).await?)
 }

@@ -44,9 +44,9 @@ pub(super) async fn read_projection(
     .fetch_all(&mut *tx)
     .await?;
     // Plain mode derives a pass after it writes (see the projections' deriver).
-    let deferred: bool = sqlx::query_scalar("SELECT to_regclass('derive_state') IS NOT NULL")
-        .fetch_one(&mut *tx)
-        .await?;
+    let deferred = deferred::enabled(&mut tx)
+        .await
+        .map_err(|e| sqlx::Error::Protocol(e.to_string()))?;
     let of = |group: &str| -> HashMap<i32, i64> {
         rows.iter()
             .filter(|r| r.0 == group)
@@ -85,10 +85,11 @@ pub(super) async fn already_projected(
     since: DateTime<Utc>,
     derived: bool,
 ) -> Result<HashSet<String>, sqlx::Error> {
+    let mut conn = pool.acquire().await?;
     let deferred = derived
-        && sqlx::query_scalar::<_, bool>("SELECT to_regclass('derive_state') IS NOT NULL")
-            .fetch_one(pool)
-            .await?;
+        && deferred::enabled(&mut conn)
+            .await
+            .map_err(|e| sqlx::Error::Protocol(e.to_string()))?;
     let sql = if deferred {
         "SELECT e.event_id::text FROM events e, derive_state s
          WHERE e.event_id = ANY($1::uuid[]) AND e.ts >= $2 AND e.org_id = $3
@@ -101,7 +102,7 @@ pub(super) async fn already_projected(
         .bind(ids)
         .bind(since)
         .bind(org)
-        .fetch_all(pool)
+        .fetch_all(&mut *conn)
         .await?;
     Ok(rows.into_iter().collect())
 }

@@ -17,7 +17,7 @@
 
 use sqlx::PgConnection;
 
-use super::{exec, Mode};
+use super::exec;
 use crate::Result;
 
 /// The id of the writing transaction, as `bigint` (`xid8` has no btree
@@ -78,10 +78,21 @@ pub(super) async fn setup(conn: &mut PgConnection) -> Result<()> {
     Ok(())
 }
 
-/// Events and corrections written but not derived yet (0 in TimescaleDB
-/// mode, where the writer derives in its own transaction).
-pub async fn backlog(conn: &mut PgConnection, mode: Mode) -> Result<i64> {
-    if mode != Mode::Postgres {
+/// Whether the database's projections derive later (plain mode's
+/// `derive_state` exists), as the processors and the tests need to know
+/// without the projections' configuration.
+pub async fn enabled(conn: &mut PgConnection) -> Result<bool> {
+    Ok(
+        sqlx::query_scalar("SELECT to_regclass('derive_state') IS NOT NULL")
+            .fetch_one(&mut *conn)
+            .await?,
+    )
+}
+
+/// Events and corrections written but not derived yet (0 where the writer
+/// derives in its own transaction: TimescaleDB mode).
+pub async fn backlog(conn: &mut PgConnection) -> Result<i64> {
+    if !enabled(conn).await? {
         return Ok(0);
     }
     Ok(sqlx::query_scalar(
@@ -97,10 +108,7 @@ pub async fn backlog(conn: &mut PgConnection, mode: Mode) -> Result<i64> {
 /// together with its levels (the benchmarks, the plan test), never while
 /// projection workers write. Nothing to do in TimescaleDB mode.
 pub async fn mark_all_derived(conn: &mut PgConnection) -> Result<()> {
-    let deferred: bool = sqlx::query_scalar("SELECT to_regclass('derive_state') IS NOT NULL")
-        .fetch_one(&mut *conn)
-        .await?;
-    if deferred {
+    if enabled(conn).await? {
         // Every transaction below this one's id has ended.
         exec(
             conn,
