@@ -581,20 +581,9 @@ impl Writer {
                 .execute(&mut *tx)
                 .await?;
             }
-            upsert_offsets(&mut tx, &self.group, offsets).await?;
-            if !offsets.is_empty() {
-                // Moved to `{group}.derived` once the deriver has the events.
-                sqlx::query(
-                    "INSERT INTO pending_offsets (consumer_group, topic, partition, next_offset)
-                     SELECT $1, * FROM UNNEST($2::text[], $3::int4[], $4::int8[])",
-                )
-                .bind(&self.group)
-                .bind(offsets.iter().map(|o| o.0.clone()).collect::<Vec<_>>())
-                .bind(offsets.iter().map(|o| o.1).collect::<Vec<_>>())
-                .bind(offsets.iter().map(|o| o.2).collect::<Vec<_>>())
-                .execute(&mut *tx)
-                .await?;
-            }
+            // Also kept as pending: moved to `{group}.derived` once the
+            // deriver has the events.
+            upsert_offsets(&mut tx, &self.group, offsets, upsert_pending_offsets_sql()).await?;
             tx.commit().await?;
             if let Some(w) = &self.written {
                 w.notify_one();
@@ -617,7 +606,7 @@ impl Writer {
         derive(&mut tx, self.mode, &new, &self.tag_keys).await?;
         let corrected =
             crate::corrections::apply(&mut tx, self.mode, corrections, &self.tag_keys).await?;
-        upsert_offsets(&mut tx, &self.group, offsets).await?;
+        upsert_offsets(&mut tx, &self.group, offsets, UPSERT_OFFSETS).await?;
         tx.commit().await?;
         Ok((new.len(), corrected))
     }
@@ -666,13 +655,29 @@ pub(crate) async fn derive(
     crate::hierarchy::upsert(tx, new).await
 }
 
+/// [`UPSERT_OFFSETS`] that also records the offsets in `pending_offsets`
+/// (plain mode), in the same statement.
+fn upsert_pending_offsets_sql() -> &'static str {
+    static SQL: OnceLock<String> = OnceLock::new();
+    SQL.get_or_init(|| {
+        format!(
+            "WITH pending AS (
+                INSERT INTO pending_offsets (consumer_group, topic, partition, next_offset)
+                SELECT $1, * FROM UNNEST($2::text[], $3::int4[], $4::int8[]))
+            {UPSERT_OFFSETS}"
+        )
+    })
+}
+
+/// `sql`: [`UPSERT_OFFSETS`] or [`upsert_pending_offsets_sql`].
 async fn upsert_offsets(
     tx: &mut PgConnection,
     group: &str,
     offsets: &[(String, i32, i64)],
+    sql: &str,
 ) -> Result<(), sqlx::Error> {
     if !offsets.is_empty() {
-        sqlx::query(UPSERT_OFFSETS)
+        sqlx::query(sql)
             .bind(group)
             .bind(offsets.iter().map(|o| o.0.clone()).collect::<Vec<_>>())
             .bind(offsets.iter().map(|o| o.1).collect::<Vec<_>>())
