@@ -38,8 +38,15 @@ async fn plain_db(name: &str) -> Result<PgPool> {
 }
 
 /// `runs` of the history, each with its events.
+/// All on one UTC day (yesterday, from 01:00): a test holding a transaction
+/// that wrote events open while the writer goes on must not need a new day's
+/// partition of `events` meanwhile (creating it waits for that transaction,
+/// which waits for the test: the run that crossed midnight hung).
 fn tagged_runs(org: &str, n: usize) -> Vec<AgentEvent> {
-    let start = Utc::now().duration_trunc(Span::minutes(1)).unwrap() - Span::hours(3);
+    let start = (Utc::now() - Span::days(1))
+        .duration_trunc(Span::days(1))
+        .unwrap()
+        + Span::hours(1);
     let mut events = enriched_runs(org, "d", n, start, Span::minutes(2));
     for (i, e) in events.iter_mut().enumerate() {
         e.attributes
@@ -73,6 +80,11 @@ async fn a_transaction_committing_after_later_ones_were_derived_is_derived_once(
     let events = tagged_runs(org, 75); // 300 events, 75 runs, 3 agents
     let mut w = Writer::new(Mode::Postgres, "deferred");
     let mut conn = pool.acquire().await?;
+    // Should the writer ever wait on the open transaction below, fail
+    // rather than wait for it forever (it waits for the test).
+    sqlx::query("SET lock_timeout = '60s'")
+        .execute(&mut *conn)
+        .await?;
 
     // Written, not derived: the writer's transaction holds the events only.
     for (i, batch) in events[..200].chunks(50).enumerate() {

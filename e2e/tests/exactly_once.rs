@@ -103,6 +103,15 @@ async fn assert_exact(stack: &Stack, want: &Expected) -> Result<()> {
     Ok(())
 }
 
+/// The worker's progress: events written plus events derived, and each.
+async fn progress(stack: &Stack) -> Result<(u64, i64, i64)> {
+    let written: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
+        .fetch_one(&stack.pool)
+        .await?;
+    let derived = stack.event_rows().await?;
+    Ok(((written + derived) as u64, written, derived))
+}
+
 async fn wait_rows(stack: &Stack, n: i64, secs: u64) -> Result<()> {
     stack
         .eventually(
@@ -121,6 +130,10 @@ async fn projection_sigkilled_20_times_over_100k_events_counts_each_once() -> Re
     let mut opts = projections_only();
     // 16 partitions: each SIGKILL lands amid many partitions' batches.
     opts.partitions = Some(16);
+    // The deriver (plain mode) in chunks of about ten batches, so its
+    // progress is as fine-grained as the writer's and kills land mid-chunk.
+    opts.env
+        .push(("AGENTOPS_DERIVE_MAX_EVENTS".into(), "5000".into()));
     // The worker starts once the whole stream is in the log.
     opts.skip.push(Component::Projections);
     let mut stack = Stack::start("crash100k", opts).await?;
@@ -146,27 +159,26 @@ async fn projection_sigkilled_20_times_over_100k_events_counts_each_once() -> Re
     stack.restart(Component::Projections, 0).await?;
     let mut mid_stream = 0;
     for kill in 0..20u64 {
-        // Each kill lands at a random point of the stream: the k-th once the
-        // worker has projected about k/21 of it (plus a random share of a
-        // step), so kills spread over the whole run however fast the broker
+        // Each kill lands at a random point of the work: the k-th once the
+        // worker has done about k/21 of it (plus a random share of a step),
+        // so kills spread over the whole run however fast the broker
         // delivers: mid-batch, mid-transaction, between commit and the Kafka
-        // offset commit.
-        let step = want.events as u64 / 21;
+        // offset commit, mid-derivation (plain mode). The work is the
+        // events written plus the events derived (the same in TimescaleDB
+        // mode, where both happen in the batch's transaction).
+        let step = 2 * want.events as u64 / 21;
         let target = step * (kill + 1) + rand::rng().random_range(0..step / 2);
         stack
             .eventually(
                 Duration::from_secs(120),
                 "the worker makes progress",
-                || async {
-                    let n = stack.event_rows().await?;
-                    Ok((n as u64 >= target).then_some(()))
-                },
+                || async { Ok((progress(&stack).await?.0 >= target).then_some(())) },
             )
             .await?;
         stack.kill(Component::Projections, 0)?;
-        let rows = stack.event_rows().await?;
-        mid_stream += usize::from(rows < want.events);
-        eprintln!("kill {kill}: {rows} rows projected");
+        let (_, written, derived) = progress(&stack).await?;
+        mid_stream += usize::from(derived < want.events);
+        eprintln!("kill {kill}: {written} rows written, {derived} derived");
         stack.restart(Component::Projections, 0).await?;
     }
     ensure!(
