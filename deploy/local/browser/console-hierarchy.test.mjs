@@ -106,9 +106,20 @@ test('the projects and machines lists show the API’s figures, by last seen and
     assert.equal(num(r.sessions), projects[i].sessions);
   });
   await shot(page, 'projects');
-  // By cost: the API's order, the choice in the URL.
+  // By cost: the API's order, the choice in the URL. The answer is held
+  // back a moment: meanwhile the last-seen rows stay on screen, and the
+  // page must not say it shows the cost order until it does.
+  let released = false;
+  const byCostCall = /\/v1\/projects\?.*sort=cost/;
+  await page.route(byCostCall, async (route) => {
+    await new Promise((r) => setTimeout(r, 1500));
+    released = true;
+    await route.continue();
+  });
   await page.click('[data-sort="cost"]');
   await page.waitForSelector('[data-loaded="projects:cost"]', { timeout: 15_000 });
+  assert.ok(released, 'the cost order was marked loaded before its answer came');
+  await page.unroute(byCostCall);
   assert.equal(new URL(page.url()).searchParams.get('sort'), 'cost');
   const byCost = (await api('/v1/projects?sort=cost&limit=200')).projects;
   sameFigures(await rowsOf(page, 'tr[data-node="project"]'), byCost, { row: 'id', api: 'id' }, 'projects by cost');

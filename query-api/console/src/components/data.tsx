@@ -10,6 +10,10 @@ export interface ApiState<T> {
   data: T | undefined;
   error: unknown;
   loading: boolean;
+  /** `data` answers earlier inputs: they changed and the new answer is not
+   *  in yet (it stays on screen meanwhile). A marker saying what is shown
+   *  (`data-loaded`) must wait for the new answer. */
+  stale: boolean;
   /** Run the call again now (after a change the page made). */
   reload: () => void;
 }
@@ -21,29 +25,40 @@ export interface ApiOptions {
   skip?: boolean;
 }
 
+/** Whether two dependency lists differ (element by element, `Object.is`). */
+export function depsChanged(a: readonly unknown[], b: readonly unknown[]): boolean {
+  return a.length !== b.length || a.some((v, i) => !Object.is(v, b[i]));
+}
+
 /** `call` now and whenever `deps` change. Answers of an outdated call
  *  (deps changed meanwhile) are dropped. */
 export function useApi<T>(call: () => Promise<T>, deps: readonly unknown[], opts: ApiOptions = {}): ApiState<T> {
-  const [state, setState] = useState<{ data: T | undefined; error: unknown; loading: boolean }>({
+  const [state, setState] = useState<{ data: T | undefined; error: unknown; loading: boolean; gen: number }>({
     data: undefined,
     error: null,
     loading: !opts.skip,
+    gen: 0,
   });
+  // Which inputs the answers are for: counted during the render that sees
+  // new deps (the effect that fetches runs only after that render paints).
+  const gen = useRef({ deps, n: 0 });
+  if (depsChanged(gen.current.deps, deps)) gen.current = { deps, n: gen.current.n + 1 };
   const seq = useRef(0);
   const callRef = useRef(call);
   callRef.current = call;
   const run = useCallback(() => {
     const n = ++seq.current;
+    const g = gen.current.n;
     setState((s) => ({ ...s, loading: true }));
     callRef.current().then(
-      (data) => n === seq.current && setState({ data, error: null, loading: false }),
-      (error: unknown) => n === seq.current && setState((s) => ({ data: s.data, error, loading: false })),
+      (data) => n === seq.current && setState({ data, error: null, loading: false, gen: g }),
+      (error: unknown) => n === seq.current && setState((s) => ({ ...s, error, loading: false })),
     );
   }, []);
   useEffect(() => {
     if (opts.skip) {
       seq.current++;
-      setState({ data: undefined, error: null, loading: false });
+      setState({ data: undefined, error: null, loading: false, gen: gen.current.n });
       return;
     }
     run();
@@ -54,7 +69,8 @@ export function useApi<T>(call: () => Promise<T>, deps: readonly unknown[], opts
     return () => clearInterval(t);
     // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [...deps, opts.skip, opts.refreshMs]);
-  return { ...state, reload: run };
+  const { gen: answered, ...shown } = state;
+  return { ...shown, stale: shown.data !== undefined && answered !== gen.current.n, reload: run };
 }
 
 /** A short text for an error on a page. */

@@ -41,7 +41,7 @@ function NodeList({ kind }: { kind: "project" | "machine" }): JSX.Element {
       <Panel title={kind === "project" ? "Projects (all time)" : "Machines (all time)"} id={plural} actions={<SortPicker sort={sort} />}>
         <Loaded state={rows}>
           {(list) => (
-            <div data-loaded={`${plural}:${sort}`}>
+            <div data-loaded={rows.stale ? undefined : `${plural}:${sort}`} aria-busy={rows.stale ? "true" : undefined}>
               {list.length ? <NodeTable kind={kind} rows={list} label={plural} /> : <NoCodingAgents />}
             </div>
           )}
