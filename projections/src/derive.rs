@@ -13,7 +13,6 @@
 //! touches is rewritten once per batch. A chunk of several batches touches
 //! each row once, and the writer's transaction is left with the events.
 
-use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
 use agentops_runtime::shutdown::CancellationToken;
@@ -59,15 +58,19 @@ impl Derived {
     }
 }
 
-/// The new transactions since the horizon: (txid, events).
-const NEW_TRANSACTIONS: &str = "
-SELECT txid, count(*)::int8 AS n FROM events
-WHERE txid >= $1 AND NOT (txid = ANY($2))
-GROUP BY txid
-UNION ALL
-SELECT DISTINCT txid, 0::int8 FROM pending_corrections
-UNION ALL
-SELECT DISTINCT txid, 0::int8 FROM pending_offsets";
+/// The transactions waiting for the deriver, oldest first, at most `$1` of
+/// them: those whose events, corrections or offsets are pending, each with
+/// its events' count (the `events_txid` index, one probe per transaction).
+/// Every pending table holds only what is not derived yet, so this costs
+/// what the backlog holds, not what was written since any point in time.
+const PENDING_TRANSACTIONS: &str = "
+WITH t AS (
+    SELECT txid FROM pending_events
+    UNION SELECT txid FROM pending_corrections
+    UNION SELECT txid FROM pending_offsets
+    ORDER BY txid LIMIT $1)
+SELECT t.txid, (SELECT count(*) FROM events e WHERE e.txid = t.txid)::int8 AS n
+FROM t ORDER BY t.txid";
 
 /// Every column of the chosen transactions' events.
 const CHOSEN_EVENTS: &str = "
@@ -150,22 +153,18 @@ impl From<Row> for AgentEvent {
 }
 
 /// The transactions to derive now: the oldest first, whole, until
-/// `max_events` (at least one transaction); and the new horizon: the
-/// oldest transaction still running when the pass looked (`xmin`), or the
-/// oldest one left for the next pass, whichever is older.
-fn choose(new: &BTreeMap<i64, i64>, xmin: i64, max_events: usize) -> (Vec<i64>, i64) {
+/// `max_events` (at least one transaction).
+fn choose(pending: &[(i64, i64)], max_events: usize) -> Vec<i64> {
     let mut chosen = Vec::new();
     let mut events = 0usize;
-    let mut horizon = xmin;
-    for (&txid, &n) in new {
+    for &(txid, n) in pending {
         if !chosen.is_empty() && events + n as usize > max_events {
-            horizon = horizon.min(txid);
             break;
         }
         chosen.push(txid);
         events += n as usize;
     }
-    (chosen, horizon)
+    chosen
 }
 
 /// Derive one chunk (plain mode; nothing to do in TimescaleDB mode).
@@ -194,108 +193,85 @@ pub(crate) async fn derive_once(
     if !mine {
         return Ok(Derived::default());
     }
-    let (horizon, done): (i64, Vec<i64>) =
-        sqlx::query_as("SELECT horizon, done FROM derive_state WHERE id = 1 FOR UPDATE")
-            .fetch_one(&mut *tx)
-            .await?;
-    // Before looking: every transaction below it has ended, so the look
-    // below sees all of them that wrote anything.
-    let xmin: i64 =
-        sqlx::query_scalar("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::int8")
-            .fetch_one(&mut *tx)
-            .await?;
-    let rows: Vec<(i64, i64)> = sqlx::query_as(NEW_TRANSACTIONS)
-        .bind(horizon)
-        .bind(&done)
+    // A transaction commits its events and its `pending_events` row
+    // together: what is listed here is whole, whatever order transactions
+    // commit in. One more than the chunk can hold tells whether it is all.
+    let limit = max_events.saturating_add(1).min(i64::MAX as usize) as i64;
+    let pending: Vec<(i64, i64)> = sqlx::query_as(PENDING_TRANSACTIONS)
+        .bind(limit)
         .fetch_all(&mut *tx)
         .await?;
-    let mut new: BTreeMap<i64, i64> = BTreeMap::new();
-    for (txid, n) in rows {
-        *new.entry(txid).or_default() += n;
-    }
-    let (chosen, next_horizon) = choose(&new, xmin, max_events);
-    let caught_up = chosen.len() == new.len();
+    let chosen = choose(&pending, max_events);
+    let caught_up = chosen.len() == pending.len() && (pending.len() as i64) < limit;
     let mut result = Derived {
         transactions: chosen.len(),
         caught_up,
         ..Derived::default()
     };
-    if !chosen.is_empty() {
-        let events: Vec<AgentEvent> = sqlx::query_as::<_, Row>(CHOSEN_EVENTS)
-            .bind(&chosen)
-            .fetch_all(&mut *tx)
-            .await?
-            .into_iter()
-            .map(AgentEvent::from)
-            .collect();
-        result.events = events.len();
-        result.oldest_ingested = events.iter().filter_map(|e| e.ingested_at).min();
-        if !events.is_empty() {
-            // Partitions of the levels for these days (the writer made
-            // them; a rebuild or a retention drop may have raced it).
-            let mut days: Vec<NaiveDate> = events
-                .iter()
-                .map(|e| ts(e.timestamp).date_naive())
-                .collect();
-            days.sort();
-            days.dedup();
-            storage::ensure_partitions_of(&mut tx, storage::partitioned_in(mode), &days)
-                .await
-                .map_err(|e| sqlx::Error::Protocol(e.to_string()))?;
-            let refs: Vec<&AgentEvent> = events.iter().collect();
-            crate::store::derive(&mut tx, mode, &refs, tag_keys).await?;
-        }
-        // Corrections after the events of their own and earlier
-        // transactions (a correction follows its event in its partition).
-        /// A waiting correction and its place in the log (txid, seq).
-        type Pending = (uuid::Uuid, DateTime<Utc>, String, Option<f64>, i64, i64);
-        let mut pending: Vec<Pending> = sqlx::query_as(
-            "DELETE FROM pending_corrections WHERE txid = ANY($1)
-                 RETURNING event_id, ts, org_id, cost_usd, txid, seq",
-        )
+    if chosen.is_empty() {
+        return Ok(result);
+    }
+    let events: Vec<AgentEvent> = sqlx::query_as::<_, Row>(CHOSEN_EVENTS)
         .bind(&chosen)
         .fetch_all(&mut *tx)
-        .await?;
-        pending.sort_by_key(|p| (p.4, p.5));
-        let wanted: Vec<Wanted> = pending
-            .into_iter()
-            .map(|(id, t, org, cost, _, _)| (id, t, org, cost))
-            .collect();
-        result.corrected =
-            corrections::apply_wanted(&mut tx, mode, corrections::last_of(wanted), tag_keys)
-                .await?;
-    }
-    if !chosen.is_empty() {
-        // What is derived, per partition (the processors' budget split).
-        sqlx::query(
-            "WITH done AS (DELETE FROM pending_offsets WHERE txid = ANY($1)
-                           RETURNING consumer_group, topic, partition, next_offset)
-             INSERT INTO consumer_offsets (consumer_group, topic, partition, next_offset, updated_at)
-             SELECT consumer_group || '.derived', topic, partition, max(next_offset), now()
-             FROM done GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
-             ON CONFLICT (consumer_group, topic, partition) DO UPDATE SET
-                 next_offset = GREATEST(consumer_offsets.next_offset, EXCLUDED.next_offset),
-                 updated_at = now()",
-        )
-        .bind(&chosen)
-        .execute(&mut *tx)
-        .await?;
-    }
-    let chosen_set: HashSet<i64> = chosen.iter().copied().collect();
-    let mut next_done: Vec<i64> = done
-        .iter()
-        .copied()
-        .chain(chosen_set)
-        .filter(|&t| t >= next_horizon)
+        .await?
+        .into_iter()
+        .map(AgentEvent::from)
         .collect();
-    next_done.sort_unstable();
-    next_done.dedup();
-    sqlx::query(
-        "UPDATE derive_state SET horizon = $1, done = $2, derived = derived + $3,
-                updated_at = now() WHERE id = 1",
+    result.events = events.len();
+    result.oldest_ingested = events.iter().filter_map(|e| e.ingested_at).min();
+    if !events.is_empty() {
+        // Partitions of the levels for these days (the writer made them;
+        // a rebuild or a retention drop may have raced it).
+        let mut days: Vec<NaiveDate> = events
+            .iter()
+            .map(|e| ts(e.timestamp).date_naive())
+            .collect();
+        days.sort();
+        days.dedup();
+        storage::ensure_partitions_of(&mut tx, storage::partitioned_in(mode), &days)
+            .await
+            .map_err(|e| sqlx::Error::Protocol(e.to_string()))?;
+        let refs: Vec<&AgentEvent> = events.iter().collect();
+        crate::store::derive(&mut tx, mode, &refs, tag_keys).await?;
+    }
+    // Corrections after the events of their own and earlier transactions
+    // (a correction follows its event in its partition).
+    /// A waiting correction and its place in the log (txid, seq).
+    type Pending = (uuid::Uuid, DateTime<Utc>, String, Option<f64>, i64, i64);
+    let mut waiting: Vec<Pending> = sqlx::query_as(
+        "DELETE FROM pending_corrections WHERE txid = ANY($1)
+             RETURNING event_id, ts, org_id, cost_usd, txid, seq",
     )
-    .bind(next_horizon.max(horizon))
-    .bind(&next_done)
+    .bind(&chosen)
+    .fetch_all(&mut *tx)
+    .await?;
+    waiting.sort_by_key(|p| (p.4, p.5));
+    let wanted: Vec<Wanted> = waiting
+        .into_iter()
+        .map(|(id, t, org, cost, _, _)| (id, t, org, cost))
+        .collect();
+    result.corrected =
+        corrections::apply_wanted(&mut tx, mode, corrections::last_of(wanted), tag_keys).await?;
+    // What is derived, per partition (the processors' budget split).
+    sqlx::query(
+        "WITH done AS (DELETE FROM pending_offsets WHERE txid = ANY($1)
+                       RETURNING consumer_group, topic, partition, next_offset)
+         INSERT INTO consumer_offsets (consumer_group, topic, partition, next_offset, updated_at)
+         SELECT consumer_group || '.derived', topic, partition, max(next_offset), now()
+         FROM done GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+         ON CONFLICT (consumer_group, topic, partition) DO UPDATE SET
+             next_offset = GREATEST(consumer_offsets.next_offset, EXCLUDED.next_offset),
+             updated_at = now()",
+    )
+    .bind(&chosen)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "WITH done AS (DELETE FROM pending_events WHERE txid = ANY($1))
+         UPDATE derive_state SET derived = derived + $2, updated_at = now() WHERE id = 1",
+    )
+    .bind(&chosen)
     .bind(result.events as i64)
     .execute(&mut *tx)
     .await?;
@@ -408,15 +384,12 @@ mod tests {
 
     #[test]
     fn chunks_take_whole_transactions_oldest_first() {
-        let new: BTreeMap<i64, i64> = [(10, 2000), (11, 2000), (12, 0), (13, 2000)]
-            .into_iter()
-            .collect();
-        // Room for two: the horizon stops at the first one left.
-        assert_eq!(choose(&new, 20, 4000), (vec![10, 11, 12], 13));
+        let pending = [(10, 2000), (11, 2000), (12, 0), (13, 2000)];
+        // Room for two (and the empty one after them).
+        assert_eq!(choose(&pending, 4000), vec![10, 11, 12]);
         // A transaction bigger than the chunk still goes whole.
-        assert_eq!(choose(&new, 20, 100), (vec![10], 11));
-        // Everything: the horizon is the oldest running transaction.
-        assert_eq!(choose(&new, 20, 1_000_000), (vec![10, 11, 12, 13], 20));
-        assert_eq!(choose(&BTreeMap::new(), 7, 10), (vec![], 7));
+        assert_eq!(choose(&pending, 100), vec![10]);
+        assert_eq!(choose(&pending, 1_000_000), vec![10, 11, 12, 13]);
+        assert_eq!(choose(&[], 10), Vec::<i64>::new());
     }
 }

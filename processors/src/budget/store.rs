@@ -91,9 +91,9 @@ pub(super) async fn already_projected(
             .await
             .map_err(|e| sqlx::Error::Protocol(e.to_string()))?;
     let sql = if deferred {
-        "SELECT e.event_id::text FROM events e, derive_state s
+        "SELECT e.event_id::text FROM events e
          WHERE e.event_id = ANY($1::uuid[]) AND e.ts >= $2 AND e.org_id = $3
-           AND (e.txid IS NULL OR e.txid < s.horizon OR e.txid = ANY(s.done))"
+           AND NOT EXISTS (SELECT 1 FROM pending_events p WHERE p.txid = e.txid)"
     } else {
         "SELECT event_id::text FROM events
          WHERE event_id = ANY($1::uuid[]) AND ts >= $2 AND org_id = $3"

@@ -7,13 +7,18 @@
 //! hypertable.
 //!
 //! Which events are derived: every event row carries the id of the
-//! transaction that wrote it (`events.txid`, a default). `derive_state`
-//! keeps a horizon (every transaction below it is derived or wrote nothing
-//! that counts) and the ids at or above it already derived (`done`).
-//! Corrections wait in `pending_corrections` until the deriver applies them
-//! after the events of the same or earlier transactions, then leave it; the
-//! batches' offsets wait in `pending_offsets` until their events are
-//! derived, then move to `consumer_offsets` under [`derived_group`].
+//! transaction that wrote it (`events.txid`, a default), and a statement
+//! trigger on `events` notes that id in `pending_events` in the same
+//! transaction, whoever writes (the worker, a loader, a hand-written
+//! INSERT). The note becomes visible exactly when the transaction's events
+//! do, whatever order transactions commit in; the deriver deletes it in the
+//! transaction that derives those events. Corrections wait in
+//! `pending_corrections` until the deriver applies them after the events of
+//! the same or earlier transactions, then leave it; the batches' offsets
+//! wait in `pending_offsets` until their events are derived, then move to
+//! `consumer_offsets` under [`derived_group`]. Every pending table stays as
+//! small as the backlog, however long another transaction on the server
+//! runs.
 
 use sqlx::PgConnection;
 
@@ -35,12 +40,31 @@ pub fn deferred_ddl() -> Vec<String> {
         "CREATE INDEX IF NOT EXISTS events_txid ON events (txid) WHERE txid IS NOT NULL".into(),
         "CREATE TABLE IF NOT EXISTS derive_state (
             id          SMALLINT PRIMARY KEY CHECK (id = 1),
-            horizon     BIGINT NOT NULL,
-            done        BIGINT[] NOT NULL DEFAULT '{}',
             derived     BIGINT NOT NULL DEFAULT 0,
             updated_at  TIMESTAMPTZ NOT NULL DEFAULT now())"
             .into(),
-        "INSERT INTO derive_state (id, horizon) VALUES (1, 0) ON CONFLICT (id) DO NOTHING".into(),
+        "INSERT INTO derive_state (id) VALUES (1) ON CONFLICT (id) DO NOTHING".into(),
+        "CREATE TABLE IF NOT EXISTS pending_events (txid BIGINT PRIMARY KEY)".into(),
+        format!(
+            "CREATE OR REPLACE FUNCTION agentops_pending_events() RETURNS trigger
+             LANGUAGE plpgsql AS $$
+             BEGIN
+                 INSERT INTO pending_events (txid) VALUES ({TXID_DEFAULT})
+                 ON CONFLICT (txid) DO NOTHING;
+                 RETURN NULL;
+             END $$"
+        ),
+        // Once per statement (a batch's COPY is one), not per row. Created
+        // only where missing: replacing it would lock `events` against the
+        // writers each time a component starts.
+        "DO $$ BEGIN
+             IF NOT EXISTS (SELECT 1 FROM pg_trigger
+                            WHERE tgrelid = 'events'::regclass AND tgname = 'events_pending') THEN
+                 CREATE TRIGGER events_pending AFTER INSERT ON events
+                 FOR EACH STATEMENT EXECUTE FUNCTION agentops_pending_events();
+             END IF;
+         END $$"
+            .into(),
         format!(
             "CREATE TABLE IF NOT EXISTS pending_corrections (
             seq         BIGSERIAL PRIMARY KEY,
@@ -69,7 +93,12 @@ pub fn derived_group(group: &str) -> String {
 }
 
 /// The relations [`deferred_ddl`] creates (dropped with the projections).
-pub const DEFERRED_TABLES: [&str; 3] = ["derive_state", "pending_corrections", "pending_offsets"];
+pub const DEFERRED_TABLES: [&str; 4] = [
+    "derive_state",
+    "pending_events",
+    "pending_corrections",
+    "pending_offsets",
+];
 
 pub(super) async fn setup(conn: &mut PgConnection) -> Result<()> {
     for ddl in deferred_ddl() {
@@ -96,8 +125,8 @@ pub async fn backlog(conn: &mut PgConnection) -> Result<i64> {
         return Ok(0);
     }
     Ok(sqlx::query_scalar(
-        "SELECT (SELECT count(*) FROM events e, derive_state s
-                 WHERE e.txid >= s.horizon AND NOT (e.txid = ANY(s.done)))
+        "SELECT (SELECT count(*) FROM events
+                 WHERE txid = ANY(ARRAY(SELECT txid FROM pending_events)))
               + (SELECT count(*) FROM pending_corrections)",
     )
     .fetch_one(&mut *conn)
@@ -109,13 +138,7 @@ pub async fn backlog(conn: &mut PgConnection) -> Result<i64> {
 /// projection workers write. Nothing to do in TimescaleDB mode.
 pub async fn mark_all_derived(conn: &mut PgConnection) -> Result<()> {
     if enabled(conn).await? {
-        // Every transaction below this one's id has ended.
-        exec(
-            conn,
-            "UPDATE derive_state SET horizon = GREATEST(horizon, pg_current_xact_id()::text::int8),
-                 done = '{}', updated_at = now() WHERE id = 1",
-        )
-        .await?;
+        exec(conn, "DELETE FROM pending_events").await?;
     }
     Ok(())
 }
