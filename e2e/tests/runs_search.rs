@@ -85,7 +85,9 @@ impl Spec {
 
 const CALLS: [(&str, &str); 3] = [
     ("openai", "gpt-4o"),
-    ("anthropic", "claude-sonnet-4"),
+    // Quotes, a comma, braces and a backslash: the run's model list is
+    // passed to PostgreSQL as an array literal and must come back as sent.
+    ("anthropic", "claude-sonnet-4 \"eval, {beta}\" \\x"),
     ("google", "gemini-2.5-pro"),
 ];
 

