@@ -11,7 +11,8 @@
 #
 # Settings (environment):
 #   BENCH_SIZES    event counts, space-separated (default "1000000 10000000";
-#                  add 100000000 for the opt-in run: ~55 GB of disk, hours)
+#                  add 100000000 for the opt-in run: ~80 GB of disk at 0.8 GB
+#                  per million events, hours)
 #   BENCH_DAYS     days of history (default 30)
 #   BENCH_AGENTS   agents (default 1000)
 #   BENCH_REPEAT   timed requests per endpoint (default 30)

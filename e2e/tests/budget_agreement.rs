@@ -10,19 +10,6 @@ use agentops_e2e::{events, Stack, StackOptions};
 use anyhow::{ensure, Context, Result};
 use serde_json::{json, Value};
 
-async fn create_budget(stack: &Stack, body: Value) -> Result<String> {
-    let r = stack
-        .http
-        .post(format!("{}/v1/admin/budgets", stack.query_url))
-        .bearer_auth(&stack.admin_key)
-        .json(&body)
-        .send()
-        .await?;
-    ensure!(r.status() == 201, "budget: {}", r.status());
-    let v: Value = r.json().await?;
-    Ok(v["id"].as_str().context("id")?.to_owned())
-}
-
 /// (spend, thresholds crossed) of budget `id` as `GET /v1/budgets/status` says.
 async fn status(stack: &Stack, id: &str) -> Result<(f64, Vec<f64>)> {
     let v = stack.get("/v1/budgets/status").await?;
@@ -74,17 +61,17 @@ async fn budget_status_and_budget_alerts_agree_at_every_step() -> Result<()> {
         },
     )
     .await?;
-    let org = create_budget(
-        &stack,
-        json!({"name": "org", "period": "day", "limit_usd": 1.0, "thresholds": [50, 100]}),
-    )
-    .await?;
-    let tag = create_budget(
-        &stack,
-        json!({"name": "team", "period": "day", "limit_usd": 1.0, "thresholds": [50, 100],
-               "scope_kind": "tag", "scope_value": "team=pay"}),
-    )
-    .await?;
+    let org = stack
+        .create_budget(
+            &json!({"name": "org", "period": "day", "limit_usd": 1.0, "thresholds": [50, 100]}),
+        )
+        .await?;
+    let tag = stack
+        .create_budget(
+            &json!({"name": "team", "period": "day", "limit_usd": 1.0, "thresholds": [50, 100],
+                    "scope_kind": "tag", "scope_value": "team=pay"}),
+        )
+        .await?;
     tokio::time::sleep(Duration::from_millis(1500)).await; // the budgets are loaded
     let now = chrono::Utc::now();
     // Before the period: counted by neither.

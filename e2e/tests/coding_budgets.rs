@@ -147,23 +147,13 @@ async fn a_project_budget_pauses_its_sessions_and_the_hook_denies_their_tools() 
     let infra = checkout(&dir.join("src/infra"), "https://github.com/acme/infra.git")?;
 
     // A daily budget of $1 on the shop project, paused at 100%.
-    let r = stack
-        .http
-        .post(format!("{}/v1/admin/budgets", stack.query_url))
-        .bearer_auth(&stack.admin_key)
-        .json(
+    stack
+        .create_budget(
             &json!({"name": "shop", "scope_kind": "project", "scope_value": SHOP,
-                      "period": "day", "limit_usd": 1.0, "thresholds": [50],
-                      "pause_at_pct": 100}),
+                               "period": "day", "limit_usd": 1.0, "thresholds": [50],
+                               "pause_at_pct": 100}),
         )
-        .send()
         .await?;
-    ensure!(
-        r.status() == 201,
-        "budget: {} {}",
-        r.status(),
-        r.text().await?
-    );
 
     // Before: nothing paused; both projects' tools run.
     for (cwd, s) in [(&shop, "s-shop"), (&infra, "s-infra")] {

@@ -85,14 +85,9 @@ async fn the_console_shows_the_api_figures_in_chromium() -> anyhow::Result<()> {
         ("amber", spent / 0.85),
         ("red", spent / 2.0),
     ] {
-        let r = stack
-            .http
-            .post(format!("{}/v1/admin/budgets", stack.query_url))
-            .bearer_auth(&stack.admin_key)
-            .json(&json!({"name": name, "period": "month", "limit_usd": limit}))
-            .send()
+        stack
+            .create_budget(&json!({"name": name, "period": "month", "limit_usd": limit}))
             .await?;
-        anyhow::ensure!(r.status() == 201, "{}", r.text().await?);
     }
     // A row on each configuration page (its screenshot shows one).
     for (path, body) in [
@@ -192,14 +187,9 @@ async fn the_console_explores_runs_live_and_controls_agents_in_chromium() -> any
             Ok((stack.event_rows().await? == total).then_some(()))
         })
         .await?;
-    let r = stack
-        .http
-        .post(format!("{}/v1/admin/budgets", stack.query_url))
-        .bearer_auth(&stack.admin_key)
-        .json(&json!({"name": "agent-2 monthly", "scope_kind": "agent", "scope_value": "agent-2", "period": "month", "limit_usd": 1.0}))
-        .send()
+    stack
+        .create_budget(&json!({"name": "agent-2 monthly", "scope_kind": "agent", "scope_value": "agent-2", "period": "month", "limit_usd": 1.0}))
         .await?;
-    anyhow::ensure!(r.status() == 201, "{}", r.text().await?);
     use agentops_tenancy::people::Role;
     let password = "a long enough password 2";
     let people = [

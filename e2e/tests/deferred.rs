@@ -314,21 +314,7 @@ async fn budgets_count_spend_written_but_not_derived_once() -> Result<()> {
         body.as_object_mut()
             .unwrap()
             .extend(scope.as_object().unwrap().clone());
-        let r = stack
-            .http
-            .post(format!("{}/v1/admin/budgets", stack.query_url))
-            .bearer_auth(&stack.admin_key)
-            .json(&body)
-            .send()
-            .await?;
-        ensure!(r.status() == 201, "budget {name}: {}", r.status());
-        let (id,): (String,) =
-            sqlx::query_as("SELECT id::text FROM budgets WHERE org_id = $1 AND name = $2")
-                .bind(&stack.org_id)
-                .bind(name)
-                .fetch_one(&stack.pool)
-                .await?;
-        ids.insert(name, id);
+        ids.insert(name, stack.create_budget(&body).await?);
     }
     // The processors keep spend only for orgs with budgets: let them load these.
     tokio::time::sleep(Duration::from_secs(2)).await; // configuration reload

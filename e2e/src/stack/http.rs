@@ -91,6 +91,26 @@ impl Stack {
         Ok((status, retry_after, r.json().await.unwrap_or(Value::Null)))
     }
 
+    /// Create a budget (`POST /v1/admin/budgets` with the admin key); its id.
+    pub async fn create_budget(&self, body: &Value) -> Result<String> {
+        let r = self
+            .http
+            .post(format!("{}/v1/admin/budgets", self.query_url))
+            .bearer_auth(&self.admin_key)
+            .json(body)
+            .send()
+            .await?;
+        let status = r.status();
+        let answer: Value = r.json().await?;
+        if status != reqwest::StatusCode::CREATED {
+            bail!("POST /v1/admin/budgets {body}: {status} {answer}");
+        }
+        answer["id"]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| anyhow::anyhow!("budget created without an id: {answer}"))
+    }
+
     /// GET a query-API path with the read key.
     pub async fn get(&self, path_and_query: &str) -> Result<Value> {
         let r = self
