@@ -35,9 +35,22 @@ pub const TXID_DEFAULT: &str = "pg_current_xact_id()::text::int8";
 /// transaction).
 pub fn deferred_ddl() -> Vec<String> {
     vec![
-        "ALTER TABLE events ADD COLUMN IF NOT EXISTS txid BIGINT".into(),
-        format!("ALTER TABLE events ALTER COLUMN txid SET DEFAULT ({TXID_DEFAULT})"),
-        "CREATE INDEX IF NOT EXISTS events_txid ON events (txid) WHERE txid IS NOT NULL".into(),
+        // Only where missing: `ALTER TABLE` and `CREATE INDEX` lock
+        // `events` even when there is nothing to do, and every component
+        // runs this set-up when it starts, while the writers insert.
+        format!(
+            "DO $$ BEGIN
+                 IF NOT EXISTS (SELECT 1 FROM pg_attribute
+                                WHERE attrelid = 'events'::regclass AND attname = 'txid'
+                                  AND NOT attisdropped) THEN
+                     ALTER TABLE events ADD COLUMN txid BIGINT;
+                     ALTER TABLE events ALTER COLUMN txid SET DEFAULT ({TXID_DEFAULT});
+                 END IF;
+                 IF to_regclass('events_txid') IS NULL THEN
+                     CREATE INDEX events_txid ON events (txid) WHERE txid IS NOT NULL;
+                 END IF;
+             END $$"
+        ),
         "CREATE TABLE IF NOT EXISTS derive_state (
             id          SMALLINT PRIMARY KEY CHECK (id = 1),
             derived     BIGINT NOT NULL DEFAULT 0,
@@ -54,9 +67,8 @@ pub fn deferred_ddl() -> Vec<String> {
                  RETURN NULL;
              END $$"
         ),
-        // Once per statement (a batch's COPY is one), not per row. Created
-        // only where missing: replacing it would lock `events` against the
-        // writers each time a component starts.
+        // Once per statement (a batch's COPY is one), not per row; created
+        // only where missing, as above.
         "DO $$ BEGIN
              IF NOT EXISTS (SELECT 1 FROM pg_trigger
                             WHERE tgrelid = 'events'::regclass AND tgname = 'events_pending') THEN
