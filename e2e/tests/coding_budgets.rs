@@ -150,8 +150,8 @@ async fn a_project_budget_pauses_its_sessions_and_the_hook_denies_their_tools() 
     stack
         .create_budget(
             &json!({"name": "shop", "scope_kind": "project", "scope_value": SHOP,
-                               "period": "day", "limit_usd": 1.0, "thresholds": [50],
-                               "pause_at_pct": 100}),
+                    "period": "day", "limit_usd": 1.0, "thresholds": [50],
+                    "pause_at_pct": 100}),
         )
         .await?;
 
