@@ -493,10 +493,16 @@ async fn check(url: &str, pool: &PgPool, plans: &Mutex<Plans>) -> Result<()> {
     Ok(())
 }
 
-/// Whether `rel` is a partition (`{table}_p…`, `{table}_pre…`) holding under
-/// 1% of its table's rows.
+/// Whether `rel` is a partition (by the catalog) holding under 1% of its
+/// table's rows.
 async fn small_partition(pool: &PgPool, rel: &str) -> Result<bool> {
-    let Some((table, _)) = rel.rsplit_once("_p") else {
+    let parent: Option<String> = sqlx::query_scalar(
+        "SELECT inhparent::regclass::text FROM pg_inherits WHERE inhrelid = $1::regclass",
+    )
+    .bind(rel)
+    .fetch_optional(pool)
+    .await?;
+    let Some(table) = parent else {
         return Ok(false);
     };
     let (small,): (bool,) = sqlx::query_as(&format!(
