@@ -11,11 +11,14 @@
 #
 # Settings (environment):
 #   BENCH_SIZES    event counts, space-separated (default "1000000 10000000";
-#                  add 100000000 for the opt-in run: ~80 GB of disk at 0.8 GB
-#                  per million events, hours)
+#                  add 100000000 for the opt-in run: ~70 GB of disk, the
+#                  loading about an hour and a half; each size's need is
+#                  checked against the free disk before it is loaded)
 #   BENCH_DAYS     days of history (default 30)
 #   BENCH_AGENTS   agents (default 1000)
 #   BENCH_REPEAT   timed requests per endpoint (default 30)
+#   BENCH_RAW_REPEAT  timed runs of each raw-events query (default 5; at 100 M
+#                  one set of them takes about 4 minutes)
 #   BENCH_PG_PORT  PostgreSQL port (default 25435)
 #   BENCH_QUERY_ADDR  query API listen address (default 127.0.0.1:28083)
 #   BENCH_NO_BUILD=1  skip the release build
@@ -63,6 +66,15 @@ for n in $SIZES; do
     rm -f "$keys"
   fi
   if [ -z "$(psql_admin "SELECT 1 FROM pg_database WHERE datname = '$db'")" ]; then
+    # Linear in the events: ~0.6 GB per million (events and their indexes,
+    # runs, sessions) plus the aggregate levels, which grow more slowly
+    # (docs/benchmarks.md); a few GB of sort space and WAL besides.
+    need=$(( n * 7 / 10000000 + 4 ))
+    free=$(df -P -BG "$PGDIR" | awk 'NR == 2 { sub("G", "", $4); print $4 }')
+    if [ "$free" -lt "$need" ]; then
+      die "bench-scale: $n events need about $need GB of disk; $free GB free under $PGDIR"
+    fi
+    log "bench-scale: loading $n events (about $need GB of the $free GB free)"
     psql_admin "CREATE DATABASE $db OWNER agentops" >/dev/null
     "$BIN/agentops-query-api" admin create-org --id bench --name "Benchmark" >"$keys"
   elif [ ! -s "$keys" ]; then
@@ -87,7 +99,8 @@ for n in $SIZES; do
   log "bench-scale: $n events over ${BENCH_DAYS:-30} days, ${BENCH_AGENTS:-1000} agents"
   "$BIN/agentops-loadgen" bench-scale --database-url "$PG/$db" --query-url "http://$QUERY_ADDR" \
     --key "$READ_KEY" --admin-key "$ADMIN_KEY" --events "$n" --days "${BENCH_DAYS:-30}" \
-    --agents "${BENCH_AGENTS:-1000}" --repeat "${BENCH_REPEAT:-30}" --out "$STATE/scale.out"
+    --agents "${BENCH_AGENTS:-1000}" --repeat "${BENCH_REPEAT:-30}" \
+    --raw-repeat "${BENCH_RAW_REPEAT:-5}" --out "$STATE/scale.out"
   stop_pidfile "$STATE/query-api.pid"
   if [ "${BENCH_KEEP:-0}" != "1" ]; then psql_admin "DROP DATABASE $db" >/dev/null; fi
 done

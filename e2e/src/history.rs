@@ -65,31 +65,11 @@ pub async fn load_org(pool: &PgPool, org: &str, n: i64, agents: i64, days: i64) 
     .execute(&mut *conn)
     .await
     .context("events")?;
-    for (sql, level) in storage::levels_from_events_sql()
-        .iter()
-        .zip(storage::LEVELS)
-    {
-        sqlx::query(sql)
-            .bind(org)
-            .execute(&mut *conn)
-            .await
-            .with_context(|| level.name)?;
-    }
+    // The levels, the per-tag levels and the runs as the writer folds them.
     let tag_keys = storage::StorageConfig::default().tag_keys;
-    for sql in storage::tag_levels_from_events_sql() {
-        sqlx::query(&sql)
-            .bind(org)
-            .bind(&tag_keys)
-            .execute(&mut *conn)
-            .await
-            .context("per-tag levels")?;
-    }
-    // Runs as the writer folds them.
-    sqlx::query(storage::runs_from_events_sql())
-        .bind(org)
-        .execute(&mut *conn)
+    storage::fold_history(&mut conn, org, &tag_keys, &all, storage::Fold::All, |_| {})
         .await
-        .context("runs")?;
+        .context("levels and runs")?;
     // Agents with their latest day's totals.
     sqlx::query(storage::agents_from_events_sql())
         .bind(org)

@@ -9,7 +9,9 @@
 
 use std::time::Instant;
 
+use agentops_runtime::storage;
 use anyhow::{ensure, Context, Result};
+use chrono::NaiveDate;
 use serde_json::{json, Value};
 use sqlx::PgPool;
 
@@ -96,13 +98,31 @@ pub(crate) async fn build(
         .fetch_one(pool)
         .await?;
     if have == 0 {
+        // A history kept from a build that loaded no runs: its runs, a day at a time.
         let t = Instant::now();
-        let n = sqlx::query(agentops_runtime::storage::runs_from_events_sql())
-            .bind("bench")
-            .execute(pool)
-            .await?
-            .rows_affected();
-        sqlx::raw_sql("VACUUM ANALYZE runs").execute(pool).await?;
+        let (first, last): (Option<NaiveDate>, Option<NaiveDate>) = sqlx::query_as(
+            "SELECT min(ts AT TIME ZONE 'UTC')::date, max(ts AT TIME ZONE 'UTC')::date
+             FROM events WHERE org_id = 'bench'",
+        )
+        .fetch_one(pool)
+        .await?;
+        if let (Some(first), Some(last)) = (first, last) {
+            let days: Vec<_> = first.iter_days().take_while(|d| *d <= last).collect();
+            let mut conn = pool.acquire().await?;
+            storage::fold_history(
+                &mut conn,
+                "bench",
+                &[],
+                &days,
+                storage::Fold::RunsOnly,
+                |_| {},
+            )
+            .await?;
+            sqlx::raw_sql("VACUUM ANALYZE runs").execute(pool).await?;
+        }
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM runs WHERE org_id = 'bench'")
+            .fetch_one(pool)
+            .await?;
         crate::log(&format!(
             "bench-console: built {n} runs from the events ({:.0} s)",
             t.elapsed().as_secs_f64()

@@ -318,9 +318,9 @@ pub struct QueriesOptions {
 }
 
 /// Load `n` events of org `bench` spread evenly over `days` into `events`
-/// and build the aggregate levels from them with the worker's own column
-/// definitions (the same SQL the plain-mode writer runs per batch), and
-/// the agents. Skewed like a real fleet: run `r`'s agent is
+/// and build the aggregate levels and the runs from them with the worker's
+/// own column definitions (the same SQL the plain-mode writer runs per
+/// batch), a UTC day at a time ([`storage::fold_history`]), and the agents. Skewed like a real fleet: run `r`'s agent is
 /// `floor(agents^u) - 1` for `u` uniform in [0, 1) (a Weyl sequence of
 /// `r`): log-uniform, so agent-0 runs 10% of the runs at 1,000 agents, the
 /// first 10 agents 35% and the first 100 67%; its model is gpt-4o-mini 55%,
@@ -397,25 +397,22 @@ pub(crate) async fn load_history(pool: &PgPool, h: &History) -> Result<()> {
             started.elapsed().as_secs_f64()
         );
     }
-    for (sql, level) in storage::levels_from_events_sql()
-        .iter()
-        .zip(storage::LEVELS)
-    {
-        sqlx::query(sql).bind("bench").execute(&mut *conn).await?;
-        eprintln!(
-            "bench-queries: built {} ({:.0} s)",
-            level.name,
-            started.elapsed().as_secs_f64()
-        );
-    }
+    // The levels, the per-tag levels and the runs, a day at a time.
     let tag_keys = StorageConfig::default().tag_keys;
-    for sql in storage::tag_levels_from_events_sql() {
-        sqlx::query(&sql)
-            .bind("bench")
-            .bind(&tag_keys)
-            .execute(&mut *conn)
-            .await?;
-    }
+    storage::fold_history(
+        &mut conn,
+        "bench",
+        &tag_keys,
+        &all,
+        storage::Fold::All,
+        |day| {
+            eprintln!(
+                "bench-queries: built the levels and runs of {day} ({:.0} s)",
+                started.elapsed().as_secs_f64()
+            )
+        },
+    )
+    .await?;
     // The agents, as the writer keeps them (the overview's active agents
     // read their last_seen).
     sqlx::query(storage::agents_from_events_sql())

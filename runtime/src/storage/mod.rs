@@ -31,6 +31,7 @@
 //! The chosen mode is recorded in `storage_settings`; a database set up in
 //! one mode stays in it until `projections rebuild --mode ...` recreates it.
 
+use chrono::{NaiveDate, NaiveTime};
 use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
 
@@ -792,6 +793,67 @@ pub async fn drop_all(conn: &mut PgConnection) -> Result<()> {
         "DELETE FROM storage_settings WHERE key IN ('mode', 'tag_keys')",
     )
     .await?;
+    Ok(())
+}
+
+/// What [`fold_history`] builds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fold {
+    /// Every aggregate level, the per-tag levels and the `runs`.
+    All,
+    /// The `runs` only (a history whose levels are there).
+    RunsOnly,
+}
+
+/// Plain mode: fill every aggregate level, the per-tag levels (for
+/// `tag_keys`) and the `runs` of org `org` (only the runs with
+/// [`Fold::RunsOnly`]) from its events, one UTC day of `days` at a time, in order (each statement reads
+/// one day's partition of `events`, so a history of 100 million events
+/// needs no sort or hash spill larger than a day's; see
+/// [`levels_from_events_sql`], [`tag_levels_from_events_sql`] and
+/// [`runs_from_events_sql`]). What the benchmarks and tests that load a
+/// history in SQL run instead of the writer; `progress` is called after each
+/// day.
+pub async fn fold_history(
+    conn: &mut PgConnection,
+    org: &str,
+    tag_keys: &[String],
+    days: &[NaiveDate],
+    what: Fold,
+    mut progress: impl FnMut(NaiveDate),
+) -> Result<()> {
+    let (levels, tags) = match what {
+        Fold::All => (levels_from_events_sql(), tag_levels_from_events_sql()),
+        Fold::RunsOnly => (Vec::new(), Vec::new()),
+    };
+    for day in days {
+        let from = day.and_time(NaiveTime::MIN).and_utc();
+        let to = from + chrono::TimeDelta::days(1);
+        for sql in &levels {
+            sqlx::query(sql)
+                .bind(org)
+                .bind(from)
+                .bind(to)
+                .execute(&mut *conn)
+                .await?;
+        }
+        for sql in &tags {
+            sqlx::query(sql)
+                .bind(org)
+                .bind(tag_keys)
+                .bind(from)
+                .bind(to)
+                .execute(&mut *conn)
+                .await?;
+        }
+        sqlx::query(runs_from_events_sql())
+            .bind(org)
+            .bind(from)
+            .bind(to)
+            .execute(&mut *conn)
+            .await?;
+        progress(*day);
+    }
     Ok(())
 }
 

@@ -355,13 +355,21 @@ pub fn tag_level_sql(l: &Level, source: &str, keys: &str, filter: &str) -> Strin
 }
 
 /// Plain SQL filling the per-tag levels for org `$1` from its events
-/// carrying one of the tag keys `$2` (a `text[]`), as the writer folds them:
-/// what the benchmarks and tests that load a history in SQL run beside
-/// [`levels_from_events_sql`].
+/// carrying one of the tag keys `$2` (a `text[]`) with `$3 <= ts < $4`, as
+/// the writer folds them: what the benchmarks and tests that load a history
+/// in SQL run beside [`levels_from_events_sql`] (through
+/// [`fold_history`](super::fold_history)).
 pub fn tag_levels_from_events_sql() -> Vec<String> {
     TAG_LEVELS
         .iter()
-        .map(|l| tag_level_sql(l, "events", "$2::text[]", " AND e.org_id = $1"))
+        .map(|l| {
+            tag_level_sql(
+                l,
+                "events",
+                "$2::text[]",
+                " AND e.org_id = $1 AND e.ts >= $3 AND e.ts < $4",
+            )
+        })
         .collect()
 }
 
@@ -404,12 +412,14 @@ pub fn relation(family: &str, width: &str) -> String {
 }
 
 /// Plain-mode statements filling every level for org `$1` from its
-/// events, level by level (the bottom levels from `events` with the writer's
-/// own expressions, each level above from the one below by sums, as the
+/// events with `$2 <= ts < $3`, level by level (the bottom levels from
+/// `events` with the writer's own expressions, each level above from the
+/// rows of the one below with `$2 <= bucket < $3`, by sums, as the
 /// continuous aggregates are built): what the benchmarks and tests that
-/// load a history in SQL run instead of the writer. Rows go in bucket
-/// order, as the writer lays them down batch after batch (a window's rows
-/// on few pages).
+/// load a history in SQL run instead of the writer, a UTC day at a time
+/// ([`fold_history`](super::fold_history): every level's buckets, a day at
+/// most, fall inside one day). Rows go in bucket order, as the writer lays
+/// them down batch after batch (a window's rows on few pages).
 pub fn levels_from_events_sql() -> Vec<String> {
     let cols = aggregates();
     let names: Vec<&str> = cols.iter().map(|c| c.name.as_str()).collect();
@@ -432,7 +442,7 @@ pub fn levels_from_events_sql() -> Vec<String> {
                 "INSERT INTO {rel} (org_id, bucket{dims}, {names})
                  SELECT org_id, date_bin(INTERVAL '{width}', {time}, TIMESTAMPTZ '2000-01-01 00:00:00+00') AS b{dims},
                      {exprs}
-                 FROM {source} WHERE org_id = $1
+                 FROM {source} WHERE org_id = $1 AND {time} >= $2 AND {time} < $3
                  GROUP BY org_id, b{dims}
                  ORDER BY b",
                 rel = l.name,
@@ -458,11 +468,15 @@ pub(super) fn level_from_level_sql(l: &Level, from: &str) -> String {
     )
 }
 
-/// Plain SQL building the `runs` of org `$1` from its events as the writer
-/// folds them (status from the terminal events, sums, the sorted models and
-/// providers, the events' attributes as tags): what the benchmarks and tests
-/// that load a history in SQL run instead of the writer. Runs already there
-/// are left alone.
+/// Plain SQL building the `runs` of org `$1` whose first event is at
+/// `$2 <= ts < $3` from their events as the writer folds them (status from
+/// the terminal events, sums, the sorted models and providers, the events'
+/// attributes as tags): what the benchmarks and tests that load a history in
+/// SQL run instead of the writer, a day at a time
+/// ([`fold_history`](super::fold_history)). A run's events are read up to an
+/// hour past `$3` (runs of a generated history last seconds); runs already
+/// there are left alone, so a run reaching into the next range, built from
+/// its first range, is not built again from its tail.
 pub fn runs_from_events_sql() -> &'static str {
     "INSERT INTO runs (org_id, run_id, agent_id, workflow_id, status, started_at, ended_at,
               latency_ms, events, cost_usd, input_tokens, output_tokens, llm_calls,
@@ -480,8 +494,10 @@ pub fn runs_from_events_sql() -> &'static str {
          COALESCE(array_agg(DISTINCT model ORDER BY model) FILTER (WHERE model IS NOT NULL), '{}'),
          COALESCE(array_agg(DISTINCT provider ORDER BY provider) FILTER (WHERE provider IS NOT NULL), '{}'),
          min(attributes::text)::jsonb
-     FROM events WHERE org_id = $1 AND run_id IS NOT NULL
+     FROM events
+     WHERE org_id = $1 AND run_id IS NOT NULL AND ts >= $2 AND ts < $3 + interval '1 hour'
      GROUP BY org_id, run_id
+     HAVING min(ts) < $3
      ON CONFLICT DO NOTHING"
 }
 
@@ -853,8 +869,9 @@ mod tests {
             assert!(s.contains(&format!("INTERVAL '{}'", l.width)), "{s}");
             assert!(
                 s.contains(&format!(
-                    "FROM {} WHERE org_id = $1",
-                    l.below.unwrap_or("events")
+                    "FROM {} WHERE org_id = $1 AND {t} >= $2 AND {t} < $3",
+                    l.below.unwrap_or("events"),
+                    t = if l.below.is_some() { "bucket" } else { "ts" }
                 )),
                 "{s}"
             );
@@ -922,7 +939,8 @@ mod tests {
             assert!(sql.contains(&c.from_events), "{}", c.name);
         }
         let fill = tag_levels_from_events_sql();
-        assert!(fill[1].contains("INTERVAL '1 day'") && fill[1].contains("AND e.org_id = $1"));
+        assert!(fill[1].contains("INTERVAL '1 day'"));
+        assert!(fill[1].contains("AND e.org_id = $1 AND e.ts >= $3 AND e.ts < $4"));
         let ddl = agg_table_ddl(&TAG_LEVELS[0]);
         assert!(
             ddl.contains("tag_key TEXT NOT NULL, tag_value TEXT NOT NULL"),
