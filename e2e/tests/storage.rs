@@ -37,6 +37,80 @@ async fn conformance_timescaledb() -> Result<()> {
     suite(&url, ModeChoice::Auto, Mode::Timescaledb).await
 }
 
+/// A component starting while a batch is mid-transaction (row-exclusive
+/// locks on every projection table) finds its relations there and waits for
+/// nothing: before, `ALTER TABLE events ADD COLUMN IF NOT EXISTS` wanted an
+/// exclusive lock and `CREATE INDEX IF NOT EXISTS` a share lock at every
+/// start, and every later read and write queued behind them. What is
+/// missing is still made.
+#[tokio::test]
+async fn starting_does_not_wait_for_open_writes_and_still_makes_what_is_missing() -> Result<()> {
+    let (url, pool) = agentops_e2e::prepared_database("setup_locks").await?;
+    let db = DatabaseConfig {
+        url,
+        storage: StorageConfig {
+            mode: ModeChoice::Postgres,
+            ..StorageConfig::default()
+        },
+        ..DatabaseConfig::default()
+    };
+    let tables: Vec<String> = sqlx::query_scalar(
+        "SELECT relname::text FROM pg_class
+         WHERE relnamespace = 'public'::regnamespace AND relkind IN ('r', 'p')
+           AND NOT relispartition AND relname <> '_sqlx_migrations' ORDER BY 1",
+    )
+    .fetch_all(&pool)
+    .await?;
+    ensure!(
+        tables.iter().any(|t| t == "events") && tables.len() > 20,
+        "{tables:?}"
+    );
+    let start = || async {
+        let mut conn = agentops_runtime::db::connect_one(&db).await?;
+        sqlx::raw_sql("SET lock_timeout = '3s'")
+            .execute(&mut conn)
+            .await?;
+        storage::setup(&mut conn, &db.storage).await?;
+        anyhow::Ok(())
+    };
+    let mut batch = pool.begin().await?;
+    sqlx::raw_sql(&format!(
+        "LOCK TABLE {} IN ROW EXCLUSIVE MODE",
+        tables.join(", ")
+    ))
+    .execute(&mut *batch)
+    .await?;
+    start()
+        .await
+        .context("set-up while a batch holds the tables")?;
+    batch.rollback().await?;
+
+    // Missing pieces come back.
+    sqlx::raw_sql(
+        "DROP INDEX events_org_errors; DROP INDEX runs_org_cost;
+         ALTER TABLE runs DROP COLUMN tags; ALTER TABLE agents RESET (fillfactor);
+         ALTER TABLE events DROP COLUMN workspace_id",
+    )
+    .execute(&pool)
+    .await?;
+    start().await.context("set-up after dropping pieces")?;
+    let (indexes, columns, fillfactor): (i64, i64, bool) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM pg_class
+                  WHERE relname IN ('events_org_errors', 'runs_org_cost', 'events_org_workspace')),
+                (SELECT count(*) FROM pg_attribute
+                  WHERE (attrelid, attname) IN (('runs'::regclass, 'tags'), ('events'::regclass, 'workspace_id'))
+                    AND NOT attisdropped),
+                (SELECT reloptions @> ARRAY['fillfactor=70'] FROM pg_class WHERE relname = 'agents')",
+    )
+    .fetch_one(&pool)
+    .await?;
+    ensure!(
+        (indexes, columns, fillfactor) == (3, 2, true),
+        "indexes {indexes}/3, columns {columns}/2, fillfactor {fillfactor}"
+    );
+    Ok(())
+}
+
 struct Target {
     pool: PgPool,
     mode: Mode,

@@ -292,10 +292,10 @@ async fn setup_locked(conn: &mut PgConnection, cfg: &StorageConfig) -> Result<Mo
     }
     events_key_with_org(conn).await?;
     for ddl in RUNS_AND_AGENTS {
-        exec(conn, ddl).await?;
+        ensure(conn, ddl).await?;
     }
     for ddl in schema::hierarchy_ddl() {
-        exec(conn, &ddl).await?;
+        ensure(conn, &ddl).await?;
     }
     tag_levels(conn, mode, cfg).await?;
     sqlx::query(
@@ -317,7 +317,7 @@ async fn setup_locked(conn: &mut PgConnection, cfg: &StorageConfig) -> Result<Mo
 /// (`tag_keys`).
 async fn tag_levels(conn: &mut PgConnection, mode: Mode, cfg: &StorageConfig) -> Result<()> {
     for l in &TAG_LEVELS {
-        exec(conn, &agg_table_ddl(l)).await?;
+        ensure(conn, &agg_table_ddl(l)).await?;
     }
     let recorded: Option<String> =
         sqlx::query_scalar("SELECT value FROM storage_settings WHERE key = 'tag_keys'")
@@ -409,9 +409,9 @@ END $$";
 async fn setup_postgres(conn: &mut PgConnection) -> Result<()> {
     let create =
         format!("CREATE TABLE IF NOT EXISTS events ({EVENTS_COLUMNS}) PARTITION BY RANGE (ts)");
-    exec(conn, &create).await?;
+    ensure(conn, &create).await?;
     for ddl in EVENTS_INDEXES {
-        exec(conn, ddl).await?;
+        ensure(conn, ddl).await?;
     }
     for l in &LEVELS {
         let period = partitions::level_period(l.width);
@@ -425,7 +425,7 @@ async fn setup_postgres(conn: &mut PgConnection) -> Result<()> {
             continue;
         }
         if l.dims == DIMENSIONS {
-            exec(conn, &agg_table_ddl(l)).await?;
+            ensure(conn, &agg_table_ddl(l)).await?;
             continue;
         }
         // A database from before this level: create it and fill it from the
@@ -470,7 +470,7 @@ async fn setup_postgres(conn: &mut PgConnection) -> Result<()> {
 /// [`unpriced_index_ddl`] on every dimensioned level (both modes).
 async fn unpriced_indexes(conn: &mut PgConnection) -> Result<()> {
     for ddl in LEVELS.iter().filter_map(unpriced_index_ddl) {
-        exec(conn, &ddl).await?;
+        ensure(conn, &ddl).await?;
     }
     Ok(())
 }
@@ -596,6 +596,87 @@ pub(super) async fn exec(conn: &mut PgConnection, sql: &str) -> Result<()> {
     Ok(())
 }
 
+/// What an idempotent set-up statement makes, read from its words: the
+/// catalog says whether it is already there.
+#[derive(Debug, PartialEq, Eq)]
+enum Makes<'a> {
+    /// `CREATE TABLE|INDEX IF NOT EXISTS <name>`.
+    Relation(&'a str),
+    /// `ALTER TABLE <table> ADD COLUMN IF NOT EXISTS <column> ... [, ADD COLUMN ...]`.
+    Columns(&'a str, Vec<&'a str>),
+    /// `ALTER TABLE <table> SET (<option> = <value>)` (one option).
+    Option(&'a str, String),
+}
+
+fn makes(ddl: &str) -> Option<Makes<'_>> {
+    let w: Vec<&str> = ddl.split_whitespace().collect();
+    match w.as_slice() {
+        ["CREATE", "TABLE" | "INDEX", "IF", "NOT", "EXISTS", rel, ..] => {
+            let rel = rel.split('(').next().unwrap_or_default();
+            (!rel.is_empty()).then_some(Makes::Relation(rel))
+        }
+        ["ALTER", "TABLE", table, "ADD", ..] => {
+            let columns: Vec<&str> = w
+                .windows(6)
+                .filter(|x| x[..5] == ["ADD", "COLUMN", "IF", "NOT", "EXISTS"])
+                .map(|x| x[5])
+                .collect();
+            // Every clause an ADD COLUMN IF NOT EXISTS, or the statement runs.
+            let clauses = w.iter().filter(|x| **x == "ADD").count();
+            (clauses == columns.len()).then_some(Makes::Columns(*table, columns))
+        }
+        ["ALTER", "TABLE", table, "SET", rest @ ..] => {
+            let option: String = rest.concat();
+            let option = option.strip_prefix('(')?.strip_suffix(')')?;
+            (!option.contains(',')).then(|| Makes::Option(*table, option.to_owned()))
+        }
+        _ => None,
+    }
+}
+
+/// Run an idempotent set-up statement only when what it makes is missing.
+/// `IF NOT EXISTS` alone is not enough at every start of every component:
+/// PostgreSQL locks the table before it finds the index or column there
+/// (`CREATE INDEX` a share lock, waiting for every open write;
+/// `ALTER TABLE ... ADD COLUMN` an exclusive one, waiting for every open
+/// read), and every later read and write of the table queues behind it.
+pub(super) async fn ensure(conn: &mut PgConnection, ddl: &str) -> Result<()> {
+    let there: bool = match makes(ddl) {
+        None => false,
+        Some(Makes::Relation(rel)) => {
+            sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
+                .bind(rel)
+                .fetch_one(&mut *conn)
+                .await?
+        }
+        Some(Makes::Columns(table, columns)) => {
+            let n: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM pg_attribute
+                 WHERE attrelid = to_regclass($1) AND attname = ANY($2) AND NOT attisdropped",
+            )
+            .bind(table)
+            .bind(&columns)
+            .fetch_one(&mut *conn)
+            .await?;
+            n == columns.len() as i64
+        }
+        Some(Makes::Option(table, option)) => {
+            sqlx::query_scalar(
+                "SELECT COALESCE(bool_or(reloptions @> ARRAY[$2]), false) FROM pg_class
+             WHERE oid = to_regclass($1)",
+            )
+            .bind(table)
+            .bind(option)
+            .fetch_one(&mut *conn)
+            .await?
+        }
+    };
+    if there {
+        return Ok(());
+    }
+    exec(conn, ddl).await
+}
+
 async fn setup_timescale(conn: &mut PgConnection, cfg: &StorageConfig) -> Result<()> {
     exec(
         conn,
@@ -608,7 +689,7 @@ async fn setup_timescale(conn: &mut PgConnection, cfg: &StorageConfig) -> Result
     )
     .await?;
     for ddl in EVENTS_INDEXES {
-        exec(conn, ddl).await?;
+        ensure(conn, ddl).await?;
     }
     let late = cfg.late_window_hours;
     for l in &LEVELS {
@@ -633,7 +714,7 @@ async fn setup_timescale(conn: &mut PgConnection, cfg: &StorageConfig) -> Result
             &format!("ALTER MATERIALIZED VIEW {name} SET (timescaledb.materialized_only = false)"),
         )
         .await?;
-        exec(
+        ensure(
             conn,
             &format!("CREATE INDEX IF NOT EXISTS {name}_org_bucket ON {name} (org_id, bucket)"),
         )
@@ -873,6 +954,51 @@ pub async fn refresh_all(conn: &mut PgConnection) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn set_up_statements_say_what_they_make() {
+        assert_eq!(
+            makes("CREATE INDEX IF NOT EXISTS runs_org_latency\n ON runs (org_id)"),
+            Some(Makes::Relation("runs_org_latency"))
+        );
+        assert_eq!(
+            makes(&agg_table_ddl(&LEVELS[0])),
+            Some(Makes::Relation("agg_1m"))
+        );
+        assert_eq!(
+            makes("CREATE TABLE IF NOT EXISTS t(a int)"),
+            Some(Makes::Relation("t"))
+        );
+        let hierarchy = schema::hierarchy_ddl();
+        assert_eq!(
+            makes(&hierarchy[0]),
+            Some(Makes::Columns(
+                "events",
+                vec!["project_id", "machine_id", "workspace_id", "session_id"]
+            ))
+        );
+        assert_eq!(
+            makes("ALTER TABLE agents SET (fillfactor = 70)"),
+            Some(Makes::Option("agents", "fillfactor=70".into()))
+        );
+        // Anything else runs every time.
+        assert_eq!(
+            makes(
+                "ALTER TABLE runs ADD COLUMN IF NOT EXISTS a int, ADD CONSTRAINT c CHECK (a > 0)"
+            ),
+            None
+        );
+        assert_eq!(makes("ALTER TABLE t SET (a = 1, b = 2)"), None);
+        assert_eq!(makes("CREATE INDEX i ON t (a)"), None);
+        assert_eq!(makes("DO $$ BEGIN END $$"), None);
+        // Every statement of the lists run at each start is recognised.
+        for ddl in RUNS_AND_AGENTS.iter().chain(&EVENTS_INDEXES) {
+            assert!(makes(ddl).is_some(), "{ddl}");
+        }
+        for ddl in hierarchy {
+            assert!(makes(&ddl).is_some(), "{ddl}");
+        }
+    }
 
     #[test]
     fn retention_and_compression_must_cover_the_late_window() {
