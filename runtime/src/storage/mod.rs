@@ -623,12 +623,12 @@ fn makes(ddl: &str) -> Option<Makes<'_>> {
                 .collect();
             // Every clause an ADD COLUMN IF NOT EXISTS, or the statement runs.
             let clauses = w.iter().filter(|x| **x == "ADD").count();
-            (clauses == columns.len()).then_some(Makes::Columns(*table, columns))
+            (clauses == columns.len()).then_some(Makes::Columns(table, columns))
         }
         ["ALTER", "TABLE", table, "SET", rest @ ..] => {
             let option: String = rest.concat();
             let option = option.strip_prefix('(')?.strip_suffix(')')?;
-            (!option.contains(',')).then(|| Makes::Option(*table, option.to_owned()))
+            (!option.contains(',')).then(|| Makes::Option(table, option.to_owned()))
         }
         _ => None,
     }
