@@ -320,7 +320,8 @@ pub struct QueriesOptions {
 /// Load `n` events of org `bench` spread evenly over `days` into `events`
 /// and build the aggregate levels and the runs from them with the worker's
 /// own column definitions (the same SQL the plain-mode writer runs per
-/// batch), a UTC day at a time ([`storage::fold_history`]), and the agents. Skewed like a real fleet: run `r`'s agent is
+/// batch), a UTC day at a time ([`storage::fold_history`]), and the
+/// agents. Skewed like a real fleet: run `r`'s agent is
 /// `floor(agents^u) - 1` for `u` uniform in [0, 1) (a Weyl sequence of
 /// `r`): log-uniform, so agent-0 runs 10% of the runs at 1,000 agents, the
 /// first 10 agents 35% and the first 100 67%; its model is gpt-4o-mini 55%,
