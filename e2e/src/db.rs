@@ -18,20 +18,28 @@ pub async fn create_database(prefix: &str) -> Result<String> {
     create_database_on(&pg_admin_url(), prefix).await
 }
 
-/// A fresh database in plain PostgreSQL mode, migrated and prepared as the
-/// components would at start; its URL and a small pool (for tests that
-/// drive a router in-process instead of starting a stack).
-pub async fn prepared_database(prefix: &str) -> Result<(String, PgPool)> {
-    use agentops_runtime::config::DatabaseConfig;
+/// A component's database settings for `url` in plain PostgreSQL mode
+/// (the other settings at their defaults).
+pub fn plain_config(url: String) -> agentops_runtime::config::DatabaseConfig {
     use agentops_runtime::storage::{ModeChoice, StorageConfig};
-    let db = DatabaseConfig {
-        url: create_database(prefix).await?,
-        max_connections: 4,
-        statement_timeout_ms: None,
+    agentops_runtime::config::DatabaseConfig {
+        url,
         storage: StorageConfig {
             mode: ModeChoice::Postgres,
             ..Default::default()
         },
+        ..Default::default()
+    }
+}
+
+/// A fresh database in plain PostgreSQL mode, migrated and prepared as the
+/// components would at start; its URL and a small pool (for tests that
+/// drive a router in-process instead of starting a stack).
+pub async fn prepared_database(prefix: &str) -> Result<(String, PgPool)> {
+    let db = agentops_runtime::config::DatabaseConfig {
+        max_connections: 4,
+        statement_timeout_ms: None,
+        ..plain_config(create_database(prefix).await?)
     };
     let pool = agentops_runtime::db::connect(&db, std::time::Duration::from_secs(30)).await?;
     agentops_runtime::db::prepare(&pool, &db).await?;

@@ -20,8 +20,8 @@ pub mod webhook;
 
 pub use browser::run_browser_test;
 pub use db::{
-    add_members, create_database, create_database_on, prepared_database, restartable_pg,
-    timescale_url,
+    add_members, create_database, create_database_on, plain_config, prepared_database,
+    restartable_pg, timescale_url,
 };
 pub use env::{free_port, kafka_brokers};
 pub use kafka::KafkaCluster;

@@ -10,10 +10,9 @@ use std::time::Duration;
 
 use agentops_e2e::definitions::{levels_are_their_definition, tag_levels_are_their_definition};
 use agentops_e2e::events::{enriched_event, enriched_runs};
-use agentops_e2e::{create_database, Stack, StackOptions};
+use agentops_e2e::{create_database, plain_config, Stack, StackOptions};
 use agentops_projections::Writer;
-use agentops_runtime::config::DatabaseConfig;
-use agentops_runtime::storage::{deferred, Mode, ModeChoice, StorageConfig};
+use agentops_runtime::storage::{deferred, Mode};
 use agentops_schemas::correction::{CORRECTS, COST_CORRECTION};
 use agentops_schemas::{histogram, AgentEvent};
 use anyhow::{ensure, Result};
@@ -22,15 +21,7 @@ use serde_json::json;
 use sqlx::PgPool;
 
 async fn plain_db(name: &str) -> Result<PgPool> {
-    let url = create_database(name).await?;
-    let db = DatabaseConfig {
-        url,
-        storage: StorageConfig {
-            mode: ModeChoice::Postgres,
-            ..StorageConfig::default()
-        },
-        ..DatabaseConfig::default()
-    };
+    let db = plain_config(create_database(name).await?);
     let pool = agentops_runtime::db::connect(&db, std::time::Duration::from_secs(30)).await?;
     let mode = agentops_runtime::db::prepare(&pool, &db).await?;
     ensure!(mode == Mode::Postgres);

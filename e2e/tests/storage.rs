@@ -46,14 +46,7 @@ async fn conformance_timescaledb() -> Result<()> {
 #[tokio::test]
 async fn starting_does_not_wait_for_open_writes_and_still_makes_what_is_missing() -> Result<()> {
     let (url, pool) = agentops_e2e::prepared_database("setup_locks").await?;
-    let db = DatabaseConfig {
-        url,
-        storage: StorageConfig {
-            mode: ModeChoice::Postgres,
-            ..StorageConfig::default()
-        },
-        ..DatabaseConfig::default()
-    };
+    let db = agentops_e2e::plain_config(url);
     let tables: Vec<String> = sqlx::query_scalar(
         "SELECT relname::text FROM pg_class
          WHERE relnamespace = 'public'::regnamespace AND relkind IN ('r', 'p')
