@@ -22,7 +22,7 @@
 
 use sqlx::PgConnection;
 
-use super::exec;
+use super::{ensure, exec};
 use crate::Result;
 
 /// The id of the writing transaction, as `bigint` (`xid8` has no btree
@@ -35,9 +35,12 @@ pub const TXID_DEFAULT: &str = "pg_current_xact_id()::text::int8";
 /// transaction).
 pub fn deferred_ddl() -> Vec<String> {
     vec![
-        // Only where missing: `ALTER TABLE` and `CREATE INDEX` lock
+        // The column, then its default, only where the column is missing
+        // (rows from before it stay NULL: derived): `ALTER TABLE` locks
         // `events` even when there is nothing to do, and every component
-        // runs this set-up when it starts, while the writers insert.
+        // runs this set-up when it starts, while the writers insert. The
+        // statements after it go through `storage::ensure` (made only
+        // where missing).
         format!(
             "DO $$ BEGIN
                  IF NOT EXISTS (SELECT 1 FROM pg_attribute
@@ -46,11 +49,9 @@ pub fn deferred_ddl() -> Vec<String> {
                      ALTER TABLE events ADD COLUMN txid BIGINT;
                      ALTER TABLE events ALTER COLUMN txid SET DEFAULT ({TXID_DEFAULT});
                  END IF;
-                 IF to_regclass('events_txid') IS NULL THEN
-                     CREATE INDEX events_txid ON events (txid) WHERE txid IS NOT NULL;
-                 END IF;
              END $$"
         ),
+        "CREATE INDEX IF NOT EXISTS events_txid ON events (txid) WHERE txid IS NOT NULL".into(),
         "CREATE TABLE IF NOT EXISTS derive_state (
             id          SMALLINT PRIMARY KEY CHECK (id = 1),
             derived     BIGINT NOT NULL DEFAULT 0,
@@ -68,7 +69,7 @@ pub fn deferred_ddl() -> Vec<String> {
              END $$"
         ),
         // Once per statement (a batch's COPY is one), not per row; created
-        // only where missing, as above.
+        // only where missing (replacing it would lock `events`).
         "DO $$ BEGIN
              IF NOT EXISTS (SELECT 1 FROM pg_trigger
                             WHERE tgrelid = 'events'::regclass AND tgname = 'events_pending') THEN
@@ -114,7 +115,7 @@ pub const DEFERRED_TABLES: [&str; 4] = [
 
 pub(super) async fn setup(conn: &mut PgConnection) -> Result<()> {
     for ddl in deferred_ddl() {
-        exec(conn, &ddl).await?;
+        ensure(conn, &ddl).await?;
     }
     Ok(())
 }

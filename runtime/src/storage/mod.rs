@@ -998,6 +998,9 @@ mod tests {
         for ddl in hierarchy {
             assert!(makes(&ddl).is_some(), "{ddl}");
         }
+        assert!(deferred::deferred_ddl()
+            .iter()
+            .any(|ddl| makes(ddl) == Some(Makes::Relation("events_txid"))));
     }
 
     #[test]
