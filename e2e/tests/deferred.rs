@@ -11,7 +11,7 @@ use std::time::Duration;
 use agentops_e2e::definitions::{levels_are_their_definition, tag_levels_are_their_definition};
 use agentops_e2e::events::{enriched_event, enriched_runs};
 use agentops_e2e::{create_database, plain_config, Stack, StackOptions};
-use agentops_projections::Writer;
+use agentops_projections::{Handoff, Writer};
 use agentops_runtime::storage::{deferred, Mode};
 use agentops_schemas::correction::{CORRECTS, COST_CORRECTION};
 use agentops_schemas::{histogram, AgentEvent};
@@ -191,6 +191,65 @@ async fn a_transaction_committing_after_later_ones_were_derived_is_derived_once(
     ensure!(w.settle(&mut conn).await?.events == 20);
     ensure!(counts(&pool, org).await? == (320, 80, 320, 3));
     levels_are_their_definition(&pool, org).await
+}
+
+/// The writer hands each batch it stored whole to its deriver in process;
+/// the deriver reads back only the rest (a batch with a stored event, one
+/// past the hand-over's cap, another writer's), and what it derives is the
+/// same either way.
+#[tokio::test]
+async fn the_deriver_takes_what_the_writer_handed_over_and_reads_back_the_rest() -> Result<()> {
+    let pool = plain_db("deferred_handoff").await?;
+    let org = "handoff";
+    let handoff = Handoff::new(1_000);
+    let mut w = Writer::new(Mode::Postgres, "deferred").handing_over(handoff.clone());
+    let mut conn = pool.acquire().await?;
+    let events = tagged_runs(org, 75); // 300 events
+    for batch in events[..200].chunks(100) {
+        ensure!(w.apply(&mut conn, batch, &[]).await?.inserted == 100);
+    }
+    ensure!(handoff.held_events() == 200, "{}", handoff.held_events());
+    let d = w.settle(&mut conn).await?;
+    ensure!((d.events, d.handed_over) == (200, 200), "{d:?}");
+    ensure!(handoff.held_events() == 0);
+    // A batch holding a stored event: only its new ones are stored, and
+    // they are read back.
+    let mixed: Vec<AgentEvent> = events[190..250].to_vec();
+    let a = w.apply(&mut conn, &mixed, &[]).await?;
+    ensure!(a.inserted == 50 && a.duplicates == 10, "{a:?}");
+    ensure!(handoff.held_events() == 0);
+    let d = w.settle(&mut conn).await?;
+    ensure!((d.events, d.handed_over) == (50, 0), "{d:?}");
+    // Past the cap: read back.
+    let small = Handoff::new(10);
+    let mut capped = Writer::new(Mode::Postgres, "deferred").handing_over(small.clone());
+    ensure!(
+        capped
+            .apply(&mut conn, &events[250..270], &[])
+            .await?
+            .inserted
+            == 20
+    );
+    ensure!(small.held_events() == 0);
+    let d = capped.settle(&mut conn).await?;
+    ensure!((d.events, d.handed_over) == (20, 0), "{d:?}");
+    // Handed over, but derived by another deriver (another process's):
+    // dropped once an older transaction is no longer pending, never
+    // derived twice.
+    ensure!(w.apply(&mut conn, &events[270..280], &[]).await?.inserted == 10);
+    ensure!(handoff.held_events() == 10);
+    let other = Writer::new(Mode::Postgres, "deferred");
+    let d = other.settle(&mut conn).await?;
+    ensure!((d.events, d.handed_over) == (10, 0), "{d:?}");
+    ensure!(w.apply(&mut conn, &events[280..], &[]).await?.inserted == 20);
+    let d = w.settle(&mut conn).await?;
+    ensure!((d.events, d.handed_over) == (20, 20), "{d:?}");
+    ensure!(handoff.held_events() == 0, "{}", handoff.held_events());
+    ensure!(backlog(&pool).await? == 0);
+    // Every event counted once, wherever the deriver got it.
+    ensure!(counts(&pool, org).await? == (300, 75, 300, 3));
+    levels_are_their_definition(&pool, org).await?;
+    tag_levels_are_their_definition(&pool, org).await
 }
 
 fn correction(of: &AgentEvent, cost: f64) -> AgentEvent {

@@ -7,7 +7,7 @@
 
 use std::time::{Duration, Instant};
 
-use agentops_projections::{events_copy_payload, Writer, EVENTS_COPY_COLUMNS};
+use agentops_projections::{events_copy_payload, Handoff, Writer, EVENTS_COPY_COLUMNS};
 use agentops_runtime::config::DatabaseConfig;
 use agentops_runtime::storage::{self, Mode, ModeChoice, StorageConfig};
 use agentops_schemas::AgentEvent;
@@ -156,7 +156,9 @@ pub async fn projections(o: ProjectionsOptions) -> Result<()> {
     } else {
         Mode::Postgres
     };
-    let mut writer = Writer::new(path, "bench");
+    // The writer hands the deriver its batches as the worker's does.
+    let handoff = Handoff::new(2 * agentops_projections::DERIVE_CHUNK);
+    let mut writer = Writer::new(path, "bench").handing_over(handoff.clone());
     let warm: Vec<AgentEvent> = synthetic(o.batch, 10, chrono::Duration::hours(20))
         .into_iter()
         .map(|mut e| {
@@ -178,42 +180,57 @@ pub async fn projections(o: ProjectionsOptions) -> Result<()> {
         o.batch
     );
     writer.settle(&mut conn).await?;
-    // Plain mode: the deriver runs beside the writer on its own connection,
-    // as in the worker, and the clock stops once it has derived everything.
-    let deriver = Writer::new(path, "bench");
-    let mut derive_conn = pool.acquire().await?;
-    let writing = std::cell::Cell::new(true);
+    // Plain mode: the deriver runs beside the writer on its own connection
+    // and its own thread (a current-thread runtime), as in the worker, and
+    // the clock stops once it has derived everything.
+    let deriver = Writer::new(path, "bench").handing_over(handoff);
+    let writing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
     let started = Instant::now();
-    let write = async {
+    let derive = {
+        let (writing, pool) = (writing.clone(), pool.clone());
+        std::thread::Builder::new().name("deriver".into()).spawn(
+            move || -> Result<(usize, usize)> {
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?
+                    .block_on(async move {
+                        let mut conn = pool.acquire().await?;
+                        let (mut derived, mut handed) = (0usize, 0usize);
+                        loop {
+                            // A pass that starts once the last batch is committed sees it.
+                            let last = !writing.load(std::sync::atomic::Ordering::SeqCst);
+                            let d = deriver
+                                .derive(&mut conn, agentops_projections::DERIVE_CHUNK)
+                                .await?;
+                            derived += d.events;
+                            handed += d.handed_over;
+                            if last && d.caught_up {
+                                return Ok((derived, handed));
+                            }
+                            if d.transactions == 0 {
+                                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                            }
+                        }
+                    })
+            },
+        )?
+    };
+    let written = async {
         for (i, chunk) in events.chunks(o.batch).enumerate() {
             let offsets = [("bench".to_owned(), 0, (i as i64 + 1) * o.batch as i64)];
             let applied = writer.apply(&mut conn, chunk, &offsets).await?;
             ensure!(applied.inserted == chunk.len(), "batch {i}: {applied:?}");
         }
-        writing.set(false);
         Ok::<f64, anyhow::Error>(started.elapsed().as_secs_f64())
-    };
-    let derive = async {
-        let mut derived = 0usize;
-        loop {
-            // A pass that starts once the last batch is committed sees it.
-            let last = !writing.get();
-            let d = deriver
-                .derive(&mut derive_conn, agentops_projections::DERIVE_CHUNK)
-                .await?;
-            derived += d.events;
-            if last && d.caught_up {
-                break;
-            }
-            if d.transactions == 0 {
-                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-            }
-        }
-        Ok::<usize, anyhow::Error>(derived)
-    };
-    let (writer_secs, derived) = tokio::try_join!(write, derive)?;
+    }
+    .await;
+    writing.store(false, std::sync::atomic::Ordering::SeqCst);
+    let derived = tokio::task::spawn_blocking(move || derive.join())
+        .await?
+        .map_err(|_| anyhow::anyhow!("the deriver's thread panicked"))?;
+    let (writer_secs, (derived, handed)) = (written?, derived?);
     let total_secs = started.elapsed().as_secs_f64();
-    drop((conn, derive_conn));
+    drop(conn);
     let (agg,): (i64,) = sqlx::query_as(
         "SELECT COALESCE(sum(events), 0)::int8 FROM agg_org_1h WHERE org_id = 'bench'",
     )
@@ -263,7 +280,8 @@ pub async fn projections(o: ProjectionsOptions) -> Result<()> {
     println!("projection writer: {w:.0} rows/s ({total_secs:.2} s; {what})");
     if !o.timescale_path {
         println!(
-            "  of which batches: {hot:.0} rows/s ({writer_secs:.2} s); derived {derived} events"
+            "  of which batches: {hot:.0} rows/s ({writer_secs:.2} s); derived {derived} events \
+             ({handed} handed over by the writer, the rest read back)"
         );
     }
     println!("raw binary COPY:   {c:.0} rows/s ({copy_secs:.2} s; events_copy, same columns and indexes)");

@@ -28,11 +28,111 @@ use crate::rows::ts;
 /// One deriver at a time (advisory lock key); the others skip their turn.
 pub const DERIVE_LOCK: i64 = 0x4167_4f70_0003;
 
+/// The link from a process's writer to its deriver (plain mode): told
+/// after each committed batch (the deriver then looks at once), and holding
+/// the events of the writer's committed transactions by transaction id, so
+/// that the deriver need not read them back from `events`. Only what a writer knows it stored
+/// whole goes in (a batch copied without a duplicate), at most `cap` events
+/// at a time; whatever is not here (a batch with duplicates, a backlog past
+/// the cap, another process's writes, a restart) the deriver reads back.
+/// Correct either way: a transaction's events are those it committed, and a
+/// transaction is derived once, from here or from the table.
+pub struct Handoff {
+    held: std::sync::Mutex<Held>,
+    cap: usize,
+    written: tokio::sync::Notify,
+}
+
+#[derive(Default)]
+struct Held {
+    by_txid: std::collections::HashMap<i64, Vec<AgentEvent>>,
+    events: usize,
+}
+
+impl Handoff {
+    /// A hand-over holding at most `cap` events.
+    pub fn new(cap: usize) -> std::sync::Arc<Self> {
+        std::sync::Arc::new(Self {
+            held: std::sync::Mutex::new(Held::default()),
+            cap,
+            written: tokio::sync::Notify::new(),
+        })
+    }
+
+    fn held(&self) -> std::sync::MutexGuard<'_, Held> {
+        // A panic while holding the lock leaves a consistent map.
+        self.held.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The events transaction `txid` committed (the writer, after its
+    /// commit); refused past the cap (they are read back instead).
+    pub(crate) fn put(&self, txid: i64, events: Vec<AgentEvent>) -> bool {
+        let mut h = self.held();
+        if h.events + events.len() > self.cap {
+            return false;
+        }
+        h.events += events.len();
+        if let Some(old) = h.by_txid.insert(txid, events) {
+            h.events -= old.len();
+        }
+        true
+    }
+
+    /// Take the events of those of `txids` held here, in `txids`' order;
+    /// the others are returned to be read back.
+    fn take(&self, txids: &[i64]) -> (Vec<AgentEvent>, Vec<i64>) {
+        let mut h = self.held();
+        let (mut events, mut missing) = (Vec::new(), Vec::new());
+        for t in txids {
+            match h.by_txid.remove(t) {
+                Some(e) => {
+                    h.events -= e.len();
+                    events.extend(e);
+                }
+                None => missing.push(*t),
+            }
+        }
+        (events, missing)
+    }
+
+    /// Drop what is held for transactions before `oldest_pending`: none is
+    /// waiting any more (another process's deriver had them, or this one
+    /// read them back before they were handed over), or it committed after
+    /// the list was read and is read back when its turn comes.
+    fn forget_before(&self, oldest_pending: i64) {
+        let mut h = self.held();
+        let before: Vec<i64> = h
+            .by_txid
+            .keys()
+            .copied()
+            .filter(|t| *t < oldest_pending)
+            .collect();
+        for t in before {
+            if let Some(e) = h.by_txid.remove(&t) {
+                h.events -= e.len();
+            }
+        }
+    }
+
+    /// A batch was committed (handed over or not).
+    pub(crate) fn written(&self) {
+        self.written.notify_one();
+    }
+
+    /// Events held now.
+    pub fn held_events(&self) -> usize {
+        self.held().events
+    }
+}
+
 /// What one pass derived.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Derived {
     /// Events folded into the derived tables.
     pub events: usize,
+    /// Of those, how many the writer handed over in process ([`Handoff`])
+    /// rather than read back from `events`.
+    pub handed_over: usize,
     /// Writer transactions those came from (and corrections-only ones).
     pub transactions: usize,
     /// Events whose cost a correction changed.
@@ -48,6 +148,7 @@ pub struct Derived {
 impl Derived {
     pub(crate) fn add(&mut self, other: Derived) {
         self.events += other.events;
+        self.handed_over += other.handed_over;
         self.transactions += other.transactions;
         self.corrected += other.corrected;
         self.caught_up = other.caught_up;
@@ -173,6 +274,7 @@ pub(crate) async fn derive_once(
     mode: Mode,
     tag_keys: &[String],
     max_events: usize,
+    handoff: Option<&Handoff>,
 ) -> Result<Derived, sqlx::Error> {
     if mode != Mode::Postgres {
         return Ok(Derived {
@@ -208,16 +310,29 @@ pub(crate) async fn derive_once(
         caught_up,
         ..Derived::default()
     };
+    if let (Some(h), Some(&(oldest, _))) = (handoff, pending.first()) {
+        h.forget_before(oldest);
+    }
     if chosen.is_empty() {
         return Ok(result);
     }
-    let events: Vec<AgentEvent> = sqlx::query_as::<_, Row>(CHOSEN_EVENTS)
-        .bind(&chosen)
-        .fetch_all(&mut *tx)
-        .await?
-        .into_iter()
-        .map(AgentEvent::from)
-        .collect();
+    // What the writer handed over, then the rest read back. (Taken out of
+    // the hand-over even if this pass fails: the retry reads them back.)
+    let (mut events, missing) = match handoff {
+        Some(h) => h.take(&chosen),
+        None => (Vec::new(), chosen.clone()),
+    };
+    result.handed_over = events.len();
+    if !missing.is_empty() {
+        events.extend(
+            sqlx::query_as::<_, Row>(CHOSEN_EVENTS)
+                .bind(&missing)
+                .fetch_all(&mut *tx)
+                .await?
+                .into_iter()
+                .map(AgentEvent::from),
+        );
+    }
     result.events = events.len();
     result.oldest_ingested = events.iter().filter_map(|e| e.ingested_at).min();
     if !events.is_empty() {
@@ -286,10 +401,11 @@ pub(crate) async fn settle(
     mode: Mode,
     tag_keys: &[String],
     max_events: usize,
+    handoff: Option<&Handoff>,
 ) -> Result<Derived, sqlx::Error> {
     let mut total = Derived::default();
     loop {
-        let pass = derive_once(conn, mode, tag_keys, max_events).await?;
+        let pass = derive_once(conn, mode, tag_keys, max_events, handoff).await?;
         let idle = pass.transactions == 0;
         total.add(pass);
         if pass.caught_up {
@@ -312,7 +428,7 @@ pub(crate) async fn run(
     tag_keys: Vec<String>,
     interval: Duration,
     max_events: usize,
-    written: std::sync::Arc<tokio::sync::Notify>,
+    handoff: std::sync::Arc<Handoff>,
     shutdown: CancellationToken,
 ) -> agentops_runtime::Result<()> {
     if mode != Mode::Postgres {
@@ -323,7 +439,7 @@ pub(crate) async fn run(
     while !shutdown.is_cancelled() {
         let pass = async {
             let mut conn = pool.acquire().await?;
-            derive_once(&mut conn, mode, &tag_keys, max_events).await
+            derive_once(&mut conn, mode, &tag_keys, max_events, Some(&handoff)).await
         }
         .await;
         let pause = match pass {
@@ -348,7 +464,7 @@ pub(crate) async fn run(
             // after failures, `pause` only.
             let woken = async {
                 if failures == 0 {
-                    written.notified().await
+                    handoff.written.notified().await
                 } else {
                     std::future::pending().await
                 }
@@ -371,6 +487,8 @@ fn record(d: &Derived) {
     }
     if d.events > 0 {
         metrics::counter!("agentops_projection_derived_events_total").increment(d.events as u64);
+        metrics::counter!("agentops_projection_derived_handed_over_events_total")
+            .increment(d.handed_over as u64);
     }
     if d.corrected > 0 {
         metrics::counter!("agentops_projection_corrected_events_total")

@@ -31,7 +31,7 @@ use agentops_runtime::supervise::Supervisor;
 use agentops_runtime::telemetry::PrometheusHandle;
 
 pub use config::Config;
-pub use derive::{Derived, DERIVE_LOCK};
+pub use derive::{Derived, Handoff, DERIVE_LOCK};
 pub use hierarchy::{hierarchy_from_events_sql, hierarchy_select_sql, HIERARCHY_KEYS};
 pub use rebuild::{rebuild, Summary};
 pub use store::{events_copy_payload, Applied, Writer, DERIVE_CHUNK, EVENTS_COPY_COLUMNS};
@@ -61,11 +61,12 @@ pub async fn run(
         agentops_runtime::http::serve_owned(config.listen.clone(), ops, shutdown.clone()),
     );
     health.set_ready(true).await;
-    // The writer wakes the deriver after each commit.
-    let written = std::sync::Arc::new(tokio::sync::Notify::new());
+    // The writer wakes the deriver after each commit and hands it the
+    // batch's events (up to two chunks' worth waiting).
+    let handoff = Handoff::new(config.derive_max_events.saturating_mul(2));
     let writer = Writer::new(mode, config.group.clone())
         .with_tag_keys(&config.database.storage.tag_keys)
-        .notifying(written.clone());
+        .handing_over(handoff.clone());
     // The deriver on a thread of its own (its chunks fold tens of thousands
     // of events in memory; the consumer's task is not held up meanwhile);
     // it stops with the worker.
@@ -90,7 +91,7 @@ pub async fn run(
                         .build()
                         .map_err(agentops_runtime::Error::from)?
                         .block_on(derive::run(
-                            pool, mode, tag_keys, interval, max, written, stop,
+                            pool, mode, tag_keys, interval, max, handoff, stop,
                         ))
                 }));
                 // A deriver that ends on its own takes the process down

@@ -11,9 +11,10 @@ use agentops_runtime::copy::CopyBinary;
 use agentops_runtime::storage::{self, ColumnKind, Mode, LEVELS, PROJECTION_LOCK};
 use agentops_schemas::{correction, histogram, AgentEvent, EventType};
 use chrono::{DateTime, NaiveDate, Utc};
+use rustc_hash::FxHashMap;
 use sqlx::{Connection, PgConnection};
 
-use crate::derive::Derived;
+use crate::derive::{Derived, Handoff};
 use crate::rows::{self, ts};
 
 /// What one batch changed.
@@ -177,9 +178,12 @@ fn deltas_ddl() -> &'static str {
 }
 
 /// Plain mode: one statement adds the copied deltas to every aggregate
-/// level: one upsert per touched row, rows in key order (concurrent workers
-/// lock them in the same order), the same columns the continuous
-/// aggregates define.
+/// level: one upsert per touched row, the same columns the continuous
+/// aggregates define. Not sorted: only the deriver writes the levels in
+/// this mode, one at a time (`DERIVE_LOCK`), so no two transactions lock
+/// their rows in different orders (and the copy holds each level's rows in
+/// key order anyway; sorting them cost a sort of rows a hundred columns
+/// wide, spilled to disk at the minute level).
 fn levels_sql() -> &'static str {
     static SQL: OnceLock<String> = OnceLock::new();
     SQL.get_or_init(|| {
@@ -193,7 +197,6 @@ fn levels_sql() -> &'static str {
                 "a{i} AS (
     INSERT INTO {name} AS a (org_id, bucket{dims}, {names})
     SELECT org_id, bucket{dims}, {names} FROM agg_deltas WHERE level = {i}
-    ORDER BY org_id, bucket{dims}
     ON CONFLICT ON CONSTRAINT {name}_key DO UPDATE SET {updates})",
                 name = l.name,
                 names = names.join(", "),
@@ -208,7 +211,6 @@ fn levels_sql() -> &'static str {
                 "a{i} AS (
     INSERT INTO {name} AS a (org_id, bucket, tag_key, tag_value, {names})
     SELECT org_id, bucket, {d0}, {d1}, {names} FROM agg_deltas WHERE level = {i}
-    ORDER BY org_id, bucket, {d0}, {d1}
     ON CONFLICT ON CONSTRAINT {name}_key DO UPDATE SET {updates})",
                 name = l.name,
                 d0 = storage::DIMENSIONS[0],
@@ -236,12 +238,15 @@ fn width_micros(width: &str) -> i64 {
 /// event lacks it).
 type RowKey<'a> = (&'a str, i64, [Option<&'a str>; 4]);
 
+/// What one level row gains: one value per aggregate column (counts; the
+/// float column's slot unused) and the cost.
+type Gain = (Vec<i64>, f64);
+
 /// A batch's new events folded per level and key: what each touched row of
 /// each level gains.
 struct Deltas<'a> {
-    /// Per level (index into [`LEVELS`]): key → one value per aggregate
-    /// column (counts; the float column's slot unused) and the cost.
-    levels: Vec<std::collections::BTreeMap<RowKey<'a>, (Vec<i64>, f64)>>,
+    /// Per level (index into [`LEVELS`]): the touched rows in key order.
+    levels: Vec<Vec<(RowKey<'a>, Gain)>>,
 }
 
 impl<'a> Deltas<'a> {
@@ -250,8 +255,11 @@ impl<'a> Deltas<'a> {
     /// levels (indexes after [`LEVELS`]'s).
     fn of(events: &[&'a AgentEvent], tag_keys: &[String]) -> Self {
         let cols = storage::aggregates();
-        let mut levels =
-            vec![std::collections::BTreeMap::new(); LEVELS.len() + storage::TAG_LEVELS.len()];
+        // Folded in hash maps (a chunk touches tens of thousands of rows
+        // per level: a tree would compare keys a dozen times per event and
+        // level), then sorted once.
+        let mut levels: Vec<FxHashMap<RowKey<'a>, Gain>> =
+            vec![FxHashMap::default(); LEVELS.len() + storage::TAG_LEVELS.len()];
         for e in events {
             let bucket = lat_bucket(e);
             let counted = storage::Counted {
@@ -267,14 +275,23 @@ impl<'a> Deltas<'a> {
                 cost_usd: e.cost_usd,
                 lat_bucket: bucket,
             };
-            let values: Vec<i64> = cols.iter().map(|c| c.measure.count(&counted)).collect();
+            // What the event adds, by column: a handful of the hundred
+            // (the histogram's buckets but one are zero).
+            let values: Vec<(usize, i64)> = cols
+                .iter()
+                .enumerate()
+                .filter_map(|(i, c)| {
+                    let v = c.measure.count(&counted);
+                    (v != 0).then_some((i, v))
+                })
+                .collect();
             let all = [
                 Some(e.agent_id.as_str()),
                 e.workflow_id.as_deref(),
                 e.provider.as_deref(),
                 e.model.as_deref(),
             ];
-            let add = |rows: &mut std::collections::BTreeMap<RowKey<'a>, (Vec<i64>, f64)>,
+            let add = |rows: &mut FxHashMap<RowKey<'a>, Gain>,
                        width: &str,
                        dims: [Option<&'a str>; 4]| {
                 let w = width_micros(width);
@@ -282,8 +299,8 @@ impl<'a> Deltas<'a> {
                 let (sums, cost) = rows
                     .entry(key)
                     .or_insert_with(|| (vec![0; cols.len()], 0.0));
-                for (s, v) in sums.iter_mut().zip(&values) {
-                    *s += v;
+                for &(i, v) in &values {
+                    sums[i] += v;
                 }
                 *cost += e.cost_usd.unwrap_or(0.0);
             };
@@ -308,6 +325,14 @@ impl<'a> Deltas<'a> {
                 }
             }
         }
+        let levels = levels
+            .into_iter()
+            .map(|rows| {
+                let mut rows: Vec<(RowKey<'a>, Gain)> = rows.into_iter().collect();
+                rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+                rows
+            })
+            .collect();
         Self { levels }
     }
 
@@ -458,8 +483,9 @@ pub struct Writer {
     partitions: HashSet<NaiveDate>,
     /// Event attributes rolled up per value (`database.storage.tag_keys`).
     tag_keys: Vec<String>,
-    /// Told after each committed batch (the worker's deriver waits on it).
-    written: Option<std::sync::Arc<tokio::sync::Notify>>,
+    /// The worker's deriver: told after each committed batch, handed its
+    /// events (plain mode).
+    handoff: Option<std::sync::Arc<Handoff>>,
 }
 
 impl Writer {
@@ -471,14 +497,15 @@ impl Writer {
             group: group.into(),
             partitions: HashSet::new(),
             tag_keys: storage::StorageConfig::default().tag_keys,
-            written: None,
+            handoff: None,
         }
     }
 
-    /// Tell `written` after each committed batch (plain mode: the deriver
-    /// then looks at once).
-    pub fn notifying(mut self, written: std::sync::Arc<tokio::sync::Notify>) -> Self {
-        self.written = Some(written);
+    /// Tell the deriver of `handoff` after each committed batch and hand
+    /// it the batch's events (plain mode: it then looks at once, and reads
+    /// back only what was not handed over).
+    pub fn handing_over(mut self, handoff: std::sync::Arc<Handoff>) -> Self {
+        self.handoff = Some(handoff);
         self
     }
 
@@ -584,9 +611,23 @@ impl Writer {
             // Also kept as pending: moved to `{group}.derived` once the
             // deriver has the events.
             upsert_offsets(&mut tx, &self.group, offsets, upsert_pending_offsets_sql()).await?;
+            // Every event of the batch is new (a batch with a stored one
+            // inserts fewer): they are what this transaction committed, the
+            // deriver's input for its id (the `events.txid` default's).
+            let whole = match &self.handoff {
+                Some(_) if inserted > 0 && inserted == batch.len() => Some(
+                    sqlx::query_scalar::<_, i64>("SELECT pg_current_xact_id()::text::int8")
+                        .fetch_one(&mut *tx)
+                        .await?,
+                ),
+                _ => None,
+            };
             tx.commit().await?;
-            if let Some(w) = &self.written {
-                w.notify_one();
+            if let Some(h) = &self.handoff {
+                if let Some(txid) = whole {
+                    h.put(txid, batch.iter().map(|e| stored_form(e)).collect());
+                }
+                h.written();
             }
             return Ok((inserted, 0));
         }
@@ -619,13 +660,27 @@ impl Writer {
         conn: &mut PgConnection,
         max_events: usize,
     ) -> agentops_runtime::Result<Derived> {
-        Ok(crate::derive::derive_once(conn, self.mode, &self.tag_keys, max_events).await?)
+        Ok(crate::derive::derive_once(
+            conn,
+            self.mode,
+            &self.tag_keys,
+            max_events,
+            self.handoff.as_deref(),
+        )
+        .await?)
     }
 
     /// Derive everything written so far (chunks of `DERIVE_CHUNK` events):
     /// after it the derived tables count every stored event.
     pub async fn settle(&self, conn: &mut PgConnection) -> agentops_runtime::Result<Derived> {
-        Ok(crate::derive::settle(conn, self.mode, &self.tag_keys, DERIVE_CHUNK).await?)
+        Ok(crate::derive::settle(
+            conn,
+            self.mode,
+            &self.tag_keys,
+            DERIVE_CHUNK,
+            self.handoff.as_deref(),
+        )
+        .await?)
     }
 }
 
@@ -686,6 +741,16 @@ async fn upsert_offsets(
             .await?;
     }
     Ok(())
+}
+
+/// An event as the deriver would read it back from `events`: the same but
+/// for the id, in the form the table prints a UUID.
+fn stored_form(e: &AgentEvent) -> AgentEvent {
+    let mut e = e.clone();
+    if let Ok(id) = uuid::Uuid::parse_str(&e.event_id) {
+        e.event_id = id.to_string();
+    }
+    e
 }
 
 /// The events table's key: (event_id, org_id, ts in µs).
@@ -860,7 +925,7 @@ mod tests {
         // The org's hours: two; its first holds three events, 13 tokens, one unpriced call.
         let org_h = level("agg_org_1h");
         assert_eq!(org_h.len(), 2);
-        let (first, cost) = org_h.values().next().unwrap();
+        let (_, (first, cost)) = org_h.first().unwrap();
         assert_eq!(first[col("events")], 3);
         assert_eq!(first[col("input_tokens")] + first[col("output_tokens")], 13);
         assert_eq!(first[col("unpriced_calls")], 1);
@@ -870,7 +935,8 @@ mod tests {
         assert_eq!(*cost, 0.5);
         // The model level: one row per (provider, model) and hour; the run
         // events have none.
-        let models: Vec<[Option<&str>; 4]> = level("agg_model_1h").keys().map(|k| k.2).collect();
+        let models: Vec<[Option<&str>; 4]> =
+            level("agg_model_1h").iter().map(|(k, _)| k.2).collect();
         assert_eq!(
             models,
             [
@@ -880,9 +946,9 @@ mod tests {
             ]
         );
         // Agents: a and b in the first hour, a in the second.
-        let agents: Vec<Option<&str>> = level("agg_agent_1h").keys().map(|k| k.2[0]).collect();
+        let agents: Vec<Option<&str>> = level("agg_agent_1h").iter().map(|(k, _)| k.2[0]).collect();
         assert_eq!(agents, [Some("a"), Some("b"), Some("a")]);
-        let (second, _) = level("agg_agent_1h").values().nth(2).unwrap();
+        let (_, (second, _)) = &level("agg_agent_1h")[2];
         assert_eq!((second[col("runs_failed")], second[col("errors")]), (1, 1));
         // The per-tag levels: the rolled-up key only (`host` is not one).
         for tag_level in &d.levels[LEVELS.len()..] {
