@@ -12,7 +12,7 @@ use agentops_e2e::definitions::{levels_are_their_definition, tag_levels_are_thei
 use agentops_e2e::events::{enriched_event, enriched_runs};
 use agentops_e2e::{create_database, plain_config, Stack, StackOptions};
 use agentops_projections::{Handoff, Writer};
-use agentops_runtime::storage::{deferred, Mode};
+use agentops_runtime::storage::{self, deferred, Mode};
 use agentops_schemas::correction::{CORRECTS, COST_CORRECTION};
 use agentops_schemas::{histogram, AgentEvent};
 use anyhow::{ensure, Result};
@@ -248,6 +248,83 @@ async fn the_deriver_takes_what_the_writer_handed_over_and_reads_back_the_rest()
     ensure!(backlog(&pool).await? == 0);
     // Every event counted once, wherever the deriver got it.
     ensure!(counts(&pool, org).await? == (300, 75, 300, 3));
+    levels_are_their_definition(&pool, org).await?;
+    tag_levels_are_their_definition(&pool, org).await
+}
+
+/// Rows of `org` in every aggregate level and per-tag level.
+async fn level_rows(pool: &PgPool, org: &str) -> Result<i64> {
+    let mut n = 0;
+    for l in storage::LEVELS.iter().chain(storage::TAG_LEVELS.iter()) {
+        let c: i64 = sqlx::query_scalar(&format!(
+            "SELECT count(*) FROM {} WHERE org_id = $1",
+            l.name
+        ))
+        .bind(org)
+        .fetch_one(pool)
+        .await?;
+        n += c;
+    }
+    Ok(n)
+}
+
+/// Level rows later than anything their org has in the level are copied
+/// straight in; rows of buckets it already has (late events, the bucket
+/// still filling) are upserted; the levels are their definition either way.
+#[tokio::test]
+async fn level_rows_new_to_their_org_are_copied_in_and_the_rest_upserted() -> Result<()> {
+    let pool = plain_db("deferred_fresh_rows").await?;
+    let org = "fresh";
+    let mut w = Writer::new(Mode::Postgres, "deferred");
+    let mut conn = pool.acquire().await?;
+    let day = (Utc::now() - Span::days(1))
+        .duration_trunc(Span::days(1))
+        .unwrap();
+    let at = |h: i64| day + Span::hours(h);
+    // Runs with a rolled-up tag (the per-tag levels too).
+    let runs = |prefix: &str, n: usize, start, spacing| {
+        let mut events = enriched_runs(org, prefix, n, start, spacing);
+        for (i, e) in events.iter_mut().enumerate() {
+            e.attributes
+                .insert("team".into(), format!("team-{}", i % 2));
+        }
+        events
+    };
+    // Into empty levels: every row is new.
+    let first = runs("a", 40, at(2), Span::minutes(2));
+    w.apply(&mut conn, &first, &[]).await?;
+    let d = w.settle(&mut conn).await?;
+    let rows = level_rows(&pool, org).await?;
+    ensure!(
+        rows > 0 && d.level_rows_copied as i64 == rows,
+        "{d:?}, {rows} rows"
+    );
+    levels_are_their_definition(&pool, org).await?;
+    // Late events, among the buckets the org has (from 02:00, the same
+    // day; some minutes and keys new, none later than its latest): all
+    // upserted.
+    let late = runs("b", 10, at(2), Span::minutes(3));
+    w.apply(&mut conn, &late, &[]).await?;
+    let d = w.settle(&mut conn).await?;
+    ensure!(d.events == late.len() && d.level_rows_copied == 0, "{d:?}");
+    levels_are_their_definition(&pool, org).await?;
+    // Events of earlier hours of the day (no minute or hour of theirs is
+    // there, but later ones are): upserted too, and counted.
+    let earlier = runs("c", 10, at(0), Span::minutes(5));
+    w.apply(&mut conn, &earlier, &[]).await?;
+    let d = w.settle(&mut conn).await?;
+    ensure!(d.level_rows_copied == 0, "{d:?}");
+    levels_are_their_definition(&pool, org).await?;
+    // Later events: copied in, but for the day rows (the day is there).
+    let later = runs("d", 10, at(5), Span::minutes(2));
+    w.apply(&mut conn, &later, &[]).await?;
+    let before = level_rows(&pool, org).await?;
+    let d = w.settle(&mut conn).await?;
+    let opened = level_rows(&pool, org).await? - before;
+    ensure!(
+        opened > 0 && d.level_rows_copied as i64 == opened,
+        "{d:?}, {opened} opened"
+    );
     levels_are_their_definition(&pool, org).await?;
     tag_levels_are_their_definition(&pool, org).await
 }

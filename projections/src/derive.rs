@@ -133,6 +133,9 @@ pub struct Derived {
     /// Of those, how many the writer handed over in process ([`Handoff`])
     /// rather than read back from `events`.
     pub handed_over: usize,
+    /// Aggregate level rows the events opened (buckets later than any their
+    /// org had in the level), copied straight in rather than upserted.
+    pub level_rows_copied: usize,
     /// Writer transactions those came from (and corrections-only ones).
     pub transactions: usize,
     /// Events whose cost a correction changed.
@@ -149,6 +152,7 @@ impl Derived {
     pub(crate) fn add(&mut self, other: Derived) {
         self.events += other.events;
         self.handed_over += other.handed_over;
+        self.level_rows_copied += other.level_rows_copied;
         self.transactions += other.transactions;
         self.corrected += other.corrected;
         self.caught_up = other.caught_up;
@@ -348,7 +352,7 @@ pub(crate) async fn derive_once(
             .await
             .map_err(|e| sqlx::Error::Protocol(e.to_string()))?;
         let refs: Vec<&AgentEvent> = events.iter().collect();
-        crate::store::derive(&mut tx, mode, &refs, tag_keys).await?;
+        result.level_rows_copied = crate::store::derive(&mut tx, mode, &refs, tag_keys).await?;
     }
     // Corrections after the events of their own and earlier transactions
     // (a correction follows its event in its partition).

@@ -336,51 +336,224 @@ impl<'a> Deltas<'a> {
         Self { levels }
     }
 
-    /// The rows as a binary COPY payload for `agg_deltas`.
-    fn copy_payload(&self) -> Vec<u8> {
+    /// Rows of level `i` as a binary COPY payload: for `agg_deltas` (the
+    /// level first, every dimension column) or straight into the level's
+    /// table (its own key columns: [`level_key`]).
+    fn write_rows<'r>(
+        c: &mut CopyBinary,
+        i: usize,
+        rows: impl Iterator<Item = &'r (RowKey<'a>, Gain)>,
+        into_level: bool,
+    ) where
+        'a: 'r,
+    {
         let cols = storage::aggregates();
-        let n: usize = self.levels.iter().map(|l| l.len()).sum();
-        let mut c = CopyBinary::with_capacity(n * 300);
-        for (i, rows) in self.levels.iter().enumerate() {
-            for ((org, bucket, dims), (sums, cost)) in rows {
+        let (_, dims_at) = level_key(i);
+        for ((org, bucket, dims), (sums, cost)) in rows {
+            if into_level {
+                c.row((2 + dims_at.len() + cols.len()) as i16);
+            } else {
                 c.row((3 + dims.len() + cols.len()) as i16);
                 c.int2(Some(i as i16));
-                c.text(Some(org));
-                c.timestamptz(Some(*bucket));
+            }
+            c.text(Some(org));
+            c.timestamptz(Some(*bucket));
+            if into_level {
+                for &d in &dims_at {
+                    c.text(dims[d]);
+                }
+            } else {
                 for d in dims {
                     c.text(*d);
                 }
-                for (col, s) in cols.iter().zip(sums) {
-                    match col.kind {
-                        ColumnKind::Float => c.float8(Some(*cost)),
-                        ColumnKind::Count => c.int8(Some(*s)),
-                        // Sparse columns hold NULL, never 0.
-                        ColumnKind::SparseCount => c.int8((*s != 0).then_some(*s)),
-                    }
+            }
+            for (col, s) in cols.iter().zip(sums) {
+                match col.kind {
+                    ColumnKind::Float => c.float8(Some(*cost)),
+                    ColumnKind::Count => c.int8(Some(*s)),
+                    // Sparse columns hold NULL, never 0.
+                    ColumnKind::SparseCount => c.int8((*s != 0).then_some(*s)),
                 }
             }
         }
-        c.finish()
     }
 
-    /// Add every level's rows: copied into the session's `agg_deltas`, then
-    /// one statement.
-    async fn apply(&self, tx: &mut PgConnection) -> Result<(), sqlx::Error> {
-        let exists: bool =
-            sqlx::query_scalar("SELECT to_regclass('pg_temp.agg_deltas') IS NOT NULL")
-                .fetch_one(&mut *tx)
-                .await?;
-        if !exists {
-            sqlx::raw_sql(deltas_ddl()).execute(&mut *tx).await?;
-        }
-        let mut copy = tx
-            .copy_in_raw("COPY agg_deltas FROM STDIN (FORMAT binary)")
+    /// Add every level's rows; returns how many were new to their level
+    /// and copied straight in.
+    ///
+    /// A row whose bucket is later than every bucket its org has in that
+    /// level cannot be there yet: those (most of a backfill's, a live
+    /// stream's new minutes and hours) are copied straight into the level
+    /// (no staging, no conflict check per row), the rest are copied into
+    /// the session's `agg_deltas` and added by one upsert statement. Only
+    /// the deriver writes the levels in plain mode, one at a time
+    /// (`DERIVE_LOCK`; a rebuild holds the projection lock), so nothing
+    /// adds a row between the look at the latest buckets and the copy;
+    /// should one be there all the same, the copy fails on the level's key
+    /// and every row goes through the upsert instead.
+    async fn apply(&self, tx: &mut PgConnection) -> Result<usize, sqlx::Error> {
+        let mut orgs: Vec<&str> = self
+            .levels
+            .iter()
+            .flat_map(|rows| rows.iter().map(|((org, _, _), _)| *org))
+            .collect();
+        orgs.sort_unstable();
+        orgs.dedup();
+        let latest: Vec<(i16, String, Option<DateTime<Utc>>)> = sqlx::query_as(latest_sql())
+            .bind(&orgs)
+            .fetch_all(&mut *tx)
             .await?;
-        copy.send(self.copy_payload()).await?;
-        copy.finish().await?;
-        sqlx::query(levels_sql()).execute(&mut *tx).await?;
-        Ok(())
+        let latest: FxHashMap<(usize, &str), i64> = latest
+            .iter()
+            .filter_map(|(i, org, t)| {
+                Some(((*i as usize, org.as_str()), t.as_ref()?.timestamp_micros()))
+            })
+            .collect();
+        let is_new = |i: usize, ((org, bucket, _), _): &(RowKey<'a>, Gain)| {
+            latest.get(&(i, *org)).is_none_or(|last| bucket > last)
+        };
+        let mut copied = 0;
+        if self
+            .levels
+            .iter()
+            .enumerate()
+            .any(|(i, rows)| rows.iter().any(|r| is_new(i, r)))
+        {
+            sqlx::query("SAVEPOINT new_level_rows")
+                .execute(&mut *tx)
+                .await?;
+            match self.copy_new(tx, &is_new).await {
+                Ok(n) => {
+                    sqlx::query("RELEASE SAVEPOINT new_level_rows")
+                        .execute(&mut *tx)
+                        .await?;
+                    copied = n;
+                }
+                Err(e) if is_unique_violation(&e) => {
+                    tracing::warn!(error = %e, "a level row thought new was there: upserting every row");
+                    sqlx::query("ROLLBACK TO SAVEPOINT new_level_rows")
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        // The rest (everything, if nothing was copied straight in).
+        let rest = |i: usize| {
+            self.levels[i]
+                .iter()
+                .filter(move |r| copied == 0 || !is_new(i, r))
+        };
+        let upserted: usize = (0..self.levels.len()).map(|i| rest(i).count()).sum();
+        if upserted > 0 {
+            let mut c = CopyBinary::with_capacity(upserted * 300);
+            for i in 0..self.levels.len() {
+                Self::write_rows(&mut c, i, rest(i), false);
+            }
+            let exists: bool =
+                sqlx::query_scalar("SELECT to_regclass('pg_temp.agg_deltas') IS NOT NULL")
+                    .fetch_one(&mut *tx)
+                    .await?;
+            if !exists {
+                sqlx::raw_sql(deltas_ddl()).execute(&mut *tx).await?;
+            }
+            let mut copy = tx
+                .copy_in_raw("COPY agg_deltas FROM STDIN (FORMAT binary)")
+                .await?;
+            copy.send(c.finish()).await?;
+            copy.finish().await?;
+            sqlx::query(levels_sql()).execute(&mut *tx).await?;
+        }
+        Ok(copied)
     }
+
+    /// COPY the rows `is_new` straight into their levels, a statement per
+    /// level that has any; how many.
+    async fn copy_new(
+        &self,
+        tx: &mut PgConnection,
+        is_new: &impl Fn(usize, &(RowKey<'a>, Gain)) -> bool,
+    ) -> Result<usize, sqlx::Error> {
+        let mut copied = 0;
+        for (i, rows) in self.levels.iter().enumerate() {
+            let fresh: Vec<&(RowKey<'a>, Gain)> = rows.iter().filter(|r| is_new(i, r)).collect();
+            if fresh.is_empty() {
+                continue;
+            }
+            let mut c = CopyBinary::with_capacity(fresh.len() * 300);
+            Self::write_rows(&mut c, i, fresh.iter().copied(), true);
+            let mut copy = tx.copy_in_raw(level_copy_sql(i)).await?;
+            if let Err(e) = copy.send(c.finish()).await {
+                let _ = copy.abort(e.to_string()).await;
+                return Err(e);
+            }
+            copy.finish().await?;
+            copied += fresh.len();
+        }
+        Ok(copied)
+    }
+}
+
+/// Level `i` of the deltas ([`LEVELS`], then the per-tag levels): its
+/// relation and where its key columns after org and bucket sit in a
+/// [`RowKey`]'s dimensions.
+fn level_key(i: usize) -> (&'static storage::Level, Vec<usize>) {
+    match LEVELS.get(i) {
+        Some(l) => (
+            l,
+            l.dims
+                .iter()
+                .filter_map(|d| storage::DIMENSIONS.iter().position(|x| x == d))
+                .collect(),
+        ),
+        // The per-tag levels: key and value in the first two.
+        None => (&storage::TAG_LEVELS[i - LEVELS.len()], vec![0, 1]),
+    }
+}
+
+/// The number of levels the deltas fold into.
+const DELTA_LEVELS: usize = LEVELS.len() + storage::TAG_LEVELS.len();
+
+/// `COPY` of level `i`'s rows straight into its relation.
+fn level_copy_sql(i: usize) -> &'static str {
+    static SQL: OnceLock<Vec<String>> = OnceLock::new();
+    let all = SQL.get_or_init(|| {
+        let names: Vec<&str> = storage::aggregates()
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect();
+        (0..DELTA_LEVELS)
+            .map(|i| {
+                let (l, _) = level_key(i);
+                format!(
+                    "COPY {} (org_id, bucket{}, {}) FROM STDIN (FORMAT binary)",
+                    l.name,
+                    l.dims_list(""),
+                    names.join(", ")
+                )
+            })
+            .collect()
+    });
+    &all[i]
+}
+
+/// The latest bucket of each org `$1` in each level (NULL: none), as
+/// (level index, org, bucket): one backward probe of the level's key
+/// index per partition.
+fn latest_sql() -> &'static str {
+    static SQL: OnceLock<String> = OnceLock::new();
+    SQL.get_or_init(|| {
+        (0..DELTA_LEVELS)
+            .map(|i| {
+                format!(
+                    "SELECT {i}::int2, o, (SELECT max(bucket) FROM {} WHERE org_id = o)
+                     FROM unnest($1::text[]) o",
+                    level_key(i).0.name
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\nUNION ALL ")
+    })
 }
 
 /// The columns of `events` the writer fills, in [`events_copy_payload`]'s
@@ -690,24 +863,28 @@ pub const DERIVE_CHUNK: usize = 50_000;
 /// Everything derived from new events but the per-tag levels: the aggregate
 /// levels (plain mode; TimescaleDB's continuous aggregates follow `events`),
 /// runs, agents, the coding-agent hierarchy. In the writer's transaction
-/// (TimescaleDB mode) or the deriver's (plain mode).
+/// (TimescaleDB mode) or the deriver's (plain mode). Returns how many level
+/// rows were new and copied straight in (plain mode).
 pub(crate) async fn derive(
     tx: &mut PgConnection,
     mode: Mode,
     new: &[&AgentEvent],
     tag_keys: &[String],
-) -> Result<(), sqlx::Error> {
+) -> Result<usize, sqlx::Error> {
     if new.is_empty() {
-        return Ok(());
+        return Ok(0);
     }
-    if mode == Mode::Postgres {
+    let copied = if mode == Mode::Postgres {
         // The per-tag levels with the others (TimescaleDB mode: in the
         // events' insert, see `insert_with_tags_sql`).
-        Deltas::of(new, tag_keys).apply(tx).await?;
-    }
+        Deltas::of(new, tag_keys).apply(tx).await?
+    } else {
+        0
+    };
     rows::upsert_runs(tx, new).await?;
     rows::upsert_agents(tx, new).await?;
-    crate::hierarchy::upsert(tx, new).await
+    crate::hierarchy::upsert(tx, new).await?;
+    Ok(copied)
 }
 
 /// [`UPSERT_OFFSETS`] that also records the offsets in `pending_offsets`
