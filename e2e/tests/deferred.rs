@@ -329,6 +329,79 @@ async fn level_rows_new_to_their_org_are_copied_in_and_the_rest_upserted() -> Re
     tag_levels_are_their_definition(&pool, org).await
 }
 
+/// Every column of `org`'s runs but the org and `updated_at`, by run.
+async fn run_rows(pool: &PgPool, org: &str) -> Result<Vec<serde_json::Value>> {
+    Ok(sqlx::query_scalar(
+        "SELECT to_jsonb(r) - 'org_id' - 'updated_at' FROM runs r WHERE org_id = $1 ORDER BY run_id",
+    )
+    .bind(org)
+    .fetch_all(pool)
+    .await?)
+}
+
+/// Runs the deriver meets for the first time are copied straight in, and
+/// hold what upserting them a batch at a time would: lists, tags, outcome,
+/// totals (a model name with a quote and a backslash included).
+#[tokio::test]
+async fn new_runs_are_copied_in_and_match_runs_built_a_batch_at_a_time() -> Result<()> {
+    let pool = plain_db("deferred_new_runs").await?;
+    let mut w = Writer::new(Mode::Postgres, "deferred");
+    let mut conn = pool.acquire().await?;
+    let start = (Utc::now() - Span::days(1))
+        .duration_trunc(Span::days(1))
+        .unwrap()
+        + Span::hours(3);
+    let runs = |org: &str| {
+        let mut events = enriched_runs(org, "r", 20, start, Span::minutes(1));
+        let mut more = Vec::new();
+        for (i, e) in events.iter_mut().enumerate() {
+            e.attributes
+                .insert("team".into(), format!("team-{}", i % 3));
+            if e.event_type == "llm_call" {
+                let mut other = e.clone();
+                other.event_id = uuid::Uuid::new_v4().to_string();
+                other.model = Some(r#"m"x\y"#.into());
+                other.provider = Some("local".into());
+                other.timestamp += 500_000;
+                more.push(other);
+            }
+        }
+        events.extend(more);
+        events
+    };
+    // Whole: every run new, copied.
+    let whole = runs("whole");
+    w.apply(&mut conn, &whole, &[]).await?;
+    let d = w.settle(&mut conn).await?;
+    ensure!(d.runs_copied == 20, "{d:?}");
+    // Split: each run's start copied, the rest of it upserted onto it.
+    let split = runs("split");
+    let (first, rest): (Vec<AgentEvent>, Vec<AgentEvent>) = split
+        .into_iter()
+        .partition(|e| e.event_type == "run_started");
+    w.apply(&mut conn, &first, &[]).await?;
+    ensure!(w.settle(&mut conn).await?.runs_copied == 20);
+    w.apply(&mut conn, &rest, &[]).await?;
+    let d = w.settle(&mut conn).await?;
+    ensure!(d.runs_copied == 0 && d.events == rest.len(), "{d:?}");
+    let (a, b) = (
+        run_rows(&pool, "whole").await?,
+        run_rows(&pool, "split").await?,
+    );
+    ensure!(a.len() == 20 && a == b, "copied {a:#?}\nupserted {b:#?}");
+    let models = &a[1]["models"];
+    ensure!(
+        models == &json!(["claude-sonnet-4", r#"m"x\y"#]),
+        "{models}"
+    );
+    ensure!(
+        a[0]["tags"] == json!({"team": "team-0"}) && a[0]["status"] == "failed",
+        "{}",
+        a[0]
+    );
+    Ok(())
+}
+
 fn correction(of: &AgentEvent, cost: f64) -> AgentEvent {
     let mut c = enriched_event(
         &of.org_id,

@@ -136,6 +136,9 @@ pub struct Derived {
     /// Aggregate level rows the events opened (buckets later than any their
     /// org had in the level), copied straight in rather than upserted.
     pub level_rows_copied: usize,
+    /// Runs the events started (not stored yet), copied straight in rather
+    /// than upserted.
+    pub runs_copied: usize,
     /// Writer transactions those came from (and corrections-only ones).
     pub transactions: usize,
     /// Events whose cost a correction changed.
@@ -153,6 +156,7 @@ impl Derived {
         self.events += other.events;
         self.handed_over += other.handed_over;
         self.level_rows_copied += other.level_rows_copied;
+        self.runs_copied += other.runs_copied;
         self.transactions += other.transactions;
         self.corrected += other.corrected;
         self.caught_up = other.caught_up;
@@ -352,7 +356,8 @@ pub(crate) async fn derive_once(
             .await
             .map_err(|e| sqlx::Error::Protocol(e.to_string()))?;
         let refs: Vec<&AgentEvent> = events.iter().collect();
-        result.level_rows_copied = crate::store::derive(&mut tx, mode, &refs, tag_keys).await?;
+        (result.level_rows_copied, result.runs_copied) =
+            crate::store::derive(&mut tx, mode, &refs, tag_keys).await?;
     }
     // Corrections after the events of their own and earlier transactions
     // (a correction follows its event in its partition).

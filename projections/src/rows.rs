@@ -5,6 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use agentops_runtime::copy::CopyBinary;
 use agentops_runtime::storage::{RUN_LIST_CAP, RUN_TAGS_CAP, RUN_TAG_KEY_MAX, RUN_TAG_VALUE_MAX};
 use agentops_schemas::{AgentEvent, EventType};
 use chrono::{DateTime, NaiveDate, Utc};
@@ -195,10 +196,17 @@ fn array_literal<'a>(items: impl IntoIterator<Item = &'a String>) -> String {
     out
 }
 
+/// Fold the new events into their runs; returns how many runs were new and
+/// copied straight in. `copy_new`: only where one transaction at a time
+/// writes `runs` (plain mode's deriver; in TimescaleDB mode the workers
+/// write concurrently and every run is upserted). A run thought new that
+/// is there all the same fails the copy on the key, and every run is then
+/// upserted.
 pub(crate) async fn upsert_runs(
     tx: &mut PgConnection,
     new: &[&AgentEvent],
-) -> Result<(), sqlx::Error> {
+    copy_new: bool,
+) -> Result<usize, sqlx::Error> {
     // Sorted keys: concurrent workers lock rows in the same order (no deadlocks).
     let mut runs: BTreeMap<(String, String), RunDelta> = BTreeMap::new();
     for e in new {
@@ -256,8 +264,107 @@ pub(crate) async fn upsert_runs(
         merge_tags(&mut d.tags, &e.attributes);
     }
     if runs.is_empty() {
-        return Ok(());
+        return Ok(0);
     }
+    let all: Vec<(&(String, String), &RunDelta)> = runs.iter().collect();
+    if !copy_new {
+        upsert_run_rows(tx, &all).await?;
+        return Ok(0);
+    }
+    // Runs not stored yet are copied straight in; the others upserted.
+    let (orgs, ids): (Vec<&str>, Vec<&str>) =
+        runs.keys().map(|(o, r)| (o.as_str(), r.as_str())).unzip();
+    let stored: Vec<(String, String)> = sqlx::query_as(
+        "SELECT u.o, u.r FROM unnest($1::text[], $2::text[]) AS u(o, r)
+         WHERE EXISTS (SELECT 1 FROM runs WHERE runs.org_id = u.o AND runs.run_id = u.r)",
+    )
+    .bind(&orgs)
+    .bind(&ids)
+    .fetch_all(&mut *tx)
+    .await?;
+    let stored: std::collections::HashSet<(String, String)> = stored.into_iter().collect();
+    let (old, fresh): (Vec<_>, Vec<_>) = all.into_iter().partition(|(k, _)| stored.contains(*k));
+    let mut copied = 0;
+    if !fresh.is_empty() {
+        sqlx::query("SAVEPOINT new_runs").execute(&mut *tx).await?;
+        match copy_runs(tx, &fresh).await {
+            Ok(()) => {
+                sqlx::query("RELEASE SAVEPOINT new_runs")
+                    .execute(&mut *tx)
+                    .await?;
+                copied = fresh.len();
+            }
+            Err(e) if matches!(&e, sqlx::Error::Database(d) if d.code().as_deref() == Some("23505")) =>
+            {
+                tracing::warn!(error = %e, "a run thought new was there: upserting every run");
+                sqlx::query("ROLLBACK TO SAVEPOINT new_runs")
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    let rest: Vec<_> = if copied == 0 {
+        old.into_iter().chain(fresh).collect()
+    } else {
+        old
+    };
+    if !rest.is_empty() {
+        upsert_run_rows(tx, &rest).await?;
+    }
+    Ok(copied)
+}
+
+/// `runs` in one `COPY`: rows not stored yet (the same values the upsert
+/// inserts).
+async fn copy_runs(
+    tx: &mut PgConnection,
+    rows: &[(&(String, String), &RunDelta)],
+) -> Result<(), sqlx::Error> {
+    let mut c = CopyBinary::with_capacity(rows.len() * 300);
+    for ((org, run), d) in rows {
+        c.row(22);
+        c.text(Some(org));
+        c.text(Some(run));
+        c.text(Some(&d.agent_id));
+        c.text(d.workflow_id.as_deref());
+        c.text(Some(&d.status));
+        c.timestamptz(d.started_at.map(|t| t.timestamp_micros()));
+        c.timestamptz(d.ended_at.map(|t| t.timestamp_micros()));
+        c.int8(d.latency_ms);
+        c.int8(Some(d.events));
+        c.float8(Some(d.cost_usd));
+        for t in d.tokens {
+            c.int8(Some(t));
+        }
+        c.int8(Some(d.llm_calls));
+        c.int8(Some(d.tool_calls));
+        c.text(d.error_type.as_deref());
+        c.text(d.error_message.as_deref());
+        c.text_array(d.models.iter().map(String::as_str));
+        c.text_array(d.providers.iter().map(String::as_str));
+        c.jsonb(json_text(&d.tags).as_bytes());
+    }
+    let mut copy = tx
+        .copy_in_raw(
+            "COPY runs (org_id, run_id, agent_id, workflow_id, status, started_at, ended_at,
+                 latency_ms, events, cost_usd, input_tokens, output_tokens, cache_read_tokens,
+                 cache_write_tokens, reasoning_tokens, llm_calls, tool_calls, error_type,
+                 error_message, models, providers, tags) FROM STDIN (FORMAT binary)",
+        )
+        .await?;
+    if let Err(e) = copy.send(c.finish()).await {
+        let _ = copy.abort(e.to_string()).await;
+        return Err(e);
+    }
+    copy.finish().await.map(|_| ())
+}
+
+/// [`UPSERT_RUNS`] of these rows.
+async fn upsert_run_rows(
+    tx: &mut PgConnection,
+    runs: &[(&(String, String), &RunDelta)],
+) -> Result<(), sqlx::Error> {
     macro_rules! col {
         ($f:expr) => {
             runs.iter().map($f).collect::<Vec<_>>()

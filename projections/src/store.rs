@@ -864,15 +864,15 @@ pub const DERIVE_CHUNK: usize = 50_000;
 /// levels (plain mode; TimescaleDB's continuous aggregates follow `events`),
 /// runs, agents, the coding-agent hierarchy. In the writer's transaction
 /// (TimescaleDB mode) or the deriver's (plain mode). Returns how many level
-/// rows were new and copied straight in (plain mode).
+/// rows and runs were new and copied straight in (plain mode).
 pub(crate) async fn derive(
     tx: &mut PgConnection,
     mode: Mode,
     new: &[&AgentEvent],
     tag_keys: &[String],
-) -> Result<usize, sqlx::Error> {
+) -> Result<(usize, usize), sqlx::Error> {
     if new.is_empty() {
-        return Ok(0);
+        return Ok((0, 0));
     }
     let copied = if mode == Mode::Postgres {
         // The per-tag levels with the others (TimescaleDB mode: in the
@@ -881,10 +881,11 @@ pub(crate) async fn derive(
     } else {
         0
     };
-    rows::upsert_runs(tx, new).await?;
+    // Plain mode: only the deriver writes `runs`, one at a time.
+    let runs = rows::upsert_runs(tx, new, mode == Mode::Postgres).await?;
     rows::upsert_agents(tx, new).await?;
     crate::hierarchy::upsert(tx, new).await?;
-    Ok(copied)
+    Ok((copied, runs))
 }
 
 /// [`UPSERT_OFFSETS`] that also records the offsets in `pending_offsets`
