@@ -35,6 +35,10 @@ pub struct ProjectionsOptions {
     /// Write as in TimescaleDB mode (no worker-maintained aggregates).
     #[arg(long)]
     pub timescale_path: bool,
+    /// Largest chunk the deriver takes (events; the worker's
+    /// `derive_max_events`).
+    #[arg(long, default_value_t = agentops_projections::DERIVE_CHUNK)]
+    pub derive_chunk: usize,
     /// Seconds of event time the events spread over, up to now: 72,000 (20 h,
     /// a backfill: nearly every event opens its own minute row per agent) or
     /// what a live fleet sends while it is written (200,000 events at
@@ -157,7 +161,7 @@ pub async fn projections(o: ProjectionsOptions) -> Result<()> {
         Mode::Postgres
     };
     // The writer hands the deriver its batches as the worker's does.
-    let handoff = Handoff::new(2 * agentops_projections::DERIVE_CHUNK);
+    let handoff = Handoff::new(o.derive_chunk);
     let mut writer = Writer::new(path, "bench").handing_over(handoff.clone());
     let warm: Vec<AgentEvent> = synthetic(o.batch, 10, chrono::Duration::hours(20))
         .into_iter()
@@ -187,7 +191,7 @@ pub async fn projections(o: ProjectionsOptions) -> Result<()> {
     let writing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
     let started = Instant::now();
     let derive = {
-        let (writing, pool) = (writing.clone(), pool.clone());
+        let (writing, pool, chunk) = (writing.clone(), pool.clone(), o.derive_chunk);
         std::thread::Builder::new().name("deriver".into()).spawn(
             move || -> Result<(usize, usize)> {
                 tokio::runtime::Builder::new_current_thread()
@@ -199,9 +203,7 @@ pub async fn projections(o: ProjectionsOptions) -> Result<()> {
                         loop {
                             // A pass that starts once the last batch is committed sees it.
                             let last = !writing.load(std::sync::atomic::Ordering::SeqCst);
-                            let d = deriver
-                                .derive(&mut conn, agentops_projections::DERIVE_CHUNK)
-                                .await?;
+                            let d = deriver.derive(&mut conn, chunk).await?;
                             derived += d.events;
                             handed += d.handed_over;
                             if last && d.caught_up {

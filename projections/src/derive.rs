@@ -64,6 +64,11 @@ impl Handoff {
         self.held.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Whether `n` more events fit (the writer asks before copying them).
+    pub(crate) fn has_room(&self, n: usize) -> bool {
+        self.held().events + n <= self.cap
+    }
+
     /// The events transaction `txid` committed (the writer, after its
     /// commit); refused past the cap (they are read back instead).
     pub(crate) fn put(&self, txid: i64, events: Vec<AgentEvent>) -> bool {

@@ -62,8 +62,8 @@ pub async fn run(
     );
     health.set_ready(true).await;
     // The writer wakes the deriver after each commit and hands it the
-    // batch's events (up to two chunks' worth waiting).
-    let handoff = Handoff::new(config.derive_max_events.saturating_mul(2));
+    // batch's events (up to one chunk's worth waiting).
+    let handoff = Handoff::new(config.derive_max_events);
     let writer = Writer::new(mode, config.group.clone())
         .with_tag_keys(&config.database.storage.tag_keys)
         .handing_over(handoff.clone());

@@ -788,7 +788,7 @@ impl Writer {
             // inserts fewer): they are what this transaction committed, the
             // deriver's input for its id (the `events.txid` default's).
             let whole = match &self.handoff {
-                Some(_) if inserted > 0 && inserted == batch.len() => Some(
+                Some(h) if inserted > 0 && inserted == batch.len() && h.has_room(inserted) => Some(
                     sqlx::query_scalar::<_, i64>("SELECT pg_current_xact_id()::text::int8")
                         .fetch_one(&mut *tx)
                         .await?,

@@ -709,11 +709,25 @@ async fn setup_timescale(conn: &mut PgConnection, cfg: &StorageConfig) -> Result
             )
             .await?;
         }
-        exec(
-            conn,
-            &format!("ALTER MATERIALIZED VIEW {name} SET (timescaledb.materialized_only = false)"),
+        // Real-time aggregation on (an aggregate made before it was the
+        // default); altered only when off: the ALTER locks the view out
+        // of every reader, and every component runs this set-up.
+        let materialized_only: bool = sqlx::query_scalar(
+            "SELECT COALESCE(bool_or(materialized_only), false)
+             FROM timescaledb_information.continuous_aggregates WHERE view_name = $1",
         )
+        .bind(name)
+        .fetch_one(&mut *conn)
         .await?;
+        if materialized_only {
+            exec(
+                conn,
+                &format!(
+                    "ALTER MATERIALIZED VIEW {name} SET (timescaledb.materialized_only = false)"
+                ),
+            )
+            .await?;
+        }
         ensure(
             conn,
             &format!("CREATE INDEX IF NOT EXISTS {name}_org_bucket ON {name} (org_id, bucket)"),
