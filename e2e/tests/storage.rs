@@ -323,26 +323,24 @@ async fn suite(url: &str, choice: ModeChoice, expect: Mode) -> Result<()> {
             .await
             .unwrap_err();
         ensure!(err.to_string().contains("rebuild --mode"), "{err}");
-        let (n,): (i64,) = sqlx::query_as(
-            "SELECT count(*) FROM timescaledb_information.continuous_aggregates
-             WHERE view_name = ANY($1) AND NOT materialized_only",
-        )
-        .bind(levels().collect::<Vec<_>>())
-        .fetch_one(&pool)
-        .await?;
+        // The levels with real-time aggregation on.
+        let real_time = || async {
+            sqlx::query_scalar::<_, i64>(
+                "SELECT count(*) FROM timescaledb_information.continuous_aggregates
+                 WHERE view_name = ANY($1) AND NOT materialized_only",
+            )
+            .bind(levels().collect::<Vec<_>>())
+            .fetch_one(&pool)
+            .await
+        };
+        let n = real_time().await?;
         ensure!(n == 12, "12 real-time continuous aggregates, got {n}");
         // One made before real-time was the default: turned on at the next start.
         sqlx::query("ALTER MATERIALIZED VIEW agg_1h SET (timescaledb.materialized_only = true)")
             .execute(&pool)
             .await?;
         ensure!(agentops_runtime::db::prepare(&pool, &db).await? == expect);
-        let (n,): (i64,) = sqlx::query_as(
-            "SELECT count(*) FROM timescaledb_information.continuous_aggregates
-             WHERE view_name = ANY($1) AND NOT materialized_only",
-        )
-        .bind(levels().collect::<Vec<_>>())
-        .fetch_one(&pool)
-        .await?;
+        let n = real_time().await?;
         ensure!(n == 12, "real-time again on every level, got {n}");
         let (chunk,): (String,) = sqlx::query_as(
             "SELECT time_interval::text FROM timescaledb_information.dimensions
