@@ -31,12 +31,13 @@ pub const DERIVE_LOCK: i64 = 0x4167_4f70_0003;
 /// The link from a process's writer to its deriver (plain mode): told
 /// after each committed batch (the deriver then looks at once), and holding
 /// the events of the writer's committed transactions by transaction id, so
-/// that the deriver need not read them back from `events`. Only what a writer knows it stored
-/// whole goes in (a batch copied without a duplicate), at most `cap` events
-/// at a time; whatever is not here (a batch with duplicates, a backlog past
-/// the cap, another process's writes, a restart) the deriver reads back.
-/// Correct either way: a transaction's events are those it committed, and a
-/// transaction is derived once, from here or from the table.
+/// that the deriver need not read them back from `events`. Only what a
+/// writer knows it stored whole goes in (a batch copied without a
+/// duplicate), at most `cap` events at a time; whatever is not here (a
+/// batch with duplicates, a backlog past the cap, another process's
+/// writes, a restart) the deriver reads back. Correct either way: a
+/// transaction's events are those it committed, and a transaction is
+/// derived once, from here or from the table.
 pub struct Handoff {
     held: std::sync::Mutex<Held>,
     cap: usize,
@@ -70,17 +71,16 @@ impl Handoff {
     }
 
     /// The events transaction `txid` committed (the writer, after its
-    /// commit); refused past the cap (they are read back instead).
-    pub(crate) fn put(&self, txid: i64, events: Vec<AgentEvent>) -> bool {
+    /// commit); dropped past the cap (they are read back instead).
+    pub(crate) fn put(&self, txid: i64, events: Vec<AgentEvent>) {
         let mut h = self.held();
         if h.events + events.len() > self.cap {
-            return false;
+            return;
         }
         h.events += events.len();
         if let Some(old) = h.by_txid.insert(txid, events) {
             h.events -= old.len();
         }
-        true
     }
 
     /// Take the events of those of `txids` held here, in `txids`' order;
