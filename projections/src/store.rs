@@ -399,10 +399,15 @@ impl<'a> Deltas<'a> {
             .collect();
         orgs.sort_unstable();
         orgs.dedup();
-        let latest: Vec<(i16, String, Option<DateTime<Utc>>)> = sqlx::query_as(latest_sql())
-            .bind(&orgs)
-            .fetch_all(&mut *tx)
-            .await?;
+        // Per level, the chunk's earliest bucket: only buckets from it on
+        // decide (whatever is older cannot make a row of the chunk not
+        // new), and the levels' partitions before it are not probed.
+        let mut q = sqlx::query_as(latest_sql()).bind(&orgs);
+        for rows in &self.levels {
+            let first = rows.iter().map(|((_, bucket, _), _)| *bucket).min();
+            q = q.bind(first.and_then(DateTime::<Utc>::from_timestamp_micros));
+        }
+        let latest: Vec<(i16, String, Option<DateTime<Utc>>)> = q.fetch_all(&mut *tx).await?;
         let latest: FxHashMap<(usize, &str), i64> = latest
             .iter()
             .filter_map(|(i, org, t)| {
@@ -537,18 +542,21 @@ fn level_copy_sql(i: usize) -> &'static str {
     &all[i]
 }
 
-/// The latest bucket of each org `$1` in each level (NULL: none), as
-/// (level index, org, bucket): one backward probe of the level's key
-/// index per partition.
+/// The latest bucket of each org `$1` in each level `i` from bucket
+/// `$(i + 2)` on (NULL: none; a NULL bound reads nothing), as (level index,
+/// org, bucket): a backward probe of the level's key index in each
+/// partition from that bucket on.
 fn latest_sql() -> &'static str {
     static SQL: OnceLock<String> = OnceLock::new();
     SQL.get_or_init(|| {
         (0..DELTA_LEVELS)
             .map(|i| {
                 format!(
-                    "SELECT {i}::int2, o, (SELECT max(bucket) FROM {} WHERE org_id = o)
+                    "SELECT {i}::int2, o, (SELECT max(bucket) FROM {} WHERE org_id = o
+                                           AND bucket >= ${}::timestamptz)
                      FROM unnest($1::text[]) o",
-                    level_key(i).0.name
+                    level_key(i).0.name,
+                    i + 2
                 )
             })
             .collect::<Vec<_>>()
