@@ -710,8 +710,9 @@ async fn setup_timescale(conn: &mut PgConnection, cfg: &StorageConfig) -> Result
             .await?;
         }
         // Real-time aggregation on (an aggregate made before it was the
-        // default); altered only when off: the ALTER locks the view out
-        // of every reader, and every component runs this set-up.
+        // default); altered only when off, not at every start of every
+        // component (an ALTER of the view while the workers and the API
+        // use it).
         let materialized_only: bool = sqlx::query_scalar(
             "SELECT COALESCE(bool_or(materialized_only), false)
              FROM timescaledb_information.continuous_aggregates WHERE view_name = $1",
