@@ -11,6 +11,8 @@ use agentops_schemas::{AgentEvent, EventType};
 use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::PgConnection;
 
+use crate::store::{copy_in, savepoint, unless_stored};
+
 /// Microseconds since the epoch (an event's timestamp) as a UTC time.
 pub(crate) fn ts(us: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_micros(us).unwrap_or_default()
@@ -286,22 +288,11 @@ pub(crate) async fn upsert_runs(
     let (old, fresh): (Vec<_>, Vec<_>) = all.into_iter().partition(|(k, _)| stored.contains(*k));
     let mut copied = 0;
     if !fresh.is_empty() {
-        sqlx::query("SAVEPOINT new_runs").execute(&mut *tx).await?;
-        match copy_runs(tx, &fresh).await {
-            Ok(()) => {
-                sqlx::query("RELEASE SAVEPOINT new_runs")
-                    .execute(&mut *tx)
-                    .await?;
-                copied = fresh.len();
-            }
-            Err(e) if matches!(&e, sqlx::Error::Database(d) if d.code().as_deref() == Some("23505")) =>
-            {
-                tracing::warn!(error = %e, "a run thought new was there: upserting every run");
-                sqlx::query("ROLLBACK TO SAVEPOINT new_runs")
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            Err(e) => return Err(e),
+        savepoint(tx, "new_runs").await?;
+        let written = copy_runs(tx, &fresh).await;
+        match unless_stored(tx, "new_runs", written).await? {
+            Some(()) => copied = fresh.len(),
+            None => tracing::warn!("a run thought new was there: upserting every run"),
         }
     }
     let rest: Vec<_> = if copied == 0 {
@@ -345,19 +336,15 @@ async fn copy_runs(
         c.text_array(d.providers.iter().map(String::as_str));
         c.jsonb(json_text(&d.tags).as_bytes());
     }
-    let mut copy = tx
-        .copy_in_raw(
-            "COPY runs (org_id, run_id, agent_id, workflow_id, status, started_at, ended_at,
-                 latency_ms, events, cost_usd, input_tokens, output_tokens, cache_read_tokens,
-                 cache_write_tokens, reasoning_tokens, llm_calls, tool_calls, error_type,
-                 error_message, models, providers, tags) FROM STDIN (FORMAT binary)",
-        )
-        .await?;
-    if let Err(e) = copy.send(c.finish()).await {
-        let _ = copy.abort(e.to_string()).await;
-        return Err(e);
-    }
-    copy.finish().await.map(|_| ())
+    copy_in(
+        tx,
+        "COPY runs (org_id, run_id, agent_id, workflow_id, status, started_at, ended_at,
+             latency_ms, events, cost_usd, input_tokens, output_tokens, cache_read_tokens,
+             cache_write_tokens, reasoning_tokens, llm_calls, tool_calls, error_type,
+             error_message, models, providers, tags) FROM STDIN (FORMAT binary)",
+        &c.finish(),
+    )
+    .await
 }
 
 /// [`UPSERT_RUNS`] of these rows.

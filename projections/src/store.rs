@@ -69,22 +69,10 @@ async fn copy_new_events(
     batch: &[&AgentEvent],
 ) -> Result<usize, sqlx::Error> {
     let payload = events_copy_payload(batch);
-    sqlx::query("SAVEPOINT copy_events")
-        .execute(&mut *tx)
-        .await?;
-    match copy_into(tx, "events", &payload).await {
-        Ok(()) => {
-            sqlx::query("RELEASE SAVEPOINT copy_events")
-                .execute(&mut *tx)
-                .await?;
-            return Ok(batch.len());
-        }
-        Err(e) if is_unique_violation(&e) => {
-            sqlx::query("ROLLBACK TO SAVEPOINT copy_events")
-                .execute(&mut *tx)
-                .await?;
-        }
-        Err(e) => return Err(e),
+    savepoint(tx, "copy_events").await?;
+    let copied = copy_into(tx, "events", &payload).await;
+    if unless_stored(tx, "copy_events", copied).await?.is_some() {
+        return Ok(batch.len());
     }
     static INSERT: OnceLock<String> = OnceLock::new();
     let insert = INSERT.get_or_init(|| {
@@ -113,17 +101,58 @@ async fn copy_new_events(
 
 /// COPY `payload` ([`events_copy_payload`]) into `table`.
 async fn copy_into(tx: &mut PgConnection, table: &str, payload: &[u8]) -> Result<(), sqlx::Error> {
-    let mut copy = tx
-        .copy_in_raw(&format!(
-            "COPY {table} ({EVENTS_COPY_COLUMNS}) FROM STDIN (FORMAT binary)"
-        ))
-        .await?;
+    copy_in(
+        tx,
+        &format!("COPY {table} ({EVENTS_COPY_COLUMNS}) FROM STDIN (FORMAT binary)"),
+        payload,
+    )
+    .await
+}
+
+/// Run `copy` (a `COPY ... FROM STDIN (FORMAT binary)`) with `payload`.
+pub(crate) async fn copy_in(
+    tx: &mut PgConnection,
+    copy: &str,
+    payload: &[u8],
+) -> Result<(), sqlx::Error> {
+    let mut copy = tx.copy_in_raw(copy).await?;
     if let Err(e) = copy.send(payload).await {
         // The connection is left usable only once the COPY is ended.
         let _ = copy.abort(e.to_string()).await;
         return Err(e);
     }
     copy.finish().await.map(|_| ())
+}
+
+/// Open savepoint `name` before writing rows thought new.
+pub(crate) async fn savepoint(tx: &mut PgConnection, name: &str) -> Result<(), sqlx::Error> {
+    sqlx::query(&format!("SAVEPOINT {name}"))
+        .execute(&mut *tx)
+        .await
+        .map(|_| ())
+}
+
+/// End savepoint `name` after `written`: kept when it succeeded; rolled
+/// back when it failed on a unique key (a row thought new was stored:
+/// `None`, the caller takes its path that merges with stored rows); any
+/// other error is returned.
+pub(crate) async fn unless_stored<T>(
+    tx: &mut PgConnection,
+    name: &str,
+    written: Result<T, sqlx::Error>,
+) -> Result<Option<T>, sqlx::Error> {
+    let (end, kept) = match written {
+        Ok(v) => ("RELEASE SAVEPOINT", Some(v)),
+        Err(e) if is_unique_violation(&e) => {
+            tracing::debug!(error = %e, savepoint = name, "stored rows among the new ones");
+            ("ROLLBACK TO SAVEPOINT", None)
+        }
+        Err(e) => return Err(e),
+    };
+    sqlx::query(&format!("{end} {name}"))
+        .execute(&mut *tx)
+        .await?;
+    Ok(kept)
 }
 
 fn is_unique_violation(e: &sqlx::Error) -> bool {
@@ -414,46 +443,41 @@ impl<'a> Deltas<'a> {
                 Some(((*i as usize, org.as_str()), t.as_ref()?.timestamp_micros()))
             })
             .collect();
-        let is_new = |i: usize, ((org, bucket, _), _): &(RowKey<'a>, Gain)| {
-            latest.get(&(i, *org)).is_none_or(|last| bucket > last)
-        };
-        let mut copied = 0;
-        if self
+        // Each level's rows: new (copied straight in), the rest upserted.
+        type Rows<'r, 'a> = Vec<Vec<&'r (RowKey<'a>, Gain)>>;
+        let (fresh, old): (Rows<'_, 'a>, Rows<'_, 'a>) = self
             .levels
             .iter()
             .enumerate()
-            .any(|(i, rows)| rows.iter().any(|r| is_new(i, r)))
-        {
-            sqlx::query("SAVEPOINT new_level_rows")
-                .execute(&mut *tx)
-                .await?;
-            match self.copy_new(tx, &is_new).await {
-                Ok(n) => {
-                    sqlx::query("RELEASE SAVEPOINT new_level_rows")
-                        .execute(&mut *tx)
-                        .await?;
-                    copied = n;
-                }
-                Err(e) if is_unique_violation(&e) => {
-                    tracing::warn!(error = %e, "a level row thought new was there: upserting every row");
-                    sqlx::query("ROLLBACK TO SAVEPOINT new_level_rows")
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                Err(e) => return Err(e),
+            .map(|(i, rows)| {
+                rows.iter().partition(|((org, bucket, _), _)| {
+                    latest.get(&(i, *org)).is_none_or(|last| bucket > last)
+                })
+            })
+            .unzip();
+        let mut copied = 0;
+        if fresh.iter().any(|rows| !rows.is_empty()) {
+            savepoint(tx, "new_level_rows").await?;
+            let written = Self::copy_new(tx, &fresh).await;
+            match unless_stored(tx, "new_level_rows", written).await? {
+                Some(n) => copied = n,
+                None => tracing::warn!("a level row thought new was there: upserting every row"),
             }
         }
         // The rest (everything, if nothing was copied straight in).
-        let rest = |i: usize| {
-            self.levels[i]
+        let rest: Rows<'_, 'a> = if copied == 0 {
+            self.levels
                 .iter()
-                .filter(move |r| copied == 0 || !is_new(i, r))
+                .map(|rows| rows.iter().collect())
+                .collect()
+        } else {
+            old
         };
-        let upserted: usize = (0..self.levels.len()).map(|i| rest(i).count()).sum();
+        let upserted: usize = rest.iter().map(Vec::len).sum();
         if upserted > 0 {
             let mut c = CopyBinary::with_capacity(upserted * 300);
-            for i in 0..self.levels.len() {
-                Self::write_rows(&mut c, i, rest(i), false);
+            for (i, rows) in rest.iter().enumerate() {
+                Self::write_rows(&mut c, i, rows.iter().copied(), false);
             }
             let exists: bool =
                 sqlx::query_scalar("SELECT to_regclass('pg_temp.agg_deltas') IS NOT NULL")
@@ -462,38 +486,32 @@ impl<'a> Deltas<'a> {
             if !exists {
                 sqlx::raw_sql(deltas_ddl()).execute(&mut *tx).await?;
             }
-            let mut copy = tx
-                .copy_in_raw("COPY agg_deltas FROM STDIN (FORMAT binary)")
-                .await?;
-            copy.send(c.finish()).await?;
-            copy.finish().await?;
+            copy_in(
+                tx,
+                "COPY agg_deltas FROM STDIN (FORMAT binary)",
+                &c.finish(),
+            )
+            .await?;
             sqlx::query(levels_sql()).execute(&mut *tx).await?;
         }
         Ok(copied)
     }
 
-    /// COPY the rows `is_new` straight into their levels, a statement per
+    /// COPY each level's `fresh` rows straight into it, a statement per
     /// level that has any; how many.
     async fn copy_new(
-        &self,
         tx: &mut PgConnection,
-        is_new: &impl Fn(usize, &(RowKey<'a>, Gain)) -> bool,
+        fresh: &[Vec<&(RowKey<'a>, Gain)>],
     ) -> Result<usize, sqlx::Error> {
         let mut copied = 0;
-        for (i, rows) in self.levels.iter().enumerate() {
-            let fresh: Vec<&(RowKey<'a>, Gain)> = rows.iter().filter(|r| is_new(i, r)).collect();
-            if fresh.is_empty() {
+        for (i, rows) in fresh.iter().enumerate() {
+            if rows.is_empty() {
                 continue;
             }
-            let mut c = CopyBinary::with_capacity(fresh.len() * 300);
-            Self::write_rows(&mut c, i, fresh.iter().copied(), true);
-            let mut copy = tx.copy_in_raw(level_copy_sql(i)).await?;
-            if let Err(e) = copy.send(c.finish()).await {
-                let _ = copy.abort(e.to_string()).await;
-                return Err(e);
-            }
-            copy.finish().await?;
-            copied += fresh.len();
+            let mut c = CopyBinary::with_capacity(rows.len() * 300);
+            Self::write_rows(&mut c, i, rows.iter().copied(), true);
+            copy_in(tx, level_copy_sql(i), &c.finish()).await?;
+            copied += rows.len();
         }
         Ok(copied)
     }
