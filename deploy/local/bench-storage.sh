@@ -3,7 +3,8 @@
 #   1. bench-projections: rows/s the projection writer stores (batches of events +
 #      offsets, the deriver beside it folding them into the aggregate levels, runs,
 #      agents, ...: the worker's code; timed until everything is derived) beside a raw
-#      binary COPY of the same rows into a same-shaped table; once with event times
+#      binary COPY of the same rows into a same-shaped table, in rounds of one then the
+#      other (the median ratio is the figure); once with event times
 #      spread over 20 hours (a backfill), once as a live fleet sends them; then the
 #      TimescaleDB-mode write path (no worker-maintained aggregates).
 #   2. bench-queries: loads BENCH_EVENTS events (BENCH_DAYS days, BENCH_AGENTS
@@ -21,6 +22,8 @@
 # Settings (environment):
 #   BENCH_PROJ_EVENTS  events written in each phase of 1.  (default 200000)
 #   BENCH_BATCH        rows per transaction / COPY          (default 2000)
+#   BENCH_ROUNDS       rounds of writer then raw COPY per path of 1., each
+#                      in an org of its own; the ratio is their median (default 5)
 #   BENCH_EVENTS       history size for 2.                  (default 10000000)
 #   BENCH_DAYS         days of history                      (default 30)
 #   BENCH_AGENTS       agents                               (default 1000)
@@ -61,22 +64,24 @@ PG="postgres://agentops:agentops@127.0.0.1:$PG_PORT"
 psql_admin() { runuser -u postgres -- psql -h "$(pg_dir bench "$PG_PORT")" -p "$PG_PORT" -U postgres -qtA -c "$1" >/dev/null; }
 
 if [ "$ONLY" != queries ] && [ "$ONLY" != console ]; then
+  # Rounds of writer then raw COPY per path; the ratio is their median.
+  ROUNDS=${BENCH_ROUNDS:-5}
   psql_admin "CREATE DATABASE bench_projections OWNER agentops"
   log "bench-projections"
   "$BIN/agentops-loadgen" bench-projections --database-url "$PG/bench_projections" \
-    --events "${BENCH_PROJ_EVENTS:-200000}" --batch "${BENCH_BATCH:-2000}" | tee -a "$STATE/storage.out"
+    --events "${BENCH_PROJ_EVENTS:-200000}" --batch "${BENCH_BATCH:-2000}" --repeat "$ROUNDS" | tee -a "$STATE/storage.out"
   # The same events as a live fleet sends them (their times spread over the
   # seconds they take to arrive at 10,000 events/s, not 20 hours).
   psql_admin "CREATE DATABASE bench_projections_live OWNER agentops"
   log "bench-projections, live spread (event times over events / 10,000 s)"
   EVENTS=${BENCH_PROJ_EVENTS:-200000}
   "$BIN/agentops-loadgen" bench-projections --database-url "$PG/bench_projections_live" \
-    --events "$EVENTS" --batch "${BENCH_BATCH:-2000}" --span-secs $(( EVENTS / 10000 + 1 )) \
+    --events "$EVENTS" --batch "${BENCH_BATCH:-2000}" --span-secs $(( EVENTS / 10000 + 1 )) --repeat "$ROUNDS" \
     | tee -a "$STATE/storage.out"
   psql_admin "CREATE DATABASE bench_projections_ts OWNER agentops"
   log "bench-projections --timescale-path (events, runs, agents, offsets; no worker-maintained aggregates)"
   "$BIN/agentops-loadgen" bench-projections --database-url "$PG/bench_projections_ts" --timescale-path \
-    --events "${BENCH_PROJ_EVENTS:-200000}" --batch "${BENCH_BATCH:-2000}" | tee -a "$STATE/storage.out"
+    --events "${BENCH_PROJ_EVENTS:-200000}" --batch "${BENCH_BATCH:-2000}" --repeat "$ROUNDS" | tee -a "$STATE/storage.out"
 fi
 
 if [ "$ONLY" != projections ]; then

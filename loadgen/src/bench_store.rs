@@ -45,6 +45,10 @@ pub struct ProjectionsOptions {
     /// 10,000 events/s: 20).
     #[arg(long, default_value_t = 72_000)]
     pub span_secs: i64,
+    /// Rounds of writer then raw COPY (each in an org of its own); the
+    /// ratio printed is their median.
+    #[arg(long, default_value_t = 1)]
+    pub repeat: usize,
 }
 
 pub(crate) async fn plain_pool(url: &str) -> Result<PgPool> {
@@ -136,8 +140,8 @@ fn copy_payload(events: &[AgentEvent]) -> Vec<u8> {
 
 /// Writer rows/s vs raw binary COPY rows/s, in one run.
 pub async fn projections(o: ProjectionsOptions) -> Result<()> {
+    ensure!(o.repeat >= 1, "--repeat must be at least 1");
     let pool = plain_pool(&o.database_url).await?;
-    let events = synthetic(o.events, o.agents, chrono::Duration::seconds(o.span_secs));
     // Raw baseline: a plain table shaped like `events` (same columns, key and indexes).
     sqlx::raw_sql(
         "DROP TABLE IF EXISTS events_copy;
@@ -163,13 +167,7 @@ pub async fn projections(o: ProjectionsOptions) -> Result<()> {
     // The writer hands the deriver its batches as the worker's does.
     let handoff = Handoff::new(o.derive_chunk);
     let mut writer = Writer::new(path, "bench").handing_over(handoff.clone());
-    let warm: Vec<AgentEvent> = synthetic(o.batch, 10, chrono::Duration::hours(20))
-        .into_iter()
-        .map(|mut e| {
-            e.org_id = "warmup".into();
-            e
-        })
-        .collect();
+    let warm = in_org(synthetic(o.batch, 10, chrono::Duration::hours(20)), "warmup");
     let mut conn = pool.acquire().await?;
     let today = Utc::now().date_naive();
     storage::ensure_partitions(&mut conn, &[today.pred_opt().unwrap_or(today), today]).await?;
@@ -177,17 +175,141 @@ pub async fn projections(o: ProjectionsOptions) -> Result<()> {
     let mut copy = pool.copy_in_raw(&copy_sql()).await?;
     copy.send(copy_payload(&warm)).await?;
     copy.finish().await?;
-
-    eprintln!(
-        "bench-projections: writer phase, {} events in batches of {}",
-        events.len(),
-        o.batch
-    );
     writer.settle(&mut conn).await?;
+    drop(conn);
+    let what = if o.timescale_path {
+        "events + runs + agents + hierarchy + per-tag levels + offsets per transaction: the TimescaleDB-mode path"
+    } else {
+        "batches of events + offsets, the deriver beside them folding the twelve aggregate levels, \
+         per-tag levels, runs, agents and the hierarchy; timed until all is derived"
+    };
+
+    // Rounds: the writer, then a raw COPY of the same rows, each round in
+    // an org of its own (the machine's noise falls on both sides alike).
+    let mut ratios = Vec::with_capacity(o.repeat);
+    let mut last = None;
+    for round in 0..o.repeat {
+        let org = if round == 0 {
+            "bench".to_owned()
+        } else {
+            format!("bench-{round}")
+        };
+        let events = in_org(
+            synthetic(o.events, o.agents, chrono::Duration::seconds(o.span_secs)),
+            &org,
+        );
+        eprintln!(
+            "bench-projections: round {}/{}: writer phase, {} events in batches of {}",
+            round + 1,
+            o.repeat,
+            events.len(),
+            o.batch
+        );
+        let w = writer_phase(&pool, &o, path, &handoff, &mut writer, &events, &org, round).await?;
+        eprintln!("bench-projections: round {}/{}: raw binary COPY phase", round + 1, o.repeat);
+        let payloads: Vec<Vec<u8>> = events.chunks(o.batch).map(copy_payload).collect();
+        let started = Instant::now();
+        for p in payloads {
+            let mut copy = pool.copy_in_raw(&copy_sql()).await?;
+            copy.send(p).await?;
+            copy.finish().await?;
+        }
+        let copy_secs = started.elapsed().as_secs_f64();
+        let (n_writer, n_copy): (i64, i64) = sqlx::query_as(
+            "SELECT (SELECT count(*) FROM events WHERE org_id = $1),
+                    (SELECT count(*) FROM events_copy WHERE org_id = $1)",
+        )
+        .bind(&org)
+        .fetch_one(&pool)
+        .await?;
+        ensure!(
+            n_writer == events.len() as i64 && n_copy == events.len() as i64,
+            "row counts {n_writer} / {n_copy}"
+        );
+        let n = events.len() as f64;
+        let (wr, hot, c) = (n / w.total_secs, n / w.writer_secs, n / copy_secs);
+        let ratio = wr / c;
+        println!(
+            "round {}: projection writer {wr:.0} rows/s ({:.2} s), raw binary COPY {c:.0} rows/s \
+             ({copy_secs:.2} s): ratio {ratio:.2}",
+            round + 1,
+            w.total_secs
+        );
+        if !o.timescale_path {
+            println!(
+                "  of which batches: {hot:.0} rows/s ({:.2} s); derived {} events ({} handed \
+                 over by the writer, the rest read back)",
+                w.writer_secs, w.derived, w.handed
+            );
+        }
+        ratios.push(ratio);
+        last = Some((wr, hot, c, events.len()));
+    }
+    let Some((wr, hot, c, n)) = last else {
+        unreachable!("at least one round")
+    };
+    let mut sorted = ratios.clone();
+    sorted.sort_by(f64::total_cmp);
+    let med = median(ratios.clone());
+    println!("projection writer: {what}");
+    println!("raw binary COPY:   events_copy, same columns and indexes");
+    println!(
+        "ratio writer/COPY: {med:.2} (median of {} rounds; lowest {:.2}, highest {:.2})",
+        ratios.len(),
+        sorted[0],
+        sorted[sorted.len() - 1]
+    );
+    let round2 = |x: f64| (x * 100.0).round() / 100.0;
+    println!(
+        "{}",
+        json!({"bench": "projections", "path": if o.timescale_path { "timescaledb" } else { "postgres" },
+               "events": n, "batch": o.batch, "span_secs": o.span_secs, "rounds": ratios.len(),
+               "writer_rows_per_s": wr.round(), "batches_rows_per_s": hot.round(),
+               "copy_rows_per_s": c.round(), "ratio": round2(med),
+               "ratios": ratios.iter().map(|r| round2(*r)).collect::<Vec<_>>()})
+    );
+    Ok(())
+}
+
+/// The events with their org set to `org`.
+fn in_org(events: Vec<AgentEvent>, org: &str) -> Vec<AgentEvent> {
+    events
+        .into_iter()
+        .map(|mut e| {
+            e.org_id = org.into();
+            e
+        })
+        .collect()
+}
+
+/// One writer phase's figures.
+struct WriterPhase {
+    /// Until everything is derived.
+    total_secs: f64,
+    /// Until the last batch is committed.
+    writer_secs: f64,
+    derived: usize,
+    handed: usize,
+}
+
+/// Write `events` (org `org`) through the writer in batches, the deriver
+/// beside it (plain mode), and check the org level counts them all.
+#[allow(clippy::too_many_arguments)]
+async fn writer_phase(
+    pool: &PgPool,
+    o: &ProjectionsOptions,
+    path: Mode,
+    handoff: &std::sync::Arc<Handoff>,
+    writer: &mut Writer,
+    events: &[AgentEvent],
+    org: &str,
+    round: usize,
+) -> Result<WriterPhase> {
+    let mut conn = pool.acquire().await?;
     // Plain mode: the deriver runs beside the writer on its own connection
     // and its own thread (a current-thread runtime), as in the worker, and
     // the clock stops once it has derived everything.
-    let deriver = Writer::new(path, "bench").handing_over(handoff);
+    let deriver = Writer::new(path, "bench").handing_over(handoff.clone());
     let writing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
     let started = Instant::now();
     let derive = {
@@ -219,7 +341,8 @@ pub async fn projections(o: ProjectionsOptions) -> Result<()> {
     };
     let written = async {
         for (i, chunk) in events.chunks(o.batch).enumerate() {
-            let offsets = [("bench".to_owned(), 0, (i as i64 + 1) * o.batch as i64)];
+            // A partition of its own per round.
+            let offsets = [("bench".to_owned(), round as i32, (i as i64 + 1) * o.batch as i64)];
             let applied = writer.apply(&mut conn, chunk, &offsets).await?;
             ensure!(applied.inserted == chunk.len(), "batch {i}: {applied:?}");
         }
@@ -234,9 +357,10 @@ pub async fn projections(o: ProjectionsOptions) -> Result<()> {
     let total_secs = started.elapsed().as_secs_f64();
     drop(conn);
     let (agg,): (i64,) = sqlx::query_as(
-        "SELECT COALESCE(sum(events), 0)::int8 FROM agg_org_1h WHERE org_id = 'bench'",
+        "SELECT COALESCE(sum(events), 0)::int8 FROM agg_org_1h WHERE org_id = $1",
     )
-    .fetch_one(&pool)
+    .bind(org)
+    .fetch_one(pool)
     .await?;
     // (The TimescaleDB-mode path leaves the levels to TimescaleDB.)
     ensure!(
@@ -244,61 +368,14 @@ pub async fn projections(o: ProjectionsOptions) -> Result<()> {
         "the org level counts {agg} events of {}",
         events.len()
     );
-
-    eprintln!("bench-projections: raw binary COPY phase");
-    let payloads: Vec<Vec<u8>> = events.chunks(o.batch).map(copy_payload).collect();
-    let started = Instant::now();
-    for p in payloads {
-        let mut copy = pool.copy_in_raw(&copy_sql()).await?;
-        copy.send(p).await?;
-        copy.finish().await?;
-    }
-    let copy_secs = started.elapsed().as_secs_f64();
-
-    #[derive(sqlx::FromRow)]
-    struct Counts {
-        n_writer: i64,
-        n_copy: i64,
-    }
-    let Counts { n_writer, n_copy } = sqlx::query_as(
-        "SELECT (SELECT count(*) FROM events WHERE org_id = 'bench') AS n_writer,
-                (SELECT count(*) FROM events_copy WHERE org_id = 'bench') AS n_copy",
-    )
-    .fetch_one(&pool)
-    .await?;
-    ensure!(
-        n_writer == events.len() as i64 && n_copy == events.len() as i64,
-        "row counts {n_writer} / {n_copy}"
-    );
-    let w = events.len() as f64 / total_secs;
-    let hot = events.len() as f64 / writer_secs;
-    let c = events.len() as f64 / copy_secs;
-    let what = if o.timescale_path {
-        "events + runs + agents + hierarchy + per-tag levels + offsets per transaction: the TimescaleDB-mode path"
-    } else {
-        "batches of events + offsets, the deriver beside them folding the twelve aggregate levels, \
-         per-tag levels, runs, agents and the hierarchy; timed until all is derived"
-    };
-    println!("projection writer: {w:.0} rows/s ({total_secs:.2} s; {what})");
-    if !o.timescale_path {
-        println!(
-            "  of which batches: {hot:.0} rows/s ({writer_secs:.2} s); derived {derived} events \
-             ({handed} handed over by the writer, the rest read back)"
-        );
-    }
-    println!("raw binary COPY:   {c:.0} rows/s ({copy_secs:.2} s; events_copy, same columns and indexes)");
-    println!("ratio writer/COPY: {:.2}", w / c);
-    println!(
-        "{}",
-        json!({"bench": "projections", "path": if o.timescale_path { "timescaledb" } else { "postgres" },
-               "events": events.len(), "batch": o.batch, "span_secs": o.span_secs,
-               "writer_rows_per_s": w.round(), "batches_rows_per_s": hot.round(),
-               "copy_rows_per_s": c.round(), "ratio": (w / c * 100.0).round() / 100.0})
-    );
-    Ok(())
+    Ok(WriterPhase {
+        total_secs,
+        writer_secs,
+        derived,
+        handed,
+    })
 }
 
-/// The database and query API a read benchmark runs against.
 #[derive(clap::Args, Debug)]
 pub struct Target {
     /// Postgres URL of the database the query API reads.

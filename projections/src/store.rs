@@ -271,6 +271,84 @@ type RowKey<'a> = (&'a str, i64, [Option<&'a str>; 4]);
 /// float column's slot unused) and the cost.
 type Gain = (Vec<i64>, f64);
 
+/// A [`RowKey`] with its strings numbered ([`Interner`]).
+type IdKey = (u32, i64, [Option<u32>; 4]);
+
+/// Numbers for the strings of a fold's keys.
+#[derive(Default)]
+struct Interner<'a> {
+    ids: FxHashMap<&'a str, u32>,
+    strings: Vec<&'a str>,
+}
+
+impl<'a> Interner<'a> {
+    fn id(&mut self, s: &'a str) -> u32 {
+        let next = self.strings.len() as u32;
+        *self.ids.entry(s).or_insert_with(|| {
+            self.strings.push(s);
+            next
+        })
+    }
+
+    /// The strings by number, and each number's place in the strings' order.
+    fn finish(self) -> (Vec<&'a str>, Vec<u32>) {
+        let mut order: Vec<u32> = (0..self.strings.len() as u32).collect();
+        order.sort_unstable_by_key(|&i| self.strings[i as usize]);
+        let mut rank = vec![0; order.len()];
+        for (place, &i) in order.iter().enumerate() {
+            rank[i as usize] = place as u32;
+        }
+        (self.strings, rank)
+    }
+}
+
+/// What [`Deltas::of`] needs of the columns and levels, worked out once.
+struct FoldShape {
+    /// The columns that are not sparse (the histogram's are one per bucket).
+    dense: Vec<usize>,
+    /// The column of each latency bucket.
+    latency: Vec<usize>,
+    /// Per level of [`LEVELS`]: which of [`storage::DIMENSIONS`] it keys on,
+    /// and its bucket width (µs).
+    levels: Vec<([bool; 4], i64)>,
+    /// The per-tag levels' bucket widths.
+    tag_widths: Vec<i64>,
+}
+
+impl FoldShape {
+    fn get() -> &'static Self {
+        static SHAPE: OnceLock<FoldShape> = OnceLock::new();
+        SHAPE.get_or_init(|| {
+            let cols = storage::aggregates();
+            let mut latency = vec![usize::MAX; histogram::BUCKETS];
+            let mut dense = Vec::new();
+            for (i, c) in cols.iter().enumerate() {
+                match c.measure {
+                    storage::Measure::Latency(b) => latency[b] = i,
+                    storage::Measure::Cost => {}
+                    _ => dense.push(i),
+                }
+            }
+            assert!(latency.iter().all(|&i| i != usize::MAX));
+            Self {
+                dense,
+                latency,
+                levels: LEVELS
+                    .iter()
+                    .map(|l| {
+                        let mask = std::array::from_fn(|i| l.dims.contains(&storage::DIMENSIONS[i]));
+                        (mask, width_micros(l.width))
+                    })
+                    .collect(),
+                tag_widths: storage::TAG_LEVELS
+                    .iter()
+                    .map(|l| width_micros(l.width))
+                    .collect(),
+            }
+        })
+    }
+}
+
 /// A batch's new events folded per level and key: what each touched row of
 /// each level gains.
 struct Deltas<'a> {
@@ -284,11 +362,17 @@ impl<'a> Deltas<'a> {
     /// levels (indexes after [`LEVELS`]'s).
     fn of(events: &[&'a AgentEvent], tag_keys: &[String]) -> Self {
         let cols = storage::aggregates();
-        // Folded in hash maps (a chunk touches tens of thousands of rows
-        // per level: a tree would compare keys a dozen times per event and
-        // level), then sorted once.
-        let mut levels: Vec<FxHashMap<RowKey<'a>, Gain>> =
+        let shape = FoldShape::get();
+        // Every string of a key (org, dimension values, tag keys and
+        // values) is numbered once per event, so the dozen levels hash and
+        // compare small integers; the keys get their strings back at the
+        // end. Folded in hash maps (a chunk touches tens of thousands of
+        // rows per level: a tree would compare keys a dozen times per event
+        // and level), then sorted once, in the strings' order.
+        let mut names = Interner::default();
+        let mut levels: Vec<FxHashMap<IdKey, Gain>> =
             vec![FxHashMap::default(); LEVELS.len() + storage::TAG_LEVELS.len()];
+        let mut values: Vec<(usize, i64)> = Vec::with_capacity(shape.dense.len() + 1);
         for e in events {
             let bucket = lat_bucket(e);
             let counted = storage::Counted {
@@ -304,62 +388,72 @@ impl<'a> Deltas<'a> {
                 cost_usd: e.cost_usd,
                 lat_bucket: bucket,
             };
-            // What the event adds, by column: a handful of the hundred
-            // (the histogram's buckets but one are zero).
-            let values: Vec<(usize, i64)> = cols
-                .iter()
-                .enumerate()
-                .filter_map(|(i, c)| {
-                    let v = c.measure.count(&counted);
-                    (v != 0).then_some((i, v))
-                })
-                .collect();
+            // What the event adds, by column: a handful of the hundred (of
+            // the histogram's buckets only its own, if any).
+            values.clear();
+            values.extend(shape.dense.iter().filter_map(|&i| {
+                let v = cols[i].measure.count(&counted);
+                (v != 0).then_some((i, v))
+            }));
+            if let Some(&at) = bucket.and_then(|b| shape.latency.get(usize::try_from(b).ok()?)) {
+                values.push((at, 1));
+            }
+            let cost = e.cost_usd.unwrap_or(0.0);
+            let org = names.id(&e.org_id);
             let all = [
-                Some(e.agent_id.as_str()),
-                e.workflow_id.as_deref(),
-                e.provider.as_deref(),
-                e.model.as_deref(),
+                Some(names.id(&e.agent_id)),
+                e.workflow_id.as_deref().map(|v| names.id(v)),
+                e.provider.as_deref().map(|v| names.id(v)),
+                e.model.as_deref().map(|v| names.id(v)),
             ];
-            let add = |rows: &mut FxHashMap<RowKey<'a>, Gain>,
-                       width: &str,
-                       dims: [Option<&'a str>; 4]| {
-                let w = width_micros(width);
-                let key = (e.org_id.as_str(), e.timestamp.div_euclid(w) * w, dims);
-                let (sums, cost) = rows
+            let add = |rows: &mut FxHashMap<IdKey, Gain>, width: i64, dims: [Option<u32>; 4]| {
+                let key = (org, e.timestamp.div_euclid(width) * width, dims);
+                let (sums, sum_cost) = rows
                     .entry(key)
                     .or_insert_with(|| (vec![0; cols.len()], 0.0));
                 for &(i, v) in &values {
                     sums[i] += v;
                 }
-                *cost += e.cost_usd.unwrap_or(0.0);
+                *sum_cost += cost;
             };
-            for (l, rows) in LEVELS.iter().zip(levels.iter_mut()) {
+            for ((mask, width), rows) in shape.levels.iter().zip(levels.iter_mut()) {
                 let mut dims = [None; 4];
-                for (i, d) in storage::DIMENSIONS.iter().enumerate() {
-                    if l.dims.contains(d) {
+                for i in 0..4 {
+                    if mask[i] {
                         dims[i] = all[i];
                     }
                 }
-                add(rows, l.width, dims);
+                add(rows, *width, dims);
             }
             for (k, v) in &e.attributes {
                 if v.len() > storage::RUN_TAG_VALUE_MAX || !tag_keys.contains(k) {
                     continue;
                 }
-                for (l, rows) in storage::TAG_LEVELS
+                let tag = [Some(names.id(k)), Some(names.id(v)), None, None];
+                for (width, rows) in shape
+                    .tag_widths
                     .iter()
                     .zip(levels[LEVELS.len()..].iter_mut())
                 {
-                    add(rows, l.width, [Some(k), Some(v), None, None]);
+                    add(rows, *width, tag);
                 }
             }
         }
+        let (strings, rank) = names.finish();
+        let rank_of = |d: &Option<u32>| d.map_or(0, |d| rank[d as usize] + 1);
         let levels = levels
             .into_iter()
             .map(|rows| {
-                let mut rows: Vec<(RowKey<'a>, Gain)> = rows.into_iter().collect();
-                rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-                rows
+                let mut rows: Vec<(IdKey, Gain)> = rows.into_iter().collect();
+                rows.sort_unstable_by_key(|((org, bucket, dims), _)| {
+                    (rank[*org as usize], *bucket, dims.each_ref().map(rank_of))
+                });
+                rows.into_iter()
+                    .map(|((org, bucket, dims), gain)| {
+                        let name = |d: u32| strings[d as usize];
+                        ((name(org), bucket, dims.map(|d| d.map(name))), gain)
+                    })
+                    .collect()
             })
             .collect();
         Self { levels }
