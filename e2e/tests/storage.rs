@@ -431,6 +431,47 @@ async fn suite(url: &str, choice: ModeChoice, expect: Mode) -> Result<()> {
         .collect();
         want.sort();
         ensure!(policies == want, "level policies: {policies:?}");
+        // Every component runs set-up at every start: the policies it
+        // wants stay the same jobs; only a changed setting replaces its own.
+        let job_ids = || async {
+            sqlx::query_as::<_, (String, String, i32, Option<String>)>(
+                "SELECT hypertable_name::text, proc_name::text, job_id, config->>'drop_after'
+                 FROM timescaledb_information.jobs
+                 WHERE proc_name IN ('policy_refresh_continuous_aggregate', 'policy_retention',
+                                     'policy_compression')
+                 ORDER BY 1, 2",
+            )
+            .fetch_all(&pool)
+            .await
+        };
+        let before = job_ids().await?;
+        ensure!(agentops_runtime::db::prepare(&pool, &db).await? == expect);
+        ensure!(job_ids().await? == before, "set-up replaced unchanged policies");
+        let longer = DatabaseConfig {
+            storage: StorageConfig {
+                minute_retention_days: 10,
+                ..db.storage.clone()
+            },
+            ..db.clone()
+        };
+        ensure!(agentops_runtime::db::prepare(&pool, &longer).await? == expect);
+        let after = job_ids().await?;
+        ensure!(after.len() == before.len(), "{after:?}");
+        let replaced: Vec<(&str, &str, Option<&str>)> = after
+            .iter()
+            .filter(|job| !before.contains(job))
+            .map(|(rel, proc, _, drop)| (rel.as_str(), proc.as_str(), drop.as_deref()))
+            .collect();
+        ensure!(
+            replaced
+                == [
+                    ("agg_1m", "policy_retention", Some("10 days")),
+                    ("agg_org_1m", "policy_retention", Some("10 days"))
+                ],
+            "replaced: {replaced:?}"
+        );
+        // Back to the suite's settings.
+        ensure!(agentops_runtime::db::prepare(&pool, &db).await? == expect);
     }
 
     // Relation shapes: identical in both modes.

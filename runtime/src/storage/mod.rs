@@ -735,43 +735,37 @@ async fn setup_timescale(conn: &mut PgConnection, cfg: &StorageConfig) -> Result
         )
         .await?;
         let (start, end, every) = refresh_policy(l, late);
-        exec(
+        ensure_policy(
             conn,
-            &format!("SELECT remove_continuous_aggregate_policy('{name}', if_exists => TRUE)"),
-        )
-        .await?;
-        exec(
-            conn,
-            &format!(
-                "SELECT add_continuous_aggregate_policy('{name}', start_offset => INTERVAL '{start}',
-                     end_offset => INTERVAL '{end}', schedule_interval => INTERVAL '{every}')"
-            ),
+            name,
+            Proc::Refresh,
+            Some(Policy {
+                matches: format!(
+                    "(config->>'start_offset')::interval = INTERVAL '{start}'
+                     AND (config->>'end_offset')::interval = INTERVAL '{end}'
+                     AND schedule_interval = INTERVAL '{every}'"
+                ),
+                add: format!(
+                    "SELECT add_continuous_aggregate_policy('{name}', start_offset => INTERVAL '{start}',
+                         end_offset => INTERVAL '{end}', schedule_interval => INTERVAL '{every}')"
+                ),
+            }),
         )
         .await?;
         level_retention_and_compression(conn, cfg, l).await?;
     }
     unpriced_indexes(conn).await?;
-    exec(
+    let days = cfg.raw_retention_days;
+    ensure_policy(
         conn,
-        "SELECT remove_retention_policy('events', if_exists => TRUE)",
+        "events",
+        Proc::Retention,
+        (days > 0).then(|| Policy::retention("events", &format!("{days} days"))),
     )
     .await?;
-    if cfg.raw_retention_days > 0 {
-        exec(
-            conn,
-            &format!(
-                "SELECT add_retention_policy('events', INTERVAL '{} days')",
-                cfg.raw_retention_days
-            ),
-        )
-        .await?;
-    }
-    exec(
-        conn,
-        "SELECT remove_compression_policy('events', if_exists => TRUE)",
-    )
-    .await?;
-    if cfg.compress_after_days > 0 {
+    if cfg.compress_after_days == 0 {
+        ensure_policy(conn, "events", Proc::Compression, None).await?;
+    } else {
         let enabled: Option<bool> = sqlx::query_scalar(
             "SELECT compression_enabled FROM timescaledb_information.hypertables
              WHERE hypertable_name = 'events'",
@@ -786,16 +780,102 @@ async fn setup_timescale(conn: &mut PgConnection, cfg: &StorageConfig) -> Result
             )
             .await?;
         }
-        exec(
+        let after = format!("{} days", cfg.compress_after_days);
+        ensure_policy(
             conn,
-            &format!(
-                "SELECT add_compression_policy('events', INTERVAL '{} days')",
-                cfg.compress_after_days
-            ),
+            "events",
+            Proc::Compression,
+            Some(Policy::compression("events", &after)),
         )
         .await?;
     }
     Ok(())
+}
+
+/// A TimescaleDB policy job's procedure.
+#[derive(Clone, Copy)]
+enum Proc {
+    Refresh,
+    Retention,
+    Compression,
+}
+
+impl Proc {
+    fn name(self) -> &'static str {
+        match self {
+            Proc::Refresh => "policy_refresh_continuous_aggregate",
+            Proc::Retention => "policy_retention",
+            Proc::Compression => "policy_compression",
+        }
+    }
+
+    fn remove_sql(self, relation: &str) -> String {
+        let f = match self {
+            Proc::Refresh => "remove_continuous_aggregate_policy",
+            Proc::Retention => "remove_retention_policy",
+            Proc::Compression => "remove_compression_policy",
+        };
+        format!("SELECT {f}('{relation}', if_exists => TRUE)")
+    }
+}
+
+/// A policy as set-up wants it: a condition its job's `config` and
+/// `schedule_interval` meet (intervals compared as intervals, not as the
+/// text TimescaleDB stores), and the statement that adds it.
+struct Policy {
+    matches: String,
+    add: String,
+}
+
+impl Policy {
+    fn retention(relation: &str, after: &str) -> Self {
+        Self {
+            matches: format!("(config->>'drop_after')::interval = INTERVAL '{after}'"),
+            add: format!("SELECT add_retention_policy('{relation}', drop_after => INTERVAL '{after}')"),
+        }
+    }
+
+    fn compression(relation: &str, after: &str) -> Self {
+        Self {
+            matches: format!("(config->>'compress_after')::interval = INTERVAL '{after}'"),
+            add: format!(
+                "SELECT add_compression_policy('{relation}', compress_after => INTERVAL '{after}')"
+            ),
+        }
+    }
+}
+
+/// Make `relation`'s `proc` policy what `want` says (`None`: none),
+/// touching it only when it differs: every component runs set-up at every
+/// start, and a policy removed and added again is a new job (its schedule
+/// and statistics start over, and for a moment there is none).
+async fn ensure_policy(
+    conn: &mut PgConnection,
+    relation: &str,
+    proc: Proc,
+    want: Option<Policy>,
+) -> Result<()> {
+    let matches = want.as_ref().map_or("false", |p| p.matches.as_str());
+    let (matching, jobs): (i64, i64) = sqlx::query_as(&format!(
+        "SELECT count(*) FILTER (WHERE {matches}), count(*)
+         FROM timescaledb_information.jobs WHERE hypertable_name = $1 AND proc_name = $2"
+    ))
+    .bind(relation)
+    .bind(proc.name())
+    .fetch_one(&mut *conn)
+    .await?;
+    match want {
+        Some(_) if (matching, jobs) == (1, 1) => Ok(()),
+        None if jobs == 0 => Ok(()),
+        want => {
+            exec(conn, &proc.remove_sql(relation)).await?;
+            if let Some(p) = want {
+                tracing::info!(relation, policy = proc.name(), "setting a TimescaleDB policy");
+                exec(conn, &p.add).await?;
+            }
+            Ok(())
+        }
+    }
 }
 
 /// TimescaleDB: the retention policy of a level (minutes and hours per
@@ -809,25 +889,17 @@ async fn level_retention_and_compression(
     l: &Level,
 ) -> Result<()> {
     let name = l.name;
-    exec(
-        conn,
-        &format!("SELECT remove_retention_policy('{name}', if_exists => TRUE)"),
-    )
-    .await?;
     let days = cfg.retention_days(l.width);
-    if days > 0 {
-        exec(
-            conn,
-            &format!("SELECT add_retention_policy('{name}', drop_after => INTERVAL '{days} days')"),
-        )
-        .await?;
-    }
-    exec(
+    ensure_policy(
         conn,
-        &format!("SELECT remove_compression_policy('{name}', if_exists => TRUE)"),
+        name,
+        Proc::Retention,
+        (days > 0).then(|| Policy::retention(name, &format!("{days} days"))),
     )
     .await?;
-    if cfg.compress_after_days > 0 {
+    if cfg.compress_after_days == 0 {
+        ensure_policy(conn, name, Proc::Compression, None).await?;
+    } else {
         let enabled: Option<bool> = sqlx::query_scalar(
             "SELECT compression_enabled FROM timescaledb_information.continuous_aggregates
              WHERE view_name = $1",
@@ -842,12 +914,12 @@ async fn level_retention_and_compression(
             )
             .await?;
         }
-        let after = cagg_compress_after_hours(l, cfg);
-        exec(
+        let after = format!("{} hours", cagg_compress_after_hours(l, cfg));
+        ensure_policy(
             conn,
-            &format!(
-                "SELECT add_compression_policy('{name}', compress_after => INTERVAL '{after} hours')"
-            ),
+            name,
+            Proc::Compression,
+            Some(Policy::compression(name, &after)),
         )
         .await?;
     }
