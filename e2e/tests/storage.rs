@@ -446,7 +446,10 @@ async fn suite(url: &str, choice: ModeChoice, expect: Mode) -> Result<()> {
         };
         let before = job_ids().await?;
         ensure!(agentops_runtime::db::prepare(&pool, &db).await? == expect);
-        ensure!(job_ids().await? == before, "set-up replaced unchanged policies");
+        ensure!(
+            job_ids().await? == before,
+            "set-up replaced unchanged policies"
+        );
         let longer = DatabaseConfig {
             storage: StorageConfig {
                 minute_retention_days: 10,

@@ -167,7 +167,10 @@ pub async fn projections(o: ProjectionsOptions) -> Result<()> {
     // The writer hands the deriver its batches as the worker's does.
     let handoff = Handoff::new(o.derive_chunk);
     let mut writer = Writer::new(path, "bench").handing_over(handoff.clone());
-    let warm = in_org(synthetic(o.batch, 10, chrono::Duration::hours(20)), "warmup");
+    let warm = in_org(
+        synthetic(o.batch, 10, chrono::Duration::hours(20)),
+        "warmup",
+    );
     let mut conn = pool.acquire().await?;
     let today = Utc::now().date_naive();
     storage::ensure_partitions(&mut conn, &[today.pred_opt().unwrap_or(today), today]).await?;
@@ -206,7 +209,11 @@ pub async fn projections(o: ProjectionsOptions) -> Result<()> {
             o.batch
         );
         let w = writer_phase(&pool, &o, path, &handoff, &mut writer, &events, &org, round).await?;
-        eprintln!("bench-projections: round {}/{}: raw binary COPY phase", round + 1, o.repeat);
+        eprintln!(
+            "bench-projections: round {}/{}: raw binary COPY phase",
+            round + 1,
+            o.repeat
+        );
         let payloads: Vec<Vec<u8>> = events.chunks(o.batch).map(copy_payload).collect();
         let started = Instant::now();
         for p in payloads {
@@ -342,7 +349,11 @@ async fn writer_phase(
     let written = async {
         for (i, chunk) in events.chunks(o.batch).enumerate() {
             // A partition of its own per round.
-            let offsets = [("bench".to_owned(), round as i32, (i as i64 + 1) * o.batch as i64)];
+            let offsets = [(
+                "bench".to_owned(),
+                round as i32,
+                (i as i64 + 1) * o.batch as i64,
+            )];
             let applied = writer.apply(&mut conn, chunk, &offsets).await?;
             ensure!(applied.inserted == chunk.len(), "batch {i}: {applied:?}");
         }
@@ -356,12 +367,11 @@ async fn writer_phase(
     let (writer_secs, (derived, handed)) = (written?, derived?);
     let total_secs = started.elapsed().as_secs_f64();
     drop(conn);
-    let (agg,): (i64,) = sqlx::query_as(
-        "SELECT COALESCE(sum(events), 0)::int8 FROM agg_org_1h WHERE org_id = $1",
-    )
-    .bind(org)
-    .fetch_one(pool)
-    .await?;
+    let (agg,): (i64,) =
+        sqlx::query_as("SELECT COALESCE(sum(events), 0)::int8 FROM agg_org_1h WHERE org_id = $1")
+            .bind(org)
+            .fetch_one(pool)
+            .await?;
     // (The TimescaleDB-mode path leaves the levels to TimescaleDB.)
     ensure!(
         o.timescale_path || agg == events.len() as i64,

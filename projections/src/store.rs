@@ -336,7 +336,8 @@ impl FoldShape {
                 levels: LEVELS
                     .iter()
                     .map(|l| {
-                        let mask = std::array::from_fn(|i| l.dims.contains(&storage::DIMENSIONS[i]));
+                        let mask =
+                            std::array::from_fn(|i| l.dims.contains(&storage::DIMENSIONS[i]));
                         (mask, width_micros(l.width))
                     })
                     .collect(),

@@ -28,7 +28,8 @@ pub fn connect_options(cfg: &DatabaseConfig) -> Result<PgConnectOptions> {
 async fn init_connection(conn: &mut PgConnection) -> sqlx::Result<()> {
     conn.execute("DEALLOCATE ALL").await?;
     conn.execute("SET jit = off").await?;
-    conn.execute("SET plan_cache_mode = force_custom_plan").await?;
+    conn.execute("SET plan_cache_mode = force_custom_plan")
+        .await?;
     Ok(())
 }
 

@@ -831,7 +831,9 @@ impl Policy {
     fn retention(relation: &str, after: &str) -> Self {
         Self {
             matches: format!("(config->>'drop_after')::interval = INTERVAL '{after}'"),
-            add: format!("SELECT add_retention_policy('{relation}', drop_after => INTERVAL '{after}')"),
+            add: format!(
+                "SELECT add_retention_policy('{relation}', drop_after => INTERVAL '{after}')"
+            ),
         }
     }
 
@@ -870,7 +872,11 @@ async fn ensure_policy(
         want => {
             exec(conn, &proc.remove_sql(relation)).await?;
             if let Some(p) = want {
-                tracing::info!(relation, policy = proc.name(), "setting a TimescaleDB policy");
+                tracing::info!(
+                    relation,
+                    policy = proc.name(),
+                    "setting a TimescaleDB policy"
+                );
                 exec(conn, &p.add).await?;
             }
             Ok(())
