@@ -57,6 +57,8 @@ pub struct Stack {
     pub http: reqwest::Client,
     ports: HashMap<Component, Vec<u16>>,
     children: Vec<(Component, usize, Child)>,
+    /// Where each instance's latest start begins in its (appended) log.
+    log_from: HashMap<(Component, usize), u64>,
     extra_env: Vec<(String, String)>,
     dynamic_membership: bool,
 }
@@ -211,6 +213,7 @@ impl Stack {
                 .build()?,
             ports: HashMap::new(),
             children: Vec::new(),
+            log_from: HashMap::new(),
             extra_env: with_console(env)?,
             dynamic_membership: opts.dynamic_membership,
         };

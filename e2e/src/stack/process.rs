@@ -36,6 +36,7 @@ impl Stack {
             .create(true)
             .append(true)
             .open(&log)?;
+        self.log_from.insert((c, instance), out.metadata()?.len());
         let group = self.group(c);
         let mut cmd = Command::new(&path);
         if let Some(g) = group {
@@ -126,8 +127,8 @@ impl Stack {
                 return Ok(());
             }
             let log = std::fs::read(self.log_path(c, instance)).unwrap_or_default();
-            let tail = String::from_utf8_lossy(&log[log.len().saturating_sub(4096)..]).into_owned();
-            if !tail.contains("Address already in use") {
+            let from = self.log_from.get(&(c, instance)).copied().unwrap_or(0) as usize;
+            if !port_was_taken(&log, from) {
                 break;
             }
             self.children
@@ -241,5 +242,35 @@ fn process_gone(pid: u32) -> bool {
         Ok(stat) => stat
             .rsplit_once(')')
             .is_some_and(|(_, rest)| rest.trim_start().starts_with(['Z', 'X'])),
+    }
+}
+
+/// Whether the start whose output begins at `from` in an instance's
+/// (appended) log failed because its port was taken. The whole of that
+/// start's output is read: the error comes first, then a backtrace longer
+/// than any fixed tail.
+fn port_was_taken(log: &[u8], from: usize) -> bool {
+    String::from_utf8_lossy(log.get(from..).unwrap_or_default()).contains("Address already in use")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::port_was_taken;
+
+    #[test]
+    fn a_taken_port_is_seen_past_the_backtrace_and_only_in_this_start() {
+        let backtrace: String = (0..200)
+            .map(|i| format!("  {i}: some::frame\n             at ./src/main.rs:60:25\n"))
+            .collect();
+        let taken = format!(
+            "Error: task http failed (error): io: Address already in use (os error 98)\n\
+             Stack backtrace:\n{backtrace}"
+        );
+        assert!(backtrace.len() > 4096);
+        assert!(port_was_taken(taken.as_bytes(), 0));
+        // An earlier start's failure, then this one's other error.
+        let log = format!("{taken}Error: database unreachable\n{backtrace}");
+        assert!(!port_was_taken(log.as_bytes(), taken.len()));
+        assert!(port_was_taken(log.as_bytes(), 0));
     }
 }
