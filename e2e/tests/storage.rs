@@ -236,10 +236,6 @@ fn levels() -> impl Iterator<Item = &'static str> {
     storage::LEVELS.iter().map(|l| l.name)
 }
 
-/// Per bucket (and key) of the levels of one width: the four-key level
-/// summed up and the org level, or the one-dimension level (per agent,
-/// workflow, provider and model), hold the same events, runs, tokens, cost
-/// and histogram (each answers what the four-key one would).
 /// Pooled connections plan each execution of a prepared statement with its
 /// parameters (`plan_cache_mode = force_custom_plan`): a window's bounds
 /// prune the time partitions when the statement is planned. Left to
@@ -269,6 +265,10 @@ async fn pooled_connections_plan_each_execution_with_its_parameters() -> Result<
     Ok(())
 }
 
+/// Per bucket (and key) of the levels of one width: the four-key level
+/// summed up and the org level, or the one-dimension level (per agent,
+/// workflow, provider and model), hold the same events, runs, tokens, cost
+/// and histogram (each answers what the four-key one would).
 async fn org_levels_match(pool: &PgPool, org: &str) -> Result<()> {
     let hist = storage::merged_histogram_sql();
     for l in storage::LEVELS
